@@ -1,0 +1,168 @@
+// Package pgtest gives each test its own Postgres database, cloned from a
+// template database that is migrated once per test process.
+//
+// Cloning a template is much faster than migrating, so every test starts
+// from a clean, fully migrated schema without paying for the migrations.
+// The server comes from TEST_DATABASE_URL, then DATABASE_URL, then the
+// machine's default Postgres at 127.0.0.1:5432.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultServerURL is the Postgres that tests use when no variable names one.
+const DefaultServerURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Template names a template database and the migration that builds it.
+type Template struct {
+	// Name is a short identifier made of lowercase letters, digits and
+	// underscores; it becomes part of the database names.
+	Name string
+	// Migrate brings the empty database at url up to the current schema.
+	Migrate func(ctx context.Context, url string) error
+}
+
+// ServerURL returns the URL of the Postgres server the tests use.
+func ServerURL() string {
+	for _, name := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if v := os.Getenv(name); v != "" {
+			return v
+		}
+	}
+	return DefaultServerURL
+}
+
+var (
+	mu       sync.Mutex
+	prepared = map[string]error{}
+)
+
+// NewDatabase creates a database cloned from tmpl, returns its URL and drops
+// it when the test ends. The test fails at once if Postgres is unreachable:
+// a database test that cannot reach its database must not pass.
+func NewDatabase(t testing.TB, tmpl Template) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	server := ServerURL()
+	tmplDB := "tmpl_" + tmpl.Name
+	if err := prepare(ctx, server, tmplDB, tmpl); err != nil {
+		t.Fatalf("pgtest: prepare template %s: %v", tmplDB, err)
+	}
+
+	name := fmt.Sprintf("t_%s_%s", tmpl.Name, randomSuffix())
+	err := withLock(ctx, server, tmplDB, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{tmplDB}.Sanitize())
+		return err
+	})
+	if err != nil {
+		t.Fatalf("pgtest: clone %s: %v", tmplDB, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: drop %s: %v", name, err)
+		}
+	})
+	u, err := WithDatabase(server, name)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return u
+}
+
+// WithDatabase returns server with its database name replaced by name.
+func WithDatabase(server, name string) (string, error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("parse server url: want postgres://user@host:port/db, got a value that is not one")
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// prepare rebuilds the template once per process. Other test processes may
+// use the same template at the same moment, so the rebuild and every clone
+// happen under one advisory lock per template.
+func prepare(ctx context.Context, server, tmplDB string, tmpl Template) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if err, ok := prepared[tmplDB]; ok {
+		return err
+	}
+	err := withLock(ctx, server, tmplDB, func(conn *pgx.Conn) error {
+		quoted := pgx.Identifier{tmplDB}.Sanitize()
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop old template: %w", err)
+		}
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+quoted); err != nil {
+			return fmt.Errorf("create template: %w", err)
+		}
+		u, err := WithDatabase(server, tmplDB)
+		if err != nil {
+			return err
+		}
+		if err := tmpl.Migrate(ctx, u); err != nil {
+			return fmt.Errorf("migrate template: %w", err)
+		}
+		return nil
+	})
+	prepared[tmplDB] = err
+	return err
+}
+
+func withLock(ctx context.Context, server, key string, fn func(*pgx.Conn) error) error {
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return fmt.Errorf("connect to %s (start Postgres, or set TEST_DATABASE_URL): %w", redact(server), err)
+	}
+	defer conn.Close(context.Background())
+	h := fnv.New64a()
+	h.Write([]byte("pgtest:" + key))
+	id := int64(h.Sum64())
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", id); err != nil {
+		return fmt.Errorf("lock template: %w", err)
+	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", id)
+	return fn(conn)
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// redact hides the password of a database URL so it can be shown in errors.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable database url)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
