@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/grpc/connectivity"
+)
+
+// run keeps st open until the subscription ends.
+func (s *Subscription) run(st *stream) {
+	attempt := 0
+	for {
+		established, err := s.serve(st)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if s.c.conn.GetState() == connectivity.Shutdown {
+			s.c.opts.logger.Info("xmtp subscription ends: client closed")
+			s.cancel()
+			return
+		}
+		if established {
+			attempt = 0
+		}
+		wait := s.backoff(attempt)
+		attempt++
+		s.c.opts.logger.Warn("xmtp subscription disconnected", "err", err, "retry_in", wait)
+		select {
+		case <-time.After(wait):
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// backoff returns the wait before retry n: an exponential step, capped,
+// with jitter between half and all of it.
+func (s *Subscription) backoff(n int) time.Duration {
+	step := s.c.opts.minBackoff
+	for i := 0; i < n && step < s.c.opts.maxBackoff; i++ {
+		step *= 2
+	}
+	step = min(step, s.c.opts.maxBackoff)
+	half := step / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// serve runs one Subscribe2 call for st until it breaks. It reports
+// whether the stream was established.
+func (s *Subscription) serve(st *stream) (bool, error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	call, err := s.c.api.Subscribe2(ctx)
+	if err != nil {
+		return false, err
+	}
+	// The node sends a header once the subscription is live.
+	if _, err := call.Header(); err != nil {
+		return false, err
+	}
+	// Drop a stale change signal: the full set goes out now.
+	select {
+	case <-st.changed:
+	default:
+	}
+	if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: s.topicList(st)}); err != nil {
+		return false, err
+	}
+
+	// Everything since each topic's last seen envelope is fetched again.
+	s.mu.Lock()
+	from := make(map[string]uint64, len(st.topics))
+	for t := range st.topics {
+		from[t] = s.startOf(s.topics[t])
+	}
+	s.mu.Unlock()
+	s.setConnected(st, true)
+	defer s.setConnected(st, false)
+	s.scheduleTwice(from)
+
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-st.changed:
+				if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: s.topicList(st)}); err != nil {
+					sendErr <- err
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	for {
+		env, err := call.Recv()
+		if err != nil {
+			select {
+			case serr := <-sendErr:
+				return true, serr
+			default:
+			}
+			return true, err
+		}
+		s.deliver(env)
+	}
+}

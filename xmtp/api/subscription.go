@@ -1,0 +1,232 @@
+package api
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+)
+
+// Subscription is a live feed of envelopes whose topic set changes with
+// Add and Remove. Its topics travel on one Subscribe2 stream (one more per
+// WithMaxTopicsPerStream topics); each topic change is a new request on
+// the stream that carries it. Streams reconnect with exponential backoff
+// and jitter when they break. After each (re)connection, and after each
+// Add, the subscription queries every affected topic from its last seen
+// timestamp (or from when it was added), less the clock-skew allowance, so
+// nothing published while a stream was down or not yet in place is
+// missed; envelopes seen twice are delivered once.
+//
+// Goroutines: one per stream (plus its sender), and catchUpLoop for the
+// catch-up queries. All deliver into out, which is closed after they have
+// ended. Lock order: Subscription.mu, then Subscription.stateMu.
+type Subscription struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    chan *messagev1.Envelope
+	done   chan struct{}
+	wake   chan struct{} // catch-up work is pending
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool // no more stream goroutines may start
+	topics  map[string]*topicState
+	streams []*stream
+	pending map[string]uint64 // topic -> catch-up start, ns
+	recent  recentSet
+
+	stateMu   sync.Mutex
+	reported  bool // the last connection state given to the callback
+	connected atomic.Bool
+}
+
+type topicState struct {
+	added    uint64 // ns
+	lastSeen uint64 // ns; 0 until an envelope is seen
+	stream   *stream
+}
+
+// stream is one Subscribe2 stream and the topics it carries.
+type stream struct {
+	topics    map[string]struct{} // guarded by Subscription.mu
+	changed   chan struct{}       // the topic set changed; resend it
+	connected atomic.Bool
+}
+
+// Subscribe starts a subscription with no topics. It lives until Close, or
+// until ctx ends.
+func (c *Client) Subscribe(ctx context.Context) *Subscription {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &Subscription{
+		c:       c,
+		ctx:     sctx,
+		cancel:  cancel,
+		out:     make(chan *messagev1.Envelope, c.opts.buffer),
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		topics:  map[string]*topicState{},
+		pending: map[string]uint64{},
+		recent:  newRecentSet(1 << 16),
+	}
+	s.mu.Lock()
+	s.addStream()
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.catchUpLoop() }()
+	go func() {
+		<-sctx.Done()
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.wg.Wait()
+		close(s.out)
+		close(s.done)
+	}()
+	return s
+}
+
+// addStream starts one more stream; s.mu is held. After the subscription
+// ends nothing starts.
+func (s *Subscription) addStream() *stream {
+	st := &stream{topics: map[string]struct{}{}, changed: make(chan struct{}, 1)}
+	s.streams = append(s.streams, st)
+	if !s.closed {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.run(st) }()
+	}
+	return st
+}
+
+// Envelopes returns the channel of received envelopes. It is closed when
+// the subscription ends.
+func (s *Subscription) Envelopes() <-chan *messagev1.Envelope { return s.out }
+
+// Connected reports whether every stream of the subscription is currently
+// established. Readiness checks and the "XMTP subscription disconnected"
+// alert use it.
+func (s *Subscription) Connected() bool { return s.connected.Load() }
+
+// Close ends the subscription and waits for its goroutines.
+func (s *Subscription) Close() {
+	s.cancel()
+	<-s.done
+}
+
+// Add subscribes to topics. Envelopes of a new topic are delivered from
+// the moment it is added, including those published while the node learns
+// of the change.
+func (s *Subscription) Add(topics ...string) {
+	now := uint64(time.Now().UnixNano())
+	added := map[*stream]map[string]uint64{}
+	s.mu.Lock()
+	for _, t := range topics {
+		if _, ok := s.topics[t]; ok {
+			continue
+		}
+		st := s.streamWithRoom()
+		st.topics[t] = struct{}{}
+		ts := &topicState{added: now, stream: st}
+		s.topics[t] = ts
+		if added[st] == nil {
+			added[st] = map[string]uint64{}
+		}
+		added[st][t] = s.startOf(ts)
+	}
+	s.mu.Unlock()
+	for st, from := range added {
+		signal(st.changed)
+		// A stream that is down catches up on all its topics when it
+		// reconnects.
+		if st.connected.Load() {
+			s.scheduleTwice(from)
+		}
+	}
+}
+
+// streamWithRoom returns a stream that can carry one more topic; s.mu is
+// held.
+func (s *Subscription) streamWithRoom() *stream {
+	for _, st := range s.streams {
+		if len(st.topics) < s.c.opts.perStream {
+			return st
+		}
+	}
+	return s.addStream()
+}
+
+// Remove unsubscribes from topics.
+func (s *Subscription) Remove(topics ...string) {
+	changed := map[*stream]bool{}
+	s.mu.Lock()
+	for _, t := range topics {
+		ts, ok := s.topics[t]
+		if !ok {
+			continue
+		}
+		delete(ts.stream.topics, t)
+		delete(s.topics, t)
+		delete(s.pending, t)
+		changed[ts.stream] = true
+	}
+	s.mu.Unlock()
+	for st := range changed {
+		signal(st.changed)
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// startOf returns where a catch-up of t starts; s.mu is held.
+func (s *Subscription) startOf(t *topicState) uint64 {
+	from := t.added
+	if t.lastSeen > 0 {
+		from = t.lastSeen
+	}
+	skew := uint64(s.c.opts.skew)
+	if from <= skew {
+		return 1
+	}
+	return from - skew
+}
+
+// topicList returns the topics of st, sorted.
+func (s *Subscription) topicList(st *stream) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(st.topics))
+	for t := range st.topics {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// setConnected records the state of one stream and tells the callback
+// when the state of the whole subscription changes.
+func (s *Subscription) setConnected(st *stream, v bool) {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	st.connected.Store(v)
+	s.mu.Lock()
+	all := len(s.streams) > 0
+	for _, x := range s.streams {
+		all = all && x.connected.Load()
+	}
+	s.mu.Unlock()
+	s.connected.Store(all)
+	if all != s.reported {
+		s.reported = all
+		if fn := s.c.opts.onConnected; fn != nil {
+			fn(all)
+		}
+	}
+}

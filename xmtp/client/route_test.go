@@ -1,0 +1,99 @@
+package client
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/xmtp/api"
+	"github.com/xmtpbridge/bridge/xmtp/content"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+func queryTopic(t *testing.T, conn *api.Client, topic string) []*messagev1.Envelope {
+	t.Helper()
+	var out []*messagev1.Envelope
+	if err := conn.QueryAll(testContext(t), topic, 0, 0, func(e *messagev1.Envelope) error {
+		out = append(out, e)
+		return nil
+	}); err != nil {
+		t.Fatalf("query %s: %v", topic, err)
+	}
+	return out
+}
+
+// TestHandleRoutesEnvelopes drives a Client the way a node that multiplexes
+// one subscription does: envelopes come from outside and go to Handle.
+func TestHandleRoutesEnvelopes(t *testing.T) {
+	n := startNode(t)
+	alice, bob := newClient(t, n), newClient(t, n)
+	ctx := testContext(t)
+	sent, err := alice.Send(ctx, bob.Address(), content.Text("routed"), "r-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bob.Topics(); len(got) != 1 || got[0] != keys.InviteTopic(bob.Address()) {
+		t.Fatalf("topics before invitation: %v", got)
+	}
+	invs := queryTopic(t, alice.api, keys.InviteTopic(bob.Address()))
+	if len(invs) != 1 {
+		t.Fatalf("%d invitations", len(invs))
+	}
+	_, conv, err := bob.Handle(invs[0])
+	if err != nil || conv == nil || conv.Topic != sent.Topic || conv.ID != "r-1" {
+		t.Fatalf("handle invitation: %+v %v", conv, err)
+	}
+	if _, again, _ := bob.Handle(invs[0]); again != nil {
+		t.Fatal("known invitation reported as new")
+	}
+	if !slices.Contains(bob.Topics(), sent.Topic) {
+		t.Fatalf("topics after invitation: %v", bob.Topics())
+	}
+	msgs := queryTopic(t, alice.api, sent.Topic)
+	m, _, err := bob.Handle(msgs[0])
+	if err != nil || m == nil || m.ConversationID != "r-1" || m.Sender != alice.Address() {
+		t.Fatalf("handle message: %+v %v", m, err)
+	}
+	// Alice's own message is not inbound for her.
+	aliceConv, _ := alice.Conversation(ctx, bob.Address(), "r-1")
+	if own, _, err := alice.Handle(msgs[0]); own != nil || err != nil || aliceConv == nil {
+		t.Fatalf("own message: %+v %v", own, err)
+	}
+	// A tampered envelope is rejected, typed and counted.
+	bad := &messagev1.Envelope{ContentTopic: sent.Topic, TimestampNs: msgs[0].TimestampNs, Message: append([]byte(nil), msgs[0].Message...)}
+	bad.Message[len(bad.Message)-40] ^= 0xff
+	if _, _, err := bob.Handle(bad); err == nil {
+		t.Fatal("tampered envelope accepted")
+	}
+	if snap := bob.Rejections().Snapshot(); snap["tampered"]+snap["truncated"] != 1 {
+		t.Fatalf("rejections %v", snap)
+	}
+
+	// A conversation stored as bytes and restored into a fresh client
+	// still reads the messages.
+	data, err := conv.MarshalInvitation()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := conversation.RestoreBytes(conv.Self, conv.Peer, conv.Created, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := New(Config{Bundle: bob.bundle, API: bob.api})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fresh.AddConversation(restored) || fresh.AddConversation(restored) {
+		t.Fatal("AddConversation novelty")
+	}
+	got, err := fresh.Messages(ctx, restored.Topic)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("restored read: %d %v", len(got), err)
+	}
+	if _, err := fresh.Messages(ctx, keys.ConversationTopic("ff")); !errors.Is(err, ErrUnknownConversation) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+}

@@ -1,0 +1,157 @@
+package node
+
+import (
+	"sync"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+)
+
+// fanout delivers newly stored envelopes to the open subscriptions of this
+// process. Each subscriber has a bounded buffer; a publisher never waits
+// for a subscriber. A subscriber whose buffer is full is cut off: its cut
+// channel closes and its stream ends with ResourceExhausted, while every
+// other subscriber keeps receiving.
+//
+// Lock order: fanout.mu, then subscriber.mu.
+type fanout struct {
+	mu      sync.RWMutex
+	byTopic map[string]map[*subscriber]struct{}
+	all     map[*subscriber]struct{}
+	onCut   func()
+}
+
+// subscriber is one subscription stream.
+type subscriber struct {
+	ch      chan *messagev1.Envelope
+	cut     chan struct{}
+	cutOnce sync.Once
+	all     bool
+
+	mu     sync.Mutex
+	topics map[string]struct{}
+	gone   bool // unsubscribed; later topic changes are ignored
+}
+
+func newFanout(onCut func()) *fanout {
+	return &fanout{
+		byTopic: map[string]map[*subscriber]struct{}{},
+		all:     map[*subscriber]struct{}{},
+		onCut:   onCut,
+	}
+}
+
+// subscribe registers a subscriber with a buffer of size buffer. A
+// subscriber made with all set receives every envelope; the others receive
+// the topics set by setTopics.
+func (f *fanout) subscribe(all bool, buffer int) *subscriber {
+	s := &subscriber{
+		ch:     make(chan *messagev1.Envelope, buffer),
+		cut:    make(chan struct{}),
+		all:    all,
+		topics: map[string]struct{}{},
+	}
+	if all {
+		f.mu.Lock()
+		f.all[s] = struct{}{}
+		f.mu.Unlock()
+	}
+	return s
+}
+
+// setTopics replaces the subscriber's topic set.
+func (f *fanout) setTopics(s *subscriber, topics []string) {
+	next := make(map[string]struct{}, len(topics))
+	for _, t := range topics {
+		next[t] = struct{}{}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return
+	}
+	for t := range s.topics {
+		if _, keep := next[t]; keep {
+			continue
+		}
+		if subs := f.byTopic[t]; subs != nil {
+			delete(subs, s)
+			if len(subs) == 0 {
+				delete(f.byTopic, t)
+			}
+		}
+	}
+	for t := range next {
+		subs := f.byTopic[t]
+		if subs == nil {
+			subs = map[*subscriber]struct{}{}
+			f.byTopic[t] = subs
+		}
+		subs[s] = struct{}{}
+	}
+	s.topics = next
+}
+
+// unsubscribe removes the subscriber from every topic.
+func (f *fanout) unsubscribe(s *subscriber) {
+	f.setTopics(s, nil)
+	f.mu.Lock()
+	delete(f.all, s)
+	s.mu.Lock()
+	s.gone = true
+	s.mu.Unlock()
+	f.mu.Unlock()
+}
+
+// publish hands each envelope to the subscribers of its topic without
+// blocking.
+func (f *fanout) publish(envs []*messagev1.Envelope) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, env := range envs {
+		for s := range f.byTopic[env.ContentTopic] {
+			f.offer(s, env)
+		}
+		for s := range f.all {
+			f.offer(s, env)
+		}
+	}
+}
+
+func (f *fanout) offer(s *subscriber, env *messagev1.Envelope) {
+	select {
+	case <-s.cut:
+		return
+	default:
+	}
+	select {
+	case s.ch <- env:
+	default:
+		s.cutOnce.Do(func() {
+			close(s.cut)
+			if f.onCut != nil {
+				f.onCut()
+			}
+		})
+	}
+}
+
+// wants reports whether the subscriber still listens to topic; an
+// envelope buffered before a Subscribe2 update may no longer be wanted.
+func (s *subscriber) wants(topic string) bool {
+	if s.all {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.topics[topic]
+	return ok
+}
+
+// subscriberCount returns how many subscribers listen to topic.
+func (f *fanout) subscriberCount(topic string) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.byTopic[topic])
+}

@@ -1,0 +1,81 @@
+package node
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a request is rejected, used as the reason label of
+// bridge_xmtpnode_requests_rejected_total.
+const (
+	reasonTooLarge        = "envelope_too_large"
+	reasonTooManyTopics   = "too_many_topics"
+	reasonNoTopics        = "no_topics"
+	reasonBadTopic        = "malformed_topic"
+	reasonBadTimestamp    = "bad_timestamp"
+	reasonBadCursor       = "bad_cursor"
+	reasonBadLimit        = "bad_limit"
+	reasonUnauthenticated = "unauthenticated"
+	reasonForbidden       = "permission_denied"
+)
+
+// metrics are the node's Prometheus instruments.
+type metrics struct {
+	published   prometheus.Counter
+	subscribers prometheus.Gauge
+	cutOff      prometheus.Counter
+	rejected    *prometheus.CounterVec
+	queryTime   prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_xmtpnode_envelopes_published_total",
+			Help: "Envelopes stored by the local XMTP node (duplicates not counted).",
+		}),
+		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bridge_xmtpnode_subscribers",
+			Help: "Subscription streams open on the local XMTP node.",
+		}),
+		cutOff: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_xmtpnode_subscribers_cut_off_total",
+			Help: "Subscription streams ended because the subscriber fell behind.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_xmtpnode_requests_rejected_total",
+			Help: "Requests rejected by the local XMTP node, by reason.",
+		}, []string{"reason"}),
+		queryTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bridge_xmtpnode_query_duration_seconds",
+			Help:    "Time to answer one query from the envelope store.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	var err error
+	m.published = register(reg, m.published, &err)
+	m.subscribers = register(reg, m.subscribers, &err)
+	m.cutOff = register(reg, m.cutOff, &err)
+	m.rejected = register(reg, m.rejected, &err)
+	m.queryTime = register(reg, m.queryTime, &err)
+	return m, err
+}
+
+// register registers c on reg. When a node is restarted on the same
+// registry the collector already exists; the existing one is reused so the
+// counts carry on.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		if *errp == nil {
+			*errp = err
+		}
+	}
+	return c
+}

@@ -1,0 +1,290 @@
+// Package node is the local XMTP node: a message API v1 server that stores
+// envelopes in Postgres and serves them over gRPC and over the HTTP/JSON
+// gateway that JavaScript clients use, compatible with xmtp-node-go as
+// xmtp-js 12 uses it.
+//
+// Envelopes are stored first and handed to live subscribers of the same
+// process after the transaction commits. Each subscriber has a bounded
+// buffer; one that falls behind is cut off with ResourceExhausted and
+// never slows publishers or other subscribers.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Config configures a Node. Zero values take the defaults.
+type Config struct {
+	// DatabaseURL is the Postgres database holding the envelopes.
+	DatabaseURL string
+	// GRPCAddr is the gRPC listen address; default 127.0.0.1:5556.
+	GRPCAddr string
+	// HTTPAddr is the HTTP/JSON gateway listen address; default
+	// 127.0.0.1:5555.
+	HTTPAddr string
+	// Authn makes Publish require a valid "Authorization: Bearer" token and
+	// restricts contact and private-store topics to their own wallet.
+	Authn bool
+	// MaxEnvelopeBytes bounds an envelope's message; default 1 MiB.
+	MaxEnvelopeBytes int
+	// MaxTopicsPerRequest bounds the topics of a query or subscription
+	// request, the envelopes of a publish and the queries of a batch;
+	// default 1000. The api client spreads a larger topic set over several
+	// Subscribe2 streams (api.WithMaxTopicsPerStream).
+	MaxTopicsPerRequest int
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the node's metrics; nil keeps them private.
+	Registerer prometheus.Registerer
+}
+
+// Defaults of Config.
+const (
+	DefaultGRPCAddr            = "127.0.0.1:5556"
+	DefaultHTTPAddr            = "127.0.0.1:5555"
+	DefaultMaxEnvelopeBytes    = 1 << 20
+	DefaultMaxTopicsPerRequest = 1000
+	// defaultSubscriberBuffer is how many envelopes may wait for one
+	// subscriber before it is cut off.
+	defaultSubscriberBuffer = 1024
+)
+
+// ErrNoDatabase reports a Config without a DatabaseURL.
+var ErrNoDatabase = errors.New("node config: DatabaseURL is empty")
+
+// ErrNotStarted reports a call that needs a started node.
+var ErrNotStarted = errors.New("node not started")
+
+// Node is one local XMTP node. Start it once, and Stop it once.
+type Node struct {
+	cfg              Config
+	log              *slog.Logger
+	metrics          *metrics
+	fanout           *fanout
+	subscriberBuffer int
+
+	mu         sync.Mutex
+	store      *store
+	grpcServer *grpc.Server
+	grpcLis    net.Listener
+	httpServer *http.Server
+	httpLis    net.Listener
+	gwConn     *grpc.ClientConn
+	closing    chan struct{}
+	wg         sync.WaitGroup
+	started    bool
+	stopped    bool
+}
+
+// New checks cfg, fills in its defaults and returns a node that is not
+// listening yet.
+func New(cfg Config) (*Node, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, ErrNoDatabase
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = DefaultGRPCAddr
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.MaxEnvelopeBytes <= 0 {
+		cfg.MaxEnvelopeBytes = DefaultMaxEnvelopeBytes
+	}
+	if cfg.MaxTopicsPerRequest <= 0 {
+		cfg.MaxTopicsPerRequest = DefaultMaxTopicsPerRequest
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register node metrics: %w", err)
+	}
+	n := &Node{
+		cfg:              cfg,
+		log:              cfg.Logger,
+		metrics:          m,
+		subscriberBuffer: defaultSubscriberBuffer,
+		closing:          make(chan struct{}),
+	}
+	n.fanout = newFanout(m.cutOff.Inc)
+	return n, nil
+}
+
+// maxMessageBytes bounds one gRPC message or HTTP body: room for a publish
+// of a few full envelopes and for a full page of query results.
+func (n *Node) maxMessageBytes() int {
+	return max(16<<20, defaultPageSize*(n.cfg.MaxEnvelopeBytes+1024))
+}
+
+// Start migrates the database, opens the pool, and starts the gRPC server
+// and the HTTP gateway. It returns once both listeners accept connections.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.started {
+		return errors.New("start node: already started")
+	}
+	n.started = true
+	if err := Migrate(ctx, n.cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("start node: migrate: %w", err)
+	}
+	pool, err := pgxpool.New(ctx, n.cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("start node: open pool: %w", err)
+	}
+	n.store = &store{pool: pool}
+	if err := n.store.ping(ctx); err != nil {
+		pool.Close()
+		return fmt.Errorf("start node: %w", err)
+	}
+
+	grpcLis, err := net.Listen("tcp", n.cfg.GRPCAddr)
+	if err != nil {
+		pool.Close()
+		return fmt.Errorf("start node: listen grpc: %w", err)
+	}
+	n.grpcLis = grpcLis
+	n.grpcServer = grpc.NewServer(
+		grpc.MaxRecvMsgSize(n.maxMessageBytes()),
+		grpc.MaxSendMsgSize(n.maxMessageBytes()),
+	)
+	messagev1.RegisterMessageApiServer(n.grpcServer, &service{n: n})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.grpcServer.Serve(grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("serve grpc", "err", err)
+		}
+	}()
+
+	conn, err := grpc.Dial("passthrough:///"+grpcLis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(n.maxMessageBytes()),
+			grpc.MaxCallSendMsgSize(n.maxMessageBytes()),
+		),
+	)
+	if err != nil {
+		n.abortStart()
+		return fmt.Errorf("start node: dial own grpc: %w", err)
+	}
+	n.gwConn = conn
+	handler, err := newGateway(context.Background(), conn, int64(2*n.maxMessageBytes()))
+	if err != nil {
+		n.abortStart()
+		return fmt.Errorf("start node: register gateway: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		n.abortStart()
+		return fmt.Errorf("start node: listen http: %w", err)
+	}
+	n.httpLis = httpLis
+	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpServer.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("serve http", "err", err)
+		}
+	}()
+	n.log.Info("xmtp node started", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())
+	return nil
+}
+
+// abortStart undoes a partial Start; n.mu is held.
+func (n *Node) abortStart() {
+	if n.gwConn != nil {
+		n.gwConn.Close()
+	}
+	n.grpcServer.Stop()
+	n.wg.Wait()
+	n.store.pool.Close()
+	n.stopped = true
+}
+
+// GRPCAddr returns the address the gRPC server listens on, or "" before
+// Start.
+func (n *Node) GRPCAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.grpcLis == nil {
+		return ""
+	}
+	return n.grpcLis.Addr().String()
+}
+
+// HTTPAddr returns the address the HTTP gateway listens on, or "" before
+// Start.
+func (n *Node) HTTPAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.httpLis == nil {
+		return ""
+	}
+	return n.httpLis.Addr().String()
+}
+
+// Ready returns nil while the node is started and Postgres answers.
+func (n *Node) Ready(ctx context.Context) error {
+	n.mu.Lock()
+	st, stopped := n.store, n.stopped
+	n.mu.Unlock()
+	if st == nil || stopped {
+		return ErrNotStarted
+	}
+	return st.ping(ctx)
+}
+
+// Stop ends every subscription stream, lets unary calls in flight finish
+// until ctx ends, closes both listeners and the database pool.
+func (n *Node) Stop(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started || n.stopped {
+		return nil
+	}
+	n.stopped = true
+	close(n.closing)
+
+	var errs []error
+	if err := n.httpServer.Shutdown(ctx); err != nil {
+		n.httpServer.Close()
+		errs = append(errs, fmt.Errorf("stop http: %w", err))
+	}
+	n.gwConn.Close()
+	done := make(chan struct{})
+	go func() {
+		n.grpcServer.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n.grpcServer.Stop()
+		<-done
+		errs = append(errs, fmt.Errorf("stop grpc: %w", ctx.Err()))
+	}
+	n.wg.Wait()
+	n.store.pool.Close()
+	n.log.Info("xmtp node stopped")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,156 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+)
+
+const (
+	// defaultPageSize is the page size of a query that names none, and the
+	// largest one allowed, as in xmtp-node-go.
+	defaultPageSize = 100
+)
+
+const insertEnvelope = `INSERT INTO xmtp_envelopes (topic, timestamp_ns, digest, message)
+	VALUES ($1, $2, $3, $4) ON CONFLICT (topic, timestamp_ns, digest) DO NOTHING`
+
+// store keeps envelopes in Postgres.
+type store struct {
+	pool *pgxpool.Pool
+}
+
+// Digest returns the digest that identifies an envelope in paging cursors:
+// sha256 of the content topic followed by the message bytes, as
+// xmtp-node-go computes it.
+func Digest(env *messagev1.Envelope) []byte {
+	h := sha256.New()
+	h.Write([]byte(env.ContentTopic))
+	h.Write(env.Message)
+	return h.Sum(nil)
+}
+
+// insert stores envs in one transaction and returns those that were new.
+// An envelope whose topic, timestamp and digest are already stored is
+// skipped, so publishing the same envelope twice stores it once.
+func (s *store) insert(ctx context.Context, envs []*messagev1.Envelope) ([]*messagev1.Envelope, error) {
+	switch len(envs) {
+	case 0:
+		return nil, nil
+	case 1:
+		// One statement commits on its own: no transaction round trips.
+		env := envs[0]
+		tag, err := s.pool.Exec(ctx, insertEnvelope, env.ContentTopic, int64(env.TimestampNs), Digest(env), env.Message)
+		if err != nil {
+			return nil, fmt.Errorf("insert envelope: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, nil
+		}
+		return envs, nil
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin publish: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	batch := &pgx.Batch{}
+	for _, env := range envs {
+		batch.Queue(insertEnvelope, env.ContentTopic, int64(env.TimestampNs), Digest(env), env.Message)
+	}
+	results := tx.SendBatch(ctx, batch)
+	fresh := make([]*messagev1.Envelope, 0, len(envs))
+	for _, env := range envs {
+		tag, err := results.Exec()
+		if err != nil {
+			results.Close()
+			return nil, fmt.Errorf("insert envelope: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			fresh = append(fresh, env)
+		}
+	}
+	if err := results.Close(); err != nil {
+		return nil, fmt.Errorf("insert envelope: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit publish: %w", err)
+	}
+	return fresh, nil
+}
+
+// query answers one validated query. The order is (timestamp, digest),
+// ascending or descending, and the cursor names the last envelope of the
+// previous page: the next page starts strictly after it.
+func (s *store) query(ctx context.Context, q validQuery) (*messagev1.QueryResponse, error) {
+	sql := `SELECT topic, timestamp_ns, message, digest FROM xmtp_envelopes
+		WHERE topic = ANY($1) AND timestamp_ns >= $2 AND timestamp_ns <= $3`
+	args := []any{q.topics, q.start, q.end}
+	order := " ORDER BY timestamp_ns ASC, digest ASC"
+	cmp := ">"
+	if q.descending {
+		order = " ORDER BY timestamp_ns DESC, digest DESC"
+		cmp = "<"
+	}
+	if q.cursor != nil {
+		sql += " AND (timestamp_ns, digest) " + cmp + " ($4, $5)"
+		args = append(args, q.cursor.timestamp, q.cursor.digest)
+	}
+	sql += order + fmt.Sprintf(" LIMIT %d", q.limit)
+
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query envelopes: %w", err)
+	}
+	defer rows.Close()
+	var envs []*messagev1.Envelope
+	var lastDigest []byte
+	for rows.Next() {
+		var env messagev1.Envelope
+		var ts int64
+		if err := rows.Scan(&env.ContentTopic, &ts, &env.Message, &lastDigest); err != nil {
+			return nil, fmt.Errorf("read envelope: %w", err)
+		}
+		env.TimestampNs = uint64(ts)
+		envs = append(envs, &env)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query envelopes: %w", err)
+	}
+	dir := messagev1.SortDirection_SORT_DIRECTION_ASCENDING
+	if q.descending {
+		dir = messagev1.SortDirection_SORT_DIRECTION_DESCENDING
+	}
+	info := &messagev1.PagingInfo{Direction: dir}
+	if len(envs) == q.limit && len(envs) > 0 {
+		last := envs[len(envs)-1]
+		info.Limit = uint32(q.limit)
+		info.Cursor = &messagev1.Cursor{Cursor: &messagev1.Cursor_Index{Index: &messagev1.IndexCursor{
+			Digest:       lastDigest,
+			SenderTimeNs: last.TimestampNs,
+		}}}
+	}
+	return &messagev1.QueryResponse{Envelopes: envs, PagingInfo: info}, nil
+}
+
+// ping checks that Postgres answers.
+func (s *store) ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// clampTime turns a request's uint64 nanosecond time into the signed range
+// the table stores.
+func clampTime(ns uint64) int64 {
+	if ns > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(ns)
+}
