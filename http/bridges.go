@@ -1,0 +1,294 @@
+package http
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// maxMessageBytes bounds the text of one message sent through the reverse
+// proxy.
+const maxMessageBytes = 32 << 10
+
+// createBridgeRequest is the body of POST /v1/bridges.
+type createBridgeRequest struct {
+	Name    string          `json:"name"`
+	Forward *forwardRequest `json:"forward"`
+}
+
+// updateBridgeRequest is the body of PATCH /v1/bridges/:id.
+type updateBridgeRequest struct {
+	Name    *string         `json:"name"`
+	Status  *string         `json:"status"`
+	Forward *forwardRequest `json:"forward"`
+}
+
+// rotateSecretRequest is the optional body of the webhook secret rotation.
+type rotateSecretRequest struct {
+	GraceSeconds *int64 `json:"graceSeconds"`
+}
+
+// sendMessageRequest is the body of POST /v1/bridges/:id/messages.
+type sendMessageRequest struct {
+	To      string `json:"to"`
+	Content string `json:"content"`
+}
+
+// page reads the limit and cursor query parameters.
+func page(c *fiber.Ctx) (persistence.Page, error) {
+	p := persistence.Page{After: c.Query("cursor")}
+	if raw := c.Query("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > persistence.MaxPageSize {
+			return p, errorf(fiber.StatusBadRequest, CodeInvalidField, "limit must be an integer between 1 and %d", persistence.MaxPageSize)
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// newIdentity generates an XMTP identity and returns its address and
+// encoded private key bundle.
+func newIdentity() (string, []byte, error) {
+	b, err := keys.Generate()
+	if err != nil {
+		return "", nil, err
+	}
+	raw, err := b.Marshal()
+	if err != nil {
+		return "", nil, err
+	}
+	return b.Address(), raw, nil
+}
+
+// createBridge generates an XMTP identity, stores it sealed with its
+// forward configuration, and returns the address and the webhook secret,
+// once.
+func (s *Server) createBridge(c *fiber.Ctx) error {
+	var req createBridgeRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if err := checkName("name", req.Name, false); err != nil {
+		return err
+	}
+	if req.Forward == nil || req.Forward.URL == nil {
+		return invalidField("forward.url", "is required")
+	}
+	cfg := defaultForward()
+	if err := req.Forward.apply(c.UserContext(), s.targets, &cfg); err != nil {
+		return err
+	}
+	address, bundle, err := newIdentity()
+	if err != nil {
+		return internal(err)
+	}
+	acct := account(c)
+	b, secrets, err := s.opts.Store.CreateBridge(c.UserContext(), persistence.NewBridge{
+		AccountID: acct.ID, Address: address, Name: req.Name, KeyBundle: bundle, Forward: cfg,
+	})
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	s.log.Info("bridge created", "account", acct.ID, "bridge", b.ID, "address", b.Address)
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"ok": true, "bridge": viewBridge(b), "webhookSecret": secrets.WebhookSecret})
+}
+
+// listBridges lists the caller's bridges, a page at a time.
+func (s *Server) listBridges(c *fiber.Ctx) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	bridges, next, err := s.opts.Store.ListBridges(c.UserContext(), account(c).ID, p)
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	return c.JSON(fiber.Map{"ok": true, "bridges": viewBridges(bridges), "nextCursor": next})
+}
+
+// getBridge returns one of the caller's bridges. Another account's bridge
+// is not found, exactly like one that does not exist.
+func (s *Server) getBridge(c *fiber.Ctx) error {
+	b, err := s.opts.Store.GetBridge(c.UserContext(), account(c).ID, c.Params("id"))
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	return c.JSON(fiber.Map{"ok": true, "bridge": viewBridge(b)})
+}
+
+// updateBridge changes the name, status or forward configuration of one of
+// the caller's bridges.
+func (s *Server) updateBridge(c *fiber.Ctx) error {
+	var req updateBridgeRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.Name != nil {
+		if err := checkName("name", *req.Name, false); err != nil {
+			return err
+		}
+	}
+	var status persistence.BridgeStatus
+	if req.Status != nil {
+		status = persistence.BridgeStatus(*req.Status)
+		if status != persistence.StatusActive && status != persistence.StatusDisabled {
+			return invalidField("status", `must be "active" or "disabled"`)
+		}
+	}
+	// Check the forward URL before taking the row lock: it may resolve DNS.
+	if req.Forward != nil && req.Forward.URL != nil {
+		if err := s.targets.check(c.UserContext(), "forward.url", *req.Forward.URL); err != nil {
+			return err
+		}
+	}
+	b, err := s.opts.Store.UpdateBridge(c.UserContext(), account(c).ID, c.Params("id"), func(b *persistence.Bridge) error {
+		if req.Name != nil {
+			b.Name = *req.Name
+		}
+		if req.Status != nil {
+			b.Status = status
+		}
+		if req.Forward != nil {
+			checked := *req.Forward
+			open := &targetPolicy{allowPrivate: true}
+			return checked.apply(c.UserContext(), open, &b.Forward)
+		}
+		return nil
+	})
+	if err != nil {
+		if e, ok := err.(*Error); ok {
+			return e
+		}
+		return storeError(err, "bridge")
+	}
+	s.log.Info("bridge updated", "account", b.AccountID, "bridge", b.ID)
+	return c.JSON(fiber.Map{"ok": true, "bridge": viewBridge(b)})
+}
+
+// deleteBridge deletes one of the caller's bridges and all its data.
+func (s *Server) deleteBridge(c *fiber.Ctx) error {
+	acct := account(c)
+	id := c.Params("id")
+	if err := s.opts.Store.DeleteBridge(c.UserContext(), acct.ID, id); err != nil {
+		return storeError(err, "bridge")
+	}
+	s.log.Info("bridge deleted", "account", acct.ID, "bridge", id)
+	return c.JSON(fiber.Map{"ok": true})
+}
+
+// rotateWebhookSecret issues a new webhook secret; the old one stays valid
+// for the grace period.
+func (s *Server) rotateWebhookSecret(c *fiber.Ctx) error {
+	grace := s.opts.WebhookSecretGrace
+	if len(strings.TrimSpace(string(c.Body()))) > 0 {
+		var req rotateSecretRequest
+		if err := decodeBody(c, &req); err != nil {
+			return err
+		}
+		if req.GraceSeconds != nil {
+			if *req.GraceSeconds < 0 || *req.GraceSeconds > 7*24*3600 {
+				return invalidField("graceSeconds", "must be between 0 and 604800 (7 days)")
+			}
+			grace = time.Duration(*req.GraceSeconds) * time.Second
+		}
+	}
+	secret, err := s.opts.Store.RotateWebhookSecret(c.UserContext(), account(c).ID, c.Params("id"), grace)
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	return c.JSON(fiber.Map{"ok": true, "webhookSecret": secret, "previousSecretValidFor": int64(grace.Seconds())})
+}
+
+// sendMessage sends a text message from one of the caller's bridges
+// through the reverse proxy.
+func (s *Server) sendMessage(c *fiber.Ctx) error {
+	var req sendMessageRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if !isAddress(req.To) {
+		return invalidField("to", "must be a 0x address of 40 hex digits")
+	}
+	if err := checkContent("content", req.Content); err != nil {
+		return err
+	}
+	b, err := s.opts.Store.GetBridge(c.UserContext(), account(c).ID, c.Params("id"))
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	if b.Status != persistence.StatusActive {
+		return errorf(fiber.StatusConflict, CodeBridgeDisabled, "bridge is %s, not active", b.Status)
+	}
+	id, err := s.send(c, b.ID, req.To, req.Content)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"ok": true, "messageId": id})
+}
+
+// send hands a message to the Sender, or fails when this node cannot send.
+func (s *Server) send(c *fiber.Ctx, bridgeID, to, content string) (string, error) {
+	if s.opts.Sender == nil {
+		return "", errorf(fiber.StatusServiceUnavailable, CodeSendingDisabled, "sending is not available on this node yet")
+	}
+	id, err := s.opts.Sender.Send(c.UserContext(), bridgeID, to, content)
+	if err != nil {
+		return "", &Error{Status: fiber.StatusBadGateway, Code: CodeUnavailable, Message: "the message could not be sent", Err: err}
+	}
+	return id, nil
+}
+
+func checkContent(field, content string) error {
+	switch {
+	case content == "":
+		return invalidField(field, "is required")
+	case len(content) > maxMessageBytes:
+		return invalidField(field, "must be at most 32 KiB")
+	case !utf8.ValidString(content):
+		return invalidField(field, "must be valid UTF-8 text")
+	}
+	return nil
+}
+
+// listDeliveries lists the deliveries of one of the caller's bridges.
+func (s *Server) listDeliveries(c *fiber.Ctx) error {
+	return s.deliveries(c, "", "deliveries")
+}
+
+// listDeadLetters lists the dead letters of one of the caller's bridges.
+func (s *Server) listDeadLetters(c *fiber.Ctx) error {
+	return s.deliveries(c, persistence.DeliveryDead, "deadLetters")
+}
+
+func (s *Server) deliveries(c *fiber.Ctx, status persistence.DeliveryStatus, key string) error {
+	p, err := page(c)
+	if err != nil {
+		return err
+	}
+	list, next, err := s.opts.Store.ListDeliveries(c.UserContext(), account(c).ID, c.Params("id"), status, p)
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	return c.JSON(fiber.Map{"ok": true, key: viewDeliveries(list), "nextCursor": next})
+}
+
+// replayDeadLetter puts a dead letter of one of the caller's bridges back
+// in the delivery queue.
+func (s *Server) replayDeadLetter(c *fiber.Ctx) error {
+	id, err := strconv.ParseInt(c.Params("deliveryId"), 10, 64)
+	if err != nil || id <= 0 {
+		return notFound("dead letter")
+	}
+	d, err := s.opts.Store.ReplayDeadLetter(c.UserContext(), account(c).ID, c.Params("id"), id)
+	if err != nil {
+		return storeError(err, "dead letter")
+	}
+	return c.JSON(fiber.Map{"ok": true, "delivery": viewDeliveries([]persistence.Delivery{d})[0]})
+}

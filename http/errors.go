@@ -1,0 +1,134 @@
+package http
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// Error is an error answered to the client: an HTTP status, a stable
+// machine-readable code and a message safe to show. The single error
+// handler writes it as {"ok": false, "error": Message, "code": Code}.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	// Err is the cause, logged for 5xx answers and never sent.
+	Err error
+}
+
+// Error returns the client-facing message.
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// The stable error codes.
+const (
+	CodeBadRequest      = "bad_request"
+	CodeInvalidJSON     = "invalid_json"
+	CodeUnknownField    = "unknown_field"
+	CodeWrongType       = "wrong_type"
+	CodeInvalidField    = "invalid_field"
+	CodeBodyTooLarge    = "body_too_large"
+	CodeUnsafeTarget    = "unsafe_target"
+	CodeUnauthorized    = "unauthorized"
+	CodeNotFound        = "not_found"
+	CodeMethodNotAllow  = "method_not_allowed"
+	CodeConflict        = "conflict"
+	CodeRateLimited     = "rate_limited"
+	CodeUnavailable     = "unavailable"
+	CodeInternal        = "internal"
+	CodeInvalidCursor   = "invalid_cursor"
+	CodeBridgeDisabled  = "bridge_disabled"
+	CodeSignupClosed    = "signup_closed"
+	CodeAdminDisabled   = "admin_disabled"
+	CodeSendingDisabled = "sending_unavailable"
+)
+
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) *Error {
+	return errorf(fiber.StatusBadRequest, CodeBadRequest, format, args...)
+}
+
+func invalidField(field, problem string) *Error {
+	return errorf(fiber.StatusBadRequest, CodeInvalidField, "%s %s", field, problem)
+}
+
+func unauthorized(msg string) *Error {
+	return errorf(fiber.StatusUnauthorized, CodeUnauthorized, "%s", msg)
+}
+
+func notFound(what string) *Error {
+	return errorf(fiber.StatusNotFound, CodeNotFound, "%s not found", what)
+}
+
+func internal(err error) *Error {
+	return &Error{Status: fiber.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
+}
+
+// storeError turns a store error into an answer; what names the resource.
+func storeError(err error, what string) *Error {
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return notFound(what)
+	case errors.Is(err, persistence.ErrConflict):
+		return errorf(fiber.StatusConflict, CodeConflict, "%s already exists", what)
+	case errors.Is(err, persistence.ErrInvalidCursor):
+		return errorf(fiber.StatusBadRequest, CodeInvalidCursor, "cursor is not valid")
+	case errors.Is(err, persistence.ErrInvalid):
+		return errorf(fiber.StatusBadRequest, CodeInvalidField, "%s has a value out of range", what)
+	}
+	return internal(err)
+}
+
+// relayccPaths are the relaycc-compatible endpoints, whose contract allows
+// only 400 and 401 for client errors.
+var relayccPaths = map[string]bool{"/signup": true, "/hook": true, "/instance": true, "/canary": true}
+
+// handleError is the one place errors become responses.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		var fe *fiber.Error
+		if errors.As(err, &fe) {
+			e = fiberError(fe)
+		} else {
+			e = internal(err)
+		}
+	}
+	status := e.Status
+	if relayccPaths[c.Path()] && status >= 400 && status < 500 && status != fiber.StatusUnauthorized {
+		status = fiber.StatusBadRequest
+	}
+	if status >= 500 && e.Err != nil {
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", status, "code", e.Code, "err", e.Err)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(status).JSON(fiber.Map{"ok": false, "error": e.Message, "code": e.Code})
+}
+
+// fiberError maps Fiber's own errors (routing, body limit) to answers.
+func fiberError(fe *fiber.Error) *Error {
+	switch fe.Code {
+	case fiber.StatusNotFound:
+		return errorf(fe.Code, CodeNotFound, "no such route")
+	case fiber.StatusMethodNotAllowed:
+		return errorf(fe.Code, CodeMethodNotAllow, "method not allowed")
+	case fiber.StatusRequestEntityTooLarge:
+		return errorf(fe.Code, CodeBodyTooLarge, "request body is too large")
+	case fiber.StatusTooManyRequests:
+		return errorf(fe.Code, CodeRateLimited, "too many requests, try again later")
+	}
+	if fe.Code >= 500 {
+		return internal(fe)
+	}
+	return errorf(fe.Code, CodeBadRequest, "%s", strings.ToLower(fe.Message))
+}

@@ -1,0 +1,174 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// Limits of a forward handler configuration.
+const (
+	minTimeoutMs        = 100
+	maxTimeoutMs        = 120_000
+	defaultTimeoutMs    = 10_000
+	maxConcurrency      = 1000
+	defaultConcurrency  = 8
+	maxForwardHeaders   = 20
+	maxHeaderValueBytes = 1024
+	maxSenderList       = 1000
+)
+
+// forwardRequest is a forward handler configuration in a request. Absent
+// fields keep their current value (or the default, on create).
+type forwardRequest struct {
+	URL            *string            `json:"url"`
+	BodyFormat     *string            `json:"bodyFormat"`
+	ReplyMode      *string            `json:"replyMode"`
+	TimeoutMs      *int64             `json:"timeoutMs"`
+	MaxConcurrency *int               `json:"maxConcurrency"`
+	Headers        *map[string]string `json:"headers"`
+	AllowSenders   *[]string          `json:"allowSenders"`
+	DenySenders    *[]string          `json:"denySenders"`
+}
+
+// defaultForward is the configuration a new bridge starts from.
+func defaultForward() persistence.ForwardConfig {
+	return persistence.ForwardConfig{
+		BodyFormat: persistence.FormatJSON, ReplyMode: persistence.ReplyNone,
+		Timeout: defaultTimeoutMs * time.Millisecond, MaxConcurrency: defaultConcurrency,
+		Headers: map[string]string{}, AllowSenders: []string{}, DenySenders: []string{},
+	}
+}
+
+// reservedHeaders are headers the forward handler sets itself or that
+// control the connection; an owner cannot override them.
+var reservedHeaders = map[string]bool{
+	"host": true, "content-length": true, "content-type": true, "transfer-encoding": true, "connection": true,
+	"keep-alive": true, "te": true, "trailer": true, "upgrade": true, "proxy-authorization": true,
+	"proxy-connection": true, "webhook-id": true, "webhook-timestamp": true, "webhook-signature": true,
+	"idempotency-key": true, "user-agent": true,
+}
+
+// apply validates the present fields of r and writes them into cfg.
+func (r *forwardRequest) apply(ctx context.Context, policy *targetPolicy, cfg *persistence.ForwardConfig) error {
+	if r.URL != nil {
+		if err := policy.check(ctx, "forward.url", *r.URL); err != nil {
+			return err
+		}
+		cfg.URL = *r.URL
+	}
+	if r.BodyFormat != nil {
+		f := persistence.BodyFormat(*r.BodyFormat)
+		if f != persistence.FormatJSON && f != persistence.FormatRelaycc {
+			return invalidField("forward.bodyFormat", `must be "json" or "relaycc"`)
+		}
+		cfg.BodyFormat = f
+	}
+	if r.ReplyMode != nil {
+		m := persistence.ReplyMode(*r.ReplyMode)
+		if m != persistence.ReplyNone && m != persistence.ReplyReply {
+			return invalidField("forward.replyMode", `must be "none" or "reply"`)
+		}
+		cfg.ReplyMode = m
+	}
+	if r.TimeoutMs != nil {
+		if *r.TimeoutMs < minTimeoutMs || *r.TimeoutMs > maxTimeoutMs {
+			return invalidField("forward.timeoutMs", fmt.Sprintf("must be between %d and %d", minTimeoutMs, maxTimeoutMs))
+		}
+		cfg.Timeout = time.Duration(*r.TimeoutMs) * time.Millisecond
+	}
+	if r.MaxConcurrency != nil {
+		if *r.MaxConcurrency < 1 || *r.MaxConcurrency > maxConcurrency {
+			return invalidField("forward.maxConcurrency", fmt.Sprintf("must be between 1 and %d", maxConcurrency))
+		}
+		cfg.MaxConcurrency = *r.MaxConcurrency
+	}
+	if r.Headers != nil {
+		if err := checkHeaders(*r.Headers); err != nil {
+			return err
+		}
+		cfg.Headers = *r.Headers
+		if cfg.Headers == nil {
+			cfg.Headers = map[string]string{}
+		}
+	}
+	if r.AllowSenders != nil {
+		list, err := checkAddressList("forward.allowSenders", *r.AllowSenders)
+		if err != nil {
+			return err
+		}
+		cfg.AllowSenders = list
+	}
+	if r.DenySenders != nil {
+		list, err := checkAddressList("forward.denySenders", *r.DenySenders)
+		if err != nil {
+			return err
+		}
+		cfg.DenySenders = list
+	}
+	return nil
+}
+
+func checkHeaders(h map[string]string) error {
+	if len(h) > maxForwardHeaders {
+		return invalidField("forward.headers", fmt.Sprintf("may hold at most %d headers", maxForwardHeaders))
+	}
+	for name, value := range h {
+		if !isToken(name) {
+			return invalidField("forward.headers", fmt.Sprintf("has an invalid header name %q", name))
+		}
+		if reservedHeaders[strings.ToLower(name)] {
+			return invalidField("forward.headers", fmt.Sprintf("may not set %s, which the bridge sets itself", name))
+		}
+		if len(value) > maxHeaderValueBytes || strings.ContainsAny(value, "\r\n\x00") {
+			return invalidField("forward.headers", fmt.Sprintf("value of %s must be one line of at most %d bytes", name, maxHeaderValueBytes))
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an HTTP header field name (RFC 9110 token).
+func isToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// isAddress reports whether s is a 0x-prefixed 20-byte hex address.
+func isAddress(s string) bool {
+	if len(s) != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkAddressList(field string, list []string) ([]string, error) {
+	if len(list) > maxSenderList {
+		return nil, invalidField(field, fmt.Sprintf("may hold at most %d addresses", maxSenderList))
+	}
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		if !isAddress(a) {
+			return nil, invalidField(field, fmt.Sprintf("holds %q, which is not a 0x address of 40 hex digits", a))
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

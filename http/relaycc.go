@@ -1,0 +1,225 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// relayccAccount is the system account that owns bridges created through
+// the relaycc-compatible /signup.
+const relayccAccount = "relaycc"
+
+// relayccSignupRequest is the body of POST /signup.
+type relayccSignupRequest struct {
+	Key            string                 `json:"key"`
+	ForwardHandler *relayccForwardHandler `json:"forwardHandler"`
+}
+
+type relayccForwardHandler struct {
+	HTTPURL string `json:"httpUrl"`
+	IsBot   bool   `json:"isBot"`
+}
+
+// relayccHookRequest is the body of POST /hook.
+type relayccHookRequest struct {
+	SendFromBridgeAddress string `json:"sendFromBridgeAddress"`
+	TargetAddress         string `json:"targetAddress"`
+	Message               string `json:"message"`
+	Token                 string `json:"token"`
+}
+
+// relayccInstanceRequest is the body of POST /instance.
+type relayccInstanceRequest struct {
+	Key           string `json:"key"`
+	BridgeAddress string `json:"bridgeAddress"`
+}
+
+// relayccCanaryRequest is the body of POST /canary. The forward handler
+// posts whole decoded messages here, so unknown fields are allowed.
+type relayccCanaryRequest struct {
+	Message *struct {
+		Content *string `json:"content"`
+	} `json:"message"`
+}
+
+// relayccSignup creates a bridge under the relaycc system account and
+// returns its address and hook token.
+func (s *Server) relayccSignup(c *fiber.Ctx) error {
+	var req relayccSignupRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if !secretEqual(req.Key, s.opts.SignupKey) {
+		return unauthorized("invalid key")
+	}
+	if req.ForwardHandler == nil {
+		return invalidField("forwardHandler", "is required")
+	}
+	if err := s.targets.check(c.UserContext(), "forwardHandler.httpUrl", req.ForwardHandler.HTTPURL); err != nil {
+		return err
+	}
+	cfg := defaultForward()
+	cfg.URL = req.ForwardHandler.HTTPURL
+	cfg.BodyFormat = persistence.FormatRelaycc
+	if req.ForwardHandler.IsBot {
+		cfg.ReplyMode = persistence.ReplyReply
+	}
+	acct, err := s.opts.Store.EnsureSystemAccount(c.UserContext(), relayccAccount)
+	if err != nil {
+		return internal(err)
+	}
+	address, bundle, err := newIdentity()
+	if err != nil {
+		return internal(err)
+	}
+	b, secrets, err := s.opts.Store.CreateBridge(c.UserContext(), persistence.NewBridge{
+		AccountID: acct.ID, Address: address, KeyBundle: bundle, Forward: cfg, IssueHookToken: true,
+	})
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	s.log.Info("relaycc bridge created", "bridge", b.ID, "address", b.Address)
+	return c.JSON(fiber.Map{"ok": true, "ethAddress": b.Address, "hookToken": secrets.HookToken})
+}
+
+// relayccHook sends a message from a bridge. The token must be the
+// bridge's hook token or the signup key.
+func (s *Server) relayccHook(c *fiber.Ctx) error {
+	var req relayccHookRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.Token == "" {
+		return unauthorized("missing token")
+	}
+	if !isAddress(req.SendFromBridgeAddress) {
+		return invalidField("sendFromBridgeAddress", "must be a 0x address of 40 hex digits")
+	}
+	if !isAddress(req.TargetAddress) {
+		return invalidField("targetAddress", "must be a 0x address of 40 hex digits")
+	}
+	if err := checkContent("message", req.Message); err != nil {
+		return err
+	}
+	b, err := s.authorizeBridge(c, req.Token, req.SendFromBridgeAddress)
+	if err != nil {
+		return err
+	}
+	if b.Status != persistence.StatusActive {
+		return errorf(fiber.StatusBadRequest, CodeBridgeDisabled, "bridge is %s, not active", b.Status)
+	}
+	id, err := s.send(c, b.ID, req.TargetAddress, req.Message)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{
+		"ok":                true,
+		"forwardedToBridge": b.Address,
+		"forwardedMessage":  fiber.Map{"id": id, "content": req.Message, "recipientAddress": req.TargetAddress},
+	})
+}
+
+// relayccInstance reports a bridge's status. The key must be the signup key
+// or the bridge's hook token.
+func (s *Server) relayccInstance(c *fiber.Ctx) error {
+	var req relayccInstanceRequest
+	if err := decodeBody(c, &req); err != nil {
+		return err
+	}
+	if req.Key == "" {
+		return unauthorized("missing key")
+	}
+	if !isAddress(req.BridgeAddress) {
+		return invalidField("bridgeAddress", "must be a 0x address of 40 hex digits")
+	}
+	b, err := s.authorizeBridge(c, req.Key, req.BridgeAddress)
+	if err != nil {
+		return err
+	}
+	status := string(b.Status)
+	live := ""
+	if s.opts.Instances != nil {
+		live, err = s.opts.Instances.InstanceStatus(c.UserContext(), b.ID)
+		if err != nil {
+			return internal(err)
+		}
+	}
+	instance := fiber.Map{
+		"ethAddress": b.Address,
+		"status":     status,
+		"forwardHandler": fiber.Map{
+			"httpUrl": b.Forward.URL,
+			"isBot":   b.Forward.ReplyMode == persistence.ReplyReply,
+		},
+	}
+	if live != "" {
+		instance["live"] = live
+	}
+	return c.JSON(fiber.Map{"ok": true, "instance": instance})
+}
+
+// authorizeBridge finds the bridge at address and checks that secret is
+// its hook token or the signup key. Unknown bridges and wrong secrets are
+// both 401 for a hook token, so a token cannot probe for addresses.
+func (s *Server) authorizeBridge(c *fiber.Ctx, secret, address string) (persistence.Bridge, error) {
+	if secretEqual(secret, s.opts.SignupKey) {
+		b, err := s.opts.Store.BridgeByAddress(c.UserContext(), address)
+		if errors.Is(err, persistence.ErrNotFound) {
+			return b, badRequest("no bridge has address %s", address)
+		}
+		if err != nil {
+			return b, internal(err)
+		}
+		return b, nil
+	}
+	b, err := s.opts.Store.BridgeByHookToken(c.UserContext(), secret)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return b, unauthorized("invalid token")
+	}
+	if err != nil {
+		return b, internal(err)
+	}
+	if !strings.EqualFold(b.Address, address) {
+		return b, unauthorized("token does not belong to this bridge")
+	}
+	return b, nil
+}
+
+// relayccCanary echoes the canary message, proving the path from XMTP
+// through a bridge to this HTTP endpoint.
+func (s *Server) relayccCanary(c *fiber.Ctx) error {
+	var req relayccCanaryRequest
+	if err := decodeLenient(c.Body(), &req); err != nil {
+		return err
+	}
+	if req.Message == nil || req.Message.Content == nil {
+		return invalidField("message.content", "is required")
+	}
+	return c.JSON(fiber.Map{"ok": true, "data": "Hello from the proxied server! Your message was: " + *req.Message.Content})
+}
+
+// decodeLenient decodes one JSON object like decodeStrict but allows
+// unknown fields.
+func decodeLenient(body []byte, v any) *Error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return errorf(fiber.StatusBadRequest, CodeInvalidJSON, "request body is empty: send a JSON object")
+	}
+	if trimmed[0] != '{' {
+		return errorf(fiber.StatusBadRequest, CodeInvalidJSON, "request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return errorf(fiber.StatusBadRequest, CodeInvalidJSON, "request body has data after the JSON object")
+	}
+	return nil
+}

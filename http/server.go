@@ -1,0 +1,227 @@
+// Package http is the HTTP front of the bridge runtime, built on Fiber: the
+// versioned REST API (/v1), the relaycc-compatible endpoints, health and
+// readiness probes, Prometheus metrics and the OpenAPI document.
+//
+// Callers import it under another name, for example bridgehttp.
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Options sets none.
+const DefaultMaxBodyBytes = 64 << 10
+
+// DefaultWebhookSecretGrace is how long a rotated-out webhook secret stays
+// valid when Options sets no grace period.
+const DefaultWebhookSecretGrace = 24 * time.Hour
+
+// Sender sends an XMTP text message from a bridge identity. The runtime
+// implements it by routing the request to the bridge's grain.
+type Sender interface {
+	// Send sends content from the bridge to the address to and returns the
+	// id of the message that was published.
+	Send(ctx context.Context, bridgeID, to, content string) (messageID string, err error)
+}
+
+// InstanceStatus reports the live state of a bridge identity in the
+// cluster, for example "online" or "offline".
+type InstanceStatus interface {
+	InstanceStatus(ctx context.Context, bridgeID string) (string, error)
+}
+
+// Options configures a Server.
+type Options struct {
+	// Store is the Postgres store. Required.
+	Store *persistence.Store
+	// Logger receives the server's logs. Required.
+	Logger *slog.Logger
+	// Registry serves /metrics and receives the server's own metrics.
+	// Required.
+	Registry *prometheus.Registry
+	// Ready reports whether the node can serve; /readyz answers 503 while
+	// it returns an error. When nil, readiness pings the store.
+	Ready func(ctx context.Context) error
+
+	// SignupKey gates POST /v1/accounts (unless SignupOpen) and the
+	// relaycc /signup endpoint, and authorises relaycc /hook and /instance
+	// for every bridge. Empty disables those uses.
+	SignupKey string
+	// SignupOpen lets anyone create an account without the signup key.
+	SignupOpen bool
+	// SignupRatePerMinute limits signups per client IP; 0 means 10.
+	SignupRatePerMinute int
+	// AdminToken guards /v1/admin. Empty disables the admin endpoints.
+	AdminToken string
+	// AllowPrivateTargets lets forward URLs point at loopback, private and
+	// other internal addresses. Only for development and tests.
+	AllowPrivateTargets bool
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int
+	// NodeID names this node in responses and logs.
+	NodeID string
+	// ProxyHeader names the header that carries the client IP when the
+	// server runs behind a reverse proxy (for example X-Forwarded-For).
+	// Empty uses the connection's address. Set it only behind a proxy that
+	// overwrites the header, or clients can choose their own rate limit key.
+	ProxyHeader string
+	// WebhookSecretGrace is how long a rotated-out webhook secret stays
+	// valid; 0 means DefaultWebhookSecretGrace.
+	WebhookSecretGrace time.Duration
+
+	// Sender sends messages through the reverse proxy. When nil, send
+	// requests answer 503: this node cannot send.
+	Sender Sender
+	// Instances reports live bridge status for relaycc /instance. When nil,
+	// the stored status is reported.
+	Instances InstanceStatus
+	// Resolver resolves forward URL hosts for the SSRF check. When nil,
+	// net.DefaultResolver is used.
+	Resolver *net.Resolver
+}
+
+// Server is the HTTP front of one node.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	app     *fiber.App
+	metrics *metrics
+	targets *targetPolicy
+}
+
+// New builds a server and registers its routes and metrics.
+func New(opts Options) (*Server, error) {
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("new http server: Store is required")
+	case opts.Logger == nil:
+		return nil, errors.New("new http server: Logger is required")
+	case opts.Registry == nil:
+		return nil, errors.New("new http server: Registry is required")
+	case opts.MaxBodyBytes < 0:
+		return nil, errors.New("new http server: MaxBodyBytes must not be negative")
+	case opts.SignupRatePerMinute < 0:
+		return nil, errors.New("new http server: SignupRatePerMinute must not be negative")
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.SignupRatePerMinute == 0 {
+		opts.SignupRatePerMinute = 10
+	}
+	if opts.WebhookSecretGrace <= 0 {
+		opts.WebhookSecretGrace = DefaultWebhookSecretGrace
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("new http server: %w", err)
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: m,
+		targets: &targetPolicy{allowPrivate: opts.AllowPrivateTargets, resolver: opts.Resolver},
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "xmtpbridge",
+		BodyLimit:             opts.MaxBodyBytes,
+		ErrorHandler:          s.handleError,
+		DisableStartupMessage: true,
+		Immutable:             true,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		StrictRouting:         true,
+		CaseSensitive:         true,
+		ProxyHeader:           opts.ProxyHeader,
+	})
+	s.routes()
+	return s, nil
+}
+
+// App returns the Fiber application, for tests (app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Listen serves on addr (host:port) until Shutdown.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.log.Info("http server listening", "addr", ln.Addr().String(), "node", s.opts.NodeID)
+	if err := s.app.Listener(ln); err != nil {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for requests in flight
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	return nil
+}
+
+// routes registers every route. The OpenAPI test checks this list against
+// openapi.json both ways.
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.observe)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", s.metricsHandler())
+	app.Get("/openapi.json", s.openAPI)
+
+	signupLimit := s.signupLimiter()
+
+	// relaycc-compatible endpoints.
+	app.Post("/signup", signupLimit, s.relayccSignup)
+	app.Post("/hook", s.relayccHook)
+	app.Post("/instance", s.relayccInstance)
+	app.Post("/canary", s.relayccCanary)
+
+	v1 := app.Group("/v1")
+	v1.Post("/accounts", signupLimit, s.createAccount)
+
+	// Routes of an account; requireAPIKey runs per route, because a Fiber
+	// group's middleware would cover every path under its prefix.
+	auth := s.requireAPIKey
+	v1.Get("/account", auth, s.getAccount)
+	v1.Get("/api-keys", auth, s.listAPIKeys)
+	v1.Post("/api-keys", auth, s.createAPIKey)
+	v1.Delete("/api-keys/:id", auth, s.revokeAPIKey)
+	v1.Post("/bridges", auth, s.createBridge)
+	v1.Get("/bridges", auth, s.listBridges)
+	v1.Get("/bridges/:id", auth, s.getBridge)
+	v1.Patch("/bridges/:id", auth, s.updateBridge)
+	v1.Delete("/bridges/:id", auth, s.deleteBridge)
+	v1.Post("/bridges/:id/webhook-secret/rotate", auth, s.rotateWebhookSecret)
+	v1.Post("/bridges/:id/messages", auth, s.sendMessage)
+	v1.Get("/bridges/:id/deliveries", auth, s.listDeliveries)
+	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)
+	v1.Post("/bridges/:id/dead-letters/:deliveryId/replay", auth, s.replayDeadLetter)
+
+	v1.Get("/admin/accounts", s.requireAdmin, s.adminListAccounts)
+	v1.Get("/admin/bridges", s.requireAdmin, s.adminListBridges)
+}

@@ -1,0 +1,66 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cursor is the newest envelope of a topic whose delivery is durably
+// recorded; replay after activation starts after it.
+type Cursor struct {
+	Topic           string
+	LastTimestampNs int64
+	LastDigest      []byte
+	UpdatedAt       time.Time
+}
+
+// SaveCursor moves the cursor of a bridge's topic forward, under the
+// caller's lease. A cursor never moves back: saving an older position
+// keeps the newer one. A lost lease is ErrFenced.
+func (s *Store) SaveCursor(ctx context.Context, l Lease, bridgeID, topic string, timestampNs int64, digest []byte) error {
+	if !validID(bridgeID) {
+		return fmt.Errorf("save cursor: %w", ErrNotFound)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx, l); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO cursors AS c (bridge_id, topic, last_timestamp_ns, last_digest) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (bridge_id, topic) DO UPDATE SET last_timestamp_ns = EXCLUDED.last_timestamp_ns,
+				last_digest = EXCLUDED.last_digest, updated_at = now()
+			WHERE c.last_timestamp_ns <= EXCLUDED.last_timestamp_ns`, bridgeID, topic, timestampNs, digest)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save cursor of %s: %w", topic, mapError(err))
+	}
+	return nil
+}
+
+// Cursors returns every cursor of a bridge, by topic.
+func (s *Store) Cursors(ctx context.Context, bridgeID string) (map[string]Cursor, error) {
+	if !validID(bridgeID) {
+		return nil, fmt.Errorf("load cursors: %w", ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT topic, last_timestamp_ns, last_digest, updated_at FROM cursors WHERE bridge_id = $1`, bridgeID)
+	if err != nil {
+		return nil, fmt.Errorf("load cursors: %w", mapError(err))
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Cursor, error) {
+		var c Cursor
+		err := r.Scan(&c.Topic, &c.LastTimestampNs, &c.LastDigest, &c.UpdatedAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load cursors: %w", mapError(err))
+	}
+	out := make(map[string]Cursor, len(list))
+	for _, c := range list {
+		out[c.Topic] = c
+	}
+	return out, nil
+}

@@ -1,0 +1,204 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DeliveryStatus is the state of a delivery.
+type DeliveryStatus string
+
+// The states of a delivery.
+const (
+	// DeliveryPending deliveries have not been attempted yet.
+	DeliveryPending DeliveryStatus = "pending"
+	// DeliverySucceeded deliveries got a 2xx answer.
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	// DeliveryFailed deliveries failed and wait for a retry.
+	DeliveryFailed DeliveryStatus = "failed"
+	// DeliveryDead deliveries ran out of attempts: they are dead letters.
+	DeliveryDead DeliveryStatus = "dead"
+)
+
+// Delivery is one inbound XMTP message on its way to the owner's endpoint.
+type Delivery struct {
+	ID            int64
+	BridgeID      string
+	MessageID     string
+	Topic         string
+	SenderAddress string
+	SentNs        int64
+	Payload       []byte
+	Status        DeliveryStatus
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// NewDelivery is what RecordDelivery needs.
+type NewDelivery struct {
+	BridgeID string
+	// MessageID is the idempotency key, the envelope's hash.
+	MessageID     string
+	Topic         string
+	SenderAddress string
+	SentNs        int64
+	Payload       []byte
+}
+
+// DeliveryAttempt is the outcome of one HTTP attempt of a delivery.
+type DeliveryAttempt struct {
+	// StatusCode is 0 when no response arrived.
+	StatusCode int
+	Latency    time.Duration
+	Error      string
+}
+
+const deliveryColumns = `d.id, d.bridge_id, d.message_id, d.topic, d.sender_address, d.sent_ns, d.payload,
+	d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at`
+
+func scanDelivery(r pgx.Row) (Delivery, error) {
+	var d Delivery
+	err := r.Scan(&d.ID, &d.BridgeID, &d.MessageID, &d.Topic, &d.SenderAddress, &d.SentNs, &d.Payload,
+		&d.Status, &d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt)
+	return d, err
+}
+
+// RecordDelivery durably records an inbound message. It is idempotent on
+// (bridge, message id): recording the same message again returns the
+// existing delivery and created = false.
+func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery, created bool, err error) {
+	if !validID(nd.BridgeID) {
+		return Delivery{}, false, fmt.Errorf("record delivery: %w", ErrNotFound)
+	}
+	d, err = scanDelivery(s.pool.QueryRow(ctx, `
+		INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (bridge_id, message_id) DO NOTHING
+		RETURNING `+deliveryColumns,
+		nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, nd.Payload))
+	if err == nil {
+		return d, true, nil
+	}
+	if err = mapError(err); err != ErrNotFound {
+		return Delivery{}, false, fmt.Errorf("record delivery: %w", err)
+	}
+	d, err = scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
+		WHERE d.bridge_id = $1 AND d.message_id = $2`, nd.BridgeID, nd.MessageID))
+	if err != nil {
+		return Delivery{}, false, fmt.Errorf("record delivery: %w", mapError(err))
+	}
+	return d, false, nil
+}
+
+// RecordAttempt stores the outcome of one attempt of a delivery and moves
+// the delivery to status; nextAttemptAt matters only for DeliveryFailed.
+func (s *Store) RecordAttempt(ctx context.Context, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var code *int
+		if a.StatusCode != 0 {
+			code = &a.StatusCode
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error) VALUES ($1, $2, $3, $4)`,
+			deliveryID, code, float64(a.Latency)/float64(time.Millisecond), a.Error); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = $2, attempts = attempts + 1, next_attempt_at = $3,
+			last_error = $4, updated_at = now() WHERE id = $1`, deliveryID, string(status), nextAttemptAt, a.Error)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pgx.ErrNoRows
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record delivery attempt: %w", mapError(err))
+	}
+	return nil
+}
+
+// ListDeliveries returns a page of the deliveries of a bridge of the
+// account, newest first, and the cursor of the next page. status filters
+// by status when it is not empty; DeliveryDead lists the dead letters. A
+// bridge of another account is ErrNotFound.
+func (s *Store) ListDeliveries(ctx context.Context, accountID, bridgeID string, status DeliveryStatus, page Page) ([]Delivery, string, error) {
+	if !validID(accountID) || !validID(bridgeID) {
+		return nil, "", fmt.Errorf("list deliveries: %w", ErrNotFound)
+	}
+	before, err := int64Cursor(page.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", err)
+	}
+	var owned bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bridges WHERE id = $1 AND account_id = $2)`,
+		bridgeID, accountID).Scan(&owned); err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", mapError(err))
+	}
+	if !owned {
+		return nil, "", fmt.Errorf("list deliveries: %w", ErrNotFound)
+	}
+	limit := page.limit()
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
+		WHERE d.bridge_id = $1 AND d.id < $2 AND ($3 = '' OR d.status = $3)
+		ORDER BY d.id DESC LIMIT $4`, bridgeID, before, string(status), limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", mapError(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, "", fmt.Errorf("list deliveries: %w", mapError(err))
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = strconv.FormatInt(out[limit-1].ID, 10)
+	}
+	return out, next, nil
+}
+
+// DueDeliveries returns up to limit deliveries of a bridge that are due for
+// an attempt (pending, or failed with next_attempt_at passed), oldest
+// first.
+func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]Delivery, error) {
+	if !validID(bridgeID) {
+		return nil, fmt.Errorf("load due deliveries: %w", ErrNotFound)
+	}
+	limit = Page{Limit: limit}.limit()
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
+		WHERE d.bridge_id = $1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
+		ORDER BY d.id LIMIT $2`, bridgeID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("load due deliveries: %w", mapError(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	if err != nil {
+		return nil, fmt.Errorf("load due deliveries: %w", mapError(err))
+	}
+	return out, nil
+}
+
+// ReplayDeadLetter puts a dead delivery of a bridge of the account back in
+// the queue with a fresh attempt budget. A delivery that is not dead, or
+// belongs to another account, is ErrNotFound.
+func (s *Store) ReplayDeadLetter(ctx context.Context, accountID, bridgeID string, deliveryID int64) (Delivery, error) {
+	if !validID(accountID) || !validID(bridgeID) {
+		return Delivery{}, fmt.Errorf("replay dead letter: %w", ErrNotFound)
+	}
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `
+		UPDATE deliveries AS d SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+		FROM bridges b
+		WHERE d.id = $1 AND d.bridge_id = $2 AND d.status = 'dead' AND b.id = d.bridge_id AND b.account_id = $3
+		RETURNING `+deliveryColumns, deliveryID, bridgeID, accountID))
+	if err != nil {
+		return Delivery{}, fmt.Errorf("replay dead letter: %w", mapError(err))
+	}
+	return d, nil
+}

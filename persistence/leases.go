@@ -1,0 +1,115 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrLeaseHeld means another owner holds an unexpired lease on the
+// identity.
+var ErrLeaseHeld = errors.New("lease held by another owner")
+
+// ErrFenced means the caller's lease is no longer current: it expired, was
+// released, or another owner took the identity over with a newer epoch. A
+// fenced activation must stop writing and sending.
+var ErrFenced = errors.New("lease lost")
+
+// Lease is the fencing lease of one identity. Owner should name the
+// activation, not only the node (for example member id plus an activation
+// nonce), so that a restarted activation on the same node gets a new
+// epoch. Epoch grows every time the lease changes hands.
+type Lease struct {
+	Identity  string
+	Owner     string
+	Epoch     int64
+	ExpiresAt time.Time
+}
+
+// AcquireLease takes the lease on identity for owner for ttl. It succeeds
+// when the lease is free, expired, or already owner's (which renews it and
+// keeps the epoch); a lease that changes hands gets the next epoch. An
+// unexpired lease of another owner is ErrLeaseHeld.
+func (s *Store) AcquireLease(ctx context.Context, identity, owner string, ttl time.Duration) (Lease, error) {
+	l := Lease{Identity: identity, Owner: owner}
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO identity_leases AS l (identity, owner, epoch, expires_at)
+		VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+		ON CONFLICT (identity) DO UPDATE SET
+			owner = EXCLUDED.owner,
+			epoch = CASE WHEN l.owner = EXCLUDED.owner AND l.expires_at > now() THEN l.epoch ELSE l.epoch + 1 END,
+			expires_at = EXCLUDED.expires_at,
+			updated_at = now()
+		WHERE l.owner = EXCLUDED.owner OR l.expires_at <= now()
+		RETURNING epoch, expires_at`, identity, owner, ttl.Seconds()).Scan(&l.Epoch, &l.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Lease{}, fmt.Errorf("acquire lease on %s: %w", identity, ErrLeaseHeld)
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("acquire lease on %s: %w", identity, mapError(err))
+	}
+	return l, nil
+}
+
+// RenewLease extends a lease the caller still holds, keeping its epoch. A
+// lease that expired or changed hands is ErrFenced.
+func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error) {
+	err := s.pool.QueryRow(ctx, `
+		UPDATE identity_leases SET expires_at = now() + make_interval(secs => $4), updated_at = now()
+		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
+		RETURNING expires_at`, l.Identity, l.Owner, l.Epoch, ttl.Seconds()).Scan(&l.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Lease{}, fmt.Errorf("renew lease on %s: %w", l.Identity, ErrFenced)
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("renew lease on %s: %w", l.Identity, mapError(err))
+	}
+	return l, nil
+}
+
+// CheckLease returns ErrFenced unless l is still the current, unexpired
+// lease of its identity.
+func (s *Store) CheckLease(ctx context.Context, l Lease) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return checkLease(ctx, tx, l) })
+}
+
+// ReleaseLease gives a lease up, so another owner can take the identity at
+// once. Releasing a lease that is no longer the caller's does nothing.
+func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM identity_leases WHERE identity = $1 AND owner = $2 AND epoch = $3`,
+		l.Identity, l.Owner, l.Epoch); err != nil {
+		return fmt.Errorf("release lease on %s: %w", l.Identity, mapError(err))
+	}
+	return nil
+}
+
+// LeaseOf returns the current lease row of identity, expired or not.
+func (s *Store) LeaseOf(ctx context.Context, identity string) (Lease, error) {
+	l := Lease{Identity: identity}
+	err := s.pool.QueryRow(ctx, `SELECT owner, epoch, expires_at FROM identity_leases WHERE identity = $1`, identity).
+		Scan(&l.Owner, &l.Epoch, &l.ExpiresAt)
+	if err != nil {
+		return Lease{}, fmt.Errorf("read lease on %s: %w", identity, mapError(err))
+	}
+	return l, nil
+}
+
+// checkLease locks the lease row in share mode for the rest of tx, so a
+// take-over waits until tx ends, and fails with ErrFenced if l is not the
+// current lease.
+func checkLease(ctx context.Context, tx pgx.Tx, l Lease) error {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT true FROM identity_leases
+		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now() FOR SHARE`,
+		l.Identity, l.Owner, l.Epoch).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("check lease on %s epoch %d: %w", l.Identity, l.Epoch, ErrFenced)
+	}
+	if err != nil {
+		return fmt.Errorf("check lease on %s: %w", l.Identity, mapError(err))
+	}
+	return nil
+}

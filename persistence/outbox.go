@@ -1,0 +1,113 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ReplyStatus is the state of a reply in the outbox.
+type ReplyStatus string
+
+// The states of a reply.
+const (
+	// ReplyPending replies wait for their first publish.
+	ReplyPending ReplyStatus = "pending"
+	// ReplySent replies were published.
+	ReplySent ReplyStatus = "sent"
+	// ReplyFailed replies failed to publish and wait for a retry.
+	ReplyFailed ReplyStatus = "failed"
+	// ReplyDead replies ran out of attempts.
+	ReplyDead ReplyStatus = "dead"
+)
+
+// Reply is an XMTP envelope waiting in the outbox. The envelope bytes carry
+// their fixed timestamp, so every retry publishes the same message.
+type Reply struct {
+	ID            int64
+	BridgeID      string
+	DeliveryID    *int64
+	Topic         string
+	TimestampNs   int64
+	Envelope      []byte
+	Status        ReplyStatus
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+}
+
+const replyColumns = `id, bridge_id, delivery_id, topic, timestamp_ns, envelope, status, attempts, next_attempt_at, last_error, created_at`
+
+func scanReply(r pgx.Row) (Reply, error) {
+	var x Reply
+	err := r.Scan(&x.ID, &x.BridgeID, &x.DeliveryID, &x.Topic, &x.TimestampNs, &x.Envelope, &x.Status, &x.Attempts,
+		&x.NextAttemptAt, &x.LastError, &x.CreatedAt)
+	return x, err
+}
+
+// EnqueueReply stores an envelope to publish, under the caller's lease, and
+// returns its outbox id. A lost lease is ErrFenced.
+func (s *Store) EnqueueReply(ctx context.Context, l Lease, r Reply) (int64, error) {
+	if !validID(r.BridgeID) {
+		return 0, fmt.Errorf("enqueue reply: %w", ErrNotFound)
+	}
+	var id int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx, l); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `INSERT INTO reply_outbox (bridge_id, delivery_id, topic, timestamp_ns, envelope)
+			VALUES ($1, $2, $3, $4, $5) RETURNING id`, r.BridgeID, r.DeliveryID, r.Topic, r.TimestampNs, r.Envelope).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("enqueue reply: %w", mapError(err))
+	}
+	return id, nil
+}
+
+// DueReplies returns up to limit replies of a bridge that are due for a
+// publish attempt, oldest first.
+func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]Reply, error) {
+	if !validID(bridgeID) {
+		return nil, fmt.Errorf("load due replies: %w", ErrNotFound)
+	}
+	limit = Page{Limit: limit}.limit()
+	rows, err := s.pool.Query(ctx, `SELECT `+replyColumns+` FROM reply_outbox
+		WHERE bridge_id = $1 AND status IN ('pending', 'failed') AND next_attempt_at <= now()
+		ORDER BY id LIMIT $2`, bridgeID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("load due replies: %w", mapError(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Reply, error) { return scanReply(r) })
+	if err != nil {
+		return nil, fmt.Errorf("load due replies: %w", mapError(err))
+	}
+	return out, nil
+}
+
+// RecordReplyAttempt stores the outcome of one publish attempt under the
+// caller's lease: status ReplySent, ReplyFailed (retry at nextAttemptAt)
+// or ReplyDead. A lost lease is ErrFenced.
+func (s *Store) RecordReplyAttempt(ctx context.Context, l Lease, replyID int64, status ReplyStatus, lastError string, nextAttemptAt time.Time) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx, l); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE reply_outbox SET status = $2, attempts = attempts + 1, last_error = $3,
+			next_attempt_at = $4, updated_at = now() WHERE id = $1`, replyID, string(status), lastError, nextAttemptAt)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pgx.ErrNoRows
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record reply attempt: %w", mapError(err))
+	}
+	return nil
+}

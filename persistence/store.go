@@ -1,0 +1,154 @@
+// Package persistence is the Postgres store of the bridge runtime: the
+// embedded schema and its migrations, the sealing of secrets at rest, and
+// the queries the HTTP API and the actors run.
+package persistence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotFound means the row does not exist or belongs to another account.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict means the row would duplicate a unique value, such as a
+// bridge address or a delivery's message id.
+var ErrConflict = errors.New("conflict")
+
+// ErrInvalid means a value broke a constraint of the schema.
+var ErrInvalid = errors.New("invalid value")
+
+// ErrInvalidCursor means a pagination cursor was not one this store issued.
+var ErrInvalidCursor = errors.New("invalid cursor")
+
+// DefaultPageSize is the page size used when a Page asks for none.
+const DefaultPageSize = 50
+
+// MaxPageSize is the largest page a list returns.
+const MaxPageSize = 200
+
+// Page selects one page of a list: the rows after the opaque cursor After
+// (empty for the first page), at most Limit of them.
+type Page struct {
+	After string
+	Limit int
+}
+
+func (p Page) limit() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultPageSize
+	case p.Limit > MaxPageSize:
+		return MaxPageSize
+	}
+	return p.Limit
+}
+
+// Store is the Postgres store. It is safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	sealer *Sealer
+}
+
+// Open connects to the database at databaseURL, which must already be
+// migrated, and checks that it answers.
+func Open(ctx context.Context, databaseURL string, sealer *Sealer) (*Store, error) {
+	if sealer == nil {
+		return nil, errors.New("open store: a sealer is required")
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// The parse error can quote the URL, password included.
+		return nil, errors.New("open store: parse database url: not a valid postgres url")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{pool: pool, sealer: sealer}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return s, nil
+}
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes every connection of the store.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool returns the connection pool, for packages that keep their own tables
+// in this database.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// mapError turns driver errors into the package's sentinel errors.
+func mapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505":
+			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
+		case "23514", "23502", "22001":
+			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.ConstraintName)
+		case "23503":
+			return ErrNotFound
+		}
+	}
+	return err
+}
+
+// newID returns a time-ordered UUID, so ids sort in creation order and can
+// serve as pagination cursors.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// validID reports whether id is a UUID; ids that are not cannot name a row.
+func validID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil && len(id) == 36
+}
+
+// uuidCursor checks a cursor over UUID ids; the empty cursor starts at the
+// beginning.
+func uuidCursor(after string) (string, error) {
+	if after == "" {
+		return "00000000-0000-0000-0000-000000000000", nil
+	}
+	if !validID(after) {
+		return "", ErrInvalidCursor
+	}
+	return after, nil
+}
+
+// int64Cursor checks a cursor over descending bigint ids; the empty cursor
+// starts at the newest row.
+func int64Cursor(after string) (int64, error) {
+	if after == "" {
+		return 1<<63 - 1, nil
+	}
+	n, err := strconv.ParseInt(after, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, ErrInvalidCursor
+	}
+	return n, nil
+}

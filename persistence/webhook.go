@@ -1,0 +1,100 @@
+package persistence
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// WebhookSecret is a Standard Webhooks signing secret of a bridge.
+type WebhookSecret struct {
+	// Secret is the "whsec_" secret.
+	Secret    string
+	CreatedAt time.Time
+	// ExpiresAt is nil for the current secret; a rotated-out secret stays
+	// valid until then.
+	ExpiresAt *time.Time
+}
+
+func (s *Store) insertWebhookSecret(ctx context.Context, tx pgx.Tx, bridgeID, secret string) error {
+	id := newID()
+	sealed, err := s.sealer.Seal([]byte(secret), webhookSecretAAD(bridgeID, id))
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO webhook_secrets (id, bridge_id, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)`,
+		id, bridgeID, sealed.KeyID, sealed.Nonce, sealed.Ciphertext)
+	return err
+}
+
+// RotateWebhookSecret gives a bridge of the account a new webhook secret and
+// returns it. The previous secret stays valid for grace, so receivers can
+// switch over; secrets whose grace has ended are deleted.
+func (s *Store) RotateWebhookSecret(ctx context.Context, accountID, bridgeID string, grace time.Duration) (string, error) {
+	if !validID(accountID) || !validID(bridgeID) {
+		return "", fmt.Errorf("rotate webhook secret: %w", ErrNotFound)
+	}
+	secret := newWebhookSecret()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var id string
+		if err := tx.QueryRow(ctx, `SELECT id FROM bridges WHERE id = $1 AND account_id = $2 FOR UPDATE`,
+			bridgeID, accountID).Scan(&id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM webhook_secrets WHERE bridge_id = $1 AND expires_at <= now()`, bridgeID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE webhook_secrets SET expires_at = now() + make_interval(secs => $2)
+			WHERE bridge_id = $1 AND expires_at IS NULL`, bridgeID, grace.Seconds()); err != nil {
+			return err
+		}
+		return s.insertWebhookSecret(ctx, tx, bridgeID, secret)
+	})
+	if err != nil {
+		return "", fmt.Errorf("rotate webhook secret: %w", mapError(err))
+	}
+	return secret, nil
+}
+
+// WebhookSecrets returns the secrets a delivery of the bridge is signed
+// with: the current one first, then rotated-out ones still in their grace
+// period.
+func (s *Store) WebhookSecrets(ctx context.Context, bridgeID string) ([]WebhookSecret, error) {
+	if !validID(bridgeID) {
+		return nil, fmt.Errorf("load webhook secrets: %w", ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
+		WHERE bridge_id = $1 AND (expires_at IS NULL OR expires_at > now())
+		ORDER BY expires_at DESC NULLS FIRST, created_at DESC`, bridgeID)
+	if err != nil {
+		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+	}
+	defer rows.Close()
+	var out []WebhookSecret
+	for rows.Next() {
+		var (
+			id     string
+			sealed Sealed
+			ws     WebhookSecret
+		)
+		if err := rows.Scan(&id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt); err != nil {
+			return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+		}
+		plain, err := s.sealer.Open(sealed, webhookSecretAAD(bridgeID, id))
+		if err != nil {
+			return nil, fmt.Errorf("load webhook secrets of bridge %s: %w", bridgeID, err)
+		}
+		ws.Secret = string(plain)
+		out = append(out, ws)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("load webhook secrets: %w", ErrNotFound)
+	}
+	return out, nil
+}
