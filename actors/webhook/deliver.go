@@ -1,0 +1,258 @@
+// Package webhook delivers one inbound XMTP message to a bridge owner's
+// HTTP endpoint and reads the reply: the relaycc and json bodies, Standard
+// Webhooks signatures, an HTTP client that refuses internal addresses when
+// it connects, bounded responses, classification of the outcome and the
+// retry schedule. It keeps no state between deliveries; the forward
+// handler records attempts and schedules retries with RetryPolicy.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultUserAgent is the user-agent of deliveries unless configured.
+const DefaultUserAgent = "xmtp-bridge-webhook/1"
+
+// DefaultTimeout bounds a delivery whose endpoint sets no timeout.
+const DefaultTimeout = 10 * time.Second
+
+// drainBytes is how much of an unused response body is read so that the
+// connection can be reused.
+const drainBytes = 4 << 10
+
+// ErrInvalidEndpoint means an endpoint's URL is not an absolute http or
+// https URL, or it has no signing secret.
+var ErrInvalidEndpoint = errors.New("invalid endpoint")
+
+// reservedHeaders are headers the bridge sets itself or that control the
+// connection; an endpoint's extra headers may not set them.
+var reservedHeaders = map[string]bool{
+	"host": true, "content-length": true, "content-type": true, "transfer-encoding": true, "connection": true,
+	"keep-alive": true, "te": true, "trailer": true, "upgrade": true, "proxy-authorization": true,
+	"proxy-authenticate": true, "proxy-connection": true, "user-agent": true, "idempotency-key": true,
+	HeaderID: true, HeaderTimestamp: true, HeaderSignature: true,
+}
+
+// Endpoint is where and how a bridge's messages are delivered.
+type Endpoint struct {
+	// URL is the absolute http or https URL deliveries are POSTed to.
+	URL string
+	// Format is the body format.
+	Format Format
+	// Reply says whether the response carries a reply to send back.
+	Reply bool
+	// Headers are extra headers; reserved ones (webhook-*, hop-by-hop,
+	// host, content-type, user-agent) are ignored.
+	Headers map[string]string
+	// Secrets sign the delivery: the current secret first, then
+	// rotated-out secrets still in their grace period.
+	Secrets []Secret
+	// Timeout bounds the whole attempt, reading the response included;
+	// zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Result is the outcome of one delivery attempt.
+type Result struct {
+	Outcome Outcome
+	// Status is the HTTP status, or 0 when there was no response.
+	Status int
+	// Reply is the reply to send back, when HasReply.
+	Reply    string
+	HasReply bool
+	// RetryAfter is the target's Retry-After (uncapped), or 0.
+	RetryAfter time.Duration
+	// Latency is the time from sending to having read the response.
+	Latency time.Duration
+	// Err says what went wrong, for logs and the delivery record; nil on
+	// success. It never holds a secret.
+	Err error
+}
+
+// Config configures a Deliverer.
+type Config struct {
+	// Client sends the requests; nil means NewClient(ClientOptions{}).
+	Client *http.Client
+	// Metrics counts attempts; nil counts nothing.
+	Metrics *Metrics
+	// Logger gets one debug record per attempt; nil means slog.Default().
+	Logger *slog.Logger
+	// UserAgent is the user-agent header; "" means DefaultUserAgent.
+	UserAgent string
+	// MaxResponseBytes bounds a response body; 0 means
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// Now is the clock of webhook-timestamp; nil means time.Now.
+	Now func() time.Time
+}
+
+// Deliverer sends deliveries. It is safe for concurrent use.
+type Deliverer struct {
+	client    *http.Client
+	metrics   *Metrics
+	log       *slog.Logger
+	userAgent string
+	maxBody   int64
+	now       func() time.Time
+}
+
+// NewDeliverer returns a Deliverer for cfg.
+func NewDeliverer(cfg Config) *Deliverer {
+	d := &Deliverer{client: cfg.Client, metrics: cfg.Metrics, log: cfg.Logger, userAgent: cfg.UserAgent,
+		maxBody: cfg.MaxResponseBytes, now: cfg.Now}
+	if d.client == nil {
+		d.client = NewClient(ClientOptions{})
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.userAgent == "" {
+		d.userAgent = DefaultUserAgent
+	}
+	if d.maxBody <= 0 {
+		d.maxBody = DefaultMaxResponseBytes
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	return d
+}
+
+// NewRequest builds the signed POST of m to ep, timestamped now.
+func (d *Deliverer) NewRequest(ctx context.Context, ep Endpoint, m Message) (*http.Request, error) {
+	u, err := url.Parse(ep.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("build delivery: %w: url must be absolute http or https", ErrInvalidEndpoint)
+	}
+	signed := false
+	for _, s := range ep.Secrets {
+		signed = signed || s.Valid()
+	}
+	if !signed {
+		return nil, fmt.Errorf("build delivery: %w: no signing secret", ErrInvalidEndpoint)
+	}
+	body, err := EncodeBody(ep.Format, m)
+	if err != nil {
+		return nil, fmt.Errorf("build delivery: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build delivery: %w", err)
+	}
+	for name, value := range ep.Headers {
+		if reservedHeaders[strings.ToLower(name)] || strings.ContainsAny(value, "\r\n\x00") {
+			continue
+		}
+		req.Header.Set(name, value)
+	}
+	ts := d.now().Unix()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", d.userAgent)
+	req.Header[HeaderID] = []string{m.ID}
+	req.Header[HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
+	req.Header[HeaderSignature] = []string{Sign(m.ID, ts, body, ep.Secrets...)}
+	return req, nil
+}
+
+// Deliver POSTs m to ep once and classifies the result. It never panics on
+// what the endpoint does, and it returns after at most ep.Timeout.
+func (d *Deliverer) Deliver(ctx context.Context, ep Endpoint, m Message) Result {
+	timeout := ep.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	r := d.attempt(ctx, ep, m)
+	d.metrics.observe(r)
+	d.log.Debug("webhook delivery attempted", "message", m.ID, "bridge", m.Bridge, "outcome", string(r.Outcome),
+		"status", r.Status, "latency", r.Latency, "error", r.Err)
+	return r
+}
+
+func (d *Deliverer) attempt(ctx context.Context, ep Endpoint, m Message) Result {
+	req, err := d.NewRequest(ctx, ep, m)
+	if err != nil {
+		return Result{Outcome: OutcomeRejected, Err: err}
+	}
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		r := Result{Outcome: OutcomeRetry, Latency: time.Since(start), Err: fmt.Errorf("post delivery: %w", scrubURL(err))}
+		if errors.Is(err, ErrBlockedAddress) || errors.Is(err, ErrTooManyRedirects) {
+			r.Outcome = OutcomeBlocked
+		}
+		return r
+	}
+	defer resp.Body.Close()
+	r := Result{Status: resp.StatusCode, Outcome: classifyStatus(resp.StatusCode)}
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		if after, ok := ParseRetryAfter(v, d.now()); ok {
+			r.RetryAfter = after
+		}
+	}
+	if r.Outcome != OutcomeDelivered || !ep.Reply {
+		_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
+		r.Latency = time.Since(start)
+		if r.Outcome != OutcomeDelivered {
+			r.Err = fmt.Errorf("post delivery: endpoint answered %d", resp.StatusCode)
+		}
+		return r
+	}
+	body, err := readLimited(resp.Body, d.maxBody)
+	r.Latency = time.Since(start)
+	if err != nil {
+		if errors.Is(err, ErrResponseTooLarge) {
+			r.Outcome, r.Err = OutcomeBadReply, fmt.Errorf("read reply: %w", err)
+			return r
+		}
+		// The response broke off or timed out: the endpoint may not have
+		// finished, so try again.
+		r.Outcome, r.Err = OutcomeRetry, fmt.Errorf("read reply: %w", scrubURL(err))
+		return r
+	}
+	switch ep.Format {
+	case FormatRelaycc:
+		r.Reply, r.HasReply, err = DecodeRelayccReply(body)
+	default:
+		r.Reply, r.HasReply, err = DecodeJSONReply(resp.Header.Get("Content-Type"), body)
+	}
+	if err != nil {
+		r.Outcome, r.Err = OutcomeBadReply, err
+	}
+	return r
+}
+
+// readLimited reads r to its end, failing with ErrResponseTooLarge as soon
+// as more than limit bytes arrive.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("read more than %d bytes: %w", limit, ErrResponseTooLarge)
+	}
+	return buf.Bytes(), nil
+}
+
+// scrubURL drops the URL from a client error: an owner's URL may carry a
+// token in its query.
+func scrubURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
