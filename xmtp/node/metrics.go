@@ -10,6 +10,7 @@ import (
 // bridge_xmtpnode_requests_rejected_total.
 const (
 	reasonTooLarge        = "envelope_too_large"
+	reasonEmptyEnvelope   = "empty_envelope"
 	reasonTooManyTopics   = "too_many_topics"
 	reasonNoTopics        = "no_topics"
 	reasonBadTopic        = "malformed_topic"

@@ -272,6 +272,10 @@ func TestLimits(t *testing.T) {
 			_, err = s.Recv()
 			return err
 		}, codes.InvalidArgument},
+		{"publish empty envelope", func() error {
+			_, err := c.Publish(ctx, &messagev1.PublishRequest{Envelopes: []*messagev1.Envelope{{ContentTopic: "/xmtp/0/empty/proto", TimestampNs: 1}}})
+			return err
+		}, codes.InvalidArgument},
 		{"subscribe2 malformed topic", func() error {
 			s, err := c.Subscribe2(ctx)
 			if err != nil {
@@ -291,6 +295,9 @@ func TestLimits(t *testing.T) {
 	}
 	if got := metricValue(t, n.metrics.rejected.WithLabelValues(reasonTooLarge)); got != 1 {
 		t.Errorf("rejected too large: got %v", got)
+	}
+	if got := metricValue(t, n.metrics.rejected.WithLabelValues(reasonEmptyEnvelope)); got != 1 {
+		t.Errorf("rejected empty envelope: got %v", got)
 	}
 	if got := metricValue(t, n.metrics.rejected.WithLabelValues(reasonTooManyTopics)); got != 4 {
 		t.Errorf("rejected too many topics: got %v", got)

@@ -48,6 +48,9 @@ func (s *service) Publish(ctx context.Context, req *messagev1.PublishRequest) (*
 		if _, err := ParseTopic(env.ContentTopic); err != nil {
 			return nil, s.reject(reasonBadTopic, codes.InvalidArgument, "content topic must look like /xmtp/0/<name>/proto")
 		}
+		if len(env.Message) == 0 {
+			return nil, s.reject(reasonEmptyEnvelope, codes.InvalidArgument, "envelope message is empty")
+		}
 		if len(env.Message) > cfg.MaxEnvelopeBytes {
 			return nil, s.reject(reasonTooLarge, codes.InvalidArgument, "envelope message too large")
 		}
