@@ -15,6 +15,8 @@ import (
 	"hash/fnv"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +65,7 @@ func NewDatabase(t testing.TB, tmpl Template) string {
 		t.Fatalf("pgtest: prepare template %s: %v", tmplDB, err)
 	}
 
-	name := fmt.Sprintf("t_%s_%s", tmpl.Name, randomSuffix())
+	name := fmt.Sprintf("t_%s_%d_%s", tmpl.Name, time.Now().Unix(), randomSuffix())
 	err := withLock(ctx, server, tmplDB, func(conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{tmplDB}.Sanitize())
 		return err
@@ -111,6 +113,9 @@ func prepare(ctx context.Context, server, tmplDB string, tmpl Template) error {
 		return err
 	}
 	err := withLock(ctx, server, tmplDB, func(conn *pgx.Conn) error {
+		if err := sweepStale(ctx, conn, tmpl.Name, time.Now().Add(-staleAfter)); err != nil {
+			return err
+		}
 		quoted := pgx.Identifier{tmplDB}.Sanitize()
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+quoted+" WITH (FORCE)"); err != nil {
 			return fmt.Errorf("drop old template: %w", err)
@@ -129,6 +134,36 @@ func prepare(ctx context.Context, server, tmplDB string, tmpl Template) error {
 	})
 	prepared[tmplDB] = err
 	return err
+}
+
+// staleAfter is the age past which a test database is taken to belong to a
+// test process that was killed before its cleanup ran. The whole suite
+// runs in far less time, so no live test loses its database.
+const staleAfter = time.Hour
+
+// sweepStale drops the databases of template name that were created before
+// cutoff. Their names carry their creation time in unix seconds.
+func sweepStale(ctx context.Context, conn *pgx.Conn, name string, cutoff time.Time) error {
+	prefix := "t_" + name + "_"
+	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix)
+	if err != nil {
+		return fmt.Errorf("list old test databases: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("list old test databases: %w", err)
+	}
+	for _, db := range names {
+		stamp, _, ok := strings.Cut(strings.TrimPrefix(db, prefix), "_")
+		created, err := strconv.ParseInt(stamp, 10, 64)
+		if !ok || err != nil || !time.Unix(created, 0).Before(cutoff) {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop old test database %s: %w", db, err)
+		}
+	}
+	return nil
 }
 
 func withLock(ctx context.Context, server, key string, fn func(*pgx.Conn) error) error {
