@@ -77,9 +77,12 @@ func (s *Store) CheckLease(ctx context.Context, l Lease) error {
 }
 
 // ReleaseLease gives a lease up, so another owner can take the identity at
-// once. Releasing a lease that is no longer the caller's does nothing.
+// once. The row stays, expired, so the next owner's epoch is higher than
+// every epoch before it: an epoch is never reused for an identity.
+// Releasing a lease that is no longer the caller's does nothing.
 func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM identity_leases WHERE identity = $1 AND owner = $2 AND epoch = $3`,
+	if _, err := s.pool.Exec(ctx, `UPDATE identity_leases SET expires_at = now(), updated_at = now()
+		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()`,
 		l.Identity, l.Owner, l.Epoch); err != nil {
 		return fmt.Errorf("release lease on %s: %w", l.Identity, mapError(err))
 	}

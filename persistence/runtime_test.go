@@ -66,9 +66,12 @@ func TestLeasesFenceStaleOwners(t *testing.T) {
 	if err := s.ReleaseLease(ctx, renewed); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.CheckLease(ctx, renewed); !errors.Is(err, ErrFenced) {
+		t.Fatalf("check of a released lease: %v", err)
+	}
 	l3, err := s.AcquireLease(ctx, b.ID, "node-3/a", time.Minute)
-	if err != nil || l3.Epoch != 1 {
-		t.Fatalf("acquire after release: %+v %v", l3, err)
+	if err != nil || l3.Epoch != 3 {
+		t.Fatalf("acquire after release: want epoch 3 (epochs are never reused), got %+v %v", l3, err)
 	}
 }
 
