@@ -1,0 +1,94 @@
+# The two set-up commands are `make run` and `make test`. On a fresh
+# machine they find or start Postgres (`bridge dev` itself, or
+# scripts/ensure-postgres.sh for the tests) and install the npm packages of
+# the xmtp-js scripts (scripts/ensure-node-deps.sh), or stop with a message
+# naming what is missing. `make test` includes the end-to-end tests in e2e/,
+# which build bin/bridge into a temporary directory and run it.
+#
+# No tool beyond the Go toolchain is used: gofmt and go vet come with it.
+# The Go version is pinned by go.mod and checked by `check-go`.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO        ?= go
+GO_MIN    := $(shell sed -n 's/^go \([0-9][0-9.]*\)$$/\1/p' go.mod)
+BIN       := bin/bridge
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+FUZZTIME  ?= 4s
+LONGFUZZ  ?= 60s
+BENCHTIME ?= 1s
+BENCH     ?= .
+PKGS      ?= ./...
+
+.PHONY: all build run test bench lint fuzz clean clean-data check-go env readme-env
+
+all: build
+
+## check-go: stop with a clear message unless Go >= the go.mod version is installed.
+check-go:
+	@command -v $(GO) >/dev/null || { echo "make: Go $(GO_MIN) or newer is needed: install it from https://go.dev/dl/ into /usr/local/go"; exit 1; }
+	@have=$$($(GO) env GOVERSION | sed 's/^go//'); \
+	  if [ "$$(printf '%s\n%s\n' "$(GO_MIN)" "$$have" | sort -V | head -n1)" != "$(GO_MIN)" ]; then \
+	    echo "make: Go $$have is older than $(GO_MIN) (go.mod): install a newer Go from https://go.dev/dl/"; exit 1; fi
+
+## build: compile bin/bridge with the version and commit stamped in.
+build: check-go
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/bridge
+
+## run: build and run a development node: `bridge dev` finds or starts Postgres itself (DATABASE_URL, the machine's, or a private one under .data/), the local XMTP node, the API, the canary, and prints a quick start.
+run: build
+	@scripts/ensure-node-deps.sh || echo "make run: the xmtp-js quick start needs Node.js 20 and npm; the bridge runs without them" >&2
+	exec $(BIN) dev
+
+## test: vet, then every test against the real Postgres, then a short fuzz of every fuzz target.
+test: check-go
+	@url=$$(scripts/ensure-postgres.sh); \
+	  scripts/ensure-node-deps.sh; \
+	  echo "make test: go vet"; \
+	  $(GO) vet $(PKGS); \
+	  echo "make test: go test against $$url"; \
+	  TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 12m $(PKGS); \
+	  TEST_DATABASE_URL="$$url" FUZZTIME=$(FUZZTIME) scripts/fuzz-smoke.sh
+
+## bench: run every benchmark of the module and print the figures.
+bench: check-go
+	@url=$$(scripts/ensure-postgres.sh); \
+	  scripts/ensure-node-deps.sh; \
+	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -timeout 20m $(PKGS)
+
+## lint: gofmt must have nothing to change, and go vet must pass.
+lint: check-go
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## fuzz: run every fuzz target for LONGFUZZ (default 60s) each.
+fuzz: check-go
+	@url=$$(scripts/ensure-postgres.sh); \
+	  TEST_DATABASE_URL="$$url" FUZZTIME=$(LONGFUZZ) scripts/fuzz-smoke.sh
+
+## env: print every environment variable of the bridge.
+env: build
+	@$(BIN) env
+
+## readme-env: rewrite README.md's environment table from `bridge env --markdown`.
+readme-env: build
+	@$(BIN) env --markdown > bin/env.md
+	@awk -v f=bin/env.md 'BEGIN { while ((getline l < f) > 0) t = t l "\n" } \
+	  /^<!-- env:begin/ { print; printf "%s", t; skip = 1; next } /^<!-- env:end/ { skip = 0 } !skip' README.md > bin/README.md
+	@mv bin/README.md README.md
+	@echo "README.md: environment table updated"
+
+## clean: remove build output and the test cache.
+clean:
+	rm -rf bin
+	$(GO) clean -testcache
+
+## clean-data: stop the private Postgres and delete .data (the dev master key and database too).
+clean-data:
+	scripts/ensure-postgres.sh stop
+	rm -rf .data

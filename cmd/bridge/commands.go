@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/system"
+	"github.com/xmtpbridge/bridge/system/config"
+)
+
+// devDataDir holds what dev mode keeps between runs, relative to the
+// working directory (the repository root under `make run`).
+const devDataDir = ".data"
+
+// loadConfig reads the configuration for mode. On failure it prints every
+// problem and returns exitUsage.
+func loadConfig(inv *invocation, mode config.Mode) (*config.Config, int) {
+	cfg, err := config.Load(inv.lookup, config.WithMode(mode))
+	if err != nil {
+		fmt.Fprintf(inv.stderr, "bridge %s: the configuration is invalid:\n", mode)
+		var verr *config.ValidationError
+		if errors.As(err, &verr) {
+			for _, p := range verr.Problems {
+				fmt.Fprintf(inv.stderr, "  %s\n", p.Error())
+			}
+		} else {
+			fmt.Fprintf(inv.stderr, "  %v\n", err)
+		}
+		fmt.Fprintln(inv.stderr, "Run `bridge env` to see every variable with its default and an example.")
+		return nil, exitUsage
+	}
+	return cfg, exitOK
+}
+
+func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("node", cfg.NodeID)
+}
+
+func noArgs(inv *invocation, name string) bool {
+	if len(inv.args) > 0 {
+		fmt.Fprintf(inv.stderr, "bridge %s: takes no arguments, got %q\n", name, inv.args)
+		return false
+	}
+	return true
+}
+
+// fail reports an error that stopped a command and returns exitFailure.
+func fail(inv *invocation, logger *slog.Logger, name string, err error) int {
+	logger.Error("command failed", "command", name, "err", err)
+	fmt.Fprintf(inv.stderr, "bridge %s: %v\n", name, err)
+	return exitFailure
+}
+
+func runNode(ctx context.Context, inv *invocation) int {
+	if !noArgs(inv, "node") {
+		return exitUsage
+	}
+	cfg, code := loadConfig(inv, config.ModeNode)
+	if cfg == nil {
+		return code
+	}
+	return runBridge(ctx, inv, cfg, nil)
+}
+
+func runDev(ctx context.Context, inv *invocation) int {
+	if !noArgs(inv, "dev") {
+		return exitUsage
+	}
+	cfg, code := loadConfig(inv, config.ModeDev)
+	if cfg == nil {
+		return code
+	}
+	if err := cfg.PrepareDev(devDataDir, inv.stderr); err != nil {
+		fmt.Fprintf(inv.stderr, "bridge dev: %v\n", err)
+		return exitFailure
+	}
+	explicit, _ := inv.lookup(config.EnvDatabaseURL)
+	url, err := system.EnsureDevPostgres(ctx, explicit, devDataDir, inv.stderr)
+	if err != nil {
+		fmt.Fprintf(inv.stderr, "bridge dev: %v\n", err)
+		return exitFailure
+	}
+	cfg.DatabaseURL = url
+	return runBridge(ctx, inv, cfg, func(n *system.Node) { printQuickStart(inv.stdout, cfg, n) })
+}
+
+func runBridge(ctx context.Context, inv *invocation, cfg *config.Config, started func(*system.Node)) int {
+	logger := newLogger(inv.stderr, cfg)
+	v, c := buildVersion()
+	logger.Info("starting bridge", "version", v, "commit", c, "config", cfg)
+	err := system.Run(ctx, system.Options{Config: cfg, Logger: logger, Version: v, Commit: c, Started: started})
+	if err != nil {
+		code := fail(inv, logger, string(cfg.Mode), err)
+		if cfg.Mode == config.ModeDev && errors.Is(err, persistence.ErrMigrationChanged) {
+			fmt.Fprintf(inv.stderr, "bridge dev: the database %s was migrated by another version of the schema; "+
+				"drop it (it holds only development data) or set DATABASE_URL to another database\n", config.RedactURL(cfg.DatabaseURL))
+		}
+		return code
+	}
+	logger.Info("bridge stopped")
+	return exitOK
+}
+
+func runXMTPNode(ctx context.Context, inv *invocation) int {
+	if !noArgs(inv, "xmtp-node") {
+		return exitUsage
+	}
+	cfg, code := loadConfig(inv, config.ModeXMTPNode)
+	if cfg == nil {
+		return code
+	}
+	logger := newLogger(inv.stderr, cfg)
+	logger.Info("starting local xmtp node", "config", cfg)
+	if err := system.RunXMTPNode(ctx, system.Options{Config: cfg, Logger: logger}); err != nil {
+		return fail(inv, logger, "xmtp-node", err)
+	}
+	logger.Info("local xmtp node stopped")
+	return exitOK
+}
+
+func runMigrate(ctx context.Context, inv *invocation) int {
+	if !noArgs(inv, "migrate") {
+		return exitUsage
+	}
+	cfg, code := loadConfig(inv, config.ModeMigrate)
+	if cfg == nil {
+		return code
+	}
+	logger := newLogger(inv.stderr, cfg)
+	if err := system.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return fail(inv, logger, "migrate", err)
+	}
+	logger.Info("database migrated", "database_url", config.RedactURL(cfg.DatabaseURL))
+	return exitOK
+}
+
+func runEnv(_ context.Context, inv *invocation) int {
+	switch {
+	case len(inv.args) == 0:
+		if err := config.WriteTable(inv.stdout); err != nil {
+			return exitFailure
+		}
+	case len(inv.args) == 1 && (inv.args[0] == "--markdown" || inv.args[0] == "-markdown"):
+		fmt.Fprint(inv.stdout, config.Markdown())
+	default:
+		fmt.Fprintf(inv.stderr, "bridge env: unknown arguments %q; use `bridge env` or `bridge env --markdown`\n", inv.args)
+		return exitUsage
+	}
+	return exitOK
+}
+
+func runCheckConfig(_ context.Context, inv *invocation) int {
+	mode := config.ModeNode
+	switch len(inv.args) {
+	case 0:
+	case 1:
+		mode = config.Mode(inv.args[0])
+		switch mode {
+		case config.ModeNode, config.ModeDev, config.ModeXMTPNode, config.ModeMigrate:
+		default:
+			fmt.Fprintf(inv.stderr, "bridge check-config: unknown mode %q; use node, dev, xmtp-node or migrate\n", inv.args[0])
+			return exitUsage
+		}
+	default:
+		fmt.Fprintln(inv.stderr, "bridge check-config: takes at most one mode")
+		return exitUsage
+	}
+	cfg, code := loadConfig(inv, mode)
+	if cfg == nil {
+		return code
+	}
+	fmt.Fprintf(inv.stdout, "the configuration is valid for %s mode\n%s\n", mode, cfg)
+	return exitOK
+}

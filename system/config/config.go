@@ -1,0 +1,256 @@
+// Package config reads every setting of the bridge from the environment
+// into one typed Config, fills in defaults, and checks the values against
+// each other. Each variable is documented once, in Vars.
+package config
+
+import (
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Mode names what the binary has been asked to run; it decides which
+// variables are required and which defaults apply.
+type Mode string
+
+// The modes of the bridge binary.
+const (
+	// ModeNode is a production node: every secret must be given.
+	ModeNode Mode = "node"
+	// ModeDev is a single development node: secrets and the database get
+	// safe local defaults, and the local XMTP node runs in-process.
+	ModeDev Mode = "dev"
+	// ModeXMTPNode runs only the local XMTP node.
+	ModeXMTPNode Mode = "xmtp-node"
+	// ModeMigrate applies the database migrations and exits.
+	ModeMigrate Mode = "migrate"
+)
+
+// DevDatabaseURL is the database dev mode uses when DATABASE_URL is unset:
+// the machine's Postgres with trust authentication.
+const DevDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// MasterKey is one key that seals secrets at rest, with the identifier
+// stored next to each ciphertext it produced.
+type MasterKey struct {
+	ID  string
+	Key []byte
+}
+
+// Config is every setting of a bridge process.
+type Config struct {
+	// Mode is what the process runs; it is not read from the environment.
+	Mode Mode
+
+	// DatabaseURL is the Postgres URL. It may carry a password.
+	DatabaseURL string
+	// HTTPAddr is the listen address of the HTTP API.
+	HTTPAddr string
+	// NodeID names this node.
+	NodeID string
+	// LogLevel is the lowest level logged.
+	LogLevel slog.Level
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration
+
+	// MasterKey seals new secrets; its Key is nil until set or, in dev
+	// mode, until PrepareDev fills it.
+	MasterKey MasterKey
+	// PreviousMasterKeys still open secrets sealed before a rotation.
+	PreviousMasterKeys []MasterKey
+	// AdminToken guards the admin endpoints.
+	AdminToken string
+	// SignupKey must be presented by signup requests unless SignupOpen.
+	SignupKey string
+	// SignupOpen allows signup without SignupKey.
+	SignupOpen bool
+	// SignupRatePerMinute limits signups per IP address.
+	SignupRatePerMinute int
+	// AllowPrivateTargets turns off the SSRF check of forward targets.
+	AllowPrivateTargets bool
+	// MaxBodyBytes is the largest request body the API accepts.
+	MaxBodyBytes int
+
+	// XMTPNode is the host:port of a remote XMTP gRPC endpoint; empty
+	// means the local node (dev) or, in node mode, is an error.
+	XMTPNode string
+	// XMTPTLS dials XMTPNode with TLS.
+	XMTPTLS bool
+	// XMTPNodeGRPCAddr is the local XMTP node's gRPC listen address.
+	XMTPNodeGRPCAddr string
+	// XMTPNodeHTTPAddr is the local XMTP node's HTTP gateway address.
+	XMTPNodeHTTPAddr string
+	// XMTPNodeAuthn makes the local node verify auth tokens on publish.
+	XMTPNodeAuthn bool
+	// XMTPNodeOpsAddr is where `bridge xmtp-node` serves its probes and
+	// metrics; empty serves none.
+	XMTPNodeOpsAddr string
+	// XMTPMaxEnvelopeBytes is the local node's envelope size limit.
+	XMTPMaxEnvelopeBytes int
+	// XMTPMaxTopicsPerRequest is the local node's topic count limit.
+	XMTPMaxTopicsPerRequest int
+
+	// CanaryInterval is the time between canary rounds; 0 turns the
+	// prober off.
+	CanaryInterval time.Duration
+	// CanarySample is how many bridges a round probes; 0 means all.
+	CanarySample int
+	// CanaryURL is the canary endpoint the bridges call; empty means this
+	// node's own /canary, derived from the API's listen address.
+	CanaryURL string
+	// LeaseTTL is the lifetime of an identity's fencing lease.
+	LeaseTTL time.Duration
+	// ReconcileInterval is how often the runtime activates missing
+	// identities.
+	ReconcileInterval time.Duration
+	// SweepInterval is how often identities look for due deliveries.
+	SweepInterval time.Duration
+}
+
+// RunsLocalXMTPNode reports whether this process starts the local XMTP
+// node in-process.
+func (c *Config) RunsLocalXMTPNode() bool {
+	return c.Mode == ModeXMTPNode || (c.Mode == ModeDev && c.XMTPNode == "")
+}
+
+// Load reads the configuration for mode from lookup (os.LookupEnv in the
+// binary), fills defaults, parses every value and checks them against each
+// other. All problems are returned at once as a *ValidationError; each
+// names its variable, says what is wrong and gives an example value.
+// Without a mode option, Load checks the configuration of ModeNode.
+func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
+	o := options{mode: ModeNode, hostname: os.Hostname}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	p := &parser{lookup: lookup}
+	c := &Config{Mode: o.mode}
+
+	c.DatabaseURL = p.databaseURL(EnvDatabaseURL)
+	c.HTTPAddr = p.hostPort(EnvHTTPAddr, "127.0.0.1:8080")
+	c.NodeID = p.nodeID(EnvNodeID, defaultNodeID(o.hostname))
+	c.LogLevel = p.logLevel(EnvLogLevel)
+	c.LogFormat = p.oneOf(EnvLogFormat, "text", "text", "json")
+	c.ShutdownTimeout = p.duration(EnvShutdownTimeout, 30*time.Second, time.Second, time.Hour)
+
+	c.MasterKey = MasterKey{ID: p.keyID(EnvMasterKeyID, "k1"), Key: p.masterKey(EnvMasterKey)}
+	c.PreviousMasterKeys = p.previousKeys(EnvMasterKeysPrevious)
+	c.AdminToken = p.token(EnvAdminToken)
+	c.SignupKey = p.token(EnvSignupKey)
+	c.SignupOpen = p.boolean(EnvSignupOpen, false)
+	c.SignupRatePerMinute = p.integer(EnvSignupRate, 10, 1, 1_000_000)
+	c.AllowPrivateTargets = p.boolean(EnvAllowPrivateTargets, o.mode == ModeDev)
+	c.MaxBodyBytes = p.integer(EnvMaxBodyBytes, 1<<20, 1<<10, 64<<20)
+
+	c.XMTPNode = p.hostPort(EnvXMTPNode, "")
+	c.XMTPTLS = p.boolean(EnvXMTPTLS, false)
+	c.XMTPNodeGRPCAddr = p.hostPort(EnvXMTPNodeGRPCAddr, "127.0.0.1:5556")
+	c.XMTPNodeHTTPAddr = p.hostPort(EnvXMTPNodeHTTPAddr, "127.0.0.1:5555")
+	c.XMTPNodeAuthn = p.boolean(EnvXMTPNodeAuthn, true)
+	c.XMTPNodeOpsAddr = p.hostPort(EnvXMTPNodeOpsAddr, "")
+	c.XMTPMaxEnvelopeBytes = p.integer(EnvXMTPMaxEnvelopeBytes, 1<<20, 1<<10, 64<<20)
+	c.XMTPMaxTopicsPerRequest = p.integer(EnvXMTPMaxTopicsPerRequest, 1000, 1, 100_000)
+
+	c.CanaryInterval = p.duration(EnvCanaryInterval, time.Minute, 0, 24*time.Hour)
+	c.CanarySample = p.integer(EnvCanarySample, 0, 0, 1_000_000)
+	c.CanaryURL = p.httpURL(EnvCanaryURL)
+	c.LeaseTTL = p.duration(EnvLeaseTTL, 30*time.Second, time.Second, time.Hour)
+	c.ReconcileInterval = p.duration(EnvReconcileInterval, 15*time.Second, 100*time.Millisecond, time.Hour)
+	c.SweepInterval = p.duration(EnvSweepInterval, 5*time.Second, 50*time.Millisecond, time.Hour)
+
+	c.check(p)
+	if len(p.problems) > 0 {
+		return nil, &ValidationError{Problems: p.problems}
+	}
+	return c, nil
+}
+
+// Option changes how Load reads the configuration.
+type Option func(*options)
+
+type options struct {
+	mode     Mode
+	hostname func() (string, error)
+}
+
+// WithMode makes Load check the configuration for mode.
+func WithMode(mode Mode) Option {
+	return func(o *options) { o.mode = mode }
+}
+
+// WithHostname replaces os.Hostname as the source of the default node id.
+func WithHostname(hostname func() (string, error)) Option {
+	return func(o *options) { o.hostname = hostname }
+}
+
+func defaultNodeID(hostname func() (string, error)) string {
+	h, err := hostname()
+	if err != nil || !validNodeID(h) {
+		return "bridge"
+	}
+	return h
+}
+
+// check applies the defaults of the mode and the rules that involve more
+// than one variable.
+func (c *Config) check(p *parser) {
+	needs := func(name string, ok bool, why string) {
+		if !ok && !p.failed(name) {
+			p.problem(name, "is required "+why)
+		}
+	}
+	switch c.Mode {
+	case ModeNode:
+		needs(EnvDatabaseURL, c.DatabaseURL != "", "in node mode")
+		needs(EnvMasterKey, c.MasterKey.Key != nil, "in node mode")
+		needs(EnvAdminToken, c.AdminToken != "", "in node mode")
+		needs(EnvSignupKey, c.SignupKey != "" || c.SignupOpen, "in node mode unless BRIDGE_SIGNUP_OPEN=true")
+		needs(EnvXMTPNode, c.XMTPNode != "", "in node mode (run `bridge xmtp-node` for a local one)")
+	case ModeDev:
+		if c.DatabaseURL == "" && !p.failed(EnvDatabaseURL) {
+			c.DatabaseURL = DevDatabaseURL
+		}
+	case ModeXMTPNode, ModeMigrate:
+		needs(EnvDatabaseURL, c.DatabaseURL != "", "in "+string(c.Mode)+" mode")
+	default:
+		p.problem("mode", "is unknown: "+quote(string(c.Mode)))
+	}
+
+	if c.CanaryInterval > 0 && c.CanaryInterval < time.Second {
+		p.problem(EnvCanaryInterval, quote(c.CanaryInterval.String())+" is shorter than 1s (0 turns the prober off)")
+	}
+	if c.XMTPTLS && c.XMTPNode == "" && !p.failed(EnvXMTPNode) {
+		p.problem(EnvXMTPTLS, "is true but BRIDGE_XMTP_NODE is unset: TLS applies to a remote node only")
+	}
+	for _, prev := range c.PreviousMasterKeys {
+		if prev.ID == c.MasterKey.ID && c.MasterKey.ID != "" {
+			p.problem(EnvMasterKeysPrevious, "repeats the current key id "+quote(prev.ID)+" of BRIDGE_MASTER_KEY_ID")
+		}
+	}
+	if c.RunsLocalXMTPNode() && c.Mode == ModeDev {
+		if sameListenAddr(c.HTTPAddr, c.XMTPNodeGRPCAddr) {
+			p.problem(EnvXMTPNodeGRPCAddr, "is the same address as BRIDGE_HTTP_ADDR")
+		}
+		if sameListenAddr(c.HTTPAddr, c.XMTPNodeHTTPAddr) {
+			p.problem(EnvXMTPNodeHTTPAddr, "is the same address as BRIDGE_HTTP_ADDR")
+		}
+	}
+	if c.RunsLocalXMTPNode() && sameListenAddr(c.XMTPNodeGRPCAddr, c.XMTPNodeHTTPAddr) {
+		p.problem(EnvXMTPNodeHTTPAddr, "is the same address as BRIDGE_XMTP_NODE_GRPC_ADDR")
+	}
+	if c.Mode == ModeXMTPNode && (sameListenAddr(c.XMTPNodeOpsAddr, c.XMTPNodeGRPCAddr) || sameListenAddr(c.XMTPNodeOpsAddr, c.XMTPNodeHTTPAddr)) {
+		p.problem(EnvXMTPNodeOpsAddr, "is the same address as a listener of the local XMTP node")
+	}
+}
+
+// sameListenAddr reports whether two fixed listen addresses collide. Port 0
+// asks the kernel for a free port, so it never collides.
+func sameListenAddr(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	_, pa, _ := splitHostPort(a)
+	return a == b && pa != "0"
+}

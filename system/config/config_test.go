@@ -1,0 +1,382 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	testMasterKey = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng="
+	testAdmin     = "admin-token-0123456789"
+	testSignup    = "signup-key-0123456789"
+)
+
+func env(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+func fixedHost() (string, error) { return "test-host", nil }
+
+func validationError(t *testing.T, err error) *ValidationError {
+	t.Helper()
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("want *ValidationError, got %T: %v", err, err)
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error does not match ErrInvalid: %v", err)
+	}
+	return verr
+}
+
+func TestLoadDevDefaults(t *testing.T) {
+	c, err := Load(env(), WithMode(ModeDev), WithHostname(fixedHost))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := Config{
+		Mode: ModeDev, DatabaseURL: DevDatabaseURL, HTTPAddr: "127.0.0.1:8080", NodeID: "test-host",
+		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
+		MasterKey: MasterKey{ID: "k1"}, SignupRatePerMinute: 10, AllowPrivateTargets: true,
+		MaxBodyBytes: 1 << 20, XMTPNodeGRPCAddr: "127.0.0.1:5556", XMTPNodeHTTPAddr: "127.0.0.1:5555",
+		XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
+		CanaryInterval: time.Minute, LeaseTTL: 30 * time.Second, ReconcileInterval: 15 * time.Second,
+		SweepInterval: 5 * time.Second,
+	}
+	if fmt.Sprintf("%#v", *c) != fmt.Sprintf("%#v", want) || c.MasterKey.Key != nil || len(c.PreviousMasterKeys) != 0 {
+		t.Fatalf("dev defaults:\n got %v\nwant %v", c, want)
+	}
+	if !c.RunsLocalXMTPNode() {
+		t.Fatal("dev without BRIDGE_XMTP_NODE must run the local XMTP node")
+	}
+}
+
+func TestLoadNodeAllValues(t *testing.T) {
+	prevKey := "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	c, err := Load(env(
+		EnvDatabaseURL, "postgres://bridge:pw@db:5432/bridge",
+		EnvHTTPAddr, "0.0.0.0:9000",
+		EnvNodeID, "node-7",
+		EnvLogLevel, "DEBUG",
+		EnvLogFormat, "json",
+		EnvShutdownTimeout, "5s",
+		EnvMasterKey, testMasterKey,
+		EnvMasterKeyID, "k2",
+		EnvMasterKeysPrevious, "k1:"+prevKey+", k0:"+strings.TrimRight(prevKey, "="),
+		EnvAdminToken, testAdmin,
+		EnvSignupKey, testSignup,
+		EnvSignupRate, "30",
+		EnvAllowPrivateTargets, "yes",
+		EnvMaxBodyBytes, "2048",
+		EnvXMTPNode, "xmtp.example.net:5556",
+		EnvXMTPTLS, "true",
+	), WithHostname(fixedHost))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Mode != ModeNode || c.HTTPAddr != "0.0.0.0:9000" || c.NodeID != "node-7" || c.LogLevel != slog.LevelDebug ||
+		c.LogFormat != "json" || c.ShutdownTimeout != 5*time.Second || c.MasterKey.ID != "k2" || len(c.MasterKey.Key) != 32 ||
+		c.SignupRatePerMinute != 30 || !c.AllowPrivateTargets || c.MaxBodyBytes != 2048 || c.XMTPNode != "xmtp.example.net:5556" ||
+		!c.XMTPTLS || c.RunsLocalXMTPNode() {
+		t.Fatalf("unexpected config: %v", c)
+	}
+	if len(c.PreviousMasterKeys) != 2 || c.PreviousMasterKeys[0].ID != "k1" || c.PreviousMasterKeys[1].ID != "k0" ||
+		!bytes.Equal(c.PreviousMasterKeys[0].Key, c.PreviousMasterKeys[1].Key) || c.PreviousMasterKeys[0].Key[0] != 0xde {
+		t.Fatalf("previous keys: %v", c.PreviousMasterKeys)
+	}
+}
+
+func TestLoadNodeReportsEveryMissingValue(t *testing.T) {
+	_, err := Load(env(), WithHostname(fixedHost))
+	verr := validationError(t, err)
+	want := []string{EnvDatabaseURL, EnvMasterKey, EnvAdminToken, EnvSignupKey, EnvXMTPNode}
+	if !slices.Equal(verr.Vars(), want) {
+		t.Fatalf("problems for %v, want %v\n%v", verr.Vars(), want, err)
+	}
+	for _, p := range verr.Problems {
+		if !strings.Contains(p.Message, "is required") || p.Example == "" || !strings.HasSuffix(p.Error(), "(example: "+p.Example+")") {
+			t.Errorf("problem without reason or example: %q", p.Error())
+		}
+	}
+}
+
+func TestLoadSignupOpenNeedsNoKey(t *testing.T) {
+	_, err := Load(env(EnvDatabaseURL, "postgres://db/bridge", EnvMasterKey, testMasterKey, EnvAdminToken, testAdmin,
+		EnvXMTPNode, "127.0.0.1:5556", EnvSignupOpen, "true"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+}
+
+func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
+	_, err := Load(env(
+		EnvDatabaseURL, "mysql://root:hunter2-secret@db/x",
+		EnvHTTPAddr, "localhost",
+		EnvNodeID, "node 1",
+		EnvLogLevel, "loud",
+		EnvLogFormat, "xml",
+		EnvShutdownTimeout, "forever",
+		EnvMasterKey, "not-a-key-but-a-secret",
+		EnvMasterKeyID, "k/1",
+		EnvMasterKeysPrevious, "k0:c2VjcmV0LXByZXZpb3Vz,nocolonsecret",
+		EnvAdminToken, "short-secret",
+		EnvSignupKey, "has a space in the secret",
+		EnvSignupOpen, "maybe",
+		EnvSignupRate, "0",
+		EnvAllowPrivateTargets, "2",
+		EnvMaxBodyBytes, "1k",
+		EnvXMTPNode, ":5556",
+		EnvXMTPTLS, "sure",
+		EnvXMTPNodeGRPCAddr, "127.0.0.1:99999",
+		EnvXMTPNodeHTTPAddr, "127.0.0.1",
+		EnvXMTPNodeAuthn, "nope",
+		EnvXMTPMaxEnvelopeBytes, "-1",
+		EnvXMTPMaxTopicsPerRequest, "many",
+	), WithHostname(fixedHost))
+	verr := validationError(t, err)
+	wantLines := []string{
+		`DATABASE_URL: is not a postgres:// or postgresql:// URL (example: postgres://bridge:secret@127.0.0.1:5432/bridge?sslmode=disable)`,
+		`BRIDGE_HTTP_ADDR: "localhost" is not host:port (example: 127.0.0.1:8080)`,
+		`BRIDGE_NODE_ID: "node 1" is not 1 to 63 letters, digits, '.', '_' or '-' (example: bridge-1)`,
+		`BRIDGE_LOG_LEVEL: "loud" is not one of debug, info, warn, error (example: debug)`,
+		`BRIDGE_LOG_FORMAT: "xml" is not one of text, json (example: json)`,
+		`BRIDGE_SHUTDOWN_TIMEOUT: "forever" is not a duration (example: 10s)`,
+		`BRIDGE_MASTER_KEY_ID: "k/1" is not 1 to 32 letters, digits, '_' or '-' (example: k2)`,
+		"BRIDGE_MASTER_KEY: is not base64 of exactly 32 bytes (make one with `openssl rand -base64 32`) (example: q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=)",
+		`BRIDGE_MASTER_KEYS_PREVIOUS: entry 1 (key id "k0") is not base64 of exactly 32 bytes (example: k0:3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=)`,
+		`BRIDGE_MASTER_KEYS_PREVIOUS: entry 2 is not id:base64 (example: k0:3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=)`,
+		`BRIDGE_ADMIN_TOKEN: is 12 characters long; use at least 16 (example: adm_4f9c2e7b1d8a6c3e5f0b)`,
+		`BRIDGE_SIGNUP_KEY: contains spaces, control or non-ASCII characters (example: sk_7d1e9a4c2b6f8e3d0a5c)`,
+		`BRIDGE_SIGNUP_OPEN: "maybe" is not a boolean (true or false) (example: true)`,
+		`BRIDGE_SIGNUP_RATE: 0 is outside 1 to 1000000 (example: 30)`,
+		`BRIDGE_ALLOW_PRIVATE_TARGETS: "2" is not a boolean (true or false) (example: true)`,
+		`BRIDGE_MAX_BODY_BYTES: "1k" is not a whole number (example: 262144)`,
+		`BRIDGE_XMTP_NODE: ":5556" needs a host and a non-zero port to dial (example: xmtp.example.net:5556)`,
+		`BRIDGE_XMTP_TLS: "sure" is not a boolean (true or false) (example: true)`,
+		`BRIDGE_XMTP_NODE_GRPC_ADDR: "127.0.0.1:99999" is not host:port (example: 0.0.0.0:5556)`,
+		`BRIDGE_XMTP_NODE_HTTP_ADDR: "127.0.0.1" is not host:port (example: 0.0.0.0:5555)`,
+		`BRIDGE_XMTP_NODE_AUTHN: "nope" is not a boolean (true or false) (example: false)`,
+		`BRIDGE_XMTP_MAX_ENVELOPE_BYTES: -1 is outside 1024 to 67108864 (example: 524288)`,
+		`BRIDGE_XMTP_MAX_TOPICS_PER_REQUEST: "many" is not a whole number (example: 100)`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	for _, w := range wantLines {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing problem line:\n  %s", w)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("got:\n%v", err)
+	}
+	for _, secret := range []string{"hunter2", "not-a-key-but-a-secret", "c2VjcmV0LXByZXZpb3Vz", "nocolonsecret", "short-secret", "space in the secret"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error text shows the secret %q:\n%v", secret, err)
+		}
+	}
+	for _, p := range verr.Problems {
+		if _, ok := LookupVar(p.Var); !ok {
+			t.Errorf("problem names an undocumented variable: %q", p.Error())
+		}
+	}
+}
+
+func TestLoadCrossChecks(t *testing.T) {
+	_, err := Load(env(EnvXMTPTLS, "true", EnvMasterKeyID, "k1", EnvMasterKeysPrevious, "k1:"+testMasterKey,
+		EnvHTTPAddr, "127.0.0.1:7000", EnvXMTPNodeGRPCAddr, "127.0.0.1:7000", EnvXMTPNodeHTTPAddr, "127.0.0.1:7000"),
+		WithMode(ModeDev))
+	verr := validationError(t, err)
+	want := []string{EnvXMTPTLS, EnvMasterKeysPrevious, EnvXMTPNodeGRPCAddr, EnvXMTPNodeHTTPAddr, EnvXMTPNodeHTTPAddr}
+	if !slices.Equal(verr.Vars(), want) {
+		t.Fatalf("problems for %v, want %v\n%v", verr.Vars(), want, err)
+	}
+	// Port 0 never collides.
+	if _, err := Load(env(EnvHTTPAddr, "127.0.0.1:0", EnvXMTPNodeGRPCAddr, "127.0.0.1:0", EnvXMTPNodeHTTPAddr, "127.0.0.1:0"), WithMode(ModeDev)); err != nil {
+		t.Fatalf("port 0 everywhere: %v", err)
+	}
+}
+
+func TestLoadModesRequireTheirValues(t *testing.T) {
+	for _, mode := range []Mode{ModeXMTPNode, ModeMigrate} {
+		_, err := Load(env(), WithMode(mode))
+		if verr := validationError(t, err); !slices.Equal(verr.Vars(), []string{EnvDatabaseURL}) {
+			t.Errorf("%s: problems for %v, want only DATABASE_URL", mode, verr.Vars())
+		}
+		if _, err := Load(env(EnvDatabaseURL, "postgres://127.0.0.1/x"), WithMode(mode)); err != nil {
+			t.Errorf("%s: %v", mode, err)
+		}
+		if _, err := Load(env(EnvDatabaseURL, "postgresql:///bridge?host=/var/run/postgresql"), WithMode(mode)); err != nil {
+			t.Errorf("%s: %v", mode, err)
+		}
+	}
+	if _, err := Load(env(EnvDatabaseURL, "postgres:///bridge"), WithMode(ModeMigrate)); err == nil || !strings.Contains(err.Error(), "DATABASE_URL: has no host") {
+		t.Errorf("a URL without a host: %v", err)
+	}
+	if _, err := Load(env(), WithMode("bogus")); err == nil || !strings.Contains(err.Error(), `mode: is unknown: "bogus"`) {
+		t.Errorf("unknown mode: %v", err)
+	}
+}
+
+// TestLoadReadsExactlyTheDocumentedVariables keeps Vars and Load in step:
+// a variable read but not documented, or documented but never read, fails.
+func TestLoadReadsExactlyTheDocumentedVariables(t *testing.T) {
+	read := map[string]bool{}
+	Load(func(name string) (string, bool) { read[name] = true; return "", false }, WithMode(ModeDev))
+	seen := map[string]bool{}
+	for _, v := range Vars {
+		if seen[v.Name] {
+			t.Errorf("%s is documented twice", v.Name)
+		}
+		seen[v.Name] = true
+		if !read[v.Name] {
+			t.Errorf("%s is documented but Load never reads it", v.Name)
+		}
+		if v.Example == "" || v.Description == "" {
+			t.Errorf("%s lacks an example or a description", v.Name)
+		}
+	}
+	for name := range read {
+		if !seen[name] {
+			t.Errorf("Load reads %s, which Vars does not document", name)
+		}
+	}
+	// Every documented example is a valid value.
+	for _, v := range Vars {
+		xmtpNode, _ := LookupVar(EnvXMTPNode)
+		if _, err := Load(env(EnvXMTPNode, xmtpNode.Example, v.Name, v.Example), WithMode(ModeDev)); err != nil {
+			var verr *ValidationError
+			if errors.As(err, &verr) && slices.Contains(verr.Vars(), v.Name) {
+				t.Errorf("example of %s is rejected: %v", v.Name, err)
+			}
+		}
+	}
+}
+
+func TestConfigNeverPrintsSecrets(t *testing.T) {
+	c, err := Load(env(
+		EnvDatabaseURL, "postgres://bridge:db-password-42@db:5432/bridge?sslmode=disable",
+		EnvMasterKey, testMasterKey,
+		EnvMasterKeysPrevious, "k0:3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		EnvAdminToken, testAdmin,
+		EnvSignupKey, testSignup,
+		EnvXMTPNode, "127.0.0.1:5556",
+	))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "config", *c, "key", c.MasterKey)
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%d", "%x", "%q"} {
+		fmt.Fprintf(&buf, verb+"\n", c)
+		fmt.Fprintf(&buf, verb+"\n", *c)
+		fmt.Fprintf(&buf, verb+"\n", c.MasterKey)
+		fmt.Fprintf(&buf, verb+"\n", c.PreviousMasterKeys)
+	}
+	out := buf.String()
+	for _, secret := range []string{"db-password-42", testMasterKey, "q83vEjRW", "3q2+7w", testAdmin, testSignup, fmt.Sprint(c.MasterKey.Key[:4])} {
+		if strings.Contains(out, secret) {
+			t.Errorf("output shows secret %q:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{"postgres://bridge:xxxxx@db:5432/bridge", `"admin_token":"[redacted]"`, "master_key_id=k1", "previous_master_key_ids=k0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := RedactURL("postgres://u@h/db?password=inquery-secret"); strings.Contains(got, "inquery-secret") {
+		t.Errorf("RedactURL kept a query password: %s", got)
+	}
+}
+
+func TestPrepareDevKeepsMasterKeyFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".data")
+	c, err := Load(env(), WithMode(ModeDev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := c.PrepareDev(dir, &out); err != nil {
+		t.Fatalf("PrepareDev: %v", err)
+	}
+	info, err := os.Stat(filepath.Join(dir, DevMasterKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600", info.Mode().Perm())
+	}
+	if len(c.MasterKey.Key) != 32 || len(c.AdminToken) < 16 || len(c.SignupKey) < 16 {
+		t.Fatalf("dev secrets not filled: %v", c)
+	}
+	if !strings.Contains(out.String(), c.SignupKey) || !strings.Contains(out.String(), c.AdminToken) {
+		t.Fatalf("generated keys not printed:\n%s", out.String())
+	}
+
+	again, _ := Load(env(EnvAdminToken, testAdmin, EnvSignupOpen, "true"), WithMode(ModeDev))
+	out.Reset()
+	if err := again.PrepareDev(dir, &out); err != nil {
+		t.Fatalf("second PrepareDev: %v", err)
+	}
+	if !bytes.Equal(again.MasterKey.Key, c.MasterKey.Key) {
+		t.Fatal("second run made a new master key instead of reading the file")
+	}
+	if again.AdminToken != testAdmin || again.SignupKey != "" || out.Len() != 0 {
+		t.Fatalf("values from the environment were replaced or printed: %v\n%s", again, out.String())
+	}
+
+	if err := os.Chmod(filepath.Join(dir, DevMasterKeyFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	third, _ := Load(env(), WithMode(ModeDev))
+	if err := third.PrepareDev(dir, &out); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable key file must be refused, got %v", err)
+	}
+}
+
+func TestMarkdownMatchesReadme(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatalf("read README.md: %v", err)
+	}
+	section, err := ReadmeSection(string(readme))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if section != Markdown() {
+		t.Fatalf("README.md's environment table is out of date; run `make readme-env`. It should be:\n%s", Markdown())
+	}
+}
+
+func TestCanaryAndRuntimeSettings(t *testing.T) {
+	c, err := Load(env(EnvCanaryInterval, "0", EnvCanarySample, "5", EnvCanaryURL, "https://bridge.example.net/canary",
+		EnvLeaseTTL, "5s", EnvReconcileInterval, "1s", EnvSweepInterval, "200ms"), WithMode(ModeDev))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.CanaryInterval != 0 || c.CanarySample != 5 || c.CanaryURL != "https://bridge.example.net/canary" ||
+		c.LeaseTTL != 5*time.Second || c.ReconcileInterval != time.Second || c.SweepInterval != 200*time.Millisecond {
+		t.Fatalf("settings not read: %v", c)
+	}
+	_, err = Load(env(EnvCanaryInterval, "10ms", EnvCanaryURL, "ftp://x/canary", EnvCanarySample, "-1"), WithMode(ModeDev))
+	verr := validationError(t, err)
+	for _, name := range []string{EnvCanaryInterval, EnvCanaryURL, EnvCanarySample} {
+		if !slices.Contains(verr.Vars(), name) {
+			t.Errorf("no problem reported for %s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Var documents one environment variable. Vars is the only place where a
+// variable is described: `bridge env` and the README table are printed
+// from it.
+type Var struct {
+	// Name is the environment variable's name.
+	Name string
+	// Default is the value used when the variable is unset or empty; it is
+	// empty when there is none.
+	Default string
+	// Example is a valid value, shown in documentation and in errors.
+	Example string
+	// Required lists the modes that refuse to start without the variable.
+	Required string
+	// Description says what the variable does, in one sentence.
+	Description string
+	// Secret marks values that must never reach a log or an error.
+	Secret bool
+}
+
+// Names of the environment variables. They are part of the interface of
+// the bridge binary and must be kept.
+const (
+	EnvDatabaseURL             = "DATABASE_URL"
+	EnvHTTPAddr                = "BRIDGE_HTTP_ADDR"
+	EnvNodeID                  = "BRIDGE_NODE_ID"
+	EnvLogLevel                = "BRIDGE_LOG_LEVEL"
+	EnvLogFormat               = "BRIDGE_LOG_FORMAT"
+	EnvShutdownTimeout         = "BRIDGE_SHUTDOWN_TIMEOUT"
+	EnvMasterKey               = "BRIDGE_MASTER_KEY"
+	EnvMasterKeyID             = "BRIDGE_MASTER_KEY_ID"
+	EnvMasterKeysPrevious      = "BRIDGE_MASTER_KEYS_PREVIOUS"
+	EnvAdminToken              = "BRIDGE_ADMIN_TOKEN"
+	EnvSignupKey               = "BRIDGE_SIGNUP_KEY"
+	EnvSignupOpen              = "BRIDGE_SIGNUP_OPEN"
+	EnvSignupRate              = "BRIDGE_SIGNUP_RATE"
+	EnvAllowPrivateTargets     = "BRIDGE_ALLOW_PRIVATE_TARGETS"
+	EnvMaxBodyBytes            = "BRIDGE_MAX_BODY_BYTES"
+	EnvXMTPNode                = "BRIDGE_XMTP_NODE"
+	EnvXMTPTLS                 = "BRIDGE_XMTP_TLS"
+	EnvXMTPNodeGRPCAddr        = "BRIDGE_XMTP_NODE_GRPC_ADDR"
+	EnvXMTPNodeHTTPAddr        = "BRIDGE_XMTP_NODE_HTTP_ADDR"
+	EnvXMTPNodeAuthn           = "BRIDGE_XMTP_NODE_AUTHN"
+	EnvXMTPNodeOpsAddr         = "BRIDGE_XMTP_NODE_OPS_ADDR"
+	EnvXMTPMaxEnvelopeBytes    = "BRIDGE_XMTP_MAX_ENVELOPE_BYTES"
+	EnvXMTPMaxTopicsPerRequest = "BRIDGE_XMTP_MAX_TOPICS_PER_REQUEST"
+	EnvCanaryInterval          = "BRIDGE_CANARY_INTERVAL"
+	EnvCanarySample            = "BRIDGE_CANARY_SAMPLE"
+	EnvCanaryURL               = "BRIDGE_CANARY_URL"
+	EnvLeaseTTL                = "BRIDGE_LEASE_TTL"
+	EnvReconcileInterval       = "BRIDGE_RECONCILE_INTERVAL"
+	EnvSweepInterval           = "BRIDGE_SWEEP_INTERVAL"
+)
+
+// Vars is the table of every environment variable the bridge reads, in the
+// order they are documented.
+var Vars = []Var{
+	{Name: EnvDatabaseURL, Example: "postgres://bridge:secret@127.0.0.1:5432/bridge?sslmode=disable", Required: "node, xmtp-node, migrate",
+		Description: "Postgres URL of the bridge's database (dev: defaults to postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).", Secret: true},
+	{Name: EnvHTTPAddr, Default: "127.0.0.1:8080", Example: "127.0.0.1:8080",
+		Description: "Address the REST API, /healthz, /readyz and /metrics listen on."},
+	{Name: EnvNodeID, Default: "(host name)", Example: "bridge-1",
+		Description: "Name of this node in logs, metrics, identity leases and the cluster."},
+	{Name: EnvLogLevel, Default: "info", Example: "debug",
+		Description: "Lowest log level written: debug, info, warn or error."},
+	{Name: EnvLogFormat, Default: "text", Example: "json",
+		Description: "Log format on stderr: text or json."},
+	{Name: EnvShutdownTimeout, Default: "30s", Example: "10s",
+		Description: "How long a graceful shutdown may take after SIGINT or SIGTERM."},
+	{Name: EnvMasterKey, Example: "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=", Required: "node",
+		Description: "Base64 of 32 random bytes: the key that encrypts private keys and secrets at rest (dev: kept in .data/dev-master-key).", Secret: true},
+	{Name: EnvMasterKeyID, Default: "k1", Example: "k2",
+		Description: "Identifier stored next to every ciphertext sealed with BRIDGE_MASTER_KEY."},
+	{Name: EnvMasterKeysPrevious, Example: "k0:3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		Description: "Earlier master keys as id:base64 pairs separated by commas, still accepted for decryption during a rotation.", Secret: true},
+	{Name: EnvAdminToken, Example: "adm_4f9c2e7b1d8a6c3e5f0b", Required: "node",
+		Description: "Bearer token for the admin endpoints, at least 16 characters (dev: generated and printed).", Secret: true},
+	{Name: EnvSignupKey, Example: "sk_7d1e9a4c2b6f8e3d0a5c", Required: "node unless BRIDGE_SIGNUP_OPEN",
+		Description: "Key that signup requests must present, at least 16 characters (dev: generated and printed).", Secret: true},
+	{Name: EnvSignupOpen, Default: "false", Example: "true",
+		Description: "Allow signup without the signup key."},
+	{Name: EnvSignupRate, Default: "10", Example: "30",
+		Description: "Signup requests allowed per minute from one IP address."},
+	{Name: EnvAllowPrivateTargets, Default: "false (dev: true)", Example: "true",
+		Description: "Allow forward targets on loopback, private and link-local addresses (turns off the SSRF check)."},
+	{Name: EnvMaxBodyBytes, Default: "1048576", Example: "262144",
+		Description: "Largest HTTP request body the API accepts, in bytes."},
+	{Name: EnvXMTPNode, Example: "xmtp.example.net:5556", Required: "node",
+		Description: "host:port of an XMTP message API v1 gRPC endpoint; when set, dev uses it instead of starting the local node."},
+	{Name: EnvXMTPTLS, Default: "false", Example: "true",
+		Description: "Use TLS to reach BRIDGE_XMTP_NODE."},
+	{Name: EnvXMTPNodeGRPCAddr, Default: "127.0.0.1:5556", Example: "0.0.0.0:5556",
+		Description: "gRPC listen address of the local XMTP node (xmtp-node, and dev without BRIDGE_XMTP_NODE)."},
+	{Name: EnvXMTPNodeHTTPAddr, Default: "127.0.0.1:5555", Example: "0.0.0.0:5555",
+		Description: "HTTP/JSON gateway listen address of the local XMTP node."},
+	{Name: EnvXMTPNodeAuthn, Default: "true", Example: "false",
+		Description: "Make the local XMTP node verify auth tokens on publish."},
+	{Name: EnvXMTPNodeOpsAddr, Example: "127.0.0.1:9555",
+		Description: "Where `bridge xmtp-node` serves /healthz, /readyz and /metrics; unset serves none (a bridge node serves its own on BRIDGE_HTTP_ADDR)."},
+	{Name: EnvXMTPMaxEnvelopeBytes, Default: "1048576", Example: "524288",
+		Description: "Largest envelope the local XMTP node accepts, in bytes."},
+	{Name: EnvXMTPMaxTopicsPerRequest, Default: "1000", Example: "100",
+		Description: "Most topics one query or subscription to the local XMTP node may name."},
+	{Name: EnvCanaryInterval, Default: "1m", Example: "30s",
+		Description: "Time between two canary rounds, in which the canary identity messages every bridge (or a sample) and times the reply; 0 turns the prober off."},
+	{Name: EnvCanarySample, Default: "0", Example: "100",
+		Description: "How many bridges, chosen at random, one canary round probes; 0 probes every bridge."},
+	{Name: EnvCanaryURL, Default: "(http://BRIDGE_HTTP_ADDR/canary)", Example: "https://bridge.example.net/canary",
+		Description: "Canary endpoint the bridges' canary handlers call; by default this node's own /canary (an unspecified host becomes 127.0.0.1)."},
+	{Name: EnvLeaseTTL, Default: "30s", Example: "10s",
+		Description: "Lifetime of an identity's fencing lease, renewed every third of it; after a crash, the identity comes back once the lease expired."},
+	{Name: EnvReconcileInterval, Default: "15s", Example: "5s",
+		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
+	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
+		Description: "How often each identity looks for deliveries and replies that are due for another attempt."},
+}
+
+// LookupVar returns the documentation of the variable called name.
+func LookupVar(name string) (Var, bool) {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Var{}, false
+}
+
+// WriteTable writes the variables as an aligned plain-text table.
+func WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDEFAULT\tREQUIRED IN\tSECRET\tDESCRIPTION")
+	for _, v := range Vars {
+		secret := ""
+		if v.Secret {
+			secret = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Name, dash(v.Default), dash(v.Required), dash(secret), v.Description)
+	}
+	return tw.Flush()
+}
+
+// Markdown returns the variables as the Markdown table that README.md
+// carries between its env markers.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | example | required in | secret | description |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	for _, v := range Vars {
+		secret := ""
+		if v.Secret {
+			secret = "yes"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s | %s | %s |\n",
+			v.Name, code(v.Default), v.Example, dash(v.Required), dash(secret), strings.ReplaceAll(v.Description, "|", `\|`))
+	}
+	return b.String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func code(s string) string {
+	if s == "" {
+		return "-"
+	}
+	if strings.HasPrefix(s, "(") || strings.Contains(s, " (") {
+		return s
+	}
+	return "`" + s + "`"
+}
+
+// The markers around the environment table in README.md.
+const (
+	ReadmeBegin = "<!-- env:begin (generated by `bridge env --markdown`) -->"
+	ReadmeEnd   = "<!-- env:end -->"
+)
+
+// ReadmeSection returns the text between the env markers of a README.
+func ReadmeSection(readme string) (string, error) {
+	_, rest, ok := strings.Cut(readme, ReadmeBegin+"\n")
+	if !ok {
+		return "", fmt.Errorf("find env table: README has no line %q", ReadmeBegin)
+	}
+	section, _, ok := strings.Cut(rest, ReadmeEnd)
+	if !ok {
+		return "", fmt.Errorf("find env table: README has no %q after the table", ReadmeEnd)
+	}
+	return section, nil
+}
