@@ -97,6 +97,7 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 		return storeError(err, "bridge")
 	}
 	s.log.Info("bridge created", "account", acct.ID, "bridge", b.ID, "address", b.Address)
+	s.bridgeCreated(c, b.ID)
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"ok": true, "bridge": viewBridge(b), "webhookSecret": secrets.WebhookSecret})
 }
 
@@ -169,6 +170,9 @@ func (s *Server) updateBridge(c *fiber.Ctx) error {
 		return storeError(err, "bridge")
 	}
 	s.log.Info("bridge updated", "account", b.AccountID, "bridge", b.ID)
+	if s.opts.Events != nil {
+		s.opts.Events.BridgeUpdated(c.UserContext(), b.ID)
+	}
 	return c.JSON(fiber.Map{"ok": true, "bridge": viewBridge(b)})
 }
 
@@ -180,6 +184,9 @@ func (s *Server) deleteBridge(c *fiber.Ctx) error {
 		return storeError(err, "bridge")
 	}
 	s.log.Info("bridge deleted", "account", acct.ID, "bridge", id)
+	if s.opts.Events != nil {
+		s.opts.Events.BridgeDeleted(c.UserContext(), id)
+	}
 	return c.JSON(fiber.Map{"ok": true})
 }
 
@@ -236,7 +243,7 @@ func (s *Server) sendMessage(c *fiber.Ctx) error {
 // send hands a message to the Sender, or fails when this node cannot send.
 func (s *Server) send(c *fiber.Ctx, bridgeID, to, content string) (string, error) {
 	if s.opts.Sender == nil {
-		return "", errorf(fiber.StatusServiceUnavailable, CodeSendingDisabled, "sending is not available on this node yet")
+		return "", errorf(fiber.StatusServiceUnavailable, CodeSendingDisabled, "sending is not available on this node: it runs no actor runtime")
 	}
 	id, err := s.opts.Sender.Send(c.UserContext(), bridgeID, to, content)
 	if err != nil {
@@ -289,6 +296,9 @@ func (s *Server) replayDeadLetter(c *fiber.Ctx) error {
 	d, err := s.opts.Store.ReplayDeadLetter(c.UserContext(), account(c).ID, c.Params("id"), id)
 	if err != nil {
 		return storeError(err, "dead letter")
+	}
+	if s.opts.Events != nil {
+		s.opts.Events.DeliveriesQueued(c.UserContext(), d.BridgeID)
 	}
 	return c.JSON(fiber.Map{"ok": true, "delivery": viewDeliveries([]persistence.Delivery{d})[0]})
 }

@@ -144,7 +144,7 @@ func TestBridgeLifecycle(t *testing.T) {
 	// Sending needs the runtime; without it the API says so.
 	h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"status": "active"}, 200, "")
 	send := h.expect("POST", "/v1/bridges/"+id+"/messages", key, map[string]any{"to": "0x00000000000000000000000000000000000000aa", "content": "hi"}, 503, CodeSendingDisabled)
-	if send["error"] != "sending is not available on this node yet" {
+	if send["error"] != "sending is not available on this node: it runs no actor runtime" {
 		t.Fatalf("send: %v", send)
 	}
 	h.expect("POST", "/v1/bridges/"+id+"/messages", key, map[string]any{"to": "bob", "content": "hi"}, 400, CodeInvalidField)

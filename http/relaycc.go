@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -85,7 +86,10 @@ func (s *Server) relayccSignup(c *fiber.Ctx) error {
 		return storeError(err, "bridge")
 	}
 	s.log.Info("relaycc bridge created", "bridge", b.ID, "address", b.Address)
-	return c.JSON(fiber.Map{"ok": true, "ethAddress": b.Address, "hookToken": secrets.HookToken})
+	s.bridgeCreated(c, b.ID)
+	// webhookSecret is not in the relaycc response; relaycc clients ignore
+	// it, and targets use it to check the Standard Webhooks signature.
+	return c.JSON(fiber.Map{"ok": true, "ethAddress": b.Address, "hookToken": secrets.HookToken, "webhookSecret": secrets.WebhookSecret})
 }
 
 // relayccHook sends a message from a bridge. The token must be the
@@ -143,7 +147,7 @@ func (s *Server) relayccInstance(c *fiber.Ctx) error {
 		return err
 	}
 	status := string(b.Status)
-	live := ""
+	var live Instance
 	if s.opts.Instances != nil {
 		live, err = s.opts.Instances.InstanceStatus(c.UserContext(), b.ID)
 		if err != nil {
@@ -158,8 +162,14 @@ func (s *Server) relayccInstance(c *fiber.Ctx) error {
 			"isBot":   b.Forward.ReplyMode == persistence.ReplyReply,
 		},
 	}
-	if live != "" {
-		instance["live"] = live
+	if live.Live != "" {
+		instance["live"] = live.Live
+	}
+	if live.Node != "" {
+		instance["node"] = live.Node
+	}
+	if !live.Since.IsZero() {
+		instance["liveSince"] = live.Since.UTC().Format(time.RFC3339Nano)
 	}
 	return c.JSON(fiber.Map{"ok": true, "instance": instance})
 }

@@ -14,8 +14,9 @@ func TestRelayccSignup(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	m := h.expect("POST", "/signup", "", map[string]any{"key": testSignupKey, "forwardHandler": map[string]any{"httpUrl": publicURL, "isBot": true}}, 200, "")
-	if len(m) != 3 || !eip55.MatchString(str(m, "ethAddress")) || !strings.HasPrefix(str(m, "hookToken"), persistence.HookTokenPrefix) {
-		t.Fatalf("signup response %v, want exactly ok, ethAddress, hookToken", m)
+	if len(m) != 4 || !eip55.MatchString(str(m, "ethAddress")) || !strings.HasPrefix(str(m, "hookToken"), persistence.HookTokenPrefix) ||
+		!strings.HasPrefix(str(m, "webhookSecret"), "whsec_") {
+		t.Fatalf("signup response %v, want exactly ok, ethAddress, hookToken, webhookSecret", m)
 	}
 	b, err := h.store.BridgeByAddress(context.Background(), str(m, "ethAddress"))
 	if err != nil {
@@ -72,7 +73,7 @@ func TestRelayccHookAndInstance(t *testing.T) {
 	// Authorised, valid requests reach the sender, which this node lacks.
 	for _, tok := range []string{token, testSignupKey} {
 		m := h.expect("POST", "/hook", "", hook(addr, target, "hello", tok), 503, CodeSendingDisabled)
-		if len(m) != 3 || m["error"] != "sending is not available on this node yet" {
+		if len(m) != 3 || m["error"] != "sending is not available on this node: it runs no actor runtime" {
 			t.Fatalf("hook without a sender: %v", m)
 		}
 	}

@@ -34,10 +34,50 @@ type Sender interface {
 	Send(ctx context.Context, bridgeID, to, content string) (messageID string, err error)
 }
 
-// InstanceStatus reports the live state of a bridge identity in the
-// cluster, for example "online" or "offline".
+// Instance is the live state of a bridge identity in the cluster.
+type Instance struct {
+	// Live is "online" when a node hosts the identity, else "offline".
+	Live string
+	// Node is the id of the node hosting it, when known.
+	Node string
+	// Since is when the hosting activation went live; zero when offline.
+	Since time.Time
+}
+
+// InstanceStatus reports the live state of a bridge identity.
 type InstanceStatus interface {
-	InstanceStatus(ctx context.Context, bridgeID string) (string, error)
+	InstanceStatus(ctx context.Context, bridgeID string) (Instance, error)
+}
+
+// BridgeEvents is told about changes to bridges made over the API, so the
+// runtime can act at once instead of at its next reconcile. Each method is
+// called after the change was stored; it must not fail the request, so it
+// returns nothing and handles its own errors.
+type BridgeEvents interface {
+	// BridgeCreated is called after a bridge was created; the runtime
+	// activates its identity.
+	BridgeCreated(ctx context.Context, bridgeID string)
+	// BridgeUpdated is called after a bridge's name, status or forward
+	// configuration changed; the runtime starts or stops its identity
+	// to match the status.
+	BridgeUpdated(ctx context.Context, bridgeID string)
+	// BridgeDeleted is called after a bridge was deleted; the runtime
+	// stops its identity.
+	BridgeDeleted(ctx context.Context, bridgeID string)
+	// DeliveriesQueued is called after dead letters were put back in the
+	// queue; the runtime wakes the identity's forward handler.
+	DeliveriesQueued(ctx context.Context, bridgeID string)
+}
+
+// SystemIdentities are the addresses of the XMTP identities the system
+// itself holds.
+type SystemIdentities struct {
+	// API is the API server's own identity: a message from it to a
+	// bridge with the JSON content {targetAddress, message} makes the
+	// bridge send message to targetAddress.
+	API string
+	// Canary is the identity the canary prober sends from.
+	Canary string
 }
 
 // Options configures a Server.
@@ -85,6 +125,11 @@ type Options struct {
 	// Instances reports live bridge status for relaycc /instance. When nil,
 	// the stored status is reported.
 	Instances InstanceStatus
+	// Events is told about bridge changes. When nil, nobody is told.
+	Events BridgeEvents
+	// Identities are the system identities' addresses, served at
+	// /v1/system/identities.
+	Identities SystemIdentities
 	// Resolver resolves forward URL hosts for the SSRF check. When nil,
 	// net.DefaultResolver is used.
 	Resolver *net.Resolver
@@ -221,6 +266,8 @@ func (s *Server) routes() {
 	v1.Get("/bridges/:id/deliveries", auth, s.listDeliveries)
 	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)
 	v1.Post("/bridges/:id/dead-letters/:deliveryId/replay", auth, s.replayDeadLetter)
+
+	v1.Get("/system/identities", s.systemIdentities)
 
 	v1.Get("/admin/accounts", s.requireAdmin, s.adminListAccounts)
 	v1.Get("/admin/bridges", s.requireAdmin, s.adminListBridges)

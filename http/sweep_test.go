@@ -19,6 +19,7 @@ func TestEveryRouteRefusesBadAuthAndBadJSON(t *testing.T) {
 	public := map[string]bool{
 		"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true,
 		"/signup": true, "/hook": true, "/instance": true, "/canary": true, "/v1/accounts": true,
+		"/v1/system/identities": true,
 	}
 	// A body that is valid JSON but has a field of the wrong type for each
 	// route that takes one.

@@ -1,0 +1,88 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// activation is what one activation of an identity shares with its
+// children: the keys, the conversations, the current lease and a context
+// that ends when the activation stops. Children are restarted by the
+// supervisor, the activation outlives them.
+type activation struct {
+	rt       *Runtime
+	bridgeID string
+	address  string
+	bundle   *keys.PrivateKeyBundle
+	auth     *keys.Authorizer
+	convs    *conversations
+	log      *slog.Logger
+	started  time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	self    *actor.PID // the identity actor
+	forward *actor.PID
+
+	lease atomic.Pointer[persistence.Lease]
+
+	// running holds the ids of deliveries with an attempt running, across
+	// restarts of the forward child.
+	running sync.Map
+	// attempts tracks running attempt goroutines, so a stop can wait for
+	// them.
+	attempts sync.WaitGroup
+}
+
+// currentLease returns the lease the activation holds.
+func (a *activation) currentLease() persistence.Lease {
+	if l := a.lease.Load(); l != nil {
+		return *l
+	}
+	return persistence.Lease{}
+}
+
+// checkLease returns an error wrapping persistence.ErrFenced unless the
+// activation still holds its lease, and tells the identity actor when it
+// does not.
+func (a *activation) checkLease(ctx context.Context) error {
+	err := a.rt.cfg.Store.CheckLease(ctx, a.currentLease())
+	a.noteFenced(err)
+	return err
+}
+
+// noteFenced tells the identity actor about a lost lease.
+func (a *activation) noteFenced(err error) {
+	if errors.Is(err, persistence.ErrFenced) {
+		a.rt.root.Send(a.self, &fenced{})
+	}
+}
+
+// Status is what a node knows about an identity it hosts.
+type Status struct {
+	BridgeID string
+	Address  string
+	// Node is the node id of the runtime hosting the identity.
+	Node string
+	// Epoch is the fencing epoch of the activation's lease.
+	Epoch int64
+	// Since is when the activation went live.
+	Since time.Time
+	// Topics is how many XMTP topics the identity listens on.
+	Topics int
+}
+
+func (a *activation) status() Status {
+	return Status{BridgeID: a.bridgeID, Address: a.address, Node: a.rt.cfg.NodeID, Epoch: a.currentLease().Epoch,
+		Since: a.started, Topics: len(a.convs.topics()) + 1}
+}

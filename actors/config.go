@@ -1,0 +1,141 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xmtpbridge/bridge/actors/supervision"
+	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// Kind is the cluster kind of the identity grains.
+const Kind = "bridge"
+
+// Config configures a Runtime. Zero values take the documented defaults.
+type Config struct {
+	// NodeID names this node in leases and status; required.
+	NodeID string
+	// Store is the Postgres store; required.
+	Store Store
+	// XMTP is the message API client; required.
+	XMTP Transport
+	// Deliverer calls owners' endpoints; required.
+	Deliverer Deliverer
+	// Registerer receives the runtime's metrics; required.
+	Registerer prometheus.Registerer
+	// Logger receives the runtime's logs; nil discards them.
+	Logger *slog.Logger
+	// ProtoactorLogger receives protoactor's own logs; nil means Logger.
+	ProtoactorLogger *slog.Logger
+
+	// APIAddress is the API server's own XMTP identity: its messages are
+	// reverse commands and are never forwarded.
+	APIAddress string
+	// CanaryAddress is the canary identity: its messages go to the canary
+	// child and are never forwarded.
+	CanaryAddress string
+	// CanaryURL is the API server's canary endpoint; empty disables the
+	// canary handler.
+	CanaryURL string
+	// CanaryClient calls CanaryURL; nil means a client with a 10s timeout.
+	CanaryClient *http.Client
+
+	// Retry schedules webhook retries; zero values take webhook's
+	// defaults.
+	Retry webhook.RetryPolicy
+	// ChildBackoff spaces restarts of a failing child; zero means
+	// supervision.DefaultBackoff.
+	ChildBackoff supervision.Backoff
+	// PoisonThreshold is how many failures on one message quarantine it;
+	// 0 means supervision's default.
+	PoisonThreshold int
+	// LeaseTTL is the fencing lease's lifetime, renewed every third of
+	// it; default 30s.
+	LeaseTTL time.Duration
+	// ActivationTimeout bounds an activation and its catch-up; default 60s.
+	ActivationTimeout time.Duration
+	// SweepInterval is how often each forward child looks for due
+	// deliveries and replies; default 5s.
+	SweepInterval time.Duration
+	// ReconcileInterval is how often the runtime activates bridges that
+	// should be online and are not, and stops disabled ones; default 15s.
+	ReconcileInterval time.Duration
+	// DrainTimeout bounds how long a stopping identity waits for its
+	// running webhook attempts; default 15s.
+	DrainTimeout time.Duration
+	// OnForward, when set, is called by the forward child with each
+	// delivery it takes, on the child's goroutine, before the attempt.
+	// A panic in it is a failure of the child, handled by supervision.
+	// Tracing and fault-injection tests use it.
+	OnForward func(persistence.Delivery)
+
+	// ClusterName names the protoactor cluster; default "xmtp-bridge".
+	ClusterName string
+	// RemoteHost and RemotePort are the protoactor remote listen address;
+	// default 127.0.0.1 and 0 (any free port).
+	RemoteHost string
+	RemotePort int
+	// ProviderPort is the automanaged provider's health port; 0 picks a
+	// free port. Peers lists the host:port of every member's provider;
+	// empty means this node alone.
+	ProviderPort int
+	Peers        []string
+}
+
+func (c *Config) defaults() error {
+	var missing []string
+	if c.NodeID == "" {
+		missing = append(missing, "NodeID")
+	}
+	if c.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if c.XMTP == nil {
+		missing = append(missing, "XMTP")
+	}
+	if c.Deliverer == nil {
+		missing = append(missing, "Deliverer")
+	}
+	if c.Registerer == nil {
+		missing = append(missing, "Registerer")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("actor runtime config: missing %v", missing)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ProtoactorLogger == nil {
+		c.ProtoactorLogger = c.Logger.With("component", "protoactor")
+	}
+	if c.CanaryClient == nil {
+		c.CanaryClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
+	if c.ActivationTimeout <= 0 {
+		c.ActivationTimeout = 60 * time.Second
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 5 * time.Second
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 15 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 15 * time.Second
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "xmtp-bridge"
+	}
+	if c.RemoteHost == "" {
+		c.RemoteHost = "127.0.0.1"
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// conversations are the V2 conversations of one identity, by topic. The
+// identity actor adds them as invitations arrive; the reverse child adds the
+// ones it starts. It is safe for concurrent use.
+type conversations struct {
+	bridgeID string
+	bundle   *keys.PrivateKeyBundle
+	auth     *keys.Authorizer
+	xmtp     Transport
+	store    Store
+
+	mu      sync.Mutex
+	byTopic map[string]*conversation.Conversation
+	// starting serialises the creation of conversations, so two sends to
+	// the same new peer make one conversation.
+	starting sync.Mutex
+}
+
+func newConversations(bridgeID string, bundle *keys.PrivateKeyBundle, xmtp Transport, store Store) *conversations {
+	return &conversations{bridgeID: bridgeID, bundle: bundle, auth: keys.NewAuthorizer(bundle), xmtp: xmtp, store: store,
+		byTopic: map[string]*conversation.Conversation{}}
+}
+
+func (cs *conversations) get(topic string) *conversation.Conversation {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.byTopic[topic]
+}
+
+func (cs *conversations) topics() []string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make([]string, 0, len(cs.byTopic))
+	for t := range cs.byTopic {
+		out = append(out, t)
+	}
+	return out
+}
+
+// put remembers conv and reports whether it was new.
+func (cs *conversations) put(conv *conversation.Conversation) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if _, ok := cs.byTopic[conv.Topic]; ok {
+		return false
+	}
+	cs.byTopic[conv.Topic] = conv
+	return true
+}
+
+// withPeer returns the newest conversation with peer in the default
+// context, or nil.
+func (cs *conversations) withPeer(peer string) *conversation.Conversation {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	var best *conversation.Conversation
+	for _, c := range cs.byTopic {
+		if c.Peer == peer && c.ID == "" && (best == nil || c.Created.After(best.Created)) {
+			best = c
+		}
+	}
+	return best
+}
+
+// restore loads the stored conversations.
+func (cs *conversations) restore(ctx context.Context) error {
+	stored, err := cs.store.Conversations(ctx, cs.bridgeID)
+	if err != nil {
+		return fmt.Errorf("load conversations: %w", err)
+	}
+	for _, s := range stored {
+		conv, err := conversation.RestoreBytes(cs.bundle.Address(), s.PeerAddress, time.Unix(0, s.CreatedNs), s.KeyMaterial)
+		if err != nil {
+			return fmt.Errorf("restore conversation %s: %w", s.Topic, err)
+		}
+		cs.put(conv)
+	}
+	return nil
+}
+
+// save stores conv so the next activation restores it.
+func (cs *conversations) save(ctx context.Context, conv *conversation.Conversation) error {
+	material, err := conv.MarshalInvitation()
+	if err != nil {
+		return fmt.Errorf("encode conversation %s: %w", conv.Topic, err)
+	}
+	return cs.store.SaveConversation(ctx, persistence.Conversation{
+		BridgeID: cs.bridgeID, Topic: conv.Topic, PeerAddress: conv.Peer, ConversationID: conv.ID,
+		Metadata: conv.Metadata, CreatedNs: conv.Created.UnixNano(), KeyMaterial: material,
+	})
+}
+
+// start returns the default conversation with peer, creating it (and
+// publishing the invitation to both invite topics) when there is none.
+// created reports a new conversation, which the caller must register.
+func (cs *conversations) start(ctx context.Context, peer string, now time.Time) (conv *conversation.Conversation, created bool, err error) {
+	peer = keys.ChecksumAddress(peer)
+	if c := cs.withPeer(peer); c != nil {
+		return c, false, nil
+	}
+	cs.starting.Lock()
+	defer cs.starting.Unlock()
+	if c := cs.withPeer(peer); c != nil {
+		return c, false, nil
+	}
+	contact, err := cs.contact(ctx, peer)
+	if err != nil {
+		return nil, false, err
+	}
+	conv, envs, err := conversation.Invite(cs.bundle, contact, "", nil, now)
+	if err != nil {
+		return nil, false, fmt.Errorf("invite %s: %w", peer, err)
+	}
+	if err := cs.save(ctx, conv); err != nil {
+		return nil, false, err
+	}
+	if err := cs.xmtp.Publish(ctx, cs.auth, envs...); err != nil {
+		return nil, false, fmt.Errorf("publish invitation to %s: %w", peer, err)
+	}
+	return conv, cs.put(conv), nil
+}
+
+// contact fetches the verified contact bundle of addr.
+func (cs *conversations) contact(ctx context.Context, addr string) (*keys.PeerBundle, error) {
+	var envs []*messagev1.Envelope
+	err := cs.xmtp.QueryAll(ctx, keys.ContactTopic(addr), 0, 0, func(env *messagev1.Envelope) error {
+		envs = append(envs, env)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query contact %s: %w", addr, err)
+	}
+	p, err := keys.PickContact(addr, envs)
+	if err != nil {
+		return nil, fmt.Errorf("find contact %s: %w: %w", addr, ErrPeerNotOnNetwork, err)
+	}
+	return p, nil
+}
+
+// publishContact publishes the identity's contact bundle unless a valid
+// one is already on its contact topic.
+func (cs *conversations) publishContact(ctx context.Context, now time.Time) error {
+	if _, err := cs.contact(ctx, cs.bundle.Address()); err == nil {
+		return nil
+	}
+	envs, err := cs.bundle.ContactEnvelopes(now)
+	if err != nil {
+		return fmt.Errorf("build contact: %w", err)
+	}
+	if err := cs.xmtp.Publish(ctx, cs.auth, envs...); err != nil {
+		return fmt.Errorf("publish contact: %w", err)
+	}
+	return nil
+}

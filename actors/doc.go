@@ -1,0 +1,39 @@
+// Package actors is the actor runtime of a bridge node: one virtual actor
+// (grain) of kind "bridge" per bridge identity in a protoactor cluster, its
+// forward, reverse and canary children, the node's single multiplexed XMTP
+// subscription (the ingress) and the durable forward pipeline from XMTP to
+// the owner's HTTP endpoint and back.
+//
+// # Flow of one inbound message
+//
+//  1. The ingress receives the envelope on the node subscription and sends
+//     it to the identity actor that registered its topic.
+//  2. The identity actor opens it with the conversation's keys. A message
+//     from the canary identity goes to the canary child, one from the API
+//     identity to the reverse child. Any other sender, if the bridge's
+//     allow-list and deny-list let it through, becomes a delivery row
+//     (idempotent on the message id); only then does the topic's cursor move
+//     past it. The delivery goes to the forward child.
+//  3. The forward child calls the endpoint through the Deliverer, within the
+//     bridge's concurrency limit and timeout. Success records the attempt
+//     and puts the reply, sealed once at a fixed timestamp, into the outbox
+//     in one transaction under the fencing lease; then the reply is
+//     published. Failures retry on the webhook.RetryPolicy and end as dead
+//     letters; a 410 sets the bridge endpoint_gone.
+//  4. A sweep in every forward child resumes due deliveries and unsent
+//     replies, including those of an earlier activation or node.
+//
+// # Activation
+//
+// An identity activates on the first request to its grain (Runtime.Activate,
+// Runtime.Send, or the runtime's reconcile loop): it takes the fencing lease,
+// decrypts its key bundle, restores its conversations, publishes its contact
+// bundle if none is on the network, registers its invite and conversation
+// topics with the ingress, then reads its invite topic and every
+// conversation topic from its cursor so that nothing published while it was
+// down is lost. An activation that loses its lease stops.
+//
+// The runtime depends on small ports declared in ports.go: the store
+// (persistence.Store), the XMTP transport (api.Client) and the webhook
+// deliverer (webhook.Deliverer).
+package actors

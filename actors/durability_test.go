@@ -1,0 +1,271 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/client"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// TestNewConversationsMidBurst: many senders, each starting its first
+// conversation while traffic flows; not one message is missed.
+func TestNewConversationsMidBurst(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) { f.ReplyMode = persistence.ReplyNone })
+	tg.secret = secret
+	e.runtime("n1", nil)
+	const senders, each = 24, 5
+	clients := make([]*client.Client, senders)
+	for i := range clients {
+		clients[i] = e.sender()
+	}
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Later senders start later, so their first conversation
+			// opens while the others' traffic flows.
+			time.Sleep(time.Duration(i) * 15 * time.Millisecond)
+			for j := 0; j < each; j++ {
+				if _, err := c.SendText(context.Background(), b.Address, fmt.Sprintf("s%d-m%d", i, j)); err != nil {
+					t.Errorf("send: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, 30*time.Second, "every message", func() bool {
+		for i := 0; i < senders; i++ {
+			for j := 0; j < each; j++ {
+				if !tg.has(fmt.Sprintf("s%d-m%d", i, j)) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// TestRestartMidTraffic: the runtime stops in the middle of a burst and a
+// new runtime (another node id) starts on the same database. Every message
+// reaches the target at least once, repeats carry the same webhook-id, and
+// every message gets exactly one reply.
+func TestRestartMidTraffic(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
+	tg.secret = secret
+	rt1, _ := e.runtime("n1", nil)
+	const senders, each = 10, 30
+	clients := make([]*client.Client, senders)
+	for i := range clients {
+		clients[i] = e.sender()
+	}
+	var wg sync.WaitGroup
+	half := make(chan struct{})
+	var once sync.Once
+	var sent sync.WaitGroup
+	sent.Add(senders * each / 2)
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				if _, err := c.SendText(context.Background(), b.Address, fmt.Sprintf("s%d-m%d", i, j)); err != nil {
+					t.Errorf("send: %v", err)
+				}
+				if j < each/2 {
+					sent.Done()
+				}
+			}
+		}()
+	}
+	go func() {
+		sent.Wait()
+		once.Do(func() { close(half) })
+	}()
+	<-half
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rt1.Stop(ctx); err != nil {
+		t.Fatalf("stop first runtime: %v", err)
+	}
+	rt2, _ := e.runtime("n2", nil)
+	wg.Wait()
+	if st, ok := rt2.Status(b.ID); !ok || st.Node != "n2" || st.Epoch < 1 {
+		t.Fatalf("status on second runtime = %+v, %v", st, ok)
+	}
+	waitFor(t, 60*time.Second, "every message", func() bool {
+		for i := 0; i < senders; i++ {
+			for j := 0; j < each; j++ {
+				if !tg.has(fmt.Sprintf("s%d-m%d", i, j)) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	waitFor(t, 60*time.Second, "every reply", func() bool {
+		for _, c := range clients {
+			if len(messagesFrom(t, c, b.Address)) < each {
+				return false
+			}
+		}
+		return true
+	})
+	for i, c := range clients {
+		got := messagesFrom(t, c, b.Address)
+		seen := map[string]int{}
+		for _, r := range got {
+			seen[r]++
+		}
+		for j := 0; j < each; j++ {
+			if n := seen[fmt.Sprintf("echo: s%d-m%d", i, j)]; n != 1 {
+				t.Fatalf("sender %d message %d got %d replies", i, j, n)
+			}
+		}
+		if len(got) != each {
+			t.Fatalf("sender %d got %d replies, want %d", i, len(got), each)
+		}
+	}
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if len(tg.bodies) != senders*each {
+		t.Fatalf("distinct webhook-ids = %d, want %d", len(tg.bodies), senders*each)
+	}
+}
+
+// TestOutboxRepublishIsIdempotent: publishing an outbox reply again, as
+// recovery does, stores nothing new, because the envelope is the same.
+func TestOutboxRepublishIsIdempotent(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
+	tg.secret = secret
+	e.runtime("n1", nil)
+	c := e.sender()
+	sent, err := c.SendText(context.Background(), b.Address, "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "reply", func() bool { return len(messagesFrom(t, c, b.Address)) == 1 })
+	ctx := context.Background()
+	ds, _, err := e.store.ListDeliveries(ctx, e.account.ID, b.ID, "", persistence.Page{})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries = %d, %v", len(ds), err)
+	}
+	replies, err := e.store.RepliesOf(ctx, ds[0].ID)
+	if err != nil || len(replies) != 1 || replies[0].Status != persistence.ReplySent {
+		t.Fatalf("replies = %+v, %v", replies, err)
+	}
+	env := &messagev1.Envelope{}
+	if err := proto.Unmarshal(replies[0].Envelope, env); err != nil {
+		t.Fatal(err)
+	}
+	bundle := mustBundle(t, e, b.ID)
+	if err := e.xmtp.Publish(ctx, keys.NewAuthorizer(bundle), env); err != nil {
+		t.Fatalf("publish again: %v", err)
+	}
+	var n int
+	if err := e.xmtp.QueryAll(ctx, sent.Topic, 0, 0, func(*messagev1.Envelope) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("envelopes on the topic = %d, want 2 (message and one reply)", n)
+	}
+	if got := messagesFrom(t, c, b.Address); len(got) != 1 {
+		t.Fatalf("replies seen = %v", got)
+	}
+}
+
+func mustBundle(t *testing.T, e *env, bridgeID string) *keys.PrivateKeyBundle {
+	t.Helper()
+	raw, err := e.store.KeyBundle(context.Background(), bridgeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := keys.UnmarshalPrivateKeyBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStaleActivationStops: an activation whose lease another owner took
+// stops itself, is counted, and no longer shows as hosted.
+func TestStaleActivationStops(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
+	tg.secret = secret
+	rt, reg := e.runtime("n1", func(c *Config) { c.LeaseTTL = 3 * time.Second })
+	ctx := context.Background()
+	if _, err := e.store.Pool().Exec(ctx, `UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1`, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.store.AcquireLease(ctx, b.ID, "intruder", time.Minute)
+	if err != nil {
+		t.Fatalf("take lease: %v", err)
+	}
+	waitFor(t, 20*time.Second, "stale activation to stop", func() bool {
+		_, ok := rt.Status(b.ID)
+		return !ok
+	})
+	if got := counterValue(t, reg, "bridge_actor_stale_activations_total", nil); got != 1 {
+		t.Fatalf("stale activations = %v, want 1", got)
+	}
+	cur, err := e.store.LeaseOf(ctx, b.ID)
+	if err != nil || cur.Owner != "intruder" || cur.Epoch != l.Epoch {
+		t.Fatalf("lease after stale stop = %+v, %v", cur, err)
+	}
+}
+
+// TestCanary: a message from the canary identity goes to the canary URL,
+// never to the target, and its answer comes back as a reply.
+func TestCanary(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
+	tg.secret = secret
+	canarySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "data": "canary-ack " + body.Message.Content})
+	}))
+	t.Cleanup(canarySrv.Close)
+	probe := e.sender()
+	_, reg := e.runtime("n1", func(c *Config) {
+		c.CanaryAddress = probe.Address()
+		c.CanaryURL = canarySrv.URL
+	})
+	if _, err := probe.SendText(context.Background(), b.Address, "nonce-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "canary reply", func() bool {
+		got := messagesFrom(t, probe, b.Address)
+		return len(got) == 1 && got[0] == "canary-ack nonce-1"
+	})
+	if len(tg.received()) != 0 {
+		t.Fatalf("canary message reached the target: %v", tg.received())
+	}
+	waitFor(t, 10*time.Second, "canary messages out = 1", func() bool {
+		return counterValue(t, reg, "bridge_actor_messages_out_total", map[string]string{"handler": "canary"}) == 1
+	})
+}

@@ -1,0 +1,332 @@
+package actors
+
+// The forward child.
+//
+// Accepts: *deliveryTask (from the identity actor, from a retry timer, or
+// from a sweep), *attemptDone (from its own attempt goroutines), *sweepTick
+// (its own timer).
+// Sends: nothing to other actors; it calls the owner's endpoint through the
+// Deliverer, records attempts, puts replies in the outbox and publishes them.
+// Supervised by: the identity actor's supervision.Strategy. A delivery that
+// keeps making it fail is quarantined and becomes a dead letter.
+// On restart: it loses its queue of deliveries waiting for a concurrency
+// slot; the next sweep finds them again in the store, because every
+// delivery it handles is already a durable row. Attempts in flight belong to
+// the activation and carry on.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/content"
+)
+
+type forwarder struct {
+	a       *activation
+	running int
+	queue   []persistence.Delivery
+	queued  map[int64]bool
+	timer   *time.Timer
+}
+
+func (f *forwarder) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		f.scheduleSweep(ctx)
+		ctx.Send(ctx.Self(), &sweepTick{})
+	case *actor.Stopping, *actor.Restarting:
+		if f.timer != nil {
+			f.timer.Stop()
+		}
+	case *deliveryTask:
+		if hook := f.a.rt.cfg.OnForward; hook != nil {
+			hook(m.delivery)
+		}
+		f.take(ctx, m.delivery)
+	case *attemptDone:
+		f.running--
+		f.a.running.Delete(m.deliveryID)
+		f.next(ctx)
+	case *sweepTick:
+		f.sweep(ctx)
+		f.scheduleSweep(ctx)
+	}
+}
+
+func (f *forwarder) scheduleSweep(ctx actor.Context) {
+	self := ctx.Self()
+	root := f.a.rt.root
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.timer = time.AfterFunc(f.a.rt.cfg.SweepInterval, func() { root.Send(self, &sweepTick{}) })
+}
+
+// take starts an attempt of d now, or queues it for a free slot.
+func (f *forwarder) take(ctx actor.Context, d persistence.Delivery) {
+	if _, busy := f.a.running.Load(d.ID); busy || f.queued[d.ID] {
+		return
+	}
+	if f.queued == nil {
+		f.queued = map[int64]bool{}
+	}
+	f.queued[d.ID] = true
+	f.queue = append(f.queue, d)
+	f.next(ctx)
+}
+
+// next starts queued attempts while the bridge's concurrency allows.
+func (f *forwarder) next(ctx actor.Context) {
+	b, ok := f.a.rt.bridgeConfig(f.a.ctx, f.a.bridgeID)
+	if !ok {
+		return
+	}
+	if b.Status != persistence.StatusActive {
+		// An endpoint that answered 410 gets nothing until its owner
+		// sets the bridge active again; the deliveries stay due.
+		f.queue, f.queued = nil, nil
+		return
+	}
+	limit := b.Forward.MaxConcurrency
+	if limit <= 0 {
+		limit = 8
+	}
+	for f.running < limit && len(f.queue) > 0 {
+		d := f.queue[0]
+		f.queue = f.queue[1:]
+		delete(f.queued, d.ID)
+		f.a.running.Store(d.ID, true)
+		f.running++
+		f.a.attempts.Add(1)
+		self := ctx.Self()
+		go func() {
+			defer f.a.attempts.Done()
+			defer f.a.rt.root.Send(self, &attemptDone{deliveryID: d.ID})
+			f.a.attempt(b, d)
+		}()
+	}
+}
+
+// sweep picks up due deliveries (retries, deliveries of an earlier
+// activation, replayed dead letters) and publishes due replies.
+func (f *forwarder) sweep(ctx actor.Context) {
+	a := f.a
+	sctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	if b, ok := a.rt.bridgeConfig(a.ctx, a.bridgeID); ok && b.Status == persistence.StatusActive {
+		due, err := a.rt.cfg.Store.DueDeliveries(sctx, a.bridgeID, 200)
+		if err != nil && a.ctx.Err() == nil {
+			a.log.Warn("load due deliveries", "error", err)
+		}
+		// Through the mailbox, as keyed tasks: a delivery that makes the
+		// child fail is counted towards quarantine however it arrives.
+		for _, d := range due {
+			if _, busy := a.running.Load(d.ID); !busy && !f.queued[d.ID] {
+				ctx.Send(ctx.Self(), &deliveryTask{delivery: d})
+			}
+		}
+	}
+	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, 200)
+	if err != nil && a.ctx.Err() == nil {
+		a.log.Warn("load due replies", "error", err)
+	}
+	for _, r := range replies {
+		env := &messagev1.Envelope{}
+		if err := proto.Unmarshal(r.Envelope, env); err != nil {
+			a.log.Error("decode outbox reply", "reply", r.ID, "error", err)
+			continue
+		}
+		a.publishReply(sctx, r.ID, r.Attempts, env)
+	}
+}
+
+// attempt makes one webhook attempt of d and records its outcome. It runs
+// on its own goroutine; a panic is recorded as a failed attempt.
+func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
+	rt := a.rt
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("webhook attempt panicked", "delivery", d.ID, "panic", p)
+		}
+	}()
+	// The copy in hand may be stale (a retry timer and a sweep can both
+	// hold one): work from the row, and only if it is still due.
+	fresh, err := rt.cfg.Store.DeliveryByID(a.ctx, d.ID)
+	if err != nil {
+		if a.ctx.Err() == nil {
+			a.log.Warn("reload delivery", "delivery", d.ID, "error", err)
+		}
+		return
+	}
+	d = fresh
+	if d.Status != persistence.DeliveryPending && (d.Status != persistence.DeliveryFailed || d.NextAttemptAt.After(time.Now())) {
+		return
+	}
+	contentType, text, err := decodePayload(d.Payload)
+	if err != nil {
+		a.finish(d, webhook.Result{Outcome: webhook.OutcomeRejected, Err: err})
+		return
+	}
+	secrets, err := rt.cfg.Store.WebhookSecrets(a.ctx, a.bridgeID)
+	if err != nil {
+		a.log.Warn("load webhook secrets", "error", err)
+		return // the delivery stays due; the next sweep tries again
+	}
+	ep := webhook.Endpoint{
+		URL: b.Forward.URL, Format: webhook.Format(b.Forward.BodyFormat), Reply: b.Forward.ReplyMode == persistence.ReplyReply,
+		Headers: b.Forward.Headers, Timeout: b.Forward.Timeout,
+	}
+	for _, s := range secrets {
+		if sec, err := webhook.ParseSecret(s.Secret); err == nil {
+			ep.Secrets = append(ep.Secrets, sec)
+		}
+	}
+	var convID string
+	if conv := a.convs.get(d.Topic); conv != nil {
+		convID = conv.ID
+	}
+	msg := webhook.Message{
+		ID: d.MessageID, Bridge: a.address, Sender: d.SenderAddress, Topic: d.Topic, ConversationID: convID,
+		ContentType: contentType, Content: text, SentAt: time.Unix(0, d.SentNs),
+	}
+	timeout := ep.Timeout
+	if timeout <= 0 {
+		timeout = webhook.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, timeout)
+	res := rt.cfg.Deliverer.Deliver(ctx, ep, msg)
+	cancel()
+	a.finish(d, res)
+}
+
+// finish records the outcome of an attempt: success (with its reply in the
+// outbox), a retry, a dead letter, or the endpoint gone.
+func (a *activation) finish(d persistence.Delivery, res webhook.Result) {
+	rt := a.rt
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	att := persistence.DeliveryAttempt{StatusCode: res.Status, Latency: res.Latency}
+	if res.Err != nil {
+		att.Error = res.Err.Error()
+		if len(att.Error) > 1000 {
+			att.Error = att.Error[:1000]
+		}
+	}
+	if res.Outcome == webhook.OutcomeDelivered || res.Outcome == webhook.OutcomeBadReply {
+		a.complete(ctx, d, att, res)
+		return
+	}
+	if a.ctx.Err() != nil && res.Status == 0 {
+		// The activation is stopping and cut the attempt short: that is
+		// not the endpoint's failure. The delivery stays due.
+		return
+	}
+	now := time.Now()
+	next, dead := rt.cfg.Retry.Next(d.Attempts+1, d.CreatedAt, now, res)
+	status := persistence.DeliveryFailed
+	if dead {
+		status = persistence.DeliveryDead
+	}
+	if res.Outcome == webhook.OutcomeGone {
+		status = persistence.DeliveryDead
+		if err := rt.cfg.Store.SetBridgeStatus(ctx, a.bridgeID, persistence.StatusEndpointGone); err != nil {
+			a.log.Error("set bridge status", "status", persistence.StatusEndpointGone, "error", err)
+		}
+		rt.forgetBridge(a.bridgeID)
+		a.log.Warn("endpoint gone, forwarding stopped", "delivery", d.ID)
+	}
+	if err := rt.cfg.Store.RecordAttempt(ctx, d.ID, att, status, next); err != nil {
+		a.log.Error("record delivery attempt", "delivery", d.ID, "error", err)
+		return
+	}
+	if status == persistence.DeliveryDead {
+		rt.metrics.deadLetters.Inc()
+		a.log.Warn("delivery dead", "delivery", d.ID, "attempts", d.Attempts+1, "outcome", string(res.Outcome))
+		return
+	}
+	self := a.forward
+	d.Attempts++
+	time.AfterFunc(time.Until(next), func() {
+		if a.ctx.Err() == nil {
+			rt.root.Send(self, &deliveryTask{delivery: d})
+		}
+	})
+}
+
+// complete marks a delivery succeeded and, when the endpoint replied,
+// seals the reply once, at a fixed timestamp, into the outbox, then
+// publishes it. A delivery that had already succeeded gets no second reply.
+func (a *activation) complete(ctx context.Context, d persistence.Delivery, att persistence.DeliveryAttempt, res webhook.Result) {
+	rt := a.rt
+	var reply *persistence.Reply
+	var env *messagev1.Envelope
+	if res.HasReply && res.Reply != "" {
+		conv := a.convs.get(d.Topic)
+		if conv == nil {
+			a.log.Error("reply to unknown conversation", "topic", d.Topic)
+		} else {
+			var err error
+			env, err = conv.Seal(a.bundle, content.Text(res.Reply), time.Now())
+			if err != nil {
+				a.log.Error("seal reply", "delivery", d.ID, "error", err)
+			} else if raw, err := proto.Marshal(env); err != nil {
+				a.log.Error("encode reply", "delivery", d.ID, "error", err)
+			} else {
+				reply = &persistence.Reply{BridgeID: a.bridgeID, Topic: d.Topic, TimestampNs: int64(env.TimestampNs), Envelope: raw}
+			}
+		}
+	}
+	replyID, _, err := rt.cfg.Store.CompleteDelivery(ctx, a.currentLease(), d.ID, att, reply)
+	if err != nil {
+		a.noteFenced(err)
+		a.log.Error("complete delivery", "delivery", d.ID, "error", err)
+		return
+	}
+	if replyID != 0 {
+		// CompleteDelivery has just checked the lease.
+		a.publishReplyChecked(ctx, replyID, 0, env)
+	}
+}
+
+// publishReply publishes an outbox reply and records the result. A reply
+// published twice is the same envelope, byte for byte, which the node
+// stores once.
+func (a *activation) publishReply(ctx context.Context, replyID int64, attempts int, env *messagev1.Envelope) {
+	if err := a.checkLease(ctx); err != nil {
+		return
+	}
+	a.publishReplyChecked(ctx, replyID, attempts, env)
+}
+
+// publishReplyChecked is publishReply for a caller that has just checked
+// the lease.
+func (a *activation) publishReplyChecked(ctx context.Context, replyID int64, attempts int, env *messagev1.Envelope) {
+	rt := a.rt
+	err := rt.cfg.XMTP.Publish(ctx, a.auth, env)
+	status, lastErr, next := persistence.ReplySent, "", time.Now()
+	if err != nil {
+		lastErr = err.Error()
+		// Replies are retried until they are published, at most a
+		// minute apart.
+		wait := time.Second << min(attempts, 6)
+		status, next = persistence.ReplyFailed, time.Now().Add(min(wait, time.Minute))
+		rt.metrics.replies.WithLabelValues("retry").Inc()
+		a.log.Warn("publish reply", "reply", replyID, "error", err)
+	} else {
+		rt.metrics.replies.WithLabelValues("sent").Inc()
+		rt.metrics.messagesOut.WithLabelValues("forward").Inc()
+	}
+	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), replyID, status, lastErr, next); err != nil {
+		a.noteFenced(err)
+		if !errors.Is(err, persistence.ErrFenced) {
+			a.log.Error("record reply attempt", "reply", replyID, "error", err)
+		}
+	}
+}

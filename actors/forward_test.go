@@ -1,0 +1,217 @@
+package actors
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/client"
+)
+
+// TestForwardRoundTrip: a Go XMTP client messages a bridge, the target
+// receives the body with a valid signature and answers, and the client
+// receives the answer as a reply, in both body formats.
+func TestForwardRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	relay := newTarget(t, persistence.FormatRelaycc)
+	jsonTarget := newTarget(t, persistence.FormatJSON)
+	b1, s1 := e.bridge(relay.srv.URL, persistence.FormatRelaycc, nil)
+	b2, s2 := e.bridge(jsonTarget.srv.URL, persistence.FormatJSON, nil)
+	relay.secret, jsonTarget.secret = s1, s2
+	rt, _ := e.runtime("n1", nil)
+	for _, id := range []string{b1.ID, b2.ID} {
+		if _, ok := rt.Status(id); !ok {
+			t.Fatalf("bridge %s not active after start", id)
+		}
+	}
+	c := e.sender()
+	ctx := context.Background()
+	if _, err := c.SendText(ctx, b1.Address, "hello"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if _, err := c.SendText(ctx, b2.Address, "hi json"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	waitFor(t, 20*time.Second, "relaycc reply", func() bool {
+		got := messagesFrom(t, c, b1.Address)
+		return len(got) == 1 && got[0] == "echo: hello"
+	})
+	waitFor(t, 20*time.Second, "json reply", func() bool {
+		got := messagesFrom(t, c, b2.Address)
+		return len(got) == 1 && got[0] == "echo: hi json"
+	})
+	if len(relay.bad)+len(jsonTarget.bad) != 0 {
+		t.Fatalf("targets saw bad signatures: %v %v", relay.bad, jsonTarget.bad)
+	}
+	// Both identities and all their topics share the node's one
+	// subscription: the XMTP node sees a single subscriber.
+	if got := counterValue(t, e.nodeReg, "bridge_xmtpnode_subscribers", nil); got != 1 {
+		t.Fatalf("node subscribers = %v, want 1", got)
+	}
+}
+
+// TestTargetDownThenUp: a target that fails for a while gets every message
+// after it recovers, and each sender gets exactly one reply per message.
+func TestTargetDownThenUp(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
+	tg.secret = secret
+	down := make(chan struct{})
+	tg.status = func(string) int {
+		select {
+		case <-down:
+			return 200
+		default:
+			return 503
+		}
+	}
+	_, reg := e.runtime("n1", nil)
+	c := e.sender()
+	want := []string{"m1", "m2", "m3", "m4", "m5"}
+	for _, m := range want {
+		if _, err := c.SendText(context.Background(), b.Address, m); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	waitFor(t, 20*time.Second, "failed attempts", func() bool {
+		return counterValue(t, reg, "bridge_forward_deliveries_total", map[string]string{"outcome": "throttled"}) >= 5
+	})
+	close(down)
+	waitFor(t, 20*time.Second, "every message delivered", func() bool {
+		for _, m := range want {
+			if !tg.has(m) {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, 20*time.Second, "every reply", func() bool { return len(messagesFrom(t, c, b.Address)) == len(want) })
+	time.Sleep(0) // replies are counted exactly above; no extra reply may follow a sweep
+	got := messagesFrom(t, c, b.Address)
+	if len(got) != len(want) {
+		t.Fatalf("replies = %s, want %d", joined(got), len(want))
+	}
+}
+
+// TestTargetNeverRecovers: deliveries to a target that never recovers end
+// as dead letters after their attempts.
+func TestTargetNeverRecovers(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
+	tg.secret = secret
+	var up atomic.Bool
+	tg.status = func(string) int {
+		if up.Load() {
+			return 200
+		}
+		return 500
+	}
+	rt, _ := e.runtime("n1", func(c *Config) {
+		c.Retry.MaxAttempts = 3
+		c.SweepInterval = time.Hour // the replay below is picked up by Nudge
+	})
+	c := e.sender()
+	for _, m := range []string{"a", "b"} {
+		if _, err := c.SendText(context.Background(), b.Address, m); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	waitFor(t, 20*time.Second, "two dead letters", func() bool {
+		dead, _, err := e.store.ListDeliveries(context.Background(), e.account.ID, b.ID, persistence.DeliveryDead, persistence.Page{})
+		if err != nil {
+			t.Fatalf("list dead letters: %v", err)
+		}
+		for _, d := range dead {
+			if d.Attempts != 3 {
+				t.Fatalf("dead letter after %d attempts, want 3", d.Attempts)
+			}
+		}
+		return len(dead) == 2
+	})
+	// The owner fixes the endpoint and replays the dead letters.
+	up.Store(true)
+	ctx := context.Background()
+	dead, _, err := e.store.ListDeliveries(ctx, e.account.ID, b.ID, persistence.DeliveryDead, persistence.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dead {
+		if _, err := e.store.ReplayDeadLetter(ctx, e.account.ID, b.ID, d.ID); err != nil {
+			t.Fatalf("replay: %v", err)
+		}
+	}
+	rt.Nudge(b.ID)
+	waitFor(t, 20*time.Second, "replayed dead letters", func() bool { return tg.has("a") && tg.has("b") })
+	waitFor(t, 20*time.Second, "replies to replayed messages", func() bool { return len(messagesFrom(t, c, b.Address)) == 2 })
+}
+
+// TestAllowDeny: a denied sender's messages are not forwarded; with an
+// allow-list only listed senders are.
+func TestAllowDeny(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatJSON)
+	friend, stranger, enemy := e.sender(), e.sender(), e.sender()
+	b1, s1 := e.bridge(tg.srv.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) {
+		f.DenySenders = []string{strings.ToLower(enemy.Address())}
+	})
+	tg.secret = s1
+	tg2 := newTarget(t, persistence.FormatJSON)
+	b2, s2 := e.bridge(tg2.srv.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) {
+		f.AllowSenders = []string{friend.Address()}
+	})
+	tg2.secret = s2
+	e.runtime("n1", nil)
+	ctx := context.Background()
+	for _, m := range []struct {
+		c    *client.Client
+		to   string
+		text string
+	}{
+		{enemy, b1.Address, "enemy to 1"}, {friend, b1.Address, "friend to 1"},
+		{stranger, b2.Address, "stranger to 2"}, {friend, b2.Address, "friend to 2"},
+	} {
+		if _, err := m.c.SendText(ctx, m.to, m.text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "allowed messages", func() bool { return tg.has("friend to 1") && tg2.has("friend to 2") })
+	// Each identity handles its envelopes in order and the excluded
+	// messages came first: had they been let through, their delivery rows
+	// would exist by now.
+	for _, b := range []persistence.Bridge{b1, b2} {
+		ds, _, err := e.store.ListDeliveries(ctx, e.account.ID, b.ID, "", persistence.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 1 || ds[0].SenderAddress != friend.Address() {
+			t.Fatalf("deliveries of %s = %+v, want only the friend's", b.ID, ds)
+		}
+	}
+	if tg.has("enemy to 1") || tg2.has("stranger to 2") {
+		t.Fatalf("excluded senders forwarded: %v %v", tg.received(), tg2.received())
+	}
+}
+
+// TestEndpointGone: a 410 marks the bridge endpoint_gone and stops
+// forwarding.
+func TestEndpointGone(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
+	tg.secret = secret
+	tg.status = func(string) int { return 410 }
+	e.runtime("n1", nil)
+	c := e.sender()
+	if _, err := c.SendText(context.Background(), b.Address, "x"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	waitFor(t, 20*time.Second, "status endpoint_gone", func() bool {
+		got, err := e.store.BridgeByID(context.Background(), b.ID)
+		return err == nil && got.Status == persistence.StatusEndpointGone
+	})
+}

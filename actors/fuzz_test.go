@@ -1,0 +1,84 @@
+package actors
+
+import (
+	"testing"
+
+	"github.com/xmtpbridge/bridge/xmtp/content"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// FuzzParseReverseCommand feeds arbitrary message text to the reverse
+// command decoder: it must never panic, and what it accepts names a valid
+// address and a message.
+func FuzzParseReverseCommand(f *testing.F) {
+	f.Add(`{"targetAddress":"0x0000000000000000000000000000000000000001","message":"hi"}`)
+	f.Add(`{"targetAddress":"nope","message":"hi"}`)
+	f.Add(`{"targetAddress":"0x0000000000000000000000000000000000000001"}`)
+	f.Add(`[]`)
+	f.Add(``)
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := parseReverseCommand(text)
+		if err != nil {
+			return
+		}
+		if !keys.IsAddress(c.TargetAddress) || c.Message == "" {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
+}
+
+// FuzzDecodeCanaryAnswer feeds arbitrary bodies to the canary answer
+// decoder.
+func FuzzDecodeCanaryAnswer(f *testing.F) {
+	f.Add(200, []byte(`{"ok":true,"data":"pong"}`))
+	f.Add(200, []byte(`{"ok":true,"data":{"a":1}}`))
+	f.Add(200, []byte(`{"ok":false}`))
+	f.Add(500, []byte(`{"ok":true,"data":"x"}`))
+	f.Add(200, []byte(`not json`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		data, err := decodeCanaryAnswer(status, body)
+		if err == nil && status/100 != 2 {
+			t.Fatalf("accepted status %d with data %q", status, data)
+		}
+	})
+}
+
+// FuzzDecodePayload feeds arbitrary stored payloads to the delivery payload
+// decoder, and checks that encoded text round-trips.
+func FuzzDecodePayload(f *testing.F) {
+	good, _ := content.Encode(content.Text("hello"))
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte{0x0a, 0xff})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		_, _, _ = decodePayload(payload)
+	})
+}
+
+// TestPayloadRoundTrip checks the payload encoding the forward pipeline
+// stores.
+func TestPayloadRoundTrip(t *testing.T) {
+	raw, err := content.Encode(content.Text("héllo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, text, err := decodePayload(raw)
+	if err != nil || text != "héllo" || ct != content.TypeText.String() {
+		t.Fatalf("decode = %q %q %v", ct, text, err)
+	}
+}
+
+// TestRecent checks that the recent-id set forgets the oldest ids first.
+func TestRecent(t *testing.T) {
+	r := newRecent(2)
+	if !r.add("a") || !r.add("b") || r.add("a") {
+		t.Fatal("a and b must be new once")
+	}
+	if !r.add("c") || !r.add("a") {
+		t.Fatal("a must be forgotten after c")
+	}
+	r.forget("a")
+	if !r.add("a") {
+		t.Fatal("a forgotten must be new")
+	}
+}

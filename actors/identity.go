@@ -1,0 +1,277 @@
+package actors
+
+// The identity actor (grain kind "bridge", identity = bridge id).
+//
+// Accepts: *cluster.ClusterInit (activates: lease, keys, conversations,
+// topics, catch-up; see lifecycle.go), *activateRequest, *inboundEnvelope
+// (from the ingress), *sendRequest (forwarded to the reverse child),
+// *renewTick, *topicHandled, *flushCursors, *conversationStarted, *fenced.
+// Sends: *deliveryTask to forward, *handlerTask to reverse and canary.
+// Supervised by: the cluster's placement actor. A failed activation
+// answers its request with the error and stops.
+// Supervises: forward, reverse and canary with a supervision.Strategy
+// (OneForOne, exponential backoff with jitter, poison quarantine).
+// On stop or restart: removes its topics from the ingress, writes its
+// cursors, waits for running webhook attempts (DrainTimeout), ends its
+// context and releases its lease. A restarted grain activates again from
+// the store.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/actors/supervision"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// identity is the grain of one bridge identity.
+type identity struct {
+	rt       *Runtime
+	a        *activation
+	err      error
+	strategy *supervision.Strategy
+	reverse  *actor.PID
+	canary   *actor.PID
+	stopRen  chan struct{}
+	stale    bool
+	seen     *recent
+	cursors  map[string]persistence.Cursor
+	// dirty holds cursor moves not yet written; flushPending says a
+	// *flushCursors is in the mailbox.
+	dirty        map[string]persistence.Cursor
+	flushPending bool
+}
+
+// HandleFailure implements actor.SupervisorStrategy for the children.
+func (id *identity) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID,
+	rs *actor.RestartStatistics, reason interface{}, message interface{}) {
+	if id.strategy == nil {
+		sup.StopChildren(child)
+		return
+	}
+	id.strategy.HandleFailure(system, sup, child, rs, reason, message)
+}
+
+func (id *identity) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *cluster.ClusterInit:
+		id.err = id.activate(ctx, m.Identity.Identity)
+		if id.err != nil {
+			// The request that activated the grain may not be in the
+			// mailbox yet: it gets the error, then the grain stops. A
+			// grain nobody asks stops on its own.
+			self, root := ctx.Self(), id.rt.root
+			time.AfterFunc(5*time.Second, func() { root.Poison(self) })
+		}
+	case *activateRequest:
+		ctx.Respond(&activateResponse{err: id.err})
+		if id.err != nil {
+			ctx.Poison(ctx.Self())
+		}
+	case *inboundEnvelope:
+		if id.a != nil && !id.stale {
+			id.handleEnvelope(ctx, m.env)
+		}
+	case *sendRequest:
+		if id.a == nil || id.stale {
+			err := id.err
+			if err == nil {
+				err = ErrNotActive
+			}
+			ctx.Respond(&sendResponse{err: fmt.Errorf("send: %w", err)})
+			ctx.Poison(ctx.Self())
+			return
+		}
+		ctx.Forward(id.reverse)
+	case *renewTick:
+		id.renew(ctx)
+	case *topicHandled:
+		id.saveCursor(m.topic, m.ts, m.digest)
+	case *flushCursors:
+		id.flushCursors()
+	case *conversationStarted:
+		if id.a != nil {
+			id.rt.ingress.add(ctx.Self(), m.conv.Topic)
+		}
+	case *fenced:
+		id.goStale(ctx)
+	case *actor.Stopping, *actor.Restarting:
+		// A restart of the grain itself (a bug in this file) activates
+		// it again from the store, so it first gives everything up.
+		id.stop()
+	}
+}
+
+func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
+	a := id.a
+	if env.GetContentTopic() == keys.InviteTopic(a.address) {
+		if err := id.handleInvitation(ctx, env, true); err != nil {
+			a.log.Error("handle invitation", "error", err)
+		}
+		return
+	}
+	conv := a.convs.get(env.GetContentTopic())
+	if conv == nil {
+		return
+	}
+	msg, err := conv.Open(env)
+	if err != nil {
+		id.reject(env, err)
+		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+		return
+	}
+	if msg.Sender == a.address || !id.seen.add(msg.ID) {
+		return
+	}
+	task := &handlerTask{msg: msg, raw: env.Message}
+	a.log.Debug("inbound message", "topic", msg.Topic, "sender", msg.Sender, "message", msg.ID)
+	switch {
+	case id.rt.cfg.CanaryAddress != "" && strings.EqualFold(msg.Sender, id.rt.cfg.CanaryAddress):
+		id.rt.metrics.messagesIn.WithLabelValues("canary").Inc()
+		ctx.Send(id.canary, task)
+	case id.rt.cfg.APIAddress != "" && strings.EqualFold(msg.Sender, id.rt.cfg.APIAddress):
+		id.rt.metrics.messagesIn.WithLabelValues("reverse").Inc()
+		ctx.Send(id.reverse, task)
+	default:
+		id.forwardMessage(ctx, env, msg)
+	}
+}
+
+// handleInvitation opens an invitation; a new conversation is stored,
+// subscribed and queried from its start.
+func (id *identity) handleInvitation(ctx actor.Context, env *messagev1.Envelope, live bool) error {
+	a := id.a
+	conv, err := conversation.OpenInvitation(a.bundle, env)
+	if err != nil {
+		id.reject(env, err)
+		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+		return nil
+	}
+	if a.convs.get(conv.Topic) != nil {
+		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+		return nil
+	}
+	octx, cancel := context.WithTimeout(a.ctx, id.rt.cfg.ActivationTimeout)
+	defer cancel()
+	// The conversation is stored before the invite topic's cursor moves
+	// past its invitation, so a later activation restores it.
+	if err := a.convs.save(octx, conv); err != nil {
+		return err
+	}
+	a.convs.put(conv)
+	id.rt.ingress.add(ctx.Self(), conv.Topic)
+	id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+	if !live {
+		// The activation's catch-up queries every known topic next.
+		return nil
+	}
+	return id.replay(ctx, octx, conv.Topic, 0)
+}
+
+// forwardMessage records a delivery, then moves the cursor, then hands the
+// delivery to the forward child.
+func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message) {
+	a := id.a
+	b, ok := id.rt.bridgeConfig(a.ctx, a.bridgeID)
+	if !ok {
+		return
+	}
+	if !allowed(b.Forward, msg.Sender) || b.Forward.URL == "" {
+		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+		return
+	}
+	id.rt.metrics.messagesIn.WithLabelValues("forward").Inc()
+	payload, err := encodePayload(msg)
+	if err != nil {
+		id.reject(env, err)
+		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+		return
+	}
+	octx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	d, created, err := id.rt.cfg.Store.RecordDelivery(octx, persistence.NewDelivery{
+		BridgeID: a.bridgeID, MessageID: msg.ID, Topic: msg.Topic, SenderAddress: msg.Sender,
+		SentNs: msg.Sent.UnixNano(), Payload: payload,
+	})
+	if err != nil {
+		// The cursor stays behind the message, so the next activation
+		// reads it again; this one tries again in a second.
+		a.log.Error("record delivery", "topic", msg.Topic, "message", msg.ID, "error", err)
+		id.seen.forget(msg.ID)
+		self, root := ctx.Self(), id.rt.root
+		time.AfterFunc(time.Second, func() { root.Send(self, &inboundEnvelope{env: env}) })
+		return
+	}
+	id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+	if created || d.Status == persistence.DeliveryPending || d.Status == persistence.DeliveryFailed {
+		ctx.Send(a.forward, &deliveryTask{delivery: d})
+	}
+}
+
+func (id *identity) reject(env *messagev1.Envelope, err error) {
+	a := id.a
+	reason := conversation.Reason(err)
+	id.rt.metrics.rejected.WithLabelValues(reason).Inc()
+	a.log.Warn("rejected envelope", "topic", env.GetContentTopic(), "reason", reason, "error", err)
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	if qerr := id.rt.cfg.Store.Quarantine(ctx, a.bridgeID, env.GetContentTopic(), env.GetMessage(), "rejected: "+reason); qerr != nil {
+		a.log.Error("quarantine envelope", "error", qerr)
+	}
+}
+
+// quarantine keeps a poison message and takes it out of the pipeline.
+func (id *identity) quarantine(q supervision.Quarantined) {
+	a := id.a
+	if a == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reason := fmt.Sprintf("poison message in %s after %d failures: %s", q.Handler, q.Failures, q.Reason)
+	if len(reason) > 1000 {
+		reason = reason[:1000]
+	}
+	switch m := q.Message.(type) {
+	case *deliveryTask:
+		if err := id.rt.cfg.Store.Quarantine(ctx, a.bridgeID, m.delivery.Topic, m.delivery.Payload, reason); err != nil {
+			a.log.Error("quarantine delivery", "error", err)
+		}
+		if err := id.rt.cfg.Store.RecordAttempt(ctx, m.delivery.ID, persistence.DeliveryAttempt{Error: "quarantined"},
+			persistence.DeliveryDead, time.Now()); err != nil {
+			a.log.Error("record quarantined delivery", "error", err)
+		}
+		id.rt.metrics.deadLetters.Inc()
+	case *handlerTask:
+		if err := id.rt.cfg.Store.Quarantine(ctx, a.bridgeID, m.msg.Topic, m.raw, reason); err != nil {
+			a.log.Error("quarantine message", "error", err)
+		}
+		id.rt.root.Send(a.self, &topicHandled{topic: m.msg.Topic, ts: m.msg.EnvelopeTimestamp, digest: m.raw})
+	}
+}
+
+// allowed applies a bridge's sender allow-list and deny-list.
+func allowed(f persistence.ForwardConfig, sender string) bool {
+	for _, d := range f.DenySenders {
+		if strings.EqualFold(d, sender) {
+			return false
+		}
+	}
+	if len(f.AllowSenders) == 0 {
+		return true
+	}
+	for _, al := range f.AllowSenders {
+		if strings.EqualFold(al, sender) {
+			return true
+		}
+	}
+	return false
+}

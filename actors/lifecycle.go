@@ -1,0 +1,292 @@
+package actors
+
+// The identity actor's life: activation with its catch-up, lease renewal,
+// the stale stop and the clean stop.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/actors/supervision"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// activate makes the identity live: it takes the lease, loads the keys and
+// conversations, registers the topics with the ingress and queries every
+// topic from its cursor.
+func (id *identity) activate(ctx actor.Context, bridgeID string) error {
+	rt := id.rt
+	log := rt.log.With("bridge", bridgeID)
+	octx, cancel := context.WithTimeout(context.Background(), rt.cfg.ActivationTimeout)
+	defer cancel()
+	id.seen = newRecent(8192)
+
+	b, err := rt.cfg.Store.BridgeByID(octx, bridgeID)
+	if err == nil && b.Status == persistence.StatusDisabled {
+		err = ErrDisabled
+	}
+	if err != nil {
+		rt.metrics.activations.WithLabelValues("error").Inc()
+		return fmt.Errorf("activate %s: %w", bridgeID, err)
+	}
+	nonce := make([]byte, 6)
+	_, _ = rand.Read(nonce)
+	lease, err := rt.cfg.Store.AcquireLease(octx, bridgeID, rt.cfg.NodeID+"/"+hex.EncodeToString(nonce), rt.cfg.LeaseTTL)
+	if err != nil {
+		result := "error"
+		if errors.Is(err, persistence.ErrLeaseHeld) {
+			result = "lease_held"
+		}
+		rt.metrics.activations.WithLabelValues(result).Inc()
+		return fmt.Errorf("activate %s: %w", bridgeID, err)
+	}
+	fail := func(err error) error {
+		rt.metrics.activations.WithLabelValues("error").Inc()
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer rcancel()
+		_ = rt.cfg.Store.ReleaseLease(rctx, lease)
+		return fmt.Errorf("activate %s: %w", bridgeID, err)
+	}
+	raw, err := rt.cfg.Store.KeyBundle(octx, bridgeID)
+	if err != nil {
+		return fail(err)
+	}
+	bundle, err := keys.UnmarshalPrivateKeyBundle(raw)
+	if err != nil {
+		return fail(fmt.Errorf("decode key bundle: %w", err))
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	a := &activation{
+		rt: rt, bridgeID: bridgeID, address: bundle.Address(), bundle: bundle, auth: keys.NewAuthorizer(bundle),
+		convs: newConversations(bridgeID, bundle, rt.cfg.XMTP, rt.cfg.Store), log: log.With("identity", bundle.Address()),
+		ctx: actx, cancel: acancel, self: ctx.Self(),
+	}
+	a.lease.Store(&lease)
+	if err := a.convs.restore(octx); err != nil {
+		acancel()
+		return fail(err)
+	}
+	if err := a.convs.publishContact(octx, time.Now()); err != nil {
+		acancel()
+		return fail(err)
+	}
+	id.a = a
+
+	id.strategy = supervision.New(supervision.Config{
+		Identity:        bridgeID,
+		Backoff:         rt.cfg.ChildBackoff,
+		PoisonThreshold: rt.cfg.PoisonThreshold,
+		Quarantine:      id.quarantine,
+		Metrics:         rt.supervision,
+		Logger:          rt.log,
+	})
+	var spawnErr [3]error
+	a.forward, spawnErr[0] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &forwarder{a: a} }), "forward")
+	id.reverse, spawnErr[1] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &reverser{a: a} }), "reverse")
+	id.canary, spawnErr[2] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &canary{a: a} }), "canary")
+	if err := errors.Join(spawnErr[:]...); err != nil {
+		acancel()
+		return fail(fmt.Errorf("spawn children: %w", err))
+	}
+
+	// Topics join the subscription before the catch-up query, so nothing
+	// falls between the two; what both see is handled once.
+	topics := append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)
+	rt.ingress.add(ctx.Self(), topics...)
+	if err := id.catchUp(ctx, octx); err != nil {
+		rt.ingress.remove(ctx.Self(), append(topics, a.convs.topics()...)...)
+		acancel()
+		id.a = nil
+		return fail(err)
+	}
+	a.started = time.Now()
+	id.stopRen = make(chan struct{})
+	go id.renewLoop(ctx.Self(), id.stopRen)
+	rt.register(a)
+	rt.metrics.activations.WithLabelValues("ok").Inc()
+	a.log.Info("identity active", "epoch", lease.Epoch, "conversations", len(a.convs.topics()))
+	return nil
+}
+
+// catchUp reads the invite topic from its cursor for conversations started
+// while the identity was not active, then every conversation topic from its
+// cursor.
+func (id *identity) catchUp(actx actor.Context, ctx context.Context) error {
+	a := id.a
+	cursors, err := id.rt.cfg.Store.Cursors(ctx, a.bridgeID)
+	if err != nil {
+		return err
+	}
+	id.cursors = cursors
+	inviteTopic := keys.InviteTopic(a.address)
+	invites, err := id.query(ctx, inviteTopic, 0)
+	if err != nil {
+		return err
+	}
+	for _, env := range invites {
+		if err := id.handleInvitation(actx, env, false); err != nil {
+			return err
+		}
+	}
+	for _, topic := range a.convs.topics() {
+		c, ok := cursors[topic]
+		if !ok {
+			if err := id.replay(actx, ctx, topic, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		start := uint64(c.LastTimestampNs)
+		// Senders' clocks differ, so a message can carry a timestamp a
+		// little older than one handled before it. Forwarded messages
+		// are idempotent, so their topics are read again from a little
+		// earlier; reverse and canary commands are not, so theirs start
+		// at the cursor.
+		if conv := a.convs.get(topic); conv != nil && !id.commandPeer(conv.Peer) {
+			start = max(start, uint64(replaySkew)) - uint64(replaySkew)
+		}
+		if err := id.replay(actx, ctx, topic, start); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaySkew is how far before its cursor a forwarded topic is read again
+// on activation.
+const replaySkew = 30 * time.Second
+
+// commandPeer reports whether messages from addr are commands (reverse or
+// canary) rather than messages to forward.
+func (id *identity) commandPeer(addr string) bool {
+	cfg := id.rt.cfg
+	return (cfg.APIAddress != "" && strings.EqualFold(addr, cfg.APIAddress)) ||
+		(cfg.CanaryAddress != "" && strings.EqualFold(addr, cfg.CanaryAddress))
+}
+
+// query reads a topic from start, skipping the envelope at the topic's
+// stored cursor, which was handled before.
+func (id *identity) query(ctx context.Context, topic string, start uint64) ([]*messagev1.Envelope, error) {
+	cur, hasCursor := id.cursors[topic]
+	if hasCursor && start == 0 && topic == keys.InviteTopic(id.a.address) {
+		start = uint64(cur.LastTimestampNs)
+	}
+	var envs []*messagev1.Envelope
+	err := id.rt.cfg.XMTP.QueryAll(ctx, topic, start, 0, func(env *messagev1.Envelope) error {
+		if hasCursor && int64(env.TimestampNs) == cur.LastTimestampNs && bytes.Equal(keys.Sha256(env.Message), cur.LastDigest) {
+			return nil
+		}
+		envs = append(envs, env)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", topic, err)
+	}
+	return envs, nil
+}
+
+// replay queries a topic from start and handles what it finds.
+func (id *identity) replay(actx actor.Context, ctx context.Context, topic string, start uint64) error {
+	envs, err := id.query(ctx, topic, start)
+	if err != nil {
+		return err
+	}
+	for _, env := range envs {
+		id.handleEnvelope(actx, env)
+	}
+	return nil
+}
+
+func (id *identity) renewLoop(self *actor.PID, stop chan struct{}) {
+	t := time.NewTicker(id.rt.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			id.rt.root.Send(self, &renewTick{})
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (id *identity) renew(ctx actor.Context) {
+	a := id.a
+	if a == nil || id.stale {
+		return
+	}
+	rctx, cancel := context.WithTimeout(a.ctx, id.rt.cfg.LeaseTTL/3)
+	defer cancel()
+	l, err := id.rt.cfg.Store.RenewLease(rctx, a.currentLease(), id.rt.cfg.LeaseTTL)
+	if err != nil {
+		if errors.Is(err, persistence.ErrFenced) {
+			id.goStale(ctx)
+			return
+		}
+		a.log.Warn("renew lease", "error", err)
+		return
+	}
+	a.lease.Store(&l)
+}
+
+// goStale stops an activation that lost its lease.
+func (id *identity) goStale(ctx actor.Context) {
+	if id.stale || id.a == nil {
+		return
+	}
+	id.stale = true
+	id.rt.metrics.stale.Inc()
+	id.a.log.Warn("lease lost, stopping stale activation", "epoch", id.a.currentLease().Epoch)
+	ctx.Poison(ctx.Self())
+}
+
+func (id *identity) stop() {
+	if id.strategy != nil {
+		id.strategy.Close()
+	}
+	a := id.a
+	if a == nil {
+		return
+	}
+	if id.stopRen != nil {
+		close(id.stopRen)
+	}
+	id.rt.ingress.remove(a.self, append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)...)
+	id.flushCursors()
+	// Running webhook attempts finish (or time out) before the context
+	// they run under ends; their deliveries stay durable either way.
+	waitGroup(&a.attempts, id.rt.cfg.DrainTimeout)
+	a.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !id.stale {
+		if err := id.rt.cfg.Store.ReleaseLease(ctx, a.currentLease()); err != nil {
+			a.log.Warn("release lease", "error", err)
+		}
+	}
+	id.rt.unregister(a)
+	a.log.Info("identity stopped")
+	id.a = nil
+}
+
+func waitGroup(wg interface{ Wait() }, limit time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+	}
+}

@@ -1,0 +1,96 @@
+package actors
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/content"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
+)
+
+// ErrPeerNotOnNetwork reports a send to an address that has no valid
+// contact bundle.
+var ErrPeerNotOnNetwork = errors.New("peer is not on the XMTP network")
+
+// ErrNotActive reports a call about an identity this node does not host.
+var ErrNotActive = errors.New("identity not active")
+
+// ErrDisabled reports an activation of a bridge its owner disabled.
+var ErrDisabled = errors.New("bridge disabled")
+
+// ErrStopped reports a call on a runtime that is stopping or stopped.
+var ErrStopped = errors.New("runtime stopped")
+
+// The messages of the identity actor and its children. They travel between
+// actors of one process only; none is serialised.
+
+// activateRequest asks a grain whether its activation succeeded; the answer
+// is an *activateResponse.
+type activateRequest struct{}
+
+type activateResponse struct {
+	err error
+}
+
+// sendRequest asks the reverse child to send body to an address as the
+// bridge identity; the answer is a *sendResponse.
+type sendRequest struct {
+	to   string
+	body *content.Content
+}
+
+type sendResponse struct {
+	messageID string
+	err       error
+}
+
+// renewTick makes the identity actor renew its lease.
+type renewTick struct{}
+
+// flushCursors makes the identity actor write the cursors it moved.
+type flushCursors struct{}
+
+// sweepTick makes the forward child look for due deliveries and replies.
+type sweepTick struct{}
+
+// topicHandled tells the identity actor that a reverse or canary message
+// is handled, so its topic's cursor may move past it.
+type topicHandled struct {
+	topic  string
+	ts     uint64
+	digest []byte
+}
+
+// conversationStarted tells the identity actor that a child started (and
+// stored) a conversation whose topic must join the node subscription.
+type conversationStarted struct {
+	conv *conversation.Conversation
+}
+
+// fenced tells the identity actor that a child found its lease lost.
+type fenced struct{}
+
+// deliveryTask is one delivery for the forward child. Its key is the
+// delivery id, so a delivery that keeps killing the child is quarantined.
+type deliveryTask struct {
+	delivery persistence.Delivery
+}
+
+// Key implements supervision.Keyed.
+func (t *deliveryTask) Key() string { return "delivery:" + strconv.FormatInt(t.delivery.ID, 10) }
+
+// attemptDone tells the forward child that an attempt ended.
+type attemptDone struct {
+	deliveryID int64
+}
+
+// handlerTask is one decrypted message for the reverse or canary child.
+type handlerTask struct {
+	msg *conversation.Message
+	// raw is the envelope's message bytes, kept for quarantine.
+	raw []byte
+}
+
+// Key implements supervision.Keyed.
+func (t *handlerTask) Key() string { return "message:" + t.msg.ID }

@@ -1,0 +1,84 @@
+package actors
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the runtime's instruments. Identities are never labels: a
+// node hosts too many of them.
+type metrics struct {
+	messagesIn  *prometheus.CounterVec
+	messagesOut *prometheus.CounterVec
+	hosted      prometheus.Gauge
+	activations *prometheus.CounterVec
+	stale       prometheus.Counter
+	routed      prometheus.Counter
+	unroutable  prometheus.Counter
+	topics      prometheus.Gauge
+	rejected    *prometheus.CounterVec
+	deadLetters prometheus.Counter
+	replies     *prometheus.CounterVec
+	mailbox     prometheus.GaugeFunc
+}
+
+func newMetrics(reg prometheus.Registerer, mailboxDepth func() float64) (*metrics, error) {
+	m := &metrics{
+		messagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_actor_messages_in_total",
+			Help: "XMTP messages handed to a handler, by handler (forward, reverse, canary).",
+		}, []string{"handler"}),
+		messagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_actor_messages_out_total",
+			Help: "XMTP messages published by a handler, by handler.",
+		}, []string{"handler"}),
+		hosted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bridge_actor_hosted_identities",
+			Help: "Bridge identities active on this node.",
+		}),
+		activations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_actor_activations_total",
+			Help: "Identity activations, by result (ok, lease_held, error).",
+		}, []string{"result"}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_actor_stale_activations_total",
+			Help: "Activations that stopped because they lost their fencing lease.",
+		}),
+		routed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_ingress_envelopes_routed_total",
+			Help: "Envelopes of the node subscription routed to an identity.",
+		}),
+		unroutable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_ingress_envelopes_unroutable_total",
+			Help: "Envelopes of the node subscription whose topic no hosted identity holds.",
+		}),
+		topics: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bridge_ingress_topics",
+			Help: "Topics carried by the node subscription.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_actor_envelopes_rejected_total",
+			Help: "Envelopes an identity could not open, by reason.",
+		}, []string{"reason"}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_forward_dead_letters_total",
+			Help: "Deliveries that ran out of attempts or age and became dead letters.",
+		}),
+		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_forward_replies_total",
+			Help: "Outbox replies, by result (sent, retry, dead).",
+		}, []string{"result"}),
+	}
+	m.mailbox = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bridge_ingress_backlog_envelopes",
+		Help: "Envelopes received by the node subscription and not yet routed.",
+	}, mailboxDepth)
+	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
+		m.unroutable, m.topics, m.rejected, m.deadLetters, m.replies, m.mailbox} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register actor metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,65 @@
+package actors
+
+import (
+	"context"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/api"
+)
+
+// Store is the part of the Postgres store the runtime uses.
+type Store interface {
+	BridgeByID(ctx context.Context, bridgeID string) (persistence.Bridge, error)
+	ListAllBridges(ctx context.Context, page persistence.Page) ([]persistence.Bridge, string, error)
+	SetBridgeStatus(ctx context.Context, bridgeID string, status persistence.BridgeStatus) error
+	KeyBundle(ctx context.Context, bridgeID string) ([]byte, error)
+	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
+
+	AcquireLease(ctx context.Context, identity, owner string, ttl time.Duration) (persistence.Lease, error)
+	RenewLease(ctx context.Context, l persistence.Lease, ttl time.Duration) (persistence.Lease, error)
+	ReleaseLease(ctx context.Context, l persistence.Lease) error
+	CheckLease(ctx context.Context, l persistence.Lease) error
+
+	Conversations(ctx context.Context, bridgeID string) ([]persistence.Conversation, error)
+	SaveConversation(ctx context.Context, c persistence.Conversation) error
+	Cursors(ctx context.Context, bridgeID string) (map[string]persistence.Cursor, error)
+	SaveCursor(ctx context.Context, l persistence.Lease, bridgeID, topic string, timestampNs int64, digest []byte) error
+
+	RecordDelivery(ctx context.Context, nd persistence.NewDelivery) (persistence.Delivery, bool, error)
+	RecordAttempt(ctx context.Context, deliveryID int64, a persistence.DeliveryAttempt, status persistence.DeliveryStatus, nextAttemptAt time.Time) error
+	CompleteDelivery(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, reply *persistence.Reply) (int64, bool, error)
+	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)
+	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)
+
+	DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error)
+	RecordReplyAttempt(ctx context.Context, l persistence.Lease, replyID int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
+
+	Quarantine(ctx context.Context, bridgeID, topic string, envelope []byte, reason string) error
+}
+
+var _ Store = (*persistence.Store)(nil)
+
+// Transport is the XMTP message API the runtime publishes and queries
+// through. It is not used to subscribe: the ingress owns the node's only
+// subscription.
+type Transport interface {
+	Publish(ctx context.Context, auth api.Authorizer, envs ...*messagev1.Envelope) error
+	QueryAll(ctx context.Context, topic string, start, end uint64, fn func(*messagev1.Envelope) error) error
+	Subscribe(ctx context.Context) *api.Subscription
+}
+
+var _ Transport = (*api.Client)(nil)
+
+// Deliverer sends one delivery to the bridge's HTTP endpoint: it writes the
+// body in the bridge's format, signs it with Standard Webhooks headers,
+// enforces the SSRF policy and classifies the answer. webhook.Deliverer
+// implements it.
+type Deliverer interface {
+	Deliver(ctx context.Context, ep webhook.Endpoint, m webhook.Message) webhook.Result
+}
+
+var _ Deliverer = (*webhook.Deliverer)(nil)
