@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
+)
+
+// pgProxy is a TCP proxy in front of the real Postgres, so a test can cut
+// the node off its database and let it back.
+type pgProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func newPGProxy(t testing.TB, target string) *pgProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pgProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.setDown(true) })
+	go p.serve()
+	return p
+}
+
+func (p *pgProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		if !down {
+			p.conns = append(p.conns, c)
+		}
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		go func() {
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				return
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			io.Copy(c, up)
+			c.Close()
+		}()
+	}
+}
+
+// setDown cuts every connection and refuses new ones, or accepts again.
+func (p *pgProxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+func readyStatus(api string) int {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(api + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestReadinessFollowsPostgresAndXMTP turns /readyz red while Postgres is
+// unreachable and while the XMTP node (and with it the node's
+// subscription) is down, and green again when each comes back.
+func TestReadinessFollowsPostgresAndXMTP(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t, template)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newPGProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	c := newClusterOn(t, db, map[string]string{"DATABASE_URL": u.String()})
+
+	proxy.setDown(true)
+	waitFor(t, 30*time.Second, "/readyz 503 with Postgres down", func() bool { return readyStatus(c.api) == 503 })
+	proxy.setDown(false)
+	waitFor(t, 30*time.Second, "/readyz 200 with Postgres back", func() bool { return readyStatus(c.api) == 200 })
+
+	c.stopXMTPNode()
+	waitFor(t, 30*time.Second, "/readyz 503 with the XMTP node down", func() bool { return readyStatus(c.api) == 503 })
+	c.startXMTPNode()
+	waitFor(t, 60*time.Second, "/readyz 200 with the XMTP node back", func() bool { return readyStatus(c.api) == 200 })
+	if c.node.exited() {
+		t.Fatalf("the node exited: %v", c.node.err)
+	}
+}
+
+// TestNodeWithoutItsXMTPNodeExitsWithTheReason starts a node whose XMTP
+// node does not answer: it exits 1 and says which dependency failed.
+func TestNodeWithoutItsXMTPNodeExitsWithTheReason(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t, template)
+	dead := freeAddr(t) // nothing listens here
+	p := start(t, "bridge node", t.TempDir(), map[string]string{
+		"DATABASE_URL": db, "BRIDGE_HTTP_ADDR": freeAddr(t), "BRIDGE_MASTER_KEY": "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+		"BRIDGE_ADMIN_TOKEN": adminToken, "BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": dead,
+	}, "node")
+	if code := p.wait(time.Minute); code != 1 {
+		t.Fatalf("exit status %d, want 1", code)
+	}
+	if logs := p.errs.String(); !strings.Contains(logs, "reach xmtp node "+dead+" (BRIDGE_XMTP_NODE)") {
+		t.Fatalf("the reason is not in the output:\n%s", tail(logs, 3000))
+	}
+}
