@@ -21,6 +21,7 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME  ?= 4s
 LONGFUZZ  ?= 60s
 BENCHTIME ?= 1s
+SCALE_IDENTITIES ?= 10000
 BENCH     ?= .
 PKGS      ?= ./...
 
@@ -58,7 +59,9 @@ test: check-go
 bench: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
-	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -timeout 20m $(PKGS)
+	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -timeout 20m $(PKGS); \
+	  echo "make bench: activation time and memory per identity with $(SCALE_IDENTITIES) identities on one node"; \
+	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='^BenchmarkActivation$$' -benchtime=$(SCALE_IDENTITIES)x -timeout 20m ./actors/
 
 ## lint: gofmt must have nothing to change, and go vet must pass.
 lint: check-go
