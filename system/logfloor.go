@@ -2,7 +2,9 @@ package system
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	nethttp "net/http"
 )
 
 // levelFloor drops records below min, for a chatty library's logger.
@@ -20,4 +22,53 @@ func (l levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
 }
 func (l levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{h: l.h.WithGroup(name), min: l.min}
+}
+
+// automanagedStopping is the message protoactor's automanaged provider logs
+// at ERROR whenever its health server returns, including on every normal
+// stop.
+const automanagedStopping = "Automanaged server stopping..!"
+
+// expectedStops lowers to INFO the record the automanaged provider writes
+// at ERROR on a normal stop (its health server closed on purpose), so that
+// an ERROR from protoactor always means something went wrong. Any other
+// error from that server stays an ERROR.
+type expectedStops struct{ h slog.Handler }
+
+func (e expectedStops) Enabled(ctx context.Context, level slog.Level) bool {
+	return e.h.Enabled(ctx, level)
+}
+
+func (e expectedStops) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && r.Message == automanagedStopping && closedOnPurpose(r) {
+		info := slog.NewRecord(r.Time, slog.LevelInfo, r.Message, r.PC)
+		r.Attrs(func(a slog.Attr) bool { info.AddAttrs(a); return true })
+		if !e.h.Enabled(ctx, slog.LevelInfo) {
+			return nil
+		}
+		r = info
+	}
+	return e.h.Handle(ctx, r)
+}
+
+func (e expectedStops) WithAttrs(as []slog.Attr) slog.Handler {
+	return expectedStops{h: e.h.WithAttrs(as)}
+}
+
+func (e expectedStops) WithGroup(name string) slog.Handler {
+	return expectedStops{h: e.h.WithGroup(name)}
+}
+
+// closedOnPurpose reports whether the record's error attribute is
+// http.ErrServerClosed.
+func closedOnPurpose(r slog.Record) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, nethttp.ErrServerClosed) {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
 }

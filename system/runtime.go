@@ -89,7 +89,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Registerer: reg,
 		Logger:     rlog,
 		// protoactor logs every cluster step at info; keep its warnings.
-		ProtoactorLogger: slog.New(levelFloor{h: rlog.Handler(), min: slog.LevelWarn}).With("component", "protoactor"),
+		ProtoactorLogger: slog.New(levelFloor{h: expectedStops{h: rlog.Handler()}, min: slog.LevelWarn}).With("component", "protoactor"),
 		Deliverer: webhook.NewDeliverer(webhook.Config{
 			Client:  webhook.NewClient(webhook.ClientOptions{AllowPrivate: cfg.AllowPrivateTargets}),
 			Metrics: metrics,
