@@ -5,7 +5,7 @@ package actors
 // Accepts: *cluster.ClusterInit (activates: lease, keys, conversations,
 // topics, catch-up; see lifecycle.go), *activateRequest, *inboundEnvelope
 // (from the ingress), *sendRequest (forwarded to the reverse child),
-// *renewTick, *topicHandled, *flushCursors, *conversationStarted, *fenced.
+// *topicHandled, *flushCursors, *conversationStarted, *fenced.
 // Sends: *deliveryTask to forward, *handlerTask to reverse and canary.
 // Supervised by: the cluster's placement actor. A failed activation
 // answers its request with the error and stops.
@@ -40,7 +40,6 @@ type identity struct {
 	strategy *supervision.Strategy
 	reverse  *actor.PID
 	canary   *actor.PID
-	stopRen  chan struct{}
 	stale    bool
 	seen     *recent
 	cursors  map[string]persistence.Cursor
@@ -91,8 +90,6 @@ func (id *identity) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Forward(id.reverse)
-	case *renewTick:
-		id.renew(ctx)
 	case *topicHandled:
 		id.saveCursor(m.topic, m.ts, m.digest)
 	case *flushCursors:
@@ -102,7 +99,9 @@ func (id *identity) Receive(ctx actor.Context) {
 			id.rt.ingress.add(ctx.Self(), m.conv.Topic)
 		}
 	case *fenced:
-		id.goStale(ctx)
+		if m.epoch == 0 || (id.a != nil && id.a.currentLease().Epoch == m.epoch) {
+			id.goStale(ctx)
+		}
 	case *actor.Stopping, *actor.Restarting:
 		// A restart of the grain itself (a bug in this file) activates
 		// it again from the store, so it first gives everything up.

@@ -110,8 +110,6 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		return fail(err)
 	}
 	a.started = time.Now()
-	id.stopRen = make(chan struct{})
-	go id.renewLoop(ctx.Self(), id.stopRen)
 	rt.register(a)
 	rt.metrics.activations.WithLabelValues("ok").Inc()
 	a.log.Info("identity active", "epoch", lease.Epoch, "conversations", len(a.convs.topics()))
@@ -207,38 +205,6 @@ func (id *identity) replay(actx actor.Context, ctx context.Context, topic string
 	return nil
 }
 
-func (id *identity) renewLoop(self *actor.PID, stop chan struct{}) {
-	t := time.NewTicker(id.rt.cfg.LeaseTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			id.rt.root.Send(self, &renewTick{})
-		case <-stop:
-			return
-		}
-	}
-}
-
-func (id *identity) renew(ctx actor.Context) {
-	a := id.a
-	if a == nil || id.stale {
-		return
-	}
-	rctx, cancel := context.WithTimeout(a.ctx, id.rt.cfg.LeaseTTL/3)
-	defer cancel()
-	l, err := id.rt.cfg.Store.RenewLease(rctx, a.currentLease(), id.rt.cfg.LeaseTTL)
-	if err != nil {
-		if errors.Is(err, persistence.ErrFenced) {
-			id.goStale(ctx)
-			return
-		}
-		a.log.Warn("renew lease", "error", err)
-		return
-	}
-	a.lease.Store(&l)
-}
-
 // goStale stops an activation that lost its lease.
 func (id *identity) goStale(ctx actor.Context) {
 	if id.stale || id.a == nil {
@@ -257,9 +223,6 @@ func (id *identity) stop() {
 	a := id.a
 	if a == nil {
 		return
-	}
-	if id.stopRen != nil {
-		close(id.stopRen)
 	}
 	id.rt.ingress.remove(a.self, append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)...)
 	id.flushCursors()

@@ -45,9 +45,6 @@ type sendResponse struct {
 	err       error
 }
 
-// renewTick makes the identity actor renew its lease.
-type renewTick struct{}
-
 // flushCursors makes the identity actor write the cursors it moved.
 type flushCursors struct{}
 
@@ -68,8 +65,10 @@ type conversationStarted struct {
 	conv *conversation.Conversation
 }
 
-// fenced tells the identity actor that a child found its lease lost.
-type fenced struct{}
+// fenced tells the identity actor that its lease is lost: a child's write
+// was refused, or the node's lease renewer could not renew it. epoch names
+// the lease it is about; zero means the current one.
+type fenced struct{ epoch int64 }
 
 // deliveryTask is one delivery for the forward child. Its key is the
 // delivery id, so a delivery that keeps killing the child is quarantined.

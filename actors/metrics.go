@@ -14,6 +14,7 @@ type metrics struct {
 	hosted      prometheus.Gauge
 	activations *prometheus.CounterVec
 	stale       prometheus.Counter
+	renewErrors prometheus.Counter
 	routed      prometheus.Counter
 	unroutable  prometheus.Counter
 	topics      prometheus.Gauge
@@ -45,6 +46,10 @@ func newMetrics(reg prometheus.Registerer, mailboxDepth func() float64) (*metric
 			Name: "bridge_actor_stale_activations_total",
 			Help: "Activations that stopped because they lost their fencing lease.",
 		}),
+		renewErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_actor_lease_renewal_errors_total",
+			Help: "Lease renewal rounds of this node that failed; the node's identities fence themselves once their leases run out.",
+		}),
 		routed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_ingress_envelopes_routed_total",
 			Help: "Envelopes of the node subscription routed to an identity.",
@@ -74,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, mailboxDepth func() float64) (*metric
 		Name: "bridge_ingress_backlog_envelopes",
 		Help: "Envelopes received by the node subscription and not yet routed.",
 	}, mailboxDepth)
-	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
+	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.renewErrors, m.routed,
 		m.unroutable, m.topics, m.rejected, m.deadLetters, m.replies, m.mailbox} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)

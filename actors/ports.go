@@ -20,7 +20,7 @@ type Store interface {
 	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
 
 	AcquireLease(ctx context.Context, identity, owner string, ttl time.Duration) (persistence.Lease, error)
-	RenewLease(ctx context.Context, l persistence.Lease, ttl time.Duration) (persistence.Lease, error)
+	RenewLeases(ctx context.Context, ls []persistence.Lease, ttl time.Duration) (map[string]persistence.Lease, error)
 	ReleaseLease(ctx context.Context, l persistence.Lease) error
 	CheckLease(ctx context.Context, l persistence.Lease) error
 

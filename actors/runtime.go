@@ -38,6 +38,8 @@ type Runtime struct {
 
 	stopReconcile chan struct{}
 	reconcileDone chan struct{}
+	stopRenew     chan struct{}
+	renewDone     chan struct{}
 
 	mu       sync.Mutex
 	active   map[string]*activation
@@ -130,6 +132,9 @@ func (rt *Runtime) Start(ctx context.Context) (err error) {
 	if err := rt.waitForMember(ctx, joined); err != nil {
 		return err
 	}
+	rt.stopRenew = make(chan struct{})
+	rt.renewDone = make(chan struct{})
+	go rt.renewLoop(rt.stopRenew, rt.renewDone)
 	if err := rt.reconcile(ctx); err != nil {
 		return err
 	}
@@ -313,6 +318,12 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	// Leases are renewed until every identity has stopped and released
+	// its own, however long their drain takes.
+	if rt.stopRenew != nil {
+		close(rt.stopRenew)
+		<-rt.renewDone
+	}
 	if rt.cluster != nil {
 		return rt.leaveCluster()
 	}
