@@ -36,7 +36,7 @@ func TestMigrateEmptyDatabaseTwiceAndConcurrently(t *testing.T) {
 		t.Fatalf("migrate a migrated database: %v", err)
 	}
 
-	files, err := loadMigrations()
+	files, err := schema.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
