@@ -27,6 +27,7 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"github.com/xmtpbridge/bridge/xmtp/node"
+	"github.com/xmtpbridge/bridge/xmtp/node/nodetest"
 )
 
 // migrateAll builds the schema of both the store and the local node in one
@@ -57,18 +58,7 @@ func newEnv(t testing.TB) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nodeReg := prometheus.NewRegistry()
-	n, err := node.New(node.Config{DatabaseURL: db, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Registerer: nodeReg})
-	if err != nil {
-		t.Fatalf("new node: %v", err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Stop(ctx)
-	})
+	n := nodetest.Start(t, node.Config{DatabaseURL: db, Registerer: nodeReg})
 	xc, err := api.Dial(ctx, n.GRPCAddr())
 	if err != nil {
 		t.Fatalf("dial node: %v", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/content"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"github.com/xmtpbridge/bridge/xmtp/node"
+	"github.com/xmtpbridge/bridge/xmtp/node/nodetest"
 )
 
 // world is a store and a local XMTP node in one test database.
@@ -36,18 +37,7 @@ func newWorld(t *testing.T) *world {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := node.New(node.Config{DatabaseURL: db, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatalf("start xmtp node: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.Stop(ctx)
-	})
+	n := nodetest.Start(t, node.Config{DatabaseURL: db})
 	xc, err := api.Dial(ctx, n.GRPCAddr())
 	if err != nil {
 		t.Fatal(err)

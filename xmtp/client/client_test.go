@@ -6,14 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"github.com/xmtpbridge/bridge/xmtp/node"
+	"github.com/xmtpbridge/bridge/xmtp/node/nodetest"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -26,22 +25,7 @@ func testContext(t *testing.T) context.Context {
 func startNode(t *testing.T) *node.Node {
 	t.Helper()
 	db := pgtest.NewDatabase(t, pgtest.Template{Name: "xmtpclient", Migrate: node.Migrate})
-	n, err := node.New(node.Config{
-		DatabaseURL: db, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Authn: true, Registerer: prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatalf("new node: %v", err)
-	}
-	if err := n.Start(testContext(t)); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Stop(ctx)
-	})
-	return n
+	return nodetest.Start(t, node.Config{DatabaseURL: db, Authn: true})
 }
 
 func newClient(t *testing.T, n *node.Node) *Client {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	mc "github.com/xmtp/proto/v3/go/message_contents"
 	"google.golang.org/protobuf/proto"
@@ -24,6 +23,7 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"github.com/xmtpbridge/bridge/xmtp/node"
+	"github.com/xmtpbridge/bridge/xmtp/node/nodetest"
 )
 
 // event is one JSON line printed by js/peer.cjs.
@@ -141,22 +141,7 @@ func testContext(t *testing.T) context.Context {
 func startNode(t *testing.T) *node.Node {
 	t.Helper()
 	db := pgtest.NewDatabase(t, pgtest.Template{Name: "xmtpinterop", Migrate: node.Migrate})
-	n, err := node.New(node.Config{
-		DatabaseURL: db, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Authn: true, Registerer: prometheus.NewRegistry(),
-	})
-	if err != nil {
-		t.Fatalf("new node: %v", err)
-	}
-	if err := n.Start(testContext(t)); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Stop(ctx)
-	})
-	return n
+	return nodetest.Start(t, node.Config{DatabaseURL: db, Authn: true})
 }
 
 func apiURL(n *node.Node) string { return "http://" + n.HTTPAddr() }
