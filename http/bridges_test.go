@@ -111,6 +111,11 @@ func TestBridgeLifecycle(t *testing.T) {
 	h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"url": "http://127.0.0.1:8080/"}}, 400, CodeUnsafeTarget)
 	h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"url": "http://[::1]/"}}, 400, CodeUnsafeTarget)
 	h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"headers": map[string]string{"Host": "evil"}}}, 400, CodeInvalidField)
+	// Every header the deliverer would drop is refused when saved, not
+	// accepted and then silently skipped.
+	for _, name := range []string{"webhook-signature", "Proxy-Authenticate", "Idempotency-Key"} {
+		h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"headers": map[string]string{name: "x"}}}, 400, CodeInvalidField)
+	}
 	h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"headers": map[string]string{"X-A": "a\r\nX-B: b"}}}, 400, CodeInvalidField)
 	h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"headers": map[string]string{"bad name": "x"}}}, 400, CodeInvalidField)
 	h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"denySenders": []string{"bob"}}}, 400, CodeInvalidField)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/persistence"
 )
 
@@ -41,15 +42,6 @@ func defaultForward() persistence.ForwardConfig {
 		Timeout: defaultTimeoutMs * time.Millisecond, MaxConcurrency: defaultConcurrency,
 		Headers: map[string]string{}, AllowSenders: []string{}, DenySenders: []string{},
 	}
-}
-
-// reservedHeaders are headers the forward handler sets itself or that
-// control the connection; an owner cannot override them.
-var reservedHeaders = map[string]bool{
-	"host": true, "content-length": true, "content-type": true, "transfer-encoding": true, "connection": true,
-	"keep-alive": true, "te": true, "trailer": true, "upgrade": true, "proxy-authorization": true,
-	"proxy-connection": true, "webhook-id": true, "webhook-timestamp": true, "webhook-signature": true,
-	"idempotency-key": true, "user-agent": true,
 }
 
 // apply validates the present fields of r and writes them into cfg.
@@ -120,7 +112,7 @@ func checkHeaders(h map[string]string) error {
 		if !isToken(name) {
 			return invalidField("forward.headers", fmt.Sprintf("has an invalid header name %q", name))
 		}
-		if reservedHeaders[strings.ToLower(name)] {
+		if webhook.ReservedHeader(name) {
 			return invalidField("forward.headers", fmt.Sprintf("may not set %s, which the bridge sets itself", name))
 		}
 		if len(value) > maxHeaderValueBytes || strings.ContainsAny(value, "\r\n\x00") {

@@ -43,6 +43,12 @@ var reservedHeaders = map[string]bool{
 	HeaderID: true, HeaderTimestamp: true, HeaderSignature: true,
 }
 
+// ReservedHeader reports whether name (any case) is a header the bridge
+// sets itself or that controls the connection, which an endpoint's extra
+// headers may not set. The API refuses such headers when they are saved;
+// the deliverer skips them again when it sends.
+func ReservedHeader(name string) bool { return reservedHeaders[strings.ToLower(name)] }
+
 // Endpoint is where and how a bridge's messages are delivered.
 type Endpoint struct {
 	// URL is the absolute http or https URL deliveries are POSTed to.
