@@ -1,21 +1,13 @@
 // Package egress decides which network addresses the bridge may call on an
 // owner's behalf. The API checks forward URLs with it when they are
-// configured, and the forward handler's HTTP client should check again when
-// it connects (DialControl), because a host name can resolve to a
-// different address later (DNS rebinding).
+// configured, and the webhook client (actors/webhook) checks again with it
+// when it connects, because a host name can resolve to a different address
+// later (DNS rebinding).
 package egress
 
 import (
-	"errors"
-	"fmt"
-	"net"
 	"net/netip"
-	"syscall"
 )
-
-// ErrPrivateAddress means a connection would reach a loopback, private,
-// link-local or otherwise internal address.
-var ErrPrivateAddress = errors.New("address is not public")
 
 // blockedPrefixes are ranges that are internal or not globally routable,
 // beyond those the netip predicates already cover.
@@ -57,27 +49,4 @@ func PublicAddr(ip netip.Addr) bool {
 		}
 	}
 	return true
-}
-
-// DialControl returns a net.Dialer Control function that refuses to
-// connect to addresses that are not public, unless allowPrivate is set
-// (then it returns nil). It sees the address actually dialled, after DNS.
-func DialControl(allowPrivate bool) func(network, address string, c syscall.RawConn) error {
-	if allowPrivate {
-		return nil
-	}
-	return func(network, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return fmt.Errorf("check address %s: %w", address, err)
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil {
-			return fmt.Errorf("check address %s: %w", address, err)
-		}
-		if !PublicAddr(ip) {
-			return fmt.Errorf("connect to %s: %w", ip, ErrPrivateAddress)
-		}
-		return nil
-	}
 }
