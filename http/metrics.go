@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -12,10 +13,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are the HTTP server's own Prometheus metrics.
+// metrics are the HTTP server's own Prometheus metrics, and the node's
+// readiness as /readyz sees it.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	ready    prometheus.Gauge
+	depUp    *prometheus.GaugeVec
+
+	// mu guards knownDeps and orders the updates of ready and depUp.
+	mu sync.Mutex
+	// knownDeps is every dependency name a readiness evaluation has
+	// reported, so one that recovers reads 1 instead of disappearing.
+	knownDeps map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,8 +39,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to serve an HTTP request, by route and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bridge_ready",
+			Help: "1 while the node is ready (the checks of /readyz pass), else 0; evaluated at every scrape.",
+		}),
+		depUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bridge_dependency_up",
+			Help: "1 while a dependency that /readyz checks answers, else 0, by dependency; evaluated at every scrape.",
+		}, []string{"dependency"}),
+		knownDeps: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ready, m.depUp} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}
@@ -60,7 +79,49 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	return nil
 }
 
+// setReadiness records one readiness evaluation in bridge_ready and
+// bridge_dependency_up. A dependency known from an earlier evaluation that
+// this one did not report as down is up.
+func (m *metrics) setReadiness(r readiness) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name := range r.deps {
+		m.knownDeps[name] = true
+	}
+	for name := range m.knownDeps {
+		up, checked := r.deps[name]
+		if !checked {
+			up = true
+		}
+		m.depUp.WithLabelValues(name).Set(boolGauge(up))
+	}
+	m.ready.Set(boolGauge(r.err == nil))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // metricsHandler serves the injected registry in the Prometheus format.
+// Each scrape first evaluates readiness, so bridge_ready and
+// bridge_dependency_up are current even when nothing calls /readyz.
+//
+// The store's collector (connection pool and Postgres errors) is registered
+// here unless the node registered it already, so that every server that
+// serves /metrics exports the store it serves from.
 func (s *Server) metricsHandler() fiber.Handler {
-	return adaptor.HTTPHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
+	if err := s.opts.Registry.Register(s.opts.Store.Collector()); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if !errors.As(err, &already) {
+			s.log.Error("register store metrics", "err", err)
+		}
+	}
+	serve := adaptor.HTTPHandler(promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{Registry: s.opts.Registry}))
+	return func(c *fiber.Ctx) error {
+		s.metrics.setReadiness(s.evaluateReadiness(c.UserContext()))
+		return serve(c)
+	}
 }

@@ -96,7 +96,9 @@ func (s *Store) Close() { s.pool.Close() }
 // in this database.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// mapError turns driver errors into the package's sentinel errors.
+// mapError turns driver errors into the package's sentinel errors. Every
+// other error is a failure of Postgres or of the way to it, and is counted
+// in bridge_persistence_errors_total by kind.
 func mapError(err error) error {
 	if err == nil {
 		return nil
@@ -115,7 +117,7 @@ func mapError(err error) error {
 			return ErrNotFound
 		}
 	}
-	return err
+	return countError(err)
 }
 
 // newID returns a time-ordered UUID, so ids sort in creation order and can
