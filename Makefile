@@ -1,11 +1,14 @@
 # The two set-up commands are `make run` and `make test`. On a fresh
 # machine they find or start Postgres (`bridge dev` itself, or
-# scripts/ensure-postgres.sh for the tests) and install the npm packages of
-# the xmtp-js scripts (scripts/ensure-node-deps.sh), or stop with a message
-# naming what is missing. `make test` includes the end-to-end tests in e2e/,
-# which build bin/bridge into a temporary directory and run it.
+# scripts/ensure-postgres.sh for the tests), install the npm packages of
+# the xmtp-js scripts (scripts/ensure-node-deps.sh) and, for the tests, the
+# Debian packages of etcd, Prometheus, nginx, pebble and certbot
+# (scripts/ensure-tools.sh), or stop with a message naming what is missing.
+# `make test` includes the end-to-end and cluster tests in e2e/, which build
+# bin/bridge into a temporary directory and run it as separate processes.
 #
-# No tool beyond the Go toolchain is used: gofmt and go vet come with it.
+# Building needs only the Go toolchain. `make proto` regenerates
+# actors/actorpb from its .proto with protoc and protoc-gen-go.
 # The Go version is pinned by go.mod and checked by `check-go`.
 
 SHELL := /usr/bin/env bash
@@ -25,7 +28,9 @@ SCALE_IDENTITIES ?= 10000
 BENCH     ?= .
 PKGS      ?= ./...
 
-.PHONY: all build run test bench lint fuzz clean clean-data check-go env readme-env
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+
+.PHONY: all build run test bench lint fuzz clean clean-data check-go env readme-env proto
 
 all: build
 
@@ -49,6 +54,7 @@ run: build
 test: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
+	  scripts/ensure-tools.sh; \
 	  echo "make test: go vet"; \
 	  $(GO) vet $(PKGS); \
 	  echo "make test: go test against $$url"; \
@@ -59,9 +65,16 @@ test: check-go
 bench: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
+	  scripts/ensure-tools.sh etcd; \
 	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -timeout 20m $(PKGS); \
 	  echo "make bench: activation time and memory per identity with $(SCALE_IDENTITIES) identities on one node"; \
 	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='^BenchmarkActivation$$' -benchtime=$(SCALE_IDENTITIES)x -timeout 20m ./actors/
+
+## proto: regenerate actors/actorpb/bridge.pb.go (needs protoc: apt-get install protobuf-compiler).
+proto: check-go
+	@command -v protoc >/dev/null || { echo "make proto: protoc is missing: apt-get install protobuf-compiler"; exit 1; }
+	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
+	PATH=$(CURDIR)/bin:$$PATH protoc --go_out=. --go_opt=module=github.com/xmtpbridge/bridge actors/actorpb/bridge.proto
 
 ## lint: gofmt must have nothing to change, and go vet must pass.
 lint: check-go

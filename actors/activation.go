@@ -61,9 +61,12 @@ func (a *activation) checkLease(ctx context.Context) error {
 	return err
 }
 
-// noteFenced tells the identity actor about a lost lease.
+// noteFenced counts a write refused for a lost lease and tells the
+// identity actor, which stops as stale.
 func (a *activation) noteFenced(err error) {
 	if errors.Is(err, persistence.ErrFenced) {
+		a.rt.metrics.fencedWrites.Inc()
+		a.log.Warn("write refused: lease lost", "epoch", a.currentLease().Epoch, "error", err)
 		a.rt.root.Send(a.self, &fenced{})
 	}
 }

@@ -74,18 +74,33 @@ type Config struct {
 	// Tracing and fault-injection tests use it.
 	OnForward func(persistence.Delivery)
 
+	// Provider is the membership engine: ProviderAutomanaged (default),
+	// ProviderEtcd or ProviderKubernetes.
+	Provider string
 	// ClusterName names the protoactor cluster; default "xmtp-bridge".
 	ClusterName string
 	// RemoteHost and RemotePort are the protoactor remote listen address;
-	// default 127.0.0.1 and 0 (any free port).
-	RemoteHost string
-	RemotePort int
+	// default 127.0.0.1 and 0 (any free port). AdvertisedHost is the host
+	// other members dial, when it differs from RemoteHost.
+	RemoteHost     string
+	RemotePort     int
+	AdvertisedHost string
+	// EtcdEndpoints and EtcdPrefix configure the etcd provider.
+	EtcdEndpoints []string
+	EtcdPrefix    string
 	// ProviderPort is the automanaged provider's health port; 0 picks a
 	// free port. Peers lists the host:port of every member's provider;
 	// empty means this node alone.
 	ProviderPort int
 	Peers        []string
 }
+
+// The membership engines a runtime can use.
+const (
+	ProviderAutomanaged = "automanaged"
+	ProviderEtcd        = "etcd"
+	ProviderKubernetes  = "kubernetes"
+)
 
 func (c *Config) defaults() error {
 	var missing []string
@@ -133,6 +148,19 @@ func (c *Config) defaults() error {
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "xmtp-bridge"
+	}
+	switch c.Provider {
+	case "":
+		c.Provider = ProviderAutomanaged
+	case ProviderAutomanaged, ProviderEtcd, ProviderKubernetes:
+	default:
+		return fmt.Errorf("actor runtime config: unknown cluster provider %q", c.Provider)
+	}
+	if len(c.EtcdEndpoints) == 0 {
+		c.EtcdEndpoints = []string{"127.0.0.1:2379"}
+	}
+	if c.EtcdPrefix == "" {
+		c.EtcdPrefix = "/xmtp-bridge"
 	}
 	if c.RemoteHost == "" {
 		c.RemoteHost = "127.0.0.1"

@@ -169,6 +169,10 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	if d.Status != persistence.DeliveryPending && (d.Status != persistence.DeliveryFailed || d.NextAttemptAt.After(time.Now())) {
 		return
 	}
+	// A stale activation must not forward: the current one will.
+	if err := a.checkLease(a.ctx); err != nil {
+		return
+	}
 	contentType, text, err := decodePayload(d.Payload)
 	if err != nil {
 		a.finish(d, webhook.Result{Outcome: webhook.OutcomeRejected, Err: err})
@@ -236,14 +240,18 @@ func (a *activation) finish(d persistence.Delivery, res webhook.Result) {
 	}
 	if res.Outcome == webhook.OutcomeGone {
 		status = persistence.DeliveryDead
-		if err := rt.cfg.Store.SetBridgeStatus(ctx, a.bridgeID, persistence.StatusEndpointGone); err != nil {
+		if err := rt.cfg.Store.SetLeasedBridgeStatus(ctx, a.currentLease(), a.bridgeID, persistence.StatusEndpointGone); err != nil {
+			a.noteFenced(err)
 			a.log.Error("set bridge status", "status", persistence.StatusEndpointGone, "error", err)
 		}
 		rt.forgetBridge(a.bridgeID)
 		a.log.Warn("endpoint gone, forwarding stopped", "delivery", d.ID)
 	}
-	if err := rt.cfg.Store.RecordAttempt(ctx, d.ID, att, status, next); err != nil {
-		a.log.Error("record delivery attempt", "delivery", d.ID, "error", err)
+	if err := rt.cfg.Store.RecordLeasedAttempt(ctx, a.currentLease(), d.ID, att, status, next); err != nil {
+		a.noteFenced(err)
+		if !errors.Is(err, persistence.ErrFenced) {
+			a.log.Error("record delivery attempt", "delivery", d.ID, "error", err)
+		}
 		return
 	}
 	if status == persistence.DeliveryDead {

@@ -121,7 +121,7 @@ func TestTargetNeverRecovers(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	waitFor(t, 20*time.Second, "two dead letters", func() bool {
+	waitFor(t, 45*time.Second, "two dead letters", func() bool {
 		dead, _, err := e.store.ListDeliveries(context.Background(), e.account.ID, b.ID, persistence.DeliveryDead, persistence.Page{})
 		if err != nil {
 			t.Fatalf("list dead letters: %v", err)

@@ -3,8 +3,10 @@ package actors
 // The identity actor (grain kind "bridge", identity = bridge id).
 //
 // Accepts: *cluster.ClusterInit (activates: lease, keys, conversations,
-// topics, catch-up; see lifecycle.go), *activateRequest, *inboundEnvelope
-// (from the ingress), *sendRequest (forwarded to the reverse child),
+// topics, catch-up; see lifecycle.go), *actorpb.ActivateRequest,
+// *actorpb.NudgeRequest, *inboundEnvelope (from the ingress),
+// *actorpb.SendRequest (forwarded to the reverse child; these three may
+// come from another member),
 // *topicHandled, *flushCursors, *conversationStarted, *fenced.
 // Sends: *deliveryTask to forward, *handlerTask to reverse and canary.
 // Supervised by: the cluster's placement actor. A failed activation
@@ -26,6 +28,7 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
+	"github.com/xmtpbridge/bridge/actors/actorpb"
 	"github.com/xmtpbridge/bridge/actors/supervision"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
@@ -70,22 +73,33 @@ func (id *identity) Receive(ctx actor.Context) {
 			self, root := ctx.Self(), id.rt.root
 			time.AfterFunc(5*time.Second, func() { root.Poison(self) })
 		}
-	case *activateRequest:
-		ctx.Respond(&activateResponse{err: id.err})
-		if id.err != nil {
+	case *actorpb.ActivateRequest:
+		err := id.err
+		if err == nil && (id.a == nil || id.stale) {
+			err = ErrNotActive
+		}
+		ctx.Respond(&actorpb.ActivateResponse{Error: errorToWire(err)})
+		if err != nil {
 			ctx.Poison(ctx.Self())
+		}
+	case *actorpb.StopRequest:
+		ctx.Respond(&actorpb.StopResponse{})
+		ctx.Poison(ctx.Self())
+	case *actorpb.NudgeRequest:
+		if id.a != nil && !id.stale {
+			ctx.Send(id.a.forward, &sweepTick{})
 		}
 	case *inboundEnvelope:
 		if id.a != nil && !id.stale {
 			id.handleEnvelope(ctx, m.env)
 		}
-	case *sendRequest:
+	case *actorpb.SendRequest:
 		if id.a == nil || id.stale {
 			err := id.err
 			if err == nil {
 				err = ErrNotActive
 			}
-			ctx.Respond(&sendResponse{err: fmt.Errorf("send: %w", err)})
+			ctx.Respond(&actorpb.SendResponse{Error: errorToWire(fmt.Errorf("send: %w", err))})
 			ctx.Poison(ctx.Self())
 			return
 		}
@@ -244,8 +258,9 @@ func (id *identity) quarantine(q supervision.Quarantined) {
 		if err := id.rt.cfg.Store.Quarantine(ctx, a.bridgeID, m.delivery.Topic, m.delivery.Payload, reason); err != nil {
 			a.log.Error("quarantine delivery", "error", err)
 		}
-		if err := id.rt.cfg.Store.RecordAttempt(ctx, m.delivery.ID, persistence.DeliveryAttempt{Error: "quarantined"},
+		if err := id.rt.cfg.Store.RecordLeasedAttempt(ctx, a.currentLease(), m.delivery.ID, persistence.DeliveryAttempt{Error: "quarantined"},
 			persistence.DeliveryDead, time.Now()); err != nil {
+			a.noteFenced(err)
 			a.log.Error("record quarantined delivery", "error", err)
 		}
 		id.rt.metrics.deadLetters.Inc()

@@ -31,6 +31,12 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	defer cancel()
 	id.seen = newRecent(8192)
 
+	if rt.Draining() {
+		// The identity belongs on another member now; the caller tries
+		// again once the topology shows this node gone.
+		rt.metrics.activations.WithLabelValues("error").Inc()
+		return fmt.Errorf("activate %s: node is draining: %w", bridgeID, ErrStopped)
+	}
 	b, err := rt.cfg.Store.BridgeByID(octx, bridgeID)
 	if err == nil && b.Status == persistence.StatusDisabled {
 		err = ErrDisabled
@@ -41,7 +47,10 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	}
 	nonce := make([]byte, 6)
 	_, _ = rand.Read(nonce)
-	lease, err := rt.cfg.Store.AcquireLease(octx, bridgeID, rt.cfg.NodeID+"/"+hex.EncodeToString(nonce), rt.cfg.LeaseTTL)
+	// The owner names the node, the process (its member id) and the
+	// activation.
+	owner := rt.cfg.NodeID + "." + rt.system.ID + "/" + hex.EncodeToString(nonce)
+	lease, err := rt.cfg.Store.AcquireLease(octx, bridgeID, owner, rt.cfg.LeaseTTL)
 	if err != nil {
 		result := "error"
 		if errors.Is(err, persistence.ErrLeaseHeld) {
@@ -72,6 +81,10 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		ctx: actx, cancel: acancel, self: ctx.Self(),
 	}
 	a.lease.Store(&lease)
+	if lease.TookOver {
+		rt.metrics.takeovers.Inc()
+		log.Warn("took over an expired lease its holder never released", "epoch", lease.Epoch)
+	}
 	if err := a.convs.restore(octx); err != nil {
 		acancel()
 		return fail(err)

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/xmtpbridge/bridge/persistence"
-	"github.com/xmtpbridge/bridge/xmtp/content"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 )
 
@@ -22,28 +21,10 @@ var ErrDisabled = errors.New("bridge disabled")
 // ErrStopped reports a call on a runtime that is stopping or stopped.
 var ErrStopped = errors.New("runtime stopped")
 
-// The messages of the identity actor and its children. They travel between
-// actors of one process only; none is serialised.
-
-// activateRequest asks a grain whether its activation succeeded; the answer
-// is an *activateResponse.
-type activateRequest struct{}
-
-type activateResponse struct {
-	err error
-}
-
-// sendRequest asks the reverse child to send body to an address as the
-// bridge identity; the answer is a *sendResponse.
-type sendRequest struct {
-	to   string
-	body *content.Content
-}
-
-type sendResponse struct {
-	messageID string
-	err       error
-}
+// The messages of the identity actor and its children below travel between
+// actors of one process only; none is serialised. Requests that may come
+// from another member (activate, send, nudge, node info, drain) are the
+// protobuf messages of package actorpb.
 
 // flushCursors makes the identity actor write the cursors it moved.
 type flushCursors struct{}

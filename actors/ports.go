@@ -15,7 +15,7 @@ import (
 type Store interface {
 	BridgeByID(ctx context.Context, bridgeID string) (persistence.Bridge, error)
 	ListAllBridges(ctx context.Context, page persistence.Page) ([]persistence.Bridge, string, error)
-	SetBridgeStatus(ctx context.Context, bridgeID string, status persistence.BridgeStatus) error
+	SetLeasedBridgeStatus(ctx context.Context, l persistence.Lease, bridgeID string, status persistence.BridgeStatus) error
 	KeyBundle(ctx context.Context, bridgeID string) ([]byte, error)
 	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
 
@@ -30,7 +30,7 @@ type Store interface {
 	SaveCursor(ctx context.Context, l persistence.Lease, bridgeID, topic string, timestampNs int64, digest []byte) error
 
 	RecordDelivery(ctx context.Context, nd persistence.NewDelivery) (persistence.Delivery, bool, error)
-	RecordAttempt(ctx context.Context, deliveryID int64, a persistence.DeliveryAttempt, status persistence.DeliveryStatus, nextAttemptAt time.Time) error
+	RecordLeasedAttempt(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, status persistence.DeliveryStatus, nextAttemptAt time.Time) error
 	CompleteDelivery(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, reply *persistence.Reply) (int64, bool, error)
 	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)
 	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)

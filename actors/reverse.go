@@ -4,9 +4,9 @@ package actors
 //
 // Accepts: *handlerTask (a message from the API server's own XMTP identity,
 // whose JSON content {targetAddress, message} is a command to send message
-// to targetAddress as the bridge), *sendRequest (a send made over REST,
+// to targetAddress as the bridge), *actorpb.SendRequest (a send made over REST,
 // forwarded by the identity actor with its original sender).
-// Sends: *sendResponse to the requester, *topicHandled and
+// Sends: *actorpb.SendResponse to the requester, *topicHandled and
 // *conversationStarted to the identity actor; it publishes XMTP messages.
 // Supervised by: the identity actor's supervision.Strategy; a command that
 // keeps making it fail is quarantined.
@@ -22,6 +22,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/xmtpbridge/bridge/actors/actorpb"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -58,11 +59,16 @@ func (r *reverser) Receive(ctx actor.Context) {
 	case *handlerTask:
 		r.command(m)
 		r.a.rt.root.Send(r.a.self, &topicHandled{topic: m.msg.Topic, ts: m.msg.EnvelopeTimestamp, digest: m.raw})
-	case *sendRequest:
+	case *actorpb.SendRequest:
+		body, err := content.Decode(m.Content)
+		if err != nil {
+			ctx.Respond(&actorpb.SendResponse{Error: errorToWire(fmt.Errorf("decode content: %w", err))})
+			return
+		}
 		sctx, cancel := context.WithTimeout(r.a.ctx, 30*time.Second)
 		defer cancel()
-		id, err := r.a.send(sctx, m.to, m.body)
-		ctx.Respond(&sendResponse{messageID: id, err: err})
+		id, err := r.a.send(sctx, m.To, body)
+		ctx.Respond(&actorpb.SendResponse{MessageId: id, Error: errorToWire(err)})
 	}
 }
 

@@ -15,10 +15,12 @@ import (
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/labstack/echo"
 	"go.opentelemetry.io/otel"
 
+	"github.com/xmtpbridge/bridge/actors/actorpb"
 	"github.com/xmtpbridge/bridge/actors/supervision"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
@@ -36,6 +38,11 @@ type Runtime struct {
 	cluster *cluster.Cluster
 	ingress *ingress
 
+	topo    *topology
+	topoSub *eventstream.Subscription
+	// kick asks the reconciler to run now, after a topology change.
+	kick chan struct{}
+
 	stopReconcile chan struct{}
 	reconcileDone chan struct{}
 	stopRenew     chan struct{}
@@ -45,6 +52,11 @@ type Runtime struct {
 	active   map[string]*activation
 	bridges  map[string]cachedBridge
 	stopping bool
+	// draining is set by Drain; drained closes when it is done; left is
+	// set once the member left the cluster.
+	draining bool
+	drained  chan struct{}
+	left     bool
 }
 
 type cachedBridge struct {
@@ -59,7 +71,28 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{}}
 	var err error
-	if rt.metrics, err = newMetrics(cfg.Registerer, rt.backlog); err != nil {
+	gauges := runtimeGauges{
+		backlog: rt.backlog,
+		members: func() float64 {
+			if rt.topo == nil {
+				return 0
+			}
+			return rt.topo.size()
+		},
+		placementLag: func() float64 {
+			if rt.topo == nil {
+				return 0
+			}
+			return rt.topo.lag(time.Now())
+		},
+		connected: func() float64 {
+			if rt.Connected() {
+				return 1
+			}
+			return 0
+		},
+	}
+	if rt.metrics, err = newMetrics(cfg.Registerer, gauges); err != nil {
 		return nil, err
 	}
 	if rt.supervision, err = supervision.NewMetrics(cfg.Registerer); err != nil {
@@ -76,11 +109,13 @@ func (rt *Runtime) backlog() float64 {
 }
 
 // Start opens the node subscription, joins the cluster as a member with the
-// kind "bridge", activates every bridge of the store that is not disabled,
-// and keeps doing so every ReconcileInterval. The placement reconciler of a
-// multi-node cluster replaces that last step.
+// kind "bridge" through the configured provider, and starts the placement
+// reconciler, which activates every bridge this member owns.
 func (rt *Runtime) Start(ctx context.Context) (err error) {
 	cfg := rt.cfg
+	if err := rt.etcdReachable(ctx); err != nil {
+		return fmt.Errorf("start actor runtime: %w", err)
+	}
 	mp, err := newMeterProvider(cfg.Registerer)
 	if err != nil {
 		return err
@@ -93,112 +128,209 @@ func (rt *Runtime) Start(ctx context.Context) (err error) {
 		return cfg.ProtoactorLogger
 	}), actor.WithMetricProviders(mp))
 	rt.root = rt.system.Root
-	rt.ingress = newIngress(cfg.XMTP.Subscribe(context.Background()), rt.root, rt.log, rt.metrics)
+	rt.topo = &topology{}
+	rt.kick = make(chan struct{}, 1)
+	rt.drained = make(chan struct{})
 
-	// The provider's health listener is bound here and handed to its
-	// server, so the port it advertises is the port it holds: asking for a
-	// free port and letting the provider bind it later races with every
-	// other process on the machine, and a lost race only shows as a member
-	// that never joins.
-	health, err := net.Listen("tcp", net.JoinHostPort(cfg.RemoteHost, strconv.Itoa(cfg.ProviderPort)))
+	provider, err := rt.newProvider()
 	if err != nil {
-		return fmt.Errorf("start actor runtime: listen for cluster health checks: %w", err)
+		return fmt.Errorf("start actor runtime: %w", err)
 	}
-	port := health.Addr().(*net.TCPAddr).Port
-	peers := cfg.Peers
-	if len(peers) == 0 {
-		peers = []string{net.JoinHostPort(cfg.RemoteHost, strconv.Itoa(port))}
-	}
-	provider := automanaged.NewWithTesting(2*time.Second, port, rt.healthServer(health, port), peers...)
+	rt.ingress = newIngress(cfg.XMTP.Subscribe(context.Background()), rt.root, rt.log, rt.metrics)
 	kind := cluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} }))
+	remoteOpts := []remote.ConfigOption{}
+	if cfg.AdvertisedHost != "" {
+		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(cfg.RemotePort))))
+	}
 	ccfg := cluster.Configure(cfg.ClusterName, provider, disthash.New(),
-		remote.Configure(cfg.RemoteHost, cfg.RemotePort),
+		remote.Configure(cfg.RemoteHost, cfg.RemotePort, remoteOpts...),
 		cluster.WithKinds(kind), cluster.WithRequestTimeout(cfg.ActivationTimeout))
 	rt.cluster = cluster.New(rt.system, ccfg)
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("start cluster member: %v", p)
+			err = fmt.Errorf("start cluster member (provider %s): %v", cfg.Provider, p)
 		}
 	}()
 	joined := make(chan struct{})
 	var joinOnce sync.Once
-	sub := rt.system.EventStream.Subscribe(func(evt any) {
-		if topo, ok := evt.(*cluster.ClusterTopology); ok && len(topo.Members) > 0 {
-			joinOnce.Do(func() { close(joined) })
+	rt.topoSub = rt.system.EventStream.Subscribe(func(evt any) {
+		topo, ok := evt.(*cluster.ClusterTopology)
+		if !ok {
+			return
+		}
+		rt.onTopology(topo)
+		// Member ids are the provider's own (etcd prefixes the cluster
+		// name, Kubernetes makes its own), so the address tells this
+		// member.
+		for _, m := range topo.Members {
+			if m.Address() == rt.system.Address() {
+				joinOnce.Do(func() { close(joined) })
+			}
 		}
 	})
-	defer rt.system.EventStream.Unsubscribe(sub)
+	if _, err := rt.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &nodeActor{rt: rt} }), NodeActorName); err != nil {
+		return fmt.Errorf("start node actor: %w", err)
+	}
 	rt.cluster.StartMember()
 	if err := rt.waitForMember(ctx, joined); err != nil {
 		return err
 	}
+	rt.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", rt.system.ID,
+		"address", rt.system.Address())
 	rt.stopRenew = make(chan struct{})
 	rt.renewDone = make(chan struct{})
 	go rt.renewLoop(rt.stopRenew, rt.renewDone)
-	if err := rt.reconcile(ctx); err != nil {
+	if _, err := rt.reconcile(ctx); err != nil {
 		return err
 	}
 	rt.stopReconcile = make(chan struct{})
 	rt.reconcileDone = make(chan struct{})
-	go rt.reconcileLoop()
+	go rt.reconcileLoop(rt.stopReconcile, rt.reconcileDone)
 	return nil
 }
 
-// Activate makes sure the bridge's identity is active in the cluster and
-// returns the activation's error, if it failed.
+// Activate makes sure the bridge's identity is active in the cluster, on
+// whichever member owns it, and returns the activation's error, if it
+// failed. While the identity moves between members (its lease still held
+// by the previous activation) it tries again until ctx's deadline.
 func (rt *Runtime) Activate(ctx context.Context, bridgeID string) error {
-	if rt.isStopping() {
-		return fmt.Errorf("activate %s: %w", bridgeID, ErrStopped)
-	}
-	res, err := rt.request(ctx, bridgeID, &activateRequest{})
-	if err != nil {
-		return fmt.Errorf("activate %s: %w", bridgeID, err)
-	}
-	r, ok := res.(*activateResponse)
-	if !ok {
-		return fmt.Errorf("activate %s: unexpected answer %T", bridgeID, res)
-	}
-	return r.err
+	return rt.activate(ctx, bridgeID, true)
 }
 
-// request asks the grain of bridgeID, within ctx's deadline (or
-// ActivationTimeout). An activation request is idempotent, so it is sent
-// again every few seconds: a grain that stopped with the request in its
-// mailbox never answers, and the next try reaches a fresh activation. Any
-// other request is sent once, with protoactor's own retries on dead
-// letters.
-func (rt *Runtime) request(ctx context.Context, bridgeID string, msg any) (any, error) {
-	deadline := time.Now().Add(rt.cfg.ActivationTimeout)
-	if dl, ok := ctx.Deadline(); ok {
-		deadline = dl
-	}
-	if _, idempotent := msg.(*activateRequest); !idempotent {
-		return rt.cluster.Request(bridgeID, Kind, msg, cluster.WithTimeout(time.Until(deadline)))
-	}
+func (rt *Runtime) activate(ctx context.Context, bridgeID string, wait bool) error {
+	deadline := rt.deadline(ctx)
 	for {
-		try := min(time.Until(deadline), activationTry)
-		if try <= 0 {
-			return nil, fmt.Errorf("request %s: %w", bridgeID, context.DeadlineExceeded)
+		res, err := rt.call(ctx, deadline, bridgeID, &actorpb.ActivateRequest{}, true)
+		if err != nil {
+			return fmt.Errorf("activate %s: %w", bridgeID, err)
 		}
-		res, err := rt.cluster.Request(bridgeID, Kind, msg, cluster.WithTimeout(try))
+		r, ok := res.(*actorpb.ActivateResponse)
+		if !ok {
+			return fmt.Errorf("activate %s: unexpected answer %T", bridgeID, res)
+		}
+		err = errorFromWire(r.Error)
+		if err == nil || !wait || !retryable(err) || !rt.pause(ctx, deadline) {
+			if err != nil {
+				return fmt.Errorf("activate %s: %w", bridgeID, err)
+			}
+			return nil
+		}
+	}
+}
+
+// deadline is ctx's deadline, or ActivationTimeout from now.
+func (rt *Runtime) deadline(ctx context.Context) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(rt.cfg.ActivationTimeout)
+}
+
+// pause waits a moment before a request is tried again and reports whether
+// there is time left for it.
+func (rt *Runtime) pause(ctx context.Context, deadline time.Time) bool {
+	wait := min(retryPause, time.Until(deadline))
+	if wait <= 0 {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(wait):
+		return time.Until(deadline) > 0
+	}
+}
+
+// retryPause is the wait between two tries of a request to a grain.
+const retryPause = 200 * time.Millisecond
+
+// call sends msg to the grain of bridgeID on the member that owns it and
+// waits for the answer, until deadline. It is the application's own retry
+// loop: protoactor's spends its whole budget on one timeout and resends
+// anything that timed out. Here a try that provably did not reach a live
+// grain (no owner yet, a dead letter, the member gone) is sent again after
+// a pause; a try that timed out is sent again only when the request is
+// idempotent, and otherwise ends the call, since it may have run.
+func (rt *Runtime) call(ctx context.Context, deadline time.Time, bridgeID string, msg any, idempotent bool) (any, error) {
+	var last error
+	for {
+		if rt.isStopping() {
+			return nil, ErrStopped
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 || ctx.Err() != nil {
+			if last == nil {
+				last = context.DeadlineExceeded
+			}
+			return nil, fmt.Errorf("%w (last try: %w)", context.DeadlineExceeded, last)
+		}
+		pid := rt.grainPID(bridgeID)
+		if pid == nil {
+			last = errNoOwner
+			rt.pause(ctx, deadline)
+			continue
+		}
+		try := remaining
+		if idempotent {
+			try = min(remaining, activationTry)
+		}
+		res, err := rt.root.RequestFuture(pid, msg, try).Result()
 		if err == nil && res != nil {
 			return res, nil
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("request %s: %w", bridgeID, ctx.Err())
+		rt.cluster.PidCache.Remove(bridgeID, Kind)
+		if err == nil {
+			err = errors.New("empty answer")
 		}
-		if time.Until(deadline) <= 0 {
-			return nil, fmt.Errorf("request %s: %w", bridgeID, err)
+		last = err
+		timedOut := errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout)
+		if timedOut && !idempotent {
+			return nil, fmt.Errorf("no answer within %s: %w: %w", try.Round(time.Millisecond), ErrOutcomeUnknown, err)
 		}
+		rt.pause(ctx, deadline)
 	}
 }
 
-// activationTry bounds one try of an activation request.
+// grainPID returns the identity's grain, activating it on its owner;
+// nil when no member can take it now.
+func (rt *Runtime) grainPID(bridgeID string) *actor.PID {
+	if pid, ok := rt.cluster.PidCache.Get(bridgeID, Kind); ok && pid != nil {
+		return pid
+	}
+	pid := rt.cluster.Get(bridgeID, Kind)
+	if pid != nil {
+		rt.cluster.PidCache.Set(bridgeID, Kind, pid)
+	}
+	return pid
+}
+
+// activationTry bounds one try of an idempotent request.
 const activationTry = 5 * time.Second
 
-// Deactivate stops the bridge's identity on this node, if it is active
-// here, and waits until it released its lease.
+// Deactivate stops the bridge's identity, on this node when it is active
+// here and otherwise through the cluster on whichever member hosts it, and
+// waits until it released its lease. Call it for a bridge that was
+// disabled or deleted: otherwise its owner's reconciler starts it again.
 func (rt *Runtime) Deactivate(ctx context.Context, bridgeID string) error {
+	rt.mu.Lock()
+	a := rt.active[bridgeID]
+	rt.mu.Unlock()
+	if a != nil {
+		return rt.stopGrain(ctx, a)
+	}
+	if rt.isStopping() {
+		return nil
+	}
+	// A grain that is not active answers the request too: its activation
+	// fails for a disabled or deleted bridge, and it stops.
+	if _, err := rt.call(ctx, rt.deadline(ctx), bridgeID, &actorpb.StopRequest{}, true); err != nil {
+		return fmt.Errorf("deactivate %s: %w", bridgeID, err)
+	}
+	return nil
+}
+
+// deactivateLocal stops the bridge's identity if this node hosts it.
+func (rt *Runtime) deactivateLocal(ctx context.Context, bridgeID string) error {
 	rt.mu.Lock()
 	a := rt.active[bridgeID]
 	rt.mu.Unlock()
@@ -226,20 +358,36 @@ func (rt *Runtime) stopGrain(ctx context.Context, a *activation) error {
 }
 
 // Send sends content to an address as the bridge identity, through its
-// grain (activating it if needed), and returns the message id.
+// grain on whichever member hosts it (activating it if needed), and
+// returns the message id. A send that reached an activation on its way out
+// (stale, stopping, or not yet free to take the lease) did not run and is
+// sent again to the next one, until ctx's deadline.
 func (rt *Runtime) Send(ctx context.Context, bridgeID, to string, body *content.Content) (string, error) {
-	if rt.isStopping() {
-		return "", fmt.Errorf("send as %s: %w", bridgeID, ErrStopped)
-	}
-	res, err := rt.request(ctx, bridgeID, &sendRequest{to: to, body: body})
+	raw, err := content.Encode(body)
 	if err != nil {
 		return "", fmt.Errorf("send as %s: %w", bridgeID, err)
 	}
-	r, ok := res.(*sendResponse)
-	if !ok {
-		return "", fmt.Errorf("send as %s: unexpected answer %T", bridgeID, res)
+	deadline := rt.deadline(ctx)
+	for {
+		if err := rt.activate(ctx, bridgeID, true); err != nil {
+			return "", fmt.Errorf("send as %s: %w", bridgeID, err)
+		}
+		res, err := rt.call(ctx, deadline, bridgeID, &actorpb.SendRequest{To: to, Content: raw}, false)
+		if err != nil {
+			return "", fmt.Errorf("send as %s: %w", bridgeID, err)
+		}
+		r, ok := res.(*actorpb.SendResponse)
+		if !ok {
+			return "", fmt.Errorf("send as %s: unexpected answer %T", bridgeID, res)
+		}
+		err = errorFromWire(r.Error)
+		if err == nil {
+			return r.MessageId, nil
+		}
+		if !retryable(err) || !rt.pause(ctx, deadline) {
+			return "", fmt.Errorf("send as %s: %w", bridgeID, err)
+		}
 	}
-	return r.messageID, r.err
 }
 
 // Status returns the status of a bridge identity this node hosts, and
@@ -254,17 +402,25 @@ func (rt *Runtime) Status(bridgeID string) (Status, bool) {
 	return a.status(), true
 }
 
-// Nudge makes the forward handler of a hosted bridge look for due
-// deliveries and replies now rather than at its next sweep, for example
-// after a dead letter was replayed. It does nothing for a bridge this node
-// does not host.
+// Nudge makes the forward handler of a bridge look for due deliveries and
+// replies now rather than at its next sweep, for example after a dead
+// letter was replayed, on whichever member hosts it. It does not wait.
 func (rt *Runtime) Nudge(bridgeID string) {
+	if rt.isStopping() {
+		return
+	}
 	rt.mu.Lock()
 	a := rt.active[bridgeID]
 	rt.mu.Unlock()
 	if a != nil && a.forward != nil {
 		rt.root.Send(a.forward, &sweepTick{})
+		return
 	}
+	go func() {
+		if pid := rt.grainPID(bridgeID); pid != nil {
+			rt.root.Send(pid, &actorpb.NudgeRequest{})
+		}
+	}()
 }
 
 // Hosted returns the ids of the bridges this node hosts.
@@ -287,7 +443,8 @@ func (rt *Runtime) Connected() bool {
 // Stop stops intake (the node subscription), stops every identity (each
 // waits for its running webhook attempts, bounded by DrainTimeout, and
 // releases its lease; pending deliveries and replies stay in the store for
-// the next activation) and leaves the cluster.
+// the next activation) and leaves the cluster, so the other members take
+// the identities over.
 func (rt *Runtime) Stop(ctx context.Context) error {
 	rt.mu.Lock()
 	if rt.stopping {
@@ -295,10 +452,6 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		return nil
 	}
 	rt.stopping = true
-	acts := make([]*activation, 0, len(rt.active))
-	for _, a := range rt.active {
-		acts = append(acts, a)
-	}
 	rt.mu.Unlock()
 	if rt.stopReconcile != nil {
 		close(rt.stopReconcile)
@@ -307,45 +460,23 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	if rt.ingress != nil {
 		rt.ingress.close(ctx)
 	}
-	var wg sync.WaitGroup
-	for _, a := range acts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := rt.stopGrain(ctx, a); err != nil {
-				rt.log.Warn("stop identity", "bridge", a.bridgeID, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
+	rt.stopAll(ctx)
 	// Leases are renewed until every identity has stopped and released
 	// its own, however long their drain takes.
 	if rt.stopRenew != nil {
 		close(rt.stopRenew)
 		<-rt.renewDone
 	}
-	if rt.cluster != nil {
-		return rt.leaveCluster()
+	if rt.topoSub != nil {
+		rt.system.EventStream.Unsubscribe(rt.topoSub)
 	}
-	return nil
-}
-
-// leaveCluster shuts the cluster member down. protoactor panics on some
-// half-started states; that becomes an error.
-func (rt *Runtime) leaveCluster() (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("leave cluster: %v", p)
-		}
-	}()
-	rt.cluster.Shutdown(true)
-	return nil
+	return rt.leaveCluster()
 }
 
 func (rt *Runtime) isStopping() bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	return rt.stopping || rt.cluster == nil
+	return rt.stopping || rt.draining || rt.cluster == nil
 }
 
 func (rt *Runtime) hosts(a *activation) bool {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -246,10 +247,19 @@ func (s *Server) send(c *fiber.Ctx, bridgeID, to, content string) (string, error
 		return "", errorf(fiber.StatusServiceUnavailable, CodeSendingDisabled, "sending is not available on this node: it runs no actor runtime")
 	}
 	id, err := s.opts.Sender.Send(c.UserContext(), bridgeID, to, content)
-	if err != nil {
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, ErrRecipientNotOnNetwork):
+		return "", &Error{Status: fiber.StatusUnprocessableEntity, Code: CodeRecipientUnknown, Message: "the recipient is not on the XMTP network", Err: err}
+	case errors.Is(err, ErrSendUnavailable):
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return "", &Error{Status: fiber.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the bridge identity is not available now (it may be moving between nodes); try again", Err: err}
+	case errors.Is(err, ErrSendOutcomeUnknown):
+		return "", &Error{Status: fiber.StatusGatewayTimeout, Code: CodeTimeout, Message: "no answer in time; the message may have been sent", Err: err}
+	default:
 		return "", &Error{Status: fiber.StatusBadGateway, Code: CodeUnavailable, Message: "the message could not be sent", Err: err}
 	}
-	return id, nil
 }
 
 func checkContent(field, content string) error {

@@ -127,6 +127,9 @@ type Options struct {
 	Instances InstanceStatus
 	// Events is told about bridge changes. When nil, nobody is told.
 	Events BridgeEvents
+	// Cluster serves the admin views of the cluster and node drains. When
+	// nil, those endpoints answer 503.
+	Cluster Cluster
 	// Identities are the system identities' addresses, served at
 	// /v1/system/identities.
 	Identities SystemIdentities
@@ -271,4 +274,7 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/accounts", s.requireAdmin, s.adminListAccounts)
 	v1.Get("/admin/bridges", s.requireAdmin, s.adminListBridges)
+	v1.Get("/admin/cluster/members", s.requireAdmin, s.adminClusterMembers)
+	v1.Get("/admin/cluster/placement", s.requireAdmin, s.adminClusterPlacement)
+	v1.Post("/admin/nodes/:id/drain", s.requireAdmin, s.adminDrainNode)
 }

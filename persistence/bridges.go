@@ -355,6 +355,32 @@ func (s *Store) SetBridgeStatus(ctx context.Context, bridgeID string, status Bri
 	return nil
 }
 
+// SetLeasedBridgeStatus is SetBridgeStatus for the activation holding l: it
+// writes nothing and returns ErrFenced unless l is still the identity's
+// current lease.
+func (s *Store) SetLeasedBridgeStatus(ctx context.Context, l Lease, bridgeID string, status BridgeStatus) error {
+	if !validID(bridgeID) {
+		return fmt.Errorf("set bridge status: %w", ErrNotFound)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx, l); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE bridges SET status = $2, updated_at = now() WHERE id = $1`, bridgeID, string(status))
+		if err != nil {
+			return mapError(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set bridge status: %w", err)
+	}
+	return nil
+}
+
 // DeleteBridge deletes a bridge of the account and, by cascade, everything
 // that belongs to it: keys, secrets, conversations, cursors, deliveries.
 func (s *Store) DeleteBridge(ctx context.Context, accountID, bridgeID string) error {

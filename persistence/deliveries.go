@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -100,7 +101,23 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 // RecordAttempt stores the outcome of one attempt of a delivery and moves
 // the delivery to status; nextAttemptAt matters only for DeliveryFailed.
 func (s *Store) RecordAttempt(ctx context.Context, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
+	return s.recordAttempt(ctx, nil, deliveryID, a, status, nextAttemptAt)
+}
+
+// RecordLeasedAttempt is RecordAttempt for the activation holding l: it
+// writes nothing and returns ErrFenced unless l is still the identity's
+// current lease.
+func (s *Store) RecordLeasedAttempt(ctx context.Context, l Lease, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
+	return s.recordAttempt(ctx, &l, deliveryID, a, status, nextAttemptAt)
+}
+
+func (s *Store) recordAttempt(ctx context.Context, l *Lease, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if l != nil {
+			if err := checkLease(ctx, tx, *l); err != nil {
+				return err
+			}
+		}
 		var code *int
 		if a.StatusCode != 0 {
 			code = &a.StatusCode
@@ -119,6 +136,9 @@ func (s *Store) RecordAttempt(ctx context.Context, deliveryID int64, a DeliveryA
 		}
 		return nil
 	})
+	if errors.Is(err, ErrFenced) {
+		return fmt.Errorf("record delivery attempt: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("record delivery attempt: %w", mapError(err))
 	}

@@ -27,6 +27,10 @@ type Lease struct {
 	Owner     string
 	Epoch     int64
 	ExpiresAt time.Time
+	// TookOver is set by AcquireLease when the lease changed hands after
+	// it expired unreleased: its previous holder crashed, hung or was cut
+	// off rather than giving it up.
+	TookOver bool
 }
 
 // AcquireLease takes the lease on identity for owner for ttl. It succeeds
@@ -35,7 +39,10 @@ type Lease struct {
 // unexpired lease of another owner is ErrLeaseHeld.
 func (s *Store) AcquireLease(ctx context.Context, identity, owner string, ttl time.Duration) (Lease, error) {
 	l := Lease{Identity: identity, Owner: owner}
+	var prevOwner *string
+	var prevUnreleased *bool
 	err := s.pool.QueryRow(ctx, `
+		WITH prev AS (SELECT owner, expires_at > updated_at AS unreleased FROM identity_leases WHERE identity = $1)
 		INSERT INTO identity_leases AS l (identity, owner, epoch, expires_at)
 		VALUES ($1, $2, 1, now() + make_interval(secs => $3))
 		ON CONFLICT (identity) DO UPDATE SET
@@ -44,13 +51,15 @@ func (s *Store) AcquireLease(ctx context.Context, identity, owner string, ttl ti
 			expires_at = EXCLUDED.expires_at,
 			updated_at = now()
 		WHERE l.owner = EXCLUDED.owner OR l.expires_at <= now()
-		RETURNING epoch, expires_at`, identity, owner, ttl.Seconds()).Scan(&l.Epoch, &l.ExpiresAt)
+		RETURNING epoch, expires_at, (SELECT owner FROM prev), (SELECT unreleased FROM prev)`,
+		identity, owner, ttl.Seconds()).Scan(&l.Epoch, &l.ExpiresAt, &prevOwner, &prevUnreleased)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Lease{}, fmt.Errorf("acquire lease on %s: %w", identity, ErrLeaseHeld)
 	}
 	if err != nil {
 		return Lease{}, fmt.Errorf("acquire lease on %s: %w", identity, mapError(err))
 	}
+	l.TookOver = prevOwner != nil && *prevOwner != owner && prevUnreleased != nil && *prevUnreleased
 	return l, nil
 }
 
@@ -115,4 +124,34 @@ func checkLease(ctx context.Context, tx pgx.Tx, l Lease) error {
 		return fmt.Errorf("check lease on %s: %w", l.Identity, mapError(err))
 	}
 	return nil
+}
+
+// Placement is where a bridge's identity is active: the live lease of its
+// identity.
+type Placement struct {
+	BridgeID string
+	// Address is the identity's XMTP address.
+	Address string
+	Lease   Lease
+}
+
+// LivePlacements returns every bridge whose identity holds a live lease,
+// ordered by bridge id. A bridge that is not active anywhere is absent.
+func (s *Store) LivePlacements(ctx context.Context) ([]Placement, error) {
+	rows, err := s.pool.Query(ctx, `SELECT b.id::text, b.address, l.owner, l.epoch, l.expires_at
+		FROM identity_leases l JOIN bridges b ON b.id::text = l.identity
+		WHERE l.expires_at > now() ORDER BY b.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list placements: %w", mapError(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Placement, error) {
+		var p Placement
+		err := r.Scan(&p.BridgeID, &p.Address, &p.Lease.Owner, &p.Lease.Epoch, &p.Lease.ExpiresAt)
+		p.Lease.Identity = p.BridgeID
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list placements: %w", mapError(err))
+	}
+	return out, nil
 }

@@ -54,7 +54,7 @@ func startAPI(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, st
 		NodeID:              cfg.NodeID,
 	}
 	if rt != nil {
-		opts.Sender, opts.Instances, opts.Events, opts.Identities = rt, rt, rt, rt.identities
+		opts.Sender, opts.Instances, opts.Events, opts.Identities, opts.Cluster = rt, rt, rt, rt.identities, rt
 	}
 	server, err := bridgehttp.New(opts)
 	if err != nil {

@@ -218,13 +218,13 @@ func (n *Node) Ready(ctx context.Context) error {
 	defer cancel()
 	var errs []error
 	if err := store.Ping(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("ping postgres: %w", err))
+		errs = append(errs, bridgehttp.DependencyDown(bridgehttp.DependencyPostgres, fmt.Errorf("ping postgres: %w", err)))
 	}
 	if err := xmtp.ready(ctx); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, bridgehttp.DependencyDown("xmtp", err))
 	}
 	if err := rt.connected(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, bridgehttp.DependencyDown("xmtp_subscription", err))
 	}
 	return errors.Join(errs...)
 }

@@ -2,7 +2,9 @@ package system
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,8 +40,27 @@ type runtimeParts struct {
 	rt         *actors.Runtime
 	identities bridgehttp.SystemIdentities
 
+	provider   string
 	proberStop context.CancelFunc
 	proberDone chan struct{}
+}
+
+// proberLeaseIdentity is the lease that elects the one node whose prober
+// sends canaries.
+const proberLeaseIdentity = "system/canary-prober"
+
+// proberLeader elects the canary prober of the cluster with a lease in
+// Postgres: the node that holds it probes, and keeps it by taking it again
+// every round; when that node stops or dies, the lease runs out after two
+// intervals and another node's prober takes over.
+func proberLeader(store *persistence.Store, nodeID string, interval time.Duration) func(context.Context) bool {
+	nonce := make([]byte, 6)
+	_, _ = rand.Read(nonce)
+	owner := nodeID + "/" + hex.EncodeToString(nonce)
+	return func(ctx context.Context) bool {
+		_, err := store.AcquireLease(ctx, proberLeaseIdentity, owner, 2*interval+5*time.Second)
+		return err == nil
+	}
 }
 
 // startRuntime dials the XMTP node, loads (or creates, once) the system
@@ -102,6 +123,15 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		SweepInterval:     cfg.SweepInterval,
 		ReconcileInterval: cfg.ReconcileInterval,
 		DrainTimeout:      cfg.ShutdownTimeout / 2,
+		Provider:          cfg.Cluster.Provider,
+		ClusterName:       cfg.Cluster.Name,
+		RemoteHost:        cfg.Cluster.Host,
+		RemotePort:        cfg.Cluster.Port,
+		AdvertisedHost:    cfg.Cluster.AdvertisedHost,
+		ProviderPort:      cfg.Cluster.ProviderPort,
+		Peers:             cfg.Cluster.Peers,
+		EtcdEndpoints:     cfg.Cluster.EtcdEndpoints,
+		EtcdPrefix:        cfg.Cluster.EtcdPrefix,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build actor runtime: %w", err)
@@ -114,6 +144,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		return nil, fmt.Errorf("start actor runtime: %w", err)
 	}
 	p.rt = rt
+	p.provider = cfg.Cluster.Provider
 	log.Info("actor runtime started", "hosted", len(rt.Hosted()), "api_identity", apiID.Address(),
 		"canary_identity", canaryID.Address(), "canary_url", canaryURL)
 
@@ -125,6 +156,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		pr, err := prober.New(prober.Config{
 			Store: store, Client: canaryID, Metrics: pm, Logger: log.With("component", "canary"),
 			Interval: cfg.CanaryInterval, Sample: cfg.CanarySample,
+			Leader: proberLeader(store, cfg.NodeID, cfg.CanaryInterval),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("build canary prober: %w", err)
@@ -172,10 +204,14 @@ func systemClient(ctx context.Context, store *persistence.Store, xc *api.Client,
 	return c, nil
 }
 
-// connected reports whether the node's XMTP subscription is established.
+// connected reports whether the node's XMTP subscription is established
+// and the node is a working member (not drained).
 func (p *runtimeParts) connected() error {
 	if p.rt == nil || !p.rt.Connected() {
 		return errors.New("xmtp subscription of the actor runtime is disconnected")
+	}
+	if p.rt.Draining() {
+		return errors.New("node drained: its identities moved to the other members")
 	}
 	return nil
 }
@@ -205,19 +241,70 @@ func (p *runtimeParts) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Send implements bridgehttp.Sender through the bridge's grain.
+// sendTimeout bounds a send over REST, including the retries that carry it
+// across a rehome of the identity.
+const sendTimeout = 20 * time.Second
+
+// Send implements bridgehttp.Sender through the bridge's grain, on
+// whichever member hosts it.
 func (p *runtimeParts) Send(ctx context.Context, bridgeID, to, text string) (string, error) {
-	return p.rt.Send(ctx, bridgeID, to, content.Text(text))
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	id, err := p.rt.Send(ctx, bridgeID, to, content.Text(text))
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, actors.ErrPeerNotOnNetwork):
+		return "", fmt.Errorf("%w: %w", bridgehttp.ErrRecipientNotOnNetwork, err)
+	case errors.Is(err, actors.ErrOutcomeUnknown):
+		return "", fmt.Errorf("%w: %w", bridgehttp.ErrSendOutcomeUnknown, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, actors.ErrStopped), errors.Is(err, actors.ErrNotActive),
+		errors.Is(err, persistence.ErrLeaseHeld):
+		return "", fmt.Errorf("%w: %w", bridgehttp.ErrSendUnavailable, err)
+	}
+	return "", err
 }
 
-// InstanceStatus implements bridgehttp.InstanceStatus from the runtime: a
-// one-node cluster knows every live identity.
-func (p *runtimeParts) InstanceStatus(_ context.Context, bridgeID string) (bridgehttp.Instance, error) {
-	st, ok := p.rt.Status(bridgeID)
-	if !ok {
+// InstanceStatus implements bridgehttp.InstanceStatus: this node's own
+// activation when it hosts the identity, else the identity's live lease,
+// which names the node that does.
+func (p *runtimeParts) InstanceStatus(ctx context.Context, bridgeID string) (bridgehttp.Instance, error) {
+	if st, ok := p.rt.Status(bridgeID); ok {
+		return bridgehttp.Instance{Live: "online", Node: st.Node, Since: st.Since}, nil
+	}
+	l, err := p.store.LeaseOf(ctx, bridgeID)
+	if errors.Is(err, persistence.ErrNotFound) {
 		return bridgehttp.Instance{Live: "offline"}, nil
 	}
-	return bridgehttp.Instance{Live: "online", Node: st.Node, Since: st.Since}, nil
+	if err != nil {
+		return bridgehttp.Instance{}, err
+	}
+	if !l.ExpiresAt.After(time.Now()) {
+		return bridgehttp.Instance{Live: "offline"}, nil
+	}
+	return bridgehttp.Instance{Live: "online", Node: bridgehttp.LeaseNode(l.Owner)}, nil
+}
+
+// Provider implements bridgehttp.Cluster.
+func (p *runtimeParts) Provider() string { return p.provider }
+
+// Members implements bridgehttp.Cluster.
+func (p *runtimeParts) Members(ctx context.Context) []bridgehttp.ClusterMember {
+	ms := p.rt.Members(ctx)
+	out := make([]bridgehttp.ClusterMember, len(ms))
+	for i, m := range ms {
+		out[i] = bridgehttp.ClusterMember{ID: m.ID, Node: m.Node, Address: m.Address, Self: m.Self, Hosted: m.Hosted, Draining: m.Draining}
+	}
+	return out
+}
+
+// DrainNode implements bridgehttp.Cluster.
+func (p *runtimeParts) DrainNode(ctx context.Context, nodeID string) (int, error) {
+	n, err := p.rt.DrainNode(ctx, nodeID)
+	if errors.Is(err, actors.ErrUnknownNode) {
+		return 0, fmt.Errorf("%w: %w", bridgehttp.ErrUnknownNode, err)
+	}
+	return n, err
 }
 
 // BridgeCreated activates the new bridge's identity at once.
@@ -268,6 +355,7 @@ var (
 	_ bridgehttp.Sender         = (*runtimeParts)(nil)
 	_ bridgehttp.InstanceStatus = (*runtimeParts)(nil)
 	_ bridgehttp.BridgeEvents   = (*runtimeParts)(nil)
+	_ bridgehttp.Cluster        = (*runtimeParts)(nil)
 )
 
 // canaryURLFor returns the canary endpoint the bridges call: the

@@ -69,6 +69,11 @@ type Config struct {
 	Timeout time.Duration
 	// Concurrency bounds the sends of one round; default 16.
 	Concurrency int
+	// Leader, when set, is asked before every round; the round is skipped
+	// unless it returns true. In a cluster every node runs a prober and
+	// only the one holding the prober's lease sends, so a bridge gets one
+	// canary per round however many nodes there are.
+	Leader func(context.Context) bool
 }
 
 // Prober sends canaries and matches their replies.
@@ -152,6 +157,9 @@ func (p *Prober) Run(ctx context.Context) error {
 // Round sends one canary to every bridge of the round and returns the
 // number sent.
 func (p *Prober) Round(ctx context.Context) int {
+	if p.cfg.Leader != nil && !p.cfg.Leader(ctx) {
+		return 0
+	}
 	targets, err := p.cfg.Store.CanaryBridges(ctx)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -28,6 +28,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Poison messages taken out of a handler's stream after repeated failures, by handler.",
 		}, []string{"handler"}),
 	}
+	// Every handler's series exists from the start, at 0, so the first
+	// restart or quarantine shows as an increase.
+	for _, h := range []string{"forward", "reverse", "canary"} {
+		m.restarts.WithLabelValues(h)
+		m.quarantined.WithLabelValues(h)
+	}
 	for _, c := range []prometheus.Collector{m.restarts, m.quarantined} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register supervision metrics: %w", err)

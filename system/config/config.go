@@ -107,6 +107,38 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// SweepInterval is how often identities look for due deliveries.
 	SweepInterval time.Duration
+
+	// Cluster is how the node finds and joins the other nodes.
+	Cluster Cluster
+}
+
+// Cluster providers.
+const (
+	ProviderAutomanaged = "automanaged"
+	ProviderEtcd        = "etcd"
+	ProviderKubernetes  = "kubernetes"
+)
+
+// Cluster is the membership configuration of a node.
+type Cluster struct {
+	// Provider is automanaged, etcd or kubernetes.
+	Provider string
+	// Name is the cluster's name; nodes of one cluster share it.
+	Name string
+	// Host and Port are where the actor remote listens; Port 0 takes a
+	// free port.
+	Host string
+	Port int
+	// AdvertisedHost is what other members dial; empty means Host.
+	AdvertisedHost string
+	// ProviderPort is the automanaged health port (0: any free port).
+	ProviderPort int
+	// Peers are the automanaged health endpoints of every node.
+	Peers []string
+	// EtcdEndpoints are the etcd client endpoints.
+	EtcdEndpoints []string
+	// EtcdPrefix is the etcd key prefix of the members.
+	EtcdPrefix string
 }
 
 // RunsLocalXMTPNode reports whether this process starts the local XMTP
@@ -159,6 +191,16 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.LeaseTTL = p.duration(EnvLeaseTTL, 30*time.Second, time.Second, time.Hour)
 	c.ReconcileInterval = p.duration(EnvReconcileInterval, 15*time.Second, 100*time.Millisecond, time.Hour)
 	c.SweepInterval = p.duration(EnvSweepInterval, 5*time.Second, 50*time.Millisecond, time.Hour)
+
+	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
+	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")
+	c.Cluster.Host = p.host(EnvClusterHost, "127.0.0.1")
+	c.Cluster.Port = p.integer(EnvClusterPort, 0, 0, 65535)
+	c.Cluster.AdvertisedHost = p.host(EnvClusterAdvertisedHost, "")
+	c.Cluster.ProviderPort = p.integer(EnvClusterProviderPort, 0, 0, 65535)
+	c.Cluster.Peers = p.hostPortList(EnvClusterPeers, nil)
+	c.Cluster.EtcdEndpoints = p.hostPortList(EnvEtcdEndpoints, []string{"127.0.0.1:2379"})
+	c.Cluster.EtcdPrefix = p.keyPrefix(EnvEtcdPrefix, "/xmtp-bridge")
 
 	c.check(p)
 	if len(p.problems) > 0 {
@@ -218,6 +260,16 @@ func (c *Config) check(p *parser) {
 		p.problem("mode", "is unknown: "+quote(string(c.Mode)))
 	}
 
+	if c.Cluster.Provider != ProviderAutomanaged && len(c.Cluster.Peers) > 0 && !p.failed(EnvClusterPeers) {
+		p.problem(EnvClusterPeers, "is set but BRIDGE_CLUSTER_PROVIDER is "+quote(c.Cluster.Provider)+": peers are for the automanaged provider")
+	}
+	if c.Cluster.Provider == ProviderAutomanaged && len(c.Cluster.Peers) > 1 && c.Cluster.ProviderPort == 0 && !p.failed(EnvClusterProviderPort) {
+		p.problem(EnvClusterProviderPort, "is 0 but BRIDGE_CLUSTER_PEERS lists several nodes: the peers need a fixed port to poll")
+	}
+	if (c.Cluster.Host == "0.0.0.0" || c.Cluster.Host == "::" || c.Cluster.Host == "") && c.Cluster.AdvertisedHost == "" &&
+		!p.failed(EnvClusterHost) && !p.failed(EnvClusterAdvertisedHost) {
+		p.problem(EnvClusterAdvertisedHost, "is required when BRIDGE_CLUSTER_HOST listens on every interface: other members need a host to dial")
+	}
 	if c.CanaryInterval > 0 && c.CanaryInterval < time.Second {
 		p.problem(EnvCanaryInterval, quote(c.CanaryInterval.String())+" is shorter than 1s (0 turns the prober off)")
 	}

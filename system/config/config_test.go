@@ -380,3 +380,54 @@ func TestCanaryAndRuntimeSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadClusterSettings(t *testing.T) {
+	c, err := Load(env(EnvClusterProvider, "etcd", EnvEtcdEndpoints, "etcd-1:2379, etcd-2:2379", EnvEtcdPrefix, "/prod/",
+		EnvClusterHost, "0.0.0.0", EnvClusterAdvertisedHost, "bridge-1.internal", EnvClusterPort, "6331"), WithMode(ModeDev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Cluster{Provider: "etcd", Name: "xmtp-bridge", Host: "0.0.0.0", Port: 6331, AdvertisedHost: "bridge-1.internal",
+		EtcdEndpoints: []string{"etcd-1:2379", "etcd-2:2379"}, EtcdPrefix: "/prod"}
+	if fmt.Sprint(c.Cluster) != fmt.Sprint(want) {
+		t.Fatalf("cluster settings %+v, want %+v", c.Cluster, want)
+	}
+	c, err = Load(env(), WithMode(ModeDev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.Provider != ProviderAutomanaged || c.Cluster.Host != "127.0.0.1" || len(c.Cluster.Peers) != 0 ||
+		!slices.Equal(c.Cluster.EtcdEndpoints, []string{"127.0.0.1:2379"}) {
+		t.Fatalf("defaults: %+v", c.Cluster)
+	}
+}
+
+func TestLoadRejectsBadClusterSettings(t *testing.T) {
+	_, err := Load(env(
+		EnvClusterProvider, "consul",
+		EnvClusterName, "my cluster",
+		EnvClusterHost, "http://bridge-1:6331",
+		EnvClusterPort, "70000",
+		EnvClusterPeers, "bridge-1:6330,bridge-2",
+		EnvEtcdEndpoints, "etcd-1:0",
+		EnvEtcdPrefix, "prod",
+	), WithMode(ModeDev))
+	verr := validationError(t, err)
+	want := []string{EnvClusterProvider, EnvClusterName, EnvClusterHost, EnvClusterPort, EnvClusterPeers, EnvEtcdEndpoints, EnvEtcdPrefix}
+	if !slices.Equal(verr.Vars(), want) {
+		t.Fatalf("problems for %v, want %v\n%v", verr.Vars(), want, err)
+	}
+	// Rules between variables.
+	_, err = Load(env(EnvClusterProvider, "etcd", EnvClusterPeers, "a:1,b:1"), WithMode(ModeDev))
+	if verr := validationError(t, err); !slices.Equal(verr.Vars(), []string{EnvClusterPeers}) {
+		t.Errorf("peers with etcd: %v", err)
+	}
+	_, err = Load(env(EnvClusterPeers, "a:6330,b:6330"), WithMode(ModeDev))
+	if verr := validationError(t, err); !slices.Equal(verr.Vars(), []string{EnvClusterProviderPort}) {
+		t.Errorf("peers without a provider port: %v", err)
+	}
+	_, err = Load(env(EnvClusterHost, "0.0.0.0"), WithMode(ModeDev))
+	if verr := validationError(t, err); !slices.Equal(verr.Vars(), []string{EnvClusterAdvertisedHost}) {
+		t.Errorf("wildcard host without an advertised host: %v", err)
+	}
+}

@@ -323,3 +323,68 @@ func (p *parser) httpURL(name string) string {
 	}
 	return v
 }
+
+// name reads a cluster name: letters, digits, '.', '_' and '-'.
+func (p *parser) name(name, def string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	if !validName(v, 63, "._-") {
+		p.problem(name, quote(v)+" is not 1 to 63 letters, digits, '.', '_' or '-'")
+		return def
+	}
+	return v
+}
+
+// host reads a host name or IP address without a port.
+func (p *parser) host(name, def string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	if strings.Contains(v, "://") || strings.ContainsAny(v, "/ \t") || (strings.Contains(v, ":") && net.ParseIP(v) == nil) {
+		p.problem(name, quote(v)+" is not a host name or IP address (no scheme, no port)")
+		return def
+	}
+	return v
+}
+
+// hostPortList reads comma-separated host:port values, each with a host and
+// a non-zero port.
+func (p *parser) hostPortList(name string, def []string) []string {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		host, port, err := splitHostPort(item)
+		if err != nil || host == "" || port == "0" {
+			p.problem(name, quote(item)+" is not host:port with a host and a non-zero port")
+			return def
+		}
+		out = append(out, item)
+	}
+	if len(out) == 0 {
+		return def
+	}
+	return out
+}
+
+// keyPrefix reads an etcd key prefix: it starts with '/' and has no spaces.
+func (p *parser) keyPrefix(name, def string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	if !strings.HasPrefix(v, "/") || strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		p.problem(name, quote(v)+" must start with '/' and contain no spaces")
+		return def
+	}
+	return strings.TrimRight(v, "/")
+}

@@ -58,6 +58,15 @@ const (
 	EnvLeaseTTL                = "BRIDGE_LEASE_TTL"
 	EnvReconcileInterval       = "BRIDGE_RECONCILE_INTERVAL"
 	EnvSweepInterval           = "BRIDGE_SWEEP_INTERVAL"
+	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
+	EnvClusterName             = "BRIDGE_CLUSTER_NAME"
+	EnvClusterHost             = "BRIDGE_CLUSTER_HOST"
+	EnvClusterPort             = "BRIDGE_CLUSTER_PORT"
+	EnvClusterAdvertisedHost   = "BRIDGE_CLUSTER_ADVERTISED_HOST"
+	EnvClusterProviderPort     = "BRIDGE_CLUSTER_PROVIDER_PORT"
+	EnvClusterPeers            = "BRIDGE_CLUSTER_PEERS"
+	EnvEtcdEndpoints           = "BRIDGE_ETCD_ENDPOINTS"
+	EnvEtcdPrefix              = "BRIDGE_ETCD_PREFIX"
 )
 
 // Vars is the table of every environment variable the bridge reads, in the
@@ -121,6 +130,24 @@ var Vars = []Var{
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
 		Description: "How often each identity looks for deliveries and replies that are due for another attempt."},
+	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
+		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
+	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",
+		Description: "Name of the cluster; only nodes with the same name form one."},
+	{Name: EnvClusterHost, Default: "127.0.0.1", Example: "0.0.0.0",
+		Description: "Host the node's cluster (actor remote) port listens on."},
+	{Name: EnvClusterPort, Default: "0", Example: "6331",
+		Description: "Cluster (actor remote) port; 0 takes any free port, which the node advertises."},
+	{Name: EnvClusterAdvertisedHost, Default: "(BRIDGE_CLUSTER_HOST)", Example: "bridge-1.internal",
+		Description: "Host other members dial to reach this node's cluster port; needed when BRIDGE_CLUSTER_HOST is 0.0.0.0."},
+	{Name: EnvClusterProviderPort, Default: "0", Example: "6330",
+		Description: "automanaged: port of the health endpoint the peers poll; set it when BRIDGE_CLUSTER_PEERS lists other nodes."},
+	{Name: EnvClusterPeers, Example: "bridge-1:6330,bridge-2:6330,bridge-3:6330",
+		Description: "automanaged: host:port of every node's health endpoint (BRIDGE_CLUSTER_PROVIDER_PORT), this node included; empty runs the node alone."},
+	{Name: EnvEtcdEndpoints, Default: "127.0.0.1:2379", Example: "etcd-1:2379,etcd-2:2379",
+		Description: "etcd: comma-separated client endpoints."},
+	{Name: EnvEtcdPrefix, Default: "/xmtp-bridge", Example: "/bridge-prod",
+		Description: "etcd: key prefix under which the members register."},
 }
 
 // LookupVar returns the documentation of the variable called name.

@@ -1,0 +1,156 @@
+package actors
+
+// The placement reconciler. Every registered, enabled bridge is active on
+// exactly one member: the one disthash's rendezvous hash names. Each node
+// activates the bridges it owns, whether or not anyone messaged them, and
+// stops those it hosts but no longer owns or that were disabled or deleted.
+// It runs every ReconcileInterval, at once after a topology change, and
+// every second while a change is not fully placed.
+//
+// When a member leaves, the survivors own its identities and activate them
+// as soon as their leases are free: released by a clean stop, or expired
+// after a crash. When a member joins, protoactor's placement actor stops
+// the grains that now belong to it (each releases its lease on the way
+// out) and the newcomer's reconciler takes them. Two members that briefly
+// disagree are kept apart by the lease: the second activation is refused,
+// and a stale one is fenced.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// onTopology takes a topology event of protoactor's event stream.
+func (rt *Runtime) onTopology(topo *cluster.ClusterTopology) {
+	if !rt.topo.update(topo.Members, time.Now()) {
+		return
+	}
+	rt.metrics.topologyChanges.Inc()
+	rt.log.Info("cluster topology changed", "members", len(topo.Members), "joined", len(topo.Joined), "left", len(topo.Left))
+	select {
+	case rt.kick <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileLoop runs reconcile every ReconcileInterval, at once when kicked
+// by a topology change, and every second while placement is incomplete.
+func (rt *Runtime) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	fast := min(time.Second, rt.cfg.ReconcileInterval)
+	t := time.NewTimer(rt.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		case <-rt.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(rt.cfg.ReconcileInterval, 10*time.Second))
+		complete, err := rt.reconcile(ctx)
+		cancel()
+		if err != nil {
+			rt.log.Warn("reconcile placement", "error", err)
+		}
+		next := rt.cfg.ReconcileInterval
+		if !complete || err != nil {
+			next = fast
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// waitForMember waits until the cluster topology holds this member, so
+// requests to grains can be placed.
+func (rt *Runtime) waitForMember(ctx context.Context, joined <-chan struct{}) error {
+	select {
+	case <-joined:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for cluster membership (provider %s): %w", rt.cfg.Provider, ctx.Err())
+	}
+}
+
+// reconcile activates the bridges this node owns and does not host, stops
+// hosted identities it does not own or whose bridge is disabled or gone,
+// and reports whether every owned identity is now active.
+func (rt *Runtime) reconcile(ctx context.Context) (bool, error) {
+	start := time.Now()
+	self := rt.system.Address()
+	page := persistence.Page{Limit: persistence.MaxPageSize}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	want := map[string]bool{}
+	var mu sync.Mutex
+	unplaced := 0
+	for {
+		bs, next, err := rt.cfg.Store.ListAllBridges(ctx, page)
+		if err != nil {
+			return false, fmt.Errorf("list bridges: %w", err)
+		}
+		for _, b := range bs {
+			if b.Status == persistence.StatusDisabled {
+				continue
+			}
+			owner := rt.topo.owner(b.ID)
+			if owner != self {
+				continue
+			}
+			want[b.ID] = true
+			if _, ok := rt.Status(b.ID); ok || rt.isStopping() {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(id string) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				actx, cancel := context.WithTimeout(ctx, min(rt.cfg.ActivationTimeout, 20*time.Second))
+				defer cancel()
+				if err := rt.activate(actx, id, false); err != nil {
+					mu.Lock()
+					unplaced++
+					mu.Unlock()
+					if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
+						rt.log.Warn("activate bridge", "bridge", id, "error", err)
+					}
+				}
+			}(b.ID)
+		}
+		if next == "" {
+			break
+		}
+		page.After = next
+	}
+	wg.Wait()
+	for _, id := range rt.Hosted() {
+		if !want[id] {
+			if err := rt.deactivateLocal(ctx, id); err != nil {
+				rt.log.Warn("deactivate bridge", "bridge", id, "error", err)
+			}
+		}
+	}
+	rt.metrics.unplaced.Set(float64(unplaced))
+	if unplaced > 0 {
+		return false, nil
+	}
+	if took, ok := rt.topo.placed(start, time.Now()); ok {
+		rt.metrics.rehome.Observe(took.Seconds())
+		rt.log.Info("placement complete", "hosted", len(want), "took", took.Round(time.Millisecond))
+	}
+	return true, nil
+}
