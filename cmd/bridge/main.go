@@ -60,6 +60,8 @@ func commands() []command {
 		{"env", "print every environment variable (--markdown: the README table)", runEnv},
 		{"check-config", "check the environment for a mode (node, dev, xmtp-node, migrate; default node)", runCheckConfig},
 		{"version", "print the version", runVersion},
+		{"drain", "move a node's identities to the other members before it stops (--node-id=ID --api=URL)", runDrain},
+		{"smoke", "check a running deployment from outside (--target=URL --xmtp=HOST:PORT)", runSmoke},
 	}
 }
 
