@@ -20,6 +20,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -210,10 +211,16 @@ func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, m
 	}
 	octx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
 	defer cancel()
+	lease := a.currentLease()
 	d, created, err := id.rt.cfg.Store.RecordDelivery(octx, persistence.NewDelivery{
 		BridgeID: a.bridgeID, MessageID: msg.ID, Topic: msg.Topic, SenderAddress: msg.Sender,
-		SentNs: msg.Sent.UnixNano(), Payload: payload,
+		SentNs: msg.Sent.UnixNano(), Payload: payload, Lease: &lease,
 	})
+	if errors.Is(err, persistence.ErrFenced) {
+		// The current activation, elsewhere, reads this message itself.
+		a.noteFenced(err)
+		return
+	}
 	if err != nil {
 		// The cursor stays behind the message, so the next activation
 		// reads it again; this one tries again in a second.

@@ -65,6 +65,8 @@ func (rt *Runtime) renewLeases() bool {
 			a.lease.Store(&l)
 			continue
 		}
+		// The renewal is a write the lease refused, like any other.
+		rt.metrics.fencedWrites.Inc()
 		rt.root.Send(a.self, &fenced{epoch: held.Epoch})
 	}
 	return true

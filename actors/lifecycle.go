@@ -31,11 +31,12 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	defer cancel()
 	id.seen = newRecent(8192)
 
-	if rt.Draining() {
-		// The identity belongs on another member now; the caller tries
-		// again once the topology shows this node gone.
+	if rt.isStopping() {
+		// The node is draining or stopping: the identity belongs on
+		// another member now, and the caller tries again once the
+		// topology shows this node gone.
 		rt.metrics.activations.WithLabelValues("error").Inc()
-		return fmt.Errorf("activate %s: node is draining: %w", bridgeID, ErrStopped)
+		return fmt.Errorf("activate %s: node is leaving the cluster: %w", bridgeID, ErrStopped)
 	}
 	b, err := rt.cfg.Store.BridgeByID(octx, bridgeID)
 	if err == nil && b.Status == persistence.StatusDisabled {

@@ -136,7 +136,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 	})
 	m.fencedWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bridge_cluster_fenced_writes_total",
-		Help: "Writes, sends and webhook attempts refused because the activation no longer held the current lease.",
+		Help: "Writes (lease renewals included), sends and webhook attempts refused because the activation no longer held the current lease.",
 	})
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "bridge_cluster_draining",

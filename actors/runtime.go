@@ -172,16 +172,24 @@ func (rt *Runtime) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start node actor: %w", err)
 	}
 	rt.cluster.StartMember()
-	if err := rt.waitForMember(ctx, joined); err != nil {
-		return err
-	}
-	rt.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", rt.system.ID,
-		"address", rt.system.Address())
 	rt.stopRenew = make(chan struct{})
 	rt.renewDone = make(chan struct{})
 	go rt.renewLoop(rt.stopRenew, rt.renewDone)
-	if _, err := rt.reconcile(ctx); err != nil {
-		return err
+	if cfg.Provider == ProviderKubernetes {
+		// The Kubernetes provider lists only pods whose containers are
+		// ready, and the pod turns ready once the node serves /readyz,
+		// after Start: waiting here for this member would wait forever.
+		// The reconciler places identities when the topology arrives.
+		rt.log.Info("joining cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "address", rt.system.Address())
+	} else {
+		if err := rt.waitForMember(ctx, joined); err != nil {
+			return err
+		}
+		rt.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", rt.system.ID,
+			"address", rt.system.Address())
+		if _, err := rt.reconcile(ctx); err != nil {
+			return err
+		}
 	}
 	rt.stopReconcile = make(chan struct{})
 	rt.reconcileDone = make(chan struct{})

@@ -51,6 +51,9 @@ type NewDelivery struct {
 	SenderAddress string
 	SentNs        int64
 	Payload       []byte
+	// Lease, when set, fences the write: a new delivery is recorded only
+	// while Lease is the identity's current lease, else ErrFenced.
+	Lease *Lease
 }
 
 // DeliveryAttempt is the outcome of one HTTP attempt of a delivery.
@@ -78,12 +81,26 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 	if !validID(nd.BridgeID) {
 		return Delivery{}, false, fmt.Errorf("record delivery: %w", ErrNotFound)
 	}
-	d, err = scanDelivery(s.pool.QueryRow(ctx, `
-		INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (bridge_id, message_id) DO NOTHING
-		RETURNING `+deliveryColumns,
-		nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, nd.Payload))
+	if nd.Lease == nil {
+		d, err = scanDelivery(s.pool.QueryRow(ctx, `
+			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (bridge_id, message_id) DO NOTHING
+			RETURNING `+deliveryColumns,
+			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, nd.Payload))
+	} else {
+		// One statement: the row is inserted only while the lease is
+		// current, with no transaction round trips on the hot path.
+		l := nd.Lease
+		d, err = scanDelivery(s.pool.QueryRow(ctx, `
+			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload)
+			SELECT $1, $2, $3, $4, $5, $6
+			WHERE EXISTS (SELECT 1 FROM identity_leases
+				WHERE identity = $7 AND owner = $8 AND epoch = $9 AND expires_at > now())
+			ON CONFLICT (bridge_id, message_id) DO NOTHING
+			RETURNING `+deliveryColumns,
+			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, nd.Payload, l.Identity, l.Owner, l.Epoch))
+	}
 	if err == nil {
 		return d, true, nil
 	}
@@ -92,6 +109,10 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 	}
 	d, err = scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
 		WHERE d.bridge_id = $1 AND d.message_id = $2`, nd.BridgeID, nd.MessageID))
+	if nd.Lease != nil && errors.Is(mapError(err), ErrNotFound) {
+		// Nothing was inserted and there is no row: the lease is gone.
+		return Delivery{}, false, fmt.Errorf("record delivery: epoch %d: %w", nd.Lease.Epoch, ErrFenced)
+	}
 	if err != nil {
 		return Delivery{}, false, fmt.Errorf("record delivery: %w", mapError(err))
 	}

@@ -2,6 +2,7 @@ package persistence
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -53,4 +54,72 @@ func TestRenewLeasesRenewsHeldLeasesAndLeavesOutTheLost(t *testing.T) {
 	if renewed, err := s.RenewLeases(ctx, nil, time.Hour); err != nil || len(renewed) != 0 {
 		t.Fatalf("renewing nothing: %v %v", renewed, err)
 	}
+}
+
+func TestRecordDeliveryIsFencedByTheLease(t *testing.T) {
+	s, b := fencingFixture(t)
+	ctx := context.Background()
+	l1, err := s.AcquireLease(ctx, b, "node-a.m1/x", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := NewDelivery{BridgeID: b, MessageID: "m-1", Topic: "/xmtp/0/m-t/proto", SenderAddress: "0x0000000000000000000000000000000000000001",
+		SentNs: 1, Payload: []byte("p"), Lease: &l1}
+	if _, created, err := s.RecordDelivery(ctx, nd); err != nil || !created {
+		t.Fatalf("record with the current lease: created=%v err=%v", created, err)
+	}
+	// Another owner takes the lease over once it expired.
+	if err := s.ReleaseLease(ctx, l1); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := s.AcquireLease(ctx, b, "node-b.m2/y", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l2.TookOver {
+		t.Fatal("a released lease counted as a takeover")
+	}
+	nd.MessageID = "m-2"
+	if _, _, err := s.RecordDelivery(ctx, nd); !errors.Is(err, ErrFenced) {
+		t.Fatalf("record with a stale lease: %v, want ErrFenced", err)
+	}
+	// The message already recorded is returned even to the stale owner,
+	// which then cannot attempt it (attempts check the lease).
+	nd.MessageID = "m-1"
+	if _, created, err := s.RecordDelivery(ctx, nd); err != nil || created {
+		t.Fatalf("existing delivery: created=%v err=%v", created, err)
+	}
+	nd.MessageID, nd.Lease = "m-2", &l2
+	if _, created, err := s.RecordDelivery(ctx, nd); err != nil || !created {
+		t.Fatalf("record with the new lease: created=%v err=%v", created, err)
+	}
+}
+
+func TestAcquireLeaseReportsTakeovers(t *testing.T) {
+	s, b := fencingFixture(t)
+	ctx := context.Background()
+	if _, err := s.AcquireLease(ctx, b, "node-a.m1/x", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the holder "crashed": its lease runs out unreleased
+	l, err := s.AcquireLease(ctx, b, "node-b.m2/y", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.TookOver || l.Epoch != 2 {
+		t.Fatalf("takeover of an expired lease: %+v", l)
+	}
+	renewed, err := s.AcquireLease(ctx, b, "node-b.m2/y", time.Minute)
+	if err != nil || renewed.TookOver || renewed.Epoch != 2 {
+		t.Fatalf("the holder taking its own lease again: %+v %v", renewed, err)
+	}
+}
+
+// fencingFixture is a store with one bridge; it returns the bridge id.
+func fencingFixture(t *testing.T) (*Store, string) {
+	t.Helper()
+	s, _ := newTestStore(t)
+	acct, _ := newAccount(t, s, "fencing")
+	b, _ := newBridge(t, s, acct.ID, []byte("bundle"))
+	return s, b.ID
 }
