@@ -115,6 +115,10 @@ type Options struct {
 	// Empty uses the connection's address. Set it only behind a proxy that
 	// overwrites the header, or clients can choose their own rate limit key.
 	ProxyHeader string
+	// TrustedProxies, when not empty, are the addresses and CIDRs of the
+	// proxies whose ProxyHeader is believed; a request from any other peer
+	// is keyed on its connection's address.
+	TrustedProxies []string
 	// WebhookSecretGrace is how long a rotated-out webhook secret stays
 	// valid; 0 means DefaultWebhookSecretGrace.
 	WebhookSecretGrace time.Duration
@@ -195,6 +199,11 @@ func New(opts Options) (*Server, error) {
 		StrictRouting:         true,
 		CaseSensitive:         true,
 		ProxyHeader:           opts.ProxyHeader,
+		// A header value that is not an IP address is ignored rather
+		// than used as a rate-limit key.
+		EnableIPValidation:      opts.ProxyHeader != "",
+		EnableTrustedProxyCheck: len(opts.TrustedProxies) > 0,
+		TrustedProxies:          opts.TrustedProxies,
 	})
 	s.routes()
 	return s, nil

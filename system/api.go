@@ -52,6 +52,8 @@ func startAPI(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, st
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		MaxBodyBytes:        cfg.MaxBodyBytes,
 		NodeID:              cfg.NodeID,
+		ProxyHeader:         cfg.ProxyHeader,
+		TrustedProxies:      cfg.TrustedProxies,
 	}
 	if rt != nil {
 		opts.Sender, opts.Instances, opts.Events, opts.Identities, opts.Cluster = rt, rt, rt, rt.identities, rt

@@ -72,6 +72,10 @@ type Config struct {
 	AllowPrivateTargets bool
 	// MaxBodyBytes is the largest request body the API accepts.
 	MaxBodyBytes int
+	// ProxyHeader carries the client address behind a reverse proxy.
+	ProxyHeader string
+	// TrustedProxies are the proxies whose ProxyHeader is believed.
+	TrustedProxies []string
 
 	// XMTPNode is the host:port of a remote XMTP gRPC endpoint; empty
 	// means the local node (dev) or, in node mode, is an error.
@@ -175,6 +179,8 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.SignupRatePerMinute = p.integer(EnvSignupRate, 10, 1, 1_000_000)
 	c.AllowPrivateTargets = p.boolean(EnvAllowPrivateTargets, o.mode == ModeDev)
 	c.MaxBodyBytes = p.integer(EnvMaxBodyBytes, 1<<20, 1<<10, 64<<20)
+	c.ProxyHeader = p.headerName(EnvProxyHeader)
+	c.TrustedProxies = p.addressList(EnvTrustedProxies)
 
 	c.XMTPNode = p.hostPort(EnvXMTPNode, "")
 	c.XMTPTLS = p.boolean(EnvXMTPTLS, false)
@@ -188,7 +194,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.CanaryInterval = p.duration(EnvCanaryInterval, time.Minute, 0, 24*time.Hour)
 	c.CanarySample = p.integer(EnvCanarySample, 0, 0, 1_000_000)
 	c.CanaryURL = p.httpURL(EnvCanaryURL)
-	c.LeaseTTL = p.duration(EnvLeaseTTL, 30*time.Second, time.Second, time.Hour)
+	c.LeaseTTL = p.duration(EnvLeaseTTL, 15*time.Second, time.Second, time.Hour)
 	c.ReconcileInterval = p.duration(EnvReconcileInterval, 15*time.Second, 100*time.Millisecond, time.Hour)
 	c.SweepInterval = p.duration(EnvSweepInterval, 5*time.Second, 50*time.Millisecond, time.Hour)
 

@@ -55,8 +55,10 @@ func TestLoadDevDefaults(t *testing.T) {
 		MasterKey: MasterKey{ID: "k1"}, SignupRatePerMinute: 10, AllowPrivateTargets: true,
 		MaxBodyBytes: 1 << 20, XMTPNodeGRPCAddr: "127.0.0.1:5556", XMTPNodeHTTPAddr: "127.0.0.1:5555",
 		XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
-		CanaryInterval: time.Minute, LeaseTTL: 30 * time.Second, ReconcileInterval: 15 * time.Second,
+		CanaryInterval: time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
 		SweepInterval: 5 * time.Second,
+		Cluster: Cluster{Provider: ProviderAutomanaged, Name: "xmtp-bridge", Host: "127.0.0.1",
+			EtcdEndpoints: []string{"127.0.0.1:2379"}, EtcdPrefix: "/xmtp-bridge"},
 	}
 	if fmt.Sprintf("%#v", *c) != fmt.Sprintf("%#v", want) || c.MasterKey.Key != nil || len(c.PreviousMasterKeys) != 0 {
 		t.Fatalf("dev defaults:\n got %v\nwant %v", c, want)
@@ -429,5 +431,19 @@ func TestLoadRejectsBadClusterSettings(t *testing.T) {
 	_, err = Load(env(EnvClusterHost, "0.0.0.0"), WithMode(ModeDev))
 	if verr := validationError(t, err); !slices.Equal(verr.Vars(), []string{EnvClusterAdvertisedHost}) {
 		t.Errorf("wildcard host without an advertised host: %v", err)
+	}
+}
+
+func TestLoadProxySettings(t *testing.T) {
+	c, err := Load(env(EnvProxyHeader, "X-Real-IP", EnvTrustedProxies, "127.0.0.1, 10.0.0.0/8"), WithMode(ModeDev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ProxyHeader != "X-Real-IP" || !slices.Equal(c.TrustedProxies, []string{"127.0.0.1", "10.0.0.0/8"}) {
+		t.Fatalf("proxy settings: %q %v", c.ProxyHeader, c.TrustedProxies)
+	}
+	_, err = Load(env(EnvProxyHeader, "X Real IP", EnvTrustedProxies, "10.0.0.0/33"), WithMode(ModeDev))
+	if verr := validationError(t, err); !slices.Equal(verr.Vars(), []string{EnvProxyHeader, EnvTrustedProxies}) {
+		t.Fatalf("bad proxy settings: %v", err)
 	}
 }

@@ -388,3 +388,39 @@ func (p *parser) keyPrefix(name, def string) string {
 	}
 	return strings.TrimRight(v, "/")
 }
+
+// headerName reads an HTTP header name.
+func (p *parser) headerName(name string) string {
+	v, ok := p.get(name)
+	if !ok {
+		return ""
+	}
+	if !validName(v, 64, "-_") {
+		p.problem(name, quote(v)+" is not an HTTP header name (letters, digits, '-')")
+		return ""
+	}
+	return v
+}
+
+// addressList reads comma-separated IP addresses and CIDRs.
+func (p *parser) addressList(name string) []string {
+	v, ok := p.get(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if net.ParseIP(item) == nil {
+			if _, _, err := net.ParseCIDR(item); err != nil {
+				p.problem(name, quote(item)+" is not an IP address or CIDR")
+				return nil
+			}
+		}
+		out = append(out, item)
+	}
+	return out
+}

@@ -82,6 +82,17 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("lease_ttl", c.LeaseTTL),
 		slog.Duration("reconcile_interval", c.ReconcileInterval),
 		slog.Duration("sweep_interval", c.SweepInterval),
+		slog.String("proxy_header", c.ProxyHeader),
+		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
+		slog.String("cluster_provider", c.Cluster.Provider),
+		slog.String("cluster_name", c.Cluster.Name),
+		slog.String("cluster_host", c.Cluster.Host),
+		slog.Int("cluster_port", c.Cluster.Port),
+		slog.String("cluster_advertised_host", c.Cluster.AdvertisedHost),
+		slog.Int("cluster_provider_port", c.Cluster.ProviderPort),
+		slog.String("cluster_peers", strings.Join(c.Cluster.Peers, ",")),
+		slog.String("etcd_endpoints", strings.Join(c.Cluster.EtcdEndpoints, ",")),
+		slog.String("etcd_prefix", c.Cluster.EtcdPrefix),
 	)
 }
 

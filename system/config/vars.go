@@ -58,6 +58,8 @@ const (
 	EnvLeaseTTL                = "BRIDGE_LEASE_TTL"
 	EnvReconcileInterval       = "BRIDGE_RECONCILE_INTERVAL"
 	EnvSweepInterval           = "BRIDGE_SWEEP_INTERVAL"
+	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
+	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
 	EnvClusterName             = "BRIDGE_CLUSTER_NAME"
 	EnvClusterHost             = "BRIDGE_CLUSTER_HOST"
@@ -102,6 +104,10 @@ var Vars = []Var{
 		Description: "Allow forward targets on loopback, private and link-local addresses (turns off the SSRF check)."},
 	{Name: EnvMaxBodyBytes, Default: "1048576", Example: "262144",
 		Description: "Largest HTTP request body the API accepts, in bytes."},
+	{Name: EnvProxyHeader, Example: "X-Real-IP",
+		Description: "Header that carries the client's address when the node runs behind a reverse proxy; empty uses the connection's address. Set it only behind a proxy that overwrites the header."},
+	{Name: EnvTrustedProxies, Example: "127.0.0.1,10.0.0.0/8",
+		Description: "Addresses or CIDRs of the proxies whose BRIDGE_PROXY_HEADER is believed; empty believes every peer. Other peers are keyed on their connection's address."},
 	{Name: EnvXMTPNode, Example: "xmtp.example.net:5556", Required: "node",
 		Description: "host:port of an XMTP message API v1 gRPC endpoint; when set, dev uses it instead of starting the local node."},
 	{Name: EnvXMTPTLS, Default: "false", Example: "true",
@@ -124,8 +130,8 @@ var Vars = []Var{
 		Description: "How many bridges, chosen at random, one canary round probes; 0 probes every bridge."},
 	{Name: EnvCanaryURL, Default: "(http://BRIDGE_HTTP_ADDR/canary)", Example: "https://bridge.example.net/canary",
 		Description: "Canary endpoint the bridges' canary handlers call; by default this node's own /canary (an unspecified host becomes 127.0.0.1)."},
-	{Name: EnvLeaseTTL, Default: "30s", Example: "10s",
-		Description: "Lifetime of an identity's fencing lease, renewed every third of it; after a crash, the identity comes back once the lease expired."},
+	{Name: EnvLeaseTTL, Default: "15s", Example: "10s",
+		Description: "Lifetime of an identity's fencing lease, renewed every third of it; after a crash, another member takes the identity over once the lease expired."},
 	{Name: EnvReconcileInterval, Default: "15s", Example: "5s",
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
