@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xmtpbridge/bridge/xmtp/api"
+	"github.com/xmtpbridge/bridge/xmtp/client"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// recipient is a Go XMTP client that bridges send to over REST.
+type recipient struct {
+	t  testing.TB
+	cl *client.Client
+}
+
+// newRecipient publishes the contact of a new identity on the cluster's
+// XMTP node.
+func newRecipient(t testing.TB, grpcAddr string) *recipient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	xc, err := api.Dial(ctx, grpcAddr)
+	if err != nil {
+		t.Fatalf("dial xmtp node: %v", err)
+	}
+	t.Cleanup(func() { _ = xc.Close() })
+	k, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(client.Config{Bundle: k, API: xc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Start(ctx); err != nil {
+		t.Fatalf("start the recipient: %v", err)
+	}
+	return &recipient{t: t, cl: cl}
+}
+
+// received counts the texts the recipient got, keyed by sender address
+// (lowercase) and text.
+func (r *recipient) received() (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	convs, err := r.cl.Conversations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, conv := range convs {
+		msgs, err := r.cl.Messages(ctx, conv.Topic)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			if strings.EqualFold(m.Sender, r.cl.Address()) {
+				continue
+			}
+			text, _ := m.Content.Text()
+			out[strings.ToLower(m.Sender)+" "+text]++
+		}
+	}
+	return out, nil
+}
+
+// waitReceived waits until every text of want (sender address -> texts)
+// arrived, then checks that each arrived exactly once.
+func (r *recipient) waitReceived(want map[string][]string, timeout time.Duration) {
+	t := r.t
+	t.Helper()
+	var got map[string]int
+	var missing []string
+	deadline := time.Now().Add(timeout)
+	for {
+		g, err := r.received()
+		if err == nil {
+			got, missing = g, nil
+			for from, texts := range want {
+				for _, text := range texts {
+					if got[strings.ToLower(from)+" "+text] == 0 {
+						missing = append(missing, from+" "+text)
+					}
+				}
+			}
+			if len(missing) == 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recipient did not get %d messages within %s (last error %v), e.g. %q", len(missing), timeout, err, firstN(missing, 5))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a duplicate on its way lands now
+	got, err := r.received()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for from, texts := range want {
+		for _, text := range texts {
+			if n := got[strings.ToLower(from)+" "+text]; n != 1 {
+				t.Errorf("the recipient got %q from %s %d times, want exactly once", text, from, n)
+			}
+		}
+	}
+}
+
+// restSend is the outcome of one POST /v1/bridges/{id}/messages.
+type restSend struct {
+	status int
+	body   []byte
+	err    error
+	took   time.Duration
+}
+
+func postMessage(c *bridgeCluster, via *clusterNode, bridgeID, to, text string, timeout time.Duration) restSend {
+	began := time.Now()
+	status, raw, err := doJSON(&http.Client{Timeout: timeout}, "POST", via.api+"/v1/bridges/"+bridgeID+"/messages", c.apiKey,
+		map[string]any{"to": to, "content": text}, nil)
+	return restSend{status: status, body: raw, err: err, took: time.Since(began)}
+}
+
+// TestClusterRESTThroughAnyNode sends over REST as a bridge through a node
+// that does not host it, in a 3-node etcd cluster: the message reaches the
+// Go XMTP recipient once. Right after a kill -9 of a node, the same call
+// for each of its bridges through a survivor either succeeds (the node
+// retries while the bridge moves) or answers a clear 503 or 504 JSON
+// error, never a 500 or another status; once the bridges are placed again
+// the call succeeds, and every accepted message arrives exactly once.
+func TestClusterRESTThroughAnyNode(t *testing.T) {
+	t.Parallel()
+	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3})
+	tg := newClusterTarget(t)
+	bridges := c.createBridges(tg, 9)
+	pc := c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
+	c.waitHostedTotal(c.nodes[0], bridges, c.nodes, time.Minute)
+	rcpt := newRecipient(t, c.x.xmtpGRPC)
+	to := rcpt.cl.Address()
+	want := map[string][]string{}
+	elsewhere := func(owner string, k int) *clusterNode {
+		others := []*clusterNode{}
+		for _, n := range c.live() {
+			if n.id != owner {
+				others = append(others, n)
+			}
+		}
+		return others[k%len(others)]
+	}
+	for i, b := range bridges {
+		owner := pc.byBridge[b.ID].Node
+		via := elsewhere(owner, i)
+		text := fmt.Sprintf("rest b%03d routed from %s", i, via.id)
+		res := postMessage(c, via, b.ID, to, text, time.Minute)
+		if res.err != nil || res.status != 202 {
+			t.Fatalf("send as bridge %d (on %s) through %s: status %d, error %v: %s", i, owner, via.id, res.status, res.err, tail(string(res.body), 300))
+		}
+		want[b.Address] = append(want[b.Address], text)
+	}
+	rcpt.waitReceived(want, time.Minute)
+
+	victim := c.nodes[0]
+	for _, n := range c.nodes {
+		if pc.perNode[n.id] > pc.perNode[victim.id] {
+			victim = n
+		}
+	}
+	survivors := except(c.nodes, victim)
+	var moving []int
+	for i, b := range bridges {
+		if pc.byBridge[b.ID].Node == victim.id {
+			moving = append(moving, i)
+		}
+	}
+	victim.kill9()
+	results := make([]restSend, len(moving))
+	texts := make([]string, len(moving))
+	var wg sync.WaitGroup
+	for k, i := range moving {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			texts[k] = fmt.Sprintf("rest b%03d during the rehome", i)
+			results[k] = postMessage(c, survivors[k%len(survivors)], bridges[i].ID, to, texts[k], 90*time.Second)
+		}()
+	}
+	wg.Wait()
+	accepted, refused := 0, 0
+	for k, i := range moving {
+		res := results[k]
+		switch {
+		case res.err != nil:
+			t.Errorf("send as bridge %d right after the kill: no answer: %v (after %s)", i, res.err, res.took)
+		case res.status == 202:
+			accepted++
+			want[bridges[i].Address] = append(want[bridges[i].Address], texts[k])
+		case res.status == 503 || res.status == 504:
+			refused++
+			if err := errorBody(res.body); err != nil {
+				t.Errorf("send as bridge %d right after the kill: status %d: %v", i, res.status, err)
+			}
+		default:
+			t.Errorf("send as bridge %d right after the kill: status %d, want 202, or 503/504 while it moves: %s",
+				i, res.status, tail(string(res.body), 300))
+		}
+		t.Logf("send as bridge %d right after the kill of %s: status %d in %s", i, victim.id, res.status, res.took.Round(time.Millisecond))
+	}
+	t.Logf("during the rehome: %d of %d sends accepted, %d refused with 503/504", accepted, len(moving), refused)
+
+	for _, n := range survivors {
+		c.waitPlaced(n, bridges, survivors, 2*time.Minute)
+	}
+	for k, i := range moving {
+		via := survivors[(k+1)%len(survivors)]
+		text := fmt.Sprintf("rest b%03d after the rehome", i)
+		res := postMessage(c, via, bridges[i].ID, to, text, time.Minute)
+		if res.err != nil || res.status != 202 {
+			t.Fatalf("send as bridge %d through %s after the rehome: status %d, error %v: %s", i, via.id, res.status, res.err, tail(string(res.body), 300))
+		}
+		want[bridges[i].Address] = append(want[bridges[i].Address], text)
+	}
+	rcpt.waitReceived(want, time.Minute)
+}
