@@ -228,3 +228,50 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 	}
 	rcpt.waitReceived(want, time.Minute)
 }
+
+// TestClusterDeleteAndDisableStopTheOwner deletes one bridge and disables
+// another through a node that does not host them, with the reconcile
+// interval set to a minute: the identities stop on their owners within
+// seconds because the call reaches the owner through the cluster, not
+// because a reconcile round found them. Enabling the disabled bridge again
+// starts it on its owner.
+func TestClusterDeleteAndDisableStopTheOwner(t *testing.T) {
+	t.Parallel()
+	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 2, name: "delete-cluster",
+		tune: map[string]string{"BRIDGE_RECONCILE_INTERVAL": "1m"}})
+	tg := newClusterTarget(t)
+	bridges := c.createBridges(tg, 6)
+	pc := c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
+	other := func(id string) *clusterNode {
+		for _, n := range c.nodes {
+			if n.id != pc.byBridge[id].Node {
+				return n
+			}
+		}
+		t.Fatalf("bridge %s is on no known node", id)
+		return nil
+	}
+	gone := func(id string) func() bool {
+		return func() bool {
+			rows, err := c.nodes[0].placement()
+			if err != nil {
+				return false
+			}
+			for _, r := range rows {
+				if r.BridgeID == id {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	deleted, disabled := bridges[0], bridges[1]
+	mustCall(t, 200, "DELETE", other(deleted.ID).api+"/v1/bridges/"+deleted.ID, c.apiKey, nil)
+	waitFor(t, 10*time.Second, "the deleted bridge to stop on its owner", gone(deleted.ID))
+	mustCall(t, 200, "PATCH", other(disabled.ID).api+"/v1/bridges/"+disabled.ID, c.apiKey, map[string]any{"status": "disabled"})
+	waitFor(t, 10*time.Second, "the disabled bridge to stop on its owner", gone(disabled.ID))
+	c.waitHostedTotal(c.nodes[0], bridges[2:], c.nodes, 30*time.Second)
+
+	mustCall(t, 200, "PATCH", other(disabled.ID).api+"/v1/bridges/"+disabled.ID, c.apiKey, map[string]any{"status": "active"})
+	c.waitPlaced(c.nodes[0], bridges[1:], c.nodes, 10*time.Second)
+}

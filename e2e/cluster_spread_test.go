@@ -13,7 +13,8 @@ import (
 // agree, list each bridge once on an existing member, match the leases in
 // Postgres (one live lease per bridge, owned by that member) and the
 // hosted-identities gauges, and every node hosts a fair share. Then every
-// identity answers: one XMTP message to each bridge gets exactly one reply.
+// identity answers: one XMTP message to each bridge gets exactly one reply,
+// and each node's XMTP subscription covers exactly its bridges' topics.
 func TestClusterSpread(t *testing.T) {
 	t.Parallel()
 	const total = 300
@@ -40,6 +41,18 @@ func TestClusterSpread(t *testing.T) {
 	for _, n := range c.nodes {
 		if after[n.id] != hosted[n.id] {
 			t.Errorf("%s hosted %d bridges before the messages and %d after, with no topology change", n.id, hosted[n.id], after[n.id])
+		}
+	}
+	// Ingress follows placement: each node's one subscription carries
+	// exactly the invite topic and the one conversation topic of each
+	// bridge it hosts, and no other.
+	for _, n := range c.nodes {
+		topics, ok := n.metricSum("bridge_ingress_topics")
+		if !ok {
+			t.Fatalf("%s exports no bridge_ingress_topics", n.id)
+		}
+		if int(topics) != 2*after[n.id] {
+			t.Errorf("%s subscribes to %v topics, want %d for its %d bridges", n.id, topics, 2*after[n.id], after[n.id])
 		}
 	}
 	var spread []string
