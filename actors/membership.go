@@ -341,11 +341,7 @@ func (rt *Runtime) beginDrain(ctx context.Context) (int, bool) {
 	rt.mu.Unlock()
 	rt.metrics.draining.Set(1)
 	rt.log.Info("draining node: moving identities to the other members")
-	if rt.stopReconcile != nil {
-		close(rt.stopReconcile)
-		<-rt.reconcileDone
-		rt.stopReconcile = nil
-	}
+	rt.haltReconciler()
 	return rt.stopAll(ctx), true
 }
 

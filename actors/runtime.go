@@ -45,6 +45,7 @@ type Runtime struct {
 
 	stopReconcile chan struct{}
 	reconcileDone chan struct{}
+	haltOnce      sync.Once
 	stopRenew     chan struct{}
 	renewDone     chan struct{}
 
@@ -461,10 +462,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	}
 	rt.stopping = true
 	rt.mu.Unlock()
-	if rt.stopReconcile != nil {
-		close(rt.stopReconcile)
-		<-rt.reconcileDone
-	}
+	rt.haltReconciler()
 	if rt.ingress != nil {
 		rt.ingress.close(ctx)
 	}
@@ -479,6 +477,17 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		rt.system.EventStream.Unsubscribe(rt.topoSub)
 	}
 	return rt.leaveCluster()
+}
+
+// haltReconciler stops the placement reconciler and waits for it, once,
+// whether Drain or Stop (or both at once) asks.
+func (rt *Runtime) haltReconciler() {
+	rt.haltOnce.Do(func() {
+		if rt.stopReconcile != nil {
+			close(rt.stopReconcile)
+			<-rt.reconcileDone
+		}
+	})
 }
 
 func (rt *Runtime) isStopping() bool {

@@ -221,7 +221,7 @@ func (s *Server) sendMessage(c *fiber.Ctx) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	if !isAddress(req.To) {
+	if !keys.IsAddress(req.To) {
 		return invalidField("to", "must be a 0x address of 40 hex digits")
 	}
 	if err := checkContent("content", req.Content); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
 // Limits of a forward handler configuration.
@@ -137,27 +138,13 @@ func isToken(s string) bool {
 	return true
 }
 
-// isAddress reports whether s is a 0x-prefixed 20-byte hex address.
-func isAddress(s string) bool {
-	if len(s) != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') {
-		return false
-	}
-	for i := 2; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
 func checkAddressList(field string, list []string) ([]string, error) {
 	if len(list) > maxSenderList {
 		return nil, invalidField(field, fmt.Sprintf("may hold at most %d addresses", maxSenderList))
 	}
 	out := make([]string, 0, len(list))
 	for _, a := range list {
-		if !isAddress(a) {
+		if !keys.IsAddress(a) {
 			return nil, invalidField(field, fmt.Sprintf("holds %q, which is not a 0x address of 40 hex digits", a))
 		}
 		out = append(out, a)

@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
 // relayccAccount is the system account that owns bridges created through
@@ -102,10 +103,10 @@ func (s *Server) relayccHook(c *fiber.Ctx) error {
 	if req.Token == "" {
 		return unauthorized("missing token")
 	}
-	if !isAddress(req.SendFromBridgeAddress) {
+	if !keys.IsAddress(req.SendFromBridgeAddress) {
 		return invalidField("sendFromBridgeAddress", "must be a 0x address of 40 hex digits")
 	}
-	if !isAddress(req.TargetAddress) {
+	if !keys.IsAddress(req.TargetAddress) {
 		return invalidField("targetAddress", "must be a 0x address of 40 hex digits")
 	}
 	if err := checkContent("message", req.Message); err != nil {
@@ -139,7 +140,7 @@ func (s *Server) relayccInstance(c *fiber.Ctx) error {
 	if req.Key == "" {
 		return unauthorized("missing key")
 	}
-	if !isAddress(req.BridgeAddress) {
+	if !keys.IsAddress(req.BridgeAddress) {
 		return invalidField("bridgeAddress", "must be a 0x address of 40 hex digits")
 	}
 	b, err := s.authorizeBridge(c, req.Key, req.BridgeAddress)

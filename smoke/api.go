@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
 // maxAnswerBytes bounds how much of an answer the check reads.
@@ -215,7 +217,7 @@ func (b *bridgeCreated) decode(body []byte) error {
 	switch {
 	case !isID(v.Bridge.ID):
 		return errors.New("the answer has no bridge.id")
-	case !isAddress(v.Bridge.Address):
+	case !keys.IsAddress(v.Bridge.Address):
 		return fmt.Errorf("bridge.address %q is not a 0x address of 40 hex digits", printable(v.Bridge.Address, 50))
 	}
 	*b = bridgeCreated{ID: v.Bridge.ID, Address: v.Bridge.Address}
@@ -245,20 +247,6 @@ func isToken(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if s[i] <= 0x20 || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// isAddress reports whether s is a 0x-prefixed 20-byte hex address.
-func isAddress(s string) bool {
-	if len(s) != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') {
-		return false
-	}
-	for i := 2; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
 			return false
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
 // FuzzDecodeAnswers feeds arbitrary bodies to every decoder of the
@@ -28,7 +30,7 @@ func FuzzDecodeAnswers(f *testing.F) {
 			t.Fatalf("account: %+v", a)
 		}
 		var b bridgeCreated
-		if b.decode(body) == nil && (!isID(b.ID) || !isAddress(b.Address)) {
+		if b.decode(body) == nil && (!isID(b.ID) || !keys.IsAddress(b.Address)) {
 			t.Fatalf("bridge: %+v", b)
 		}
 		msg := errorMessage(body)
