@@ -82,13 +82,42 @@ func (rt *Runtime) etcdReachable(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("etcd %s: %w", strings.Join(rt.cfg.EtcdEndpoints, ","), err)
 	}
-	defer c.Close()
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := c.Status(sctx, rt.cfg.EtcdEndpoints[0]); err != nil {
-		return fmt.Errorf("etcd %s is not reachable: %w", strings.Join(rt.cfg.EtcdEndpoints, ","), err)
+	if err := etcdStatus(sctx, c, rt.cfg.EtcdEndpoints); err != nil {
+		c.Close()
+		return err
 	}
+	// The client stays open for readiness checks.
+	rt.etcd = c
 	return nil
+}
+
+// etcdStatus asks each endpoint for its status until one answers.
+func etcdStatus(ctx context.Context, c *clientv3.Client, endpoints []string) error {
+	var errs []error
+	for _, ep := range endpoints {
+		_, err := c.Status(ctx, ep)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("etcd %s is not reachable: %w", strings.Join(endpoints, ","), errors.Join(errs...))
+}
+
+// MembershipReady reports whether the membership engine answers: with the
+// etcd provider, whether an etcd endpoint answers within two seconds. A
+// node that lost etcd keeps its identities while its leases hold, but
+// cannot see members come and go, so it is not ready. The other providers
+// have nothing to check.
+func (rt *Runtime) MembershipReady(ctx context.Context) error {
+	if rt.etcd == nil || rt.Draining() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return etcdStatus(ctx, rt.etcd, rt.cfg.EtcdEndpoints)
 }
 
 // topology is the node's view of the cluster: the members and the

@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
 	"github.com/labstack/echo"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel"
 
 	"github.com/xmtpbridge/bridge/actors/actorpb"
@@ -38,7 +39,9 @@ type Runtime struct {
 	cluster *cluster.Cluster
 	ingress *ingress
 
-	topo    *topology
+	topo *topology
+	// etcd answers readiness checks with the etcd provider.
+	etcd    *clientv3.Client
 	topoSub *eventstream.Subscription
 	// kick asks the reconciler to run now, after a topology change.
 	kick chan struct{}
@@ -476,7 +479,11 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	if rt.topoSub != nil {
 		rt.system.EventStream.Unsubscribe(rt.topoSub)
 	}
-	return rt.leaveCluster()
+	err := rt.leaveCluster()
+	if rt.etcd != nil {
+		_ = rt.etcd.Close()
+	}
+	return err
 }
 
 // haltReconciler stops the placement reconciler and waits for it, once,

@@ -68,6 +68,9 @@ func (s *Server) evaluateReadiness(ctx context.Context) readiness {
 		go func() { pinged <- s.opts.Store.Ping(ctx) }()
 		err = s.opts.Ready(ctx)
 		deps[DependencyPostgres] = <-pinged == nil
+		for _, name := range s.opts.Dependencies {
+			deps[name] = true
+		}
 		for _, name := range failedDependencies(err) {
 			deps[name] = false
 		}

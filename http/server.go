@@ -92,6 +92,10 @@ type Options struct {
 	// Ready reports whether the node can serve; /readyz answers 503 while
 	// it returns an error. When nil, readiness pings the store.
 	Ready func(ctx context.Context) error
+	// Dependencies names what Ready checks besides Postgres, as its
+	// failures name them with DependencyDown, so that
+	// bridge_dependency_up shows each one at 1 while it is up.
+	Dependencies []string
 
 	// SignupKey gates POST /v1/accounts (unless SignupOpen) and the
 	// relaycc /signup endpoint, and authorises relaycc /hook and /instance

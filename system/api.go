@@ -45,6 +45,7 @@ func startAPI(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, st
 		Logger:              log.With("component", "http"),
 		Registry:            reg,
 		Ready:               ready,
+		Dependencies:        readyDependencies(cfg),
 		SignupKey:           cfg.SignupKey,
 		SignupOpen:          cfg.SignupOpen,
 		SignupRatePerMinute: cfg.SignupRatePerMinute,
@@ -94,4 +95,14 @@ func (a *apiServer) shutdown(ctx context.Context) error {
 		return errors.Join(err, fmt.Errorf("wait for http api: %w", ctx.Err()))
 	}
 	return err
+}
+
+// readyDependencies names the dependencies Node.Ready checks besides
+// Postgres.
+func readyDependencies(cfg *config.Config) []string {
+	deps := []string{dependencyXMTP, dependencyXMTPSubscription}
+	if cfg.Cluster.Provider == config.ProviderEtcd {
+		deps = append(deps, dependencyEtcd)
+	}
+	return deps
 }

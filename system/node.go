@@ -204,8 +204,15 @@ func (n *Node) Identities() bridgehttp.SystemIdentities {
 	return n.runtime.identities
 }
 
-// Ready reports whether every dependency answers: Postgres, the XMTP node
-// and the runtime's XMTP subscription. /readyz is red while it returns an
+// The dependencies Ready names when they fail, besides Postgres.
+const (
+	dependencyXMTP             = "xmtp"
+	dependencyXMTPSubscription = "xmtp_subscription"
+	dependencyEtcd             = "etcd"
+)
+
+// Ready reports whether every dependency answers: Postgres, the XMTP node,
+// the runtime's XMTP subscription and, with the etcd provider, etcd. /readyz is red while it returns an
 // error.
 func (n *Node) Ready(ctx context.Context) error {
 	n.refs.RLock()
@@ -221,10 +228,13 @@ func (n *Node) Ready(ctx context.Context) error {
 		errs = append(errs, bridgehttp.DependencyDown(bridgehttp.DependencyPostgres, fmt.Errorf("ping postgres: %w", err)))
 	}
 	if err := xmtp.ready(ctx); err != nil {
-		errs = append(errs, bridgehttp.DependencyDown("xmtp", err))
+		errs = append(errs, bridgehttp.DependencyDown(dependencyXMTP, err))
 	}
 	if err := rt.connected(); err != nil {
-		errs = append(errs, bridgehttp.DependencyDown("xmtp_subscription", err))
+		errs = append(errs, bridgehttp.DependencyDown(dependencyXMTPSubscription, err))
+	}
+	if err := rt.membershipReady(ctx); err != nil {
+		errs = append(errs, bridgehttp.DependencyDown(dependencyEtcd, err))
 	}
 	return errors.Join(errs...)
 }

@@ -216,6 +216,14 @@ func (p *runtimeParts) connected() error {
 	return nil
 }
 
+// membershipReady reports whether the cluster's membership engine answers.
+func (p *runtimeParts) membershipReady(ctx context.Context) error {
+	if p.rt == nil {
+		return nil
+	}
+	return p.rt.MembershipReady(ctx)
+}
+
 // stop ends the prober, then the runtime (it stops intake, lets running
 // deliveries finish within its drain time and leaves what is pending in the
 // store), then the XMTP connection.
