@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
 // TestClusterReadinessFollowsEtcd pauses etcd under a node of an etcd
@@ -52,4 +54,39 @@ func etcdUp(t *testing.T, n *clusterNode) string {
 		}
 	}
 	return ""
+}
+
+// TestNodeWithoutItsMembershipExitsWithTheReason starts nodes whose
+// membership engine cannot work: an etcd endpoint where nothing listens,
+// and the Kubernetes provider outside a pod. Each exits 1 and says why.
+func TestNodeWithoutItsMembershipExitsWithTheReason(t *testing.T) {
+	t.Parallel()
+	c := &cluster{t: t, dir: t.TempDir(), db: pgtest.NewDatabase(t, template)}
+	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeAddr(t), freeAddr(t), freeAddr(t)
+	c.startXMTPNode()
+	dead := freeAddr(t) // nothing listens here
+	for _, tc := range []struct {
+		provider string
+		env      map[string]string
+		reason   string
+	}{
+		{"etcd", map[string]string{"BRIDGE_ETCD_ENDPOINTS": dead}, "etcd " + dead + " is not reachable"},
+		{"kubernetes", nil, "kubernetes provider (it must run in a pod with a service account)"},
+	} {
+		env := map[string]string{
+			"DATABASE_URL": c.db, "BRIDGE_HTTP_ADDR": freeAddr(t), "BRIDGE_MASTER_KEY": "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+			"BRIDGE_ADMIN_TOKEN": adminToken, "BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": c.xmtpGRPC,
+			"BRIDGE_CLUSTER_PROVIDER": tc.provider,
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		p := start(t, "bridge node ("+tc.provider+")", c.dir, env, "node")
+		if code := p.wait(time.Minute); code != 1 {
+			t.Fatalf("%s: exit status %d, want 1\n%s", tc.provider, code, tail(p.errs.String(), 3000))
+		}
+		if logs := p.errs.String(); !strings.Contains(logs, tc.reason) {
+			t.Fatalf("%s: the reason %q is not in the output:\n%s", tc.provider, tc.reason, tail(logs, 3000))
+		}
+	}
 }
