@@ -1,13 +1,27 @@
 package http
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// clearOfSignupWindowEdge waits, when a new signup window starts within
+// the next two seconds, until it has started, so that a test's signups
+// all count in one window.
+func clearOfSignupWindowEdge() {
+	if left := signupWindow - time.Duration(time.Now().UnixNano())%signupWindow; left < 2*time.Second {
+		time.Sleep(left + 50*time.Millisecond)
+	}
+}
 
 func TestAccountSignup(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(o *Options) { o.SignupRatePerMinute = 4 })
+	clearOfSignupWindowEdge()
 	m := h.expect("POST", "/v1/accounts", "", map[string]any{"name": "alice", "signupKey": testSignupKey}, 201, "")
 	key := str(m, "apiKey")
 	acct := m["account"].(map[string]any)
@@ -87,4 +101,28 @@ func TestAdminEndpoints(t *testing.T) {
 	off := newHarness(t, func(o *Options) { o.AdminToken = "" })
 	off.expect("GET", "/v1/admin/accounts", "", nil, 404, CodeAdminDisabled)
 	off.expect("GET", "/v1/admin/accounts", testAdminToken, nil, 404, CodeAdminDisabled)
+}
+
+// TestSignupLimitHoldsAcrossNodes runs two servers on one store, as two
+// nodes of a cluster share Postgres: the limit counts the signups of a
+// client on both.
+func TestSignupLimitHoldsAcrossNodes(t *testing.T) {
+	t.Parallel()
+	a := newHarness(t, func(o *Options) { o.SignupRatePerMinute = 3 })
+	opts := a.srv.opts
+	opts.Registry = prometheus.NewRegistry()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	opts.NodeID = "node-b"
+	other, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &harness{t: t, srv: other, store: a.store, reg: opts.Registry, logs: &syncBuffer{}}
+	clearOfSignupWindowEdge()
+	a.expect("POST", "/v1/accounts", "", map[string]any{"name": "a1", "signupKey": testSignupKey}, 201, "")
+	b.expect("POST", "/v1/accounts", "", map[string]any{"name": "b1", "signupKey": testSignupKey}, 201, "")
+	a.expect("POST", "/v1/accounts", "", map[string]any{"name": "a2", "signupKey": testSignupKey}, 201, "")
+	b.expect("POST", "/v1/accounts", "", map[string]any{"name": "b2", "signupKey": testSignupKey}, 429, CodeRateLimited)
+	// relaycc answers every error with 400, its own shape, and the code.
+	a.expect("POST", "/signup", "", map[string]any{"signupKey": testSignupKey}, 400, CodeRateLimited)
 }

@@ -99,7 +99,7 @@ var Vars = []Var{
 	{Name: EnvSignupOpen, Default: "false", Example: "true",
 		Description: "Allow signup without the signup key."},
 	{Name: EnvSignupRate, Default: "10", Example: "30",
-		Description: "Signup requests allowed per minute from one IP address."},
+		Description: "Signup requests allowed per minute from one IP address, counted in Postgres across every node of the cluster."},
 	{Name: EnvAllowPrivateTargets, Default: "false (dev: true)", Example: "true",
 		Description: "Allow forward targets on loopback, private and link-local addresses (turns off the SSRF check)."},
 	{Name: EnvMaxBodyBytes, Default: "1048576", Example: "262144",
