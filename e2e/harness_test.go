@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/freeport"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 )
@@ -62,16 +62,11 @@ const (
 	adminToken = "adm_e2e_admin_token_0123456789"
 )
 
-// freeAddr returns a loopback address with a port that was free a moment
-// ago.
+// freeAddr returns a loopback address whose port was free a moment ago and
+// was not handed out before in this process.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return freeport.Addr(t)
 }
 
 // proc is one running bridge process.

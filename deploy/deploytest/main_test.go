@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/freeport"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 )
@@ -106,15 +106,11 @@ func needTool(t testing.TB, name, pkg string, alt ...string) string {
 	return ""
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago and was
+// not handed out before in this process.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freeport.Port(t)
 }
 
 // freeAddr returns 127.0.0.1:<free port>.

@@ -3,13 +3,14 @@ package monitoring
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/internal/freeport"
 )
 
 // Paths of the files under test, relative to this package.
@@ -77,15 +78,11 @@ func readFile(t testing.TB, path string) string {
 	return string(b)
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
+// freeAddr returns a loopback address whose port was free a moment ago and
+// was not handed out before in this process.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return freeport.Addr(t)
 }
 
 // waitFor polls cond until it returns nil or the timeout passes, then fails
