@@ -471,3 +471,63 @@ func (rt *Runtime) waitMemberGone(ctx context.Context, address string) error {
 
 // errNoOwner means the cluster has no member for the identity yet.
 var errNoOwner = errors.New("no cluster member can host the identity yet")
+
+// etcdRepairInterval is how often the etcd repair loop compares the
+// provider's view of the members with etcd.
+const etcdRepairInterval = 2 * time.Second
+
+// etcdRepairLoop mends a gap in protoactor's etcd provider: it lists the
+// members, then starts its watch on a goroutine from "now", so a member
+// that registers in between is never seen by this node (nodes that start
+// together hit it, and the gap lasts until that member's key changes).
+// Every etcdRepairInterval the loop lists the members in etcd itself; a
+// member that etcd has and this node's topology has lacked for two rounds
+// in a row is announced again: its key is written back unchanged, under
+// its own lease, which every watcher receives as an update. Nothing else
+// changes: if the member dies, its lease still takes the key with it.
+func (rt *Runtime) etcdRepairLoop() {
+	prefix := rt.cfg.EtcdPrefix + "/" + rt.cfg.ClusterName + "/"
+	missedBefore := map[string]bool{}
+	t := time.NewTicker(etcdRepairInterval)
+	defer t.Stop()
+	for range t.C {
+		if rt.isStopping() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), etcdRepairInterval)
+		missed := rt.etcdRepairRound(ctx, prefix, missedBefore)
+		cancel()
+		missedBefore = missed
+	}
+}
+
+// etcdRepairRound runs one round of etcdRepairLoop and returns the members
+// missing from the topology in this round.
+func (rt *Runtime) etcdRepairRound(ctx context.Context, prefix string, missedBefore map[string]bool) map[string]bool {
+	resp, err := rt.etcd.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil // readiness reports etcd; nothing to compare
+	}
+	known := map[string]bool{}
+	for _, m := range rt.topo.snapshot() {
+		known[m.Id] = true
+	}
+	missed := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		n, err := etcd.NewNodeFromBytes(kv.Value)
+		// A blocked member left this cluster view for good (protoactor
+		// never takes it back); announcing it again would not help.
+		if err != nil || !n.Alive || known[n.ID] || rt.cluster.Remote.BlockList().IsBlocked(n.ID) {
+			continue
+		}
+		missed[n.ID] = true
+		if !missedBefore[n.ID] {
+			continue
+		}
+		_, err = rt.etcd.Put(ctx, string(kv.Key), string(kv.Value), clientv3.WithLease(clientv3.LeaseID(kv.Lease)))
+		rt.metrics.membershipRepairs.Inc()
+		rt.log.Warn("member registered in etcd is missing from the cluster view; announced it again",
+			"member", n.ID, "address", net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), "error", err)
+	}
+	return missed
+}

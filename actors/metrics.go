@@ -23,15 +23,16 @@ type metrics struct {
 	replies     *prometheus.CounterVec
 	mailbox     prometheus.GaugeFunc
 
-	members         prometheus.GaugeFunc
-	topologyChanges prometheus.Counter
-	placementLag    prometheus.GaugeFunc
-	unplaced        prometheus.Gauge
-	rehome          prometheus.Histogram
-	takeovers       prometheus.Counter
-	fencedWrites    prometheus.Counter
-	draining        prometheus.Gauge
-	connected       prometheus.GaugeFunc
+	members           prometheus.GaugeFunc
+	topologyChanges   prometheus.Counter
+	placementLag      prometheus.GaugeFunc
+	unplaced          prometheus.Gauge
+	rehome            prometheus.Histogram
+	takeovers         prometheus.Counter
+	fencedWrites      prometheus.Counter
+	draining          prometheus.Gauge
+	membershipRepairs prometheus.Counter
+	connected         prometheus.GaugeFunc
 }
 
 // runtimeGauges are the values the runtime's gauges read at scrape time.
@@ -142,13 +143,17 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Name: "bridge_cluster_draining",
 		Help: "1 while this node drains (or has drained) its identities to the other members.",
 	})
+	m.membershipRepairs = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bridge_cluster_membership_repairs_total",
+		Help: "Members registered in etcd that this node's cluster view missed, announced again so its provider sees them.",
+	})
 	m.connected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_subscription_connected",
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.renewErrors, m.routed,
 		m.unroutable, m.topics, m.rejected, m.deadLetters, m.replies, m.mailbox, m.members, m.topologyChanges, m.placementLag,
-		m.unplaced, m.rehome, m.takeovers, m.fencedWrites, m.draining, m.connected} {
+		m.unplaced, m.rehome, m.takeovers, m.fencedWrites, m.draining, m.connected, m.membershipRepairs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}

@@ -198,6 +198,9 @@ func (rt *Runtime) Start(ctx context.Context) (err error) {
 	rt.stopReconcile = make(chan struct{})
 	rt.reconcileDone = make(chan struct{})
 	go rt.reconcileLoop(rt.stopReconcile, rt.reconcileDone)
+	if rt.etcd != nil {
+		go rt.etcdRepairLoop()
+	}
 	return nil
 }
 
