@@ -476,18 +476,22 @@ var errNoOwner = errors.New("no cluster member can host the identity yet")
 // provider's view of the members with etcd.
 const etcdRepairInterval = 2 * time.Second
 
-// etcdRepairLoop mends a gap in protoactor's etcd provider: it lists the
-// members, then starts its watch on a goroutine from "now", so a member
-// that registers in between is never seen by this node (nodes that start
-// together hit it, and the gap lasts until that member's key changes).
-// Every etcdRepairInterval the loop lists the members in etcd itself; a
-// member that etcd has and this node's topology has lacked for two rounds
-// in a row is announced again: its key is written back unchanged, under
-// its own lease, which every watcher receives as an update. Nothing else
-// changes: if the member dies, its lease still takes the key with it.
+// etcdRepairLoop mends two gaps in protoactor's etcd provider. It lists
+// the members, then starts its watch on a goroutine from "now", and it
+// starts the watch again the same way whenever the stream breaks; a
+// registration or a departure in between is never seen by this node
+// (nodes that start together hit the first, an etcd restart the second).
+// Every etcdRepairInterval the loop lists the members in etcd itself:
+//   - a member that etcd has and this node's view has lacked for two
+//     rounds in a row is announced again: its key is written back
+//     unchanged, under its own lease, which every watcher receives as an
+//     update (if the member dies, its lease still takes the key along);
+//   - a member this node's view has kept for two rounds after etcd lost
+//     its key is announced gone: its key is written and deleted at once,
+//     which every watcher receives as the departure it missed.
 func (rt *Runtime) etcdRepairLoop() {
 	prefix := rt.cfg.EtcdPrefix + "/" + rt.cfg.ClusterName + "/"
-	missedBefore := map[string]bool{}
+	var last etcdGaps
 	t := time.NewTicker(etcdRepairInterval)
 	defer t.Stop()
 	for range t.C {
@@ -495,33 +499,44 @@ func (rt *Runtime) etcdRepairLoop() {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), etcdRepairInterval)
-		missed := rt.etcdRepairRound(ctx, prefix, missedBefore)
+		last = rt.etcdRepairRound(ctx, prefix, last)
 		cancel()
-		missedBefore = missed
 	}
 }
 
-// etcdRepairRound runs one round of etcdRepairLoop and returns the members
-// missing from the topology in this round.
-func (rt *Runtime) etcdRepairRound(ctx context.Context, prefix string, missedBefore map[string]bool) map[string]bool {
+// etcdGaps are the member ids one repair round found missing from this
+// node's view (in etcd, not in the view) and stale in it (in the view,
+// not in etcd).
+type etcdGaps struct {
+	missing, stale map[string]bool
+}
+
+// etcdRepairRound runs one round of etcdRepairLoop, acting on the gaps
+// that the previous round found too, and returns this round's gaps.
+func (rt *Runtime) etcdRepairRound(ctx context.Context, prefix string, before etcdGaps) etcdGaps {
+	gaps := etcdGaps{missing: map[string]bool{}, stale: map[string]bool{}}
 	resp, err := rt.etcd.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
-		return nil // readiness reports etcd; nothing to compare
+		return gaps // readiness reports etcd; nothing to compare
 	}
-	known := map[string]bool{}
+	view := map[string]*cluster.Member{}
 	for _, m := range rt.topo.snapshot() {
-		known[m.Id] = true
+		view[m.Id] = m
 	}
-	missed := map[string]bool{}
+	registered := map[string]bool{}
 	for _, kv := range resp.Kvs {
 		n, err := etcd.NewNodeFromBytes(kv.Value)
-		// A blocked member left this cluster view for good (protoactor
-		// never takes it back); announcing it again would not help.
-		if err != nil || !n.Alive || known[n.ID] || rt.cluster.Remote.BlockList().IsBlocked(n.ID) {
+		if err != nil || !n.Alive {
 			continue
 		}
-		missed[n.ID] = true
-		if !missedBefore[n.ID] {
+		registered[n.ID] = true
+		// A blocked member left this view for good (protoactor never
+		// takes it back); announcing it again would not help.
+		if view[n.ID] != nil || rt.cluster.Remote.BlockList().IsBlocked(n.ID) {
+			continue
+		}
+		gaps.missing[n.ID] = true
+		if !before.missing[n.ID] {
 			continue
 		}
 		_, err = rt.etcd.Put(ctx, string(kv.Key), string(kv.Value), clientv3.WithLease(clientv3.LeaseID(kv.Lease)))
@@ -529,5 +544,25 @@ func (rt *Runtime) etcdRepairRound(ctx context.Context, prefix string, missedBef
 		rt.log.Warn("member registered in etcd is missing from the cluster view; announced it again",
 			"member", n.ID, "address", net.JoinHostPort(n.Host, strconv.Itoa(n.Port)), "error", err)
 	}
-	return missed
+	for id, m := range view {
+		if registered[id] || m.Address() == rt.system.Address() {
+			continue
+		}
+		gaps.stale[id] = true
+		if !before.stale[id] {
+			continue
+		}
+		gone := etcd.NewNode(id, m.Host, int(m.Port), m.Kinds)
+		raw, err := gone.Serialize()
+		if err == nil {
+			key := prefix + id
+			if _, err = rt.etcd.Put(ctx, key, string(raw)); err == nil {
+				_, err = rt.etcd.Delete(ctx, key)
+			}
+		}
+		rt.metrics.membershipRepairs.Inc()
+		rt.log.Warn("member gone from etcd is still in the cluster view; announced its departure",
+			"member", id, "address", m.Address(), "error", err)
+	}
+	return gaps
 }

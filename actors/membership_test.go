@@ -80,11 +80,11 @@ func TestEtcdRepairAnnouncesAMissedMemberAgain(t *testing.T) {
 	for _, kv := range before.Kvs {
 		revs[string(kv.Key)], leases[string(kv.Key)] = kv.ModRevision, kv.Lease
 	}
-	missed := a.etcdRepairRound(ctx, prefix, nil)
-	if len(missed) != 1 {
-		t.Fatalf("first round noted %v missing, want b's member", missed)
+	gaps := a.etcdRepairRound(ctx, prefix, etcdGaps{})
+	if len(gaps.missing) != 1 || len(gaps.stale) != 0 {
+		t.Fatalf("first round found %+v, want only b's member missing", gaps)
 	}
-	a.etcdRepairRound(ctx, prefix, missed)
+	a.etcdRepairRound(ctx, prefix, gaps)
 	after, err := a.etcd.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +101,55 @@ func TestEtcdRepairAnnouncesAMissedMemberAgain(t *testing.T) {
 	}
 	if rewritten < 1 {
 		t.Fatalf("no member key was written back (revisions before %v)", revs)
+	}
+	if got := testutil.ToFloat64(a.metrics.membershipRepairs); got < 1 {
+		t.Fatalf("bridge_cluster_membership_repairs_total = %v, want at least 1", got)
+	}
+}
+
+// TestEtcdRepairAnnouncesAMissedDeparture gives a member a view that still
+// holds a member etcd no longer has (the departure a broken watch misses)
+// and checks that the second round writes and deletes that member's key,
+// the events every watcher needs to drop it, and leaves the live members'
+// keys alone.
+func TestEtcdRepairAnnouncesAMissedDeparture(t *testing.T) {
+	e := newEnv(t)
+	endpoint := startEtcd(t)
+	a, _ := e.runtime("a", func(c *Config) {
+		c.Provider, c.EtcdEndpoints, c.EtcdPrefix, c.ClusterName = ProviderEtcd, []string{endpoint}, "/repair-test", "gone"
+	})
+	waitFor(t, 30*time.Second, "the member to see itself", func() bool { return a.topo.size() == 1 })
+	ghost := &cluster.Member{Id: "gone@ghost", Host: "127.0.0.1", Port: 1, Kinds: []string{Kind}}
+	a.topo.update(append(a.topo.snapshot(), ghost), time.Now())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prefix := "/repair-test/gone/"
+	start, err := a.etcd.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaps := a.etcdRepairRound(ctx, prefix, etcdGaps{})
+	if !gaps.stale[ghost.Id] || len(gaps.stale) != 1 || len(gaps.missing) != 0 {
+		t.Fatalf("first round found %+v, want only the ghost stale", gaps)
+	}
+	a.etcdRepairRound(ctx, prefix, gaps)
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	var kinds []string
+	for resp := range a.etcd.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(start.Header.Revision+1)) {
+		for _, ev := range resp.Events {
+			if string(ev.Kv.Key) != prefix+ghost.Id {
+				t.Fatalf("the repair touched %s, a live member's key", ev.Kv.Key)
+			}
+			kinds = append(kinds, ev.Type.String())
+		}
+		if len(kinds) >= 2 {
+			break
+		}
+	}
+	if len(kinds) != 2 || kinds[0] != "PUT" || kinds[1] != "DELETE" {
+		t.Fatalf("events on the ghost's key: %v, want PUT then DELETE", kinds)
 	}
 	if got := testutil.ToFloat64(a.metrics.membershipRepairs); got < 1 {
 		t.Fatalf("bridge_cluster_membership_repairs_total = %v, want at least 1", got)
