@@ -167,10 +167,16 @@ func TestOutboxRepublishIsIdempotent(t *testing.T) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries = %d, %v", len(ds), err)
 	}
-	replies, err := e.store.RepliesOf(ctx, ds[0].ID)
-	if err != nil || len(replies) != 1 || replies[0].Status != persistence.ReplySent {
-		t.Fatalf("replies = %+v, %v", replies, err)
-	}
+	// The reply is recorded as sent just after its publish returned, so
+	// the sender can see it a moment before the row says so.
+	var replies []persistence.Reply
+	waitFor(t, 10*time.Second, "the reply recorded as sent", func() bool {
+		replies, err = e.store.RepliesOf(ctx, ds[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(replies) == 1 && replies[0].Status == persistence.ReplySent
+	})
 	env := &messagev1.Envelope{}
 	if err := proto.Unmarshal(replies[0].Envelope, env); err != nil {
 		t.Fatal(err)
