@@ -384,9 +384,9 @@ func (rt *Runtime) Send(ctx context.Context, bridgeID, to string, body *content.
 	}
 	deadline := rt.deadline(ctx)
 	for {
-		if err := rt.activate(ctx, bridgeID, true); err != nil {
-			return "", fmt.Errorf("send as %s: %w", bridgeID, err)
-		}
+		// A grain that is not active yet activates before it reads the
+		// request; one that cannot answers with the reason, which is
+		// retryable while the identity moves.
 		res, err := rt.call(ctx, deadline, bridgeID, &actorpb.SendRequest{To: to, Content: raw}, false)
 		if err != nil {
 			return "", fmt.Errorf("send as %s: %w", bridgeID, err)
