@@ -327,10 +327,7 @@ const activationTry = 5 * time.Second
 // waits until it released its lease. Call it for a bridge that was
 // disabled or deleted: otherwise its owner's reconciler starts it again.
 func (rt *Runtime) Deactivate(ctx context.Context, bridgeID string) error {
-	rt.mu.Lock()
-	a := rt.active[bridgeID]
-	rt.mu.Unlock()
-	if a != nil {
+	if a := rt.activation(bridgeID); a != nil {
 		return rt.stopGrain(ctx, a)
 	}
 	if rt.isStopping() {
@@ -346,9 +343,7 @@ func (rt *Runtime) Deactivate(ctx context.Context, bridgeID string) error {
 
 // deactivateLocal stops the bridge's identity if this node hosts it.
 func (rt *Runtime) deactivateLocal(ctx context.Context, bridgeID string) error {
-	rt.mu.Lock()
-	a := rt.active[bridgeID]
-	rt.mu.Unlock()
+	a := rt.activation(bridgeID)
 	if a == nil {
 		return nil
 	}
@@ -408,9 +403,7 @@ func (rt *Runtime) Send(ctx context.Context, bridgeID, to string, body *content.
 // Status returns the status of a bridge identity this node hosts, and
 // false when it does not host it.
 func (rt *Runtime) Status(bridgeID string) (Status, bool) {
-	rt.mu.Lock()
-	a := rt.active[bridgeID]
-	rt.mu.Unlock()
+	a := rt.activation(bridgeID)
 	if a == nil {
 		return Status{}, false
 	}
@@ -424,9 +417,7 @@ func (rt *Runtime) Nudge(bridgeID string) {
 	if rt.isStopping() {
 		return
 	}
-	rt.mu.Lock()
-	a := rt.active[bridgeID]
-	rt.mu.Unlock()
+	a := rt.activation(bridgeID)
 	if a != nil && a.forward != nil {
 		rt.root.Send(a.forward, &sweepTick{})
 		return
@@ -498,6 +489,13 @@ func (rt *Runtime) haltReconciler() {
 			<-rt.reconcileDone
 		}
 	})
+}
+
+// activation returns the bridge's activation on this node, or nil.
+func (rt *Runtime) activation(bridgeID string) *activation {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.active[bridgeID]
 }
 
 func (rt *Runtime) isStopping() bool {
