@@ -15,6 +15,7 @@ import (
 	"hash/fnv"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,12 +61,13 @@ func NewDatabase(t testing.TB, tmpl Template) string {
 	defer cancel()
 
 	server := ServerURL()
-	tmplDB := "tmpl_" + tmpl.Name
-	if err := prepare(ctx, server, tmplDB, tmpl); err != nil {
+	scope := tmpl.Name + "_" + checkoutTag()
+	tmplDB := "tmpl_" + scope
+	if err := prepare(ctx, server, tmplDB, scope, tmpl); err != nil {
 		t.Fatalf("pgtest: prepare template %s: %v", tmplDB, err)
 	}
 
-	name := fmt.Sprintf("t_%s_%d_%s", tmpl.Name, time.Now().Unix(), randomSuffix())
+	name := fmt.Sprintf("t_%s_%d_%s", scope, time.Now().Unix(), randomSuffix())
 	err := withLock(ctx, server, tmplDB, func(conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{tmplDB}.Sanitize())
 		return err
@@ -106,14 +108,14 @@ func WithDatabase(server, name string) (string, error) {
 // prepare rebuilds the template once per process. Other test processes may
 // use the same template at the same moment, so the rebuild and every clone
 // happen under one advisory lock per template.
-func prepare(ctx context.Context, server, tmplDB string, tmpl Template) error {
+func prepare(ctx context.Context, server, tmplDB, scope string, tmpl Template) error {
 	mu.Lock()
 	defer mu.Unlock()
 	if err, ok := prepared[tmplDB]; ok {
 		return err
 	}
 	err := withLock(ctx, server, tmplDB, func(conn *pgx.Conn) error {
-		if err := sweepStale(ctx, conn, tmpl.Name, time.Now().Add(-staleAfter)); err != nil {
+		if err := sweepStale(ctx, conn, scope, time.Now().Add(-staleAfter)); err != nil {
 			return err
 		}
 		quoted := pgx.Identifier{tmplDB}.Sanitize()
@@ -141,10 +143,10 @@ func prepare(ctx context.Context, server, tmplDB string, tmpl Template) error {
 // runs in far less time, so no live test loses its database.
 const staleAfter = time.Hour
 
-// sweepStale drops the databases of template name that were created before
+// sweepStale drops the databases of template scope that were created before
 // cutoff. Their names carry their creation time in unix seconds.
-func sweepStale(ctx context.Context, conn *pgx.Conn, name string, cutoff time.Time) error {
-	prefix := "t_" + name + "_"
+func sweepStale(ctx context.Context, conn *pgx.Conn, scope string, cutoff time.Time) error {
+	prefix := "t_" + scope + "_"
 	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix)
 	if err != nil {
 		return fmt.Errorf("list old test databases: %w", err)
@@ -165,6 +167,37 @@ func sweepStale(ctx context.Context, conn *pgx.Conn, name string, cutoff time.Ti
 	}
 	return nil
 }
+
+// checkoutTag names the checkout that runs the tests: six hex digits of a
+// hash of its module root. Two checkouts of different revisions may test
+// against one Postgres at the same time, and each must clone a template
+// built from its own migrations, not the other's.
+func checkoutTag() string {
+	checkoutOnce.Do(func() {
+		dir, err := os.Getwd()
+		if err != nil {
+			dir = "unknown"
+		}
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+				dir = d
+				break
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+		h := fnv.New32a()
+		h.Write([]byte(dir))
+		checkout = fmt.Sprintf("%06x", h.Sum32()&0xffffff)
+	})
+	return checkout
+}
+
+var (
+	checkoutOnce sync.Once
+	checkout     string
+)
 
 func withLock(ctx context.Context, server, key string, fn func(*pgx.Conn) error) error {
 	conn, err := pgx.Connect(ctx, server)

@@ -17,8 +17,8 @@ func TestStaleDatabasesAreSweptAndFreshOnesKept(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 
-	stale := fmt.Sprintf("t_sweeptest_%d_aaaaaaaaaaaa", time.Now().Add(-2*staleAfter).Unix())
-	fresh := fmt.Sprintf("t_sweeptest_%d_bbbbbbbbbbbb", time.Now().Unix())
+	stale := fmt.Sprintf("t_sweeptest_%s_%d_aaaaaaaaaaaa", checkoutTag(), time.Now().Add(-2*staleAfter).Unix())
+	fresh := fmt.Sprintf("t_sweeptest_%s_%d_bbbbbbbbbbbb", checkoutTag(), time.Now().Unix())
 	for _, db := range []string{stale, fresh} {
 		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
 			t.Fatalf("create %s: %v", db, err)
