@@ -68,6 +68,18 @@ type Config struct {
 	SignupOpen bool
 	// SignupRatePerMinute limits signups per IP address.
 	SignupRatePerMinute int
+	// RelayccSharedKey lets the signup key authorize /hook and /instance
+	// for bridges made by relaycc /signup, as the relaycc seed did.
+	RelayccSharedKey bool
+	// TokenFailuresPerMinute limits failed /hook and /instance token
+	// attempts per IP address.
+	TokenFailuresPerMinute int
+	// MaxBridgesPerAccount is the bridge quota of a /v1 account.
+	MaxBridgesPerAccount int
+	// SendRatePerSecond and SendBurst are the token bucket of an
+	// account's sends.
+	SendRatePerSecond int
+	SendBurst         int
 	// AllowPrivateTargets turns off the SSRF check of forward targets.
 	AllowPrivateTargets bool
 	// MaxBodyBytes is the largest request body the API accepts.
@@ -177,6 +189,11 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.SignupKey = p.token(EnvSignupKey)
 	c.SignupOpen = p.boolean(EnvSignupOpen, false)
 	c.SignupRatePerMinute = p.integer(EnvSignupRate, 10, 1, 1_000_000)
+	c.RelayccSharedKey = p.boolean(EnvRelayccSharedKey, false)
+	c.TokenFailuresPerMinute = p.integer(EnvTokenFailureRate, 10, 1, 1_000_000)
+	c.MaxBridgesPerAccount = p.integer(EnvMaxBridgesPerAccount, 100, 1, 10_000_000)
+	c.SendRatePerSecond = p.integer(EnvSendRate, 20, 1, 1_000_000)
+	c.SendBurst = p.integer(EnvSendBurst, 40, 1, 1_000_000)
 	c.AllowPrivateTargets = p.boolean(EnvAllowPrivateTargets, o.mode == ModeDev)
 	c.MaxBodyBytes = p.integer(EnvMaxBodyBytes, 1<<20, 1<<10, 64<<20)
 	c.ProxyHeader = p.headerName(EnvProxyHeader)

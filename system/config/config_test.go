@@ -53,6 +53,7 @@ func TestLoadDevDefaults(t *testing.T) {
 		Mode: ModeDev, DatabaseURL: DevDatabaseURL, HTTPAddr: "127.0.0.1:8080", NodeID: "test-host",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
 		MasterKey: MasterKey{ID: "k1"}, SignupRatePerMinute: 10, AllowPrivateTargets: true,
+		TokenFailuresPerMinute: 10, MaxBridgesPerAccount: 100, SendRatePerSecond: 20, SendBurst: 40,
 		MaxBodyBytes: 1 << 20, XMTPNodeGRPCAddr: "127.0.0.1:5556", XMTPNodeHTTPAddr: "127.0.0.1:5555",
 		XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
 		CanaryInterval: time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
@@ -83,6 +84,11 @@ func TestLoadNodeAllValues(t *testing.T) {
 		EnvAdminToken, testAdmin,
 		EnvSignupKey, testSignup,
 		EnvSignupRate, "30",
+		EnvRelayccSharedKey, "true",
+		EnvTokenFailureRate, "5",
+		EnvMaxBridgesPerAccount, "7",
+		EnvSendRate, "3",
+		EnvSendBurst, "4",
 		EnvAllowPrivateTargets, "yes",
 		EnvMaxBodyBytes, "2048",
 		EnvXMTPNode, "xmtp.example.net:5556",
@@ -94,7 +100,8 @@ func TestLoadNodeAllValues(t *testing.T) {
 	if c.Mode != ModeNode || c.HTTPAddr != "0.0.0.0:9000" || c.NodeID != "node-7" || c.LogLevel != slog.LevelDebug ||
 		c.LogFormat != "json" || c.ShutdownTimeout != 5*time.Second || c.MasterKey.ID != "k2" || len(c.MasterKey.Key) != 32 ||
 		c.SignupRatePerMinute != 30 || !c.AllowPrivateTargets || c.MaxBodyBytes != 2048 || c.XMTPNode != "xmtp.example.net:5556" ||
-		!c.XMTPTLS || c.RunsLocalXMTPNode() {
+		!c.XMTPTLS || c.RunsLocalXMTPNode() || !c.RelayccSharedKey || c.TokenFailuresPerMinute != 5 ||
+		c.MaxBridgesPerAccount != 7 || c.SendRatePerSecond != 3 || c.SendBurst != 4 {
 		t.Fatalf("unexpected config: %v", c)
 	}
 	if len(c.PreviousMasterKeys) != 2 || c.PreviousMasterKeys[0].ID != "k1" || c.PreviousMasterKeys[1].ID != "k0" ||
@@ -140,6 +147,11 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		EnvSignupKey, "has a space in the secret",
 		EnvSignupOpen, "maybe",
 		EnvSignupRate, "0",
+		EnvRelayccSharedKey, "always",
+		EnvTokenFailureRate, "0",
+		EnvMaxBridgesPerAccount, "none",
+		EnvSendRate, "-3",
+		EnvSendBurst, "0",
 		EnvAllowPrivateTargets, "2",
 		EnvMaxBodyBytes, "1k",
 		EnvXMTPNode, ":5556",
@@ -166,6 +178,11 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		`BRIDGE_SIGNUP_KEY: contains spaces, control or non-ASCII characters (example: sk_7d1e9a4c2b6f8e3d0a5c)`,
 		`BRIDGE_SIGNUP_OPEN: "maybe" is not a boolean (true or false) (example: true)`,
 		`BRIDGE_SIGNUP_RATE: 0 is outside 1 to 1000000 (example: 30)`,
+		`BRIDGE_RELAYCC_SHARED_KEY: "always" is not a boolean (true or false) (example: true)`,
+		`BRIDGE_TOKEN_FAILURE_RATE: 0 is outside 1 to 1000000 (example: 30)`,
+		`BRIDGE_MAX_BRIDGES_PER_ACCOUNT: "none" is not a whole number (example: 1000)`,
+		`BRIDGE_SEND_RATE: -3 is outside 1 to 1000000 (example: 50)`,
+		`BRIDGE_SEND_BURST: 0 is outside 1 to 1000000 (example: 100)`,
 		`BRIDGE_ALLOW_PRIVATE_TARGETS: "2" is not a boolean (true or false) (example: true)`,
 		`BRIDGE_MAX_BODY_BYTES: "1k" is not a whole number (example: 262144)`,
 		`BRIDGE_XMTP_NODE: ":5556" needs a host and a non-zero port to dial (example: xmtp.example.net:5556)`,

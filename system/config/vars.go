@@ -42,6 +42,11 @@ const (
 	EnvSignupKey               = "BRIDGE_SIGNUP_KEY"
 	EnvSignupOpen              = "BRIDGE_SIGNUP_OPEN"
 	EnvSignupRate              = "BRIDGE_SIGNUP_RATE"
+	EnvRelayccSharedKey        = "BRIDGE_RELAYCC_SHARED_KEY"
+	EnvTokenFailureRate        = "BRIDGE_TOKEN_FAILURE_RATE"
+	EnvMaxBridgesPerAccount    = "BRIDGE_MAX_BRIDGES_PER_ACCOUNT"
+	EnvSendRate                = "BRIDGE_SEND_RATE"
+	EnvSendBurst               = "BRIDGE_SEND_BURST"
 	EnvAllowPrivateTargets     = "BRIDGE_ALLOW_PRIVATE_TARGETS"
 	EnvMaxBodyBytes            = "BRIDGE_MAX_BODY_BYTES"
 	EnvXMTPNode                = "BRIDGE_XMTP_NODE"
@@ -100,6 +105,16 @@ var Vars = []Var{
 		Description: "Allow signup without the signup key."},
 	{Name: EnvSignupRate, Default: "10", Example: "30",
 		Description: "Signup requests allowed per minute from one IP address, counted in Postgres across every node of the cluster."},
+	{Name: EnvRelayccSharedKey, Default: "false", Example: "true",
+		Description: "Compatibility with the relaycc seed: let the signup key stand in for the hook token on /hook and /instance, for bridges made by relaycc /signup only (never for /v1 bridges)."},
+	{Name: EnvTokenFailureRate, Default: "10", Example: "30",
+		Description: "Failed token attempts on /hook and /instance allowed per minute from one IP address, counted in Postgres across the cluster; more are answered 429."},
+	{Name: EnvMaxBridgesPerAccount, Default: "100", Example: "1000",
+		Description: "Most bridges one /v1 account may hold; creating one more is answered 429 quota_exceeded."},
+	{Name: EnvSendRate, Default: "20", Example: "50",
+		Description: "Messages one account may send per second over the API (one relaycc bridge, for relaycc bridges), counted in Postgres across the cluster; more are answered 429."},
+	{Name: EnvSendBurst, Default: "40", Example: "100",
+		Description: "Sends an idle account may make at once before BRIDGE_SEND_RATE applies (the size of its token bucket)."},
 	{Name: EnvAllowPrivateTargets, Default: "false (dev: true)", Example: "true",
 		Description: "Allow forward targets on loopback, private and link-local addresses (turns off the SSRF check)."},
 	{Name: EnvMaxBodyBytes, Default: "1048576", Example: "262144",
