@@ -86,6 +86,10 @@ type NewBridge struct {
 	Forward   ForwardConfig
 	// IssueHookToken asks for a relaycc hook token.
 	IssueHookToken bool
+	// MaxBridges, when above 0, is the account's bridge quota: creating
+	// the bridge fails with ErrQuotaExceeded when the account already
+	// holds that many.
+	MaxBridges int
 }
 
 // BridgeSecrets are the secrets issued with a bridge. They are returned
@@ -156,6 +160,11 @@ func (s *Store) CreateBridge(ctx context.Context, nb NewBridge) (Bridge, BridgeS
 	secrets.WebhookSecret = newWebhookSecret()
 
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if nb.MaxBridges > 0 {
+			if err := checkBridgeQuota(ctx, tx, nb.AccountID, nb.MaxBridges); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Exec(ctx, `
 			INSERT INTO bridges (id, account_id, address, name, key_id, key_nonce, key_ciphertext, hook_token_hash)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -176,6 +185,25 @@ func (s *Store) CreateBridge(ctx context.Context, nb NewBridge) (Bridge, BridgeS
 		return Bridge{}, BridgeSecrets{}, fmt.Errorf("create bridge: %w", err)
 	}
 	return b, secrets, nil
+}
+
+// checkBridgeQuota locks the account row, so that concurrent creations on
+// any node count one after the other, and then counts its bridges; the
+// count is a statement of its own so that it sees the bridges committed
+// while it waited for the lock.
+func checkBridgeQuota(ctx context.Context, tx pgx.Tx, accountID string, max int) error {
+	var one int
+	if err := tx.QueryRow(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE`, accountID).Scan(&one); err != nil {
+		return err
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM bridges WHERE account_id = $1`, accountID).Scan(&n); err != nil {
+		return err
+	}
+	if n >= max {
+		return fmt.Errorf("%w: the account holds %d bridges, its quota", ErrQuotaExceeded, n)
+	}
+	return nil
 }
 
 func (s *Store) upsertForward(ctx context.Context, tx pgx.Tx, bridgeID string, f ForwardConfig) error {
@@ -387,11 +415,15 @@ func (s *Store) DeleteBridge(ctx context.Context, accountID, bridgeID string) er
 	if !validID(accountID) || !validID(bridgeID) {
 		return fmt.Errorf("delete bridge: %w", ErrNotFound)
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM bridges WHERE id = $1 AND account_id = $2`, bridgeID, accountID)
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		WITH gone AS (DELETE FROM bridges WHERE id = $1 AND account_id = $2 RETURNING id),
+		bucket AS (DELETE FROM send_buckets WHERE subject IN (SELECT id FROM gone))
+		SELECT count(*) FROM gone`, bridgeID, accountID).Scan(&n)
 	if err != nil {
 		return fmt.Errorf("delete bridge: %w", mapError(err))
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return fmt.Errorf("delete bridge: %w", ErrNotFound)
 	}
 	return nil
