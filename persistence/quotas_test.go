@@ -142,3 +142,37 @@ func twoStores(t *testing.T) (*Store, *Store) {
 	sealer := mustSealer(t, testKey(t, "k1"))
 	return openStore(t, url, sealer), openStore(t, url, sealer)
 }
+
+// TestBridgeForSendTakesFromTheAccountBucket reads the bridge and takes a
+// send in one statement: the account's bucket empties, and another
+// account's bridge is not found.
+func TestBridgeForSendTakesFromTheAccountBucket(t *testing.T) {
+	t.Parallel()
+	s1, s2 := twoStores(t)
+	ctx := context.Background()
+	a, _ := newAccount(t, s1, "alice")
+	bob, _ := newAccount(t, s1, "bob")
+	b, _ := newBridge(t, s1, a.ID, []byte("bundle"))
+	rate := SendRate{PerSecond: 1, Burst: 2}
+	start := time.Now()
+	got, ok, err := s1.BridgeForSend(ctx, a.ID, b.ID, rate)
+	if err != nil || !ok || got.ID != b.ID || got.Forward.URL != testForward().URL {
+		t.Fatalf("first send: %+v %v %v", got, ok, err)
+	}
+	allowed := 1
+	for i := 0; i < 6; i++ {
+		_, ok, err := []*Store{s1, s2}[i%2].BridgeForSend(ctx, a.ID, b.ID, rate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			allowed++
+		}
+	}
+	if refill := int(time.Since(start).Seconds()); allowed < rate.Burst || allowed > rate.Burst+refill {
+		t.Fatalf("%d sends allowed, want the burst of %d (+%d refilled)", allowed, rate.Burst, refill)
+	}
+	if _, _, err := s1.BridgeForSend(ctx, bob.ID, b.ID, rate); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another account's bridge: %v, want ErrNotFound", err)
+	}
+}
