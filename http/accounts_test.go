@@ -123,6 +123,6 @@ func TestSignupLimitHoldsAcrossNodes(t *testing.T) {
 	b.expect("POST", "/v1/accounts", "", map[string]any{"name": "b1", "signupKey": testSignupKey}, 201, "")
 	a.expect("POST", "/v1/accounts", "", map[string]any{"name": "a2", "signupKey": testSignupKey}, 201, "")
 	b.expect("POST", "/v1/accounts", "", map[string]any{"name": "b2", "signupKey": testSignupKey}, 429, CodeRateLimited)
-	// relaycc answers every error with 400, its own shape, and the code.
-	a.expect("POST", "/signup", "", map[string]any{"signupKey": testSignupKey}, 400, CodeRateLimited)
+	// relaycc /signup shares the limit and answers it with 429 too.
+	a.expect("POST", "/signup", "", map[string]any{"signupKey": testSignupKey}, 429, CodeRateLimited)
 }

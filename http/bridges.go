@@ -93,7 +93,11 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	acct := account(c)
 	b, secrets, err := s.opts.Store.CreateBridge(c.UserContext(), persistence.NewBridge{
 		AccountID: acct.ID, Address: address, Name: req.Name, KeyBundle: bundle, Forward: cfg,
+		MaxBridges: s.opts.MaxBridgesPerAccount,
 	})
+	if errors.Is(err, persistence.ErrQuotaExceeded) {
+		s.metrics.quotaRefusals.WithLabelValues("bridges").Inc()
+	}
 	if err != nil {
 		return storeError(err, "bridge")
 	}
@@ -227,9 +231,14 @@ func (s *Server) sendMessage(c *fiber.Ctx) error {
 	if err := checkContent("content", req.Content); err != nil {
 		return err
 	}
-	b, err := s.opts.Store.GetBridge(c.UserContext(), account(c).ID, c.Params("id"))
+	// One statement reads the bridge and takes a send from the
+	// account's bucket.
+	b, allowed, err := s.opts.Store.BridgeForSend(c.UserContext(), account(c).ID, c.Params("id"), s.sendRate())
 	if err != nil {
 		return storeError(err, "bridge")
+	}
+	if !allowed {
+		return s.sendRateLimited()
 	}
 	if b.Status != persistence.StatusActive {
 		return errorf(fiber.StatusConflict, CodeBridgeDisabled, "bridge is %s, not active", b.Status)
@@ -239,6 +248,19 @@ func (s *Server) sendMessage(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"ok": true, "messageId": id})
+}
+
+// sendRate is the token bucket of an account's sends.
+func (s *Server) sendRate() persistence.SendRate {
+	return persistence.SendRate{PerSecond: s.opts.SendRatePerSecond, Burst: s.opts.SendBurst}
+}
+
+// sendRateLimited is the answer to a send over the account's rate. A
+// second always refills at least one send.
+func (s *Server) sendRateLimited() *Error {
+	s.metrics.quotaRefusals.WithLabelValues("sends").Inc()
+	return &Error{Status: fiber.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: 1,
+		Message: "too many messages sent per second from this account, try again in a second"}
 }
 
 // send hands a message to the Sender, or fails when this node cannot send.
@@ -253,8 +275,7 @@ func (s *Server) send(c *fiber.Ctx, bridgeID, to, content string) (string, error
 	case errors.Is(err, ErrRecipientNotOnNetwork):
 		return "", &Error{Status: fiber.StatusUnprocessableEntity, Code: CodeRecipientUnknown, Message: "the recipient is not on the XMTP network", Err: err}
 	case errors.Is(err, ErrSendUnavailable):
-		c.Set(fiber.HeaderRetryAfter, "1")
-		return "", &Error{Status: fiber.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the bridge identity is not available now (it may be moving between nodes); try again", Err: err}
+		return "", &Error{Status: fiber.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1, Message: "the bridge identity is not available now (it may be moving between nodes); try again", Err: err}
 	case errors.Is(err, ErrSendOutcomeUnknown):
 		return "", &Error{Status: fiber.StatusGatewayTimeout, Code: CodeTimeout, Message: "no answer in time; the message may have been sent", Err: err}
 	default:
@@ -274,9 +295,25 @@ func checkContent(field, content string) error {
 	return nil
 }
 
-// listDeliveries lists the deliveries of one of the caller's bridges.
+// deliveryStatuses are the values of the status filter of the delivery
+// list.
+var deliveryStatuses = []persistence.DeliveryStatus{
+	persistence.DeliveryPending, persistence.DeliverySucceeded, persistence.DeliveryFailed, persistence.DeliveryDead,
+}
+
+// listDeliveries lists the deliveries of one of the caller's bridges, of
+// one status when the status parameter names one.
 func (s *Server) listDeliveries(c *fiber.Ctx) error {
-	return s.deliveries(c, "", "deliveries")
+	raw := c.Query("status")
+	if raw == "" {
+		return s.deliveries(c, "", "deliveries")
+	}
+	for _, st := range deliveryStatuses {
+		if raw == string(st) {
+			return s.deliveries(c, st, "deliveries")
+		}
+	}
+	return invalidField("status", `must be "pending", "succeeded", "failed" or "dead"`)
 }
 
 // listDeadLetters lists the dead letters of one of the caller's bridges.

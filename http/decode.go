@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -21,8 +20,10 @@ func decodeBody(c *fiber.Ctx, v any) error {
 }
 
 // decodeStrict decodes one JSON object from body into v. Malformed JSON,
-// values of the wrong type, unknown fields, a body that is not an object and
-// trailing data are all errors with a message that says what is wrong.
+// values of the wrong type, unknown fields (keys that are not exactly a
+// field's name: matching is case-sensitive, unlike encoding/json's), a body
+// that is not an object and trailing data are all errors with a message
+// that says what is wrong.
 func decodeStrict(body []byte, v any) *Error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -32,14 +33,16 @@ func decodeStrict(body []byte, v any) *Error {
 		return errorf(fiber.StatusBadRequest, CodeInvalidJSON, "request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errorf(fiber.StatusBadRequest, CodeInvalidJSON, "request body has data after the JSON object")
 	}
-	return nil
+	// The body is well-formed and of the right types; now every key must
+	// be exactly a field's name. encoding/json's DisallowUnknownFields
+	// would let "replymode" through as replyMode.
+	return checkFields(trimmed, v)
 }
 
 func jsonError(err error) *Error {
@@ -58,8 +61,6 @@ func jsonError(err error) *Error {
 			return errorf(fiber.StatusBadRequest, CodeWrongType, "request body must be a JSON object")
 		}
 		return errorf(fiber.StatusBadRequest, CodeWrongType, "field %q must be %s, got %s", field, jsonTypeName(typeErr.Type), typeErr.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errorf(fiber.StatusBadRequest, CodeUnknownField, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return errorf(fiber.StatusBadRequest, CodeInvalidJSON, "malformed JSON")
 }

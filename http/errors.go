@@ -3,6 +3,7 @@ package http
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -17,6 +18,9 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when above 0, is sent as the Retry-After header, in
+	// seconds.
+	RetryAfter int
 	// Err is the cause, logged for 5xx answers and never sent.
 	Err error
 }
@@ -27,7 +31,9 @@ func (e *Error) Error() string { return e.Message }
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// The stable error codes.
+// The stable error codes. ErrorCodes lists them all; a test keeps that
+// list, these constants, every code the package's source can answer with
+// and the Error schema of openapi.json equal.
 const (
 	CodeBadRequest       = "bad_request"
 	CodeInvalidJSON      = "invalid_json"
@@ -35,12 +41,14 @@ const (
 	CodeWrongType        = "wrong_type"
 	CodeInvalidField     = "invalid_field"
 	CodeBodyTooLarge     = "body_too_large"
+	CodeHeadersTooLarge  = "headers_too_large"
 	CodeUnsafeTarget     = "unsafe_target"
 	CodeUnauthorized     = "unauthorized"
 	CodeNotFound         = "not_found"
 	CodeMethodNotAllow   = "method_not_allowed"
 	CodeConflict         = "conflict"
 	CodeRateLimited      = "rate_limited"
+	CodeQuotaExceeded    = "quota_exceeded"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
 	CodeInvalidCursor    = "invalid_cursor"
@@ -50,7 +58,18 @@ const (
 	CodeSendingDisabled  = "sending_unavailable"
 	CodeRecipientUnknown = "recipient_unknown"
 	CodeTimeout          = "timeout"
+	CodeRequestTimeout   = "request_timeout"
 )
+
+// ErrorCodes is every code the API answers with, in the order of the Error
+// schema's enum in openapi.json.
+var ErrorCodes = []string{
+	CodeBadRequest, CodeInvalidJSON, CodeUnknownField, CodeWrongType, CodeInvalidField,
+	CodeBodyTooLarge, CodeHeadersTooLarge, CodeUnsafeTarget, CodeUnauthorized, CodeNotFound,
+	CodeMethodNotAllow, CodeConflict, CodeRateLimited, CodeQuotaExceeded, CodeUnavailable,
+	CodeInternal, CodeInvalidCursor, CodeBridgeDisabled, CodeSignupClosed, CodeAdminDisabled,
+	CodeSendingDisabled, CodeRecipientUnknown, CodeTimeout, CodeRequestTimeout,
+}
 
 func errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
@@ -85,17 +104,17 @@ func storeError(err error, what string) *Error {
 		return errorf(fiber.StatusConflict, CodeConflict, "%s already exists", what)
 	case errors.Is(err, persistence.ErrInvalidCursor):
 		return errorf(fiber.StatusBadRequest, CodeInvalidCursor, "cursor is not valid")
+	case errors.Is(err, persistence.ErrQuotaExceeded):
+		return &Error{Status: fiber.StatusTooManyRequests, Code: CodeQuotaExceeded, RetryAfter: 60,
+			Message: "the account holds as many " + what + "s as its quota allows; delete one first"}
 	case errors.Is(err, persistence.ErrInvalid):
 		return errorf(fiber.StatusBadRequest, CodeInvalidField, "%s has a value out of range", what)
 	}
 	return internal(err)
 }
 
-// relayccPaths are the relaycc-compatible endpoints, whose contract allows
-// only 400 and 401 for client errors.
-var relayccPaths = map[string]bool{"/signup": true, "/hook": true, "/instance": true, "/canary": true}
-
-// handleError is the one place errors become responses.
+// handleError is the one place errors become responses. Every code has
+// the same status on every route, the relaycc ones included.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -107,8 +126,8 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		}
 	}
 	status := e.Status
-	if relayccPaths[c.Path()] && status >= 400 && status < 500 && status != fiber.StatusUnauthorized {
-		status = fiber.StatusBadRequest
+	if e.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(e.RetryAfter))
 	}
 	if status >= 500 && e.Err != nil {
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", status, "code", e.Code, "err", e.Err)
@@ -126,6 +145,10 @@ func fiberError(fe *fiber.Error) *Error {
 		return errorf(fe.Code, CodeMethodNotAllow, "method not allowed")
 	case fiber.StatusRequestEntityTooLarge:
 		return errorf(fe.Code, CodeBodyTooLarge, "request body is too large")
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return errorf(fe.Code, CodeHeadersTooLarge, "request headers are too large")
+	case fiber.StatusRequestTimeout:
+		return errorf(fe.Code, CodeRequestTimeout, "the request was not received in time")
 	case fiber.StatusTooManyRequests:
 		return errorf(fe.Code, CodeRateLimited, "too many requests, try again later")
 	}

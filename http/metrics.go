@@ -20,6 +20,11 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	ready    prometheus.Gauge
 	depUp    *prometheus.GaugeVec
+	// tokenFailures counts refused relaycc tokens by outcome: refused
+	// (a wrong token, counted against the client) or limited (429).
+	tokenFailures *prometheus.CounterVec
+	// quotaRefusals counts requests refused by a quota: bridges or sends.
+	quotaRefusals *prometheus.CounterVec
 
 	// mu guards knownDeps and orders the updates of ready and depUp.
 	mu sync.Mutex
@@ -47,9 +52,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "bridge_dependency_up",
 			Help: "1 while a dependency that /readyz checks answers, else 0, by dependency; evaluated at every scrape.",
 		}, []string{"dependency"}),
+		tokenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_http_token_failures_total",
+			Help: "relaycc /hook and /instance requests whose token was refused (refused) or that were not checked because their address had too many failures (limited).",
+		}, []string{"outcome"}),
+		quotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_http_quota_refusals_total",
+			Help: "Requests answered 429 because the account reached a quota: bridges (per account) or sends (per second).",
+		}, []string{"quota"}),
 		knownDeps: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ready, m.depUp} {
+	for _, o := range []string{"refused", "limited"} {
+		m.tokenFailures.WithLabelValues(o)
+	}
+	for _, q := range []string{"bridges", "sends"} {
+		m.quotaRefusals.WithLabelValues(q)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ready, m.depUp, m.tokenFailures, m.quotaRefusals} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}

@@ -20,8 +20,8 @@ func (s *Server) signupLimiter() fiber.Handler {
 			return &Error{Status: fiber.StatusServiceUnavailable, Code: CodeUnavailable, Message: "signup is unavailable, try again later", Err: err}
 		}
 		if n > s.opts.SignupRatePerMinute {
-			c.Set(fiber.HeaderRetryAfter, "60")
-			return errorf(fiber.StatusTooManyRequests, CodeRateLimited, "too many signups from this address, try again in a minute")
+			return &Error{Status: fiber.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: 60,
+				Message: "too many signups from this address, try again in a minute"}
 		}
 		return c.Next()
 	}

@@ -94,14 +94,11 @@ func (s *Server) relayccSignup(c *fiber.Ctx) error {
 }
 
 // relayccHook sends a message from a bridge. The token must be the
-// bridge's hook token or the signup key.
+// bridge's hook token (see authorizeBridge).
 func (s *Server) relayccHook(c *fiber.Ctx) error {
 	var req relayccHookRequest
 	if err := decodeBody(c, &req); err != nil {
 		return err
-	}
-	if req.Token == "" {
-		return unauthorized("missing token")
 	}
 	if !keys.IsAddress(req.SendFromBridgeAddress) {
 		return invalidField("sendFromBridgeAddress", "must be a 0x address of 40 hex digits")
@@ -117,7 +114,16 @@ func (s *Server) relayccHook(c *fiber.Ctx) error {
 		return err
 	}
 	if b.Status != persistence.StatusActive {
-		return errorf(fiber.StatusBadRequest, CodeBridgeDisabled, "bridge is %s, not active", b.Status)
+		return errorf(fiber.StatusConflict, CodeBridgeDisabled, "bridge is %s, not active", b.Status)
+	}
+	// Every relaycc bridge belongs to the one relaycc account, so each
+	// has a send bucket of its own.
+	allowed, err := s.opts.Store.TakeSend(c.UserContext(), b.ID, s.sendRate())
+	if err != nil {
+		return internal(err)
+	}
+	if !allowed {
+		return s.sendRateLimited()
 	}
 	id, err := s.send(c, b.ID, req.TargetAddress, req.Message)
 	if err != nil {
@@ -130,15 +136,12 @@ func (s *Server) relayccHook(c *fiber.Ctx) error {
 	})
 }
 
-// relayccInstance reports a bridge's status. The key must be the signup key
-// or the bridge's hook token.
+// relayccInstance reports a bridge's status. The key must be the bridge's
+// hook token (see authorizeBridge).
 func (s *Server) relayccInstance(c *fiber.Ctx) error {
 	var req relayccInstanceRequest
 	if err := decodeBody(c, &req); err != nil {
 		return err
-	}
-	if req.Key == "" {
-		return unauthorized("missing key")
 	}
 	if !keys.IsAddress(req.BridgeAddress) {
 		return invalidField("bridgeAddress", "must be a 0x address of 40 hex digits")
@@ -175,31 +178,90 @@ func (s *Server) relayccInstance(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"ok": true, "instance": instance})
 }
 
-// authorizeBridge finds the bridge at address and checks that secret is
-// its hook token or the signup key. Unknown bridges and wrong secrets are
-// both 401 for a hook token, so a token cannot probe for addresses.
+// tokenWindow is the window failed /hook and /instance token attempts are
+// counted in.
+const tokenWindow = time.Minute
+
+// wrongToken is the one answer to every token that does not authorize the
+// request: missing, unknown, another bridge's, the signup key where it does
+// not count, or any token for an address that has no bridge. None of them
+// tells the caller more than another.
+func wrongToken() *Error {
+	return unauthorized("invalid token for this bridge address")
+}
+
+// authorizeBridge finds the bridge at address for a /hook or /instance
+// request whose token is secret. The token must be the bridge's hook token
+// or, only with the RelayccSharedKey setting and only for a bridge made by
+// relaycc /signup, the signup key. The failures of each client address
+// are counted in Postgres, and a client with too many in the current
+// window is refused with 429 before its token is looked at.
 func (s *Server) authorizeBridge(c *fiber.Ctx, secret, address string) (persistence.Bridge, error) {
-	if secretEqual(secret, s.opts.SignupKey) {
-		b, err := s.opts.Store.BridgeByAddress(c.UserContext(), address)
-		if errors.Is(err, persistence.ErrNotFound) {
-			return b, badRequest("no bridge has address %s", address)
-		}
-		if err != nil {
-			return b, internal(err)
-		}
-		return b, nil
+	ctx := c.UserContext()
+	client := c.IP()
+	n, err := s.opts.Store.TokenFailures(ctx, client, tokenWindow)
+	if err != nil {
+		return persistence.Bridge{}, &Error{Status: fiber.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1,
+			Message: "the token cannot be checked now, try again", Err: err}
 	}
-	b, err := s.opts.Store.BridgeByHookToken(c.UserContext(), secret)
-	if errors.Is(err, persistence.ErrNotFound) {
-		return b, unauthorized("invalid token")
+	if n >= s.opts.TokenFailuresPerMinute {
+		s.metrics.tokenFailures.WithLabelValues("limited").Inc()
+		return persistence.Bridge{}, &Error{Status: fiber.StatusTooManyRequests, Code: CodeRateLimited, RetryAfter: retryAfterWindow(tokenWindow),
+			Message: "too many failed token attempts from this address, try again in a minute"}
 	}
+	b, ok, err := s.matchBridge(c, secret, address)
 	if err != nil {
 		return b, internal(err)
 	}
-	if !strings.EqualFold(b.Address, address) {
-		return b, unauthorized("token does not belong to this bridge")
+	if ok {
+		return b, nil
 	}
-	return b, nil
+	s.metrics.tokenFailures.WithLabelValues("refused").Inc()
+	if _, err := s.opts.Store.RecordTokenFailure(ctx, client, tokenWindow); err != nil {
+		return persistence.Bridge{}, internal(err)
+	}
+	return persistence.Bridge{}, wrongToken()
+}
+
+// matchBridge reports whether secret authorizes the bridge at address.
+func (s *Server) matchBridge(c *fiber.Ctx, secret, address string) (persistence.Bridge, bool, error) {
+	ctx := c.UserContext()
+	if secret == "" {
+		return persistence.Bridge{}, false, nil
+	}
+	b, err := s.opts.Store.BridgeByHookToken(ctx, secret)
+	switch {
+	case err == nil && strings.EqualFold(b.Address, address):
+		return b, true, nil
+	case err != nil && !errors.Is(err, persistence.ErrNotFound):
+		return b, false, err
+	}
+	if !s.opts.RelayccSharedKey || !secretEqual(secret, s.opts.SignupKey) {
+		return persistence.Bridge{}, false, nil
+	}
+	b, err = s.opts.Store.BridgeByAddress(ctx, address)
+	if errors.Is(err, persistence.ErrNotFound) {
+		return b, false, nil
+	}
+	if err != nil {
+		return b, false, err
+	}
+	owner, err := s.opts.Store.GetAccount(ctx, b.AccountID)
+	if err != nil {
+		return b, false, err
+	}
+	return b, owner.SystemName == relayccAccount, nil
+}
+
+// retryAfterWindow is the number of whole seconds until the current fixed
+// window of length w ends, at least 1.
+func retryAfterWindow(w time.Duration) int {
+	secs := int64(w / time.Second)
+	left := secs - time.Now().Unix()%secs
+	if left < 1 {
+		left = 1
+	}
+	return int(left)
 }
 
 // relayccCanary echoes the canary message, proving the path from XMTP

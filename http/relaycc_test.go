@@ -61,7 +61,7 @@ func TestRelayccSignup(t *testing.T) {
 
 func TestRelayccHookAndInstance(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, nil)
+	h := newHarness(t, func(o *Options) { o.TokenFailuresPerMinute = 1000 })
 	one := h.expect("POST", "/signup", "", map[string]any{"key": testSignupKey, "forwardHandler": map[string]any{"httpUrl": publicURL, "isBot": true}}, 200, "")
 	two := h.expect("POST", "/signup", "", map[string]any{"key": testSignupKey, "forwardHandler": map[string]any{"httpUrl": publicURL}}, 200, "")
 	addr, token := str(one, "ethAddress"), str(one, "hookToken")
@@ -70,37 +70,37 @@ func TestRelayccHookAndInstance(t *testing.T) {
 		return map[string]any{"sendFromBridgeAddress": from, "targetAddress": to, "message": msg, "token": tok}
 	}
 
-	// Authorised, valid requests reach the sender, which this node lacks.
-	for _, tok := range []string{token, testSignupKey} {
-		m := h.expect("POST", "/hook", "", hook(addr, target, "hello", tok), 503, CodeSendingDisabled)
-		if len(m) != 3 || m["error"] != "sending is not available on this node: it runs no actor runtime" {
-			t.Fatalf("hook without a sender: %v", m)
-		}
+	// An authorised, valid request reaches the sender, which this node
+	// lacks.
+	m := h.expect("POST", "/hook", "", hook(addr, target, "hello", token), 503, CodeSendingDisabled)
+	if len(m) != 3 || m["error"] != "sending is not available on this node: it runs no actor runtime" {
+		t.Fatalf("hook without a sender: %v", m)
 	}
 	// Lower-case addresses name the same bridge.
 	h.expect("POST", "/hook", "", hook(strings.ToLower(addr), target, "hello", token), 503, CodeSendingDisabled)
 
-	h.expect("POST", "/hook", "", hook(addr, target, "hello", "wrong"), 401, CodeUnauthorized)
-	h.expect("POST", "/hook", "", hook(addr, target, "hello", ""), 401, CodeUnauthorized)
-	h.expect("POST", "/hook", "", hook(addr, target, "hello", str(two, "hookToken")), 401, CodeUnauthorized)
+	// The signup key is no token by default; see relaycc_tokens_test.go.
+	for _, tok := range []string{"wrong", "", str(two, "hookToken"), testSignupKey} {
+		h.expect("POST", "/hook", "", hook(addr, target, "hello", tok), 401, CodeUnauthorized)
+	}
 	h.expect("POST", "/hook", "", hook(addr, "bob", "hello", token), 400, CodeInvalidField)
 	h.expect("POST", "/hook", "", hook("0x1", target, "hello", token), 400, CodeInvalidField)
 	h.expect("POST", "/hook", "", hook(addr, target, "", token), 400, CodeInvalidField)
-	h.expect("POST", "/hook", "", hook(target, target, "hello", testSignupKey), 400, CodeBadRequest)
+	h.expect("POST", "/hook", "", hook(target, target, "hello", token), 401, CodeUnauthorized)
 
 	// /instance reports the stored status.
-	m := h.expect("POST", "/instance", "", map[string]any{"key": testSignupKey, "bridgeAddress": addr}, 200, "")
+	m = h.expect("POST", "/instance", "", map[string]any{"key": token, "bridgeAddress": addr}, 200, "")
 	inst := m["instance"].(map[string]any)
 	if inst["ethAddress"] != addr || inst["status"] != "active" || inst["forwardHandler"].(map[string]any)["isBot"] != true {
 		t.Fatalf("instance: %v", m)
 	}
-	h.expect("POST", "/instance", "", map[string]any{"key": token, "bridgeAddress": addr}, 200, "")
-	h.expect("POST", "/instance", "", map[string]any{"key": "wrong", "bridgeAddress": addr}, 401, CodeUnauthorized)
-	h.expect("POST", "/instance", "", map[string]any{"key": str(two, "hookToken"), "bridgeAddress": addr}, 401, CodeUnauthorized)
-	h.expect("POST", "/instance", "", map[string]any{"key": testSignupKey, "bridgeAddress": target}, 400, CodeBadRequest)
-	h.expect("POST", "/instance", "", map[string]any{"key": testSignupKey, "bridgeAddress": "nope"}, 400, CodeInvalidField)
+	for _, tok := range []string{"wrong", "", str(two, "hookToken"), testSignupKey} {
+		h.expect("POST", "/instance", "", map[string]any{"key": tok, "bridgeAddress": addr}, 401, CodeUnauthorized)
+	}
+	h.expect("POST", "/instance", "", map[string]any{"key": token, "bridgeAddress": target}, 401, CodeUnauthorized)
+	h.expect("POST", "/instance", "", map[string]any{"key": token, "bridgeAddress": "nope"}, 400, CodeInvalidField)
 
-	// A disabled bridge does not send.
+	// A disabled bridge does not send; the answer is 409, as on /v1.
 	b, err := h.store.BridgeByAddress(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func TestRelayccHookAndInstance(t *testing.T) {
 	if err := h.store.SetBridgeStatus(context.Background(), b.ID, persistence.StatusDisabled); err != nil {
 		t.Fatal(err)
 	}
-	h.expect("POST", "/hook", "", hook(addr, target, "hello", token), 400, CodeBridgeDisabled)
+	h.expect("POST", "/hook", "", hook(addr, target, "hello", token), 409, CodeBridgeDisabled)
 	m = h.expect("POST", "/instance", "", map[string]any{"key": token, "bridgeAddress": addr}, 200, "")
 	if m["instance"].(map[string]any)["status"] != "disabled" {
 		t.Fatalf("instance after disable: %v", m)

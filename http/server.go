@@ -22,6 +22,14 @@ import (
 // DefaultMaxBodyBytes is the request body limit when Options sets none.
 const DefaultMaxBodyBytes = 64 << 10
 
+// Defaults of the quotas and limits when Options sets none.
+const (
+	DefaultTokenFailuresPerMinute = 10
+	DefaultMaxBridgesPerAccount   = 100
+	DefaultSendRatePerSecond      = 20
+	DefaultSendBurst              = 40
+)
+
 // DefaultWebhookSecretGrace is how long a rotated-out webhook secret stays
 // valid when Options sets no grace period.
 const DefaultWebhookSecretGrace = 24 * time.Hour
@@ -98,9 +106,24 @@ type Options struct {
 	Dependencies []string
 
 	// SignupKey gates POST /v1/accounts (unless SignupOpen) and the
-	// relaycc /signup endpoint, and authorises relaycc /hook and /instance
-	// for every bridge. Empty disables those uses.
+	// relaycc /signup endpoint. It never authorizes anything on a /v1
+	// bridge. Empty disables those uses.
 	SignupKey string
+	// RelayccSharedKey keeps the relaycc seed's behaviour: the signup key
+	// also authorizes /hook and /instance for bridges made by relaycc
+	// /signup. Off by default; each bridge's hook token always works.
+	RelayccSharedKey bool
+	// TokenFailuresPerMinute limits failed /hook and /instance token
+	// attempts per client address; 0 means DefaultTokenFailuresPerMinute.
+	TokenFailuresPerMinute int
+	// MaxBridgesPerAccount is the bridge quota of a /v1 account; 0 means
+	// DefaultMaxBridgesPerAccount. System accounts (relaycc) have none.
+	MaxBridgesPerAccount int
+	// SendRatePerSecond and SendBurst are the token bucket of REST sends
+	// per account (per bridge for relaycc bridges); 0 means
+	// DefaultSendRatePerSecond and DefaultSendBurst.
+	SendRatePerSecond int
+	SendBurst         int
 	// SignupOpen lets anyone create an account without the signup key.
 	SignupOpen bool
 	// SignupRatePerMinute limits signups per client IP; 0 means 10.
@@ -168,7 +191,13 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("new http server: MaxBodyBytes must not be negative")
 	case opts.SignupRatePerMinute < 0:
 		return nil, errors.New("new http server: SignupRatePerMinute must not be negative")
+	case opts.TokenFailuresPerMinute < 0, opts.MaxBridgesPerAccount < 0, opts.SendRatePerSecond < 0, opts.SendBurst < 0:
+		return nil, errors.New("new http server: quotas and limits must not be negative")
 	}
+	opts.TokenFailuresPerMinute = orDefault(opts.TokenFailuresPerMinute, DefaultTokenFailuresPerMinute)
+	opts.MaxBridgesPerAccount = orDefault(opts.MaxBridgesPerAccount, DefaultMaxBridgesPerAccount)
+	opts.SendRatePerSecond = orDefault(opts.SendRatePerSecond, DefaultSendRatePerSecond)
+	opts.SendBurst = orDefault(opts.SendBurst, DefaultSendBurst)
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -211,6 +240,13 @@ func New(opts Options) (*Server, error) {
 	})
 	s.routes()
 	return s, nil
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 // App returns the Fiber application, for tests (app.Test).

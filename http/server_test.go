@@ -49,6 +49,9 @@ type harness struct {
 	store *persistence.Store
 	reg   *prometheus.Registry
 	logs  *syncBuffer
+	// url and sealer open more stores on the same database.
+	url    string
+	sealer *persistence.Sealer
 }
 
 func newHarness(t testing.TB, mutate func(*Options)) *harness {
@@ -84,7 +87,28 @@ func newHarness(t testing.TB, mutate func(*Options)) *harness {
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
-	return &harness{t: t, srv: srv, store: store, reg: reg, logs: logs}
+	return &harness{t: t, srv: srv, store: store, reg: reg, logs: logs, url: url, sealer: sealer}
+}
+
+// sibling is a second server, as another node of the cluster has, with its
+// own store (its own connection pool) on the same database and the same
+// options.
+func (h *harness) sibling() *harness {
+	h.t.Helper()
+	store, err := persistence.Open(context.Background(), h.url, h.sealer)
+	if err != nil {
+		h.t.Fatalf("open store: %v", err)
+	}
+	h.t.Cleanup(store.Close)
+	opts := h.srv.opts
+	opts.Store = store
+	opts.Registry = prometheus.NewRegistry()
+	opts.NodeID = "node-sibling"
+	srv, err := New(opts)
+	if err != nil {
+		h.t.Fatalf("new server: %v", err)
+	}
+	return &harness{t: h.t, srv: srv, store: store, reg: opts.Registry, logs: h.logs, url: h.url, sealer: h.sealer}
 }
 
 // do sends a request through the Fiber app. body is sent as is when it is a
