@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	nethttp "net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -115,6 +116,13 @@ func (h *harness) sibling() *harness {
 // string, and as JSON otherwise (nil sends no body).
 func (h *harness) do(method, path, token string, body any) (int, map[string]any) {
 	h.t.Helper()
+	status, _, m := h.doWithHeaders(method, path, token, body)
+	return status, m
+}
+
+// doWithHeaders is do that also returns the response headers.
+func (h *harness) doWithHeaders(method, path, token string, body any) (int, nethttp.Header, map[string]any) {
+	h.t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -149,7 +157,7 @@ func (h *harness) do(method, path, token string, body any) (int, map[string]any)
 			h.t.Fatalf("%s %s: response is not JSON: %v: %s", method, path, err, raw)
 		}
 	}
-	return resp.StatusCode, m
+	return resp.StatusCode, resp.Header, m
 }
 
 // expect checks status and, for errors, the ok flag and code.
