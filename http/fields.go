@@ -50,19 +50,19 @@ func fieldsOf(t reflect.Type) fieldSet {
 // it returns nil, and the decoder reports it.
 func checkFields(body []byte, v any) *Error {
 	dec := json.NewDecoder(bytes.NewReader(body))
-	path, err := unknownField(dec, reflect.TypeOf(v), "")
-	if err != nil || path == "" {
+	path, found, err := unknownField(dec, reflect.TypeOf(v), "")
+	if err != nil || !found {
 		return nil
 	}
 	return errorf(fiber.StatusBadRequest, CodeUnknownField, "unknown field %q", path)
 }
 
 // unknownField reads one value from dec as the type t and returns the path
-// of its first unknown key, or "". Only structs are checked; maps take any
+// of its first unknown key and true, or false when it has none. Only structs are checked; maps take any
 // key, and the values of every other type are skipped. The recursion
 // follows the Go type, so its depth is that of the request types, whatever
 // the nesting of the body.
-func unknownField(dec *json.Decoder, t reflect.Type, path string) (string, error) {
+func unknownField(dec *json.Decoder, t reflect.Type, path string) (string, bool, error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -77,36 +77,36 @@ func unknownField(dec *json.Decoder, t reflect.Type, path string) (string, error
 	case reflect.Slice, reflect.Array:
 		tok, err := dec.Token()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if tok != json.Delim('[') {
-			return "", skipRest(dec, tok)
+			return "", false, skipRest(dec, tok)
 		}
 		for i := 0; dec.More(); i++ {
-			p, err := unknownField(dec, t.Elem(), path+"["+strconv.Itoa(i)+"]")
-			if err != nil || p != "" {
-				return p, err
+			p, found, err := unknownField(dec, t.Elem(), path+"["+strconv.Itoa(i)+"]")
+			if err != nil || found {
+				return p, found, err
 			}
 		}
 		_, err = dec.Token()
-		return "", err
+		return "", false, err
 	}
-	return "", skipValue(dec)
+	return "", false, skipValue(dec)
 }
 
-func unknownInObject(dec *json.Decoder, path string, field func(string) (reflect.Type, bool)) (string, error) {
+func unknownInObject(dec *json.Decoder, path string, field func(string) (reflect.Type, bool)) (string, bool, error) {
 	tok, err := dec.Token()
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if tok != json.Delim('{') {
 		// Not an object (null, or a value the decoder refuses).
-		return "", skipRest(dec, tok)
+		return "", false, skipRest(dec, tok)
 	}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		key, _ := tok.(string)
 		p := key
@@ -115,14 +115,14 @@ func unknownInObject(dec *json.Decoder, path string, field func(string) (reflect
 		}
 		ft, ok := field(key)
 		if !ok {
-			return p, nil
+			return p, true, nil
 		}
-		if found, err := unknownField(dec, ft, p); err != nil || found != "" {
-			return found, err
+		if q, found, err := unknownField(dec, ft, p); err != nil || found {
+			return q, found, err
 		}
 	}
 	_, err = dec.Token()
-	return "", err
+	return "", false, err
 }
 
 // skipValue reads one whole value from dec, however deeply nested, without
