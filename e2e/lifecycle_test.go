@@ -22,10 +22,13 @@ func TestBridgeLifecycleFollowsTheAPI(t *testing.T) {
 	})
 	tg.setSecret(str(created, "webhookSecret"))
 	id, addr := str(created, "bridge", "id"), str(created, "bridge", "address")
+	// The owner sees the live state with its API key; the signup key is
+	// no key to a /v1 bridge.
 	live := func() string {
-		out := mustCall(t, 200, "POST", c.api+"/instance", "", map[string]any{"key": signupKey, "bridgeAddress": addr})
-		return str(out, "instance", "live")
+		out := mustCall(t, 200, "GET", c.api+"/v1/bridges/"+id, key, nil)
+		return str(out, "live", "live")
 	}
+	mustCall(t, 401, "POST", c.api+"/instance", "", map[string]any{"key": signupKey, "bridgeAddress": addr})
 	if got := live(); got != "online" {
 		t.Fatalf("a new bridge is %q, want online at once", got)
 	}

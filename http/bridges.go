@@ -119,14 +119,30 @@ func (s *Server) listBridges(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"ok": true, "bridges": viewBridges(bridges), "nextCursor": next})
 }
 
-// getBridge returns one of the caller's bridges. Another account's bridge
-// is not found, exactly like one that does not exist.
+// getBridge returns one of the caller's bridges and, on a node with the
+// runtime, its live state. Another account's bridge is not found, exactly
+// like one that does not exist.
 func (s *Server) getBridge(c *fiber.Ctx) error {
 	b, err := s.opts.Store.GetBridge(c.UserContext(), account(c).ID, c.Params("id"))
 	if err != nil {
 		return storeError(err, "bridge")
 	}
-	return c.JSON(fiber.Map{"ok": true, "bridge": viewBridge(b)})
+	out := fiber.Map{"ok": true, "bridge": viewBridge(b)}
+	if s.opts.Instances != nil {
+		live, err := s.opts.Instances.InstanceStatus(c.UserContext(), b.ID)
+		if err != nil {
+			return internal(err)
+		}
+		view := fiber.Map{"live": live.Live}
+		if live.Node != "" {
+			view["node"] = live.Node
+		}
+		if !live.Since.IsZero() {
+			view["since"] = live.Since.UTC().Format(time.RFC3339Nano)
+		}
+		out["live"] = view
+	}
+	return c.JSON(out)
 }
 
 // updateBridge changes the name, status or forward configuration of one of
