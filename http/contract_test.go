@@ -333,3 +333,22 @@ func TestHeadersTooLargeHaveTheirOwnCode(t *testing.T) {
 		t.Fatalf("431 body %q (%v), want code %s", body, err, CodeHeadersTooLarge)
 	}
 }
+
+// TestDeeplyNestedBodiesAreRefusedCheaply: nesting under an unknown key is
+// named without being walked, and nesting past encoding/json's limit is
+// malformed JSON; neither recurses with the body.
+func TestDeeplyNestedBodiesAreRefusedCheaply(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	key := h.signup("alice")
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	m := h.expect("POST", "/v1/bridges", key, `{"forward":{"url":"`+publicURL+`"},"extra":`+nest(5000)+`}`, 400, CodeUnknownField)
+	if m["error"] != `unknown field "extra"` {
+		t.Fatalf("nested unknown field: %v", m)
+	}
+	h.expect("POST", "/v1/bridges", key, `{"forward":{"url":"`+publicURL+`"},"extra":`+nest(20000)+`}`, 400, CodeInvalidJSON)
+	h.expect("POST", "/v1/bridges", key, `{"forward":{"allowSenders":`+nest(5000)+`}}`, 400, CodeWrongType)
+	if n := len(h.expect("GET", "/v1/bridges", key, nil, 200, "")["bridges"].([]any)); n != 0 {
+		t.Fatalf("%d bridges created by refused bodies", n)
+	}
+}

@@ -176,3 +176,35 @@ func TestBridgeForSendTakesFromTheAccountBucket(t *testing.T) {
 		t.Fatalf("another account's bridge: %v, want ErrNotFound", err)
 	}
 }
+
+// TestQuotaRowsStayBounded: failure windows older than ten windows are
+// deleted as new failures come, and a deleted bridge takes its send bucket
+// with it, so neither table grows with time.
+func TestQuotaRowsStayBounded(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	old := make([]byte, 32)
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO auth_failure_windows (client, window_start, count) VALUES ($1, now() - interval '1 hour', 7)`, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordTokenFailure(ctx, "203.0.113.9", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM auth_failure_windows`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d failure windows after a new failure, want only the current one (%v)", n, err)
+	}
+
+	a, _ := newAccount(t, s, "relaycc-like")
+	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	if ok, err := s.TakeSend(ctx, b.ID, SendRate{PerSecond: 1, Burst: 1}); err != nil || !ok {
+		t.Fatalf("take send: %v %v", ok, err)
+	}
+	if err := s.DeleteBridge(ctx, a.ID, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM send_buckets`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d send buckets after the bridge was deleted, want 0 (%v)", n, err)
+	}
+}
