@@ -18,7 +18,8 @@ import (
 func TestClusterSpread(t *testing.T) {
 	t.Parallel()
 	const total = 300
-	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3})
+	// One account holds them all, over the default bridge quota.
+	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3, tune: map[string]string{"BRIDGE_MAX_BRIDGES_PER_ACCOUNT": "300"}})
 	tg := newClusterTarget(t)
 	began := time.Now()
 	bridges := c.createBridges(tg, total)
