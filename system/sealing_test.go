@@ -208,11 +208,14 @@ func TestMessageContentIsSealedAndPurged(t *testing.T) {
 		}
 		return nil
 	})
-	var purgedReplies int
-	if err := db.QueryRow(ctx, `SELECT count(*) FROM reply_outbox WHERE status = 'sent' AND purged_at IS NOT NULL
-		AND length(envelope) = 0`).Scan(&purgedReplies); err != nil || purgedReplies != 1 {
-		t.Fatalf("purged sent replies: %d (%v), want 1", purgedReplies, err)
-	}
+	waitFor(t, "the reply purged", func() error {
+		var purged int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM reply_outbox WHERE status = 'sent' AND purged_at IS NOT NULL
+			AND length(envelope) = 0`).Scan(&purged); err != nil || purged != 1 {
+			return fmt.Errorf("%d purged sent replies (%v), want 1", purged, err)
+		}
+		return nil
+	})
 	waitFor(t, "the purge counted", func() error {
 		_, metrics, err := get(base + "/metrics")
 		if err != nil {
