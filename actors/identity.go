@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -240,11 +241,13 @@ func (id *identity) reject(env *messagev1.Envelope, err error) {
 	a := id.a
 	reason := conversation.Reason(err)
 	id.rt.metrics.rejected.WithLabelValues(reason).Inc()
-	a.log.Warn("rejected envelope", "topic", env.GetContentTopic(), "reason", reason, "error", err)
+	// Sampled: anyone can send junk (see quarantine.go).
+	id.rt.quarantineLog.log(a.log, slog.LevelWarn, a.bridgeID, reason, "rejected envelope",
+		"topic", env.GetContentTopic(), "reason", reason, "error", err)
 	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
 	defer cancel()
 	if qerr := id.rt.cfg.Store.Quarantine(ctx, a.bridgeID, env.GetContentTopic(), env.GetMessage(), "rejected: "+reason); qerr != nil {
-		a.log.Error("quarantine envelope", "error", qerr)
+		id.rt.quarantineLog.log(a.log, slog.LevelError, a.bridgeID, "store_error", "quarantine envelope", "error", qerr)
 	}
 }
 
@@ -262,7 +265,10 @@ func (id *identity) quarantine(q supervision.Quarantined) {
 	}
 	switch m := q.Message.(type) {
 	case *deliveryTask:
-		if err := id.rt.cfg.Store.Quarantine(ctx, a.bridgeID, m.delivery.Topic, m.delivery.Payload, reason); err != nil {
+		// The payload is message content: it stays sealed in the
+		// delivery, which becomes a dead letter, and is not copied here.
+		reason = fmt.Sprintf("%s (delivery %d, message %s)", reason, m.delivery.ID, m.delivery.MessageID)
+		if err := id.rt.cfg.Store.Quarantine(ctx, a.bridgeID, m.delivery.Topic, nil, reason); err != nil {
 			a.log.Error("quarantine delivery", "error", err)
 		}
 		if err := id.rt.cfg.Store.RecordLeasedAttempt(ctx, a.currentLease(), m.delivery.ID, persistence.DeliveryAttempt{Error: "quarantined"},

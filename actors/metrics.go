@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
 )
 
 // metrics are the runtime's instruments. Identities are never labels: a
@@ -83,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_actor_envelopes_rejected_total",
-			Help: "Envelopes an identity could not open, by reason.",
+			Help: "Envelopes an identity could not open, each quarantined, by reason.",
 		}, []string{"reason"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_forward_dead_letters_total",
@@ -109,6 +111,9 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 	}
 	for _, r := range []string{"sent", "retry", "dead"} {
 		m.replies.WithLabelValues(r)
+	}
+	for r := range (&conversation.Rejections{}).Snapshot() {
+		m.rejected.WithLabelValues(r)
 	}
 	m.members = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_cluster_members",

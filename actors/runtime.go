@@ -33,6 +33,8 @@ type Runtime struct {
 	log         *slog.Logger
 	metrics     *metrics
 	supervision *supervision.Metrics
+	// quarantineLog samples the log lines of rejected input.
+	quarantineLog *logSampler
 
 	system  *actor.ActorSystem
 	root    *actor.RootContext
@@ -73,7 +75,8 @@ func New(cfg Config) (*Runtime, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{}}
+	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
+		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys)}
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,

@@ -43,8 +43,11 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 		if reply == nil {
 			return nil
 		}
-		return tx.QueryRow(ctx, `INSERT INTO reply_outbox (bridge_id, delivery_id, topic, timestamp_ns, envelope)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, reply.BridgeID, deliveryID, reply.Topic, reply.TimestampNs, reply.Envelope).Scan(&replyID)
+		r := *reply
+		r.DeliveryID = &deliveryID
+		var err error
+		replyID, err = s.insertReply(ctx, tx, r)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrFenced) {
@@ -63,7 +66,7 @@ func (s *Store) RepliesOf(ctx context.Context, deliveryID int64) ([]Reply, error
 	if err != nil {
 		return nil, fmt.Errorf("load replies of delivery %d: %w", deliveryID, mapError(err))
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Reply, error) { return scanReply(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Reply, error) { return s.scanReply(r) })
 	if err != nil {
 		return nil, fmt.Errorf("load replies of delivery %d: %w", deliveryID, mapError(err))
 	}
@@ -74,7 +77,7 @@ func (s *Store) RepliesOf(ctx context.Context, deliveryID int64) ([]Reply, error
 // which reloads a delivery before each attempt so that an attempt never
 // works from a stale copy.
 func (s *Store) DeliveryByID(ctx context.Context, deliveryID int64) (Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries d WHERE d.id = $1`, deliveryID))
+	d, err := s.scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries d WHERE d.id = $1`, deliveryID))
 	if err != nil {
 		return Delivery{}, fmt.Errorf("get delivery %d: %w", deliveryID, mapError(err))
 	}

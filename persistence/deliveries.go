@@ -40,6 +40,9 @@ type Delivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// PurgedAt is when the retention sweep erased the payload of this
+	// final delivery (Payload is then empty); nil while it is kept.
+	PurgedAt *time.Time
 }
 
 // NewDelivery is what RecordDelivery needs.
@@ -65,41 +68,62 @@ type DeliveryAttempt struct {
 }
 
 const deliveryColumns = `d.id, d.bridge_id, d.message_id, d.topic, d.sender_address, d.sent_ns, d.payload,
-	d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at`
+	d.payload_key_id, d.payload_nonce, d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
+	d.purged_at`
 
-func scanDelivery(r pgx.Row) (Delivery, error) {
+// scanDelivery reads a row of deliveryColumns and opens its payload.
+func (s *Store) scanDelivery(r pgx.Row) (Delivery, error) {
 	var d Delivery
-	err := r.Scan(&d.ID, &d.BridgeID, &d.MessageID, &d.Topic, &d.SenderAddress, &d.SentNs, &d.Payload,
-		&d.Status, &d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt)
-	return d, err
+	var c storedContent
+	if err := r.Scan(&d.ID, &d.BridgeID, &d.MessageID, &d.Topic, &d.SenderAddress, &d.SentNs, &c.data,
+		&c.keyID, &c.nonce, &d.Status, &d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt,
+		&d.PurgedAt); err != nil {
+		return Delivery{}, err
+	}
+	payload, err := s.openContent(c, deliveryPayloadAAD(d.BridgeID, d.MessageID))
+	if err != nil {
+		return Delivery{}, fmt.Errorf("open payload of delivery %d: %w", d.ID, err)
+	}
+	d.Payload = payload
+	return d, nil
 }
 
-// RecordDelivery durably records an inbound message. It is idempotent on
-// (bridge, message id): recording the same message again returns the
-// existing delivery and created = false.
+// RecordDelivery durably records an inbound message, its payload sealed
+// to the row. It is idempotent on (bridge, message id): recording the same
+// message again returns the existing delivery and created = false.
 func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery, created bool, err error) {
 	if !validID(nd.BridgeID) {
 		return Delivery{}, false, fmt.Errorf("record delivery: %w", ErrNotFound)
 	}
+	nd.BridgeID = canonicalID(nd.BridgeID)
+	payload := nd.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	sealed, err := s.sealContent(payload, deliveryPayloadAAD(nd.BridgeID, nd.MessageID))
+	if err != nil {
+		return Delivery{}, false, fmt.Errorf("record delivery: %w", err)
+	}
 	if nd.Lease == nil {
-		d, err = scanDelivery(s.pool.QueryRow(ctx, `
-			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload)
-			VALUES ($1, $2, $3, $4, $5, $6)
+		d, err = s.scanDelivery(s.pool.QueryRow(ctx, `
+			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (bridge_id, message_id) DO NOTHING
 			RETURNING `+deliveryColumns,
-			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, nd.Payload))
+			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, sealed.data, sealed.keyID, sealed.nonce))
 	} else {
 		// One statement: the row is inserted only while the lease is
 		// current, with no transaction round trips on the hot path.
 		l := nd.Lease
-		d, err = scanDelivery(s.pool.QueryRow(ctx, `
-			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload)
-			SELECT $1, $2, $3, $4, $5, $6
+		d, err = s.scanDelivery(s.pool.QueryRow(ctx, `
+			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8
 			WHERE EXISTS (SELECT 1 FROM identity_leases
-				WHERE identity = $7 AND owner = $8 AND epoch = $9 AND expires_at > now())
+				WHERE identity = $9 AND owner = $10 AND epoch = $11 AND expires_at > now())
 			ON CONFLICT (bridge_id, message_id) DO NOTHING
 			RETURNING `+deliveryColumns,
-			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, nd.Payload, l.Identity, l.Owner, l.Epoch))
+			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, sealed.data, sealed.keyID, sealed.nonce,
+			l.Identity, l.Owner, l.Epoch))
 	}
 	if err == nil {
 		return d, true, nil
@@ -107,7 +131,7 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 	if err = mapError(err); err != ErrNotFound {
 		return Delivery{}, false, fmt.Errorf("record delivery: %w", err)
 	}
-	d, err = scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
+	d, err = s.scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
 		WHERE d.bridge_id = $1 AND d.message_id = $2`, nd.BridgeID, nd.MessageID))
 	if nd.Lease != nil && errors.Is(mapError(err), ErrNotFound) {
 		// Nothing was inserted and there is no row: the lease is gone.
@@ -193,7 +217,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, bridgeID string, 
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", mapError(err))
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return s.scanDelivery(r) })
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries: %w", mapError(err))
 	}
@@ -219,7 +243,7 @@ func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) (
 	if err != nil {
 		return nil, fmt.Errorf("load due deliveries: %w", mapError(err))
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return scanDelivery(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Delivery, error) { return s.scanDelivery(r) })
 	if err != nil {
 		return nil, fmt.Errorf("load due deliveries: %w", mapError(err))
 	}
@@ -227,16 +251,18 @@ func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) (
 }
 
 // ReplayDeadLetter puts a dead delivery of a bridge of the account back in
-// the queue with a fresh attempt budget. A delivery that is not dead, or
-// belongs to another account, is ErrNotFound.
+// the queue with a fresh attempt budget. A delivery that is not dead, whose
+// payload the retention sweep purged, or that belongs to another account,
+// is ErrNotFound.
 func (s *Store) ReplayDeadLetter(ctx context.Context, accountID, bridgeID string, deliveryID int64) (Delivery, error) {
 	if !validID(accountID) || !validID(bridgeID) {
 		return Delivery{}, fmt.Errorf("replay dead letter: %w", ErrNotFound)
 	}
-	d, err := scanDelivery(s.pool.QueryRow(ctx, `
+	d, err := s.scanDelivery(s.pool.QueryRow(ctx, `
 		UPDATE deliveries AS d SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
 		FROM bridges b
-		WHERE d.id = $1 AND d.bridge_id = $2 AND d.status = 'dead' AND b.id = d.bridge_id AND b.account_id = $3
+		WHERE d.id = $1 AND d.bridge_id = $2 AND d.status = 'dead' AND d.purged_at IS NULL
+			AND b.id = d.bridge_id AND b.account_id = $3
 		RETURNING `+deliveryColumns, deliveryID, bridgeID, accountID))
 	if err != nil {
 		return Delivery{}, fmt.Errorf("replay dead letter: %w", mapError(err))

@@ -24,7 +24,8 @@ const (
 )
 
 // Reply is an XMTP envelope waiting in the outbox. The envelope bytes carry
-// their fixed timestamp, so every retry publishes the same message.
+// their fixed timestamp, so every retry publishes the same message. They
+// are sealed at rest, bound to the reply's row.
 type Reply struct {
 	ID            int64
 	BridgeID      string
@@ -37,15 +38,49 @@ type Reply struct {
 	NextAttemptAt time.Time
 	LastError     string
 	CreatedAt     time.Time
+	// PurgedAt is when the retention sweep erased the envelope of this
+	// sent reply (Envelope is then empty); nil while it is kept.
+	PurgedAt *time.Time
 }
 
-const replyColumns = `id, bridge_id, delivery_id, topic, timestamp_ns, envelope, status, attempts, next_attempt_at, last_error, created_at`
+const replyColumns = `id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce, status,
+	attempts, next_attempt_at, last_error, created_at, purged_at`
 
-func scanReply(r pgx.Row) (Reply, error) {
+// scanReply reads a row of replyColumns and opens its envelope.
+func (s *Store) scanReply(r pgx.Row) (Reply, error) {
 	var x Reply
-	err := r.Scan(&x.ID, &x.BridgeID, &x.DeliveryID, &x.Topic, &x.TimestampNs, &x.Envelope, &x.Status, &x.Attempts,
-		&x.NextAttemptAt, &x.LastError, &x.CreatedAt)
-	return x, err
+	var c storedContent
+	if err := r.Scan(&x.ID, &x.BridgeID, &x.DeliveryID, &x.Topic, &x.TimestampNs, &c.data, &c.keyID, &c.nonce, &x.Status,
+		&x.Attempts, &x.NextAttemptAt, &x.LastError, &x.CreatedAt, &x.PurgedAt); err != nil {
+		return Reply{}, err
+	}
+	env, err := s.openContent(c, replyEnvelopeAAD(x.BridgeID, x.ID))
+	if err != nil {
+		return Reply{}, fmt.Errorf("open envelope of reply %d: %w", x.ID, err)
+	}
+	x.Envelope = env
+	return x, nil
+}
+
+// insertReply puts r in the outbox within tx, its envelope sealed to the
+// row: the id is drawn first, so the additional data can name it.
+func (s *Store) insertReply(ctx context.Context, tx pgx.Tx, r Reply) (int64, error) {
+	var id int64
+	if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('reply_outbox', 'id'))`).Scan(&id); err != nil {
+		return 0, err
+	}
+	env := r.Envelope
+	if env == nil {
+		env = []byte{}
+	}
+	sealed, err := s.sealContent(env, replyEnvelopeAAD(canonicalID(r.BridgeID), id))
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
+		OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		id, r.BridgeID, r.DeliveryID, r.Topic, r.TimestampNs, sealed.data, sealed.keyID, sealed.nonce)
+	return id, err
 }
 
 // EnqueueReply stores an envelope to publish, under the caller's lease, and
@@ -59,8 +94,9 @@ func (s *Store) EnqueueReply(ctx context.Context, l Lease, r Reply) (int64, erro
 		if err := checkLease(ctx, tx, l); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `INSERT INTO reply_outbox (bridge_id, delivery_id, topic, timestamp_ns, envelope)
-			VALUES ($1, $2, $3, $4, $5) RETURNING id`, r.BridgeID, r.DeliveryID, r.Topic, r.TimestampNs, r.Envelope).Scan(&id)
+		var err error
+		id, err = s.insertReply(ctx, tx, r)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue reply: %w", mapError(err))
@@ -81,7 +117,7 @@ func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]R
 	if err != nil {
 		return nil, fmt.Errorf("load due replies: %w", mapError(err))
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Reply, error) { return scanReply(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Reply, error) { return s.scanReply(r) })
 	if err != nil {
 		return nil, fmt.Errorf("load due replies: %w", mapError(err))
 	}

@@ -45,7 +45,8 @@ var sealedColumns = []sealedColumn{
 }
 
 // Reseal re-encrypts, under the current master key, every sealed value that
-// an older key sealed, and returns how many it re-encrypted. It works in
+// an older key sealed (keys, secrets, delivery payloads and outbox
+// replies), and returns how many it re-encrypted. It works in
 // small transactions and skips rows other transactions hold, so it can run
 // while the system serves traffic; run it again until it returns 0.
 func (s *Store) Reseal(ctx context.Context) (int, error) {
@@ -60,6 +61,13 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 			if n < resealBatch {
 				break
 			}
+		}
+	}
+	for _, col := range contentColumns {
+		n, err := s.resealContent(ctx, col)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("reseal %s: %w", col.table, err)
 		}
 	}
 	return total, nil

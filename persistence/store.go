@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,9 @@ func (p Page) limit() int {
 type Store struct {
 	pool   *pgxpool.Pool
 	sealer *Sealer
+	// quarantineRows is the per-bridge cap of quarantined messages; 0
+	// means DefaultQuarantineRows.
+	quarantineRows atomic.Int64
 }
 
 // Open connects to the database at databaseURL, which must already be

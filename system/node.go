@@ -4,14 +4,15 @@
 // and stops everything in reverse order on shutdown.
 //
 // Start order: metrics registry, the API's listener (a busy port fails at
-// once), Postgres (migrate, then open the store), XMTP node (local
+// once), Postgres (migrate, then open the store, and start the node's
+// retention sweep), XMTP node (local
 // in-process, or reachability of BRIDGE_XMTP_NODE), the actor runtime (the
 // system identities, a one-member protoactor cluster hosting every bridge
 // identity, and the canary prober), and the HTTP API last, so that nothing
 // is served before the parts behind it work. Stop runs the same list
 // backwards: the API stops taking requests, the prober and the runtime stop
 // (intake first, then running deliveries finish or stay pending in the
-// store), then the XMTP node and the store.
+// store), then the XMTP node, the retention sweep and the store.
 package system
 
 import (
@@ -72,11 +73,12 @@ type Node struct {
 	stopped  bool
 	failures chan error
 
-	refs    sync.RWMutex
-	store   *persistence.Store
-	xmtp    *xmtpEndpoint
-	runtime *runtimeParts
-	api     *apiServer
+	refs      sync.RWMutex
+	store     *persistence.Store
+	retention *retention
+	xmtp      *xmtpEndpoint
+	runtime   *runtimeParts
+	api       *apiServer
 }
 
 // New checks opts and returns a node that has not started anything yet.
@@ -136,6 +138,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.setRefs(func() { n.store = store })
+	ret, err := newRetention(store, n.log.With("component", "retention"), n.registry, persistence.Retention{
+		Payload: n.cfg.PayloadRetention, Quarantine: n.cfg.QuarantineRetention}, n.cfg.RetentionInterval)
+	if err != nil {
+		return err
+	}
+	ret.start()
+	n.setRefs(func() { n.retention = ret })
 	xmtp, err := startXMTP(ctx, n.cfg, n.log, n.registry)
 	if err != nil {
 		return err
@@ -266,7 +275,7 @@ func (n *Node) stopLocked(ctx context.Context) error {
 	}
 	n.stopped = true
 	n.refs.RLock()
-	api, rt, xmtp, store := n.api, n.runtime, n.xmtp, n.store
+	api, rt, xmtp, store, ret := n.api, n.runtime, n.xmtp, n.store, n.retention
 	n.refs.RUnlock()
 	var errs []error
 	if api != nil {
@@ -285,6 +294,9 @@ func (n *Node) stopLocked(ctx context.Context) error {
 		if err := xmtp.stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if ret != nil {
+		ret.shutdown(ctx)
 	}
 	if store != nil {
 		store.Close()
@@ -339,6 +351,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pers
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
+	store.SetQuarantineRows(cfg.QuarantineMaxRows)
 	if err := store.Ping(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("ping postgres %s: %w", where, err)

@@ -123,6 +123,15 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// SweepInterval is how often identities look for due deliveries.
 	SweepInterval time.Duration
+	// PayloadRetention is how long the content of final deliveries and
+	// sent replies is kept.
+	PayloadRetention time.Duration
+	// QuarantineRetention is how long quarantined messages are kept.
+	QuarantineRetention time.Duration
+	// QuarantineMaxRows is how many quarantined messages a bridge keeps.
+	QuarantineMaxRows int
+	// RetentionInterval is how often the node's retention sweep runs.
+	RetentionInterval time.Duration
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -214,6 +223,10 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.LeaseTTL = p.duration(EnvLeaseTTL, 15*time.Second, time.Second, time.Hour)
 	c.ReconcileInterval = p.duration(EnvReconcileInterval, 15*time.Second, 100*time.Millisecond, time.Hour)
 	c.SweepInterval = p.duration(EnvSweepInterval, 5*time.Second, 50*time.Millisecond, time.Hour)
+	c.PayloadRetention = p.duration(EnvPayloadRetention, 720*time.Hour, time.Second, 100_000*time.Hour)
+	c.QuarantineRetention = p.duration(EnvQuarantineRetention, 168*time.Hour, time.Second, 100_000*time.Hour)
+	c.QuarantineMaxRows = p.integer(EnvQuarantineMaxRows, 1000, 1, 1_000_000)
+	c.RetentionInterval = p.duration(EnvRetentionInterval, 10*time.Minute, 100*time.Millisecond, 24*time.Hour)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

@@ -63,6 +63,10 @@ const (
 	EnvLeaseTTL                = "BRIDGE_LEASE_TTL"
 	EnvReconcileInterval       = "BRIDGE_RECONCILE_INTERVAL"
 	EnvSweepInterval           = "BRIDGE_SWEEP_INTERVAL"
+	EnvPayloadRetention        = "BRIDGE_PAYLOAD_RETENTION"
+	EnvQuarantineRetention     = "BRIDGE_QUARANTINE_RETENTION"
+	EnvQuarantineMaxRows       = "BRIDGE_QUARANTINE_MAX_ROWS"
+	EnvRetentionInterval       = "BRIDGE_RETENTION_INTERVAL"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -151,6 +155,14 @@ var Vars = []Var{
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
 		Description: "How often each identity looks for deliveries and replies that are due for another attempt."},
+	{Name: EnvPayloadRetention, Default: "720h", Example: "168h",
+		Description: "How long the sealed content of a delivered or dead message and of a sent reply stays in Postgres after its last status change; then it is erased and the record and its status stay."},
+	{Name: EnvQuarantineRetention, Default: "168h", Example: "24h",
+		Description: "How long a quarantined message (the reason, the input's hash and its first 256 bytes) is kept."},
+	{Name: EnvQuarantineMaxRows, Default: "1000", Example: "200",
+		Description: "Most quarantined messages kept per bridge; each new one deletes the oldest beyond it."},
+	{Name: EnvRetentionInterval, Default: "10m", Example: "1m",
+		Description: "How often each node seals content an older version left in clear and erases what BRIDGE_PAYLOAD_RETENTION and BRIDGE_QUARANTINE_RETENTION let go."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",
