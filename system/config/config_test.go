@@ -57,7 +57,7 @@ func TestLoadDevDefaults(t *testing.T) {
 		XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
 		XMTPMaxEnvelopesPerPublish: 16, XMTPSubscriberBufferBytes: 8 << 20, XMTPMaxSubscriptionsPerClient: 256,
 		XMTPMaxSubscriptions: 10_000,
-		CanaryInterval: time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
+		CanaryInterval:       time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
 		SweepInterval: 5 * time.Second,
 		Cluster: Cluster{Provider: ProviderAutomanaged, Name: "xmtp-bridge", Host: "127.0.0.1",
 			EtcdEndpoints: []string{"127.0.0.1:2379"}, EtcdPrefix: "/xmtp-bridge"},
