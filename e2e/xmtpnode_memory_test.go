@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,13 +34,17 @@ type xmtpNodeProc struct {
 	grpc, http, ops string
 }
 
-func startXMTPNodeProc(t *testing.T) *xmtpNodeProc {
+func startXMTPNodeProc(t *testing.T, extra ...string) *xmtpNodeProc {
 	t.Helper()
 	x := &xmtpNodeProc{grpc: freeAddr(t), http: freeAddr(t), ops: freeAddr(t)}
-	x.proc = start(t, "xmtp-node", t.TempDir(), map[string]string{
+	env := map[string]string{
 		"DATABASE_URL": pgtest.NewDatabase(t, template), "BRIDGE_XMTP_NODE_GRPC_ADDR": x.grpc,
 		"BRIDGE_XMTP_NODE_HTTP_ADDR": x.http, "BRIDGE_XMTP_NODE_OPS_ADDR": x.ops, "BRIDGE_LOG_LEVEL": "error",
-	}, "xmtp-node")
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	x.proc = start(t, "xmtp-node", t.TempDir(), env, "xmtp-node")
 	x.waitHTTP("http://"+x.ops+"/readyz", 30*time.Second)
 	return x
 }
@@ -297,4 +302,43 @@ func TestXMTPNodeStuckSubscribersStayBounded(t *testing.T) {
 		return x.rss(t)-baseline < 128*mib
 	})
 	t.Logf("rss after the clients left: %d MiB", x.rss(t)/mib)
+}
+
+// TestXMTPNodeSubscriptionCapFromEnvironment: the cap on subscriptions per
+// client set in the environment reaches `bridge xmtp-node`; over it, a
+// subscription is refused with 429 and code 8 (ResourceExhausted), and the
+// refusal is counted.
+func TestXMTPNodeSubscriptionCapFromEnvironment(t *testing.T) {
+	x := startXMTPNodeProc(t, "BRIDGE_XMTP_MAX_SUBSCRIPTIONS_PER_CLIENT", "2")
+	body := `{"contentTopics":["/xmtp/0/capped/proto"]}`
+	subscribe := func() *http.Response {
+		c, err := net.Dial("tcp", x.http)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /message/v1/subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for i := 0; i < 2; i++ {
+		if resp := subscribe(); resp.StatusCode != http.StatusOK {
+			t.Fatalf("subscription %d: status %d", i, resp.StatusCode)
+		}
+	}
+	resp := subscribe()
+	raw, _ := io.ReadAll(resp.Body)
+	var st struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil || resp.StatusCode != http.StatusTooManyRequests || st.Code != 8 || !strings.Contains(st.Message, "limit 2") {
+		t.Fatalf("third subscription: status %d: %s", resp.StatusCode, raw)
+	}
+	if got := x.metric(t, `bridge_xmtpnode_subscriptions_refused_total{reason="per_client"}`); got != 1 {
+		t.Fatalf("per-client refusals: %v", got)
+	}
 }
