@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -50,7 +52,22 @@ type gateway struct {
 	next         http.Handler
 	publishLimit int64
 	requestLimit int64
+	// decoding bounds the body bytes of the publishes being read and
+	// decoded at once; see admitPublish.
+	decoding *semaphore.Weighted
 }
+
+// Bounds of the publishes in flight. A token proves only that its sender
+// has a key, which anyone can make, so the gateway also bounds how many
+// body bytes all publishes together may be reading and decoding at once:
+// room for publishesInFlight of the largest. A publish waits for room
+// (Node.publishWait at most, then 503), and its body must arrive within
+// Node.publishReadTimeout so that slow senders cannot hold the room.
+const (
+	publishesInFlight         = 2
+	defaultPublishWait        = 30 * time.Second
+	defaultPublishReadTimeout = 30 * time.Second
+)
 
 // requestState is what the gateway learned about one request before
 // handing it on.
@@ -106,6 +123,7 @@ func newGateway(ctx context.Context, n *Node, svc *service, conn *grpc.ClientCon
 		publishLimit: publishBodyLimit(n.cfg),
 		requestLimit: requestBodyLimit(n.cfg),
 	}
+	g.decoding = semaphore.NewWeighted(publishesInFlight * g.publishLimit)
 	g.mux = runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(matchIncomingHeader),
 		runtime.WithForwardResponseOption(flushStreamStart),
@@ -116,6 +134,7 @@ func newGateway(ctx context.Context, n *Node, svc *service, conn *grpc.ClientCon
 		return nil, err
 	}
 	g.next = gzipQueries(g.mux)
+	n.gw = g
 	return allowCORS(g), nil
 }
 
@@ -138,6 +157,13 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		state.wallet = wallet
 	}
+	if r.URL.Path == pathPublish && r.Method == http.MethodPost {
+		done, ok := g.admitPublish(w, r, state)
+		if !ok {
+			return
+		}
+		defer done()
+	}
 	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, state))
 	if r.Method == http.MethodPost {
 		switch r.URL.Path {
@@ -150,6 +176,32 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+// admitPublish waits until the publish's body fits in the decoding
+// budget, weighed by its Content-Length (the limit when it has none), and
+// gives the body publishReadTimeout to arrive. It answers 503 when there
+// is no room within publishWait. done releases the room.
+func (g *gateway) admitPublish(w http.ResponseWriter, r *http.Request, state *requestState) (done func(), ok bool) {
+	weight := state.limit
+	if r.ContentLength >= 0 {
+		weight = max(r.ContentLength, 1)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.n.publishWait)
+	defer cancel()
+	if err := g.decoding.Acquire(ctx, weight); err != nil {
+		if r.Context().Err() == nil {
+			g.n.metrics.rejected.WithLabelValues(reasonBusy).Inc()
+			g.writeStatus(w, r, http.StatusServiceUnavailable, status.New(codes.Unavailable, "too many large publishes in flight; retry later"))
+		}
+		return nil, false
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(g.n.publishReadTimeout))
+	return func() {
+		_ = rc.SetReadDeadline(time.Time{})
+		g.decoding.Release(weight)
+	}, true
 }
 
 // tooLarge answers 413 for a body past its limit and closes the

@@ -294,3 +294,49 @@ func TestSubscriptionCaps(t *testing.T) {
 		t.Fatalf("subscription after a release: status %d", resp.StatusCode)
 	}
 }
+
+// TestPublishesInFlightAreBounded: tokens are free to make, so the
+// gateway also bounds the body bytes of the publishes it reads at once.
+// Stalled publishes of the largest size fill the room; another
+// publish waits, then gets 503 (code 14) instead of more memory; once the
+// stalled bodies miss their read deadline the room is free again.
+func TestPublishesInFlightAreBounded(t *testing.T) {
+	n := startNode(t, testDatabase(t), Config{MaxEnvelopeBytes: 4096, MaxEnvelopesPerPublish: 2}, func(n *Node) {
+		n.publishWait = 300 * time.Millisecond
+		n.publishReadTimeout = 2 * time.Second
+	})
+	ctx := testContext(t)
+	for i := 0; i < publishesInFlight; i++ {
+		// A chunked body weighs the whole limit; it sends a little and
+		// stalls.
+		conn := dialFrom(t, "127.0.0.1", n.HTTPAddr())
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"env\r\n", pathPublish)
+	}
+	waitFor(t, "the room to be full", func() bool {
+		if !n.gw.decoding.TryAcquire(1) {
+			return true
+		}
+		n.gw.decoding.Release(1)
+		return false
+	})
+	start := time.Now()
+	resp := postJSON(t, ctx, n, pathPublish, publishBody(topic("busy"), 1, 8), nil)
+	var st gatewayStatus
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		resp.Body.Close()
+		t.Fatalf("publish while the room is full: status %d", resp.StatusCode)
+	}
+	readJSON(t, resp, &st)
+	if st.Code != int(codes.Unavailable) || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("publish while the room is full: %+v after %v", st, time.Since(start))
+	}
+	if got := metricValue(t, n.metrics.rejected.WithLabelValues(reasonBusy)); got != 1 {
+		t.Fatalf("busy rejections: %v", got)
+	}
+	// The stalled bodies time out and free the room.
+	waitFor(t, "a publish to pass again", func() bool {
+		resp := postJSON(t, ctx, n, pathPublish, publishBody(topic("busy"), 1, 8), nil)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}

@@ -20,6 +20,7 @@ const (
 	reasonUnauthenticated = "unauthenticated"
 	reasonForbidden       = "permission_denied"
 	reasonBodyTooLarge    = "body_too_large"
+	reasonBusy            = "busy"
 )
 
 // metrics are the node's Prometheus instruments.
@@ -68,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.refused = register(reg, m.refused, &err)
 	m.queryTime = register(reg, m.queryTime, &err)
 	for _, r := range []string{reasonTooLarge, reasonEmptyEnvelope, reasonTooManyTopics, reasonNoTopics, reasonBadTopic,
-		reasonBadTimestamp, reasonBadCursor, reasonBadLimit, reasonUnauthenticated, reasonForbidden, reasonBodyTooLarge} {
+		reasonBadTimestamp, reasonBadCursor, reasonBadLimit, reasonUnauthenticated, reasonForbidden, reasonBodyTooLarge, reasonBusy} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, r := range []string{refusedPerClient, refusedNodeTotal} {

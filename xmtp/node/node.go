@@ -110,6 +110,10 @@ type Node struct {
 	svc              *service
 	subscriberBuffer int
 	subscriberBytes  int64
+	// publishWait and publishReadTimeout bound a gateway publish's wait
+	// for decoding room and the arrival of its body.
+	publishWait        time.Duration
+	publishReadTimeout time.Duration
 	// gatewaySecret marks the gateway's calls to the node's own gRPC
 	// listener; see trustedGateway.
 	gatewaySecret string
@@ -121,6 +125,7 @@ type Node struct {
 	httpServer *http.Server
 	httpLis    net.Listener
 	gwConn     *grpc.ClientConn
+	gw         *gateway
 	closing    chan struct{}
 	wg         sync.WaitGroup
 	started    bool
@@ -176,14 +181,16 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("make gateway secret: %w", err)
 	}
 	n := &Node{
-		cfg:              cfg,
-		log:              cfg.Logger,
-		metrics:          m,
-		limits:           newSubscriptionLimits(cfg.MaxSubscriptionsPerClient, cfg.MaxSubscriptions),
-		subscriberBuffer: defaultSubscriberBuffer,
-		subscriberBytes:  int64(cfg.SubscriberBufferBytes),
-		gatewaySecret:    hex.EncodeToString(secret),
-		closing:          make(chan struct{}),
+		cfg:                cfg,
+		log:                cfg.Logger,
+		metrics:            m,
+		limits:             newSubscriptionLimits(cfg.MaxSubscriptionsPerClient, cfg.MaxSubscriptions),
+		subscriberBuffer:   defaultSubscriberBuffer,
+		subscriberBytes:    int64(cfg.SubscriberBufferBytes),
+		publishWait:        defaultPublishWait,
+		publishReadTimeout: defaultPublishReadTimeout,
+		gatewaySecret:      hex.EncodeToString(secret),
+		closing:            make(chan struct{}),
 	}
 	n.svc = &service{n: n}
 	n.fanout = newFanout(m.cutOff.Inc)
