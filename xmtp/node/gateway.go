@@ -39,8 +39,10 @@ var clientHeaders = map[string]bool{
 
 // gateway is the HTTP/JSON handler. Before anything is decoded it bounds
 // the request body to the largest valid request of its path (413 past
-// that) and, on a node with authn, checks a publish's token (401 without
-// a valid one). Subscriptions are streamed from the fan-out directly, so
+// that), on a node with authn checks a publish's token (401 without a
+// valid one), and makes a publish wait for room in the bytes being decoded
+// at once (503 when none comes). An HTTP Subscribe2 stream shares one
+// request limit across all the topic updates of its body. Subscriptions are streamed from the fan-out directly, so
 // that a client that stops reading holds no more than its byte budget;
 // every other call goes through the official message API gateway to the
 // node's own gRPC listener, with the client's address and verified wallet
