@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -103,14 +105,32 @@ func (g *gateway) subscribe(w http.ResponseWriter, r *http.Request, state *reque
 			}
 			_ = rc.SetWriteDeadline(time.Now().Add(g.n.cfg.StreamWriteTimeout))
 			writeEnvelopeLine(bw, env)
-			if err := bw.Flush(); err != nil {
-				return
+			err := bw.Flush()
+			if err == nil {
+				err = rc.Flush()
 			}
-			if err := rc.Flush(); err != nil {
+			if err != nil {
+				g.streamWriteFailed(sub, state, err)
 				return
 			}
 		}
 	}
+}
+
+// streamWriteFailed records a subscription whose write failed. One that
+// timed out is a slow subscriber cut off, counted as such unless its
+// byte budget already cut it.
+func (g *gateway) streamWriteFailed(sub *subscriber, state *requestState, err error) {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return
+	}
+	select {
+	case <-sub.cut:
+		return
+	default:
+	}
+	g.n.metrics.cutOff.Inc()
+	g.n.log.Warn("cut off slow subscriber", slog.String("client", state.client), slog.Duration("write_timeout", g.n.cfg.StreamWriteTimeout))
 }
 
 // endStream writes the closing error line of a stream, giving a client

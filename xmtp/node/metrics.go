@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		cutOff: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_xmtpnode_subscribers_cut_off_total",
-			Help: "Subscription streams ended because the subscriber fell behind its buffer (envelopes or bytes); the client re-subscribes and catches up with Query.",
+			Help: "Subscription streams ended because the subscriber fell behind: its buffer (envelopes or bytes) filled, or a gateway stream write timed out; the client re-subscribes and catches up with Query.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_xmtpnode_requests_rejected_total",

@@ -286,7 +286,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("start node: listen http: %w", err)
 	}
 	n.httpLis = httpLis
-	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"net/http"
@@ -156,4 +157,48 @@ func TestResourcesReturnAfterDisconnect(t *testing.T) {
 	if topics != 0 || all != 0 {
 		t.Fatalf("fan-out keeps %d topics and %d subscribe-all entries", topics, all)
 	}
+}
+
+// TestGatewayStreamWriteTimeout: a gateway subscriber that reads nothing
+// is disconnected once a write has waited StreamWriteTimeout, even while
+// its byte budget has room, and is counted as cut off.
+func TestGatewayStreamWriteTimeout(t *testing.T) {
+	cfg := Config{SubscriberBufferBytes: 64 << 20, StreamWriteTimeout: time.Second}
+	n := startNode(t, testDatabase(t), cfg, nil)
+	ctx := testContext(t)
+	conn := dialFrom(t, "127.0.0.1", n.HTTPAddr())
+	conn.(*net.TCPConn).SetReadBuffer(16 << 10)
+	if _, resp := rawSubscribe(t, conn, `"`+topic("timeout")+`"`, ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe: status %d", resp.StatusCode)
+	}
+	// A subscriber that reads, idle for longer than the timeout before
+	// the first envelope, is not affected.
+	reader := postJSON(t, ctx, n, pathSubscribe, `{"contentTopics":["`+topic("timeout")+`"]}`, nil)
+	defer reader.Body.Close()
+	waitFor(t, "two subscribers", func() bool { return metricValue(t, n.metrics.subscribers) == 2 })
+	time.Sleep(1500 * time.Millisecond) // idle past the write timeout on purpose
+	pub := dialNode(t, n.GRPCAddr())
+	payload := strings.Repeat("t", 1<<20)
+	const total = 12 // 12 MiB: more than the sockets hold, less than the budget
+	got := make(chan int, 1)
+	go func() {
+		r := bufio.NewReaderSize(reader.Body, 64<<10)
+		count := 0
+		for count < total {
+			if _, err := r.ReadBytes('\n'); err != nil {
+				break
+			}
+			count++
+		}
+		got <- count
+	}()
+	for i := 0; i < total; i++ {
+		publish(t, ctx, pub, env("timeout", uint64(i+1), payload))
+	}
+	if count := <-got; count != total {
+		t.Fatalf("reading subscriber got %d of %d", count, total)
+	}
+	waitFor(t, "the stuck stream to end", func() bool {
+		return metricValue(t, n.metrics.subscribers) == 1 && metricValue(t, n.metrics.cutOff) == 1
+	})
 }
