@@ -42,14 +42,18 @@ func startXMTP(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 
 func startLocalXMTPNode(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*node.Node, error) {
 	n, err := node.New(node.Config{
-		DatabaseURL:         cfg.DatabaseURL,
-		GRPCAddr:            cfg.XMTPNodeGRPCAddr,
-		HTTPAddr:            cfg.XMTPNodeHTTPAddr,
-		Authn:               cfg.XMTPNodeAuthn,
-		MaxEnvelopeBytes:    cfg.XMTPMaxEnvelopeBytes,
-		MaxTopicsPerRequest: cfg.XMTPMaxTopicsPerRequest,
-		Logger:              log.With("component", "xmtp-node"),
-		Registerer:          reg,
+		DatabaseURL:               cfg.DatabaseURL,
+		GRPCAddr:                  cfg.XMTPNodeGRPCAddr,
+		HTTPAddr:                  cfg.XMTPNodeHTTPAddr,
+		Authn:                     cfg.XMTPNodeAuthn,
+		MaxEnvelopeBytes:          cfg.XMTPMaxEnvelopeBytes,
+		MaxTopicsPerRequest:       cfg.XMTPMaxTopicsPerRequest,
+		MaxEnvelopesPerPublish:    cfg.XMTPMaxEnvelopesPerPublish,
+		SubscriberBufferBytes:     cfg.XMTPSubscriberBufferBytes,
+		MaxSubscriptionsPerClient: cfg.XMTPMaxSubscriptionsPerClient,
+		MaxSubscriptions:          cfg.XMTPMaxSubscriptions,
+		Logger:                    log.With("component", "xmtp-node"),
+		Registerer:                reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build local xmtp node: %w", err)

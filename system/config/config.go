@@ -107,6 +107,17 @@ type Config struct {
 	XMTPMaxEnvelopeBytes int
 	// XMTPMaxTopicsPerRequest is the local node's topic count limit.
 	XMTPMaxTopicsPerRequest int
+	// XMTPMaxEnvelopesPerPublish is the local node's envelope count limit
+	// of one publish.
+	XMTPMaxEnvelopesPerPublish int
+	// XMTPSubscriberBufferBytes bounds the envelopes waiting for one
+	// subscriber of the local node.
+	XMTPSubscriberBufferBytes int
+	// XMTPMaxSubscriptionsPerClient caps the local node's subscription
+	// streams per client address.
+	XMTPMaxSubscriptionsPerClient int
+	// XMTPMaxSubscriptions caps the local node's subscription streams.
+	XMTPMaxSubscriptions int
 
 	// CanaryInterval is the time between canary rounds; 0 turns the
 	// prober off.
@@ -216,6 +227,10 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.XMTPNodeOpsAddr = p.hostPort(EnvXMTPNodeOpsAddr, "")
 	c.XMTPMaxEnvelopeBytes = p.integer(EnvXMTPMaxEnvelopeBytes, 1<<20, 1<<10, 64<<20)
 	c.XMTPMaxTopicsPerRequest = p.integer(EnvXMTPMaxTopicsPerRequest, 1000, 1, 100_000)
+	c.XMTPMaxEnvelopesPerPublish = p.integer(EnvXMTPMaxEnvelopesPerPub, 16, 1, 1000)
+	c.XMTPSubscriberBufferBytes = p.integer(EnvXMTPSubscriberBuffer, 8<<20, 1<<10, 1<<30)
+	c.XMTPMaxSubscriptionsPerClient = p.integer(EnvXMTPMaxSubsPerClient, 256, 1, 1_000_000)
+	c.XMTPMaxSubscriptions = p.integer(EnvXMTPMaxSubscriptions, 10_000, 1, 1_000_000)
 
 	c.CanaryInterval = p.duration(EnvCanaryInterval, time.Minute, 0, 24*time.Hour)
 	c.CanarySample = p.integer(EnvCanarySample, 0, 0, 1_000_000)
@@ -327,6 +342,12 @@ func (c *Config) check(p *parser) {
 	}
 	if c.RunsLocalXMTPNode() && sameListenAddr(c.XMTPNodeGRPCAddr, c.XMTPNodeHTTPAddr) {
 		p.problem(EnvXMTPNodeHTTPAddr, "is the same address as BRIDGE_XMTP_NODE_GRPC_ADDR")
+	}
+	if c.XMTPSubscriberBufferBytes < c.XMTPMaxEnvelopeBytes && !p.failed(EnvXMTPSubscriberBuffer) && !p.failed(EnvXMTPMaxEnvelopeBytes) {
+		p.problem(EnvXMTPSubscriberBuffer, "is smaller than BRIDGE_XMTP_MAX_ENVELOPE_BYTES: one full envelope would cut off every subscriber")
+	}
+	if c.XMTPMaxSubscriptionsPerClient > c.XMTPMaxSubscriptions && !p.failed(EnvXMTPMaxSubsPerClient) && !p.failed(EnvXMTPMaxSubscriptions) {
+		p.problem(EnvXMTPMaxSubsPerClient, "is larger than BRIDGE_XMTP_MAX_SUBSCRIPTIONS")
 	}
 	if c.Mode == ModeXMTPNode && (sameListenAddr(c.XMTPNodeOpsAddr, c.XMTPNodeGRPCAddr) || sameListenAddr(c.XMTPNodeOpsAddr, c.XMTPNodeHTTPAddr)) {
 		p.problem(EnvXMTPNodeOpsAddr, "is the same address as a listener of the local XMTP node")

@@ -56,7 +56,9 @@ func TestLoadDevDefaults(t *testing.T) {
 		TokenFailuresPerMinute: 10, MaxBridgesPerAccount: 100, SendRatePerSecond: 20, SendBurst: 40,
 		MaxBodyBytes: 1 << 20, XMTPNodeGRPCAddr: "127.0.0.1:5556", XMTPNodeHTTPAddr: "127.0.0.1:5555",
 		XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
-		CanaryInterval: time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
+		XMTPMaxEnvelopesPerPublish: 16, XMTPSubscriberBufferBytes: 8 << 20, XMTPMaxSubscriptionsPerClient: 256,
+		XMTPMaxSubscriptions: 10_000,
+		CanaryInterval:       time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
 		SweepInterval: 5 * time.Second,
 		Cluster: Cluster{Provider: ProviderAutomanaged, Name: "xmtp-bridge", Host: "127.0.0.1",
 			EtcdEndpoints: []string{"127.0.0.1:2379"}, EtcdPrefix: "/xmtp-bridge"},
@@ -161,6 +163,10 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		EnvXMTPNodeAuthn, "nope",
 		EnvXMTPMaxEnvelopeBytes, "-1",
 		EnvXMTPMaxTopicsPerRequest, "many",
+		EnvXMTPMaxEnvelopesPerPub, "0",
+		EnvXMTPSubscriberBuffer, "8MB",
+		EnvXMTPMaxSubsPerClient, "-3",
+		EnvXMTPMaxSubscriptions, "lots",
 	), WithHostname(fixedHost))
 	verr := validationError(t, err)
 	wantLines := []string{
@@ -192,6 +198,10 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		`BRIDGE_XMTP_NODE_AUTHN: "nope" is not a boolean (true or false) (example: false)`,
 		`BRIDGE_XMTP_MAX_ENVELOPE_BYTES: -1 is outside 1024 to 67108864 (example: 524288)`,
 		`BRIDGE_XMTP_MAX_TOPICS_PER_REQUEST: "many" is not a whole number (example: 100)`,
+		`BRIDGE_XMTP_MAX_ENVELOPES_PER_PUBLISH: 0 is outside 1 to 1000 (example: 4)`,
+		`BRIDGE_XMTP_SUBSCRIBER_BUFFER_BYTES: "8MB" is not a whole number (example: 4194304)`,
+		`BRIDGE_XMTP_MAX_SUBSCRIPTIONS_PER_CLIENT: -3 is outside 1 to 1000000 (example: 64)`,
+		`BRIDGE_XMTP_MAX_SUBSCRIPTIONS: "lots" is not a whole number (example: 2000)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	for _, w := range wantLines {
@@ -226,6 +236,25 @@ func TestLoadCrossChecks(t *testing.T) {
 	// Port 0 never collides.
 	if _, err := Load(env(EnvHTTPAddr, "127.0.0.1:0", EnvXMTPNodeGRPCAddr, "127.0.0.1:0", EnvXMTPNodeHTTPAddr, "127.0.0.1:0"), WithMode(ModeDev)); err != nil {
 		t.Fatalf("port 0 everywhere: %v", err)
+	}
+}
+
+func TestLoadXMTPNodeLimits(t *testing.T) {
+	c, err := Load(env(EnvDatabaseURL, "postgres://x@127.0.0.1/x", EnvXMTPMaxEnvelopesPerPub, "4", EnvXMTPSubscriberBuffer, "2097152",
+		EnvXMTPMaxSubsPerClient, "8", EnvXMTPMaxSubscriptions, "100"), WithMode(ModeXMTPNode))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.XMTPMaxEnvelopesPerPublish != 4 || c.XMTPSubscriberBufferBytes != 2<<20 || c.XMTPMaxSubscriptionsPerClient != 8 || c.XMTPMaxSubscriptions != 100 {
+		t.Fatalf("limits: %+v", c)
+	}
+	// A buffer smaller than one envelope, and a per-client cap above the
+	// node's, are refused naming the variable.
+	_, err = Load(env(EnvDatabaseURL, "postgres://x@127.0.0.1/x", EnvXMTPMaxEnvelopeBytes, "1048576", EnvXMTPSubscriberBuffer, "1048575",
+		EnvXMTPMaxSubsPerClient, "101", EnvXMTPMaxSubscriptions, "100"), WithMode(ModeXMTPNode))
+	verr := validationError(t, err)
+	if want := []string{EnvXMTPSubscriberBuffer, EnvXMTPMaxSubsPerClient}; !slices.Equal(verr.Vars(), want) {
+		t.Fatalf("problems for %v, want %v\n%v", verr.Vars(), want, err)
 	}
 }
 

@@ -57,6 +57,10 @@ const (
 	EnvXMTPNodeOpsAddr         = "BRIDGE_XMTP_NODE_OPS_ADDR"
 	EnvXMTPMaxEnvelopeBytes    = "BRIDGE_XMTP_MAX_ENVELOPE_BYTES"
 	EnvXMTPMaxTopicsPerRequest = "BRIDGE_XMTP_MAX_TOPICS_PER_REQUEST"
+	EnvXMTPMaxEnvelopesPerPub  = "BRIDGE_XMTP_MAX_ENVELOPES_PER_PUBLISH"
+	EnvXMTPSubscriberBuffer    = "BRIDGE_XMTP_SUBSCRIBER_BUFFER_BYTES"
+	EnvXMTPMaxSubsPerClient    = "BRIDGE_XMTP_MAX_SUBSCRIPTIONS_PER_CLIENT"
+	EnvXMTPMaxSubscriptions    = "BRIDGE_XMTP_MAX_SUBSCRIPTIONS"
 	EnvCanaryInterval          = "BRIDGE_CANARY_INTERVAL"
 	EnvCanarySample            = "BRIDGE_CANARY_SAMPLE"
 	EnvCanaryURL               = "BRIDGE_CANARY_URL"
@@ -143,6 +147,14 @@ var Vars = []Var{
 		Description: "Largest envelope the local XMTP node accepts, in bytes."},
 	{Name: EnvXMTPMaxTopicsPerRequest, Default: "1000", Example: "100",
 		Description: "Most topics one query or subscription to the local XMTP node may name."},
+	{Name: EnvXMTPMaxEnvelopesPerPub, Default: "16", Example: "4",
+		Description: "Most envelopes one publish to the local XMTP node may carry; with BRIDGE_XMTP_MAX_ENVELOPE_BYTES it sets the largest request body the node reads."},
+	{Name: EnvXMTPSubscriberBuffer, Default: "8388608", Example: "4194304",
+		Description: "Bytes of envelopes that may wait for one subscriber of the local XMTP node before it is cut off as too slow; at least BRIDGE_XMTP_MAX_ENVELOPE_BYTES."},
+	{Name: EnvXMTPMaxSubsPerClient, Default: "256", Example: "64",
+		Description: "Most subscription streams the local XMTP node holds open for one client IP address; more are refused."},
+	{Name: EnvXMTPMaxSubscriptions, Default: "10000", Example: "2000",
+		Description: "Most subscription streams the local XMTP node holds open in total; more are refused."},
 	{Name: EnvCanaryInterval, Default: "1m", Example: "30s",
 		Description: "Time between two canary rounds, in which the canary identity messages every bridge (or a sample) and times the reply; 0 turns the prober off."},
 	{Name: EnvCanarySample, Default: "0", Example: "100",

@@ -98,8 +98,11 @@ func TestPublishQuery(t *testing.T) {
 	for i := 1; i <= total; i++ {
 		envs = append(envs, envAt("paged", uint64(i), fmt.Sprint(i)))
 	}
-	if err := c.Publish(ctx, nil, envs...); err != nil {
-		t.Fatalf("publish: %v", err)
+	// The node takes at most 16 envelopes per publish.
+	for i := 0; i < len(envs); i += 10 {
+		if err := c.Publish(ctx, nil, envs[i:min(i+10, len(envs))]...); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
 	}
 	var got []uint64
 	if err := c.QueryAll(ctx, topic("paged"), 0, 0, func(e *messagev1.Envelope) error {
@@ -397,9 +400,9 @@ func TestSubscriptionRecoversFromSlowConsumerCutOff(t *testing.T) {
 	// client buffer, the transport windows and the node's buffer together.
 	const total = 3000
 	payload := strings.Repeat("p", 2048)
-	for i := 0; i < total; i += 100 {
+	for i := 0; i < total; i += 10 {
 		var envs []*messagev1.Envelope
-		for j := i; j < i+100; j++ {
+		for j := i; j < i+10; j++ {
 			envs = append(envs, envAt("flood", now(), fmt.Sprintf("%04d%s", j, payload)))
 		}
 		if err := c.Publish(ctx, nil, envs...); err != nil {

@@ -2,15 +2,20 @@ package node
 
 import (
 	"sync"
+	"sync/atomic"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 )
 
 // fanout delivers newly stored envelopes to the open subscriptions of this
-// process. Each subscriber has a bounded buffer; a publisher never waits
-// for a subscriber. A subscriber whose buffer is full is cut off: its cut
-// channel closes and its stream ends with ResourceExhausted, while every
-// other subscriber keeps receiving.
+// process. Each subscriber has a buffer bounded in envelopes and in bytes;
+// a publisher never waits for a subscriber. A subscriber whose buffer is
+// full is cut off: its cut channel closes, the envelopes waiting for it
+// are dropped at once (they are shared with other subscribers, so
+// dropping them frees memory only once nobody else holds them), and its
+// stream ends with ResourceExhausted, while every other subscriber keeps
+// receiving. A client that was cut off subscribes again and catches up
+// with Query.
 //
 // Lock order: fanout.mu, then subscriber.mu.
 type fanout struct {
@@ -26,6 +31,9 @@ type subscriber struct {
 	cut     chan struct{}
 	cutOnce sync.Once
 	all     bool
+	// budget bounds pending, the bytes of the envelopes in ch.
+	budget  int64
+	pending atomic.Int64
 
 	mu     sync.Mutex
 	topics map[string]struct{}
@@ -40,14 +48,15 @@ func newFanout(onCut func()) *fanout {
 	}
 }
 
-// subscribe registers a subscriber with a buffer of size buffer. A
-// subscriber made with all set receives every envelope; the others receive
-// the topics set by setTopics.
-func (f *fanout) subscribe(all bool, buffer int) *subscriber {
+// subscribe registers a subscriber whose buffer holds at most buffer
+// envelopes and budget bytes of them. A subscriber made with all set
+// receives every envelope; the others receive the topics set by setTopics.
+func (f *fanout) subscribe(all bool, buffer int, budget int64) *subscriber {
 	s := &subscriber{
 		ch:     make(chan *messagev1.Envelope, buffer),
 		cut:    make(chan struct{}),
 		all:    all,
+		budget: budget,
 		topics: map[string]struct{}{},
 	}
 	if all {
@@ -125,17 +134,47 @@ func (f *fanout) offer(s *subscriber, env *messagev1.Envelope) {
 		return
 	default:
 	}
+	size := envelopeCost(env)
+	if s.pending.Add(size) > s.budget {
+		s.pending.Add(-size)
+		f.cutOff(s)
+		return
+	}
 	select {
 	case s.ch <- env:
 	default:
-		s.cutOnce.Do(func() {
-			close(s.cut)
-			if f.onCut != nil {
-				f.onCut()
-			}
-		})
+		s.pending.Add(-size)
+		f.cutOff(s)
 	}
 }
+
+// cutOff ends a subscriber that fell behind and drops what waits for it.
+func (f *fanout) cutOff(s *subscriber) {
+	s.cutOnce.Do(func() {
+		close(s.cut)
+		if f.onCut != nil {
+			f.onCut()
+		}
+		for {
+			select {
+			case env := <-s.ch:
+				s.taken(env)
+			default:
+				return
+			}
+		}
+	})
+}
+
+// envelopeCost is what an envelope counts against a subscriber's byte
+// budget: its message and topic and a fixed overhead for the rest.
+func envelopeCost(env *messagev1.Envelope) int64 {
+	return int64(len(env.Message)+len(env.ContentTopic)) + 64
+}
+
+// taken records that env left the subscriber's buffer; whoever receives
+// from ch calls it.
+func (s *subscriber) taken(env *messagev1.Envelope) { s.pending.Add(-envelopeCost(env)) }
 
 // wants reports whether the subscriber still listens to topic; an
 // envelope buffered before a Subscribe2 update may no longer be wanted.

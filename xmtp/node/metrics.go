@@ -19,6 +19,8 @@ const (
 	reasonBadLimit        = "bad_limit"
 	reasonUnauthenticated = "unauthenticated"
 	reasonForbidden       = "permission_denied"
+	reasonBodyTooLarge    = "body_too_large"
+	reasonBusy            = "busy"
 )
 
 // metrics are the node's Prometheus instruments.
@@ -27,6 +29,7 @@ type metrics struct {
 	subscribers prometheus.Gauge
 	cutOff      prometheus.Counter
 	rejected    *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 	queryTime   prometheus.Histogram
 }
 
@@ -42,11 +45,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		cutOff: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_xmtpnode_subscribers_cut_off_total",
-			Help: "Subscription streams ended because the subscriber fell behind.",
+			Help: "Subscription streams ended because the subscriber fell behind: its buffer (envelopes or bytes) filled, or a gateway stream write timed out; the client re-subscribes and catches up with Query.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_xmtpnode_requests_rejected_total",
 			Help: "Requests rejected by the local XMTP node, by reason.",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_xmtpnode_subscriptions_refused_total",
+			Help: "Subscriptions refused by the local XMTP node because a cap was reached, per client address (per_client) or for the node (node_total).",
 		}, []string{"reason"}),
 		queryTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "bridge_xmtpnode_query_duration_seconds",
@@ -59,7 +66,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.subscribers = register(reg, m.subscribers, &err)
 	m.cutOff = register(reg, m.cutOff, &err)
 	m.rejected = register(reg, m.rejected, &err)
+	m.refused = register(reg, m.refused, &err)
 	m.queryTime = register(reg, m.queryTime, &err)
+	for _, r := range []string{reasonTooLarge, reasonEmptyEnvelope, reasonTooManyTopics, reasonNoTopics, reasonBadTopic,
+		reasonBadTimestamp, reasonBadCursor, reasonBadLimit, reasonUnauthenticated, reasonForbidden, reasonBodyTooLarge, reasonBusy} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, r := range []string{refusedPerClient, refusedNodeTotal} {
+		m.refused.WithLabelValues(r)
+	}
 	return m, err
 }
 

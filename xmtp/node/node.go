@@ -4,13 +4,21 @@
 // xmtp-js 12 uses it.
 //
 // Envelopes are stored first and handed to live subscribers of the same
-// process after the transaction commits. Each subscriber has a bounded
-// buffer; one that falls behind is cut off with ResourceExhausted and
-// never slows publishers or other subscribers.
+// process after the transaction commits. Each subscriber has a buffer
+// bounded in envelopes and in bytes; one that falls behind is cut off with
+// ResourceExhausted and never slows publishers or other subscribers.
+//
+// Hostile input is bounded before it costs memory: a request body (HTTP)
+// or message (gRPC) is never read past the largest valid request, a
+// publish without a valid token on a node with authn ends when its headers
+// arrive, and subscriptions are capped per client address and per node.
 package node
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +32,7 @@ import (
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 )
 
 // Config configures a Node. Zero values take the defaults.
@@ -41,10 +50,28 @@ type Config struct {
 	// MaxEnvelopeBytes bounds an envelope's message; default 1 MiB.
 	MaxEnvelopeBytes int
 	// MaxTopicsPerRequest bounds the topics of a query or subscription
-	// request, the envelopes of a publish and the queries of a batch;
-	// default 1000. The api client spreads a larger topic set over several
-	// Subscribe2 streams (api.WithMaxTopicsPerStream).
+	// request and the queries of a batch; default 1000. The api client
+	// spreads a larger topic set over several Subscribe2 streams
+	// (api.WithMaxTopicsPerStream).
 	MaxTopicsPerRequest int
+	// MaxEnvelopesPerPublish bounds the envelopes of one publish; default
+	// 16. With MaxEnvelopeBytes it sets the largest publish body the
+	// gateway reads and the largest gRPC message the node receives.
+	MaxEnvelopesPerPublish int
+	// SubscriberBufferBytes bounds the bytes of envelopes waiting for one
+	// subscriber; one that falls further behind is cut off. Default 8 MiB,
+	// and never less than one envelope of MaxEnvelopeBytes.
+	SubscriberBufferBytes int
+	// MaxSubscriptionsPerClient caps the open subscription streams of one
+	// client address (the HTTP client's for the gateway); default 256.
+	MaxSubscriptionsPerClient int
+	// MaxSubscriptions caps the node's open subscription streams; default
+	// 10000.
+	MaxSubscriptions int
+	// StreamWriteTimeout bounds each write of a gateway subscription
+	// stream; a client that reads nothing for that long is disconnected.
+	// Default 10s.
+	StreamWriteTimeout time.Duration
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the node's metrics; nil keeps them private.
@@ -57,6 +84,11 @@ const (
 	DefaultHTTPAddr            = "127.0.0.1:5555"
 	DefaultMaxEnvelopeBytes    = 1 << 20
 	DefaultMaxTopicsPerRequest = 1000
+	DefaultMaxEnvelopesPerPub  = 16
+	DefaultSubscriberBytes     = 8 << 20
+	DefaultMaxSubsPerClient    = 256
+	DefaultMaxSubscriptions    = 10_000
+	DefaultStreamWriteTimeout  = 10 * time.Second
 	// defaultSubscriberBuffer is how many envelopes may wait for one
 	// subscriber before it is cut off.
 	defaultSubscriberBuffer = 1024
@@ -74,7 +106,17 @@ type Node struct {
 	log              *slog.Logger
 	metrics          *metrics
 	fanout           *fanout
+	limits           *subscriptionLimits
+	svc              *service
 	subscriberBuffer int
+	subscriberBytes  int64
+	// publishWait and publishReadTimeout bound a gateway publish's wait
+	// for decoding room and the arrival of its body.
+	publishWait        time.Duration
+	publishReadTimeout time.Duration
+	// gatewaySecret marks the gateway's calls to the node's own gRPC
+	// listener; see trustedGateway.
+	gatewaySecret string
 
 	mu         sync.Mutex
 	store      *store
@@ -83,6 +125,7 @@ type Node struct {
 	httpServer *http.Server
 	httpLis    net.Listener
 	gwConn     *grpc.ClientConn
+	gw         *gateway
 	closing    chan struct{}
 	wg         sync.WaitGroup
 	started    bool
@@ -107,6 +150,22 @@ func New(cfg Config) (*Node, error) {
 	if cfg.MaxTopicsPerRequest <= 0 {
 		cfg.MaxTopicsPerRequest = DefaultMaxTopicsPerRequest
 	}
+	if cfg.MaxEnvelopesPerPublish <= 0 {
+		cfg.MaxEnvelopesPerPublish = DefaultMaxEnvelopesPerPub
+	}
+	if cfg.SubscriberBufferBytes <= 0 {
+		cfg.SubscriberBufferBytes = DefaultSubscriberBytes
+	}
+	cfg.SubscriberBufferBytes = max(cfg.SubscriberBufferBytes, cfg.MaxEnvelopeBytes+maxTopicBytes+64)
+	if cfg.MaxSubscriptionsPerClient <= 0 {
+		cfg.MaxSubscriptionsPerClient = DefaultMaxSubsPerClient
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -117,21 +176,44 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register node metrics: %w", err)
 	}
-	n := &Node{
-		cfg:              cfg,
-		log:              cfg.Logger,
-		metrics:          m,
-		subscriberBuffer: defaultSubscriberBuffer,
-		closing:          make(chan struct{}),
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("make gateway secret: %w", err)
 	}
+	n := &Node{
+		cfg:                cfg,
+		log:                cfg.Logger,
+		metrics:            m,
+		limits:             newSubscriptionLimits(cfg.MaxSubscriptionsPerClient, cfg.MaxSubscriptions),
+		subscriberBuffer:   defaultSubscriberBuffer,
+		subscriberBytes:    int64(cfg.SubscriberBufferBytes),
+		publishWait:        defaultPublishWait,
+		publishReadTimeout: defaultPublishReadTimeout,
+		gatewaySecret:      hex.EncodeToString(secret),
+		closing:            make(chan struct{}),
+	}
+	n.svc = &service{n: n}
 	n.fanout = newFanout(m.cutOff.Inc)
 	return n, nil
 }
 
-// maxMessageBytes bounds one gRPC message or HTTP body: room for a publish
-// of a few full envelopes and for a full page of query results.
-func (n *Node) maxMessageBytes() int {
+// maxSendBytes bounds one gRPC message the node sends: a full page of
+// query results.
+func (n *Node) maxSendBytes() int {
 	return max(16<<20, defaultPageSize*(n.cfg.MaxEnvelopeBytes+1024))
+}
+
+// maxRecvBytes bounds one gRPC message the node receives: the largest
+// valid request, as for the gateway's bodies (protobuf is never larger
+// than the JSON of the same request).
+func (n *Node) maxRecvBytes() int {
+	return int(max(publishBodyLimit(n.cfg), requestBodyLimit(n.cfg)))
+}
+
+// trustedGateway reports whether md carries the gateway's secret.
+func (n *Node) trustedGateway(md metadata.MD) bool {
+	got := md.Get(mdGateway)
+	return len(got) == 1 && subtle.ConstantTimeCompare([]byte(got[0]), []byte(n.gatewaySecret)) == 1
 }
 
 // Start migrates the database, opens the pool, and starts the gRPC server
@@ -163,10 +245,11 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.grpcLis = grpcLis
 	n.grpcServer = grpc.NewServer(
-		grpc.MaxRecvMsgSize(n.maxMessageBytes()),
-		grpc.MaxSendMsgSize(n.maxMessageBytes()),
+		grpc.MaxRecvMsgSize(n.maxRecvBytes()),
+		grpc.MaxSendMsgSize(n.maxSendBytes()),
+		grpc.InTapHandle(n.svc.tap),
 	)
-	messagev1.RegisterMessageApiServer(n.grpcServer, &service{n: n})
+	messagev1.RegisterMessageApiServer(n.grpcServer, n.svc)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -175,11 +258,16 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}()
 
+	// The gateway's own connection has fixed flow-control windows: an HTTP
+	// Subscribe2 client that stops reading leaves at most one window of
+	// envelopes in the gateway, not the growing window of a fast link.
 	conn, err := grpc.Dial("passthrough:///"+grpcLis.Addr().String(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10),
+		grpc.WithInitialConnWindowSize(4<<20),
 		grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(n.maxMessageBytes()),
-			grpc.MaxCallSendMsgSize(n.maxMessageBytes()),
+			grpc.MaxCallRecvMsgSize(n.maxSendBytes()),
+			grpc.MaxCallSendMsgSize(n.maxRecvBytes()),
 		),
 	)
 	if err != nil {
@@ -187,7 +275,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("start node: dial own grpc: %w", err)
 	}
 	n.gwConn = conn
-	handler, err := newGateway(context.Background(), conn, int64(2*n.maxMessageBytes()))
+	handler, err := newGateway(context.Background(), n, n.svc, conn)
 	if err != nil {
 		n.abortStart()
 		return fmt.Errorf("start node: register gateway: %w", err)
@@ -198,7 +286,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("start node: listen http: %w", err)
 	}
 	n.httpLis = httpLis
-	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	n.httpServer = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

@@ -218,7 +218,7 @@ func TestSubscribe2ChangesTopics(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	n := startNode(t, testDatabase(t), Config{MaxEnvelopeBytes: 1000, MaxTopicsPerRequest: 3, Registerer: reg}, nil)
+	n := startNode(t, testDatabase(t), Config{MaxEnvelopeBytes: 1000, MaxTopicsPerRequest: 3, MaxEnvelopesPerPublish: 3, Registerer: reg}, nil)
 	c := dialNode(t, n.GRPCAddr())
 	ctx := testContext(t)
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"math"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // ErrTooManyTopics reports a request naming more topics (or envelopes, or
@@ -38,7 +38,7 @@ func (s *service) reject(reason string, code codes.Code, msg string) error {
 // subscribers once the transaction has committed.
 func (s *service) Publish(ctx context.Context, req *messagev1.PublishRequest) (*messagev1.PublishResponse, error) {
 	cfg := s.n.cfg
-	if len(req.Envelopes) > cfg.MaxTopicsPerRequest {
+	if len(req.Envelopes) > cfg.MaxEnvelopesPerPublish {
 		return nil, s.reject(reasonTooManyTopics, codes.InvalidArgument, "too many envelopes in one publish")
 	}
 	for _, env := range req.Envelopes {
@@ -73,17 +73,60 @@ func (s *service) Publish(ctx context.Context, req *messagev1.PublishRequest) (*
 	return &messagev1.PublishResponse{}, nil
 }
 
-// authorize checks the bearer token of a publish and that its wallet owns
-// every contact and private-store topic it writes to.
-func (s *service) authorize(ctx context.Context, envs []*messagev1.Envelope) error {
-	token, ok := bearerToken(ctx)
+// publishMethod is the full gRPC name of Publish.
+const publishMethod = "/xmtp.message_api.v1.MessageApi/Publish"
+
+type walletKey struct{}
+
+// tap runs when a call's headers arrive, before any of its message is
+// read: on a node with authn a publish without a valid token ends there.
+// The wallet it verified travels in the call's context to authorize. A
+// call forwarded by the gateway carries the wallet the gateway verified.
+func (s *service) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if !s.n.cfg.Authn || info.FullMethodName != publishMethod {
+		return ctx, nil
+	}
+	if s.n.trustedGateway(info.Header) {
+		if w := info.Header.Get(mdWallet); len(w) == 1 && w[0] != "" {
+			return context.WithValue(ctx, walletKey{}, w[0]), nil
+		}
+	}
+	wallet, st := s.authenticate(info.Header.Get("authorization"))
+	if st != nil {
+		return ctx, st.Err()
+	}
+	return context.WithValue(ctx, walletKey{}, wallet), nil
+}
+
+// authenticate verifies the bearer token among authorization values and
+// returns its wallet, or the status that rejects the call, counted.
+func (s *service) authenticate(values []string) (string, *status.Status) {
+	token, ok := bearerToken(values)
 	if !ok {
-		return s.reject(reasonUnauthenticated, codes.Unauthenticated, "authorization token required")
+		s.n.metrics.rejected.WithLabelValues(reasonUnauthenticated).Inc()
+		return "", status.New(codes.Unauthenticated, "authorization token required")
 	}
 	wallet, err := keys.VerifyAuthToken(token, time.Now())
 	if err != nil {
 		s.n.log.Info("reject auth token", "err", err)
-		return s.reject(reasonUnauthenticated, codes.Unauthenticated, "invalid authorization token")
+		s.n.metrics.rejected.WithLabelValues(reasonUnauthenticated).Inc()
+		return "", status.New(codes.Unauthenticated, "invalid authorization token")
+	}
+	return wallet, nil
+}
+
+// authorize checks that the publish's wallet, verified by tap (or here,
+// when the call did not pass tap), owns every contact and private-store
+// topic it writes to.
+func (s *service) authorize(ctx context.Context, envs []*messagev1.Envelope) error {
+	wallet, _ := ctx.Value(walletKey{}).(string)
+	if wallet == "" {
+		md, _ := metadata.FromIncomingContext(ctx)
+		w, st := s.authenticate(md.Get("authorization"))
+		if st != nil {
+			return st.Err()
+		}
+		wallet = w
 	}
 	for _, env := range envs {
 		name, _ := ParseTopic(env.ContentTopic)
@@ -96,10 +139,9 @@ func (s *service) authorize(ctx context.Context, envs []*messagev1.Envelope) err
 }
 
 // bearerToken returns the token of an "authorization: Bearer <token>"
-// metadata entry.
-func bearerToken(ctx context.Context) (string, bool) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
+// value.
+func bearerToken(values []string) (string, bool) {
+	for _, v := range values {
 		if len(v) > 7 && equalFoldASCII(v[:7], "bearer ") {
 			return v[7:], true
 		}
@@ -178,19 +220,46 @@ func (s *service) checkTopics(topics []string) error {
 	return nil
 }
 
+// acquire takes a subscription slot for client, or returns the
+// ResourceExhausted status that refuses the subscription, counted.
+func (s *service) acquire(client string) (func(), error) {
+	release, reason, msg := s.n.limits.acquire(client)
+	if release == nil {
+		s.n.metrics.refused.WithLabelValues(reason).Inc()
+		s.n.log.Info("refuse subscription", "client", client, "reason", reason)
+		return nil, status.Error(codes.ResourceExhausted, msg)
+	}
+	return release, nil
+}
+
+// newSubscriber registers a subscriber with the node's buffer bounds.
+func (s *service) newSubscriber(all bool) *subscriber {
+	return s.n.fanout.subscribe(all, s.n.subscriberBuffer, s.n.subscriberBytes)
+}
+
 // Subscribe streams new envelopes of a fixed topic set.
 func (s *service) Subscribe(req *messagev1.SubscribeRequest, stream messagev1.MessageApi_SubscribeServer) error {
 	if err := s.checkTopics(req.ContentTopics); err != nil {
 		return err
 	}
-	sub := s.n.fanout.subscribe(false, s.n.subscriberBuffer)
+	release, err := s.acquire(s.n.clientOf(stream.Context()))
+	if err != nil {
+		return err
+	}
+	defer release()
+	sub := s.newSubscriber(false)
 	s.n.fanout.setTopics(sub, req.ContentTopics)
 	return s.serve(stream.Context(), sub, nil, stream.SendHeader, stream.Send)
 }
 
 // SubscribeAll streams every new envelope.
 func (s *service) SubscribeAll(_ *messagev1.SubscribeAllRequest, stream messagev1.MessageApi_SubscribeAllServer) error {
-	sub := s.n.fanout.subscribe(true, s.n.subscriberBuffer)
+	release, err := s.acquire(s.n.clientOf(stream.Context()))
+	if err != nil {
+		return err
+	}
+	defer release()
+	sub := s.newSubscriber(true)
 	return s.serve(stream.Context(), sub, nil, stream.SendHeader, stream.Send)
 }
 
@@ -198,7 +267,12 @@ func (s *service) SubscribeAll(_ *messagev1.SubscribeAllRequest, stream messagev
 // stream replaces. The stream goes on after the client closes its sending
 // side.
 func (s *service) Subscribe2(stream messagev1.MessageApi_Subscribe2Server) error {
-	sub := s.n.fanout.subscribe(false, s.n.subscriberBuffer)
+	release, err := s.acquire(s.n.clientOf(stream.Context()))
+	if err != nil {
+		return err
+	}
+	defer release()
+	sub := s.newSubscriber(false)
 	errc := make(chan error, 1)
 	go func() {
 		for {
@@ -222,7 +296,10 @@ func (s *service) Subscribe2(stream messagev1.MessageApi_Subscribe2Server) error
 
 // serve runs one subscription until the client leaves, the node stops, the
 // request side fails or the subscriber falls behind. It first sends a
-// header so the client knows the subscription is live.
+// header so the client knows the subscription is live. Envelopes are sent
+// by a goroutine of their own, so that a subscriber cut off while a send
+// waits on a client that does not read still ends at once: returning ends
+// the stream, which ends the waiting send.
 func (s *service) serve(ctx context.Context, sub *subscriber, errc <-chan error, sendHeader func(metadata.MD) error, send func(*messagev1.Envelope) error) error {
 	s.n.metrics.subscribers.Inc()
 	defer s.n.metrics.subscribers.Dec()
@@ -230,27 +307,42 @@ func (s *service) serve(ctx context.Context, sub *subscriber, errc <-chan error,
 	if err := sendHeader(metadata.Pairs("subscribed", "true")); err != nil {
 		return err
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.n.closing:
-			return status.Error(codes.Unavailable, "node shutting down")
-		case err := <-errc:
-			if status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return err
-		case <-sub.cut:
-			s.n.log.Warn("cut off slow subscriber", slog.Int("buffer", cap(sub.ch)))
-			return status.Error(codes.ResourceExhausted, "subscriber too slow: buffer full")
-		case env := <-sub.ch:
-			if !sub.wants(env.ContentTopic) {
-				continue
-			}
-			if err := send(env); err != nil {
-				return err
+	done := make(chan struct{})
+	defer close(done)
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-sub.cut:
+				return
+			case env := <-sub.ch:
+				sub.taken(env)
+				if !sub.wants(env.ContentTopic) {
+					continue
+				}
+				if err := send(env); err != nil {
+					sendErr <- err
+					return
+				}
 			}
 		}
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.n.closing:
+		return status.Error(codes.Unavailable, "node shutting down")
+	case err := <-errc:
+		if status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	case err := <-sendErr:
+		return err
+	case <-sub.cut:
+		s.n.log.Warn("cut off slow subscriber", "client", s.n.clientOf(ctx), "budget_bytes", sub.budget)
+		return status.Error(codes.ResourceExhausted, "subscriber too slow: buffer full")
 	}
 }
