@@ -90,8 +90,8 @@ func TestTargetDownThenUp(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 20*time.Second, "every reply", func() bool { return len(messagesFrom(t, c, b.Address)) == len(want) })
-	time.Sleep(0) // replies are counted exactly above; no extra reply may follow a sweep
+	waitFor(t, 20*time.Second, "every reply", func() bool { return len(messagesFrom(t, c, b.Address)) >= len(want) })
+	e.waitQuiet(t, 20*time.Second, b.ID)
 	got := messagesFrom(t, c, b.Address)
 	if len(got) != len(want) {
 		t.Fatalf("replies = %s, want %d", joined(got), len(want))
