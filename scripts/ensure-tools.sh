@@ -45,7 +45,9 @@ if [ ${#want[@]} -eq 0 ]; then
 fi
 
 have() {
-  command -v "$1" >/dev/null 2>&1 || [ -x "${alt[$1]:-/nonexistent}" ]
+  command -v "$1" >/dev/null 2>&1 || [ -x "${alt[$1]:-/nonexistent}" ] ||
+    # the compose plugin serves the compose test as well as docker-compose
+    { [ "$1" = docker-compose ] && docker compose version >/dev/null 2>&1; }
 }
 
 missing=()
