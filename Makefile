@@ -50,7 +50,7 @@ run: build
 	@scripts/ensure-node-deps.sh || echo "make run: the xmtp-js quick start needs Node.js 20 and npm; the bridge runs without them" >&2
 	exec $(BIN) dev
 
-## test: vet, then every test against the real Postgres, then a short fuzz of every fuzz target.
+## test: vet, then every test against the real Postgres, then a short fuzz of every decoder of outside input (scripts/fuzz-smoke.sh lists the targets left to `make fuzz`).
 test: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
@@ -59,7 +59,7 @@ test: check-go
 	  $(GO) vet $(PKGS); \
 	  echo "make test: go test against $$url"; \
 	  TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 12m $(PKGS); \
-	  TEST_DATABASE_URL="$$url" FUZZTIME=$(FUZZTIME) scripts/fuzz-smoke.sh
+	  TEST_DATABASE_URL="$$url" FUZZTIME=$(FUZZTIME) FUZZSET=outside scripts/fuzz-smoke.sh
 
 ## bench: run every benchmark of the module and print the figures.
 bench: check-go
@@ -82,10 +82,10 @@ lint: check-go
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## fuzz: run every fuzz target for LONGFUZZ (default 60s) each.
+## fuzz: run every fuzz target, test-only parsers and round trips included, for LONGFUZZ (default 60s) each.
 fuzz: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
-	  TEST_DATABASE_URL="$$url" FUZZTIME=$(LONGFUZZ) scripts/fuzz-smoke.sh
+	  TEST_DATABASE_URL="$$url" FUZZTIME=$(LONGFUZZ) FUZZSET=all scripts/fuzz-smoke.sh
 
 ## env: print every environment variable of the bridge.
 env: build

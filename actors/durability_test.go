@@ -98,6 +98,15 @@ func TestRestartMidTraffic(t *testing.T) {
 		once.Do(func() { close(half) })
 	}()
 	<-half
+	var first Status
+	waitFor(t, 30*time.Second, "the bridge active on the first runtime", func() bool {
+		var ok bool
+		first, ok = rt1.Status(b.ID)
+		return ok
+	})
+	if first.Node != "n1" || first.Epoch != 1 {
+		t.Fatalf("status on first runtime = %+v; want node n1, epoch 1", first)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := rt1.Stop(ctx); err != nil {
@@ -105,8 +114,9 @@ func TestRestartMidTraffic(t *testing.T) {
 	}
 	rt2, _ := e.runtime("n2", nil)
 	wg.Wait()
-	if st, ok := rt2.Status(b.ID); !ok || st.Node != "n2" || st.Epoch < 1 {
-		t.Fatalf("status on second runtime = %+v, %v", st, ok)
+	// The hand-over is one change of hands: the next epoch, exactly.
+	if st, ok := rt2.Status(b.ID); !ok || st.Node != "n2" || st.Epoch != first.Epoch+1 {
+		t.Fatalf("status on second runtime = %+v, %v; want node n2, epoch %d", st, ok, first.Epoch+1)
 	}
 	waitFor(t, 60*time.Second, "every message", func() bool {
 		for i := 0; i < senders; i++ {

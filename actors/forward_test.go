@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,8 +90,8 @@ func TestTargetDownThenUp(t *testing.T) {
 		}
 		return true
 	})
-	waitFor(t, 20*time.Second, "every reply", func() bool { return len(messagesFrom(t, c, b.Address)) == len(want) })
-	time.Sleep(0) // replies are counted exactly above; no extra reply may follow a sweep
+	waitFor(t, 20*time.Second, "every reply", func() bool { return len(messagesFrom(t, c, b.Address)) >= len(want) })
+	e.waitQuiet(t, 20*time.Second, b.ID)
 	got := messagesFrom(t, c, b.Address)
 	if len(got) != len(want) {
 		t.Fatalf("replies = %s, want %d", joined(got), len(want))
@@ -198,20 +199,97 @@ func TestAllowDeny(t *testing.T) {
 }
 
 // TestEndpointGone: a 410 marks the bridge endpoint_gone and stops
-// forwarding.
+// forwarding. A message that arrives while it is gone is stored but never
+// attempted, through many sweeps; once the owner sets the bridge active
+// again it is delivered, on its first attempt, and the 410's dead delivery
+// is not retried.
 func TestEndpointGone(t *testing.T) {
 	e := newEnv(t)
 	tg := newTarget(t, persistence.FormatJSON)
 	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
 	tg.secret = secret
-	tg.status = func(string) int { return 410 }
-	e.runtime("n1", nil)
+	var mu sync.Mutex
+	gone := true
+	refused := map[string]int{} // requests answered 410, by text
+	tg.status = func(text string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if gone {
+			refused[text]++
+			return 410
+		}
+		return 200
+	}
+	refusedOf := func(text string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return refused[text]
+	}
+	rt, _ := e.runtime("n1", nil)
+	ctx := context.Background()
 	c := e.sender()
-	if _, err := c.SendText(context.Background(), b.Address, "x"); err != nil {
+	if _, err := c.SendText(ctx, b.Address, "x"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	waitFor(t, 20*time.Second, "status endpoint_gone", func() bool {
-		got, err := e.store.BridgeByID(context.Background(), b.ID)
+		got, err := e.store.BridgeByID(ctx, b.ID)
 		return err == nil && got.Status == persistence.StatusEndpointGone
 	})
+
+	if _, err := c.SendText(ctx, b.Address, "y"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	second := func() (persistence.Delivery, bool) {
+		ds, _, err := e.store.ListDeliveries(ctx, e.account.ID, b.ID, "", persistence.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 2 {
+			return persistence.Delivery{}, false
+		}
+		first := ds[0]
+		for _, d := range ds {
+			if d.ID < first.ID {
+				first = d
+			}
+		}
+		for _, d := range ds {
+			if d.ID != first.ID {
+				return d, true
+			}
+		}
+		return persistence.Delivery{}, false
+	}
+	var y persistence.Delivery
+	waitFor(t, 20*time.Second, "the second message stored", func() bool {
+		var ok bool
+		y, ok = second()
+		return ok
+	})
+	// Forwarding would start at once and at every sweep; none may happen
+	// over ten sweep intervals.
+	for end := time.Now().Add(10 * rt.cfg.SweepInterval); time.Now().Before(end); time.Sleep(rt.cfg.SweepInterval / 4) {
+		d, _ := second()
+		if n := refusedOf("y"); n != 0 || d.Attempts != 0 || d.Status != persistence.DeliveryPending {
+			t.Fatalf("a message to an endpoint_gone bridge was forwarded: %d requests, delivery %s after %d attempts", n, d.Status, d.Attempts)
+		}
+	}
+
+	mu.Lock()
+	gone = false
+	mu.Unlock()
+	if err := e.store.SetBridgeStatus(ctx, b.ID, persistence.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	rt.Nudge(b.ID)
+	waitFor(t, 20*time.Second, "the stored message delivered after reactivation", func() bool {
+		d, _ := second()
+		return d.Status == persistence.DeliverySucceeded
+	})
+	if d, _ := second(); d.ID != y.ID || d.Attempts != 1 {
+		t.Fatalf("stored message %+v, want delivery %d on its first attempt", d, y.ID)
+	}
+	if got := tg.received(); len(got) != 1 || got[0] != "y" || refusedOf("x") != 1 {
+		t.Fatalf("target received %q and refused x %d times; want only y, and x refused once", got, refusedOf("x"))
+	}
 }

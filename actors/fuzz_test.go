@@ -2,6 +2,7 @@ package actors
 
 import (
 	"testing"
+	"unicode/utf8"
 
 	"github.com/xmtpbridge/bridge/xmtp/content"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -43,15 +44,43 @@ func FuzzDecodeCanaryAnswer(f *testing.F) {
 	})
 }
 
-// FuzzDecodePayload feeds arbitrary stored payloads to the delivery payload
-// decoder, and checks that encoded text round-trips.
+// FuzzDecodePayload feeds arbitrary bytes to the delivery payload decoder
+// twice: as a stored payload, and as the text of a message the bridge
+// encodes. Encoded text decodes to itself (invalid UTF-8 is refused), and
+// a payload that decodes as text encodes and decodes back to that text.
 func FuzzDecodePayload(f *testing.F) {
 	good, _ := content.Encode(content.Text("hello"))
 	f.Add(good)
+	f.Add([]byte("héllo, ünïcode ✓"))
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff})
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		_, _, _ = decodePayload(payload)
+	f.Add([]byte{0xff, 0xfe})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		encoded, err := content.Encode(content.Text(string(data)))
+		if err != nil {
+			t.Fatalf("encode text: %v", err)
+		}
+		ct, text, err := decodePayload(encoded)
+		switch {
+		case !utf8.Valid(data):
+			if err == nil {
+				t.Fatalf("invalid UTF-8 %q decoded to %q", data, text)
+			}
+		case err != nil || ct != content.TypeText.String() || text != string(data):
+			t.Fatalf("text %q decoded to %q %q %v", data, ct, text, err)
+		}
+
+		ct, text, err = decodePayload(data)
+		if err != nil || ct != content.TypeText.String() {
+			return
+		}
+		again, err := content.Encode(content.Text(text))
+		if err != nil {
+			t.Fatalf("re-encode %q: %v", text, err)
+		}
+		if ct2, text2, err := decodePayload(again); err != nil || ct2 != ct || text2 != text {
+			t.Fatalf("round trip of %q gave %q %q %v", text, ct2, text2, err)
+		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -61,11 +62,17 @@ func TestEtcdRepairAnnouncesAMissedMemberAgain(t *testing.T) {
 	b, _ := e.runtime("b", etcdCluster)
 	waitFor(t, 30*time.Second, "both members to see each other", func() bool { return a.topo.size() == 2 && b.topo.size() == 2 })
 
-	var self *cluster.Member
+	var self, missed *cluster.Member
 	for _, m := range a.topo.snapshot() {
-		if m.Address() == a.system.Address() {
+		switch m.Address() {
+		case a.system.Address():
 			self = m
+		case b.system.Address():
+			missed = m
 		}
+	}
+	if self == nil || missed == nil {
+		t.Fatalf("a's view %v lacks a or b", a.topo.snapshot())
 	}
 	a.topo.update([]*cluster.Member{self}, time.Now()) // b's registration "missed"
 
@@ -76,31 +83,44 @@ func TestEtcdRepairAnnouncesAMissedMemberAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	revs, leases := map[string]int64{}, map[string]int64{}
+	revs, leases, values := map[string]int64{}, map[string]int64{}, map[string]string{}
+	missedKey := ""
 	for _, kv := range before.Kvs {
-		revs[string(kv.Key)], leases[string(kv.Key)] = kv.ModRevision, kv.Lease
+		k := string(kv.Key)
+		revs[k], leases[k], values[k] = kv.ModRevision, kv.Lease, string(kv.Value)
+		if n, err := etcd.NewNodeFromBytes(kv.Value); err == nil && n.ID == missed.Id {
+			missedKey = k
+		}
+	}
+	if missedKey == "" {
+		t.Fatalf("etcd holds no key for b's member %s", missed.Id)
 	}
 	gaps := a.etcdRepairRound(ctx, prefix, etcdGaps{})
-	if len(gaps.missing) != 1 || len(gaps.stale) != 0 {
-		t.Fatalf("first round found %+v, want only b's member missing", gaps)
+	if !gaps.missing[missed.Id] || len(gaps.missing) != 1 || len(gaps.stale) != 0 {
+		t.Fatalf("first round found %+v, want only b's member %s missing", gaps, missed.Id)
 	}
 	a.etcdRepairRound(ctx, prefix, gaps)
 	after, err := a.etcd.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rewritten := 0
+	// The missed member's key, and only that one, is written back, with
+	// its value and lease unchanged.
+	var rewritten []string
 	for _, kv := range after.Kvs {
 		k := string(kv.Key)
 		if kv.Lease != leases[k] {
 			t.Errorf("%s: lease %d after the repair, want its own %d", k, kv.Lease, leases[k])
 		}
+		if string(kv.Value) != values[k] {
+			t.Errorf("%s: the repair changed the value", k)
+		}
 		if kv.ModRevision > revs[k] {
-			rewritten++
+			rewritten = append(rewritten, k)
 		}
 	}
-	if rewritten < 1 {
-		t.Fatalf("no member key was written back (revisions before %v)", revs)
+	if len(rewritten) != 1 || rewritten[0] != missedKey {
+		t.Fatalf("keys written back: %v, want only the missed member's %s", rewritten, missedKey)
 	}
 	if got := testutil.ToFloat64(a.metrics.membershipRepairs); got < 1 {
 		t.Fatalf("bridge_cluster_membership_repairs_total = %v, want at least 1", got)

@@ -133,6 +133,14 @@ func TestBridgeLifecycle(t *testing.T) {
 	h.expect("POST", "/v1/bridges", key, map[string]any{"forward": map[string]any{"url": "http://10.0.0.5/hook"}}, 400, CodeUnsafeTarget)
 	h.expect("POST", "/v1/bridges", key, map[string]any{"forward": map[string]any{"url": "http://100.64.1.1/hook"}}, 400, CodeUnsafeTarget)
 	h.expect("POST", "/v1/bridges", key, map[string]any{"forward": map[string]any{"url": "http://[fd00::1]/hook"}}, 400, CodeUnsafeTarget)
+	// The IPv6 forms issue 10 found saved: IPv4-compatible, IPv4-translated,
+	// site-local, Teredo, benchmarking, documentation, SRv6, and a zone.
+	for _, u := range []string{"http://[::127.0.0.1]/", "http://[::ffff:0:7f00:1]/", "http://[fec0::1]/",
+		"http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "http://[2001:2::1]/", "http://[3fff::1]/",
+		"http://[5f00::1]/", "http://[fe80::1%25eth0]/"} {
+		h.expect("POST", "/v1/bridges", key, map[string]any{"forward": map[string]any{"url": u}}, 400, CodeUnsafeTarget)
+		h.expect("PATCH", "/v1/bridges/"+id, key, map[string]any{"forward": map[string]any{"url": u}}, 400, CodeUnsafeTarget)
+	}
 
 	// Rotation keeps the old secret valid for the grace period.
 	rot := h.expect("POST", "/v1/bridges/"+id+"/webhook-secret/rotate", key, map[string]any{"graceSeconds": 60}, 200, "")

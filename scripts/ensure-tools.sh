@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # ensure-tools.sh makes sure the outside programs the tests run are
 # installed: etcd (cluster membership), promtool and prometheus (alert rule
-# tests and the live scrape test), nginx (ingress config), pebble and
-# certbot (ACME). They all come from Debian's packages. When one is missing
+# tests and the live scrape test), amtool (Alertmanager config check),
+# docker-compose (validates the compose file; it needs no docker engine),
+# nginx (ingress config), pebble and certbot (ACME). They all come from
+# Debian's packages. Debian bookworm serves docker-compose (Compose v1,
+# `docker-compose config`), not docker-compose-plugin (`docker compose`);
+# the compose test uses whichever of the two is installed. When one is missing
 # and we are root with apt-get, it is installed; otherwise the script stops
 # and names the package to install.
 #
@@ -23,6 +27,8 @@ declare -A pkg=(
   [etcd]=etcd-server
   [promtool]=prometheus
   [prometheus]=prometheus
+  [amtool]=prometheus-alertmanager
+  [docker-compose]=docker-compose
   [nginx]=nginx
   [pebble]=pebble
   [certbot]=certbot
@@ -35,11 +41,13 @@ declare -A alt=(
 
 want=("$@")
 if [ ${#want[@]} -eq 0 ]; then
-  want=(etcd promtool prometheus nginx pebble certbot)
+  want=(etcd promtool prometheus amtool docker-compose nginx pebble certbot)
 fi
 
 have() {
-  command -v "$1" >/dev/null 2>&1 || [ -x "${alt[$1]:-/nonexistent}" ]
+  command -v "$1" >/dev/null 2>&1 || [ -x "${alt[$1]:-/nonexistent}" ] ||
+    # the compose plugin serves the compose test as well as docker-compose
+    { [ "$1" = docker-compose ] && docker compose version >/dev/null 2>&1; }
 }
 
 missing=()
@@ -63,7 +71,7 @@ if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
     die "apt-get could not install ${missing[*]}"
 fi
-for svc in etcd prometheus nginx; do
+for svc in etcd prometheus prometheus-alertmanager nginx; do
   if command -v service >/dev/null 2>&1; then
     service "$svc" stop >/dev/null 2>&1 || true
   fi

@@ -55,7 +55,8 @@ func (d *rebindingDNS) serve() {
 }
 
 // answer builds a response to a single-question query: one A record with
-// the current address for A questions, no records for others (AAAA).
+// the current address for A questions when it is IPv4, one AAAA record for
+// AAAA questions when it is IPv6, and no records otherwise.
 func (d *rebindingDNS) answer(q []byte) []byte {
 	if len(q) < 12 {
 		return nil
@@ -81,11 +82,17 @@ func (d *rebindingDNS) answer(q []byte) []byte {
 	resp[3] = 0x80                          // recursion available, no error
 	binary.BigEndian.PutUint16(resp[4:], 1) // one question
 	resp = append(resp, question...)
-	if qtype == 1 {
+	switch {
+	case qtype == 1 && addr.Is4():
 		binary.BigEndian.PutUint16(resp[6:], 1) // one answer
 		resp = append(resp, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4)
 		a4 := addr.As4()
 		resp = append(resp, a4[:]...)
+	case qtype == 28 && addr.Is6():
+		binary.BigEndian.PutUint16(resp[6:], 1) // one answer
+		resp = append(resp, 0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 0, 0, 16)
+		a16 := addr.As16()
+		resp = append(resp, a16[:]...)
 	}
 	return resp
 }
@@ -146,5 +153,41 @@ func TestDialCheckDefeatsDNSRebinding(t *testing.T) {
 	}
 	if strings.Contains(res.Err.Error(), "hooks.rebind.test") {
 		t.Fatalf("error shows the URL: %v", res.Err)
+	}
+}
+
+// TestDialCheckRefusesSpecialRanges points a name at an address in each
+// range the IPv6 forms of issue 10 got through (and the IPv4 ones added
+// with them): the connection is refused when it is made, after DNS,
+// whatever the name resolved to at save time.
+func TestDialCheckRefusesSpecialRanges(t *testing.T) {
+	dns := startRebindingDNS(t, netip.MustParseAddr("127.0.0.2"))
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dialer net.Dialer
+		return dialer.DialContext(ctx, "udp", dns.conn.LocalAddr().String())
+	}}
+	for _, a := range []string{
+		"::127.0.0.1", "::7f00:2", // IPv4-compatible ::/96
+		"::ffff:0:7f00:1",                          // IPv4-translated ::ffff:0:0:0/96
+		"fec0::1",                                  // site-local fec0::/10
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2",     // Teredo 2001::/32
+		"2001:2::1",                                // benchmarking 2001:2::/48
+		"2001:3::1", "2001:4:112::1", "2001:20::1", // the rest of 2001::/23
+		"3fff::1",                 // documentation 3fff::/20
+		"5f00::1",                 // SRv6 SIDs 5f00::/16
+		"100:0:0:1::1", "4000::1", // outside global unicast 2000::/3
+		"2620:4f:8000::1",                   // AS112 anycast
+		"64:ff9b::7f00:1", "2002:7f00:1::1", // NAT64 and 6to4 carrying loopback
+		"64:ff9b:1::7f00:1", // local-use NAT64
+		"192.88.99.1", "192.0.0.9", "192.31.196.1", "192.52.193.1", "192.175.48.1",
+	} {
+		dns.set(netip.MustParseAddr(a))
+		h := newHarness(t, ClientOptions{Resolver: resolver})
+		ep := endpoint(t, "http://hooks.rebind.test:8080/", FormatJSON, true)
+		ep.Headers = nil
+		res := h.d.Deliver(context.Background(), ep, sampleMessage)
+		if res.Outcome != OutcomeBlocked || !errors.Is(res.Err, ErrBlockedAddress) {
+			t.Errorf("delivery to a name resolving to %s: %+v", a, res)
+		}
 	}
 }

@@ -3,48 +3,66 @@
 // configured, and the webhook client (actors/webhook) checks again with it
 // when it connects, because a host name can resolve to a different address
 // later (DNS rebinding).
+//
+// An address is public when it is global unicast and in no range of the
+// IANA IPv4 and IPv6 Special-Purpose Address Registries (registry.go).
+// The rule, in order:
+//   - an address with a zone (fe80::1%eth0) is not public: a zone only
+//     means something for an address of limited scope;
+//   - an IPv6 address that carries an IPv4 address (IPv4-mapped
+//     ::ffff:0:0/96, NAT64 64:ff9b::/96, 6to4 2002::/16) is public exactly
+//     when that IPv4 address is;
+//   - an IPv6 address outside 2000::/3, the only space allocated for
+//     global unicast, is not public (this covers IPv4-compatible ::/96,
+//     IPv4-translated ::ffff:0:0:0/96, site-local fec0::/10, 5f00::/16,
+//     unique local, link-local and multicast, and any range assigned later);
+//   - an address in any registry range is not public.
+//
+// A few registry ranges are marked globally reachable: the PCP, TURN and
+// DNS-SD SRP anycast addresses (192.0.0.9, 192.0.0.10, 2001:1::1-3), AS112
+// (192.31.196.0/24, 192.175.48.0/24, 2001:4:112::/48, 2620:4f:8000::/48),
+// AMT (192.52.193.0/24, 2001:3::/32), ORCHIDv2 (2001:20::/28) and drone
+// tags (2001:30::/28). They are blocked all the same. An anycast service
+// is answered by its nearest instance, often a device on the bridge's own
+// network; ORCHIDs and drone tags are identifiers, not places to connect
+// to; and none of them hosts a webhook receiver. Teredo (2001::/32) is
+// blocked rather than judged by its embedded addresses: it reaches an IPv4
+// host through a relay, and no receiver is reached that way.
 package egress
 
 import (
 	"net/netip"
 )
 
-// blockedPrefixes are ranges that are internal or not globally routable,
-// beyond those the netip predicates already cover.
-var blockedPrefixes = func() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range []string{
-		"0.0.0.0/8",       // "this" network
-		"100.64.0.0/10",   // carrier-grade NAT
-		"192.0.0.0/24",    // IETF protocol assignments
-		"192.0.2.0/24",    // documentation
-		"198.18.0.0/15",   // benchmarking
-		"198.51.100.0/24", // documentation
-		"203.0.113.0/24",  // documentation
-		"240.0.0.0/4",     // reserved, broadcast
-		"64:ff9b::/96",    // NAT64, embeds IPv4
-		"64:ff9b:1::/48",  // local NAT64
-		"100::/64",        // discard
-		"2001:db8::/32",   // documentation
-		"2002::/16",       // 6to4, embeds IPv4
-	} {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
-}()
-
-// PublicAddr reports whether ip is a globally routable unicast address:
-// not loopback, private (RFC 1918, IPv6 unique local), link-local,
-// unspecified, multicast, carrier-grade NAT, documentation, benchmarking or
-// reserved. IPv4-mapped IPv6 addresses are judged as their IPv4 address.
+// PublicAddr reports whether ip is a global unicast address the bridge
+// may call: see the package comment for the rule.
 func PublicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if !ip.IsValid() || ip.IsUnspecified() || ip.IsLoopback() || ip.IsPrivate() || ip.IsMulticast() ||
-		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() {
+	if !ip.IsValid() || ip.Zone() != "" {
 		return false
 	}
-	for _, p := range blockedPrefixes {
-		if p.Contains(ip) {
+	if ip.Is6() {
+		for _, e := range embedded {
+			if e.prefix.Contains(ip) {
+				b := ip.As16()
+				return unlisted(netip.AddrFrom4([4]byte(b[e.at : e.at+4])))
+			}
+		}
+		if !globalUnicast.Contains(ip) {
+			return false
+		}
+	}
+	return unlisted(ip)
+}
+
+// unlisted judges an address that is IPv4, or IPv6 inside 2000::/3 and
+// outside the embedded forms, against the registry.
+func unlisted(ip netip.Addr) bool {
+	if ip.IsUnspecified() || ip.IsLoopback() || ip.IsPrivate() || ip.IsMulticast() ||
+		ip.IsLinkLocalUnicast() || !ip.IsGlobalUnicast() {
+		return false
+	}
+	for _, s := range registry {
+		if s.prefix.Contains(ip) {
 			return false
 		}
 	}

@@ -407,12 +407,3 @@ func TestRestartKeepsData(t *testing.T) {
 		t.Fatalf("after restart: got %q", got)
 	}
 }
-
-func TestMigrateIsIdempotent(t *testing.T) {
-	db := testDatabase(t)
-	for i := 0; i < 2; i++ {
-		if err := Migrate(context.Background(), db); err != nil {
-			t.Fatalf("migrate run %d: %v", i+1, err)
-		}
-	}
-}
