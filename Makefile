@@ -2,7 +2,7 @@
 # machine they find or start Postgres (`bridge dev` itself, or
 # scripts/ensure-postgres.sh for the tests), install the npm packages of
 # the xmtp-js scripts (scripts/ensure-node-deps.sh) and, for the tests, the
-# Debian packages of etcd, Prometheus, nginx, pebble and certbot
+# Debian packages of etcd, Prometheus, Alertmanager, docker-compose, nginx, pebble and certbot
 # (scripts/ensure-tools.sh), or stop with a message naming what is missing.
 # `make test` includes the end-to-end and cluster tests in e2e/, which build
 # bin/bridge into a temporary directory and run it as separate processes.
