@@ -34,6 +34,16 @@ func pendingWork(ctx context.Context, conn *pgx.Conn) (deliveries, replies int, 
 // unsent reply.
 func waitQuiet(t testing.TB, db string, timeout time.Duration) {
 	t.Helper()
+	pollDB(t, db, timeout, "the nodes to be quiet (no delivery due, no reply unsent)", func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+		d, r, err := pendingWork(ctx, conn)
+		return err == nil && d == 0 && r == 0, err
+	})
+}
+
+// pollDB runs cond on a connection to the database db every 100ms until
+// it holds, and fails the test with what after timeout.
+func pollDB(t testing.TB, db string, timeout time.Duration, what string, cond func(context.Context, *pgx.Conn) (bool, error)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, db)
@@ -41,15 +51,14 @@ func waitQuiet(t testing.TB, db string, timeout time.Duration) {
 		t.Fatalf("connect to the test database: %v", err)
 	}
 	defer conn.Close(context.Background())
-	var d, r int
 	deadline := time.Now().Add(timeout)
 	for {
-		d, r, err = pendingWork(ctx, conn)
-		if err == nil && d == 0 && r == 0 {
+		ok, err := cond(ctx, conn)
+		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the nodes were not quiet within %s: %d deliveries due, %d replies unsent (last error %v)", timeout, d, r, err)
+			t.Fatalf("timed out after %s waiting for %s (last error %v)", timeout, what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
