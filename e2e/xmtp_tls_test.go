@@ -160,8 +160,15 @@ func TestNodeReachesXMTPOverTLS(t *testing.T) {
 			env[k] = v
 		}
 		env["BRIDGE_XMTP_NODE"], env["BRIDGE_XMTP_TLS"], env["BRIDGE_XMTP_CA_FILE"] = tc.node, "true", tc.ca
+		env["BRIDGE_HTTP_ADDR"] = freeAddr(t)
 		p := start(t, "bridge node, "+tc.name, c.dir, env, "node")
-		code := p.wait(time.Minute)
+		waitFor(t, time.Minute, tc.name+": the node to stop", func() bool {
+			if readyStatus("http://"+env["BRIDGE_HTTP_ADDR"]) == 200 {
+				t.Fatalf("%s: the node started and is ready, though TLS to the XMTP node must fail", tc.name)
+			}
+			return p.exited()
+		})
+		code := p.wait(time.Second)
 		logs := p.errs.String()
 		if code != 1 {
 			t.Errorf("%s: exit status %d, want 1:\n%s", tc.name, code, tail(logs, 2000))
