@@ -176,7 +176,10 @@ func postMessage(c *bridgeCluster, via *clusterNode, bridgeID, to, text string, 
 // for each of its bridges through a survivor either succeeds (the node
 // retries while the bridge moves) or answers a clear 503 or 504 JSON
 // error, never a 500 or another status; once the bridges are placed again
-// the call succeeds, and every accepted message arrives exactly once.
+// the call succeeds, and every accepted message arrives exactly once, and
+// every refused one at most once, counted once the sends settled (see
+// settleSends) rather than after a fixed wait. Last, a send made while the
+// XMTP node hangs answers 504 and arrives at most once.
 func TestClusterRESTThroughAnyNode(t *testing.T) {
 	t.Parallel()
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3})
