@@ -278,4 +278,3 @@ func (c *bridgeCluster) waitSecretExpired(bridgeID string, timeout time.Duration
 		return err == nil && n == 0, err
 	})
 }
-
