@@ -432,12 +432,21 @@ func (p *parser) addressList(name string) []string {
 const maxCAFileBytes = 1 << 20
 
 // certPool reads the PEM file a variable names and returns its name and
-// the certificates in it; a file that cannot be read, is too large or
-// holds no certificate is a problem.
+// the certificates in it; a file that cannot be read, is not a regular
+// file, is too large or holds no certificate is a problem.
 func (p *parser) certPool(name string) (string, *x509.CertPool) {
 	path, ok := p.get(name)
 	if !ok {
 		return "", nil
+	}
+	// A device or a pipe could block the start or never end: only a
+	// regular file (or a link to one, as mounted secrets are) is read.
+	if fi, err := os.Stat(path); err != nil {
+		p.problem(name, "cannot be read: "+err.Error())
+		return path, nil
+	} else if !fi.Mode().IsRegular() {
+		p.problem(name, quote(path)+" is not a regular file")
+		return path, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {

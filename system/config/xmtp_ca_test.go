@@ -18,7 +18,8 @@ import (
 
 // TestXMTPCAFile reads the authorities of BRIDGE_XMTP_CA_FILE at load: a
 // PEM certificate becomes the root pool of the XMTP connection, and a
-// missing file, a file without a certificate, a huge file, or the
+// missing file, a directory or device, a file without a certificate, a
+// huge file, or the
 // variable without BRIDGE_XMTP_TLS is a problem that names it.
 func TestXMTPCAFile(t *testing.T) {
 	dir := t.TempDir()
@@ -66,6 +67,8 @@ func TestXMTPCAFile(t *testing.T) {
 		{"missing file", filepath.Join(dir, "nope.pem"), "true", "cannot be read"},
 		{"not PEM", write("junk.pem", []byte("-----BEGIN NOTHING-----\nzz\n")), "true", "holds no PEM certificate"},
 		{"too large", write("huge.pem", []byte(strings.Repeat("a", maxCAFileBytes+1))), "true", "larger than 1 MiB"},
+		{"a directory", dir, "true", "is not a regular file"},
+		{"a device", os.DevNull, "true", "is not a regular file"},
 		{"without TLS", good, "false", "BRIDGE_XMTP_TLS is false"},
 	} {
 		_, err := load(EnvXMTPTLS, tc.tls, EnvXMTPCAFile, tc.path)
