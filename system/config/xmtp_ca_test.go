@@ -19,8 +19,8 @@ import (
 // TestXMTPCAFile reads the authorities of BRIDGE_XMTP_CA_FILE at load: a
 // PEM certificate becomes the root pool of the XMTP connection, and a
 // missing file, a directory or device, a file without a certificate, a
-// huge file, or the
-// variable without BRIDGE_XMTP_TLS is a problem that names it.
+// huge file, or the variable without BRIDGE_XMTP_TLS is a problem that
+// names it.
 func TestXMTPCAFile(t *testing.T) {
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
