@@ -379,8 +379,8 @@ func (p *xmtpPool) queryReplies() (map[string]int, error) {
 // target and got a reply, then checks: each reached the target only from
 // the bridge it was sent to and under one webhook-id (repeats allowed),
 // each got exactly one XMTP reply (counted from queries of the XMTP node
-// once the nodes are quiet),
-// no reply answers a message nobody sent, and every signature was valid.
+// once the nodes are quiet), no reply answers a message nobody sent, and
+// every signature was valid.
 func (p *xmtpPool) checkNothingLost(tg *clusterTarget, timeout time.Duration) {
 	t := p.t
 	t.Helper()
