@@ -3,7 +3,8 @@ package actors
 // The identity actor (grain kind "bridge", identity = bridge id).
 //
 // Accepts: *cluster.ClusterInit (activates: lease, keys, conversations,
-// topics, catch-up; see lifecycle.go), *actorpb.ActivateRequest,
+// topics, catch-up; see lifecycle.go), *actorpb.ActivateRequest (also
+// sent after a change of the bridge: it drops the cached configuration),
 // *actorpb.NudgeRequest, *inboundEnvelope (from the ingress),
 // *actorpb.SendRequest (forwarded to the reverse child; these three may
 // come from another member),
@@ -76,6 +77,11 @@ func (id *identity) Receive(ctx actor.Context) {
 			time.AfterFunc(5*time.Second, func() { root.Poison(self) })
 		}
 	case *actorpb.ActivateRequest:
+		// Every change of the bridge over REST ends with this request to
+		// its owner (BridgeUpdated), so the cached configuration goes.
+		if id.a != nil {
+			id.rt.forgetBridge(id.a.bridgeID)
+		}
 		err := id.err
 		if err == nil && (id.a == nil || id.stale) {
 			err = ErrNotActive

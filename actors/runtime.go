@@ -54,10 +54,12 @@ type Runtime struct {
 	stopRenew     chan struct{}
 	renewDone     chan struct{}
 
-	mu       sync.Mutex
-	active   map[string]*activation
-	bridges  map[string]cachedBridge
-	stopping bool
+	mu      sync.Mutex
+	active  map[string]*activation
+	bridges map[string]cachedBridge
+	// bridgesGen counts forgetBridge calls.
+	bridgesGen uint64
+	stopping   bool
 	// draining is set by Drain; drained closes when it is done; left is
 	// set once the member left the cluster.
 	draining bool
@@ -535,10 +537,13 @@ func (rt *Runtime) unregister(a *activation) {
 }
 
 // bridgeConfig returns the bridge, read from the store at most once a
-// second, so configuration changes over REST apply within a second.
+// second. A change over REST reaches the owner as an ActivateRequest,
+// which drops the cached copy (forgetBridge) before the API answers, so
+// the next message follows the new configuration.
 func (rt *Runtime) bridgeConfig(ctx context.Context, bridgeID string) (persistence.Bridge, bool) {
 	rt.mu.Lock()
 	c, ok := rt.bridges[bridgeID]
+	gen := rt.bridgesGen
 	rt.mu.Unlock()
 	if ok && time.Since(c.at) < time.Second {
 		return c.b, true
@@ -552,15 +557,22 @@ func (rt *Runtime) bridgeConfig(ctx context.Context, bridgeID string) (persisten
 		return persistence.Bridge{}, false
 	}
 	rt.mu.Lock()
-	rt.bridges[bridgeID] = cachedBridge{b: b, at: time.Now()}
+	// A copy read while a bridge was forgotten may predate the change
+	// that made it forget: it is used once but not kept.
+	if rt.bridgesGen == gen {
+		rt.bridges[bridgeID] = cachedBridge{b: b, at: time.Now()}
+	}
 	rt.mu.Unlock()
 	return b, true
 }
 
+// forgetBridge drops the cached configuration of a bridge, so the next
+// use reads it from the store.
 func (rt *Runtime) forgetBridge(bridgeID string) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	delete(rt.bridges, bridgeID)
+	rt.bridgesGen++
 }
 
 // healthServer is the automanaged provider's health endpoint, the one it

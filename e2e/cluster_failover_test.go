@@ -135,6 +135,11 @@ func runKill9(t *testing.T, provider string, restart bool) {
 	t.Logf("%s: kill -9 of %s (%d of %d bridges, %d messages sent before): detection %s, placement %s, rehome %s",
 		provider, victim.id, kt.moved, len(bridges), sentBefore, kt.detect.Round(time.Millisecond),
 		kt.placed.Round(time.Millisecond), kt.rehome.Round(time.Millisecond))
+	// The dead node never released its leases: the survivors took them
+	// over once they expired, and say so.
+	if n := takeovers(t, except(c.live(), victim)); n < 1 {
+		t.Errorf("%s: the survivors count %v lease takeovers after the kill -9 of %s, want at least 1", provider, n, victim.id)
+	}
 
 	if restart {
 		began, hosted := c.waitRejoined(bridges, victim)
@@ -154,9 +159,15 @@ func runKill9(t *testing.T, provider string, restart bool) {
 // ends it with status 0. A second node is stopped with SIGTERM alone, a
 // graceful stop without a drain call: it exits 0 and the last node takes
 // everything over. No message is lost or answered twice.
+//
+// Both hand-overs are graceful: the leaving node releases every lease, so
+// no survivor counts a lease takeover, and every bridge answers on its new
+// node well within the lease TTL (30s here), which a lease that had to
+// expire first could not.
 func TestClusterDrainAndSIGTERM(t *testing.T) {
 	t.Parallel()
-	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3})
+	const ttl = 30 * time.Second
+	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3, tune: map[string]string{"BRIDGE_LEASE_TTL": ttl.String()}})
 	tg := newClusterTarget(t)
 	bridges := c.createBridges(tg, 30)
 	c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
@@ -196,7 +207,9 @@ func TestClusterDrainAndSIGTERM(t *testing.T) {
 	if h := drained.hosted(); h != 0 {
 		t.Fatalf("%s took identities again after its drain: hosts %d", drained.id, h)
 	}
-	pool.waitAnswered(pool.round("drained"), 2*time.Minute, "a message to every bridge after the drain")
+	rehomed := pool.waitAnswered(pool.round("drained"), 2*time.Minute, "a message to every bridge after the drain").Sub(began)
+	t.Logf("every bridge answered %s after the drain of %s began", rehomed.Round(time.Millisecond), drained.id)
+	checkGraceful(t, "the drain of "+drained.id, others, rehomed, ttl)
 	if code := drained.sigterm(time.Minute); code != 0 {
 		t.Fatalf("%s exited with %d after SIGTERM, want 0", drained.id, code)
 	}
@@ -213,8 +226,40 @@ func TestClusterDrainAndSIGTERM(t *testing.T) {
 	c.waitMemberGone(stopped, []*clusterNode{last}, 30*time.Second)
 	c.waitPlaced(last, bridges, []*clusterNode{last}, time.Minute)
 	c.waitHostedTotal(last, bridges, []*clusterNode{last}, time.Minute)
-	pool.waitAnswered(pool.round("alone"), 2*time.Minute, "a message to every bridge on the last node")
-	t.Logf("every bridge answered on %s alone %s after the SIGTERM of %s", last.id, time.Since(began).Round(time.Millisecond), stopped.id)
+	rehomed = pool.waitAnswered(pool.round("alone"), 2*time.Minute, "a message to every bridge on the last node").Sub(began)
+	t.Logf("every bridge answered on %s alone %s after the SIGTERM of %s", last.id, rehomed.Round(time.Millisecond), stopped.id)
+	checkGraceful(t, "the SIGTERM of "+stopped.id, []*clusterNode{last}, rehomed, ttl)
 	pool.stop()
 	pool.checkNothingLost(tg, 2*time.Minute)
+}
+
+// takeovers adds up bridge_cluster_lease_takeovers_total over nodes: the
+// leases they took over after the lease expired unreleased.
+func takeovers(t testing.TB, nodes []*clusterNode) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, n := range nodes {
+		v, ok := n.metricSum("bridge_cluster_lease_takeovers_total")
+		if !ok {
+			t.Fatalf("%s has no bridge_cluster_lease_takeovers_total on /metrics", n.id)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// checkGraceful checks a graceful hand-over (a drain or a SIGTERM): the
+// nodes that took the identities over count no lease takeover, since the
+// leaving node released every lease, and the identities answered on their
+// new nodes in rehome, under half the lease TTL. A lease that is renewed
+// every third of its TTL and then left to expire still has at least two
+// thirds of it to run.
+func checkGraceful(t testing.TB, what string, takers []*clusterNode, rehome, ttl time.Duration) {
+	t.Helper()
+	if n := takeovers(t, takers); n != 0 {
+		t.Errorf("after %s, %v counted %v lease takeovers, want 0: a graceful hand-over releases every lease", what, nodeIDs(takers), n)
+	}
+	if rehome >= ttl/2 {
+		t.Errorf("after %s, every bridge answered only %s later, want under half the lease TTL of %s: were the leases released?", what, rehome.Round(time.Millisecond), ttl)
+	}
 }

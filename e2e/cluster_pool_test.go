@@ -118,6 +118,7 @@ type sentMsg struct {
 // the final check reads them again with queries of the XMTP node.
 type xmtpPool struct {
 	t       testing.TB
+	db      string // the cluster's database, for waitQuiet
 	bridges []clusterBridge
 	senders []*client.Client
 	ctx     context.Context
@@ -148,7 +149,7 @@ func newXMTPPool(t testing.TB, c *bridgeCluster, bridges []clusterBridge, n int)
 	}
 	t.Cleanup(func() { _ = xc.Close() })
 	p := &xmtpPool{
-		t: t, bridges: bridges, ctx: ctx, cancel: cancel, sent: map[string]sentMsg{},
+		t: t, db: c.x.db, bridges: bridges, ctx: ctx, cancel: cancel, sent: map[string]sentMsg{},
 		replies: map[string]int{}, repliedAt: map[string]time.Time{}, stopCh: make(chan struct{}),
 	}
 	byAddr := map[string]bool{}
@@ -377,8 +378,9 @@ func (p *xmtpPool) queryReplies() (map[string]int, error) {
 // checkNothingLost waits until every message the pool sent reached the
 // target and got a reply, then checks: each reached the target only from
 // the bridge it was sent to and under one webhook-id (repeats allowed),
-// each got exactly one XMTP reply (counted from queries of the XMTP node),
-// no reply answers a message nobody sent, and every signature was valid.
+// each got exactly one XMTP reply (counted from queries of the XMTP node
+// once the nodes are quiet), no reply answers a message nobody sent, and
+// every signature was valid.
 func (p *xmtpPool) checkNothingLost(tg *clusterTarget, timeout time.Duration) {
 	t := p.t
 	t.Helper()
@@ -420,8 +422,9 @@ func (p *xmtpPool) checkNothingLost(tg *clusterTarget, timeout time.Duration) {
 		}
 		time.Sleep(time.Second)
 	}
-	// Give a duplicate reply that is on its way a moment to land.
-	time.Sleep(2 * time.Second)
+	// A duplicate reply could still come from a delivery that is due or a
+	// reply not marked sent; once there is neither, the count is final.
+	waitQuiet(t, p.db, timeout)
 	if r, err := p.queryReplies(); err == nil {
 		replies = r
 	} else {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,18 +72,19 @@ func (r *recipient) received() (map[string]int, error) {
 	return out, nil
 }
 
-// waitReceived waits until every text of want (sender address -> texts)
-// arrived, then checks that each arrived exactly once.
-func (r *recipient) waitReceived(want map[string][]string, timeout time.Duration) {
+// waitArrived waits until every text of want (sender address -> texts)
+// arrived at least once.
+func (r *recipient) waitArrived(want map[string][]string, timeout time.Duration) {
 	t := r.t
 	t.Helper()
-	var got map[string]int
 	var missing []string
+	var err error
 	deadline := time.Now().Add(timeout)
 	for {
-		g, err := r.received()
+		var got map[string]int
+		got, err = r.received()
 		if err == nil {
-			got, missing = g, nil
+			missing = nil
 			for from, texts := range want {
 				for _, text := range texts {
 					if got[strings.ToLower(from)+" "+text] == 0 {
@@ -91,7 +93,7 @@ func (r *recipient) waitReceived(want map[string][]string, timeout time.Duration
 				}
 			}
 			if len(missing) == 0 {
-				break
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -99,18 +101,58 @@ func (r *recipient) waitReceived(want map[string][]string, timeout time.Duration
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	time.Sleep(time.Second) // a duplicate on its way lands now
+}
+
+// checkCounts checks that each text of exactly arrived exactly once and
+// each text of atMostOnce (sends whose outcome the API could not tell: a
+// 503 or a 504) arrived once or never. Call it once the sends are
+// settled (see settleSends).
+func (r *recipient) checkCounts(exactly, atMostOnce map[string][]string) {
+	t := r.t
+	t.Helper()
 	got, err := r.received()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for from, texts := range want {
+	for from, texts := range exactly {
 		for _, text := range texts {
 			if n := got[strings.ToLower(from)+" "+text]; n != 1 {
 				t.Errorf("the recipient got %q from %s %d times, want exactly once", text, from, n)
 			}
 		}
 	}
+	for from, texts := range atMostOnce {
+		for _, text := range texts {
+			n := got[strings.ToLower(from)+" "+text]
+			if n > 1 {
+				t.Errorf("the recipient got %q from %s %d times, a send the API could not confirm must arrive at most once", text, from, n)
+			}
+			t.Logf("unconfirmed send %q from %s arrived %d times", text, from, n)
+		}
+	}
+}
+
+// settleSends makes sure no send made before it is still on its way: it
+// sends one more message through each of bridges, via nodes in turn, and
+// waits until all of them arrived. A bridge's reverse handler takes its
+// sends one at a time, in order, so once its last message arrived every
+// earlier send of that activation was published or given up; an
+// activation that lost its lease cannot publish any more. It also waits
+// until the database shows no due delivery and no unsent reply.
+func (c *bridgeCluster) settleSends(r *recipient, bridges []clusterBridge, round string) {
+	c.t.Helper()
+	nodes := c.live()
+	markers := map[string][]string{}
+	for i, b := range bridges {
+		text := fmt.Sprintf("settle %s b%03d", round, i)
+		res := postMessage(c, nodes[i%len(nodes)], b.ID, r.cl.Address(), text, time.Minute)
+		if res.err != nil || res.status != 202 {
+			c.t.Fatalf("settle: send as bridge %d: status %d, error %v: %s", i, res.status, res.err, tail(string(res.body), 300))
+		}
+		markers[b.Address] = append(markers[b.Address], text)
+	}
+	r.waitArrived(markers, time.Minute)
+	waitQuiet(c.t, c.x.db, time.Minute)
 }
 
 // restSend is the outcome of one POST /v1/bridges/{id}/messages.
@@ -134,7 +176,10 @@ func postMessage(c *bridgeCluster, via *clusterNode, bridgeID, to, text string, 
 // for each of its bridges through a survivor either succeeds (the node
 // retries while the bridge moves) or answers a clear 503 or 504 JSON
 // error, never a 500 or another status; once the bridges are placed again
-// the call succeeds, and every accepted message arrives exactly once.
+// the call succeeds, and every accepted message arrives exactly once, and
+// every refused one at most once, counted once the sends settled (see
+// settleSends) rather than after a fixed wait. Last, a send made while the
+// XMTP node hangs answers 504 and arrives at most once.
 func TestClusterRESTThroughAnyNode(t *testing.T) {
 	t.Parallel()
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3})
@@ -164,7 +209,9 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 		}
 		want[b.Address] = append(want[b.Address], text)
 	}
-	rcpt.waitReceived(want, time.Minute)
+	rcpt.waitArrived(want, time.Minute)
+	c.settleSends(rcpt, bridges, "first")
+	rcpt.checkCounts(want, nil)
 
 	victim := c.nodes[0]
 	for _, n := range c.nodes {
@@ -193,6 +240,7 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 	}
 	wg.Wait()
 	accepted, refused := 0, 0
+	unconfirmed := map[string][]string{}
 	for k, i := range moving {
 		res := results[k]
 		switch {
@@ -203,6 +251,7 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 			want[bridges[i].Address] = append(want[bridges[i].Address], texts[k])
 		case res.status == 503 || res.status == 504:
 			refused++
+			unconfirmed[bridges[i].Address] = append(unconfirmed[bridges[i].Address], texts[k])
 			if err := errorBody(res.body); err != nil {
 				t.Errorf("send as bridge %d right after the kill: status %d: %v", i, res.status, err)
 			}
@@ -226,7 +275,54 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 		}
 		want[bridges[i].Address] = append(want[bridges[i].Address], text)
 	}
-	rcpt.waitReceived(want, time.Minute)
+	rcpt.waitArrived(want, time.Minute)
+	c.settleSends(rcpt, bridges, "rehomed")
+	rcpt.checkCounts(want, unconfirmed)
+
+	c.checkTimedOutSend(rcpt, bridges, survivors)
+}
+
+// checkTimedOutSend makes a send over REST time out for sure: with the
+// XMTP node stopped (SIGSTOP), the owner's publish hangs, so the node that
+// took the call answers 504 after the send timeout. Then the XMTP node
+// continues, the hung publish may go through, and the message must reach
+// the recipient at most once: a send that timed out is never sent again.
+func (c *bridgeCluster) checkTimedOutSend(rcpt *recipient, bridges []clusterBridge, nodes []*clusterNode) {
+	t := c.t
+	t.Helper()
+	pc := c.waitPlaced(nodes[0], bridges, nodes, time.Minute)
+	b := bridges[0]
+	var via *clusterNode
+	for _, n := range nodes {
+		if n.id != pc.byBridge[b.ID].Node {
+			via = n
+		}
+	}
+	x := c.x.xmtpNode
+	if err := syscall.Kill(x.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP the xmtp node: %v", err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := syscall.Kill(x.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+				t.Errorf("SIGCONT the xmtp node: %v", err)
+			}
+		}
+	}
+	defer resume()
+	text := "rest while the xmtp node hangs"
+	res := postMessage(c, via, b.ID, rcpt.cl.Address(), text, 90*time.Second)
+	resume()
+	t.Logf("send as bridge 0 through %s with the xmtp node stopped: status %d in %s", via.id, res.status, res.took.Round(time.Millisecond))
+	if res.err != nil || res.status != 504 {
+		t.Errorf("send with the xmtp node stopped: status %d, error %v, want 504: %s", res.status, res.err, tail(string(res.body), 300))
+	} else if err := errorBody(res.body); err != nil {
+		t.Errorf("send with the xmtp node stopped: %v", err)
+	}
+	c.settleSends(rcpt, bridges[:1], "timed-out")
+	rcpt.checkCounts(nil, map[string][]string{b.Address: {text}})
 }
 
 // TestClusterDeleteAndDisableStopTheOwner deletes one bridge and disables

@@ -135,8 +135,12 @@ func (n *clusterNode) placement() ([]placementRow, error) {
 // metricSum adds up every series of the metric called exactly name on the
 // node's /metrics; ok is false when the node did not answer or has no such
 // series.
-func (n *clusterNode) metricSum(name string) (sum float64, ok bool) {
-	resp, err := httpClient.Get(n.api + "/metrics")
+func (n *clusterNode) metricSum(name string) (sum float64, ok bool) { return metricSum(n.api, name) }
+
+// metricSum adds up every series of the metric called exactly name on the
+// /metrics of the node whose API is api (http://host:port).
+func metricSum(api, name string) (sum float64, ok bool) {
+	resp, err := httpClient.Get(api + "/metrics")
 	if err != nil {
 		return 0, false
 	}

@@ -222,6 +222,15 @@ func newCluster(t testing.TB, tune map[string]string) *cluster {
 // newClusterOn is newCluster on the database db.
 func newClusterOn(t testing.TB, db string, tune map[string]string) *cluster {
 	t.Helper()
+	c := prepareCluster(t, db, tune)
+	c.startNode()
+	return c
+}
+
+// prepareCluster starts the XMTP node process on the database db and
+// prepares the bridge node's environment, without starting the node.
+func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), db: db}
 	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeAddr(t), freeAddr(t), freeAddr(t)
 	c.startXMTPNode()
@@ -240,7 +249,6 @@ func newClusterOn(t testing.TB, db string, tune map[string]string) *cluster {
 	for k, v := range tune {
 		c.env[k] = v
 	}
-	c.startNode()
 	return c
 }
 

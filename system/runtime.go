@@ -3,7 +3,6 @@ package system
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,7 +72,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	defer cancel()
 	opts := []api.Option{api.WithLogger(log.With("component", "xmtp-client"))}
 	if cfg.XMTPTLS {
-		opts = append(opts, api.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}))
+		opts = append(opts, api.WithTLS(xmtpTLSConfig(cfg)))
 	}
 	xc, err := api.Dial(ctx, xmtpAddr, opts...)
 	if err != nil {

@@ -2,9 +2,11 @@ package system
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +32,11 @@ func startXMTP(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 		if err := dialCheck(ctx, cfg.XMTPNode); err != nil {
 			return nil, fmt.Errorf("reach xmtp node %s (BRIDGE_XMTP_NODE): %w", cfg.XMTPNode, err)
 		}
+		if cfg.XMTPTLS {
+			if err := tlsCheck(ctx, cfg.XMTPNode, xmtpTLSConfig(cfg)); err != nil {
+				return nil, fmt.Errorf("reach xmtp node %s over tls (BRIDGE_XMTP_TLS, BRIDGE_XMTP_CA_FILE): %w", cfg.XMTPNode, err)
+			}
+		}
 		log.Info("xmtp node reachable", "xmtp_node", cfg.XMTPNode, "tls", cfg.XMTPTLS)
 		return &xmtpEndpoint{addr: cfg.XMTPNode}, nil
 	}
@@ -38,6 +45,31 @@ func startXMTP(ctx context.Context, cfg *config.Config, log *slog.Logger, reg pr
 		return nil, err
 	}
 	return &xmtpEndpoint{addr: n.GRPCAddr(), local: n}, nil
+}
+
+// xmtpTLSConfig is the TLS configuration of the connection to a remote
+// XMTP node: TLS 1.2 or newer, and the authorities of BRIDGE_XMTP_CA_FILE
+// instead of the system's roots when it is set.
+func xmtpTLSConfig(cfg *config.Config) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.XMTPRootCAs, NextProtos: []string{"h2"}}
+}
+
+// tlsCheck makes a TLS handshake with addr, so that a node that does not
+// speak TLS, or whose certificate is not trusted, stops the start with
+// the reason rather than failing every call later.
+func tlsCheck(ctx context.Context, addr string, tc *tls.Config) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	tc = tc.Clone()
+	tc.ServerName = host
+	d := tls.Dialer{Config: tc}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	return conn.Close()
 }
 
 func startLocalXMTPNode(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*node.Node, error) {

@@ -23,12 +23,21 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
+	// Room for both signals, so a second one that follows the first at
+	// once is not lost.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// After the first signal starts a graceful stop, a second one
-		// ends the process at once.
-		<-ctx.Done()
+		// The first signal starts a graceful stop; a second one ends the
+		// process at once: it dies of that signal (exit status 128 + its
+		// number, as a shell shows it).
+		<-sigs
 		stop()
+		sig := (<-sigs).(syscall.Signal)
+		fmt.Fprintf(os.Stderr, "bridge: second signal (%s): stopping at once\n", sig)
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig)
 	}()
 	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()

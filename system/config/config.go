@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"log/slog"
 	"os"
 	"time"
@@ -94,6 +95,12 @@ type Config struct {
 	XMTPNode string
 	// XMTPTLS dials XMTPNode with TLS.
 	XMTPTLS bool
+	// XMTPCAFile names the PEM file of the authorities trusted for
+	// XMTPNode's certificate; empty trusts the system's roots.
+	XMTPCAFile string
+	// XMTPRootCAs holds the certificates of XMTPCAFile, read at load;
+	// nil means the system's roots.
+	XMTPRootCAs *x509.CertPool
 	// XMTPNodeGRPCAddr is the local XMTP node's gRPC listen address.
 	XMTPNodeGRPCAddr string
 	// XMTPNodeHTTPAddr is the local XMTP node's HTTP gateway address.
@@ -221,6 +228,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 
 	c.XMTPNode = p.hostPort(EnvXMTPNode, "")
 	c.XMTPTLS = p.boolean(EnvXMTPTLS, false)
+	c.XMTPCAFile, c.XMTPRootCAs = p.certPool(EnvXMTPCAFile)
 	c.XMTPNodeGRPCAddr = p.hostPort(EnvXMTPNodeGRPCAddr, "127.0.0.1:5556")
 	c.XMTPNodeHTTPAddr = p.hostPort(EnvXMTPNodeHTTPAddr, "127.0.0.1:5555")
 	c.XMTPNodeAuthn = p.boolean(EnvXMTPNodeAuthn, true)
@@ -326,6 +334,9 @@ func (c *Config) check(p *parser) {
 	}
 	if c.XMTPTLS && c.XMTPNode == "" && !p.failed(EnvXMTPNode) {
 		p.problem(EnvXMTPTLS, "is true but BRIDGE_XMTP_NODE is unset: TLS applies to a remote node only")
+	}
+	if c.XMTPCAFile != "" && !c.XMTPTLS && !p.failed(EnvXMTPTLS) {
+		p.problem(EnvXMTPCAFile, "is set but BRIDGE_XMTP_TLS is false: the authorities apply to a TLS connection only")
 	}
 	for _, prev := range c.PreviousMasterKeys {
 		if prev.ID == c.MasterKey.ID && c.MasterKey.ID != "" {

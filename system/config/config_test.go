@@ -304,6 +304,9 @@ func TestLoadReadsExactlyTheDocumentedVariables(t *testing.T) {
 	}
 	// Every documented example is a valid value.
 	for _, v := range Vars {
+		if v.Name == EnvXMTPCAFile {
+			continue // its example names a file of a deployment; see TestXMTPCAFile
+		}
 		xmtpNode, _ := LookupVar(EnvXMTPNode)
 		if _, err := Load(env(EnvXMTPNode, xmtpNode.Example, v.Name, v.Example), WithMode(ModeDev)); err != nil {
 			var verr *ValidationError

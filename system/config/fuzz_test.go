@@ -20,6 +20,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add("BRIDGE_CANARY_INTERVAL=500ms\nBRIDGE_CANARY_SAMPLE=-3\nBRIDGE_CANARY_URL=http://u:pw@h/canary\nBRIDGE_LEASE_TTL=0s\nBRIDGE_SWEEP_INTERVAL=1ms", uint8(1))
 	f.Add("BRIDGE_CLUSTER_PROVIDER=etcd\nBRIDGE_ETCD_ENDPOINTS=a:1, ,b:0\nBRIDGE_ETCD_PREFIX=/x/\nBRIDGE_CLUSTER_HOST=::\nBRIDGE_CLUSTER_PEERS=a:1", uint8(1))
 	f.Add("BRIDGE_CLUSTER_HOST=0.0.0.0\nBRIDGE_CLUSTER_ADVERTISED_HOST=[::1]\nBRIDGE_CLUSTER_PORT=65536\nBRIDGE_PROXY_HEADER=X-Real-IP\nBRIDGE_TRUSTED_PROXIES=10.0.0.0/8,::1,x", uint8(1))
+	f.Add("BRIDGE_XMTP_NODE=h:1\nBRIDGE_XMTP_TLS=true\nBRIDGE_XMTP_CA_FILE=/nonexistent/ca.pem", uint8(0))
+	f.Add("BRIDGE_XMTP_NODE=h:1\nBRIDGE_XMTP_CA_FILE=/", uint8(1))
 	modes := []Mode{ModeNode, ModeDev, ModeXMTPNode, ModeMigrate}
 	secretKeys := map[string]bool{"master_key": true, "admin_token": true, "signup_key": true}
 

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -423,4 +426,47 @@ func (p *parser) addressList(name string) []string {
 		out = append(out, item)
 	}
 	return out
+}
+
+// maxCAFileBytes bounds the certificate file BRIDGE_XMTP_CA_FILE names.
+const maxCAFileBytes = 1 << 20
+
+// certPool reads the PEM file a variable names and returns its name and
+// the certificates in it; a file that cannot be read, is not a regular
+// file, is too large or holds no certificate is a problem.
+func (p *parser) certPool(name string) (string, *x509.CertPool) {
+	path, ok := p.get(name)
+	if !ok {
+		return "", nil
+	}
+	// A device or a pipe could block the start or never end: only a
+	// regular file (or a link to one, as mounted secrets are) is read.
+	if fi, err := os.Stat(path); err != nil {
+		p.problem(name, "cannot be read: "+err.Error())
+		return path, nil
+	} else if !fi.Mode().IsRegular() {
+		p.problem(name, quote(path)+" is not a regular file")
+		return path, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		p.problem(name, "cannot be read: "+err.Error())
+		return path, nil
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxCAFileBytes+1))
+	if err != nil {
+		p.problem(name, "cannot be read: "+err.Error())
+		return path, nil
+	}
+	if len(raw) > maxCAFileBytes {
+		p.problem(name, quote(path)+" is larger than 1 MiB: it should hold a few PEM certificates")
+		return path, nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		p.problem(name, quote(path)+" holds no PEM certificate")
+		return path, nil
+	}
+	return path, pool
 }

@@ -75,6 +75,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_body_bytes", c.MaxBodyBytes),
 		slog.String("xmtp_node", c.XMTPNode),
 		slog.Bool("xmtp_tls", c.XMTPTLS),
+		slog.String("xmtp_ca_file", c.XMTPCAFile),
 		slog.String("xmtp_node_grpc_addr", c.XMTPNodeGRPCAddr),
 		slog.String("xmtp_node_http_addr", c.XMTPNodeHTTPAddr),
 		slog.Bool("xmtp_node_authn", c.XMTPNodeAuthn),

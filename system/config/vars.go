@@ -51,6 +51,7 @@ const (
 	EnvMaxBodyBytes            = "BRIDGE_MAX_BODY_BYTES"
 	EnvXMTPNode                = "BRIDGE_XMTP_NODE"
 	EnvXMTPTLS                 = "BRIDGE_XMTP_TLS"
+	EnvXMTPCAFile              = "BRIDGE_XMTP_CA_FILE"
 	EnvXMTPNodeGRPCAddr        = "BRIDGE_XMTP_NODE_GRPC_ADDR"
 	EnvXMTPNodeHTTPAddr        = "BRIDGE_XMTP_NODE_HTTP_ADDR"
 	EnvXMTPNodeAuthn           = "BRIDGE_XMTP_NODE_AUTHN"
@@ -135,6 +136,8 @@ var Vars = []Var{
 		Description: "host:port of an XMTP message API v1 gRPC endpoint; when set, dev uses it instead of starting the local node."},
 	{Name: EnvXMTPTLS, Default: "false", Example: "true",
 		Description: "Use TLS to reach BRIDGE_XMTP_NODE."},
+	{Name: EnvXMTPCAFile, Default: "(the system's roots)", Example: "/etc/bridge/xmtp-ca.pem",
+		Description: "PEM file of the certificate authorities trusted for BRIDGE_XMTP_NODE's TLS certificate instead of the system's roots; needs BRIDGE_XMTP_TLS=true."},
 	{Name: EnvXMTPNodeGRPCAddr, Default: "127.0.0.1:5556", Example: "0.0.0.0:5556",
 		Description: "gRPC listen address of the local XMTP node (xmtp-node, and dev without BRIDGE_XMTP_NODE)."},
 	{Name: EnvXMTPNodeHTTPAddr, Default: "127.0.0.1:5555", Example: "0.0.0.0:5555",
