@@ -1,4 +1,4 @@
-package actors
+package cluster
 
 // The node's lease renewer. Every identity the node hosts holds a fencing
 // lease. One goroutine per node renews all of them every third of LeaseTTL

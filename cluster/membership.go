@@ -1,4 +1,4 @@
-package actors
+package cluster
 
 // Membership: the protoactor cluster provider chosen by configuration, the
 // node actor every member runs, and the node's view of the topology.

@@ -1,4 +1,4 @@
-package actors
+package cluster
 
 // The placement reconciler. Every registered, enabled bridge is active on
 // exactly one member: the one disthash's rendezvous hash names. Each node
