@@ -6,7 +6,8 @@ package cluster
 // per identity, so a node can host tens of thousands of identities without
 // its renewals falling behind their expiry. An identity whose lease was not
 // renewed (it expired, was released, or another member took it over) is
-// sent *fenced with that lease's epoch and stops itself as stale.
+// told so through its LeaseHolder, with that lease's epoch, and stops itself
+// as stale.
 
 import (
 	"context"
