@@ -50,7 +50,7 @@ run: build
 	@scripts/ensure-node-deps.sh || echo "make run: the xmtp-js quick start needs Node.js 20 and npm; the bridge runs without them" >&2
 	exec $(BIN) dev
 
-## test: vet, then every test against the real Postgres, then a short fuzz of every decoder of outside input (scripts/fuzz-smoke.sh lists the targets left to `make fuzz`).
+## test: vet, then every test against the real Postgres (the import-direction check of internal/layout among them), then a short fuzz of every decoder of outside input (scripts/fuzz-smoke.sh lists the targets left to `make fuzz`).
 test: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
@@ -76,11 +76,12 @@ proto: check-go
 	GOBIN=$(CURDIR)/bin $(GO) install $(PROTOC_GEN_GO)
 	PATH=$(CURDIR)/bin:$$PATH protoc --go_out=. --go_opt=module=github.com/xmtpbridge/bridge actors/actorpb/bridge.proto
 
-## lint: gofmt must have nothing to change, and go vet must pass.
+## lint: gofmt must have nothing to change, go vet must pass, and no import may break the layout's directions (internal/layout).
 lint: check-go
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -run '^TestImportDirections$$' ./internal/layout/
 
 ## fuzz: run every fuzz target, test-only parsers and round trips included, for LONGFUZZ (default 60s) each.
 fuzz: check-go

@@ -65,7 +65,7 @@ func (a *activation) checkLease(ctx context.Context) error {
 // identity actor, which stops as stale.
 func (a *activation) noteFenced(err error) {
 	if errors.Is(err, persistence.ErrFenced) {
-		a.rt.metrics.fencedWrites.Inc()
+		a.rt.cluster.CountFencedWrite()
 		a.log.Warn("write refused: lease lost", "epoch", a.currentLease().Epoch, "error", err)
 		a.rt.root.Send(a.self, &fenced{})
 	}

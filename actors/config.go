@@ -10,6 +10,7 @@ import (
 
 	"github.com/xmtpbridge/bridge/actors/supervision"
 	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
 )
 
@@ -74,6 +75,9 @@ type Config struct {
 	// Tracing and fault-injection tests use it.
 	OnForward func(persistence.Delivery)
 
+	// The fields below configure the node's member of the cluster; New
+	// passes them on in a cluster.Config, which documents their defaults.
+
 	// Provider is the membership engine: ProviderAutomanaged (default),
 	// ProviderEtcd or ProviderKubernetes.
 	Provider string
@@ -95,12 +99,26 @@ type Config struct {
 	Peers        []string
 }
 
-// The membership engines a runtime can use.
+// The membership engines a runtime can use (package cluster's).
 const (
-	ProviderAutomanaged = "automanaged"
-	ProviderEtcd        = "etcd"
-	ProviderKubernetes  = "kubernetes"
+	ProviderAutomanaged = cluster.ProviderAutomanaged
+	ProviderEtcd        = cluster.ProviderEtcd
+	ProviderKubernetes  = cluster.ProviderKubernetes
 )
+
+// clusterConfig is the configuration of the node's member of the cluster:
+// the membership fields of c, and the timings placement, fencing and drain
+// share with the identities.
+func (c *Config) clusterConfig() cluster.Config {
+	return cluster.Config{
+		NodeID: c.NodeID, Kind: Kind, Store: c.Store, Registerer: c.Registerer, Logger: c.Logger,
+		Provider: c.Provider, ClusterName: c.ClusterName,
+		RemoteHost: c.RemoteHost, RemotePort: c.RemotePort, AdvertisedHost: c.AdvertisedHost,
+		EtcdEndpoints: c.EtcdEndpoints, EtcdPrefix: c.EtcdPrefix, ProviderPort: c.ProviderPort, Peers: c.Peers,
+		LeaseTTL: c.LeaseTTL, ActivationTimeout: c.ActivationTimeout, ReconcileInterval: c.ReconcileInterval,
+		DrainTimeout: c.DrainTimeout,
+	}
+}
 
 func (c *Config) defaults() error {
 	var missing []string
@@ -146,24 +164,6 @@ func (c *Config) defaults() error {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 15 * time.Second
 	}
-	if c.ClusterName == "" {
-		c.ClusterName = "xmtp-bridge"
-	}
-	switch c.Provider {
-	case "":
-		c.Provider = ProviderAutomanaged
-	case ProviderAutomanaged, ProviderEtcd, ProviderKubernetes:
-	default:
-		return fmt.Errorf("actor runtime config: unknown cluster provider %q", c.Provider)
-	}
-	if len(c.EtcdEndpoints) == 0 {
-		c.EtcdEndpoints = []string{"127.0.0.1:2379"}
-	}
-	if c.EtcdPrefix == "" {
-		c.EtcdPrefix = "/xmtp-bridge"
-	}
-	if c.RemoteHost == "" {
-		c.RemoteHost = "127.0.0.1"
-	}
+	// The membership fields take their defaults in cluster.Config.
 	return nil
 }

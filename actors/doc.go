@@ -34,6 +34,18 @@
 // down is lost. An activation that loses its lease stops.
 //
 // The runtime depends on small ports declared in ports.go: the store
-// (persistence.Store), the XMTP transport (api.Client) and the webhook
-// deliverer (webhook.Deliverer).
+// (persistence.Store), the XMTP transport (api.Client), the webhook
+// deliverer (webhook.Deliverer) and the cluster (cluster.Node). Which
+// member hosts an identity, its lease renewal and the drain of a node are
+// package cluster's: the runtime builds the node's cluster.Node, reaches it
+// through its Cluster port, and is the node's cluster.Host in return
+// (host.go).
+//
+// # Imports
+//
+// actors sits in the middle row of the layout, beside cluster and http.
+// It may import persistence, xmtp and cluster (the runtime builds its
+// cluster member), never http, system or cmd; actors/egress, the policy
+// of the webhook dialer, is imported by http's save-time check, and
+// actors/actorpb by cluster. internal/layout checks these rules.
 package actors

@@ -83,7 +83,7 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	}
 	a.lease.Store(&lease)
 	if lease.TookOver {
-		rt.metrics.takeovers.Inc()
+		rt.cluster.CountTakeover()
 		log.Warn("took over an expired lease its holder never released", "epoch", lease.Epoch)
 	}
 	if err := a.convs.restore(octx); err != nil {

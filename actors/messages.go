@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 )
@@ -18,8 +19,9 @@ var ErrNotActive = errors.New("identity not active")
 // ErrDisabled reports an activation of a bridge its owner disabled.
 var ErrDisabled = errors.New("bridge disabled")
 
-// ErrStopped reports a call on a runtime that is stopping or stopped.
-var ErrStopped = errors.New("runtime stopped")
+// ErrStopped reports a call on a runtime that is stopping or stopped: it
+// is cluster.ErrStopped, so the cluster's placement and drain see it too.
+var ErrStopped = cluster.ErrStopped
 
 // The messages of the identity actor and its children below travel between
 // actors of one process only; none is serialised. Requests that may come

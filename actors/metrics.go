@@ -8,7 +8,8 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 )
 
-// metrics are the runtime's instruments. Identities are never labels: a
+// metrics are the runtime's instruments; the cluster's (members,
+// placement, leases, drain) are package cluster's. Identities are never labels: a
 // node hosts too many of them.
 type metrics struct {
 	messagesIn  *prometheus.CounterVec
@@ -16,7 +17,6 @@ type metrics struct {
 	hosted      prometheus.Gauge
 	activations *prometheus.CounterVec
 	stale       prometheus.Counter
-	renewErrors prometheus.Counter
 	routed      prometheus.Counter
 	unroutable  prometheus.Counter
 	topics      prometheus.Gauge
@@ -24,25 +24,13 @@ type metrics struct {
 	deadLetters prometheus.Counter
 	replies     *prometheus.CounterVec
 	mailbox     prometheus.GaugeFunc
-
-	members           prometheus.GaugeFunc
-	topologyChanges   prometheus.Counter
-	placementLag      prometheus.GaugeFunc
-	unplaced          prometheus.Gauge
-	rehome            prometheus.Histogram
-	takeovers         prometheus.Counter
-	fencedWrites      prometheus.Counter
-	draining          prometheus.Gauge
-	membershipRepairs prometheus.Counter
-	connected         prometheus.GaugeFunc
+	connected   prometheus.GaugeFunc
 }
 
 // runtimeGauges are the values the runtime's gauges read at scrape time.
 type runtimeGauges struct {
-	backlog      func() float64
-	members      func() float64
-	placementLag func() float64
-	connected    func() float64
+	backlog   func() float64
+	connected func() float64
 }
 
 func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
@@ -66,10 +54,6 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		stale: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_actor_stale_activations_total",
 			Help: "Activations that stopped because they lost their fencing lease.",
-		}),
-		renewErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "bridge_actor_lease_renewal_errors_total",
-			Help: "Lease renewal rounds of this node that failed; the node's identities fence themselves once their leases run out.",
 		}),
 		routed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_ingress_envelopes_routed_total",
@@ -115,50 +99,12 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 	for r := range (&conversation.Rejections{}).Snapshot() {
 		m.rejected.WithLabelValues(r)
 	}
-	m.members = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "bridge_cluster_members",
-		Help: "Members of the cluster in this node's view of the topology.",
-	}, g.members)
-	m.topologyChanges = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "bridge_cluster_topology_changes_total",
-		Help: "Changes of the cluster's member set seen by this node.",
-	})
-	m.placementLag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "bridge_cluster_placement_lag_seconds",
-		Help: "Seconds since the last topology change while identities this node owns are not all active; 0 when placement is complete.",
-	}, g.placementLag)
-	m.unplaced = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "bridge_cluster_unplaced_identities",
-		Help: "Identities this node owns that the last placement round could not activate.",
-	})
-	m.rehome = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "bridge_cluster_rehome_seconds",
-		Help:    "Time from a topology change until every identity this node owns is active again.",
-		Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300},
-	})
-	m.takeovers = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "bridge_cluster_lease_takeovers_total",
-		Help: "Leases this node took over after they expired unreleased: their holder crashed, hung or was cut off.",
-	})
-	m.fencedWrites = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "bridge_cluster_fenced_writes_total",
-		Help: "Writes (lease renewals included), sends and webhook attempts refused because the activation no longer held the current lease.",
-	})
-	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "bridge_cluster_draining",
-		Help: "1 while this node drains (or has drained) its identities to the other members.",
-	})
-	m.membershipRepairs = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "bridge_cluster_membership_repairs_total",
-		Help: "Members registered in etcd that this node's cluster view missed, announced again so its provider sees them.",
-	})
 	m.connected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_subscription_connected",
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
-	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.renewErrors, m.routed,
-		m.unroutable, m.topics, m.rejected, m.deadLetters, m.replies, m.mailbox, m.members, m.topologyChanges, m.placementLag,
-		m.unplaced, m.rehome, m.takeovers, m.fencedWrites, m.draining, m.connected, m.membershipRepairs} {
+	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
+		m.unroutable, m.topics, m.rejected, m.deadLetters, m.replies, m.mailbox, m.connected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}

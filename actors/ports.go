@@ -4,9 +4,12 @@ import (
 	"context"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
 	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 )
@@ -63,3 +66,29 @@ type Deliverer interface {
 }
 
 var _ Deliverer = (*webhook.Deliverer)(nil)
+
+// Cluster is what the runtime needs of the cluster: joining it with the
+// identity kind, finding the grain of an identity on the member that owns
+// it, whether the node still takes requests, the stop in two halves around
+// the identities' own, the fencing counters, and the membership and drain
+// calls it passes on to the API. cluster.Node implements it; the runtime
+// is the node's cluster.Host in return.
+type Cluster interface {
+	Start(ctx context.Context, system *actor.ActorSystem, kind *protocluster.Kind) error
+	Grain(bridgeID string) *actor.PID
+	Forget(bridgeID string)
+	Leaving() bool
+	BeginStop() bool
+	Stop() error
+
+	CountTakeover()
+	CountFencedWrite()
+
+	Members(ctx context.Context) []cluster.Member
+	DrainNode(ctx context.Context, nodeID string) (int, error)
+	Drain(ctx context.Context) (int, error)
+	Draining() bool
+	MembershipReady(ctx context.Context) error
+}
+
+var _ Cluster = (*cluster.Node)(nil)

@@ -5,24 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
-	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
-	"github.com/asynkron/protoactor-go/eventstream"
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
-	"github.com/labstack/echo"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel"
 
 	"github.com/xmtpbridge/bridge/actors/actorpb"
 	"github.com/xmtpbridge/bridge/actors/supervision"
+	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 )
@@ -38,33 +31,16 @@ type Runtime struct {
 
 	system  *actor.ActorSystem
 	root    *actor.RootContext
-	cluster *cluster.Cluster
 	ingress *ingress
-
-	topo *topology
-	// etcd answers readiness checks with the etcd provider.
-	etcd    *clientv3.Client
-	topoSub *eventstream.Subscription
-	// kick asks the reconciler to run now, after a topology change.
-	kick chan struct{}
-
-	stopReconcile chan struct{}
-	reconcileDone chan struct{}
-	haltOnce      sync.Once
-	stopRenew     chan struct{}
-	renewDone     chan struct{}
+	// cluster is this node's member of the cluster: placement, leases,
+	// drain (cluster.Node).
+	cluster Cluster
 
 	mu      sync.Mutex
 	active  map[string]*activation
 	bridges map[string]cachedBridge
 	// bridgesGen counts forgetBridge calls.
 	bridgesGen uint64
-	stopping   bool
-	// draining is set by Drain; drained closes when it is done; left is
-	// set once the member left the cluster.
-	draining bool
-	drained  chan struct{}
-	left     bool
 }
 
 type cachedBridge struct {
@@ -82,18 +58,6 @@ func New(cfg Config) (*Runtime, error) {
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,
-		members: func() float64 {
-			if rt.topo == nil {
-				return 0
-			}
-			return rt.topo.size()
-		},
-		placementLag: func() float64 {
-			if rt.topo == nil {
-				return 0
-			}
-			return rt.topo.lag(time.Now())
-		},
 		connected: func() float64 {
 			if rt.Connected() {
 				return 1
@@ -105,6 +69,9 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	if rt.supervision, err = supervision.NewMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	if rt.cluster, err = cluster.New(cfg.clusterConfig(), host{rt}); err != nil {
 		return nil, err
 	}
 	return rt, nil
@@ -120,11 +87,8 @@ func (rt *Runtime) backlog() float64 {
 // Start opens the node subscription, joins the cluster as a member with the
 // kind "bridge" through the configured provider, and starts the placement
 // reconciler, which activates every bridge this member owns.
-func (rt *Runtime) Start(ctx context.Context) (err error) {
+func (rt *Runtime) Start(ctx context.Context) error {
 	cfg := rt.cfg
-	if err := rt.etcdReachable(ctx); err != nil {
-		return fmt.Errorf("start actor runtime: %w", err)
-	}
 	mp, err := newMeterProvider(cfg.Registerer)
 	if err != nil {
 		return err
@@ -137,76 +101,9 @@ func (rt *Runtime) Start(ctx context.Context) (err error) {
 		return cfg.ProtoactorLogger
 	}), actor.WithMetricProviders(mp))
 	rt.root = rt.system.Root
-	rt.topo = &topology{}
-	rt.kick = make(chan struct{}, 1)
-	rt.drained = make(chan struct{})
-
-	provider, err := rt.newProvider()
-	if err != nil {
-		return fmt.Errorf("start actor runtime: %w", err)
-	}
 	rt.ingress = newIngress(cfg.XMTP.Subscribe(context.Background()), rt.root, rt.log, rt.metrics)
-	kind := cluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} }))
-	remoteOpts := []remote.ConfigOption{}
-	if cfg.AdvertisedHost != "" {
-		remoteOpts = append(remoteOpts, remote.WithAdvertisedHost(net.JoinHostPort(cfg.AdvertisedHost, strconv.Itoa(cfg.RemotePort))))
-	}
-	ccfg := cluster.Configure(cfg.ClusterName, provider, disthash.New(),
-		remote.Configure(cfg.RemoteHost, cfg.RemotePort, remoteOpts...),
-		cluster.WithKinds(kind), cluster.WithRequestTimeout(cfg.ActivationTimeout))
-	rt.cluster = cluster.New(rt.system, ccfg)
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("start cluster member (provider %s): %v", cfg.Provider, p)
-		}
-	}()
-	joined := make(chan struct{})
-	var joinOnce sync.Once
-	rt.topoSub = rt.system.EventStream.Subscribe(func(evt any) {
-		topo, ok := evt.(*cluster.ClusterTopology)
-		if !ok {
-			return
-		}
-		rt.onTopology(topo)
-		// Member ids are the provider's own (etcd prefixes the cluster
-		// name, Kubernetes makes its own), so the address tells this
-		// member.
-		for _, m := range topo.Members {
-			if m.Address() == rt.system.Address() {
-				joinOnce.Do(func() { close(joined) })
-			}
-		}
-	})
-	if _, err := rt.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &nodeActor{rt: rt} }), NodeActorName); err != nil {
-		return fmt.Errorf("start node actor: %w", err)
-	}
-	rt.cluster.StartMember()
-	rt.stopRenew = make(chan struct{})
-	rt.renewDone = make(chan struct{})
-	go rt.renewLoop(rt.stopRenew, rt.renewDone)
-	if cfg.Provider == ProviderKubernetes {
-		// The Kubernetes provider lists only pods whose containers are
-		// ready, and the pod turns ready once the node serves /readyz,
-		// after Start: waiting here for this member would wait forever.
-		// The reconciler places identities when the topology arrives.
-		rt.log.Info("joining cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "address", rt.system.Address())
-	} else {
-		if err := rt.waitForMember(ctx, joined); err != nil {
-			return err
-		}
-		rt.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", rt.system.ID,
-			"address", rt.system.Address())
-		if _, err := rt.reconcile(ctx); err != nil {
-			return err
-		}
-	}
-	rt.stopReconcile = make(chan struct{})
-	rt.reconcileDone = make(chan struct{})
-	go rt.reconcileLoop(rt.stopReconcile, rt.reconcileDone)
-	if rt.etcd != nil {
-		go rt.etcdRepairLoop()
-	}
-	return nil
+	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} }))
+	return rt.cluster.Start(ctx, rt.system, kind)
 }
 
 // Activate makes sure the bridge's identity is active in the cluster, on
@@ -298,7 +195,7 @@ func (rt *Runtime) call(ctx context.Context, deadline time.Time, bridgeID string
 		if err == nil && res != nil {
 			return res, nil
 		}
-		rt.cluster.PidCache.Remove(bridgeID, Kind)
+		rt.cluster.Forget(bridgeID)
 		if err == nil {
 			err = errors.New("empty answer")
 		}
@@ -314,15 +211,11 @@ func (rt *Runtime) call(ctx context.Context, deadline time.Time, bridgeID string
 // grainPID returns the identity's grain, activating it on its owner;
 // nil when no member can take it now.
 func (rt *Runtime) grainPID(bridgeID string) *actor.PID {
-	if pid, ok := rt.cluster.PidCache.Get(bridgeID, Kind); ok && pid != nil {
-		return pid
-	}
-	pid := rt.cluster.Get(bridgeID, Kind)
-	if pid != nil {
-		rt.cluster.PidCache.Set(bridgeID, Kind, pid)
-	}
-	return pid
+	return rt.cluster.Grain(bridgeID)
 }
+
+// errNoOwner means the cluster has no member for the identity yet.
+var errNoOwner = errors.New("no cluster member can host the identity yet")
 
 // activationTry bounds one try of an idempotent request.
 const activationTry = 5 * time.Second
@@ -457,43 +350,16 @@ func (rt *Runtime) Connected() bool {
 // the next activation) and leaves the cluster, so the other members take
 // the identities over.
 func (rt *Runtime) Stop(ctx context.Context) error {
-	rt.mu.Lock()
-	if rt.stopping {
-		rt.mu.Unlock()
+	if !rt.cluster.BeginStop() {
 		return nil
 	}
-	rt.stopping = true
-	rt.mu.Unlock()
-	rt.haltReconciler()
 	if rt.ingress != nil {
 		rt.ingress.close(ctx)
 	}
 	rt.stopAll(ctx)
 	// Leases are renewed until every identity has stopped and released
 	// its own, however long their drain takes.
-	if rt.stopRenew != nil {
-		close(rt.stopRenew)
-		<-rt.renewDone
-	}
-	if rt.topoSub != nil {
-		rt.system.EventStream.Unsubscribe(rt.topoSub)
-	}
-	err := rt.leaveCluster()
-	if rt.etcd != nil {
-		_ = rt.etcd.Close()
-	}
-	return err
-}
-
-// haltReconciler stops the placement reconciler and waits for it, once,
-// whether Drain or Stop (or both at once) asks.
-func (rt *Runtime) haltReconciler() {
-	rt.haltOnce.Do(func() {
-		if rt.stopReconcile != nil {
-			close(rt.stopReconcile)
-			<-rt.reconcileDone
-		}
-	})
+	return rt.cluster.Stop()
 }
 
 // activation returns the bridge's activation on this node, or nil.
@@ -503,10 +369,10 @@ func (rt *Runtime) activation(bridgeID string) *activation {
 	return rt.active[bridgeID]
 }
 
+// isStopping reports whether the node takes no requests for grains: not
+// started yet, draining or stopping.
 func (rt *Runtime) isStopping() bool {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.stopping || rt.draining || rt.cluster == nil
+	return rt.cluster.Leaving()
 }
 
 func (rt *Runtime) hosts(a *activation) bool {
@@ -573,21 +439,4 @@ func (rt *Runtime) forgetBridge(bridgeID string) {
 	defer rt.mu.Unlock()
 	delete(rt.bridges, bridgeID)
 	rt.bridgesGen++
-}
-
-// healthServer is the automanaged provider's health endpoint, the one it
-// would build itself, without the banner it prints on standard output.
-func (rt *Runtime) healthServer(ln net.Listener, providerPort int) *echo.Echo {
-	e := echo.New()
-	e.Listener = ln
-	e.HideBanner = true
-	e.HidePort = true
-	e.GET("/_health", func(c echo.Context) error {
-		host, port, err := rt.system.GetHostPort()
-		if err != nil {
-			return c.NoContent(http.StatusServiceUnavailable)
-		}
-		return c.JSON(http.StatusOK, automanaged.NewNode(rt.cfg.ClusterName, rt.system.ID, host, port, providerPort, []string{Kind}))
-	})
-	return e
 }

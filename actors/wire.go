@@ -9,6 +9,7 @@ import (
 	"errors"
 
 	"github.com/xmtpbridge/bridge/actors/actorpb"
+	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
 )
 
@@ -16,8 +17,9 @@ import (
 // or may not have run, so it is not sent again.
 var ErrOutcomeUnknown = errors.New("no answer in time, the request may have run")
 
-// ErrUnknownNode reports a node id that no member of the cluster has.
-var ErrUnknownNode = errors.New("no cluster member has this node id")
+// ErrUnknownNode reports a node id that no member of the cluster has: it
+// is cluster.ErrUnknownNode.
+var ErrUnknownNode = cluster.ErrUnknownNode
 
 var wireErrors = []struct {
 	code actorpb.ErrorCode

@@ -8,4 +8,11 @@
 // and check that nothing was lost.
 //
 // The package has no code of its own besides this comment.
+//
+// # Imports
+//
+// e2e, like deploy's test packages, tests the whole: its tests may import
+// any folder of the module (system, to start a node in-process) except
+// cmd, whose binary they build and run instead, and nothing imports e2e.
+// internal/layout checks these rules.
 package e2e

@@ -1,8 +1,3 @@
-// Package http is the HTTP front of the bridge runtime, built on Fiber: the
-// versioned REST API (/v1), the relaycc-compatible endpoints, health and
-// readiness probes, Prometheus metrics and the OpenAPI document.
-//
-// Callers import it under another name, for example bridgehttp.
 package http
 
 import (

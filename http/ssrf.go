@@ -12,7 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/xmtpbridge/bridge/http/egress"
+	"github.com/xmtpbridge/bridge/actors/egress"
 )
 
 // resolveTimeout bounds the DNS lookup of a forward URL's host.

@@ -1,6 +1,3 @@
-// Package persistence is the Postgres store of the bridge runtime: the
-// embedded schema and its migrations, the sealing of secrets at rest, and
-// the queries the HTTP API and the actors run.
 package persistence
 
 import (

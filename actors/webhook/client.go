@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xmtpbridge/bridge/http/egress"
+	"github.com/xmtpbridge/bridge/actors/egress"
 )
 
 // DefaultMaxResponseBytes bounds how much of a response body is read.

@@ -7,4 +7,10 @@
 // variable a node requires set in each deployment.
 //
 // The package has no code of its own; everything is in its tests.
+//
+// # Imports
+//
+// deploy's test packages, like e2e, test the whole: their tests may import
+// any folder of the module (system, to start a node in-process) except
+// cmd, and nothing imports them. internal/layout checks these rules.
 package deploytest

@@ -19,4 +19,10 @@
 //     metric the dashboard and the rules name is one the node exports, then
 //     stops the node and waits for BridgeNodeDown to fire in Prometheus's
 //     own rule evaluation.
+//
+// # Imports
+//
+// Like deploy/deploytest and e2e, its tests test the whole: they may
+// import any folder of the module (system and http, to run a node) except
+// cmd, and nothing imports them. internal/layout checks these rules.
 package monitoring

@@ -1,4 +1,4 @@
-package actors
+package cluster
 
 // The placement reconciler. Every registered, enabled bridge is active on
 // exactly one member: the one disthash's rendezvous hash names. Each node
@@ -28,39 +28,39 @@ import (
 )
 
 // onTopology takes a topology event of protoactor's event stream.
-func (rt *Runtime) onTopology(topo *cluster.ClusterTopology) {
-	if !rt.topo.update(topo.Members, time.Now()) {
+func (n *Node) onTopology(topo *cluster.ClusterTopology) {
+	if !n.topo.update(topo.Members, time.Now()) {
 		return
 	}
-	rt.metrics.topologyChanges.Inc()
-	rt.log.Info("cluster topology changed", "members", len(topo.Members), "joined", len(topo.Joined), "left", len(topo.Left))
+	n.metrics.topologyChanges.Inc()
+	n.log.Info("cluster topology changed", "members", len(topo.Members), "joined", len(topo.Joined), "left", len(topo.Left))
 	select {
-	case rt.kick <- struct{}{}:
+	case n.kick <- struct{}{}:
 	default:
 	}
 }
 
 // reconcileLoop runs reconcile every ReconcileInterval, at once when kicked
 // by a topology change, and every second while placement is incomplete.
-func (rt *Runtime) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
+func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	fast := min(time.Second, rt.cfg.ReconcileInterval)
-	t := time.NewTimer(rt.cfg.ReconcileInterval)
+	fast := min(time.Second, n.cfg.ReconcileInterval)
+	t := time.NewTimer(n.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
-		case <-rt.kick:
+		case <-n.kick:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), max(rt.cfg.ReconcileInterval, 10*time.Second))
-		complete, err := rt.reconcile(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), max(n.cfg.ReconcileInterval, 10*time.Second))
+		complete, err := n.reconcile(ctx)
 		cancel()
 		if err != nil {
-			rt.log.Warn("reconcile placement", "error", err)
+			n.log.Warn("reconcile placement", "error", err)
 		}
-		next := rt.cfg.ReconcileInterval
+		next := n.cfg.ReconcileInterval
 		if !complete || err != nil {
 			next = fast
 		}
@@ -76,21 +76,21 @@ func (rt *Runtime) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 
 // waitForMember waits until the cluster topology holds this member, so
 // requests to grains can be placed.
-func (rt *Runtime) waitForMember(ctx context.Context, joined <-chan struct{}) error {
+func (n *Node) waitForMember(ctx context.Context, joined <-chan struct{}) error {
 	select {
 	case <-joined:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for cluster membership (provider %s): %w", rt.cfg.Provider, ctx.Err())
+		return fmt.Errorf("wait for cluster membership (provider %s): %w", n.cfg.Provider, ctx.Err())
 	}
 }
 
 // reconcile activates the bridges this node owns and does not host, stops
 // hosted identities it does not own or whose bridge is disabled or gone,
 // and reports whether every owned identity is now active.
-func (rt *Runtime) reconcile(ctx context.Context) (bool, error) {
+func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	start := time.Now()
-	self := rt.system.Address()
+	self := n.system.Address()
 	page := persistence.Page{Limit: persistence.MaxPageSize}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
@@ -98,7 +98,7 @@ func (rt *Runtime) reconcile(ctx context.Context) (bool, error) {
 	var mu sync.Mutex
 	unplaced := 0
 	for {
-		bs, next, err := rt.cfg.Store.ListAllBridges(ctx, page)
+		bs, next, err := n.cfg.Store.ListAllBridges(ctx, page)
 		if err != nil {
 			return false, fmt.Errorf("list bridges: %w", err)
 		}
@@ -106,12 +106,12 @@ func (rt *Runtime) reconcile(ctx context.Context) (bool, error) {
 			if b.Status == persistence.StatusDisabled {
 				continue
 			}
-			owner := rt.topo.owner(b.ID)
+			owner := n.topo.owner(b.ID)
 			if owner != self {
 				continue
 			}
 			want[b.ID] = true
-			if _, ok := rt.Status(b.ID); ok || rt.isStopping() {
+			if n.host.Hosts(b.ID) || n.Leaving() {
 				continue
 			}
 			wg.Add(1)
@@ -119,14 +119,14 @@ func (rt *Runtime) reconcile(ctx context.Context) (bool, error) {
 			go func(id string) {
 				defer wg.Done()
 				defer func() { <-sem }()
-				actx, cancel := context.WithTimeout(ctx, min(rt.cfg.ActivationTimeout, 20*time.Second))
+				actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
 				defer cancel()
-				if err := rt.activate(actx, id, false); err != nil {
+				if err := n.host.Activate(actx, id); err != nil {
 					mu.Lock()
 					unplaced++
 					mu.Unlock()
 					if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
-						rt.log.Warn("activate bridge", "bridge", id, "error", err)
+						n.log.Warn("activate bridge", "bridge", id, "error", err)
 					}
 				}
 			}(b.ID)
@@ -137,20 +137,20 @@ func (rt *Runtime) reconcile(ctx context.Context) (bool, error) {
 		page.After = next
 	}
 	wg.Wait()
-	for _, id := range rt.Hosted() {
+	for _, id := range n.host.Hosted() {
 		if !want[id] {
-			if err := rt.deactivateLocal(ctx, id); err != nil {
-				rt.log.Warn("deactivate bridge", "bridge", id, "error", err)
+			if err := n.host.DeactivateLocal(ctx, id); err != nil {
+				n.log.Warn("deactivate bridge", "bridge", id, "error", err)
 			}
 		}
 	}
-	rt.metrics.unplaced.Set(float64(unplaced))
+	n.metrics.unplaced.Set(float64(unplaced))
 	if unplaced > 0 {
 		return false, nil
 	}
-	if took, ok := rt.topo.placed(start, time.Now()); ok {
-		rt.metrics.rehome.Observe(took.Seconds())
-		rt.log.Info("placement complete", "hosted", len(want), "took", took.Round(time.Millisecond))
+	if took, ok := n.topo.placed(start, time.Now()); ok {
+		n.metrics.rehome.Observe(took.Seconds())
+		n.log.Info("placement complete", "hosted", len(want), "took", took.Round(time.Millisecond))
 	}
 	return true, nil
 }
