@@ -130,9 +130,10 @@ func TestJunkOnTheInviteTopicStaysBounded(t *testing.T) {
 		return &messagev1.Envelope{ContentTopic: topic, TimestampNs: uint64(time.Now().UnixNano()), Message: msg}
 	}
 	start := time.Now()
-	for i := 0; i < small; i += 50 {
+	// Batches of 10 stay under the node's limit of envelopes per publish.
+	for i := 0; i < small; i += 10 {
 		var batch []*messagev1.Envelope
-		for j := range 50 {
+		for j := range 10 {
 			batch = append(batch, junk(16+(i+j)*7%4000))
 		}
 		if err := e.xmtp.Publish(ctx, auth, batch...); err != nil {
