@@ -135,12 +135,15 @@ func bridgesGet(inv *invocation) *cobra.Command {
 		}
 		running := ""
 		if live != nil {
-			running = "no"
-			if live.Live {
-				running = "yes, on node " + live.Node + " since " + live.Since
+			running = live.Live
+			if live.Node != "" {
+				running += " on node " + live.Node
+			}
+			if live.Since != "" {
+				running += " since " + live.Since
 			}
 		}
-		fields := append([]string{"id", b.ID, "name", b.Name, "address", b.Address, "status", b.Status, "running", running},
+		fields := append([]string{"id", b.ID, "name", b.Name, "address", b.Address, "status", b.Status, "live", running},
 			forwardFields(b.Forward)...)
 		fields = append(fields, "created", when(b.CreatedAt), "updated", when(b.UpdatedAt))
 		s.out.Fields(fields...)

@@ -51,11 +51,11 @@ const (
 // statusColour is the colour of a bridge or delivery status.
 func statusColour(status string) string {
 	switch status {
-	case "active", "succeeded", "live":
+	case "active", "succeeded", "live", "online":
 		return ansiGreen
 	case "failed", "pending", "disabled":
 		return ansiYellow
-	case "dead", "endpoint_gone", "revoked":
+	case "dead", "endpoint_gone", "revoked", "offline":
 		return ansiRed
 	}
 	return ansiDefault
@@ -118,7 +118,7 @@ func (p *printer) Fields(pairs ...string) {
 			continue
 		}
 		v := apiclient.Printable(pairs[i+1], 2000)
-		if pairs[i] == "status" {
+		if pairs[i] == "status" || pairs[i] == "live" {
 			v = p.paint(v, statusColour(v))
 		}
 		fmt.Fprintf(tw, "%s:\t%s\n", pairs[i], v)

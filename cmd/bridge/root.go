@@ -73,6 +73,14 @@ func newRoot(inv *invocation) *cobra.Command {
 	for _, set := range commandSets {
 		root.AddCommand(set(inv)...)
 	}
+	// `bridge completion bash|zsh|fish|powershell` is cobra's; on its own
+	// it is a group like the others.
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args, c.RunE = groupArgs, groupRun
+		}
+	}
 	return root
 }
 

@@ -47,7 +47,8 @@ type Bridge struct {
 
 // Live is where a bridge's identity runs now.
 type Live struct {
-	Live  bool   `json:"live"`
+	// Live is "online" when a node hosts the identity, else "offline".
+	Live  string `json:"live"`
 	Node  string `json:"node,omitempty"`
 	Since string `json:"since,omitempty"`
 }
