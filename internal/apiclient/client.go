@@ -174,6 +174,9 @@ func DecodeError(status int, body []byte) *Error {
 		if e.Message == "" {
 			e.Message = http.StatusText(status)
 		}
+		if e.Message == "" {
+			e.Message = fmt.Sprintf("HTTP status %d", status)
+		}
 	}
 	e.Code = Printable(e.Code, 64)
 	e.Message = Printable(e.Message, 500)
