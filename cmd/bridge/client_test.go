@@ -347,29 +347,36 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	mustContain(t, "bridges get of an unknown id", c.fails("bridges", "get", "00000000-0000-4000-8000-000000000000"),
 		"bridge bridges get: not_found (HTTP 404): bridge not found")
 
-	// bridges update: only the flags given change.
-	out = c.ok("bridges", "update", "echo", "--status", "disabled", "--deny=")
-	mustContain(t, "bridges update", out, "status:", "disabled")
-	var updated apiclient.Bridge
-	c.json(&updated, "bridges", "update", echo.ID, "--status", "active", "--name", "echo2")
-	if updated.Status != "active" || updated.Name != "echo2" || len(updated.Forward.DenySenders) != 0 ||
-		updated.Forward.BodyFormat != "relaycc" || updated.Forward.TimeoutMs != 5000 {
-		t.Fatalf("bridges update --json: %+v", updated)
-	}
-	if r := c.run("bridges", "update", "echo2"); r.code != 2 || !strings.Contains(r.stderr, "nothing to change") {
-		t.Fatalf("bridges update without flags: exit %d\n%s", r.code, r.stderr)
-	}
-
 	// send: echo sends to sink, whose endpoint refuses the message, which
 	// makes a dead letter at once.
-	mustContain(t, "send", c.ok("send", "echo2", sink.Bridge.Address, "hello sink"), "accepted", sink.Bridge.Address)
+	mustContain(t, "send", c.ok("send", "echo", sink.Bridge.Address, "hello sink"), "accepted", sink.Bridge.Address)
 	var sent struct {
 		MessageID string `json:"messageId"`
 	}
 	if c.json(&sent, "send", echo.ID, sink.Bridge.Address, "second hello"); sent.MessageID == "" {
 		t.Fatalf("send --json: %+v", sent)
 	}
-	mustContain(t, "send to a bad address", c.runWith(runOpts{}, "send", "echo2", "0x12", "hi").stderr, "invalid_field (HTTP 400)")
+	mustContain(t, "send to a bad address", c.runWith(runOpts{}, "send", "echo", "0x12", "hi").stderr, "invalid_field (HTTP 400)")
+
+	// The README's quick start: a bridge whose endpoint is the node's own
+	// /canary, which answers as a bot: the message shows in its
+	// deliveries, delivered.
+	c.ok("bridges", "create", "bot", "--url", api+"/canary", "--body-format", "relaycc", "--reply-mode", "reply")
+	var bot apiclient.Bridge
+	c.json(&list, "bridges", "list")
+	for _, b := range list {
+		if b.Name == "bot" {
+			bot = b
+		}
+	}
+	c.ok("send", "echo", bot.Address, "hello bot")
+	waitUntil(t, "the message in the bot's deliveries", func() bool {
+		var d []deliveryView
+		c.json(&d, "deliveries", "bot", "--status", "succeeded")
+		return len(d) == 1 && d[0].Text == "hello bot" && strings.EqualFold(d[0].SenderAddress, echo.Address)
+	})
+	mustContain(t, "deliveries of bot", c.ok("deliveries", "bot"), "succeeded", "hello bot")
+	c.ok("bridges", "delete", "bot")
 
 	// deliveries: the decoded text, the attempts and the last error.
 	var dead []deliveryView
@@ -445,6 +452,19 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	}
 	if strings.Contains(c.ok("bridges", "list"), "\x1b[") {
 		t.Fatal("colour on a pipe")
+	}
+
+	// bridges update: only the flags given change.
+	out = c.ok("bridges", "update", "echo", "--status", "disabled", "--deny=")
+	mustContain(t, "bridges update", out, "status:", "disabled")
+	var updated apiclient.Bridge
+	c.json(&updated, "bridges", "update", echo.ID, "--status", "active", "--name", "echo2")
+	if updated.Status != "active" || updated.Name != "echo2" || len(updated.Forward.DenySenders) != 0 ||
+		updated.Forward.BodyFormat != "relaycc" || updated.Forward.TimeoutMs != 5000 {
+		t.Fatalf("bridges update --json: %+v", updated)
+	}
+	if r := c.run("bridges", "update", "echo2"); r.code != 2 || !strings.Contains(r.stderr, "nothing to change") {
+		t.Fatalf("bridges update without flags: exit %d\n%s", r.code, r.stderr)
 	}
 
 	// bridges delete
