@@ -535,6 +535,16 @@ func TestAdminCommandsAgainstARunningNode(t *testing.T) {
 	mustContain(t, "admin drain of an unknown node", c.fails("admin", "drain", "ghost"),
 		`bridge admin drain: not_found (HTTP 404): no cluster member has node id "ghost"`)
 
+	// `bridge drain`, the preStop hook's command, the same way.
+	mustContain(t, "drain of an unknown node", c.fails("drain", "--node-id", "ghost", "--api="+api, "--timeout=10s"),
+		`bridge drain: not_found (HTTP 404): no cluster member has node id "ghost"`)
+	if r := c.run("drain", "--api", api); r.code != 2 || !strings.Contains(r.stderr, "--node-id or BRIDGE_NODE_ID is required") {
+		t.Fatalf("drain without a node: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := c.run("drain", "--node-id", "n", "--api", "ftp://x"); r.code != 2 || !strings.Contains(r.stderr, "is not an http(s) URL") {
+		t.Fatalf("drain with an ftp URL: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// The token from stdin, and a wrong one.
 	noToken := newCLI(t, map[string]string{envAPIURL: api})
 	if r := noToken.runWith(runOpts{stdin: cliAdminToken + "\n"}, "admin", "members", "--admin-token-stdin", "--json"); r.code != 0 {
