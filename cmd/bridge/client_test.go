@@ -348,8 +348,26 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 		"bridge bridges get: not_found (HTTP 404): bridge not found")
 
 	// send: echo sends to sink, whose endpoint refuses the message, which
-	// makes a dead letter at once.
+	// makes a dead letter at once. The second message goes once the first
+	// arrived, on the conversation the first one opened.
 	mustContain(t, "send", c.ok("send", "echo", sink.Bridge.Address, "hello sink"), "accepted", sink.Bridge.Address)
+	deadLetters := func(n int) []deliveryView {
+		t.Helper()
+		var dead []deliveryView
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			dead = nil
+			c.json(&dead, "deliveries", "sink", "--status", "dead")
+			if len(dead) == n {
+				return dead
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sink has %d dead letters, want %d; its deliveries:\n%s", len(dead), n, c.ok("deliveries", "sink"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	deadLetters(1)
 	var sent struct {
 		MessageID string `json:"messageId"`
 	}
@@ -379,12 +397,7 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	c.ok("bridges", "delete", "bot")
 
 	// deliveries: the decoded text, the attempts and the last error.
-	var dead []deliveryView
-	waitUntil(t, "two dead letters on sink", func() bool {
-		dead = nil
-		c.json(&dead, "deliveries", "sink", "--status", "dead")
-		return len(dead) == 2
-	})
+	dead := deadLetters(2)
 	texts := map[string]bool{}
 	for _, d := range dead {
 		texts[d.Text] = true
@@ -405,21 +418,13 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	hits := target.count("/refuse")
 	mustContain(t, "replay", c.ok("replay", "sink", dead[0].ID), "delivery "+dead[0].ID+" is queued again")
 	waitUntil(t, "the replayed delivery to reach the endpoint", func() bool { return target.count("/refuse") > hits })
-	waitUntil(t, "two dead letters again", func() bool {
-		var d []deliveryView
-		c.json(&d, "deliveries", "sink", "--status", "dead")
-		return len(d) == 2
-	})
+	deadLetters(2)
 	r = c.runWith(runOpts{tty: true}, "replay", "sink", "--all-dead")
 	if r.code != 0 || !strings.Contains(r.stdout, "\rreplaying [") || !strings.Contains(r.stdout, "2/2") ||
 		!strings.Contains(r.stdout, "replayed 2 of 2 dead letters") {
 		t.Fatalf("replay --all-dead on a terminal: exit %d\n%q\n%s", r.code, r.stdout, r.stderr)
 	}
-	waitUntil(t, "two dead letters after the replay", func() bool {
-		var d []deliveryView
-		c.json(&d, "deliveries", "sink", "--status", "dead")
-		return len(d) == 2
-	})
+	deadLetters(2)
 	var replayed struct {
 		Replayed []string `json:"replayed"`
 		Failed   int      `json:"failed"`
@@ -427,8 +432,9 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	if c.json(&replayed, "replay", "sink", "--all-dead"); len(replayed.Replayed) != 2 || replayed.Failed != 0 {
 		t.Fatalf("replay --all-dead --json: %+v", replayed)
 	}
-	if out := c.ok("replay", "sink", "--all-dead"); strings.Contains(out, "\r") {
-		t.Fatalf("a progress bar went to a pipe: %q", out)
+	deadLetters(2)
+	if out := c.ok("replay", "sink", "--all-dead"); strings.Contains(out, "\r") || out != "replayed 2 of 2 dead letters\n" {
+		t.Fatalf("replay --all-dead on a pipe: %q", out)
 	}
 	mustContain(t, "replay of a live delivery", c.fails("replay", "sink", "999999"), "not_found (HTTP 404)")
 
