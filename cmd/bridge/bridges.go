@@ -6,6 +6,7 @@ import (
 	"regexp"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/xmtpbridge/bridge/internal/apiclient"
 )
@@ -88,14 +89,16 @@ func bridgesCreate(inv *invocation) *cobra.Command {
 		Use:     "create NAME --url URL [flags]",
 		Short:   "Create a bridge; prints its XMTP address and its webhook secret, once",
 		Example: "  bridge bridges create echo --url http://127.0.0.1:9000/hook --reply-mode reply",
-		Args:    cobra.ExactArgs(1),
+		Args: func(c *cobra.Command, args []string) error {
+			if !c.Flags().Changed("url") {
+				return usagef("--url is required")
+			}
+			return cobra.ExactArgs(1)(c, args)
+		},
 	}, func(s *session, c *cobra.Command, args []string) error {
 		ch, err := fwd.change(c)
 		if err != nil {
 			return err
-		}
-		if ch == nil || ch.URL == nil {
-			return usagef("--url is required")
 		}
 		ctx, cancel := timeoutContext(c)
 		defer cancel()
@@ -158,7 +161,14 @@ func bridgesUpdate(inv *invocation) *cobra.Command {
 		Use:     "update BRIDGE [flags]",
 		Short:   "Change a bridge's name, status or forward configuration (only the flags given)",
 		Example: "  bridge bridges update echo --status disabled\n  bridge bridges update echo --allow 0xabc…,0xdef… --timeout 5s",
-		Args:    cobra.ExactArgs(1),
+		Args: func(c *cobra.Command, args []string) error {
+			changed := false
+			c.Flags().Visit(func(f *pflag.Flag) { changed = changed || (f.Name != "api" && f.Name != "json") })
+			if !changed {
+				return usagef("nothing to change: give at least one flag")
+			}
+			return cobra.ExactArgs(1)(c, args)
+		},
 	}, func(s *session, c *cobra.Command, args []string) error {
 		ch, err := fwd.change(c)
 		if err != nil {
@@ -170,9 +180,6 @@ func bridgesUpdate(inv *invocation) *cobra.Command {
 		}
 		if c.Flags().Changed("status") {
 			change.Status = &status
-		}
-		if change.Name == nil && change.Status == nil && change.Forward == nil {
-			return usagef("nothing to change: give at least one flag")
 		}
 		ctx, cancel := timeoutContext(c)
 		defer cancel()

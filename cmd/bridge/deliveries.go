@@ -57,11 +57,13 @@ func deliveriesList(inv *invocation) *cobra.Command {
 	c := clientCommand(inv, &cobra.Command{
 		Use:   "deliveries BRIDGE [--status pending|succeeded|failed|dead]",
 		Short: "List a bridge's deliveries, newest first, with their text, attempts and last error",
-		Args:  cobra.ExactArgs(1),
+		Args: func(c *cobra.Command, args []string) error {
+			if status != "" && !contains(deliveryStatuses, status) {
+				return usagef("--status %q is not one of %s", status, strings.Join(deliveryStatuses, ", "))
+			}
+			return cobra.ExactArgs(1)(c, args)
+		},
 	}, func(s *session, c *cobra.Command, args []string) error {
-		if status != "" && !contains(deliveryStatuses, status) {
-			return usagef("--status %q is not one of %s", status, strings.Join(deliveryStatuses, ", "))
-		}
 		ctx, cancel := timeoutContext(c)
 		defer cancel()
 		id, err := s.resolveBridge(ctx, args[0])
@@ -109,11 +111,16 @@ func replay(inv *invocation) *cobra.Command {
 	c := clientCommand(inv, &cobra.Command{
 		Use:   "replay BRIDGE [DELIVERY | --all-dead]",
 		Short: "Put a dead letter, or every dead letter of a bridge, back in the delivery queue",
-		Args:  cobra.RangeArgs(1, 2),
+		Args: func(c *cobra.Command, args []string) error {
+			if err := cobra.RangeArgs(1, 2)(c, args); err != nil {
+				return err
+			}
+			if allDead == (len(args) == 2) {
+				return usagef("give either a delivery id or --all-dead")
+			}
+			return nil
+		},
 	}, func(s *session, c *cobra.Command, args []string) error {
-		if allDead == (len(args) == 2) {
-			return usagef("give either a delivery id or --all-dead")
-		}
 		ctx, cancel := timeoutContext(c)
 		defer cancel()
 		id, err := s.resolveBridge(ctx, args[0])

@@ -75,6 +75,9 @@ func TestMissingArgumentsAreUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"bridges", "get"}, {"bridges", "create"}, {"send", "echo", "0x01"}, {"keys", "revoke"},
 		{"replay"}, {"deliveries"}, {"secret", "rotate"}, {"admin", "drain"},
+		// Found before any login is needed.
+		{"bridges", "create", "echo"}, {"bridges", "update", "echo"}, {"bridges", "update", "echo", "--json"},
+		{"replay", "echo"}, {"replay", "echo", "7", "--all-dead"}, {"deliveries", "echo", "--status", "lost"},
 	} {
 		r := execBridge(t, nil, args...)
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
@@ -88,7 +91,7 @@ func TestMissingArgumentsAreUsageErrors(t *testing.T) {
 		t.Errorf("bridge bridges: exit %d\n%s", r.code, r.stderr)
 	}
 	// Bad usage found by the command itself is a one-line hint too.
-	r = execBridge(t, []string{"BRIDGE_API_KEY=xbk_unused"}, "replay", "sink", "7", "--all-dead")
+	r = execBridge(t, nil, "replay", "sink", "7", "--all-dead")
 	if r.code != 2 || !strings.Contains(r.stderr, "give either a delivery id or --all-dead") {
 		t.Errorf("replay with both a delivery and --all-dead: exit %d\n%s", r.code, r.stderr)
 	}
