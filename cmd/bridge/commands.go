@@ -7,10 +7,59 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/spf13/cobra"
+
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/system"
 	"github.com/xmtpbridge/bridge/system/config"
 )
+
+// nodeCommands are the commands that run the parts of the system.
+func nodeCommands(inv *invocation) []*cobra.Command {
+	modes := []string{"node", "dev", "xmtp-node", "migrate"}
+	return []*cobra.Command{
+		runCommand(inv, &cobra.Command{
+			Use:   "node",
+			Short: "Run a bridge node (production: every secret comes from the environment)",
+			Long: "Runs a production node: migrates, starts the actor runtime and the canary prober, serves the API.\n" +
+				"Exit 2 on bad configuration, 1 when Postgres or the XMTP node cannot be reached or a component fails.",
+			Args: cobra.NoArgs,
+		}, runNode),
+		runCommand(inv, &cobra.Command{
+			Use:   "dev",
+			Short: "Run a development node with the local XMTP node and generated secrets",
+			Long: "Runs a development node: finds or starts Postgres, runs the local XMTP node in-process\n" +
+				"(unless BRIDGE_XMTP_NODE is set), generates the secrets it lacks and prints a quick start.",
+			Args: cobra.NoArgs,
+		}, runDev),
+		runCommand(inv, &cobra.Command{
+			Use:   "xmtp-node",
+			Short: "Run only the local XMTP node (message API v1 over gRPC and HTTP)",
+			Args:  cobra.NoArgs,
+		}, runXMTPNode),
+		runCommand(inv, &cobra.Command{
+			Use:   "migrate",
+			Short: "Apply the database migrations of the bridge and of the local XMTP node",
+			Args:  cobra.NoArgs,
+		}, runMigrate),
+		runCommand(inv, &cobra.Command{
+			Use:       "check-config [node|dev|xmtp-node|migrate]",
+			Short:     "Check the environment for a mode (default node); exit 0 or 2",
+			Args:      cobra.MaximumNArgs(1),
+			ValidArgs: modes,
+		}, runCheckConfig),
+	}
+}
+
+// runCommand makes c run f with the command's arguments.
+func runCommand(inv *invocation, c *cobra.Command, f func(context.Context, *invocation) int) *cobra.Command {
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		sub := *inv
+		sub.args = args
+		return exitWith(f(cmd.Context(), &sub))
+	}
+	return c
+}
 
 // devDataDir holds what dev mode keeps between runs, relative to the
 // working directory (the repository root under `make run`).
@@ -45,14 +94,6 @@ func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 	return slog.New(h).With("node", cfg.NodeID)
 }
 
-func noArgs(inv *invocation, name string) bool {
-	if len(inv.args) > 0 {
-		fmt.Fprintf(inv.stderr, "bridge %s: takes no arguments, got %q\n", name, inv.args)
-		return false
-	}
-	return true
-}
-
 // fail reports an error that stopped a command and returns exitFailure.
 func fail(inv *invocation, logger *slog.Logger, name string, err error) int {
 	logger.Error("command failed", "command", name, "err", err)
@@ -61,9 +102,6 @@ func fail(inv *invocation, logger *slog.Logger, name string, err error) int {
 }
 
 func runNode(ctx context.Context, inv *invocation) int {
-	if !noArgs(inv, "node") {
-		return exitUsage
-	}
 	cfg, code := loadConfig(inv, config.ModeNode)
 	if cfg == nil {
 		return code
@@ -72,9 +110,6 @@ func runNode(ctx context.Context, inv *invocation) int {
 }
 
 func runDev(ctx context.Context, inv *invocation) int {
-	if !noArgs(inv, "dev") {
-		return exitUsage
-	}
 	cfg, code := loadConfig(inv, config.ModeDev)
 	if cfg == nil {
 		return code
@@ -111,9 +146,6 @@ func runBridge(ctx context.Context, inv *invocation, cfg *config.Config, started
 }
 
 func runXMTPNode(ctx context.Context, inv *invocation) int {
-	if !noArgs(inv, "xmtp-node") {
-		return exitUsage
-	}
 	cfg, code := loadConfig(inv, config.ModeXMTPNode)
 	if cfg == nil {
 		return code
@@ -128,9 +160,6 @@ func runXMTPNode(ctx context.Context, inv *invocation) int {
 }
 
 func runMigrate(ctx context.Context, inv *invocation) int {
-	if !noArgs(inv, "migrate") {
-		return exitUsage
-	}
 	cfg, code := loadConfig(inv, config.ModeMigrate)
 	if cfg == nil {
 		return code
@@ -143,26 +172,9 @@ func runMigrate(ctx context.Context, inv *invocation) int {
 	return exitOK
 }
 
-func runEnv(_ context.Context, inv *invocation) int {
-	switch {
-	case len(inv.args) == 0:
-		if err := config.WriteTable(inv.stdout); err != nil {
-			return exitFailure
-		}
-	case len(inv.args) == 1 && (inv.args[0] == "--markdown" || inv.args[0] == "-markdown"):
-		fmt.Fprint(inv.stdout, config.Markdown())
-	default:
-		fmt.Fprintf(inv.stderr, "bridge env: unknown arguments %q; use `bridge env` or `bridge env --markdown`\n", inv.args)
-		return exitUsage
-	}
-	return exitOK
-}
-
 func runCheckConfig(_ context.Context, inv *invocation) int {
 	mode := config.ModeNode
-	switch len(inv.args) {
-	case 0:
-	case 1:
+	if len(inv.args) == 1 {
 		mode = config.Mode(inv.args[0])
 		switch mode {
 		case config.ModeNode, config.ModeDev, config.ModeXMTPNode, config.ModeMigrate:
@@ -170,9 +182,6 @@ func runCheckConfig(_ context.Context, inv *invocation) int {
 			fmt.Fprintf(inv.stderr, "bridge check-config: unknown mode %q; use node, dev, xmtp-node or migrate\n", inv.args[0])
 			return exitUsage
 		}
-	default:
-		fmt.Fprintln(inv.stderr, "bridge check-config: takes at most one mode")
-		return exitUsage
 	}
 	cfg, code := loadConfig(inv, mode)
 	if cfg == nil {

@@ -12,7 +12,7 @@ import (
 // Exit codes of the binary.
 const (
 	exitOK      = 0
-	exitFailure = 1 // the node could not start or a component it needs failed
+	exitFailure = 1 // the node could not start, a component it needs failed, or the API refused
 	exitUsage   = 2 // bad arguments or bad configuration
 )
 
@@ -33,68 +33,26 @@ func main() {
 		signal.Reset(sig)
 		_ = syscall.Kill(os.Getpid(), sig)
 	}()
-	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], &invocation{lookup: os.LookupEnv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
 	stop()
 	os.Exit(code)
 }
 
-// command is one subcommand of the binary.
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, inv *invocation) int
-}
-
 // invocation is what a command runs with: its arguments, the environment
-// and the output streams.
+// and the streams.
 type invocation struct {
 	args   []string
 	lookup func(string) (string, bool)
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// terminal reports whether w is a terminal; nil asks the operating
+	// system (terminal.go).
+	terminal func(w any) bool
 }
 
-func commands() []command {
-	return []command{
-		{"node", "run a bridge node (production: every secret comes from the environment)", runNode},
-		{"dev", "run a development node with the local XMTP node and generated secrets", runDev},
-		{"xmtp-node", "run only the local XMTP node (message API v1 over gRPC and HTTP)", runXMTPNode},
-		{"migrate", "apply the database migrations of the bridge and of the local XMTP node", runMigrate},
-		{"env", "print every environment variable (--markdown: the README table)", runEnv},
-		{"check-config", "check the environment for a mode (node, dev, xmtp-node, migrate; default node)", runCheckConfig},
-		{"version", "print the version", runVersion},
-		{"drain", "move a node's identities to the other members before it stops (--node-id=ID --api=URL)", runDrain},
-		{"smoke", "check a running deployment from outside (--target=URL --xmtp=HOST:PORT)", runSmoke},
-	}
-}
-
-// run dispatches args to a command and returns the exit code.
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
-	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, &invocation{args: args[1:], lookup: lookup, stdout: stdout, stderr: stderr})
-		}
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-	default:
-		fmt.Fprintf(stderr, "bridge: unknown command %q\n\n", args[0])
-	}
-	usage(stderr)
-	return exitUsage
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: bridge <command> [arguments]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Commands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "All settings come from the environment; run `bridge env` to list them.")
+// env returns the value of an environment variable, or "".
+func (inv *invocation) env(name string) string {
+	v, _ := inv.lookup(name)
+	return v
 }

@@ -188,19 +188,24 @@ func TestVersion(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{{}, {"help"}, {"--help"}, {"frobnicate"}} {
+	// Help is asked for: exit 0, on stdout.
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}} {
 		r := execBridge(t, nil, args...)
-		if r.code != 2 || !strings.Contains(r.stderr, "Usage: bridge <command>") {
-			t.Errorf("bridge %v: exit %d, want 2 with usage\n%s", args, r.code, r.stderr)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("bridge %v: exit %d, want 0 with usage\n%s", args, r.code, r.stderr)
 		}
-		for _, name := range []string{"node", "dev", "xmtp-node", "migrate", "env", "check-config", "version"} {
-			if !strings.Contains(r.stderr, "  "+name+" ") {
+		for _, name := range []string{"node", "dev", "xmtp-node", "migrate", "env", "check-config", "version", "drain", "smoke", "login", "bridges"} {
+			if !strings.Contains(r.stdout, "  "+name+" ") {
 				t.Errorf("usage lacks %s", name)
 			}
 		}
 	}
-	if r := execBridge(t, nil, "frobnicate"); !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
-		t.Errorf("unknown command not named:\n%s", r.stderr)
+	// No command: the usage on stderr, exit 2.
+	if r := execBridge(t, nil); r.code != 2 || !strings.Contains(r.stderr, "Available Commands:") {
+		t.Errorf("bridge: exit %d, want 2 with usage\n%s", r.code, r.stderr)
+	}
+	if r := execBridge(t, nil, "frobnicate"); r.code != 2 || !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d\n%s", r.code, r.stderr)
 	}
 }
 

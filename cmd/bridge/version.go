@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
 // version and commit are set at build time with
@@ -45,11 +47,15 @@ func buildVersion() (v, c string) {
 	return v, c
 }
 
+func versionCommands(inv *invocation) []*cobra.Command {
+	return []*cobra.Command{runCommand(inv, &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and commit",
+		Args:  cobra.NoArgs,
+	}, runVersion)}
+}
+
 func runVersion(_ context.Context, inv *invocation) int {
-	if len(inv.args) > 0 {
-		fmt.Fprintln(inv.stderr, "bridge version: takes no arguments")
-		return exitUsage
-	}
 	v, c := buildVersion()
 	fmt.Fprintf(inv.stdout, "bridge %s (commit %s, %s %s/%s)\n", v, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return exitOK
