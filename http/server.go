@@ -316,6 +316,7 @@ func (s *Server) routes() {
 	v1.Post("/bridges/:id/webhook-secret/rotate", auth, s.rotateWebhookSecret)
 	v1.Post("/bridges/:id/messages", auth, s.sendMessage)
 	v1.Get("/bridges/:id/deliveries", auth, s.listDeliveries)
+	v1.Get("/bridges/:id/deliveries/:deliveryId", auth, s.getDelivery)
 	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)
 	v1.Post("/bridges/:id/dead-letters/:deliveryId/replay", auth, s.replayDeadLetter)
 

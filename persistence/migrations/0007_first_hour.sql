@@ -1,0 +1,27 @@
+-- 0007_first_hour: what a newcomer's first hour needs.
+--
+-- sealing_keys records, for each master key id that sealed something in
+-- this database, a fingerprint of the key (HMAC-SHA256 of a fixed label
+-- under the key, never the key): a node started with another key under
+-- the same id is told so, with the fix, instead of failing later on the
+-- first value it cannot decrypt.
+CREATE TABLE sealing_keys (
+    key_id      text        PRIMARY KEY CHECK (length(key_id) BETWEEN 1 AND 64),
+    fingerprint bytea       NOT NULL CHECK (length(fingerprint) = 32),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- forward_configs.retry is the bridge's retry mode: 'standard' (Standard
+-- Webhooks: every non-2xx answer but 410 is retried) or 'final4xx' (a 4xx
+-- other than 429 ends the delivery at once).
+ALTER TABLE forward_configs
+    ADD COLUMN retry text NOT NULL DEFAULT 'standard' CHECK (retry IN ('standard', 'final4xx'));
+
+-- deliveries.reply is the text the endpoint answered, sealed like the
+-- payload and bound to its row, for the owner's delivery view; NULL when
+-- there was no reply. The retention sweep erases it with the payload.
+ALTER TABLE deliveries
+    ADD COLUMN reply        bytea,
+    ADD COLUMN reply_key_id text CHECK (reply_key_id IS NULL OR length(reply_key_id) BETWEEN 1 AND 64),
+    ADD COLUMN reply_nonce  bytea CHECK (reply_nonce IS NULL OR length(reply_nonce) = 12),
+    ADD CONSTRAINT deliveries_reply_sealed_check CHECK ((reply IS NULL) = (reply_key_id IS NULL) AND (reply_key_id IS NULL) = (reply_nonce IS NULL));
