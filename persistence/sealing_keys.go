@@ -21,7 +21,23 @@ var ErrKeyMismatch = errors.New("the master key does not match the database")
 // the fingerprints existed is checked by opening one system identity
 // sealed under the current key id. It fails with ErrKeyMismatch, naming
 // the key id, when a key does not match; it never reads or logs a key.
-func (s *Store) CheckSealingKeys(ctx context.Context) error {
+func (s *Store) CheckSealingKeys(ctx context.Context) error { return s.checkSealingKeys(ctx, true) }
+
+// VerifySealingKeys is CheckSealingKeys for a check that writes nothing:
+// a key id without a fingerprint is checked by opening a system identity
+// only, and not recorded. A database not migrated yet passes.
+func (s *Store) VerifySealingKeys(ctx context.Context) error {
+	var migrated bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('sealing_keys') IS NOT NULL AND to_regclass('system_identities') IS NOT NULL`).Scan(&migrated); err != nil {
+		return fmt.Errorf("check master keys: %w", mapError(err))
+	}
+	if !migrated {
+		return nil
+	}
+	return s.checkSealingKeys(ctx, false)
+}
+
+func (s *Store) checkSealingKeys(ctx context.Context, record bool) error {
 	ids := make([]string, 0, len(s.sealer.fingerprints))
 	for id := range s.sealer.fingerprints {
 		ids = append(ids, id)
@@ -38,6 +54,9 @@ func (s *Store) CheckSealingKeys(ctx context.Context) error {
 			}
 			if err := s.probeKey(ctx, id); err != nil {
 				return err
+			}
+			if !record {
+				continue
 			}
 			if _, err := s.pool.Exec(ctx, `INSERT INTO sealing_keys (key_id, fingerprint) VALUES ($1, $2)
 				ON CONFLICT (key_id) DO NOTHING`, id, want); err != nil {

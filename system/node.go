@@ -356,6 +356,10 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pers
 		store.Close()
 		return nil, fmt.Errorf("ping postgres %s: %w", where, err)
 	}
+	if err := store.CheckSealingKeys(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open store %s: %w", where, err)
+	}
 	log.Info("postgres ready", "database_url", where)
 	return store, nil
 }

@@ -364,8 +364,8 @@ func TestDevServesAndStopsOnSIGTERM(t *testing.T) {
 		"BRIDGE_SHUTDOWN_TIMEOUT=10s",
 	}, "dev")
 	base := "http://" + p.waitLog("node started")["http_addr"]
-	signupKey := p.printed("dev: signup key for this run (set BRIDGE_SIGNUP_KEY to keep one): ")
-	adminToken := p.printed("dev: admin token for this run (set BRIDGE_ADMIN_TOKEN to keep one): ")
+	signupKey := p.printed("dev: signup key, kept in .data/dev-signup-key: ")
+	adminToken := p.printed("dev: admin token, kept in .data/dev-admin-token: ")
 
 	waitHTTP(t, base+"/healthz", http.StatusOK)
 	if code := status(t, base+"/readyz"); code != http.StatusOK {
