@@ -263,7 +263,7 @@ func (s *Server) Listen(addr string) error {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.log.Info("http server listening", "addr", ln.Addr().String(), "node", s.opts.NodeID)
+	s.log.Info("http server listening", "addr", ln.Addr().String())
 	if err := s.app.Listener(ln); err != nil {
 		return fmt.Errorf("serve http: %w", err)
 	}

@@ -97,7 +97,11 @@ func runDev(ctx context.Context, inv *invocation) int {
 func runBridge(ctx context.Context, inv *invocation, cfg *config.Config, started func(*system.Node), keyFromEnv bool) int {
 	logger := newLogger(inv.stderr, cfg)
 	v, c := buildVersion()
-	logger.Info("starting bridge", "version", v, "commit", c, "config", cfg)
+	// One short line; the whole (redacted) configuration is at debug, and
+	// `bridge check-config` prints it.
+	logger.Info("starting bridge", "version", v, "commit", c, "mode", string(cfg.Mode), "http_addr", cfg.HTTPAddr,
+		"database_url", config.RedactURL(cfg.DatabaseURL))
+	logger.Debug("configuration", "config", cfg)
 	err := system.Run(ctx, system.Options{Config: cfg, Logger: logger, Version: v, Commit: c, Started: started})
 	if err != nil {
 		code := fail(inv, logger, string(cfg.Mode), err)

@@ -75,6 +75,7 @@ func TestDevTwoCheckoutsOnOnePostgres(t *testing.T) {
 	// Checkout A makes the database (dev creates the missing one named by
 	// DATABASE_URL) and keeps its secrets across a restart.
 	first := works(checkoutA)
+	shortLogLines(t, first.out.String())
 	key := first.printed("dev: signup key, kept in .data/dev-signup-key: ")
 	if again := works(checkoutA); again.printed("dev: signup key, kept in .data/dev-signup-key: ") != key {
 		t.Fatal("a restart printed another signup key")
@@ -118,6 +119,30 @@ func expectMismatch(t *testing.T, out, database string) {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the mismatch message lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// shortLogLines checks that every JSON log line is short, names each
+// attribute once, and that a normal stop logs nothing of protoactor's
+// health server.
+func shortLogLines(t *testing.T, out string) {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		if len(line) > 600 {
+			t.Errorf("a log line of %d characters: %s", len(line), line)
+		}
+		if strings.Count(line, `"node":`) > 1 {
+			t.Errorf("a log line repeats node: %s", line)
+		}
+		if strings.Contains(line, "Automanaged server stopping") {
+			t.Errorf("the normal stop of protoactor's health server is logged: %s", line)
+		}
+	}
+	if !strings.Contains(out, `"msg":"starting bridge"`) {
+		t.Fatalf("no starting line:\n%s", out)
 	}
 }
 
