@@ -324,6 +324,7 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/accounts", s.requireAdmin, s.adminListAccounts)
 	v1.Get("/admin/bridges", s.requireAdmin, s.adminListBridges)
+	v1.Post("/admin/bridges/:id/move", s.requireAdmin, s.adminMoveBridge)
 	v1.Get("/admin/cluster/members", s.requireAdmin, s.adminClusterMembers)
 	v1.Get("/admin/cluster/placement", s.requireAdmin, s.adminClusterPlacement)
 	v1.Post("/admin/nodes/:id/drain", s.requireAdmin, s.adminDrainNode)
