@@ -507,3 +507,26 @@ func TestPrepareDevKeepsTokensAcrossRestarts(t *testing.T) {
 		t.Fatalf("a junk admin token file: %v", err)
 	}
 }
+
+// TestTombstoneSettings checks the defaults of the tombstone settings and
+// that a bad value is refused with the variable's name.
+func TestTombstoneSettings(t *testing.T) {
+	c, err := Load(env(), WithMode(ModeDev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TombstoneFor != 168*time.Hour || c.TombstoneMessage != DefaultTombstoneMessage {
+		t.Fatalf("defaults: %v %q", c.TombstoneFor, c.TombstoneMessage)
+	}
+	c, err = Load(env(EnvTombstoneFor, "0", EnvTombstoneMessage, "Gone: write to 0xabc instead."), WithMode(ModeDev))
+	if err != nil || c.TombstoneFor != 0 || c.TombstoneMessage != "Gone: write to 0xabc instead." {
+		t.Fatalf("set values: %v %q %v", c.TombstoneFor, c.TombstoneMessage, err)
+	}
+	for _, bad := range [][2]string{{EnvTombstoneFor, "-1h"}, {EnvTombstoneFor, "soon"}, {EnvTombstoneMessage, "   "},
+		{EnvTombstoneMessage, "two\nlines"}, {EnvTombstoneMessage, strings.Repeat("x", 501)}} {
+		_, err := Load(env(bad[0], bad[1]), WithMode(ModeDev))
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s=%q: %v, want an error naming the variable", bad[0], bad[1], err)
+		}
+	}
+}
