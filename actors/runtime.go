@@ -178,6 +178,12 @@ func (rt *Runtime) Start(ctx context.Context) (err error) {
 	if _, err := rt.root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &nodeActor{rt: rt} }), NodeActorName); err != nil {
 		return fmt.Errorf("start node actor: %w", err)
 	}
+	if store, ok := cfg.Store.(TombstoneStore); ok && cfg.TombstoneMessage != "" {
+		props := actor.PropsFromProducer(func() actor.Actor { return &tombstones{rt: rt, store: store} })
+		if _, err := rt.root.SpawnNamed(props, TombstoneActorName); err != nil {
+			return fmt.Errorf("start tombstone responder: %w", err)
+		}
+	}
 	rt.cluster.StartMember()
 	rt.stopRenew = make(chan struct{})
 	rt.renewDone = make(chan struct{})

@@ -434,10 +434,17 @@ func (s *Store) DeleteBridge(ctx context.Context, accountID, bridgeID string) er
 		return fmt.Errorf("delete bridge: %w", ErrNotFound)
 	}
 	var n int
-	err := s.pool.QueryRow(ctx, `
-		WITH gone AS (DELETE FROM bridges WHERE id = $1 AND account_id = $2 RETURNING id),
-		bucket AS (DELETE FROM send_buckets WHERE subject IN (SELECT id FROM gone))
-		SELECT count(*) FROM gone`, bridgeID, accountID).Scan(&n)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// With tombstones on, the sealed key and conversations move to
+		// the tombstone first (persistence/tombstones.go).
+		if err := s.tombstone(ctx, tx, accountID, bridgeID); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `
+			WITH gone AS (DELETE FROM bridges WHERE id = $1 AND account_id = $2 RETURNING id),
+			bucket AS (DELETE FROM send_buckets WHERE subject IN (SELECT id FROM gone))
+			SELECT count(*) FROM gone`, bridgeID, accountID).Scan(&n)
+	})
 	if err != nil {
 		return fmt.Errorf("delete bridge: %w", mapError(err))
 	}

@@ -352,6 +352,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pers
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
 	store.SetQuarantineRows(cfg.QuarantineMaxRows)
+	store.SetTombstoneFor(cfg.TombstoneFor)
 	if err := store.Ping(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("ping postgres %s: %w", where, err)
