@@ -88,14 +88,14 @@ func DevKeyMismatch(err error, cfg *config.Config, dataDir string, keyFromEnv bo
 	var b strings.Builder
 	fmt.Fprintf(&b, "bridge dev: the master key in %s does not match the database %s on %s:\n", keySource, name, host)
 	fmt.Fprintf(&b, "  the database was sealed under another key (another checkout's %s, or one deleted by `make clean-data`).\n", config.DevMasterKeyFile)
+	fmt.Fprintf(&b, "  Fix, keeping both: give this checkout its own database (dev creates it):\n")
+	fmt.Fprintf(&b, "    DATABASE_URL='%s' make run\n", checkoutDatabaseURL(cfg.DatabaseURL, dataDir))
 	if recordedDevDatabase(dataDir) == cfg.DatabaseURL {
-		fmt.Fprintf(&b, "  Fix: make clean-data && make run   (drops %s on %s and deletes %s: only development data)\n", name, host, dataDir)
+		fmt.Fprintf(&b, "  Fix, starting over: make clean-data && make run   (drops %s on %s and deletes %s: only development data)\n", name, host, dataDir)
 	} else {
-		fmt.Fprintf(&b, "  Fix: set %s to the key that sealed %s, or drop it (it holds only development data):\n", config.EnvMasterKey, name)
+		fmt.Fprintf(&b, "  Fix, starting over: drop %s (it holds only development data), or set %s to the key that sealed it:\n", name, config.EnvMasterKey)
 		fmt.Fprintf(&b, "    psql '%s' -c 'DROP DATABASE %s WITH (FORCE)'\n", config.RedactURL(serverURL(cfg.DatabaseURL)), name)
 	}
-	fmt.Fprintf(&b, "  Or keep both: give this checkout its own database (dev creates it):\n")
-	fmt.Fprintf(&b, "    DATABASE_URL='%s' make run\n", checkoutDatabaseURL(cfg.DatabaseURL, dataDir))
 	return b.String()
 }
 

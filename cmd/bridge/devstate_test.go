@@ -115,7 +115,7 @@ func expectMismatch(t *testing.T, out, database string) {
 	t.Helper()
 	noDecryptError(t, out)
 	for _, want := range []string{"the master key in .data/dev-master-key does not match the database " + database,
-		"Fix:", "make clean-data", "DATABASE_URL='"} {
+		"Fix, keeping both:", "Fix, starting over:", "DATABASE_URL='"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("the mismatch message lacks %q:\n%s", want, out)
 		}
