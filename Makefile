@@ -46,7 +46,9 @@ build: check-go
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/bridge
 
 ## run: build and run a development node: `bridge dev` finds or starts Postgres itself (DATABASE_URL, the machine's, or a private one under .data/), the local XMTP node, the API, the canary, and prints a quick start.
-run: build
+run:
+	@echo "make run: building bin/bridge (the first build takes a few minutes; later ones seconds)"
+	@$(MAKE) --no-print-directory build
 	@scripts/ensure-node-deps.sh || echo "make run: the xmtp-js quick start needs Node.js 20 and npm; the bridge runs without them" >&2
 	exec $(BIN) dev
 
@@ -105,7 +107,6 @@ clean:
 	rm -rf bin
 	$(GO) clean -testcache
 
-## clean-data: stop the private Postgres and delete .data (the dev master key and database too).
+## clean-data: reset everything `bridge dev` made: drop its database (on whichever Postgres it used), stop the private Postgres, delete .data (master key, admin token, signup key).
 clean-data:
-	scripts/ensure-postgres.sh stop
-	rm -rf .data
+	scripts/clean-data.sh

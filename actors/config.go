@@ -45,6 +45,11 @@ type Config struct {
 	CanaryURL string
 	// CanaryClient calls CanaryURL; nil means a client with a 10s timeout.
 	CanaryClient *http.Client
+	// TombstoneMessage is the line a deleted bridge's address answers,
+	// once per conversation, while the store keeps its tombstone; empty
+	// answers nothing. The node's tombstone responder reloads the
+	// tombstones every ReconcileInterval.
+	TombstoneMessage string
 
 	// Retry schedules webhook retries; zero values take webhook's
 	// defaults.

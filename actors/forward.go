@@ -175,7 +175,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	}
 	contentType, text, err := decodePayload(d.Payload)
 	if err != nil {
-		a.finish(d, webhook.Result{Outcome: webhook.OutcomeRejected, Err: err})
+		a.finish(b, d, webhook.Result{Outcome: webhook.OutcomeInvalid, Err: err})
 		return
 	}
 	secrets, err := rt.cfg.Store.WebhookSecrets(a.ctx, a.bridgeID)
@@ -207,12 +207,24 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	ctx, cancel := context.WithTimeout(a.ctx, timeout)
 	res := rt.cfg.Deliverer.Deliver(ctx, ep, msg)
 	cancel()
-	a.finish(d, res)
+	a.finish(b, d, res)
+}
+
+// logAttempt writes the one line of an attempt: its delivery, number,
+// outcome, status and latency, and what happens next. Never the content.
+func (a *activation) logAttempt(d persistence.Delivery, res webhook.Result, then string) {
+	attrs := []any{"message", d.MessageID, "delivery", d.ID, "attempt", d.Attempts + 1, "outcome", string(res.Outcome),
+		"status", res.Status, "latency_ms", res.Latency.Milliseconds(), "then", then}
+	if res.Err != nil {
+		attrs = append(attrs, "error", res.Err)
+	}
+	a.log.Info("webhook attempt", attrs...)
 }
 
 // finish records the outcome of an attempt: success (with its reply in the
-// outbox), a retry, a dead letter, or the endpoint gone.
-func (a *activation) finish(d persistence.Delivery, res webhook.Result) {
+// outbox), a retry, a dead letter, or the endpoint gone. The bridge's
+// retry mode and the node's webhook.RetryPolicy decide which.
+func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res webhook.Result) {
 	rt := a.rt
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -224,19 +236,26 @@ func (a *activation) finish(d persistence.Delivery, res webhook.Result) {
 		}
 	}
 	if res.Outcome == webhook.OutcomeDelivered || res.Outcome == webhook.OutcomeBadReply {
+		a.logAttempt(d, res, "done")
 		a.complete(ctx, d, att, res)
 		return
 	}
 	if a.ctx.Err() != nil && res.Status == 0 {
 		// The activation is stopping and cut the attempt short: that is
 		// not the endpoint's failure. The delivery stays due.
+		a.logAttempt(d, res, "stopped")
 		return
 	}
 	now := time.Now()
-	next, dead := rt.cfg.Retry.Next(d.Attempts+1, d.CreatedAt, now, res)
+	policy := rt.cfg.Retry
+	policy.Mode = webhook.RetryMode(b.Forward.Retry)
+	next, dead := policy.Next(d.Attempts+1, d.CreatedAt, now, res)
 	status := persistence.DeliveryFailed
-	if dead {
+	if dead || res.Outcome == webhook.OutcomeGone {
 		status = persistence.DeliveryDead
+		a.logAttempt(d, res, "dead")
+	} else {
+		a.logAttempt(d, res, "retry in "+next.Sub(now).Round(time.Millisecond).String())
 	}
 	if res.Outcome == webhook.OutcomeGone {
 		status = persistence.DeliveryDead
@@ -256,7 +275,8 @@ func (a *activation) finish(d persistence.Delivery, res webhook.Result) {
 	}
 	if status == persistence.DeliveryDead {
 		rt.metrics.deadLetters.Inc()
-		a.log.Warn("delivery dead", "delivery", d.ID, "attempts", d.Attempts+1, "outcome", string(res.Outcome))
+		a.log.Warn("delivery dead", "delivery", d.ID, "message", d.MessageID, "attempts", d.Attempts+1,
+			"outcome", string(res.Outcome), "status", res.Status)
 		return
 	}
 	self := a.forward
@@ -287,7 +307,8 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 			} else if raw, err := proto.Marshal(env); err != nil {
 				a.log.Error("encode reply", "delivery", d.ID, "error", err)
 			} else {
-				reply = &persistence.Reply{BridgeID: a.bridgeID, Topic: d.Topic, TimestampNs: int64(env.TimestampNs), Envelope: raw}
+				reply = &persistence.Reply{BridgeID: a.bridgeID, Topic: d.Topic, TimestampNs: int64(env.TimestampNs), Envelope: raw,
+					Text: res.Reply}
 			}
 		}
 	}

@@ -102,6 +102,12 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	}), actor.WithMetricProviders(mp))
 	rt.root = rt.system.Root
 	rt.ingress = newIngress(cfg.XMTP.Subscribe(context.Background()), rt.root, rt.log, rt.metrics)
+	if store, ok := cfg.Store.(TombstoneStore); ok && cfg.TombstoneMessage != "" {
+		props := actor.PropsFromProducer(func() actor.Actor { return &tombstones{rt: rt, store: store} })
+		if _, err := rt.root.SpawnNamed(props, TombstoneActorName); err != nil {
+			return fmt.Errorf("start tombstone responder: %w", err)
+		}
+	}
 	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} }))
 	return rt.cluster.Start(ctx, rt.system, kind)
 }

@@ -18,7 +18,8 @@ func TestBridgeLifecycleFollowsTheAPI(t *testing.T) {
 	acct := mustCall(t, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
 	key := str(acct, "apiKey")
 	created := mustCall(t, 201, "POST", c.api+"/v1/bridges", key, map[string]any{
-		"name": "life", "forward": map[string]any{"url": tg.srv.URL},
+		// final4xx: the target's 400 is a dead letter at once, not a retry.
+		"name": "life", "forward": map[string]any{"url": tg.srv.URL, "retry": "final4xx"},
 	})
 	tg.setSecret(str(created, "webhookSecret"))
 	id, addr := str(created, "bridge", "id"), str(created, "bridge", "address")

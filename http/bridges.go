@@ -346,7 +346,11 @@ func (s *Server) deliveries(c *fiber.Ctx, status persistence.DeliveryStatus, key
 	if err != nil {
 		return storeError(err, "bridge")
 	}
-	return c.JSON(fiber.Map{"ok": true, key: viewDeliveries(list), "nextCursor": next})
+	views, err := s.viewDeliveries(c, list)
+	if err != nil {
+		return storeError(err, "bridge")
+	}
+	return c.JSON(fiber.Map{"ok": true, key: views, "nextCursor": next})
 }
 
 // replayDeadLetter puts a dead letter of one of the caller's bridges back
@@ -363,5 +367,9 @@ func (s *Server) replayDeadLetter(c *fiber.Ctx) error {
 	if s.opts.Events != nil {
 		s.opts.Events.DeliveriesQueued(c.UserContext(), d.BridgeID)
 	}
-	return c.JSON(fiber.Map{"ok": true, "delivery": viewDeliveries([]persistence.Delivery{d})[0]})
+	views, err := s.viewDeliveries(c, []persistence.Delivery{d})
+	if err != nil {
+		return storeError(err, "dead letter")
+	}
+	return c.JSON(fiber.Map{"ok": true, "delivery": views[0]})
 }

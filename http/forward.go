@@ -29,6 +29,7 @@ type forwardRequest struct {
 	URL            *string            `json:"url"`
 	BodyFormat     *string            `json:"bodyFormat"`
 	ReplyMode      *string            `json:"replyMode"`
+	Retry          *string            `json:"retry"`
 	TimeoutMs      *int64             `json:"timeoutMs"`
 	MaxConcurrency *int               `json:"maxConcurrency"`
 	Headers        *map[string]string `json:"headers"`
@@ -39,7 +40,7 @@ type forwardRequest struct {
 // defaultForward is the configuration a new bridge starts from.
 func defaultForward() persistence.ForwardConfig {
 	return persistence.ForwardConfig{
-		BodyFormat: persistence.FormatJSON, ReplyMode: persistence.ReplyNone,
+		BodyFormat: persistence.FormatJSON, ReplyMode: persistence.ReplyNone, Retry: persistence.RetryStandard,
 		Timeout: defaultTimeoutMs * time.Millisecond, MaxConcurrency: defaultConcurrency,
 		Headers: map[string]string{}, AllowSenders: []string{}, DenySenders: []string{},
 	}
@@ -66,6 +67,13 @@ func (r *forwardRequest) apply(ctx context.Context, policy *targetPolicy, cfg *p
 			return invalidField("forward.replyMode", `must be "none" or "reply"`)
 		}
 		cfg.ReplyMode = m
+	}
+	if r.Retry != nil {
+		m := persistence.RetryMode(*r.Retry)
+		if m != persistence.RetryStandard && m != persistence.RetryFinal4xx {
+			return invalidField("forward.retry", `must be "standard" or "final4xx"`)
+		}
+		cfg.Retry = m
 	}
 	if r.TimeoutMs != nil {
 		if *r.TimeoutMs < minTimeoutMs || *r.TimeoutMs > maxTimeoutMs {

@@ -258,7 +258,7 @@ func (s *Server) Listen(addr string) error {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.log.Info("http server listening", "addr", ln.Addr().String(), "node", s.opts.NodeID)
+	s.log.Info("http server listening", "addr", ln.Addr().String())
 	if err := s.app.Listener(ln); err != nil {
 		return fmt.Errorf("serve http: %w", err)
 	}
@@ -311,6 +311,7 @@ func (s *Server) routes() {
 	v1.Post("/bridges/:id/webhook-secret/rotate", auth, s.rotateWebhookSecret)
 	v1.Post("/bridges/:id/messages", auth, s.sendMessage)
 	v1.Get("/bridges/:id/deliveries", auth, s.listDeliveries)
+	v1.Get("/bridges/:id/deliveries/:deliveryId", auth, s.getDelivery)
 	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)
 	v1.Post("/bridges/:id/dead-letters/:deliveryId/replay", auth, s.replayDeadLetter)
 
@@ -318,6 +319,7 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/accounts", s.requireAdmin, s.adminListAccounts)
 	v1.Get("/admin/bridges", s.requireAdmin, s.adminListBridges)
+	v1.Post("/admin/bridges/:id/move", s.requireAdmin, s.adminMoveBridge)
 	v1.Get("/admin/cluster/members", s.requireAdmin, s.adminClusterMembers)
 	v1.Get("/admin/cluster/placement", s.requireAdmin, s.adminClusterPlacement)
 	v1.Post("/admin/nodes/:id/drain", s.requireAdmin, s.adminDrainNode)

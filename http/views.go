@@ -1,8 +1,6 @@
 package http
 
 import (
-	"encoding/base64"
-	"strconv"
 	"time"
 
 	"github.com/xmtpbridge/bridge/persistence"
@@ -43,6 +41,7 @@ type forwardView struct {
 	URL            string            `json:"url"`
 	BodyFormat     string            `json:"bodyFormat"`
 	ReplyMode      string            `json:"replyMode"`
+	Retry          string            `json:"retry"`
 	TimeoutMs      int64             `json:"timeoutMs"`
 	MaxConcurrency int               `json:"maxConcurrency"`
 	Headers        map[string]string `json:"headers"`
@@ -78,6 +77,7 @@ func viewBridge(b persistence.Bridge) bridgeView {
 		ID: b.ID, AccountID: b.AccountID, Address: b.Address, Name: b.Name, Status: string(b.Status),
 		Forward: forwardView{
 			URL: b.Forward.URL, BodyFormat: string(b.Forward.BodyFormat), ReplyMode: string(b.Forward.ReplyMode),
+			Retry:     string(retryMode(b.Forward.Retry)),
 			TimeoutMs: b.Forward.Timeout.Milliseconds(), MaxConcurrency: b.Forward.MaxConcurrency,
 			Headers: headers, AllowSenders: allow, DenySenders: deny,
 		},
@@ -93,31 +93,9 @@ func viewBridges(bs []persistence.Bridge) []bridgeView {
 	return out
 }
 
-// deliveryView is a delivery in responses; the payload is base64.
-type deliveryView struct {
-	ID            string    `json:"id"`
-	MessageID     string    `json:"messageId"`
-	Topic         string    `json:"topic"`
-	SenderAddress string    `json:"senderAddress"`
-	SentNs        string    `json:"sentNs"`
-	Payload       string    `json:"payload"`
-	Status        string    `json:"status"`
-	Attempts      int       `json:"attempts"`
-	NextAttemptAt time.Time `json:"nextAttemptAt"`
-	LastError     string    `json:"lastError"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
-}
-
-func viewDeliveries(ds []persistence.Delivery) []deliveryView {
-	out := make([]deliveryView, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, deliveryView{
-			ID: strconv.FormatInt(d.ID, 10), MessageID: d.MessageID, Topic: d.Topic, SenderAddress: d.SenderAddress,
-			SentNs: strconv.FormatInt(d.SentNs, 10), Payload: base64.StdEncoding.EncodeToString(d.Payload),
-			Status: string(d.Status), Attempts: d.Attempts, NextAttemptAt: d.NextAttemptAt, LastError: d.LastError,
-			CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
-		})
+func retryMode(m persistence.RetryMode) persistence.RetryMode {
+	if m == "" {
+		return persistence.RetryStandard
 	}
-	return out
+	return m
 }

@@ -49,11 +49,25 @@ const (
 	ReplyReply ReplyMode = "reply"
 )
 
+// RetryMode says which failed answers of a bridge's endpoint are retried.
+type RetryMode string
+
+// The retry modes of the forward handler.
+const (
+	// RetryStandard retries every non-2xx answer but 410 (Standard
+	// Webhooks); the default.
+	RetryStandard RetryMode = "standard"
+	// RetryFinal4xx makes a 4xx answer other than 429 final.
+	RetryFinal4xx RetryMode = "final4xx"
+)
+
 // ForwardConfig is the forward handler configuration of a bridge.
 type ForwardConfig struct {
-	URL            string
-	BodyFormat     BodyFormat
-	ReplyMode      ReplyMode
+	URL        string
+	BodyFormat BodyFormat
+	ReplyMode  ReplyMode
+	// Retry is the retry mode; "" is stored as RetryStandard.
+	Retry          RetryMode
 	Timeout        time.Duration
 	MaxConcurrency int
 	// Headers are extra request headers; they are stored sealed.
@@ -102,7 +116,7 @@ type BridgeSecrets struct {
 const bridgeColumns = `
 	b.id, b.account_id, b.address, b.name, b.status, b.hook_token_hash IS NOT NULL, b.created_at, b.updated_at,
 	f.url, f.body_format, f.reply_mode, f.timeout_ms, f.max_concurrency, f.allow_senders, f.deny_senders,
-	f.headers_key_id, f.headers_nonce, f.headers_ciphertext`
+	f.headers_key_id, f.headers_nonce, f.headers_ciphertext, f.retry`
 
 const bridgeFrom = ` FROM bridges b JOIN forward_configs f ON f.bridge_id = b.id `
 
@@ -115,7 +129,7 @@ func (s *Store) scanBridge(r pgx.Row) (Bridge, error) {
 	)
 	err := r.Scan(&b.ID, &b.AccountID, &b.Address, &b.Name, &b.Status, &b.HasHookToken, &b.CreatedAt, &b.UpdatedAt,
 		&b.Forward.URL, &b.Forward.BodyFormat, &b.Forward.ReplyMode, &timeoutMS, &b.Forward.MaxConcurrency,
-		&b.Forward.AllowSenders, &b.Forward.DenySenders, &headers.KeyID, &headers.Nonce, &headers.Ciphertext)
+		&b.Forward.AllowSenders, &b.Forward.DenySenders, &headers.KeyID, &headers.Nonce, &headers.Ciphertext, &b.Forward.Retry)
 	if err != nil {
 		return Bridge{}, err
 	}
@@ -226,15 +240,19 @@ func (s *Store) upsertForward(ctx context.Context, tx pgx.Tx, bridgeID string, f
 	if deny == nil {
 		deny = []string{}
 	}
+	retry := f.Retry
+	if retry == "" {
+		retry = RetryStandard
+	}
 	_, err = tx.Exec(ctx, `
 		INSERT INTO forward_configs (bridge_id, url, body_format, reply_mode, timeout_ms, max_concurrency,
-			allow_senders, deny_senders, headers_key_id, headers_nonce, headers_ciphertext)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			allow_senders, deny_senders, headers_key_id, headers_nonce, headers_ciphertext, retry)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (bridge_id) DO UPDATE SET url = $2, body_format = $3, reply_mode = $4, timeout_ms = $5,
 			max_concurrency = $6, allow_senders = $7, deny_senders = $8, headers_key_id = $9, headers_nonce = $10,
-			headers_ciphertext = $11, updated_at = now()`,
+			headers_ciphertext = $11, retry = $12, updated_at = now()`,
 		bridgeID, f.URL, string(f.BodyFormat), string(f.ReplyMode), f.Timeout.Milliseconds(), f.MaxConcurrency,
-		allow, deny, sealed.KeyID, sealed.Nonce, sealed.Ciphertext)
+		allow, deny, sealed.KeyID, sealed.Nonce, sealed.Ciphertext, string(retry))
 	return err
 }
 
@@ -416,10 +434,17 @@ func (s *Store) DeleteBridge(ctx context.Context, accountID, bridgeID string) er
 		return fmt.Errorf("delete bridge: %w", ErrNotFound)
 	}
 	var n int
-	err := s.pool.QueryRow(ctx, `
-		WITH gone AS (DELETE FROM bridges WHERE id = $1 AND account_id = $2 RETURNING id),
-		bucket AS (DELETE FROM send_buckets WHERE subject IN (SELECT id FROM gone))
-		SELECT count(*) FROM gone`, bridgeID, accountID).Scan(&n)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// With tombstones on, the sealed key and conversations move to
+		// the tombstone first (persistence/tombstones.go).
+		if err := s.tombstone(ctx, tx, accountID, bridgeID); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `
+			WITH gone AS (DELETE FROM bridges WHERE id = $1 AND account_id = $2 RETURNING id),
+			bucket AS (DELETE FROM send_buckets WHERE subject IN (SELECT id FROM gone))
+			SELECT count(*) FROM gone`, bridgeID, accountID).Scan(&n)
+	})
 	if err != nil {
 		return fmt.Errorf("delete bridge: %w", mapError(err))
 	}

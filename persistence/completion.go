@@ -20,8 +20,9 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 		if err := checkLease(ctx, tx, l); err != nil {
 			return err
 		}
-		var status string
-		if err := tx.QueryRow(ctx, `SELECT status FROM deliveries WHERE id = $1 FOR UPDATE`, deliveryID).Scan(&status); err != nil {
+		var status, bridgeID, messageID string
+		if err := tx.QueryRow(ctx, `SELECT status, bridge_id::text, message_id FROM deliveries WHERE id = $1 FOR UPDATE`,
+			deliveryID).Scan(&status, &bridgeID, &messageID); err != nil {
 			return err
 		}
 		var code *int
@@ -45,6 +46,16 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 		}
 		r := *reply
 		r.DeliveryID = &deliveryID
+		if r.Text != "" {
+			sealed, err := s.sealContent([]byte(r.Text), deliveryReplyAAD(bridgeID, messageID))
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE deliveries SET reply = $2, reply_key_id = $3, reply_nonce = $4 WHERE id = $1`,
+				deliveryID, sealed.data, sealed.keyID, sealed.nonce); err != nil {
+				return err
+			}
+		}
 		var err error
 		replyID, err = s.insertReply(ctx, tx, r)
 		return err

@@ -43,6 +43,10 @@ type Delivery struct {
 	// PurgedAt is when the retention sweep erased the payload of this
 	// final delivery (Payload is then empty); nil while it is kept.
 	PurgedAt *time.Time
+	// Reply is the text the endpoint answered, when HasReply; it is kept
+	// sealed and erased with the payload.
+	Reply    string
+	HasReply bool
 }
 
 // NewDelivery is what RecordDelivery needs.
@@ -69,15 +73,15 @@ type DeliveryAttempt struct {
 
 const deliveryColumns = `d.id, d.bridge_id, d.message_id, d.topic, d.sender_address, d.sent_ns, d.payload,
 	d.payload_key_id, d.payload_nonce, d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
-	d.purged_at`
+	d.purged_at, d.reply, d.reply_key_id, d.reply_nonce`
 
 // scanDelivery reads a row of deliveryColumns and opens its payload.
 func (s *Store) scanDelivery(r pgx.Row) (Delivery, error) {
 	var d Delivery
-	var c storedContent
+	var c, reply storedContent
 	if err := r.Scan(&d.ID, &d.BridgeID, &d.MessageID, &d.Topic, &d.SenderAddress, &d.SentNs, &c.data,
 		&c.keyID, &c.nonce, &d.Status, &d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt,
-		&d.PurgedAt); err != nil {
+		&d.PurgedAt, &reply.data, &reply.keyID, &reply.nonce); err != nil {
 		return Delivery{}, err
 	}
 	payload, err := s.openContent(c, deliveryPayloadAAD(d.BridgeID, d.MessageID))
@@ -85,6 +89,13 @@ func (s *Store) scanDelivery(r pgx.Row) (Delivery, error) {
 		return Delivery{}, fmt.Errorf("open payload of delivery %d: %w", d.ID, err)
 	}
 	d.Payload = payload
+	if reply.keyID != nil {
+		text, err := s.openContent(reply, deliveryReplyAAD(d.BridgeID, d.MessageID))
+		if err != nil {
+			return Delivery{}, fmt.Errorf("open reply of delivery %d: %w", d.ID, err)
+		}
+		d.Reply, d.HasReply = string(text), true
+	}
 	return d, nil
 }
 

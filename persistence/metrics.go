@@ -79,7 +79,7 @@ func countError(err error) error {
 // are results, not failures of Postgres.
 func isSentinel(err error) bool {
 	for _, s := range []error{ErrNotFound, ErrConflict, ErrInvalid, ErrInvalidCursor, ErrLeaseHeld, ErrFenced,
-		ErrUnknownKey, ErrDecrypt, ErrUnknownRole, ErrQuotaExceeded} {
+		ErrUnknownKey, ErrDecrypt, ErrUnknownRole, ErrQuotaExceeded, ErrKeyMismatch, ErrSystemAccount} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -27,12 +27,15 @@ const (
 // their fixed timestamp, so every retry publishes the same message. They
 // are sealed at rest, bound to the reply's row.
 type Reply struct {
-	ID            int64
-	BridgeID      string
-	DeliveryID    *int64
-	Topic         string
-	TimestampNs   int64
-	Envelope      []byte
+	ID          int64
+	BridgeID    string
+	DeliveryID  *int64
+	Topic       string
+	TimestampNs int64
+	Envelope    []byte
+	// Text is the reply in clear, for CompleteDelivery to keep sealed in
+	// the delivery's record; it is not part of the outbox row.
+	Text          string
 	Status        ReplyStatus
 	Attempts      int
 	NextAttemptAt time.Time

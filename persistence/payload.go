@@ -25,6 +25,10 @@ func deliveryPayloadAAD(bridgeID, messageID string) []byte {
 	return []byte("delivery-payload\x00" + bridgeID + "\x00" + messageID)
 }
 
+func deliveryReplyAAD(bridgeID, messageID string) []byte {
+	return []byte("delivery-reply\x00" + bridgeID + "\x00" + messageID)
+}
+
 func replyEnvelopeAAD(bridgeID string, replyID int64) []byte {
 	return []byte("reply-envelope\x00" + bridgeID + "\x00" + strconv.FormatInt(replyID, 10))
 }
@@ -76,6 +80,9 @@ type contentColumn struct {
 	// build the row's additional data.
 	aadKeys string
 	aad     func(id int64, a, b string) []byte
+	// sealedOnly columns were never written in clear: SealClearContent
+	// skips them, Reseal re-encrypts them.
+	sealedOnly bool
 }
 
 var contentColumns = []contentColumn{
@@ -89,6 +96,11 @@ var contentColumns = []contentColumn{
 		aadKeys: "bridge_id::text, ''",
 		aad:     func(id int64, bridgeID, _ string) []byte { return replyEnvelopeAAD(bridgeID, id) },
 	},
+	{
+		table: "deliveries", data: "reply", keyID: "reply_key_id", nonce: "reply_nonce",
+		aadKeys: "bridge_id::text, message_id", sealedOnly: true,
+		aad: func(_ int64, bridgeID, messageID string) []byte { return deliveryReplyAAD(bridgeID, messageID) },
+	},
 }
 
 // SealClearContent seals, under the current master key, the delivery
@@ -100,6 +112,9 @@ var contentColumns = []contentColumn{
 func (s *Store) SealClearContent(ctx context.Context, maxRows int) (int, error) {
 	total := 0
 	for _, col := range contentColumns {
+		if col.sealedOnly {
+			continue
+		}
 		for maxRows <= 0 || total < maxRows {
 			n, err := s.sealClearBatch(ctx, col)
 			total += n

@@ -196,7 +196,15 @@ func TestUpgradeSealsClearRowsAndCutsTheQuarantine(t *testing.T) {
 	}
 	s := openStore(t, url, mustSealer(t, testKey(t, "k1")))
 	a, _ := newAccount(t, s, "alice")
+	// This version's store writes forward_configs.retry (migration 0007):
+	// the old schema has the column only while the bridge is made.
+	if _, err := s.pool.Exec(ctx, `ALTER TABLE forward_configs ADD COLUMN retry text NOT NULL DEFAULT 'standard'`); err != nil {
+		t.Fatal(err)
+	}
 	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	if _, err := s.pool.Exec(ctx, `ALTER TABLE forward_configs DROP COLUMN retry`); err != nil {
+		t.Fatal(err)
+	}
 	var deliveryID, replyID int64
 	if err := s.pool.QueryRow(ctx, `INSERT INTO deliveries (bridge_id, message_id, topic, sender_address, payload, status)
 		VALUES ($1, 'm-old', '/xmtp/0/m-1/proto', $2, 'clear payload of old', 'succeeded') RETURNING id`,

@@ -58,7 +58,8 @@ func (s *Store) SweepRetention(ctx context.Context, r Retention) (SweepResult, e
 				SELECT id FROM deliveries
 				WHERE purged_at IS NULL AND status IN ('succeeded', 'dead') AND updated_at < now() - make_interval(secs => $1)
 				ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-			UPDATE deliveries d SET payload = '', payload_key_id = NULL, payload_nonce = NULL, purged_at = now()
+			UPDATE deliveries d SET payload = '', payload_key_id = NULL, payload_nonce = NULL,
+				reply = NULL, reply_key_id = NULL, reply_nonce = NULL, purged_at = now()
 			FROM due WHERE d.id = due.id`, r.Payload)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("purge delivery payloads: %w", err))

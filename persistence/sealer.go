@@ -3,7 +3,9 @@ package persistence
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 )
@@ -33,14 +35,15 @@ type Sealed struct {
 // Sealer encrypts secrets with the current master key and decrypts them with
 // whichever known key sealed them.
 type Sealer struct {
-	current string
-	aeads   map[string]cipher.AEAD
+	current      string
+	aeads        map[string]cipher.AEAD
+	fingerprints map[string][]byte
 }
 
 // NewSealer returns a sealer that seals with current and opens values
 // sealed with current or any of previous.
 func NewSealer(current MasterKey, previous ...MasterKey) (*Sealer, error) {
-	s := &Sealer{current: current.ID, aeads: map[string]cipher.AEAD{}}
+	s := &Sealer{current: current.ID, aeads: map[string]cipher.AEAD{}, fingerprints: map[string][]byte{}}
 	for _, k := range append([]MasterKey{current}, previous...) {
 		if k.ID == "" || len(k.ID) > 64 {
 			return nil, fmt.Errorf("add master key: id must be 1 to 64 characters")
@@ -60,8 +63,17 @@ func NewSealer(current MasterKey, previous ...MasterKey) (*Sealer, error) {
 			return nil, fmt.Errorf("add master key %s: %w", k.ID, err)
 		}
 		s.aeads[k.ID] = aead
+		s.fingerprints[k.ID] = keyFingerprint(k.Key)
 	}
 	return s, nil
+}
+
+// keyFingerprint names a master key without revealing it: HMAC-SHA256 of
+// a fixed label under the key.
+func keyFingerprint(key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("xmtpbridge master key fingerprint v1"))
+	return m.Sum(nil)
 }
 
 // CurrentKeyID returns the id of the key new values are sealed with.

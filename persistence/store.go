@@ -56,6 +56,9 @@ type Store struct {
 	// quarantineRows is the per-bridge cap of quarantined messages; 0
 	// means DefaultQuarantineRows.
 	quarantineRows atomic.Int64
+	// tombstoneFor is how long DeleteBridge keeps a tombstone, in
+	// nanoseconds; 0 keeps none.
+	tombstoneFor atomic.Int64
 }
 
 // Open connects to the database at databaseURL, which must already be

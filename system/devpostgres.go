@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/xmtpbridge/bridge/system/config"
 )
@@ -44,19 +46,30 @@ var ErrNoPostgres = errors.New("no postgres available")
 func EnsureDevPostgres(ctx context.Context, explicitURL, dataDir string, out io.Writer) (string, error) {
 	say := func(format string, args ...any) { fmt.Fprintf(out, "dev: postgres: "+format+"\n", args...) }
 	if explicitURL != "" {
-		if err := pgAnswers(ctx, explicitURL); err == nil {
+		// DATABASE_URL is used or reported, never swapped for another
+		// database: a missing database is created on its server.
+		err := pgAnswers(ctx, explicitURL)
+		if err == nil {
 			return explicitURL, nil
 		}
-		say("DATABASE_URL %s does not answer; trying the local servers", config.RedactURL(explicitURL))
+		if !missingDatabase(err) {
+			return "", fmt.Errorf("DATABASE_URL %s does not answer: %w", config.RedactURL(explicitURL), err)
+		}
+		name, err := createDatabaseOf(ctx, explicitURL)
+		if err != nil {
+			return "", fmt.Errorf("DATABASE_URL %s names a database that does not exist, and creating it failed: %w", config.RedactURL(explicitURL), err)
+		}
+		say("created the database %s named by DATABASE_URL", name)
+		return explicitURL, recordDevDatabase(dataDir, explicitURL)
 	}
 	if pgAnswers(ctx, config.DevDatabaseURL) == nil {
 		say("using the machine's Postgres at 127.0.0.1:5432, database %s", DevDatabase)
-		return withDevDatabase(ctx, config.DevDatabaseURL)
+		return withRecordedDevDatabase(ctx, config.DevDatabaseURL, dataDir)
 	}
 	private := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", DevPrivatePort)
 	if pgAnswers(ctx, private) == nil {
 		say("reusing the private instance on 127.0.0.1:%d", DevPrivatePort)
-		return withDevDatabase(ctx, private)
+		return withRecordedDevDatabase(ctx, private, dataDir)
 	}
 	datadir, err := filepath.Abs(filepath.Join(dataDir, "postgres"))
 	if err != nil {
@@ -80,7 +93,17 @@ func EnsureDevPostgres(ctx context.Context, explicitURL, dataDir string, out io.
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return withDevDatabase(ctx, private)
+	return withRecordedDevDatabase(ctx, private, dataDir)
+}
+
+// withRecordedDevDatabase is withDevDatabase that records the database in
+// dataDir for `make clean-data`.
+func withRecordedDevDatabase(ctx context.Context, serverURL, dataDir string) (string, error) {
+	u, err := withDevDatabase(ctx, serverURL)
+	if err != nil {
+		return "", err
+	}
+	return u, recordDevDatabase(dataDir, u)
 }
 
 // pgAnswers reports whether rawURL accepts a login and runs a query.
@@ -96,9 +119,40 @@ func pgAnswers(ctx context.Context, rawURL string) error {
 	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
+// missingDatabase reports whether err is Postgres saying the database does
+// not exist (SQLSTATE 3D000).
+func missingDatabase(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "3D000"
+}
+
+// createDatabaseOf creates the database that rawURL names, connecting to the
+// same server's postgres database, and returns its name.
+func createDatabaseOf(ctx context.Context, rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("parse database url: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || strings.Contains(name, "/") {
+		return "", fmt.Errorf("database url names no database")
+	}
+	u.Path = "/postgres"
+	if _, err := withDatabase(ctx, u.String(), name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 // withDevDatabase creates bridge_dev on the server at serverURL when it is
 // missing and returns its URL.
 func withDevDatabase(ctx context.Context, serverURL string) (string, error) {
+	return withDatabase(ctx, serverURL, DevDatabase)
+}
+
+// withDatabase creates the database name on the server at serverURL when
+// it is missing and returns its URL.
+func withDatabase(ctx context.Context, serverURL, name string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, serverURL)
@@ -107,15 +161,15 @@ func withDevDatabase(ctx context.Context, serverURL string) (string, error) {
 	}
 	defer conn.Close(context.Background())
 	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", DevDatabase).Scan(&exists); err != nil {
-		return "", fmt.Errorf("look for database %s: %w", DevDatabase, err)
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return "", fmt.Errorf("look for database %s: %w", name, err)
 	}
 	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{DevDatabase}.Sanitize()); err != nil {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 			var again bool
 			// Another process may have created it at the same moment.
-			if qerr := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", DevDatabase).Scan(&again); qerr != nil || !again {
-				return "", fmt.Errorf("create database %s: %w", DevDatabase, err)
+			if qerr := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&again); qerr != nil || !again {
+				return "", fmt.Errorf("create database %s: %w", name, err)
 			}
 		}
 	}
@@ -123,7 +177,7 @@ func withDevDatabase(ctx context.Context, serverURL string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parse database url: %w", err)
 	}
-	u.Path = "/" + DevDatabase
+	u.Path = "/" + name
 	return u.String(), nil
 }
 

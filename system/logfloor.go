@@ -29,10 +29,10 @@ func (l levelFloor) WithGroup(name string) slog.Handler {
 // stop.
 const automanagedStopping = "Automanaged server stopping..!"
 
-// expectedStops lowers to INFO the record the automanaged provider writes
+// expectedStops lowers to DEBUG the record the automanaged provider writes
 // at ERROR on a normal stop (its health server closed on purpose), so that
-// an ERROR from protoactor always means something went wrong. Any other
-// error from that server stays an ERROR.
+// a normal stop is quiet and an ERROR from protoactor always means
+// something went wrong. Any other error from that server stays an ERROR.
 type expectedStops struct{ h slog.Handler }
 
 func (e expectedStops) Enabled(ctx context.Context, level slog.Level) bool {
@@ -41,12 +41,12 @@ func (e expectedStops) Enabled(ctx context.Context, level slog.Level) bool {
 
 func (e expectedStops) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelError && r.Message == automanagedStopping && closedOnPurpose(r) {
-		info := slog.NewRecord(r.Time, slog.LevelInfo, r.Message, r.PC)
-		r.Attrs(func(a slog.Attr) bool { info.AddAttrs(a); return true })
-		if !e.h.Enabled(ctx, slog.LevelInfo) {
+		if !e.h.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}
-		r = info
+		debug := slog.NewRecord(r.Time, slog.LevelDebug, r.Message, r.PC)
+		r.Attrs(func(a slog.Attr) bool { debug.AddAttrs(a); return true })
+		r = debug
 	}
 	return e.h.Handle(ctx, r)
 }

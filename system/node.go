@@ -337,9 +337,14 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pers
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
 	store.SetQuarantineRows(cfg.QuarantineMaxRows)
+	store.SetTombstoneFor(cfg.TombstoneFor)
 	if err := store.Ping(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("ping postgres %s: %w", where, err)
+	}
+	if err := store.CheckSealingKeys(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
 	log.Info("postgres ready", "database_url", where)
 	return store, nil

@@ -116,6 +116,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 			Logger:  log.With("component", "webhook"),
 		}),
 		APIAddress:        apiID.Address(),
+		TombstoneMessage:  tombstoneMessage(cfg),
 		CanaryAddress:     canaryID.Address(),
 		CanaryURL:         canaryURL,
 		LeaseTTL:          cfg.LeaseTTL,
@@ -380,4 +381,13 @@ func canaryURLFor(cfg *config.Config, apiAddr net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(strings.Trim(host, "[]"), port) + "/canary"
+}
+
+// tombstoneMessage is the line deleted bridges answer, or "" when
+// BRIDGE_TOMBSTONE_FOR is 0 and they answer nothing.
+func tombstoneMessage(cfg *config.Config) string {
+	if cfg.TombstoneFor <= 0 {
+		return ""
+	}
+	return cfg.TombstoneMessage
 }

@@ -181,7 +181,7 @@ func (d *Deliverer) Deliver(ctx context.Context, ep Endpoint, m Message) Result 
 	defer cancel()
 	r := d.attempt(ctx, ep, m)
 	d.metrics.observe(r)
-	d.log.Debug("webhook delivery attempted", "message", m.ID, "bridge", m.Bridge, "outcome", string(r.Outcome),
+	d.log.Debug("webhook delivery attempted", "message", m.ID, "outcome", string(r.Outcome),
 		"status", r.Status, "latency", r.Latency, "error", r.Err)
 	return r
 }
@@ -189,7 +189,7 @@ func (d *Deliverer) Deliver(ctx context.Context, ep Endpoint, m Message) Result 
 func (d *Deliverer) attempt(ctx context.Context, ep Endpoint, m Message) Result {
 	req, err := d.NewRequest(ctx, ep, m)
 	if err != nil {
-		return Result{Outcome: OutcomeRejected, Err: err}
+		return Result{Outcome: OutcomeInvalid, Err: err}
 	}
 	start := time.Now()
 	resp, err := d.client.Do(req)

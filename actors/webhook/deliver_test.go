@@ -421,7 +421,7 @@ func TestDeliverRefusesInvalidEndpoints(t *testing.T) {
 		{URL: "http://example.com/", Format: FormatJSON},
 	} {
 		res := h.d.Deliver(context.Background(), ep, sampleMessage)
-		if res.Outcome != OutcomeRejected || !errors.Is(res.Err, ErrInvalidEndpoint) {
+		if res.Outcome != OutcomeInvalid || !errors.Is(res.Err, ErrInvalidEndpoint) {
 			t.Errorf("endpoint %q: %+v", ep.URL, res)
 		}
 	}

@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, fmt.Errorf("register forward metrics: %w", err)
 		}
 	}
-	for _, o := range []Outcome{OutcomeDelivered, OutcomeBadReply, OutcomeThrottled, OutcomeRetry, OutcomeGone, OutcomeRejected, OutcomeBlocked} {
+	for _, o := range Outcomes {
 		m.deliveries.WithLabelValues(string(o))
 	}
 	return m, nil

@@ -25,17 +25,28 @@ const (
 	OutcomeRetry Outcome = "retry"
 	// OutcomeGone is 410: the endpoint is gone and the caller disables it.
 	OutcomeGone Outcome = "gone"
-	// OutcomeRejected is any other non-2xx status (other 4xx, or a 3xx
-	// that was not followed): a permanent failure.
+	// OutcomeRejected is any other non-2xx status (another 4xx, or a 3xx
+	// that was not followed). Standard Webhooks retries it like any
+	// failure; a bridge whose retry mode is RetryFinal4xx makes it final.
 	OutcomeRejected Outcome = "rejected"
 	// OutcomeBlocked is a target refused by the SSRF guard or the redirect
 	// limit: a permanent failure.
 	OutcomeBlocked Outcome = "blocked"
+	// OutcomeInvalid is a delivery the bridge could not send at all (an
+	// endpoint without a valid URL or secret, a payload it cannot
+	// decode): a permanent failure, and no request was made.
+	OutcomeInvalid Outcome = "invalid"
 )
 
-// Retryable reports whether the attempt should be tried again later.
+// Outcomes lists every outcome, for metrics that pre-create their series.
+var Outcomes = []Outcome{OutcomeDelivered, OutcomeBadReply, OutcomeThrottled, OutcomeRetry, OutcomeGone,
+	OutcomeRejected, OutcomeBlocked, OutcomeInvalid}
+
+// Retryable reports whether the attempt should be tried again later under
+// the Standard Webhooks rule: every failed answer but 410, and every
+// failure to get an answer, is retried.
 func (o Outcome) Retryable() bool {
-	return o == OutcomeThrottled || o == OutcomeRetry
+	return o == OutcomeThrottled || o == OutcomeRetry || o == OutcomeRejected
 }
 
 // classifyStatus maps a response status to an outcome; 2xx is reported as

@@ -6,11 +6,40 @@ import (
 	"time"
 )
 
+// RetryMode says which failed answers of an endpoint are retried.
+type RetryMode string
+
+// The retry modes of a bridge.
+const (
+	// RetryStandard follows Standard Webhooks: every non-2xx answer but
+	// 410 is retried on the schedule, as are network errors and timeouts.
+	// It is the default.
+	RetryStandard RetryMode = "standard"
+	// RetryFinal4xx makes a 4xx answer other than 429 (and 410, which is
+	// always final) final at once: for endpoints that answer 4xx only to
+	// requests they will never accept.
+	RetryFinal4xx RetryMode = "final4xx"
+)
+
+// Valid reports whether m is a known retry mode; "" is the default.
+func (m RetryMode) Valid() bool { return m == "" || m == RetryStandard || m == RetryFinal4xx }
+
 // RetryPolicy schedules the attempts of one delivery: exponential backoff
 // with full jitter and a cap, bounded by a number of attempts and by the
-// delivery's age. A throttled attempt waits at least its Retry-After,
-// itself capped.
+// delivery's age. It is the one place that decides whether an attempt is
+// retried and when:
+//
+//   - 2xx is final (delivered); 410 is final and the caller disables the
+//     endpoint; a request that could not be made, or a target the SSRF
+//     guard refused, is final;
+//   - every other answer (3xx, 4xx, 5xx) and every network error or
+//     timeout is retried, unless Mode is RetryFinal4xx and the answer is
+//     a 4xx other than 429;
+//   - after a 429 or a 5xx, the next attempt waits at least the answer's
+//     Retry-After, capped at MaxRetryAfter.
 type RetryPolicy struct {
+	// Mode is the bridge's retry mode; "" means RetryStandard.
+	Mode RetryMode
 	// Initial is the backoff ceiling after the first attempt; default 1s.
 	Initial time.Duration
 	// Max caps the backoff ceiling; default 1h.
@@ -66,14 +95,28 @@ func (p RetryPolicy) Ceiling(attempts int) time.Duration {
 	return time.Duration(d)
 }
 
+// Final reports whether r ends the delivery whatever the attempt budget:
+// its outcome is not retryable, or the mode makes its 4xx final.
+func (p RetryPolicy) Final(r Result) bool {
+	if !r.Outcome.Retryable() {
+		return true
+	}
+	return p.Mode == RetryFinal4xx && r.Status >= 400 && r.Status < 500 && r.Status != 429
+}
+
+// honoursRetryAfter reports whether an answer's Retry-After sets the
+// earliest next attempt: 429 and 5xx, as RFC 9110 and Standard Webhooks
+// have it.
+func honoursRetryAfter(status int) bool { return status == 429 || status >= 500 && status <= 599 }
+
 // Next returns when to try a delivery again after attempts attempts (≥ 1),
 // the first of them at first, the last one ending now with result r. dead
-// is true when the delivery must not be tried again: the outcome is not
-// retryable, the attempts are used up, or the next attempt would be later
+// is true when the delivery must not be tried again: r is final (see
+// Final), the attempts are used up, or the next attempt would be later
 // than first+MaxAge.
 func (p RetryPolicy) Next(attempts int, first, now time.Time, r Result) (next time.Time, dead bool) {
 	p = p.withDefaults()
-	if !r.Outcome.Retryable() || attempts >= p.MaxAttempts {
+	if p.Final(r) || attempts >= p.MaxAttempts {
 		return time.Time{}, true
 	}
 	u := p.Rand()
@@ -81,7 +124,7 @@ func (p RetryPolicy) Next(attempts int, first, now time.Time, r Result) (next ti
 		u = 0
 	}
 	delay := time.Duration(u * float64(p.Ceiling(attempts)))
-	if r.Outcome == OutcomeThrottled && r.RetryAfter > 0 {
+	if r.RetryAfter > 0 && honoursRetryAfter(r.Status) {
 		wait := min(r.RetryAfter, p.MaxRetryAfter)
 		delay = max(delay, wait)
 	}

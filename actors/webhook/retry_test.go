@@ -53,21 +53,21 @@ func TestRetryPolicyBounds(t *testing.T) {
 	if _, dead := p.Next(2, first, first.Add(2*time.Hour-10*time.Second), retry); !dead {
 		t.Fatal("a retry past MaxAge was scheduled")
 	}
-	for _, o := range []Outcome{OutcomeDelivered, OutcomeBadReply, OutcomeGone, OutcomeRejected, OutcomeBlocked} {
+	for _, o := range []Outcome{OutcomeDelivered, OutcomeBadReply, OutcomeGone, OutcomeBlocked, OutcomeInvalid} {
 		if _, dead := p.Next(1, first, first, Result{Outcome: o}); !dead {
 			t.Fatalf("outcome %s was retried", o)
 		}
 	}
 	// Retry-After is honoured when it is longer than the backoff, and capped.
-	next, _ := p.Next(1, first, first, Result{Outcome: OutcomeThrottled, RetryAfter: 5 * time.Minute})
+	next, _ := p.Next(1, first, first, Result{Outcome: OutcomeThrottled, Status: 429, RetryAfter: 5 * time.Minute})
 	if next.Sub(first) != 5*time.Minute {
 		t.Fatalf("Retry-After 5m gave %v", next.Sub(first))
 	}
-	next, _ = p.Next(1, first, first, Result{Outcome: OutcomeThrottled, RetryAfter: 48 * time.Hour})
+	next, _ = p.Next(1, first, first, Result{Outcome: OutcomeThrottled, Status: 429, RetryAfter: 48 * time.Hour})
 	if next.Sub(first) != 10*time.Minute {
 		t.Fatalf("Retry-After 48h gave %v, want the 10m cap", next.Sub(first))
 	}
-	next, _ = p.Next(1, first, first, Result{Outcome: OutcomeThrottled, RetryAfter: time.Second})
+	next, _ = p.Next(1, first, first, Result{Outcome: OutcomeThrottled, Status: 429, RetryAfter: time.Second})
 	if next.Sub(first) != 30*time.Second {
 		t.Fatalf("short Retry-After gave %v, want the backoff 30s", next.Sub(first))
 	}
@@ -97,5 +97,53 @@ func TestParseRetryAfter(t *testing.T) {
 		if d != c.d || ok != c.ok {
 			t.Errorf("ParseRetryAfter(%q) = %v, %v; want %v, %v", c.v, d, ok, c.d, c.ok)
 		}
+	}
+}
+
+// TestRetryPolicyFollowsStandardWebhooks checks which answers are retried:
+// every non-2xx but 410 in the standard mode, 4xx (but 429) final in the
+// final4xx mode, and Retry-After honoured after 429 and 5xx only.
+func TestRetryPolicyFollowsStandardWebhooks(t *testing.T) {
+	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	std := RetryPolicy{Initial: time.Second, Max: time.Minute, MaxRetryAfter: 10 * time.Minute, Rand: fixedRand(0)}
+	strict := std
+	strict.Mode = RetryFinal4xx
+	cases := []struct {
+		status            int
+		retried, strictly bool
+	}{
+		{400, true, false}, {401, true, false}, {404, true, false}, {418, true, false}, {304, true, true},
+		{429, true, true}, {500, true, true}, {502, true, true}, {503, true, true}, {410, false, false},
+	}
+	for _, c := range cases {
+		r := Result{Outcome: classifyStatus(c.status), Status: c.status}
+		if _, dead := std.Next(1, first, first, r); dead == c.retried {
+			t.Errorf("standard mode: %d retried %v, want %v", c.status, !dead, c.retried)
+		}
+		if _, dead := strict.Next(1, first, first, r); dead == c.strictly {
+			t.Errorf("final4xx mode: %d retried %v, want %v", c.status, !dead, c.strictly)
+		}
+	}
+	for _, status := range []int{429, 500, 503, 504} {
+		r := Result{Outcome: classifyStatus(status), Status: status, RetryAfter: 2 * time.Minute}
+		if next, _ := std.Next(1, first, first, r); next.Sub(first) != 2*time.Minute {
+			t.Errorf("%d with Retry-After 2m waits %v", status, next.Sub(first))
+		}
+		r.RetryAfter = 24 * time.Hour
+		if next, _ := std.Next(1, first, first, r); next.Sub(first) != 10*time.Minute {
+			t.Errorf("%d with Retry-After 24h waits %v, want the 10m cap", status, next.Sub(first))
+		}
+	}
+	r := Result{Outcome: OutcomeRejected, Status: 400, RetryAfter: 2 * time.Minute}
+	if next, _ := std.Next(1, first, first, r); next.Sub(first) != 0 {
+		t.Errorf("a 400's Retry-After was honoured: waits %v", next.Sub(first))
+	}
+	for _, m := range []RetryMode{"", RetryStandard, RetryFinal4xx} {
+		if !m.Valid() {
+			t.Errorf("mode %q is not valid", m)
+		}
+	}
+	if RetryMode("never").Valid() {
+		t.Error(`mode "never" is valid`)
 	}
 }

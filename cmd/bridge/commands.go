@@ -106,7 +106,7 @@ func runNode(ctx context.Context, inv *invocation) int {
 	if cfg == nil {
 		return code
 	}
-	return runBridge(ctx, inv, cfg, nil)
+	return runBridge(ctx, inv, cfg, nil, true)
 }
 
 func runDev(ctx context.Context, inv *invocation) int {
@@ -125,19 +125,27 @@ func runDev(ctx context.Context, inv *invocation) int {
 		return exitFailure
 	}
 	cfg.DatabaseURL = url
-	return runBridge(ctx, inv, cfg, func(n *system.Node) { printQuickStart(inv.stdout, cfg, n) })
+	_, keyFromEnv := inv.lookup(config.EnvMasterKey)
+	return runBridge(ctx, inv, cfg, func(n *system.Node) { printQuickStart(inv.stdout, cfg, n) }, keyFromEnv)
 }
 
-func runBridge(ctx context.Context, inv *invocation, cfg *config.Config, started func(*system.Node)) int {
+func runBridge(ctx context.Context, inv *invocation, cfg *config.Config, started func(*system.Node), keyFromEnv bool) int {
 	logger := newLogger(inv.stderr, cfg)
 	v, c := buildVersion()
-	logger.Info("starting bridge", "version", v, "commit", c, "config", cfg)
+	// One short line; the whole (redacted) configuration is at debug, and
+	// `bridge check-config` prints it.
+	logger.Info("starting bridge", "version", v, "commit", c, "mode", string(cfg.Mode), "http_addr", cfg.HTTPAddr,
+		"database_url", config.RedactURL(cfg.DatabaseURL))
+	logger.Debug("configuration", "config", cfg)
 	err := system.Run(ctx, system.Options{Config: cfg, Logger: logger, Version: v, Commit: c, Started: started})
 	if err != nil {
 		code := fail(inv, logger, string(cfg.Mode), err)
 		if cfg.Mode == config.ModeDev && errors.Is(err, persistence.ErrMigrationChanged) {
 			fmt.Fprintf(inv.stderr, "bridge dev: the database %s was migrated by another version of the schema; "+
 				"drop it (it holds only development data) or set DATABASE_URL to another database\n", config.RedactURL(cfg.DatabaseURL))
+		}
+		if cfg.Mode == config.ModeDev {
+			fmt.Fprint(inv.stderr, system.DevKeyMismatch(err, cfg, devDataDir, keyFromEnv))
 		}
 		return code
 	}
@@ -172,7 +180,7 @@ func runMigrate(ctx context.Context, inv *invocation) int {
 	return exitOK
 }
 
-func runCheckConfig(_ context.Context, inv *invocation) int {
+func runCheckConfig(ctx context.Context, inv *invocation) int {
 	mode := config.ModeNode
 	if len(inv.args) == 1 {
 		mode = config.Mode(inv.args[0])
@@ -186,6 +194,20 @@ func runCheckConfig(_ context.Context, inv *invocation) int {
 	cfg, code := loadConfig(inv, mode)
 	if cfg == nil {
 		return code
+	}
+	if mode == config.ModeDev {
+		// dev's state must fit together too: its key and its database.
+		_, keyFromEnv := inv.lookup(config.EnvMasterKey)
+		checked := *cfg
+		checked.DatabaseURL, _ = inv.lookup(config.EnvDatabaseURL)
+		if err := system.CheckDev(ctx, &checked, devDataDir); err != nil {
+			if msg := system.DevKeyMismatch(err, &checked, devDataDir, keyFromEnv); msg != "" {
+				fmt.Fprint(inv.stderr, msg)
+			} else {
+				fmt.Fprintf(inv.stderr, "bridge check-config dev: %v\n", err)
+			}
+			return exitUsage
+		}
 	}
 	fmt.Fprintf(inv.stdout, "the configuration is valid for %s mode\n%s\n", mode, cfg)
 	return exitOK

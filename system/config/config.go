@@ -27,6 +27,10 @@ const (
 	ModeMigrate Mode = "migrate"
 )
 
+// DefaultTombstoneMessage is what a deleted bridge's address answers
+// unless BRIDGE_TOMBSTONE_MESSAGE says otherwise.
+const DefaultTombstoneMessage = "This address no longer takes messages."
+
 // DevDatabaseURL is the database dev mode uses when DATABASE_URL is unset:
 // the machine's Postgres with trust authentication.
 const DevDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
@@ -150,6 +154,11 @@ type Config struct {
 	QuarantineMaxRows int
 	// RetentionInterval is how often the node's retention sweep runs.
 	RetentionInterval time.Duration
+	// TombstoneFor is how long a deleted bridge's address answers
+	// senders with TombstoneMessage; 0 answers nothing.
+	TombstoneFor time.Duration
+	// TombstoneMessage is the line a deleted bridge's address answers.
+	TombstoneMessage string
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -250,6 +259,8 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.QuarantineRetention = p.duration(EnvQuarantineRetention, 168*time.Hour, time.Second, 100_000*time.Hour)
 	c.QuarantineMaxRows = p.integer(EnvQuarantineMaxRows, 1000, 1, 1_000_000)
 	c.RetentionInterval = p.duration(EnvRetentionInterval, 10*time.Minute, 100*time.Millisecond, 24*time.Hour)
+	c.TombstoneFor = p.duration(EnvTombstoneFor, 168*time.Hour, 0, 100_000*time.Hour)
+	c.TombstoneMessage = p.line(EnvTombstoneMessage, DefaultTombstoneMessage, 500)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

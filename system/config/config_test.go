@@ -496,3 +496,69 @@ func TestLoadProxySettings(t *testing.T) {
 		t.Fatalf("bad proxy settings: %v", err)
 	}
 }
+
+// TestPrepareDevKeepsTokensAcrossRestarts checks that dev's generated admin
+// token and signup key are the same on the next start, kept in files of
+// mode 0600, and that a file others can read or holding junk is refused.
+func TestPrepareDevKeepsTokensAcrossRestarts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".data")
+	first, _ := Load(env(), WithMode(ModeDev))
+	var out bytes.Buffer
+	if err := first.PrepareDev(dir, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{DevAdminTokenFile, DevSignupKeyFile} {
+		info, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || info.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v, want mode 0600", f, info, err)
+		}
+	}
+	second, _ := Load(env(), WithMode(ModeDev))
+	if err := second.PrepareDev(dir, &out); err != nil {
+		t.Fatal(err)
+	}
+	if second.AdminToken != first.AdminToken || second.SignupKey != first.SignupKey {
+		t.Fatal("a restart made new dev tokens")
+	}
+	if !strings.Contains(out.String(), "dev: signup key, kept in "+filepath.Join(dir, DevSignupKeyFile)+": "+first.SignupKey) {
+		t.Fatalf("the kept signup key is not printed with its file:\n%s", out.String())
+	}
+	if err := os.Chmod(filepath.Join(dir, DevSignupKeyFile), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	third, _ := Load(env(), WithMode(ModeDev))
+	if err := third.PrepareDev(dir, &out); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a group-readable signup key file: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, DevAdminTokenFile), []byte("x y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(dir, DevSignupKeyFile), 0o600)
+	fourth, _ := Load(env(), WithMode(ModeDev))
+	if err := fourth.PrepareDev(dir, &out); err == nil || !strings.Contains(err.Error(), "delete it") {
+		t.Fatalf("a junk admin token file: %v", err)
+	}
+}
+
+// TestTombstoneSettings checks the defaults of the tombstone settings and
+// that a bad value is refused with the variable's name.
+func TestTombstoneSettings(t *testing.T) {
+	c, err := Load(env(), WithMode(ModeDev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TombstoneFor != 168*time.Hour || c.TombstoneMessage != DefaultTombstoneMessage {
+		t.Fatalf("defaults: %v %q", c.TombstoneFor, c.TombstoneMessage)
+	}
+	c, err = Load(env(EnvTombstoneFor, "0", EnvTombstoneMessage, "Gone: write to 0xabc instead."), WithMode(ModeDev))
+	if err != nil || c.TombstoneFor != 0 || c.TombstoneMessage != "Gone: write to 0xabc instead." {
+		t.Fatalf("set values: %v %q %v", c.TombstoneFor, c.TombstoneMessage, err)
+	}
+	for _, bad := range [][2]string{{EnvTombstoneFor, "-1h"}, {EnvTombstoneFor, "soon"}, {EnvTombstoneMessage, "   "},
+		{EnvTombstoneMessage, "two\nlines"}, {EnvTombstoneMessage, strings.Repeat("x", 501)}} {
+		_, err := Load(env(bad[0], bad[1]), WithMode(ModeDev))
+		if err == nil || !strings.Contains(err.Error(), bad[0]) {
+			t.Errorf("%s=%q: %v, want an error naming the variable", bad[0], bad[1], err)
+		}
+	}
+}

@@ -470,3 +470,22 @@ func (p *parser) certPool(name string) (string, *x509.CertPool) {
 	}
 	return path, pool
 }
+
+// line reads one line of UTF-8 text of at most max bytes.
+func (p *parser) line(name, def string, max int) string {
+	v, ok := p.get(name)
+	if !ok {
+		return def
+	}
+	switch {
+	case strings.TrimSpace(v) == "":
+		p.problem(name, "is empty; unset it for the default, or give one line of text such as \""+def+"\"")
+	case len(v) > max:
+		p.problem(name, fmt.Sprintf("is %d bytes; at most %d", len(v), max))
+	case !utf8.ValidString(v) || strings.ContainsAny(v, "\r\n\x00"):
+		p.problem(name, "must be one line of UTF-8 text")
+	default:
+		return v
+	}
+	return def
+}

@@ -72,6 +72,8 @@ const (
 	EnvQuarantineRetention     = "BRIDGE_QUARANTINE_RETENTION"
 	EnvQuarantineMaxRows       = "BRIDGE_QUARANTINE_MAX_ROWS"
 	EnvRetentionInterval       = "BRIDGE_RETENTION_INTERVAL"
+	EnvTombstoneFor            = "BRIDGE_TOMBSTONE_FOR"
+	EnvTombstoneMessage        = "BRIDGE_TOMBSTONE_MESSAGE"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -178,6 +180,10 @@ var Vars = []Var{
 		Description: "Most quarantined messages kept per bridge; each new one deletes the oldest beyond it."},
 	{Name: EnvRetentionInterval, Default: "10m", Example: "1m",
 		Description: "How often each node seals content an older version left in clear and erases what BRIDGE_PAYLOAD_RETENTION and BRIDGE_QUARANTINE_RETENTION let go."},
+	{Name: EnvTombstoneFor, Default: "168h", Example: "24h",
+		Description: "How long a deleted bridge's address answers senders, once per conversation, with BRIDGE_TOMBSTONE_MESSAGE; its keys stay sealed until then and are erased after; 0 erases them at once and answers nothing."},
+	{Name: EnvTombstoneMessage, Default: DefaultTombstoneMessage, Example: "This bot moved to 0x1234…; this address no longer takes messages.",
+		Description: "The one line a deleted bridge's address answers, at most 500 bytes."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",
