@@ -59,6 +59,11 @@ const (
 	CodeRecipientUnknown = "recipient_unknown"
 	CodeTimeout          = "timeout"
 	CodeRequestTimeout   = "request_timeout"
+
+	CodePluginNotWasm       = "plugin_not_wasm"
+	CodePluginInvalid       = "plugin_invalid"
+	CodePluginMissingExport = "plugin_missing_export"
+	CodePluginBound         = "plugin_bound"
 )
 
 // ErrorCodes is every code the API answers with, in the order of the Error
@@ -69,6 +74,7 @@ var ErrorCodes = []string{
 	CodeMethodNotAllow, CodeConflict, CodeRateLimited, CodeQuotaExceeded, CodeUnavailable,
 	CodeInternal, CodeInvalidCursor, CodeBridgeDisabled, CodeSignupClosed, CodeAdminDisabled,
 	CodeSendingDisabled, CodeRecipientUnknown, CodeTimeout, CodeRequestTimeout,
+	CodePluginNotWasm, CodePluginInvalid, CodePluginMissingExport, CodePluginBound,
 }
 
 func errorf(status int, code, format string, args ...any) *Error {
