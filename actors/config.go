@@ -26,6 +26,8 @@ type Config struct {
 	XMTP Transport
 	// Deliverer calls owners' endpoints; required.
 	Deliverer Deliverer
+	// SendFilter, when set, sees reverse-proxy content before it is sent.
+	SendFilter SendFilter
 	// Registerer receives the runtime's metrics; required.
 	Registerer prometheus.Registerer
 	// Logger receives the runtime's logs; nil discards them.

@@ -9,6 +9,7 @@ import (
 	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/api"
+	"github.com/xmtpbridge/bridge/xmtp/content"
 )
 
 // Store is the part of the Postgres store the runtime uses.
@@ -63,3 +64,10 @@ type Deliverer interface {
 }
 
 var _ Deliverer = (*webhook.Deliverer)(nil)
+
+// SendFilter runs a bridge's on_send plug-in on content the reverse proxy
+// is about to send: it returns the content to send, or an error that
+// refuses it. actors/plugin.Host implements it.
+type SendFilter interface {
+	FilterSend(ctx context.Context, bridge, to string, body *content.Content) (*content.Content, error)
+}
