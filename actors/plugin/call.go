@@ -42,22 +42,20 @@ func (h *Host) call(ctx context.Context, bd *binding, in []byte) ([]byte, *CallE
 func (h *Host) callOnce(ctx context.Context, bd *binding, in []byte) ([]byte, string, error) {
 	h.maybeRevalidate(bd)
 	p := bd.cur.Load()
-	cctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
-	defer cancel()
-	inst, cold, err := p.get(cctx)
+	// Loading is bounded by the caller (the delivery's own timeout), not
+	// by the call's: a cold start compiles, from the on-disk cache when
+	// the module was seen before.
+	inst, cold, err := p.get(ctx)
 	if cold {
 		h.metrics.cacheMisses.Inc()
 	} else if err == nil {
 		h.metrics.cacheHits.Inc()
 	}
 	if err != nil {
-		if cctx.Err() != nil && ctx.Err() == nil {
-			// A cold start that did not fit in the call's time: the
-			// module is still being compiled for the next call.
-			return nil, ReasonTimeout, fmt.Errorf("load plugin: %w", err)
-		}
 		return nil, ReasonUnavailable, err
 	}
+	cctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
 	rc, out, err := h.invoke(cctx, inst, string(bd.point), in)
 	ok := err == nil && rc == 0
 	var reason string

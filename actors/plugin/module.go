@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -31,7 +30,6 @@ type compiler struct {
 	cfg   *Config
 	cache wazero.CompilationCache
 	dir   string
-	mu    sync.Mutex // serialises writes of module files
 }
 
 func newCompiler(cfg *Config) (*compiler, error) {
@@ -122,12 +120,16 @@ func (c *compiler) moduleBytes(ctx context.Context, src Source, pluginID, sha st
 	if persistence.PluginSHA256(code.Wasm) != code.SHA256 {
 		return nil, "", fmt.Errorf("fetch plugin %s: bytes do not match their sha256", pluginID)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	// Nodes may share the directory: write a file of our own, then
+	// rename it into place.
 	path := filepath.Join(c.dir, "modules", code.SHA256+".wasm")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, code.Wasm, 0o600); err == nil {
-		_ = os.Rename(tmp, path)
+	if f, err := os.CreateTemp(filepath.Join(c.dir, "modules"), "fetch-*"); err == nil {
+		_, werr := f.Write(code.Wasm)
+		if cerr := f.Close(); werr == nil && cerr == nil {
+			_ = os.Rename(f.Name(), path)
+		} else {
+			_ = os.Remove(f.Name())
+		}
 	}
 	return code.Wasm, code.SHA256, nil
 }

@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xmtpbridge/bridge/actors/plugin/plugintest"
+)
+
+// pluginTune is the plug-in configuration of the e2e nodes: a call limit
+// with room for a loaded test machine.
+var pluginTune = map[string]string{"BRIDGE_PLUGIN_TIMEOUT": "2s"}
+
+// uploadPlugin posts wasm as the account's plug-in name and returns its id.
+func uploadPlugin(t testing.TB, api, key, name string, wasm []byte, want int) string {
+	t.Helper()
+	req, err := http.NewRequest("POST", api+"/v1/plugins?name="+name, bytes.NewReader(wasm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/wasm")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("upload plugin %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	if resp.StatusCode != want {
+		t.Fatalf("upload plugin %s: status %d, want %d: %s", name, resp.StatusCode, want, raw)
+	}
+	return str(m, "plugin", "id")
+}
+
+// countingTarget answers every request with body and counts them.
+func countingTarget(t testing.TB, body string) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func jsonBridge(t testing.TB, api, key, url string) (string, string) {
+	t.Helper()
+	created := mustCall(t, 201, "POST", api+"/v1/bridges", key, map[string]any{
+		"name": "plugged", "forward": map[string]any{"url": url, "bodyFormat": "json", "replyMode": "reply"},
+	})
+	return str(created, "bridge", "id"), str(created, "bridge", "address")
+}
+
+// TestPluginsWithXMTPJS has xmtp-js talk to three bridges of one node: an
+// on_message plug-in that answers "help" itself (its target is never
+// called), an on_response plug-in that turns the target's JSON answer into
+// a sentence, and a drop filter whose target receives nothing while the
+// delivery still completes.
+func TestPluginsWithXMTPJS(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, pluginTune)
+	acct := mustCall(t, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
+	key := str(acct, "apiKey")
+	bot := uploadPlugin(t, c.api, key, "bot", plugintest.Build(t, plugintest.Bot, ""), 201)
+
+	helpTarget, helpHits := countingTarget(t, `{"reply":"the endpoint should not be called"}`)
+	helpID, helpAddr := jsonBridge(t, c.api, key, helpTarget.URL)
+	mustCall(t, 200, "PUT", c.api+"/v1/bridges/"+helpID+"/plugins/on_message", key,
+		map[string]any{"plugin": bot, "config": map[string]string{"mode": "help"}, "onError": "forward"})
+
+	weatherTarget, weatherHits := countingTarget(t, `{"city":"Paris","tempC":21}`)
+	weatherID, weatherAddr := jsonBridge(t, c.api, key, weatherTarget.URL)
+	mustCall(t, 200, "PUT", c.api+"/v1/bridges/"+weatherID+"/plugins/on_response", key, map[string]any{"plugin": bot})
+
+	dropTarget, dropHits := countingTarget(t, `{"reply":"dropped messages must not arrive"}`)
+	dropID, dropAddr := jsonBridge(t, c.api, key, dropTarget.URL)
+	mustCall(t, 200, "PUT", c.api+"/v1/bridges/"+dropID+"/plugins/on_message", key,
+		map[string]any{"plugin": bot, "config": map[string]string{"mode": "drop"}})
+
+	help := runJS(t, "quickstart.cjs", helpAddr, "help", "http://"+c.xmtpHTTP)
+	weather := runJS(t, "quickstart.cjs", weatherAddr, "weather in Paris?", "http://"+c.xmtpHTTP)
+	drop := runJS(t, "quickstart.cjs", dropAddr, "buy cheap pills", "http://"+c.xmtpHTTP)
+	for _, js := range []*jsProc{help, weather, drop} {
+		js.next("ready", time.Minute)
+		js.next("sent", time.Minute)
+	}
+	if r := help.next("reply", time.Minute); r.Text != "Commands: help, weather <city>" || !strings.EqualFold(r.Sender, helpAddr) {
+		t.Fatalf("help reply %+v", r)
+	}
+	if n := helpHits.Load(); n != 0 {
+		t.Fatalf("the help bridge's endpoint got %d requests", n)
+	}
+	if r := weather.next("reply", time.Minute); r.Text != "It is 21°C in Paris." {
+		t.Fatalf("weather reply %+v", r)
+	}
+	if n := weatherHits.Load(); n != 1 {
+		t.Fatalf("the weather endpoint got %d requests, want 1", n)
+	}
+	waitFor(t, time.Minute, "the dropped message's delivery to complete", func() bool {
+		_, m := call(t, "GET", c.api+"/v1/bridges/"+dropID+"/deliveries?status=succeeded", key, nil)
+		ds, _ := m["deliveries"].([]any)
+		return len(ds) == 1
+	})
+	if n := dropHits.Load(); n != 0 {
+		t.Fatalf("the drop filter's endpoint got %d requests", n)
+	}
+	lines := strings.Join(metric(t, c.api, "bridge_plugin_calls_total"), "\n")
+	if !strings.Contains(lines, `point="on_message"`) || !strings.Contains(lines, `point="on_response"`) {
+		t.Fatalf("plugin call metrics: %s", lines)
+	}
+}
+
+// TestPluginRunsOnAnotherNodeAfterKill9 binds a plug-in to a bridge of a
+// two-node cluster, kills the node that hosts the bridge with SIGKILL and
+// has xmtp-js message the bridge: the survivor, which loads the plug-in
+// from Postgres, answers. A new upload of the plug-in is then running on
+// the survivor without any restart.
+func TestPluginRunsOnAnotherNodeAfterKill9(t *testing.T) {
+	t.Parallel()
+	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 2, tune: pluginTune})
+	entry := c.nodes[0]
+	acct := mustCall(t, 201, "POST", entry.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
+	key := str(acct, "apiKey")
+	tg, hits := countingTarget(t, `{"reply":"the endpoint should not be called"}`)
+	id, addr := jsonBridge(t, entry.api, key, tg.URL)
+	v1 := plugintest.Build(t, plugintest.Bot, "-X main.version=v1")
+	v2 := plugintest.Build(t, plugintest.Bot, "-X main.version=v2")
+	pid := uploadPlugin(t, entry.api, key, "versioned", v1, 201)
+	mustCall(t, 200, "PUT", entry.api+"/v1/bridges/"+id+"/plugins/on_message", key,
+		map[string]any{"plugin": pid, "config": map[string]string{"mode": "version"}})
+
+	var host *clusterNode
+	waitFor(t, 2*time.Minute, "the bridge to be hosted", func() bool {
+		_, m := call(t, "GET", entry.api+"/v1/bridges/"+id, key, nil)
+		for _, n := range c.nodes {
+			if str(m, "live", "node") == n.id {
+				host = n
+			}
+		}
+		return host != nil
+	})
+	js := runJS(t, "quickstart.cjs", addr, "before", "http://"+c.x.xmtpHTTP)
+	js.next("ready", time.Minute)
+	js.next("sent", time.Minute)
+	if r := js.next("reply", time.Minute); r.Text != "v1: before" {
+		t.Fatalf("reply before the kill %+v", r)
+	}
+
+	host.kill9()
+	survivor := c.nodes[0]
+	if survivor == host {
+		survivor = c.nodes[1]
+	}
+	waitFor(t, 2*time.Minute, "the bridge to move to "+survivor.id, func() bool {
+		_, m := call(t, "GET", survivor.api+"/v1/bridges/"+id, key, nil)
+		return str(m, "live", "node") == survivor.id
+	})
+	js = runJS(t, "quickstart.cjs", addr, "after", "http://"+c.x.xmtpHTTP)
+	js.next("ready", time.Minute)
+	js.next("sent", time.Minute)
+	if r := js.next("reply", time.Minute); r.Text != "v1: after" {
+		t.Fatalf("reply after the kill %+v", r)
+	}
+
+	// The next version, uploaded through the survivor, runs at once.
+	uploadPlugin(t, survivor.api, key, "versioned", v2, 200)
+	js = runJS(t, "quickstart.cjs", addr, "upgraded", "http://"+c.x.xmtpHTTP)
+	js.next("ready", time.Minute)
+	js.next("sent", time.Minute)
+	if r := js.next("reply", time.Minute); r.Text != "v2: upgraded" {
+		t.Fatalf("reply after the new upload %+v", r)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the endpoint got %d requests; the plug-in answers every message", n)
+	}
+}
