@@ -25,7 +25,7 @@ var testTemplate = pgtest.Template{Name: "bridge", Migrate: persistence.Migrate}
 // deliverer wrapped by the plug-in deliverer, and a target that counts
 // what it receives.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	url     string
 	store   *persistence.Store
@@ -39,7 +39,7 @@ type harness struct {
 	secret  webhook.Secret
 }
 
-func newHarness(t *testing.T, cfg Config) *harness {
+func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, ctx: context.Background(), reg: prometheus.NewRegistry()}
 	h.url = pgtest.NewDatabase(t, testTemplate)
