@@ -122,8 +122,30 @@ func TestPluginsWithXMTPJS(t *testing.T) {
 	if n := dropHits.Load(); n != 0 {
 		t.Fatalf("the drop filter's endpoint got %d requests", n)
 	}
+	// on_send: REST sends through the help bridge are prefixed by its
+	// plug-in, or refused with 422 plugin_refused.
+	mustCall(t, 200, "PUT", c.api+"/v1/bridges/"+helpID+"/plugins/on_send", key,
+		map[string]any{"plugin": bot, "config": map[string]string{"prefix": "[bot] "}})
+	rcv := runJS(t, "peer.cjs", "receive", "http://"+c.xmtpHTTP, helpAddr, "-", "[bot] hello from REST")
+	peer := rcv.next("ready", time.Minute).Address
+	var sent map[string]any
+	waitFor(t, 30*time.Second, "/v1 messages to accept the send", func() bool {
+		status, out := call(t, "POST", c.api+"/v1/bridges/"+helpID+"/messages", key, map[string]any{"to": peer, "content": "hello from REST"})
+		sent = out
+		return status == 202
+	})
+	if got := rcv.next("received", time.Minute); got.ID != str(sent, "messageId") {
+		t.Fatalf("xmtp-js received %+v, want message %s", got, str(sent, "messageId"))
+	}
+	status, out := call(t, "POST", c.api+"/v1/bridges/"+helpID+"/messages", key, map[string]any{"to": peer, "content": "a forbidden word"})
+	if status != 422 || str(out, "code") != "plugin_refused" {
+		t.Fatalf("refused send: %d %v", status, out)
+	}
+
 	lines := strings.Join(metric(t, c.api, "bridge_plugin_calls_total"), "\n")
-	if !strings.Contains(lines, `point="on_message"`) || !strings.Contains(lines, `point="on_response"`) {
+	if !strings.Contains(lines, `bridge_plugin_calls_total{point="on_message"} 2`) ||
+		!strings.Contains(lines, `bridge_plugin_calls_total{point="on_response"} 1`) ||
+		!strings.Contains(lines, `bridge_plugin_calls_total{point="on_send"} 2`) {
 		t.Fatalf("plugin call metrics: %s", lines)
 	}
 }

@@ -290,6 +290,8 @@ func (s *Server) send(c *fiber.Ctx, bridgeID, to, content string) (string, error
 		return id, nil
 	case errors.Is(err, ErrRecipientNotOnNetwork):
 		return "", &Error{Status: fiber.StatusUnprocessableEntity, Code: CodeRecipientUnknown, Message: "the recipient is not on the XMTP network", Err: err}
+	case errors.Is(err, ErrSendRefused):
+		return "", &Error{Status: fiber.StatusUnprocessableEntity, Code: CodePluginRefused, Message: "the bridge's on_send plug-in refused the content", Err: err}
 	case errors.Is(err, ErrSendUnavailable):
 		return "", &Error{Status: fiber.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1, Message: "the bridge identity is not available now (it may be moving between nodes); try again", Err: err}
 	case errors.Is(err, ErrSendOutcomeUnknown):

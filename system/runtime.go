@@ -273,6 +273,9 @@ func (p *runtimeParts) Send(ctx context.Context, bridgeID, to, text string) (str
 		return id, nil
 	case errors.Is(err, actors.ErrPeerNotOnNetwork):
 		return "", fmt.Errorf("%w: %w", bridgehttp.ErrRecipientNotOnNetwork, err)
+	case errors.Is(err, plugin.ErrRefused) || strings.Contains(err.Error(), plugin.ErrRefused.Error()):
+		// The actor wire keeps the text of an error, not its sentinel.
+		return "", fmt.Errorf("%w: %w", bridgehttp.ErrSendRefused, err)
 	case errors.Is(err, actors.ErrOutcomeUnknown):
 		return "", fmt.Errorf("%w: %w", bridgehttp.ErrSendOutcomeUnknown, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, actors.ErrStopped), errors.Is(err, actors.ErrNotActive),
