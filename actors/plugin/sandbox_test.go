@@ -1,7 +1,11 @@
 package plugin
 
 import (
+	"context"
+	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -86,6 +90,8 @@ func TestHostilePluginsAreContained(t *testing.T) {
 		{"bigout", map[string]string{"size": strconv.Itoa(128 << 10)}, []string{ReasonOutputLimit}, ErrorDrop},
 		{"badjson", nil, []string{ReasonBadOutput}, ErrorForward},
 		{"file", nil, []string{ReasonTrap}, ErrorDeadLetter},
+		// Extism's HTTP function is off: no allowed host.
+		{"http", map[string]string{"port": port}, []string{ReasonTrap}, ErrorForward},
 		// Go's wasip1 net package waits for a socket it never gets.
 		{"socket", map[string]string{"port": port}, []string{ReasonTrap, ReasonTimeout}, ErrorDrop},
 	}
@@ -144,5 +150,37 @@ func TestHostilePluginsAreContained(t *testing.T) {
 	wg.Wait()
 	if goodFailures.Load() != 0 {
 		t.Fatalf("%d of %d good calls failed", goodFailures.Load(), goodCalls.Load())
+	}
+}
+
+// TestAllowedHostsOpenExtismHTTPUnderTheEgressPolicy: an operator's
+// allowed host is reachable through Extism's HTTP function, unless the
+// egress policy refuses it, and then the call fails without a request.
+func TestAllowedHostsOpenExtismHTTPUnderTheEgressPolicy(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte("pong"))
+	}))
+	defer srv.Close()
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	wasm := plugintest.Build(t, plugintest.Hostile, "")
+
+	open := newHarness(t, Config{Timeout: 5 * time.Second, AllowedHosts: []string{"127.0.0.1"}})
+	id, addr := open.bridge()
+	p := open.upload("hostile", wasm)
+	open.bind(id, OnMessage, p.ID, map[string]string{"mode": "http", "port": port}, ErrorDrop)
+	if res := open.send(addr, "ping"); res.Reply != "pong" || hits.Load() != 1 {
+		t.Fatalf("allowed host: %+v, %d requests", res, hits.Load())
+	}
+
+	refused := newHarness(t, Config{Timeout: 5 * time.Second, AllowedHosts: []string{"127.0.0.1"},
+		HostAllowed: func(context.Context, string) error { return errors.New("not public") }})
+	id, addr = refused.bridge()
+	p = refused.upload("hostile", wasm)
+	refused.bind(id, OnMessage, p.ID, map[string]string{"mode": "http", "port": port}, ErrorDrop)
+	before := refused.errorsOf(OnMessage, ReasonTrap)
+	if res := refused.send(addr, "ping"); res.HasReply || hits.Load() != 1 || refused.errorsOf(OnMessage, ReasonTrap) != before+1 {
+		t.Fatalf("refused host: %+v, %d requests", res, hits.Load())
 	}
 }

@@ -10,6 +10,7 @@
 //	badjson answers bytes that are not JSON
 //	file    tries to open /etc/passwd and answers what it read
 //	socket  tries to dial 127.0.0.1:"port" and answers what it got
+//	http    asks Extism's HTTP function for http://127.0.0.1:"port"/
 //	ok      forwards, like a good plug-in
 package main
 
@@ -62,6 +63,11 @@ func onMessage() int32 {
 			return 1
 		}
 		pdk.Output([]byte(`{"action":"reply","content":` + strconv.Quote(string(b[:min(len(b), 64)])) + `}`))
+		return 0
+	case "http":
+		port, _ := pdk.Config("port")
+		body := pdk.HTTPGet("http://127.0.0.1:" + port + "/")
+		pdk.Output([]byte(`{"action":"reply","content":` + strconv.Quote(string(body)) + `}`))
 		return 0
 	case "socket":
 		port, _ := pdk.Config("port")

@@ -17,6 +17,7 @@
 //	output_set(i64, i64)        the call's output is that block
 //	error_set(i64)              the call's error is that block's text
 //	config_get(i64) i64         the binding's config value for a key, 0 if unset
+//	http_request(i64, i64) i64  Extism's HTTP call: a JSON request and a body block
 //
 // A plug-in exports its extension points with //go:wasmexport and is built
 // with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared.
@@ -60,6 +61,20 @@ func errorSet(offset uint64)
 
 //go:wasmimport extism:host/env config_get
 func configGet(offset uint64) uint64
+
+//go:wasmimport extism:host/env http_request
+func httpRequest(req, body uint64) uint64
+
+// HTTPGet asks the host to GET url with Extism's HTTP function and returns
+// the body; the host refuses hosts it does not allow.
+func HTTPGet(url string) []byte {
+	req := store([]byte(`{"url":"` + url + `","method":"GET"}`))
+	off := httpRequest(req, 0)
+	if off == 0 {
+		return nil
+	}
+	return load(off)
+}
 
 // Input returns the call's input.
 func Input() []byte {
