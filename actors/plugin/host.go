@@ -252,6 +252,7 @@ func (h *Host) janitor() {
 	defer close(h.done)
 	tick := time.NewTicker(max(h.cfg.KeepResident/4, 50*time.Millisecond))
 	defer tick.Stop()
+	lastPrune := time.Now()
 	for {
 		select {
 		case <-h.stop:
@@ -259,10 +260,16 @@ func (h *Host) janitor() {
 		case now := <-tick.C:
 			h.mu.RLock()
 			pools := make([]*pool, 0, len(h.pools))
+			shas := map[string]bool{}
 			for p := range h.pools {
 				pools = append(pools, p)
+				shas[p.sha] = true
 			}
 			h.mu.RUnlock()
+			if now.Sub(lastPrune) > 10*time.Minute {
+				lastPrune = now
+				h.comp.prune(shas, now)
+			}
 			for _, p := range pools {
 				if p.evict(now, h.cfg.KeepResident) {
 					h.mu.Lock()

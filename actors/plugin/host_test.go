@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +168,28 @@ func dirHasFiles(t *testing.T, dir string) bool {
 	found := false
 	_ = walk(dir, func() { found = true })
 	return found
+}
+
+func TestModuleFilesOfUnusedVersionsArePruned(t *testing.T) {
+	h := newHarness(t, Config{})
+	dir := h.host.comp.dir + "/modules"
+	old, kept := dir+"/"+strings.Repeat("a", 64)+".wasm", dir+"/"+strings.Repeat("b", 64)+".wasm"
+	fresh := dir + "/" + strings.Repeat("c", 64) + ".wasm"
+	for _, f := range []string{old, kept, fresh} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-2 * pruneAge)
+	_ = os.Chtimes(old, past, past)
+	_ = os.Chtimes(kept, past, past)
+	h.host.comp.prune(map[string]bool{strings.Repeat("b", 64): true}, time.Now())
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Fatal("an old unused module file was kept")
+	}
+	for _, f := range []string{kept, fresh} {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("%s was deleted: %v", f, err)
+		}
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
@@ -132,4 +134,31 @@ func (c *compiler) moduleBytes(ctx context.Context, src Source, pluginID, sha st
 		}
 	}
 	return code.Wasm, code.SHA256, nil
+}
+
+// pruneAge is how long a module file no binding runs is kept.
+const pruneAge = time.Hour
+
+// prune deletes module files of versions no pool holds that were not
+// written within pruneAge, so the disk cache does not grow with every
+// upload.
+func (c *compiler) prune(inUse map[string]bool, now time.Time) {
+	dir := filepath.Join(c.dir, "modules")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		sha, ok := strings.CutSuffix(name, ".wasm")
+		if !ok {
+			sha = "" // a fetch that never finished
+		}
+		if inUse[sha] {
+			continue
+		}
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > pruneAge {
+			_ = os.Remove(filepath.Join(dir, name))
+		}
+	}
 }
