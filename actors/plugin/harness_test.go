@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,21 @@ import (
 )
 
 var testTemplate = pgtest.Template{Name: "bridge", Migrate: persistence.Migrate}
+
+// sharedCache is the compilation cache the tests share unless they need
+// their own, so each test plug-in is compiled once per run.
+var sharedCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "plugin-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	sharedCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // harness is a real store with one account, a Host on it, a webhook
 // deliverer wrapped by the plug-in deliverer, and a target that counts
@@ -69,7 +85,7 @@ func newHarness(t testing.TB, cfg Config) *harness {
 	h.secret, _ = webhook.ParseSecret("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	cfg.Source = h.store
 	if cfg.CacheDir == "" {
-		cfg.CacheDir = t.TempDir()
+		cfg.CacheDir = sharedCache
 	}
 	cfg.Registerer = h.reg
 	h.host, err = NewHost(cfg)
