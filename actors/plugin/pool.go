@@ -3,6 +3,7 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"sync"
 	"time"
@@ -81,7 +82,10 @@ func (p *pool) get(ctx context.Context) (*instance, bool, error) {
 		}
 	}
 	stderr := &capped{limit: stderrLimit}
-	mc := wazero.NewModuleConfig().WithStderr(stderr)
+	// Real clocks and randomness (wazero's defaults are fixed), no
+	// directory, no socket, no environment; sleeping stays wazero's no-op,
+	// so a sleep cannot outlast the call's context.
+	mc := wazero.NewModuleConfig().WithStderr(stderr).WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 	inst, err := compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: mc})
 	if err != nil {
 		p.put(nil, false)
