@@ -65,9 +65,22 @@ type Deliverer interface {
 
 var _ Deliverer = (*webhook.Deliverer)(nil)
 
+// Answerer reports whether the bridge at address answers messages itself,
+// with an on_message plug-in, so that a bridge without an endpoint still
+// takes them. actors/plugin.Host implements it.
+type Answerer interface {
+	Answers(address string) bool
+}
+
 // SendFilter runs a bridge's on_send plug-in on content the reverse proxy
 // is about to send: it returns the content to send, or an error that
 // refuses it. actors/plugin.Host implements it.
 type SendFilter interface {
 	FilterSend(ctx context.Context, bridge, to string, body *content.Content) (*content.Content, error)
+}
+
+// answers reports whether the bridge at address answers messages with a
+// plug-in.
+func (rt *Runtime) answers(address string) bool {
+	return rt.cfg.Answerer != nil && rt.cfg.Answerer.Answers(address)
 }

@@ -79,12 +79,13 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	if err := checkName("name", req.Name, false); err != nil {
 		return err
 	}
-	if req.Forward == nil || req.Forward.URL == nil {
-		return invalidField("forward.url", "is required")
-	}
+	// A bridge without forward.url is a bot: its on_message plug-in
+	// answers, and a message the plug-in does not answer is a dead letter.
 	cfg := defaultForward()
-	if err := req.Forward.apply(c.UserContext(), s.targets, &cfg); err != nil {
-		return err
+	if req.Forward != nil {
+		if err := req.Forward.apply(c.UserContext(), s.targets, &cfg); err != nil {
+			return err
+		}
 	}
 	address, bundle, err := newIdentity()
 	if err != nil {

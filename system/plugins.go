@@ -21,6 +21,7 @@ import (
 
 var (
 	_ actors.SendFilter          = (*plugin.Host)(nil)
+	_ actors.Answerer            = (*plugin.Host)(nil)
 	_ actors.Deliverer           = (*plugin.Deliverer)(nil)
 	_ bridgehttp.PluginValidator = (*pluginParts)(nil)
 )

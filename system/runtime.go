@@ -124,6 +124,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 			Logger:  log.With("component", "webhook"),
 		})),
 		SendFilter:        plugins.host,
+		Answerer:          plugins.host,
 		APIAddress:        apiID.Address(),
 		CanaryAddress:     canaryID.Address(),
 		CanaryURL:         canaryURL,

@@ -304,3 +304,7 @@ func (h *Host) hosts(ctx context.Context) []string {
 	}
 	return out
 }
+
+// Answers reports whether the bridge at address has an on_message
+// plug-in, which may answer its messages without an endpoint.
+func (h *Host) Answers(address string) bool { return h.Bound(address, OnMessage) }

@@ -1,5 +1,11 @@
 -- Wasm plug-ins (Extism) and their bindings to a bridge's extension points.
 
+-- A bridge may have no endpoint (url ''): a bot whose on_message plug-in
+-- answers its messages.
+ALTER TABLE forward_configs DROP CONSTRAINT forward_configs_url_check;
+ALTER TABLE forward_configs ADD CONSTRAINT forward_configs_url_check
+    CHECK (url = '' OR (url ~ '^https?://' AND length(url) <= 2048));
+
 -- plugins holds each account's uploaded modules. An upload under a name
 -- the account already uses is a new version of that plug-in: the bytes,
 -- the SHA-256 (the ETag nodes re-validate by) and the version change in
