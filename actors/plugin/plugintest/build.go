@@ -82,7 +82,7 @@ func build(guest, ldflags string) ([]byte, error) {
 	}
 	cmd := exec.Command(goTool(), append(args, "./"+guest)...)
 	cmd.Dir = GuestsDir()
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=-mod=mod -buildvcs=false")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %w: %s", err, msg)
 	}
