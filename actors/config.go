@@ -27,6 +27,11 @@ type Config struct {
 	XMTP Transport
 	// Deliverer calls owners' endpoints; required.
 	Deliverer Deliverer
+	// SendFilter, when set, sees reverse-proxy content before it is sent.
+	SendFilter SendFilter
+	// Answerer, when set, lets a bridge without an endpoint take the
+	// messages its on_message plug-in answers.
+	Answerer Answerer
 	// Registerer receives the runtime's metrics; required.
 	Registerer prometheus.Registerer
 	// Logger receives the runtime's logs; nil discards them.

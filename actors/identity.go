@@ -205,7 +205,7 @@ func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, m
 	if !ok {
 		return
 	}
-	if !allowed(b.Forward, msg.Sender) || b.Forward.URL == "" {
+	if !allowed(b.Forward, msg.Sender) || (b.Forward.URL == "" && !id.rt.answers(a.address)) {
 		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
 		return
 	}

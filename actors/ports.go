@@ -12,6 +12,7 @@ import (
 	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/api"
+	"github.com/xmtpbridge/bridge/xmtp/content"
 )
 
 // Store is the part of the Postgres store the runtime uses.
@@ -92,3 +93,23 @@ type Cluster interface {
 }
 
 var _ Cluster = (*cluster.Node)(nil)
+
+// Answerer reports whether the bridge at address answers messages itself,
+// with an on_message plug-in, so that a bridge without an endpoint still
+// takes them. actors/plugin.Host implements it.
+type Answerer interface {
+	Answers(address string) bool
+}
+
+// SendFilter runs a bridge's on_send plug-in on content the reverse proxy
+// is about to send: it returns the content to send, or an error that
+// refuses it. actors/plugin.Host implements it.
+type SendFilter interface {
+	FilterSend(ctx context.Context, bridge, to string, body *content.Content) (*content.Content, error)
+}
+
+// answers reports whether the bridge at address answers messages with a
+// plug-in.
+func (rt *Runtime) answers(address string) bool {
+	return rt.cfg.Answerer != nil && rt.cfg.Answerer.Answers(address)
+}

@@ -103,6 +103,12 @@ func (a *activation) send(ctx context.Context, to string, body *content.Content)
 	if err := a.checkLease(ctx); err != nil {
 		return "", fmt.Errorf("send to %s: %w", to, err)
 	}
+	if f := a.rt.cfg.SendFilter; f != nil {
+		var err error
+		if body, err = f.FilterSend(ctx, a.address, to, body); err != nil {
+			return "", fmt.Errorf("send to %s: %w", to, err)
+		}
+	}
 	conv, created, err := a.convs.start(ctx, to, time.Now())
 	if err != nil {
 		return "", fmt.Errorf("send to %s: %w", to, err)

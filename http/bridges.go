@@ -79,12 +79,13 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	if err := checkName("name", req.Name, false); err != nil {
 		return err
 	}
-	if req.Forward == nil || req.Forward.URL == nil {
-		return invalidField("forward.url", "is required")
-	}
+	// A bridge without forward.url is a bot: its on_message plug-in
+	// answers, and a message the plug-in does not answer is a dead letter.
 	cfg := defaultForward()
-	if err := req.Forward.apply(c.UserContext(), s.targets, &cfg); err != nil {
-		return err
+	if req.Forward != nil {
+		if err := req.Forward.apply(c.UserContext(), s.targets, &cfg); err != nil {
+			return err
+		}
 	}
 	address, bundle, err := newIdentity()
 	if err != nil {
@@ -290,6 +291,8 @@ func (s *Server) send(c *fiber.Ctx, bridgeID, to, content string) (string, error
 		return id, nil
 	case errors.Is(err, ErrRecipientNotOnNetwork):
 		return "", &Error{Status: fiber.StatusUnprocessableEntity, Code: CodeRecipientUnknown, Message: "the recipient is not on the XMTP network", Err: err}
+	case errors.Is(err, ErrSendRefused):
+		return "", &Error{Status: fiber.StatusUnprocessableEntity, Code: CodePluginRefused, Message: "the bridge's on_send plug-in refused the content", Err: err}
 	case errors.Is(err, ErrSendUnavailable):
 		return "", &Error{Status: fiber.StatusServiceUnavailable, Code: CodeUnavailable, RetryAfter: 1, Message: "the bridge identity is not available now (it may be moving between nodes); try again", Err: err}
 	case errors.Is(err, ErrSendOutcomeUnknown):

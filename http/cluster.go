@@ -49,6 +49,9 @@ var ErrUnknownNode = errors.New("unknown node")
 var (
 	// ErrRecipientNotOnNetwork: the recipient has no XMTP identity (422).
 	ErrRecipientNotOnNetwork = errors.New("the recipient is not on the XMTP network")
+	// ErrSendRefused: the bridge's on_send plug-in refused the content
+	// (422).
+	ErrSendRefused = errors.New("the bridge's on_send plug-in refused the content")
 	// ErrSendUnavailable: the identity could not take the message before
 	// the deadline, for example while it moves between nodes (503).
 	ErrSendUnavailable = errors.New("the bridge identity is not available now")

@@ -59,6 +59,12 @@ const (
 	CodeRecipientUnknown = "recipient_unknown"
 	CodeTimeout          = "timeout"
 	CodeRequestTimeout   = "request_timeout"
+
+	CodePluginNotWasm       = "plugin_not_wasm"
+	CodePluginInvalid       = "plugin_invalid"
+	CodePluginMissingExport = "plugin_missing_export"
+	CodePluginBound         = "plugin_bound"
+	CodePluginRefused       = "plugin_refused"
 )
 
 // ErrorCodes is every code the API answers with, in the order of the Error
@@ -69,6 +75,7 @@ var ErrorCodes = []string{
 	CodeMethodNotAllow, CodeConflict, CodeRateLimited, CodeQuotaExceeded, CodeUnavailable,
 	CodeInternal, CodeInvalidCursor, CodeBridgeDisabled, CodeSignupClosed, CodeAdminDisabled,
 	CodeSendingDisabled, CodeRecipientUnknown, CodeTimeout, CodeRequestTimeout,
+	CodePluginNotWasm, CodePluginInvalid, CodePluginMissingExport, CodePluginBound, CodePluginRefused,
 }
 
 func errorf(status int, code, format string, args ...any) *Error {

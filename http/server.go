@@ -162,6 +162,15 @@ type Options struct {
 	// Resolver resolves forward URL hosts for the SSRF check. When nil,
 	// net.DefaultResolver is used.
 	Resolver *net.Resolver
+
+	// Plugins validates plug-in uploads. When nil, uploads answer 503.
+	Plugins PluginValidator
+	// MaxPluginBytes bounds a plug-in upload; 0 means
+	// DefaultMaxPluginBytes.
+	MaxPluginBytes int
+	// MaxPluginsPerAccount is an account's plug-in quota; 0 means
+	// DefaultMaxPluginsPerAccount.
+	MaxPluginsPerAccount int
 }
 
 // Server is the HTTP front of one node.
@@ -196,6 +205,8 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	opts.MaxPluginBytes = orDefault(opts.MaxPluginBytes, DefaultMaxPluginBytes)
+	opts.MaxPluginsPerAccount = orDefault(opts.MaxPluginsPerAccount, DefaultMaxPluginsPerAccount)
 	if opts.SignupRatePerMinute == 0 {
 		opts.SignupRatePerMinute = 10
 	}
@@ -217,7 +228,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "xmtpbridge",
-		BodyLimit:             opts.MaxBodyBytes,
+		BodyLimit:             max(opts.MaxBodyBytes, opts.MaxPluginBytes),
 		ErrorHandler:          s.handleError,
 		DisableStartupMessage: true,
 		Immutable:             true,
@@ -279,6 +290,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.observe)
+	app.Use(s.bodyLimit)
 
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
@@ -314,6 +326,11 @@ func (s *Server) routes() {
 	v1.Get("/bridges/:id/deliveries/:deliveryId", auth, s.getDelivery)
 	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)
 	v1.Post("/bridges/:id/dead-letters/:deliveryId/replay", auth, s.replayDeadLetter)
+	v1.Put("/bridges/:id/plugins/:point", auth, s.bindPlugin)
+	v1.Delete("/bridges/:id/plugins/:point", auth, s.unbindPlugin)
+	v1.Post("/plugins", auth, s.uploadPlugin)
+	v1.Get("/plugins", auth, s.listPlugins)
+	v1.Delete("/plugins/:id", auth, s.deletePlugin)
 
 	v1.Get("/system/identities", s.systemIdentities)
 

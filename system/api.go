@@ -63,7 +63,11 @@ func startAPI(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, st
 	}
 	if rt != nil {
 		opts.Sender, opts.Instances, opts.Events, opts.Identities, opts.Cluster = rt, rt, rt, rt.identities, rt
+		if rt.plugins != nil {
+			opts.Plugins = rt.plugins
+		}
 	}
+	opts.MaxPluginBytes, opts.MaxPluginsPerAccount = cfg.Plugins.MaxUpload, cfg.Plugins.MaxPerAccount
 	server, err := bridgehttp.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("build http api: %w", err)

@@ -83,6 +83,7 @@ func loadConfig(t testing.TB, mode config.Mode, kv ...string) *config.Config {
 		config.EnvAdminToken:       testAdmin,
 		config.EnvSignupKey:        testSignup,
 		config.EnvShutdownTimeout:  "10s",
+		config.EnvDataDir:          t.TempDir(),
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xmtpbridge/bridge/actors"
+	"github.com/xmtpbridge/bridge/actors/plugin"
 	"github.com/xmtpbridge/bridge/actors/prober"
 	"github.com/xmtpbridge/bridge/actors/webhook"
 	bridgehttp "github.com/xmtpbridge/bridge/http"
@@ -38,6 +39,7 @@ type runtimeParts struct {
 	xmtp       *api.Client
 	rt         *actors.Runtime
 	identities bridgehttp.SystemIdentities
+	plugins    *pluginParts
 
 	provider   string
 	proberStop context.CancelFunc
@@ -101,6 +103,11 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	if err != nil {
 		return nil, err
 	}
+	plugins, err := startPlugins(ctx, cfg, log, reg, store)
+	if err != nil {
+		return nil, err
+	}
+	p.plugins = plugins
 	rlog := log.With("component", "actors")
 	rt, err := actors.New(actors.Config{
 		NodeID:     cfg.NodeID,
@@ -110,11 +117,13 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Logger:     rlog,
 		// protoactor logs every cluster step at info; keep its warnings.
 		ProtoactorLogger: slog.New(levelFloor{h: expectedStops{h: rlog.Handler()}, min: slog.LevelWarn}).With("component", "protoactor"),
-		Deliverer: webhook.NewDeliverer(webhook.Config{
+		Deliverer: plugin.NewDeliverer(plugins.host, webhook.NewDeliverer(webhook.Config{
 			Client:  webhook.NewClient(webhook.ClientOptions{AllowPrivate: cfg.AllowPrivateTargets}),
 			Metrics: metrics,
 			Logger:  log.With("component", "webhook"),
-		}),
+		})),
+		SendFilter:        plugins.host,
+		Answerer:          plugins.host,
 		APIAddress:        apiID.Address(),
 		TombstoneMessage:  tombstoneMessage(cfg),
 		CanaryAddress:     canaryID.Address(),
@@ -241,6 +250,7 @@ func (p *runtimeParts) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("stop actor runtime: %w", err))
 		}
 	}
+	p.plugins.close()
 	if p.xmtp != nil {
 		if err := p.xmtp.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close xmtp client: %w", err))
@@ -264,6 +274,9 @@ func (p *runtimeParts) Send(ctx context.Context, bridgeID, to, text string) (str
 		return id, nil
 	case errors.Is(err, actors.ErrPeerNotOnNetwork):
 		return "", fmt.Errorf("%w: %w", bridgehttp.ErrRecipientNotOnNetwork, err)
+	case errors.Is(err, plugin.ErrRefused) || strings.Contains(err.Error(), plugin.ErrRefused.Error()):
+		// The actor wire keeps the text of an error, not its sentinel.
+		return "", fmt.Errorf("%w: %w", bridgehttp.ErrSendRefused, err)
 	case errors.Is(err, actors.ErrOutcomeUnknown):
 		return "", fmt.Errorf("%w: %w", bridgehttp.ErrSendOutcomeUnknown, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, actors.ErrStopped), errors.Is(err, actors.ErrNotActive),

@@ -66,6 +66,10 @@ type Endpoint struct {
 	// Timeout bounds the whole attempt, reading the response included;
 	// zero means DefaultTimeout.
 	Timeout time.Duration
+	// KeepResponse makes a 2xx attempt return the response's headers and
+	// body (bounded like a reply) in Result.Header and Result.Body instead
+	// of reading a reply from it, for an on_response plug-in.
+	KeepResponse bool
 }
 
 // Result is the outcome of one delivery attempt.
@@ -83,6 +87,9 @@ type Result struct {
 	// Err says what went wrong, for logs and the delivery record; nil on
 	// success. It never holds a secret.
 	Err error
+	// Header and Body are the response's, when Endpoint.KeepResponse.
+	Header http.Header
+	Body   []byte
 }
 
 // Config configures a Deliverer.
@@ -207,7 +214,7 @@ func (d *Deliverer) attempt(ctx context.Context, ep Endpoint, m Message) Result 
 			r.RetryAfter = after
 		}
 	}
-	if r.Outcome != OutcomeDelivered || !ep.Reply {
+	if r.Outcome != OutcomeDelivered || (!ep.Reply && !ep.KeepResponse) {
 		_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
 		r.Latency = time.Since(start)
 		if r.Outcome != OutcomeDelivered {
@@ -225,6 +232,10 @@ func (d *Deliverer) attempt(ctx context.Context, ep Endpoint, m Message) Result 
 		// The response broke off or timed out: the endpoint may not have
 		// finished, so try again.
 		r.Outcome, r.Err = OutcomeRetry, fmt.Errorf("read reply: %w", scrubURL(err))
+		return r
+	}
+	if ep.KeepResponse {
+		r.Header, r.Body = resp.Header.Clone(), body
 		return r
 	}
 	switch ep.Format {

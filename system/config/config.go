@@ -162,6 +162,9 @@ type Config struct {
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
+
+	// Plugins configures the Wasm plug-in runtime.
+	Plugins Plugins
 }
 
 // Cluster providers.
@@ -271,6 +274,8 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.Cluster.Peers = p.hostPortList(EnvClusterPeers, nil)
 	c.Cluster.EtcdEndpoints = p.hostPortList(EnvEtcdEndpoints, []string{"127.0.0.1:2379"})
 	c.Cluster.EtcdPrefix = p.keyPrefix(EnvEtcdPrefix, "/xmtp-bridge")
+
+	c.Plugins = p.plugins()
 
 	c.check(p)
 	if len(p.problems) > 0 {

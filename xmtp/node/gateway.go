@@ -320,7 +320,12 @@ type gzipWriter struct {
 	w io.Writer
 }
 
-func (g *gzipWriter) Write(b []byte) (int, error) { return g.w.Write(b) }
+// Write drops the Content-Length of the uncompressed body that newer
+// gateways set before their first write, without calling WriteHeader.
+func (g *gzipWriter) Write(b []byte) (int, error) {
+	g.ResponseWriter.Header().Del("Content-Length")
+	return g.w.Write(b)
+}
 
 // WriteHeader drops the Content-Length the gateway may set for the
 // uncompressed body.

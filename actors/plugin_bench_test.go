@@ -1,0 +1,100 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xmtpbridge/bridge/actors/plugin"
+	"github.com/xmtpbridge/bridge/actors/plugin/plugintest"
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// BenchmarkForwardRoundTripPlugin is one sender's forward round trip
+// (XMTP → bridge → local HTTP echo → XMTP reply) without and with a
+// trivial on_message plug-in on the bridge; the ratio of the two ns/op is
+// what the plug-in costs a round trip.
+func BenchmarkForwardRoundTripPlugin(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchPluginRoundTrip(b, false) })
+	b.Run("plugin", func(b *testing.B) { benchPluginRoundTrip(b, true) })
+}
+
+func benchPluginRoundTrip(b *testing.B, withPlugin bool) {
+	ctx := context.Background()
+	e := newEnv(b)
+	tg := newTarget(b, persistence.FormatRelaycc)
+	br, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
+	tg.secret = secret
+	var tune func(*Config)
+	if withPlugin {
+		wasm := plugintest.Build(b, plugintest.Bot, "")
+		preg := prometheus.NewRegistry()
+		defer func() {
+			// The mean plug-in call inside the round trip, warm-up included.
+			mfs, _ := preg.Gather()
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					if h := m.GetHistogram(); mf.GetName() == "bridge_plugin_call_seconds" && h.GetSampleCount() > 0 {
+						b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount())*1e6, "plugin-µs/call")
+					}
+				}
+			}
+		}()
+		host, err := plugin.NewHost(plugin.Config{Source: e.store, CacheDir: b.TempDir(), Timeout: 5 * time.Second, Registerer: preg})
+		if err != nil {
+			b.Fatal(err)
+		}
+		exports, err := host.Validate(ctx, wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, _, err := e.store.SavePlugin(ctx, e.account.ID, "bot", wasm, exports, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.store.BindPlugin(ctx, e.account.ID, br.ID, "on_message", p.ID, map[string]string{"mode": "forward"}, "forward"); err != nil {
+			b.Fatal(err)
+		}
+		if err := host.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(host.Stop)
+		tune = func(c *Config) { c.Deliverer = plugin.NewDeliverer(host, c.Deliverer) }
+	}
+	e.runtime("bench", tune)
+	c := e.sender()
+	sent, err := c.SendText(ctx, br.Address, "warm-up")
+	if err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 30*time.Second, "warm-up reply", func() bool { return len(messagesFrom(b, c, br.Address)) == 1 })
+	sub := e.xmtp.Subscribe(ctx)
+	defer sub.Close()
+	sub.Add(sent.Topic)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		key := fmt.Sprintf("bench-%d", i)
+		if _, err := c.SendText(ctx, br.Address, key); err != nil {
+			b.Fatal(err)
+		}
+		deadline := time.After(time.Minute)
+	wait:
+		for {
+			select {
+			case env := <-sub.Envelopes():
+				m, _, err := c.Handle(env)
+				if err != nil || m == nil {
+					continue
+				}
+				if text, _ := m.Content.Text(); text == "echo: "+key {
+					break wait
+				}
+			case <-deadline:
+				b.Fatalf("no reply to %s", key)
+			}
+		}
+	}
+}
