@@ -51,6 +51,10 @@ type identity struct {
 	// *flushCursors is in the mailbox.
 	dirty        map[string]persistence.Cursor
 	flushPending bool
+	// budgeted is set while a replay runs whose quarantine writes are
+	// bounded; quarantineLeft is what remains of its budget.
+	budgeted       bool
+	quarantineLeft int
 }
 
 // HandleFailure implements actor.SupervisorStrategy for the children.
@@ -111,7 +115,7 @@ func (id *identity) Receive(ctx actor.Context) {
 		id.flushCursors()
 	case *conversationStarted:
 		if id.a != nil {
-			id.rt.ingress.add(ctx.Self(), m.conv.Topic)
+			id.rt.ingress.addConversations(ctx.Self(), m.conv)
 		}
 	case *fenced:
 		if m.epoch == 0 || (id.a != nil && id.a.currentLease().Epoch == m.epoch) {
@@ -175,19 +179,28 @@ func (id *identity) handleInvitation(ctx actor.Context, env *messagev1.Envelope,
 	}
 	octx, cancel := context.WithTimeout(a.ctx, id.rt.cfg.ActivationTimeout)
 	defer cancel()
+	reason, err := id.admit(octx, ctx.Self(), conv)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		id.refuse(conv, reason)
+		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
+		return nil
+	}
 	// The conversation is stored before the invite topic's cursor moves
 	// past its invitation, so a later activation restores it.
 	if err := a.convs.save(octx, conv); err != nil {
 		return err
 	}
 	a.convs.put(conv)
-	id.rt.ingress.add(ctx.Self(), conv.Topic)
+	id.rt.ingress.addConversations(ctx.Self(), conv)
 	id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
 	if !live {
 		// The activation's catch-up queries every known topic next.
 		return nil
 	}
-	return id.replay(ctx, octx, conv.Topic, 0)
+	return id.replayBounded(ctx, octx, conv.Topic, 0)
 }
 
 // forwardMessage records a delivery, then moves the cursor, then hands the
@@ -240,6 +253,13 @@ func (id *identity) reject(env *messagev1.Envelope, err error) {
 	a := id.a
 	reason := conversation.Reason(err)
 	id.rt.metrics.rejected.WithLabelValues(reason).Inc()
+	if id.budgeted {
+		// A replay writes a bounded number of rows; the rest is counted.
+		if id.quarantineLeft <= 0 {
+			return
+		}
+		id.quarantineLeft--
+	}
 	a.log.Warn("rejected envelope", "topic", env.GetContentTopic(), "reason", reason, "error", err)
 	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
 	defer cancel()

@@ -19,9 +19,13 @@ type metrics struct {
 	unroutable  prometheus.Counter
 	topics      prometheus.Gauge
 	rejected    *prometheus.CounterVec
-	deadLetters prometheus.Counter
-	replies     *prometheus.CounterVec
-	mailbox     prometheus.GaugeFunc
+	// invitationsRejected counts invitations refused, by reason.
+	invitationsRejected *prometheus.CounterVec
+	// loopSuppressed counts replies the loop guard held back.
+	loopSuppressed prometheus.Counter
+	deadLetters    prometheus.Counter
+	replies        *prometheus.CounterVec
+	mailbox        prometheus.GaugeFunc
 
 	members           prometheus.GaugeFunc
 	topologyChanges   prometheus.Counter
@@ -79,12 +83,20 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		}),
 		topics: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bridge_ingress_topics",
-			Help: "Topics carried by the node subscription.",
+			Help: "Distinct topics carried by the node subscription; a topic held by several identities of the node counts once.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_actor_envelopes_rejected_total",
 			Help: "Envelopes an identity could not open, by reason.",
 		}, []string{"reason"}),
+		invitationsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_ingress_invitations_rejected_total",
+			Help: "Validly sealed invitations an identity refused, by reason: topic_in_use (another identity of the node holds the topic with other key material), foreign_key (none of the topic's messages opens with the invitation's key).",
+		}, []string{"reason"}),
+		loopSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_forward_loop_suppressed_total",
+			Help: "Automatic replies not sent because their conversation reached the reply loop limit; the delivery is completed without a reply.",
+		}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_forward_dead_letters_total",
 			Help: "Deliveries that ran out of attempts or age and became dead letters.",
@@ -152,11 +164,14 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.renewErrors, m.routed,
-		m.unroutable, m.topics, m.rejected, m.deadLetters, m.replies, m.mailbox, m.members, m.topologyChanges, m.placementLag,
+		m.unroutable, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.mailbox, m.members, m.topologyChanges, m.placementLag,
 		m.unplaced, m.rehome, m.takeovers, m.fencedWrites, m.draining, m.connected, m.membershipRepairs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}
+	}
+	for _, r := range invitationRefusals {
+		m.invitationsRejected.WithLabelValues(r)
 	}
 	return m, nil
 }

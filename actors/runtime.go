@@ -38,6 +38,8 @@ type Runtime struct {
 	root    *actor.RootContext
 	cluster *cluster.Cluster
 	ingress *ingress
+	// invitationLog samples the log lines of refused invitations.
+	invitationLog *sampled
 
 	topo *topology
 	// etcd answers readiness checks with the etcd provider.
@@ -73,7 +75,8 @@ func New(cfg Config) (*Runtime, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{}}
+	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
+		invitationLog: newSampled(invitationLogPeriod)}
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,
