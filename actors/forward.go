@@ -277,7 +277,14 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 	var env *messagev1.Envelope
 	if res.HasReply && res.Reply != "" {
 		conv := a.convs.get(d.Topic)
-		if conv == nil {
+		if !rt.loops.allow(a.bridgeID, d.Topic, time.Now()) {
+			// A reply loop, or a peer that asks faster than the limit:
+			// the delivery completes without its reply.
+			rt.metrics.loopSuppressed.Inc()
+			if ok, held := rt.loopLog.allow(time.Now()); ok {
+				a.log.Warn("reply held back by the loop limit", "topic", d.Topic, "delivery", d.ID, "suppressed", held)
+			}
+		} else if conv == nil {
 			a.log.Error("reply to unknown conversation", "topic", d.Topic)
 		} else {
 			var err error

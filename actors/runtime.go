@@ -40,6 +40,10 @@ type Runtime struct {
 	ingress *ingress
 	// invitationLog samples the log lines of refused invitations.
 	invitationLog *sampled
+	// loops limits automatic replies per conversation; loopLog samples
+	// the log lines of replies it held back.
+	loops   *loopGuard
+	loopLog *sampled
 
 	topo *topology
 	// etcd answers readiness checks with the etcd provider.
@@ -76,7 +80,8 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
-		invitationLog: newSampled(invitationLogPeriod)}
+		invitationLog: newSampled(invitationLogPeriod), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
+		loopLog: newSampled(invitationLogPeriod)}
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,

@@ -111,6 +111,9 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// SweepInterval is how often identities look for due deliveries.
 	SweepInterval time.Duration
+	// ReplyLoopLimit is the most automatic replies a bridge sends in one
+	// conversation per minute; 0 means no limit.
+	ReplyLoopLimit int
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -197,6 +200,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.LeaseTTL = p.duration(EnvLeaseTTL, 15*time.Second, time.Second, time.Hour)
 	c.ReconcileInterval = p.duration(EnvReconcileInterval, 15*time.Second, 100*time.Millisecond, time.Hour)
 	c.SweepInterval = p.duration(EnvSweepInterval, 5*time.Second, 50*time.Millisecond, time.Hour)
+	c.ReplyLoopLimit = p.integer(EnvReplyLoopLimit, 20, 0, 1_000_000)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

@@ -58,6 +58,7 @@ const (
 	EnvLeaseTTL                = "BRIDGE_LEASE_TTL"
 	EnvReconcileInterval       = "BRIDGE_RECONCILE_INTERVAL"
 	EnvSweepInterval           = "BRIDGE_SWEEP_INTERVAL"
+	EnvReplyLoopLimit          = "BRIDGE_REPLY_LOOP_LIMIT"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -136,6 +137,8 @@ var Vars = []Var{
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
 		Description: "How often each identity looks for deliveries and replies that are due for another attempt."},
+	{Name: EnvReplyLoopLimit, Default: "20", Example: "60",
+		Description: "Most automatic replies a bridge sends in one conversation per minute; over it a delivery completes without its reply, which stops two reply-mode bridges answering each other forever; 0 turns the limit off."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",
