@@ -54,6 +54,11 @@ const (
 
 var invitationRefusals = []string{refusedTopicInUse, refusedForeignKey}
 
+// notParty labels, in bridge_actor_envelopes_rejected_total, an envelope
+// that an identity's key does not open on a topic that another identity of
+// the node holds with another key.
+const notParty = "not_party"
+
 // errProbed ends a probe's query early.
 var errProbed = errors.New("probe done")
 

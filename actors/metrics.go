@@ -75,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		}),
 		routed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_ingress_envelopes_routed_total",
-			Help: "Envelopes of the node subscription routed to an identity.",
+			Help: "Envelopes of the node subscription routed, each once however many identities of the node hold its topic.",
 		}),
 		unroutable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_ingress_envelopes_unroutable_total",
@@ -87,7 +87,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_actor_envelopes_rejected_total",
-			Help: "Envelopes an identity could not open, by reason.",
+			Help: "Envelopes an identity could not open, by reason; not_party: sealed with a key another identity of the node holds the topic with.",
 		}, []string{"reason"}),
 		invitationsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_ingress_invitations_rejected_total",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mc "github.com/xmtp/proto/v3/go/message_contents"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/client"
@@ -243,4 +244,71 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	waitFor(t, 30*time.Second, "b still receiving after a left", func() bool { return bt.has("still here") })
+}
+
+// TestStaleForeignConversationIsNoFault: a bridge that holds another
+// bridge's topic with a wrong key (a forged conversation stored before
+// invitations were checked) cannot open that topic's messages. That is
+// counted as not_party, never quarantined, and the real party receives
+// everything.
+func TestStaleForeignConversationIsNoFault(t *testing.T) {
+	e := newEnv(t)
+	vt, xt := newTarget(t, persistence.FormatJSON), newTarget(t, persistence.FormatJSON)
+	victim, vsecret := e.bridge(vt.srv.URL, persistence.FormatJSON, nil)
+	invited, xsecret := e.bridge(xt.srv.URL, persistence.FormatJSON, nil)
+	vt.secret, xt.secret = vsecret, xsecret
+	rt, reg := e.runtime("node-a", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p := e.sender()
+	if _, err := p.SendText(ctx, victim.Address, "first"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	waitFor(t, 30*time.Second, "the first message at the victim", func() bool { return vt.has("first") })
+	topic := topicWith(t, p, victim.Address)
+
+	if err := rt.Deactivate(ctx, invited.ID); err != nil {
+		t.Fatalf("deactivate: %v", err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	raw, err := proto.Marshal(&mc.InvitationV1{Topic: topic, Encryption: &mc.InvitationV1_Aes256GcmHkdfSha256{
+		Aes256GcmHkdfSha256: &mc.InvitationV1_Aes256GcmHkdfsha256{KeyMaterial: key},
+	}})
+	if err != nil {
+		t.Fatalf("encode invitation: %v", err)
+	}
+	if err := e.store.SaveConversation(ctx, persistence.Conversation{BridgeID: invited.ID, Topic: topic,
+		PeerAddress: p.Address(), CreatedNs: time.Now().UnixNano(), KeyMaterial: raw}); err != nil {
+		t.Fatalf("save forged conversation: %v", err)
+	}
+	if err := rt.Activate(ctx, invited.ID); err != nil {
+		t.Fatalf("activate: %v", err)
+	}
+	for i := range 30 {
+		if _, err := p.SendText(ctx, victim.Address, fmt.Sprintf("m-%d", i)); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	waitFor(t, 60*time.Second, "every message at the victim and its replies", func() bool {
+		return len(vt.received()) >= 31 && len(messagesFrom(t, p, victim.Address)) >= 31
+	})
+	for i := range 30 {
+		if !vt.has(fmt.Sprintf("m-%d", i)) {
+			t.Errorf("victim's target never got m-%d", i)
+		}
+	}
+	waitFor(t, 30*time.Second, "the invited bridge counting what it cannot open", func() bool {
+		// the first message in its catch-up, 30 live, and the victim's 31 replies
+		return counterValue(t, reg, "bridge_actor_envelopes_rejected_total", map[string]string{"reason": notParty}) >= 62
+	})
+	if n := quarantineRows(t, e, invited.ID); n != 0 {
+		t.Errorf("the invited bridge quarantined %d envelopes sealed for another party", n)
+	}
+	if n := quarantineRows(t, e, victim.ID); n != 0 {
+		t.Errorf("the victim quarantined %d envelopes", n)
+	}
+	if n := len(xt.received()); n != 0 {
+		t.Errorf("the invited bridge forwarded %d messages", n)
+	}
 }
