@@ -56,7 +56,7 @@ func TestLoadDevDefaults(t *testing.T) {
 		MaxBodyBytes: 1 << 20, XMTPNodeGRPCAddr: "127.0.0.1:5556", XMTPNodeHTTPAddr: "127.0.0.1:5555",
 		XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
 		CanaryInterval: time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
-		SweepInterval: 5 * time.Second,
+		SweepInterval: 5 * time.Second, ReplyLoopLimit: 20,
 		Cluster: Cluster{Provider: ProviderAutomanaged, Name: "xmtp-bridge", Host: "127.0.0.1",
 			EtcdEndpoints: []string{"127.0.0.1:2379"}, EtcdPrefix: "/xmtp-bridge"},
 	}
@@ -445,5 +445,22 @@ func TestLoadProxySettings(t *testing.T) {
 	_, err = Load(env(EnvProxyHeader, "X Real IP", EnvTrustedProxies, "10.0.0.0/33"), WithMode(ModeDev))
 	if verr := validationError(t, err); !slices.Equal(verr.Vars(), []string{EnvProxyHeader, EnvTrustedProxies}) {
 		t.Fatalf("bad proxy settings: %v", err)
+	}
+}
+
+func TestReplyLoopLimit(t *testing.T) {
+	c, err := Load(env(EnvReplyLoopLimit, "0"), WithMode(ModeDev), WithHostname(fixedHost))
+	if err != nil || c.ReplyLoopLimit != 0 {
+		t.Fatalf("BRIDGE_REPLY_LOOP_LIMIT=0: %v, %v", c, err)
+	}
+	c, err = Load(env(EnvReplyLoopLimit, "60"), WithMode(ModeDev), WithHostname(fixedHost))
+	if err != nil || c.ReplyLoopLimit != 60 {
+		t.Fatalf("BRIDGE_REPLY_LOOP_LIMIT=60: %v, %v", c, err)
+	}
+	for _, bad := range []string{"-1", "many", "1e3"} {
+		_, err := Load(env(EnvReplyLoopLimit, bad), WithMode(ModeDev), WithHostname(fixedHost))
+		if err == nil || !strings.Contains(err.Error(), EnvReplyLoopLimit) {
+			t.Errorf("BRIDGE_REPLY_LOOP_LIMIT=%s: error %v does not name the variable", bad, err)
+		}
 	}
 }
