@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	mc "github.com/xmtp/proto/v3/go/message_contents"
 	"google.golang.org/protobuf/proto"
 
@@ -232,7 +233,18 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 		}
 	}
 
-	// One holder leaving keeps the topic for the other.
+	topic := ""
+	for _, c := range rt.activation(a.ID).convs.all() {
+		topic = c.Topic
+	}
+	if got := rt.ingress.holders(topic); got != 2 {
+		t.Errorf("the shared topic has %d holders, want 2", got)
+	}
+	// One holder leaving keeps the topic for the other. A disabled
+	// bridge stays stopped.
+	if err := e.store.SetBridgeStatus(ctx, a.ID, persistence.StatusDisabled); err != nil {
+		t.Fatalf("disable a: %v", err)
+	}
 	if err := rt.Deactivate(ctx, a.ID); err != nil {
 		t.Fatalf("deactivate a: %v", err)
 	}
@@ -244,6 +256,19 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	waitFor(t, 30*time.Second, "b still receiving after a left", func() bool { return bt.has("still here") })
+	if got := rt.ingress.holders(topic); got != 1 {
+		t.Errorf("the shared topic has %d holders after a left, want 1", got)
+	}
+	// The last holder leaving takes every topic out of the subscription.
+	if err := e.store.SetBridgeStatus(ctx, b.ID, persistence.StatusDisabled); err != nil {
+		t.Fatalf("disable b: %v", err)
+	}
+	if err := rt.Deactivate(ctx, b.ID); err != nil {
+		t.Fatalf("deactivate b: %v", err)
+	}
+	if got := counterValue(t, reg, "bridge_ingress_topics", nil); got != 0 {
+		t.Errorf("bridge_ingress_topics after both left = %v, want 0", got)
+	}
 }
 
 // TestStaleForeignConversationIsNoFault: a bridge that holds another
@@ -267,6 +292,11 @@ func TestStaleForeignConversationIsNoFault(t *testing.T) {
 	waitFor(t, 30*time.Second, "the first message at the victim", func() bool { return vt.has("first") })
 	topic := topicWith(t, p, victim.Address)
 
+	// Disabled while its conversation is planted, so no reconcile round
+	// starts it in between.
+	if err := e.store.SetBridgeStatus(ctx, invited.ID, persistence.StatusDisabled); err != nil {
+		t.Fatalf("disable: %v", err)
+	}
 	if err := rt.Deactivate(ctx, invited.ID); err != nil {
 		t.Fatalf("deactivate: %v", err)
 	}
@@ -281,6 +311,9 @@ func TestStaleForeignConversationIsNoFault(t *testing.T) {
 	if err := e.store.SaveConversation(ctx, persistence.Conversation{BridgeID: invited.ID, Topic: topic,
 		PeerAddress: p.Address(), CreatedNs: time.Now().UnixNano(), KeyMaterial: raw}); err != nil {
 		t.Fatalf("save forged conversation: %v", err)
+	}
+	if err := e.store.SetBridgeStatus(ctx, invited.ID, persistence.StatusActive); err != nil {
+		t.Fatalf("enable: %v", err)
 	}
 	if err := rt.Activate(ctx, invited.ID); err != nil {
 		t.Fatalf("activate: %v", err)
@@ -310,5 +343,95 @@ func TestStaleForeignConversationIsNoFault(t *testing.T) {
 	}
 	if n := len(xt.received()); n != 0 {
 		t.Errorf("the invited bridge forwarded %d messages", n)
+	}
+}
+
+// TestInvitedTopicReplayQuarantinesABoundedNumber: a peer invites a
+// bridge to a real conversation whose history is one message and then 300
+// undecryptable envelopes. The invitation is accepted (its key opens the
+// message), the message is forwarded, and the replay of the history writes
+// at most replayQuarantineBudget quarantine rows; a re-activation's
+// catch-up adds at most as many again.
+func TestInvitedTopicReplayQuarantinesABoundedNumber(t *testing.T) {
+	e := newEnv(t)
+	tg := newTarget(t, persistence.FormatJSON)
+	br, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
+	tg.secret = secret
+	rt, reg := e.runtime("node-a", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	peer, err := keys.Generate()
+	if err != nil {
+		t.Fatalf("generate keys: %v", err)
+	}
+	pc, err := client.New(client.Config{Bundle: peer, API: e.xmtp})
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	if err := pc.Start(ctx); err != nil {
+		t.Fatalf("start client: %v", err)
+	}
+	contact, err := pc.Contact(ctx, br.Address)
+	if err != nil {
+		t.Fatalf("contact: %v", err)
+	}
+	// The history is an hour old, older than the node subscription's own
+	// back-fill of a topic it starts carrying: only the replay reads it.
+	now := time.Now().Add(-time.Hour)
+	conv, invites, err := conversation.Invite(peer, contact, "", nil, time.Now())
+	if err != nil {
+		t.Fatalf("invite: %v", err)
+	}
+	first, err := conv.Seal(peer, content.Text("the real one"), now.Add(time.Millisecond))
+	if err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+	auth := keys.NewAuthorizer(peer)
+	if err := e.xmtp.Publish(ctx, auth, first); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	const junk = 300
+	batch := make([]*messagev1.Envelope, 0, 50)
+	for i := range junk {
+		raw := make([]byte, 64)
+		_, _ = rand.Read(raw)
+		batch = append(batch, &messagev1.Envelope{ContentTopic: conv.Topic,
+			TimestampNs: uint64(now.Add(time.Duration(i+2) * time.Millisecond).UnixNano()), Message: raw})
+		if len(batch) == cap(batch) {
+			if err := e.xmtp.Publish(ctx, auth, batch...); err != nil {
+				t.Fatalf("publish junk: %v", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := e.xmtp.Publish(ctx, auth, invites[0]); err != nil {
+		t.Fatalf("publish invitation: %v", err)
+	}
+	waitFor(t, 60*time.Second, "the real message forwarded and the junk counted", func() bool {
+		return tg.has("the real one") && counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil) >= junk
+	})
+	if n := quarantineRows(t, e, br.ID); n > replayQuarantineBudget {
+		t.Fatalf("the replay of an invited topic wrote %d quarantine rows, want at most %d", n, replayQuarantineBudget)
+	}
+	if got := counterValue(t, reg, "bridge_ingress_invitations_rejected_total", nil); got != 0 {
+		t.Fatalf("a real invitation was refused (%v)", got)
+	}
+
+	// The catch-up of a new activation reads the topic again from a
+	// little before its cursor, junk included (all but the envelope at
+	// the cursor, which it skips).
+	if err := rt.Deactivate(ctx, br.ID); err != nil {
+		t.Fatalf("deactivate: %v", err)
+	}
+	before := counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil)
+	if err := rt.Activate(ctx, br.ID); err != nil {
+		t.Fatalf("activate: %v", err)
+	}
+	waitFor(t, 30*time.Second, "the catch-up counting the junk again", func() bool {
+		return counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil) >= before+junk-1
+	})
+	if n := quarantineRows(t, e, br.ID); n > 2*replayQuarantineBudget {
+		t.Fatalf("after a re-activation %d quarantine rows, want at most %d", n, 2*replayQuarantineBudget)
 	}
 }
