@@ -9,6 +9,9 @@ package actors
 // come from another member),
 // *topicHandled, *flushCursors, *conversationStarted, *fenced.
 // Sends: *deliveryTask to forward, *handlerTask to reverse and canary.
+// An envelope on a topic it shares with other identities of the node
+// reaches each of them; each opens it with its own keys. Invitations are
+// admitted as invitations.go says.
 // Supervised by: the cluster's placement actor. A failed activation
 // answers its request with the error and stops.
 // Supervises: forward, reverse and canary with a supervision.Strategy
