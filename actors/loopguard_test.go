@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 )
@@ -44,8 +46,18 @@ func TestReplyLoopStopsAtLimit(t *testing.T) {
 	if na != limit || nb != limit+1 {
 		t.Errorf("a's target got %d messages, b's %d; want %d and %d", na, nb, limit, limit+1)
 	}
-	if got := counterValue(t, reg, "bridge_forward_replies_total", map[string]string{"result": "sent"}); got != 2*limit {
-		t.Errorf("replies sent = %v, want %d", got, 2*limit)
+	// The conversation's topic holds the ping and the 2*limit replies
+	// (a reply published twice is one envelope).
+	var topic string
+	for _, c := range rt.activation(a.ID).convs.all() {
+		topic = c.Topic
+	}
+	envs := 0
+	if err := e.xmtp.QueryAll(ctx, topic, 0, 0, func(*messagev1.Envelope) error { envs++; return nil }); err != nil {
+		t.Fatalf("query topic: %v", err)
+	}
+	if envs != 1+2*limit {
+		t.Errorf("the conversation holds %d messages, want the ping and %d replies", envs, 2*limit)
 	}
 	if got := counterValue(t, reg, "bridge_forward_loop_suppressed_total", nil); got != 1 {
 		t.Errorf("suppressed = %v, want 1", got)
