@@ -17,6 +17,13 @@ package actors
 // cursor moves on. The replay that follows an accepted invitation, and an
 // activation's catch-up, write at most replayQuarantineBudget quarantine
 // rows: the rest of what they cannot open is only counted.
+//
+// What this does not stop: an attacker who also publishes messages sealed
+// with its own key onto a topic held only on another node passes the
+// probe. It gains a conversation with the invited bridge on that topic and
+// nothing more: routing is per holder, so the victim keeps receiving
+// everything, and the invited bridge rejects the victim's messages as
+// envelopes it cannot open.
 
 import (
 	"context"
