@@ -119,6 +119,7 @@ func (id *identity) Receive(ctx actor.Context) {
 	case *conversationStarted:
 		if id.a != nil {
 			id.rt.ingress.addConversations(ctx.Self(), m.conv)
+			id.readStarted(ctx, m.conv)
 		}
 	case *fenced:
 		if m.epoch == 0 || (id.a != nil && id.a.currentLease().Epoch == m.epoch) {
@@ -212,6 +213,22 @@ func (id *identity) handleInvitation(ctx actor.Context, env *messagev1.Envelope,
 		return nil
 	}
 	return id.replayBounded(ctx, octx, conv.Topic, 0)
+}
+
+// readStarted reads a conversation the identity started from a little
+// before its creation. Its topic follows from both parties' keys, so a
+// peer that started it at the same moment may have written to it already;
+// and when another identity of this node holds the topic (that very peer,
+// say), the node subscription carried it before this identity joined and
+// back-fills nothing for it.
+func (id *identity) readStarted(ctx actor.Context, conv *conversation.Conversation) {
+	a := id.a
+	octx, cancel := context.WithTimeout(a.ctx, id.rt.cfg.ActivationTimeout)
+	defer cancel()
+	start := max(conv.Created.UnixNano()-int64(replaySkew), 1)
+	if err := id.replayBounded(ctx, octx, conv.Topic, uint64(start)); err != nil && a.ctx.Err() == nil {
+		a.log.Warn("read started conversation", "topic", conv.Topic, "error", err)
+	}
 }
 
 // forwardMessage records a delivery, then moves the cursor, then hands the
