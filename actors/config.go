@@ -73,6 +73,9 @@ type Config struct {
 	// SweepInterval is how often each forward child looks for due
 	// deliveries and replies; default 5s.
 	SweepInterval time.Duration
+	// ReplyLoopLimit is the most automatic replies one bridge sends in one
+	// conversation within a minute (see loopguard.go); 0 means no limit.
+	ReplyLoopLimit int
 	// ReconcileInterval is how often the runtime activates bridges that
 	// should be online and are not, and stops disabled ones; default 15s.
 	ReconcileInterval time.Duration

@@ -51,6 +51,17 @@ func (cs *conversations) topics() []string {
 	return out
 }
 
+// all returns every conversation.
+func (cs *conversations) all() []*conversation.Conversation {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make([]*conversation.Conversation, 0, len(cs.byTopic))
+	for _, c := range cs.byTopic {
+		out = append(out, c)
+	}
+	return out
+}
+
 // put remembers conv and reports whether it was new.
 func (cs *conversations) put(conv *conversation.Conversation) bool {
 	cs.mu.Lock()

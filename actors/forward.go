@@ -33,7 +33,12 @@ type forwarder struct {
 	running int
 	queue   []persistence.Delivery
 	queued  map[int64]bool
-	timer   *time.Timer
+	// again holds deliveries whose task came while an attempt of them
+	// ran (a retry timer can fire before the attempt's end arrives);
+	// they are taken once it ends. It holds at most one per running
+	// attempt.
+	again map[int64]persistence.Delivery
+	timer *time.Timer
 }
 
 func (f *forwarder) Receive(ctx actor.Context) {
@@ -53,6 +58,10 @@ func (f *forwarder) Receive(ctx actor.Context) {
 	case *attemptDone:
 		f.running--
 		f.a.running.Delete(m.deliveryID)
+		if d, ok := f.again[m.deliveryID]; ok {
+			delete(f.again, m.deliveryID)
+			f.take(ctx, d)
+		}
 		f.next(ctx)
 	case *sweepTick:
 		f.sweep(ctx)
@@ -71,7 +80,14 @@ func (f *forwarder) scheduleSweep(ctx actor.Context) {
 
 // take starts an attempt of d now, or queues it for a free slot.
 func (f *forwarder) take(ctx actor.Context, d persistence.Delivery) {
-	if _, busy := f.a.running.Load(d.ID); busy || f.queued[d.ID] {
+	if _, busy := f.a.running.Load(d.ID); busy {
+		if f.again == nil {
+			f.again = map[int64]persistence.Delivery{}
+		}
+		f.again[d.ID] = d
+		return
+	}
+	if f.queued[d.ID] {
 		return
 	}
 	if f.queued == nil {
@@ -297,7 +313,14 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 	var env *messagev1.Envelope
 	if res.HasReply && res.Reply != "" {
 		conv := a.convs.get(d.Topic)
-		if conv == nil {
+		if !rt.loops.allow(a.bridgeID, d.Topic, time.Now()) {
+			// A reply loop, or a peer that asks faster than the limit:
+			// the delivery completes without its reply.
+			rt.metrics.loopSuppressed.Inc()
+			if ok, held := rt.loopLog.allow(time.Now()); ok {
+				a.log.Warn("reply held back by the loop limit", "topic", d.Topic, "delivery", d.ID, "suppressed", held)
+			}
+		} else if conv == nil {
 			a.log.Error("reply to unknown conversation", "topic", d.Topic)
 		} else {
 			var err error

@@ -7,14 +7,24 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
 )
 
 // ingress is the node's only XMTP subscription. It carries the invite and
 // conversation topics of every identity the node hosts and routes each
-// envelope to the identity actor that registered its topic, as an
-// *inboundEnvelope. Gaps after a reconnection are back-filled by the api
-// subscription itself; gaps across a process restart are back-filled by each
-// activation's cursor query.
+// envelope to every identity actor that registered its topic, as an
+// *inboundEnvelope. A topic can belong to several identities at once: two
+// bridges of this node in one conversation both hold its topic, and each
+// opens the envelope with its own keys. Gaps after a reconnection are
+// back-filled by the api subscription itself; gaps across a process restart,
+// and what a topic carried before an identity joined it, are back-filled by
+// each activation's own queries.
+//
+// A conversation topic's holders are registered with the fingerprint of
+// the key material they open it with; the parties of one conversation share
+// that key, so a holder with another key is not a party to the topic, and
+// an invitation naming it is refused (see invitations.go).
 //
 // Goroutines: run, which reads the subscription and routes. The routing
 // table is guarded by mu.
@@ -25,8 +35,16 @@ type ingress struct {
 	metrics *metrics
 
 	mu     sync.RWMutex
-	routes map[string]*actor.PID // topic -> identity actor
+	routes map[string]map[string]holder // topic -> holder key -> holder
 	done   chan struct{}
+}
+
+// holder is one identity that registered a topic.
+type holder struct {
+	pid *actor.PID
+	// key is the fingerprint of the key material the identity opens the
+	// topic with; zero for topics without one (invite topics).
+	key [32]byte
 }
 
 // subscription is what the ingress needs of an api.Subscription.
@@ -44,35 +62,73 @@ type inboundEnvelope struct {
 }
 
 func newIngress(sub subscription, root *actor.RootContext, log *slog.Logger, m *metrics) *ingress {
-	in := &ingress{sub: sub, root: root, log: log, metrics: m, routes: map[string]*actor.PID{}, done: make(chan struct{})}
+	in := &ingress{sub: sub, root: root, log: log, metrics: m, routes: map[string]map[string]holder{}, done: make(chan struct{})}
 	go in.run()
 	return in
 }
 
+func holderKey(pid *actor.PID) string { return pid.Address + "/" + pid.Id }
+
 func (in *ingress) run() {
 	defer close(in.done)
+	var pids []*actor.PID
 	for env := range in.sub.Envelopes() {
+		pids = pids[:0]
 		in.mu.RLock()
-		pid := in.routes[env.GetContentTopic()]
+		for _, h := range in.routes[env.GetContentTopic()] {
+			pids = append(pids, h.pid)
+		}
 		in.mu.RUnlock()
-		if pid == nil {
+		if len(pids) == 0 {
 			in.metrics.unroutable.Inc()
 			continue
 		}
 		in.metrics.routed.Inc()
-		in.root.Send(pid, &inboundEnvelope{env: env})
+		// Every holder gets the same envelope; none modifies it.
+		msg := &inboundEnvelope{env: env}
+		for _, pid := range pids {
+			in.root.Send(pid, msg)
+		}
 	}
 }
 
-// add routes topics to pid and subscribes to the ones that are new.
+// add routes topics (invite topics, which carry no key) to pid as well as
+// to their other holders, and subscribes to the ones that are new.
 func (in *ingress) add(pid *actor.PID, topics ...string) {
+	hs := make([]topicHolder, len(topics))
+	for i, t := range topics {
+		hs[i] = topicHolder{topic: t}
+	}
+	in.register(pid, hs)
+}
+
+// addConversations routes the conversations' topics to pid, each with its
+// key's fingerprint.
+func (in *ingress) addConversations(pid *actor.PID, convs ...*conversation.Conversation) {
+	hs := make([]topicHolder, len(convs))
+	for i, c := range convs {
+		hs[i] = topicHolder{topic: c.Topic, key: c.Fingerprint()}
+	}
+	in.register(pid, hs)
+}
+
+type topicHolder struct {
+	topic string
+	key   [32]byte
+}
+
+func (in *ingress) register(pid *actor.PID, hs []topicHolder) {
 	var fresh []string
+	k := holderKey(pid)
 	in.mu.Lock()
-	for _, t := range topics {
-		if _, ok := in.routes[t]; !ok {
-			fresh = append(fresh, t)
+	for _, h := range hs {
+		set, ok := in.routes[h.topic]
+		if !ok {
+			set = map[string]holder{}
+			in.routes[h.topic] = set
+			fresh = append(fresh, h.topic)
 		}
-		in.routes[t] = pid
+		set[k] = holder{pid: pid, key: h.key}
 	}
 	in.metrics.topics.Set(float64(len(in.routes)))
 	in.mu.Unlock()
@@ -81,13 +137,22 @@ func (in *ingress) add(pid *actor.PID, topics ...string) {
 	}
 }
 
-// remove drops the routes of topics that still lead to pid and
-// unsubscribes from them.
+// remove drops pid's routes of topics; a topic leaves the subscription
+// when its last holder removed it.
 func (in *ingress) remove(pid *actor.PID, topics ...string) {
 	var gone []string
+	k := holderKey(pid)
 	in.mu.Lock()
 	for _, t := range topics {
-		if cur, ok := in.routes[t]; ok && cur.Equal(pid) {
+		set, ok := in.routes[t]
+		if !ok {
+			continue
+		}
+		if _, held := set[k]; !held {
+			continue
+		}
+		delete(set, k)
+		if len(set) == 0 {
 			delete(in.routes, t)
 			gone = append(gone, t)
 		}
@@ -97,6 +162,27 @@ func (in *ingress) remove(pid *actor.PID, topics ...string) {
 	if len(gone) > 0 {
 		in.sub.Remove(gone...)
 	}
+}
+
+// foreignHolder reports whether an identity other than pid holds topic
+// with key material whose fingerprint differs from key.
+func (in *ingress) foreignHolder(pid *actor.PID, topic string, key [32]byte) bool {
+	k := holderKey(pid)
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	for hk, h := range in.routes[topic] {
+		if hk != k && h.key != ([32]byte{}) && h.key != key {
+			return true
+		}
+	}
+	return false
+}
+
+// holders is how many identities hold topic.
+func (in *ingress) holders(topic string) int {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	return len(in.routes[topic])
 }
 
 // backlog is how many envelopes wait in the subscription's channel.

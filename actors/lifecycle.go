@@ -116,7 +116,8 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	// Topics join the subscription before the catch-up query, so nothing
 	// falls between the two; what both see is handled once.
 	topics := append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)
-	rt.ingress.add(ctx.Self(), topics...)
+	rt.ingress.add(ctx.Self(), topics[0])
+	rt.ingress.addConversations(ctx.Self(), a.convs.all()...)
 	if err := id.catchUp(ctx, octx); err != nil {
 		rt.ingress.remove(ctx.Self(), append(topics, a.convs.topics()...)...)
 		acancel()
@@ -140,6 +141,9 @@ func (id *identity) catchUp(actx actor.Context, ctx context.Context) error {
 		return err
 	}
 	id.cursors = cursors
+	// What the catch-up cannot open is counted, and only the first few
+	// of it quarantined: a topic's history can be long.
+	defer id.bound()()
 	inviteTopic := keys.InviteTopic(a.address)
 	invites, err := id.query(ctx, inviteTopic, 0)
 	if err != nil {
@@ -217,6 +221,23 @@ func (id *identity) replay(actx actor.Context, ctx context.Context, topic string
 		id.handleEnvelope(actx, env)
 	}
 	return nil
+}
+
+// replayBounded is replay with a bounded number of quarantine rows, for a
+// topic just joined by invitation, whose whole history is read.
+func (id *identity) replayBounded(actx actor.Context, ctx context.Context, topic string, start uint64) error {
+	defer id.bound()()
+	return id.replay(actx, ctx, topic, start)
+}
+
+// bound starts a quarantine budget of replayQuarantineBudget rows, unless
+// one runs already, and returns what ends it.
+func (id *identity) bound() func() {
+	if id.budgeted {
+		return func() {}
+	}
+	id.budgeted, id.quarantineLeft = true, replayQuarantineBudget
+	return func() { id.budgeted = false }
 }
 
 // goStale stops an activation that lost its lease.

@@ -21,10 +21,14 @@ type metrics struct {
 	unroutable  prometheus.Counter
 	topics      prometheus.Gauge
 	rejected    *prometheus.CounterVec
-	deadLetters prometheus.Counter
-	replies     *prometheus.CounterVec
-	mailbox     prometheus.GaugeFunc
-	connected   prometheus.GaugeFunc
+	// invitationsRejected counts invitations refused, by reason.
+	invitationsRejected *prometheus.CounterVec
+	// loopSuppressed counts replies the loop guard held back.
+	loopSuppressed prometheus.Counter
+	deadLetters    prometheus.Counter
+	replies        *prometheus.CounterVec
+	mailbox        prometheus.GaugeFunc
+	connected      prometheus.GaugeFunc
 }
 
 // runtimeGauges are the values the runtime's gauges read at scrape time.
@@ -57,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		}),
 		routed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_ingress_envelopes_routed_total",
-			Help: "Envelopes of the node subscription routed to an identity.",
+			Help: "Envelopes of the node subscription routed, each once however many identities of the node hold its topic.",
 		}),
 		unroutable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_ingress_envelopes_unroutable_total",
@@ -65,12 +69,20 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		}),
 		topics: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bridge_ingress_topics",
-			Help: "Topics carried by the node subscription.",
+			Help: "Distinct topics carried by the node subscription; a topic held by several identities of the node counts once.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_actor_envelopes_rejected_total",
-			Help: "Envelopes an identity could not open, each quarantined, by reason.",
+			Help: "Envelopes an identity could not open, by reason; not_party: sealed with a key another identity of the node holds the topic with.",
 		}, []string{"reason"}),
+		invitationsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_ingress_invitations_rejected_total",
+			Help: "Validly sealed invitations an identity refused, by reason: topic_in_use (another identity of the node holds the topic with other key material), foreign_key (none of the topic's messages opens with the invitation's key).",
+		}, []string{"reason"}),
+		loopSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_forward_loop_suppressed_total",
+			Help: "Automatic replies not sent because their conversation reached the reply loop limit; the delivery is completed without a reply.",
+		}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_forward_dead_letters_total",
 			Help: "Deliveries that ran out of attempts or age and became dead letters.",
@@ -104,10 +116,13 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.topics, m.rejected, m.deadLetters, m.replies, m.mailbox, m.connected} {
+		m.unroutable, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.mailbox, m.connected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}
+	}
+	for _, r := range invitationRefusals {
+		m.invitationsRejected.WithLabelValues(r)
 	}
 	return m, nil
 }

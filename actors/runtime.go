@@ -35,6 +35,12 @@ type Runtime struct {
 	// cluster is this node's member of the cluster: placement, leases,
 	// drain (cluster.Node).
 	cluster Cluster
+	// invitationLog samples the log lines of refused invitations.
+	invitationLog *sampled
+	// loops limits automatic replies per conversation; loopLog samples
+	// the log lines of replies it held back.
+	loops   *loopGuard
+	loopLog *sampled
 
 	mu      sync.Mutex
 	active  map[string]*activation
@@ -54,7 +60,9 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
-		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys)}
+		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys),
+		invitationLog: newSampled(invitationLogPeriod), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
+		loopLog: newSampled(invitationLogPeriod)}
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,

@@ -130,6 +130,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		CanaryURL:         canaryURL,
 		LeaseTTL:          cfg.LeaseTTL,
 		SweepInterval:     cfg.SweepInterval,
+		ReplyLoopLimit:    cfg.ReplyLoopLimit,
 		ReconcileInterval: cfg.ReconcileInterval,
 		DrainTimeout:      cfg.ShutdownTimeout / 2,
 		Provider:          cfg.Cluster.Provider,

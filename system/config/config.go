@@ -159,6 +159,9 @@ type Config struct {
 	TombstoneFor time.Duration
 	// TombstoneMessage is the line a deleted bridge's address answers.
 	TombstoneMessage string
+	// ReplyLoopLimit is the most automatic replies a bridge sends in one
+	// conversation per minute; 0 means no limit.
+	ReplyLoopLimit int
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -264,6 +267,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.RetentionInterval = p.duration(EnvRetentionInterval, 10*time.Minute, 100*time.Millisecond, 24*time.Hour)
 	c.TombstoneFor = p.duration(EnvTombstoneFor, 168*time.Hour, 0, 100_000*time.Hour)
 	c.TombstoneMessage = p.line(EnvTombstoneMessage, DefaultTombstoneMessage, 500)
+	c.ReplyLoopLimit = p.integer(EnvReplyLoopLimit, 20, 0, 1_000_000)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

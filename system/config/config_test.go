@@ -59,7 +59,7 @@ func TestLoadDevDefaults(t *testing.T) {
 		XMTPMaxEnvelopesPerPublish: 16, XMTPSubscriberBufferBytes: 8 << 20, XMTPMaxSubscriptionsPerClient: 256,
 		XMTPMaxSubscriptions: 10_000,
 		CanaryInterval:       time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
-		SweepInterval: 5 * time.Second,
+		SweepInterval: 5 * time.Second, ReplyLoopLimit: 20,
 		Cluster: Cluster{Provider: ProviderAutomanaged, Name: "xmtp-bridge", Host: "127.0.0.1",
 			EtcdEndpoints: []string{"127.0.0.1:2379"}, EtcdPrefix: "/xmtp-bridge"},
 	}
@@ -559,6 +559,23 @@ func TestTombstoneSettings(t *testing.T) {
 		_, err := Load(env(bad[0], bad[1]), WithMode(ModeDev))
 		if err == nil || !strings.Contains(err.Error(), bad[0]) {
 			t.Errorf("%s=%q: %v, want an error naming the variable", bad[0], bad[1], err)
+		}
+	}
+}
+
+func TestReplyLoopLimit(t *testing.T) {
+	c, err := Load(env(EnvReplyLoopLimit, "0"), WithMode(ModeDev), WithHostname(fixedHost))
+	if err != nil || c.ReplyLoopLimit != 0 {
+		t.Fatalf("BRIDGE_REPLY_LOOP_LIMIT=0: %v, %v", c, err)
+	}
+	c, err = Load(env(EnvReplyLoopLimit, "60"), WithMode(ModeDev), WithHostname(fixedHost))
+	if err != nil || c.ReplyLoopLimit != 60 {
+		t.Fatalf("BRIDGE_REPLY_LOOP_LIMIT=60: %v, %v", c, err)
+	}
+	for _, bad := range []string{"-1", "many", "1e3"} {
+		_, err := Load(env(EnvReplyLoopLimit, bad), WithMode(ModeDev), WithHostname(fixedHost))
+		if err == nil || !strings.Contains(err.Error(), EnvReplyLoopLimit) {
+			t.Errorf("BRIDGE_REPLY_LOOP_LIMIT=%s: error %v does not name the variable", bad, err)
 		}
 	}
 }

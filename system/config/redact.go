@@ -88,6 +88,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("lease_ttl", c.LeaseTTL),
 		slog.Duration("reconcile_interval", c.ReconcileInterval),
 		slog.Duration("sweep_interval", c.SweepInterval),
+		slog.Int("reply_loop_limit", c.ReplyLoopLimit),
 		slog.String("proxy_header", c.ProxyHeader),
 		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
 		slog.String("cluster_provider", c.Cluster.Provider),

@@ -74,6 +74,7 @@ const (
 	EnvRetentionInterval       = "BRIDGE_RETENTION_INTERVAL"
 	EnvTombstoneFor            = "BRIDGE_TOMBSTONE_FOR"
 	EnvTombstoneMessage        = "BRIDGE_TOMBSTONE_MESSAGE"
+	EnvReplyLoopLimit          = "BRIDGE_REPLY_LOOP_LIMIT"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -184,6 +185,8 @@ var Vars = []Var{
 		Description: "How long a deleted bridge's address answers senders, once per conversation, with BRIDGE_TOMBSTONE_MESSAGE; its keys stay sealed until then and are erased after; 0 erases them at once and answers nothing."},
 	{Name: EnvTombstoneMessage, Default: DefaultTombstoneMessage, Example: "This bot moved to 0x1234…; this address no longer takes messages.",
 		Description: "The one line a deleted bridge's address answers, at most 500 bytes."},
+	{Name: EnvReplyLoopLimit, Default: "20", Example: "60",
+		Description: "Most automatic replies a bridge sends in one conversation per minute; over it a delivery completes without its reply, which stops two reply-mode bridges answering each other forever; 0 turns the limit off."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",

@@ -2,6 +2,7 @@ package conversation
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"sort"
@@ -125,33 +126,60 @@ func Invite(me *keys.PrivateKeyBundle, peer *keys.PeerBundle, conversationID str
 		Metadata:    metadata,
 		keyMaterial: hkdf32(secret, invitationSalt, []byte("0|"+sorted[0]+"|"+sorted[1])),
 	}
-	createdNs := uint64(now.UnixMilli()) * 1_000_000 // xmtp-js keeps milliseconds
-	c.Created = time.Unix(0, int64(createdNs))
-	invBytes, err := proto.Marshal(c.Invitation())
+	envs, created, err := SealInvitation(me, peer, c.Invitation(), now)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode invitation: %w", err)
+		return nil, nil, err
+	}
+	c.Created = created
+	return c, envs, nil
+}
+
+// SealInvitation seals inv from me to a verified peer, as the envelopes to
+// publish to the peer's invite topic and to mine, and returns the
+// invitation's creation time. Invite uses it for the invitation it derives;
+// a caller may seal any invitation, so a receiver cannot trust an
+// invitation's topic and key material to belong together with a topic
+// others already use: it must check that the key opens the topic's
+// messages.
+func SealInvitation(me *keys.PrivateKeyBundle, peer *keys.PeerBundle, inv *mc.InvitationV1, now time.Time) ([]*messagev1.Envelope, time.Time, error) {
+	myAddr, theirAddr := me.Address(), peer.Address
+	sealSecret, _, err := me.SharedSecrets(peer, me.CurrentPreKeyPublic())
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("invite %s: %w", theirAddr, err)
+	}
+	createdNs := uint64(now.UnixMilli()) * 1_000_000 // xmtp-js keeps milliseconds
+	invBytes, err := proto.Marshal(inv)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("encode invitation: %w", err)
 	}
 	headerBytes, err := proto.Marshal(&mc.SealedInvitationHeaderV1{
 		Sender: me.PublicBundle(), Recipient: peer.Signed, CreatedNs: createdNs,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode invitation header: %w", err)
+		return nil, time.Time{}, fmt.Errorf("encode invitation header: %w", err)
 	}
 	ct, err := encrypt(invBytes, sealSecret, headerBytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("seal invitation: %w", err)
+		return nil, time.Time{}, fmt.Errorf("seal invitation: %w", err)
 	}
 	sealed, err := proto.Marshal(&mc.SealedInvitation{Version: &mc.SealedInvitation_V1{
 		V1: &mc.SealedInvitationV1{HeaderBytes: headerBytes, Ciphertext: ct},
 	}})
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode sealed invitation: %w", err)
+		return nil, time.Time{}, fmt.Errorf("encode sealed invitation: %w", err)
 	}
 	envs := []*messagev1.Envelope{
 		{ContentTopic: keys.InviteTopic(theirAddr), TimestampNs: createdNs, Message: sealed},
 		{ContentTopic: keys.InviteTopic(myAddr), TimestampNs: createdNs, Message: sealed},
 	}
-	return c, envs, nil
+	return envs, time.Unix(0, int64(createdNs)), nil
+}
+
+// Fingerprint identifies the conversation's key material without revealing
+// it: SHA-256 over a fixed label and the key. The two parties of one
+// conversation hold the same key material, so the same fingerprint.
+func (c *Conversation) Fingerprint() [32]byte {
+	return sha256.Sum256(append([]byte("xmtpbridge conversation key\x00"), c.keyMaterial...))
 }
 
 // OpenInvitation opens a sealed invitation envelope that I sent or received
