@@ -39,6 +39,8 @@ type Store interface {
 	RecordReplyAttempt(ctx context.Context, l persistence.Lease, replyID int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
 
 	Quarantine(ctx context.Context, bridgeID, topic string, envelope []byte, reason string) error
+
+	RecordSend(ctx context.Context, bridgeID, messageID string, source persistence.SendSource, to string, status persistence.SendStatus, lastError string) error
 }
 
 var _ Store = (*persistence.Store)(nil)

@@ -315,6 +315,8 @@ func (s *Server) routes() {
 	v1.Delete("/bridges/:id", auth, s.deleteBridge)
 	v1.Post("/bridges/:id/webhook-secret/rotate", auth, s.rotateWebhookSecret)
 	v1.Post("/bridges/:id/messages", auth, s.sendMessage)
+	v1.Get("/bridges/:id/messages", auth, s.listSentMessages)
+	v1.Get("/bridges/:id/messages/:messageId", auth, s.getSentMessage)
 	v1.Get("/bridges/:id/deliveries", auth, s.listDeliveries)
 	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)
 	v1.Post("/bridges/:id/dead-letters/:deliveryId/replay", auth, s.replayDeadLetter)
