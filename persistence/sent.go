@@ -173,7 +173,6 @@ func (s *Store) ListSentMessages(ctx context.Context, accountID, bridgeID string
 	return out, next, nil
 }
 
-
 // EnqueueSend puts r in the outbox under the caller's lease and records it,
 // in the same transaction, as message messageID sent on source to the
 // address to; its status is then the reply's. It returns the outbox id. A
