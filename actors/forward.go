@@ -200,6 +200,9 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 		ID: d.MessageID, Bridge: a.address, Sender: d.SenderAddress, Topic: d.Topic, ConversationID: convID,
 		ContentType: contentType, Content: text, SentAt: time.Unix(0, d.SentNs),
 	}
+	if b.Delivery.Live() && (!a.handOverLive(b, d, msg) || !b.Delivery.Webhook()) {
+		return // live only, or not handed over yet: see live.go
+	}
 	timeout := ep.Timeout
 	if timeout <= 0 {
 		timeout = webhook.DefaultTimeout

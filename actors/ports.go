@@ -40,6 +40,7 @@ type Store interface {
 
 	Quarantine(ctx context.Context, bridgeID, topic string, envelope []byte, reason string) error
 
+	HandOverLive(ctx context.Context, l persistence.Lease, d persistence.Delivery, body []byte, complete bool) error
 	RecordSend(ctx context.Context, bridgeID, messageID string, source persistence.SendSource, to string, status persistence.SendStatus, lastError string) error
 }
 

@@ -19,15 +19,17 @@ const maxMessageBytes = 32 << 10
 
 // createBridgeRequest is the body of POST /v1/bridges.
 type createBridgeRequest struct {
-	Name    string          `json:"name"`
-	Forward *forwardRequest `json:"forward"`
+	Name     string          `json:"name"`
+	Forward  *forwardRequest `json:"forward"`
+	Delivery *string         `json:"delivery"`
 }
 
 // updateBridgeRequest is the body of PATCH /v1/bridges/:id.
 type updateBridgeRequest struct {
-	Name    *string         `json:"name"`
-	Status  *string         `json:"status"`
-	Forward *forwardRequest `json:"forward"`
+	Name     *string         `json:"name"`
+	Status   *string         `json:"status"`
+	Forward  *forwardRequest `json:"forward"`
+	Delivery *string         `json:"delivery"`
 }
 
 // rotateSecretRequest is the optional body of the webhook secret rotation.
@@ -86,6 +88,10 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	if err := req.Forward.apply(c.UserContext(), s.targets, &cfg); err != nil {
 		return err
 	}
+	delivery, err := parseDelivery(req.Delivery)
+	if err != nil {
+		return err
+	}
 	address, bundle, err := newIdentity()
 	if err != nil {
 		return internal(err)
@@ -93,7 +99,7 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	acct := account(c)
 	b, secrets, err := s.opts.Store.CreateBridge(c.UserContext(), persistence.NewBridge{
 		AccountID: acct.ID, Address: address, Name: req.Name, KeyBundle: bundle, Forward: cfg,
-		MaxBridges: s.opts.MaxBridgesPerAccount,
+		MaxBridges: s.opts.MaxBridgesPerAccount, Delivery: delivery,
 	})
 	if errors.Is(err, persistence.ErrQuotaExceeded) {
 		s.metrics.quotaRefusals.WithLabelValues("bridges").Inc()
@@ -164,6 +170,10 @@ func (s *Server) updateBridge(c *fiber.Ctx) error {
 			return invalidField("status", `must be "active" or "disabled"`)
 		}
 	}
+	delivery, err := parseDelivery(req.Delivery)
+	if err != nil {
+		return err
+	}
 	// Check the forward URL before taking the row lock: it may resolve DNS.
 	if req.Forward != nil && req.Forward.URL != nil {
 		if err := s.targets.check(c.UserContext(), "forward.url", *req.Forward.URL); err != nil {
@@ -176,6 +186,9 @@ func (s *Server) updateBridge(c *fiber.Ctx) error {
 		}
 		if req.Status != nil {
 			b.Status = status
+		}
+		if req.Delivery != nil {
+			b.Delivery = delivery
 		}
 		if req.Forward != nil {
 			checked := *req.Forward

@@ -59,6 +59,8 @@ const (
 	CodeRecipientUnknown = "recipient_unknown"
 	CodeTimeout          = "timeout"
 	CodeRequestTimeout   = "request_timeout"
+	CodeLiveDisabled     = "live_disabled"
+	CodeUpgradeRequired  = "upgrade_required"
 )
 
 // ErrorCodes is every code the API answers with, in the order of the Error
@@ -69,6 +71,7 @@ var ErrorCodes = []string{
 	CodeMethodNotAllow, CodeConflict, CodeRateLimited, CodeQuotaExceeded, CodeUnavailable,
 	CodeInternal, CodeInvalidCursor, CodeBridgeDisabled, CodeSignupClosed, CodeAdminDisabled,
 	CodeSendingDisabled, CodeRecipientUnknown, CodeTimeout, CodeRequestTimeout,
+	CodeLiveDisabled, CodeUpgradeRequired,
 }
 
 func errorf(status int, code, format string, args ...any) *Error {

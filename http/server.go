@@ -167,6 +167,11 @@ type Options struct {
 	// Resolver resolves forward URL hosts for the SSRF check. When nil,
 	// net.DefaultResolver is used.
 	Resolver *net.Resolver
+	// Live serves live consumers at /v1/bridges/:id/live. When nil, that
+	// endpoint answers 503.
+	Live LiveHub
+	// LiveOptions tune the live sockets.
+	LiveOptions LiveOptions
 }
 
 // Server is the HTTP front of one node.
@@ -176,6 +181,7 @@ type Server struct {
 	app     *fiber.App
 	metrics *metrics
 	targets *targetPolicy
+	live    liveSockets
 }
 
 // New builds a server and registers its routes and metrics.
@@ -273,6 +279,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections and waits for requests in flight
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.live.closeAll()
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("shut down http server: %w", err)
 	}
@@ -317,6 +324,7 @@ func (s *Server) routes() {
 	v1.Post("/bridges/:id/messages", auth, s.sendMessage)
 	v1.Get("/bridges/:id/messages", auth, s.listSentMessages)
 	v1.Get("/bridges/:id/messages/:messageId", auth, s.getSentMessage)
+	v1.Get("/bridges/:id/live", s.liveAuth, auth, s.liveConnect)
 	v1.Get("/bridges/:id/deliveries", auth, s.listDeliveries)
 	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)
 	v1.Post("/bridges/:id/dead-letters/:deliveryId/replay", auth, s.replayDeadLetter)

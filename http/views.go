@@ -58,6 +58,7 @@ type bridgeView struct {
 	Name      string      `json:"name"`
 	Status    string      `json:"status"`
 	Forward   forwardView `json:"forward"`
+	Delivery  string      `json:"delivery"`
 	CreatedAt time.Time   `json:"createdAt"`
 	UpdatedAt time.Time   `json:"updatedAt"`
 }
@@ -81,6 +82,7 @@ func viewBridge(b persistence.Bridge) bridgeView {
 			TimeoutMs: b.Forward.Timeout.Milliseconds(), MaxConcurrency: b.Forward.MaxConcurrency,
 			Headers: headers, AllowSenders: allow, DenySenders: deny,
 		},
+		Delivery:  string(b.Delivery),
 		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 	}
 }

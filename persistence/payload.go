@@ -89,6 +89,11 @@ var contentColumns = []contentColumn{
 		aadKeys: "bridge_id::text, ''",
 		aad:     func(id int64, bridgeID, _ string) []byte { return replyEnvelopeAAD(bridgeID, id) },
 	},
+	{
+		table: "live_messages", data: "body", keyID: "body_key_id", nonce: "body_nonce",
+		aadKeys: "bridge_id::text, message_id",
+		aad:     func(_ int64, bridgeID, messageID string) []byte { return liveBodyAAD(bridgeID, messageID) },
+	},
 }
 
 // SealClearContent seals, under the current master key, the delivery

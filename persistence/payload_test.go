@@ -11,6 +11,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/xmtpbridge/bridge/persistence/migration"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
@@ -196,7 +198,13 @@ func TestUpgradeSealsClearRowsAndCutsTheQuarantine(t *testing.T) {
 	}
 	s := openStore(t, url, mustSealer(t, testKey(t, "k1")))
 	a, _ := newAccount(t, s, "alice")
-	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	// The bridge row is written as that version did: today's store reads
+	// bridge columns that later migrations add.
+	b := Bridge{ID: uuid.NewString()}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO bridges (id, account_id, address, key_id, key_nonce, key_ciphertext)
+		VALUES ($1, $2, $3, 'k1', $4, $5)`, b.ID, a.ID, randomAddress(t), make([]byte, 12), make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
 	var deliveryID, replyID int64
 	if err := s.pool.QueryRow(ctx, `INSERT INTO deliveries (bridge_id, message_id, topic, sender_address, payload, status)
 		VALUES ($1, 'm-old', '/xmtp/0/m-1/proto', $2, 'clear payload of old', 'succeeded') RETURNING id`,

@@ -25,3 +25,46 @@ CREATE INDEX sent_messages_bridge_idx ON sent_messages (bridge_id, id DESC);
 CREATE INDEX sent_messages_reply_idx ON sent_messages (reply_id) WHERE reply_id IS NOT NULL;
 -- The retention sweep deletes old rows.
 CREATE INDEX sent_messages_updated_idx ON sent_messages (updated_at);
+
+-- A bridge's delivery mode: its inbound messages go to its webhook, to its
+-- live consumers (the live stream below), or to both.
+ALTER TABLE bridges
+    ADD COLUMN delivery text NOT NULL DEFAULT 'webhook' CHECK (delivery IN ('webhook', 'live', 'both'));
+
+-- live_messages is the live stream of a bridge and its offline store: every
+-- inbound message of a bridge in live or both mode, kept until one of its
+-- consumers acknowledges it or BRIDGE_LIVE_RETENTION passes (then it is
+-- dead, and so is its delivery: a dead letter). id is the stream's cursor.
+-- A consumer claims the messages it was sent until claimed_until, which
+-- its node renews while the socket is up; a message whose claim lapsed goes
+-- to the next consumer. body is the `message` notification's params, the
+-- JSON webhook body, sealed like delivery payloads and bound to the bridge
+-- and message id. A reply of a consumer is recorded once, with its outbox
+-- row.
+CREATE TABLE live_messages (
+    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    bridge_id        uuid        NOT NULL REFERENCES bridges (id) ON DELETE CASCADE,
+    delivery_id      bigint      REFERENCES deliveries (id) ON DELETE SET NULL,
+    message_id       text        NOT NULL CHECK (length(message_id) BETWEEN 1 AND 256),
+    topic            text        NOT NULL CHECK (length(topic) BETWEEN 1 AND 512),
+    sender_address   text        NOT NULL CHECK (sender_address ~ '^0x[0-9a-fA-F]{40}$'),
+    body             bytea       NOT NULL,
+    body_key_id      text        CHECK (body_key_id IS NULL OR length(body_key_id) BETWEEN 1 AND 64),
+    body_nonce       bytea       CHECK (body_nonce IS NULL OR length(body_nonce) = 12),
+    status           text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'acked', 'dead')),
+    claimed_by       text        CHECK (claimed_by IS NULL OR length(claimed_by) BETWEEN 1 AND 128),
+    claimed_until    timestamptz,
+    sends            integer     NOT NULL DEFAULT 0 CHECK (sends >= 0),
+    reply_id         bigint      REFERENCES reply_outbox (id) ON DELETE SET NULL,
+    reply_message_id text        CHECK (reply_message_id IS NULL OR length(reply_message_id) BETWEEN 1 AND 256),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    purged_at        timestamptz,
+    UNIQUE (bridge_id, message_id),
+    CONSTRAINT live_messages_body_sealed_check CHECK ((body_key_id IS NULL) = (body_nonce IS NULL))
+);
+CREATE INDEX live_messages_pending_idx ON live_messages (bridge_id, id) WHERE status = 'pending';
+CREATE INDEX live_messages_claims_idx ON live_messages (claimed_by) WHERE status = 'pending' AND claimed_by IS NOT NULL;
+CREATE INDEX live_messages_expiry_idx ON live_messages (created_at) WHERE status = 'pending';
+CREATE INDEX live_messages_clear_idx ON live_messages (id) WHERE body_key_id IS NULL AND purged_at IS NULL;
+CREATE INDEX live_messages_purge_idx ON live_messages (updated_at) WHERE purged_at IS NULL AND status IN ('acked', 'dead');

@@ -143,6 +143,14 @@ type Config struct {
 	QuarantineMaxRows int
 	// RetentionInterval is how often the node's retention sweep runs.
 	RetentionInterval time.Duration
+	// LiveRetention is how long a live message waits for an
+	// acknowledgement before it is a dead letter.
+	LiveRetention time.Duration
+	// LiveWindow is the default window of a live consumer.
+	LiveWindow int
+	// LiveClaimTTL is how long a live consumer's claims outlive their
+	// node's last renewal.
+	LiveClaimTTL time.Duration
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -242,6 +250,9 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.QuarantineRetention = p.duration(EnvQuarantineRetention, 168*time.Hour, time.Second, 100_000*time.Hour)
 	c.QuarantineMaxRows = p.integer(EnvQuarantineMaxRows, 1000, 1, 1_000_000)
 	c.RetentionInterval = p.duration(EnvRetentionInterval, 10*time.Minute, 100*time.Millisecond, 24*time.Hour)
+	c.LiveRetention = p.duration(EnvLiveRetention, 168*time.Hour, time.Second, 100_000*time.Hour)
+	c.LiveWindow = p.integer(EnvLiveWindow, 100, 1, 1000)
+	c.LiveClaimTTL = p.duration(EnvLiveClaimTTL, 15*time.Second, time.Second, time.Hour)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

@@ -71,6 +71,9 @@ const (
 	EnvQuarantineRetention     = "BRIDGE_QUARANTINE_RETENTION"
 	EnvQuarantineMaxRows       = "BRIDGE_QUARANTINE_MAX_ROWS"
 	EnvRetentionInterval       = "BRIDGE_RETENTION_INTERVAL"
+	EnvLiveRetention           = "BRIDGE_LIVE_RETENTION"
+	EnvLiveWindow              = "BRIDGE_LIVE_WINDOW"
+	EnvLiveClaimTTL            = "BRIDGE_LIVE_CLAIM_TTL"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -175,6 +178,12 @@ var Vars = []Var{
 		Description: "Most quarantined messages kept per bridge; each new one deletes the oldest beyond it."},
 	{Name: EnvRetentionInterval, Default: "10m", Example: "1m",
 		Description: "How often each node seals content an older version left in clear and erases what BRIDGE_PAYLOAD_RETENTION and BRIDGE_QUARANTINE_RETENTION let go."},
+	{Name: EnvLiveRetention, Default: "168h", Example: "24h",
+		Description: "How long a message of a live bridge waits for a consumer's acknowledgement; then it is counted and becomes a dead letter."},
+	{Name: EnvLiveWindow, Default: "100", Example: "20",
+		Description: "Default number of messages a live consumer may hold unacknowledged; a consumer may ask for fewer with ?window=."},
+	{Name: EnvLiveClaimTTL, Default: "15s", Example: "5s",
+		Description: "How long messages sent to a live consumer stay its own after its node stops renewing them (a node that died); then they go to the next consumer."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",
