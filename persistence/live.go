@@ -51,7 +51,8 @@ var ErrAlreadyReplied = errors.New("message already has a reply")
 
 // LiveMessage is one message of a bridge's live stream.
 type LiveMessage struct {
-	// ID is the message's position in the stream: its cursor.
+	// ID is the message's position in the stream, its cursor: the id of
+	// its delivery.
 	ID            int64
 	BridgeID      string
 	MessageID     string
@@ -87,10 +88,10 @@ func (s *Store) HandOverLive(ctx context.Context, l Lease, d Delivery, body []by
 		if err := checkLease(ctx, tx, l); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO live_messages (bridge_id, delivery_id, message_id, topic, sender_address, body, body_key_id, body_nonce)
+		if _, err := tx.Exec(ctx, `INSERT INTO live_messages (bridge_id, id, message_id, topic, sender_address, body, body_key_id, body_nonce)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (bridge_id, message_id) DO UPDATE SET status = 'pending', created_at = now(), updated_at = now(),
-				claimed_by = NULL, claimed_until = NULL, delivery_id = EXCLUDED.delivery_id
+				claimed_by = NULL, claimed_until = NULL
 			WHERE live_messages.status = 'dead'`,
 			bridgeID, d.ID, d.MessageID, d.Topic, d.SenderAddress, sealed.data, sealed.keyID, sealed.nonce); err != nil {
 			return err
@@ -223,12 +224,12 @@ func (s *Store) LiveBacklog(ctx context.Context) (LiveBacklog, error) {
 // dead letters the owner can list and replay. It returns how many expired.
 func (s *Store) ExpireLive(ctx context.Context, age time.Duration) (int, error) {
 	n, err := s.sweepBatches(ctx, `WITH due AS (
-			SELECT id, delivery_id FROM live_messages WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+			SELECT id FROM live_messages WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
 			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED),
 		dead_deliveries AS (
 			UPDATE deliveries d SET status = 'dead', last_error = 'live: no consumer acknowledged it within BRIDGE_LIVE_RETENTION',
 				updated_at = now()
-			FROM due WHERE d.id = due.delivery_id)
+			FROM due WHERE d.id = due.id)
 		UPDATE live_messages m SET status = 'dead', claimed_by = NULL, claimed_until = NULL, updated_at = now()
 		FROM due WHERE m.id = due.id`, age)
 	if err != nil {

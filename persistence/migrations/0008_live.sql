@@ -34,7 +34,9 @@ ALTER TABLE bridges
 -- live_messages is the live stream of a bridge and its offline store: every
 -- inbound message of a bridge in live or both mode, kept until one of its
 -- consumers acknowledges it or BRIDGE_LIVE_RETENTION passes (then it is
--- dead, and so is its delivery: a dead letter). id is the stream's cursor.
+-- dead, and so is its delivery: a dead letter). id is the delivery's id
+-- and the stream's cursor, so the stream keeps the order of arrival
+-- whatever order the deliveries are handed over in.
 -- A consumer claims the messages it was sent until claimed_until, which
 -- its node renews while the socket is up; a message whose claim lapsed goes
 -- to the next consumer. body is the `message` notification's params, the
@@ -42,9 +44,8 @@ ALTER TABLE bridges
 -- and message id. A reply of a consumer is recorded once, with its outbox
 -- row.
 CREATE TABLE live_messages (
-    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               bigint      PRIMARY KEY REFERENCES deliveries (id) ON DELETE CASCADE,
     bridge_id        uuid        NOT NULL REFERENCES bridges (id) ON DELETE CASCADE,
-    delivery_id      bigint      REFERENCES deliveries (id) ON DELETE SET NULL,
     message_id       text        NOT NULL CHECK (length(message_id) BETWEEN 1 AND 256),
     topic            text        NOT NULL CHECK (length(topic) BETWEEN 1 AND 512),
     sender_address   text        NOT NULL CHECK (sender_address ~ '^0x[0-9a-fA-F]{40}$'),
