@@ -62,6 +62,9 @@ type Config struct {
 	// SweepInterval is how often each forward child looks for due
 	// deliveries and replies; default 5s.
 	SweepInterval time.Duration
+	// BroadcastRate is how many copies of a broadcast a bridge queues a
+	// second (BRIDGE_BROADCAST_RATE); DefaultBroadcastRate when 0.
+	BroadcastRate int
 	// ReconcileInterval is how often the runtime activates bridges that
 	// should be online and are not, and stops disabled ones; default 15s.
 	ReconcileInterval time.Duration
@@ -136,6 +139,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ActivationTimeout <= 0 {
 		c.ActivationTimeout = 60 * time.Second
+	}
+	if c.BroadcastRate <= 0 {
+		c.BroadcastRate = DefaultBroadcastRate
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 5 * time.Second

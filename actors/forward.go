@@ -132,6 +132,7 @@ func (f *forwarder) sweep(ctx actor.Context) {
 				ctx.Send(ctx.Self(), &deliveryTask{delivery: d})
 			}
 		}
+		a.fanOut(sctx, b) // broadcast.go
 	}
 	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, 200)
 	if err != nil && a.ctx.Err() == nil {
@@ -176,6 +177,9 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	contentType, text, err := decodePayload(d.Payload)
 	if err != nil {
 		a.finish(d, webhook.Result{Outcome: webhook.OutcomeRejected, Err: err})
+		return
+	}
+	if a.subscriptionCommand(b, d, text) { // broadcast.go
 		return
 	}
 	secrets, err := rt.cfg.Store.WebhookSecrets(a.ctx, a.bridgeID)

@@ -19,17 +19,19 @@ const maxMessageBytes = 32 << 10
 
 // createBridgeRequest is the body of POST /v1/bridges.
 type createBridgeRequest struct {
-	Name     string          `json:"name"`
-	Forward  *forwardRequest `json:"forward"`
-	Delivery *string         `json:"delivery"`
+	Name          string                `json:"name"`
+	Forward       *forwardRequest       `json:"forward"`
+	Delivery      *string               `json:"delivery"`
+	Subscriptions *subscriptionsRequest `json:"subscriptions"`
 }
 
 // updateBridgeRequest is the body of PATCH /v1/bridges/:id.
 type updateBridgeRequest struct {
-	Name     *string         `json:"name"`
-	Status   *string         `json:"status"`
-	Forward  *forwardRequest `json:"forward"`
-	Delivery *string         `json:"delivery"`
+	Name          *string               `json:"name"`
+	Status        *string               `json:"status"`
+	Forward       *forwardRequest       `json:"forward"`
+	Delivery      *string               `json:"delivery"`
+	Subscriptions *subscriptionsRequest `json:"subscriptions"`
 }
 
 // rotateSecretRequest is the optional body of the webhook secret rotation.
@@ -92,6 +94,12 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	subs := persistence.DefaultSubscriptions
+	if req.Subscriptions != nil {
+		if err := req.Subscriptions.apply(&subs); err != nil {
+			return err
+		}
+	}
 	address, bundle, err := newIdentity()
 	if err != nil {
 		return internal(err)
@@ -99,7 +107,7 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	acct := account(c)
 	b, secrets, err := s.opts.Store.CreateBridge(c.UserContext(), persistence.NewBridge{
 		AccountID: acct.ID, Address: address, Name: req.Name, KeyBundle: bundle, Forward: cfg,
-		MaxBridges: s.opts.MaxBridgesPerAccount, Delivery: delivery,
+		MaxBridges: s.opts.MaxBridgesPerAccount, Delivery: delivery, Subscriptions: &subs,
 	})
 	if errors.Is(err, persistence.ErrQuotaExceeded) {
 		s.metrics.quotaRefusals.WithLabelValues("bridges").Inc()
@@ -189,6 +197,11 @@ func (s *Server) updateBridge(c *fiber.Ctx) error {
 		}
 		if req.Delivery != nil {
 			b.Delivery = delivery
+		}
+		if req.Subscriptions != nil {
+			if err := req.Subscriptions.apply(&b.Subscriptions); err != nil {
+				return err
+			}
 		}
 		if req.Forward != nil {
 			checked := *req.Forward

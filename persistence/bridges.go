@@ -73,9 +73,13 @@ type Bridge struct {
 	HasHookToken bool
 	// Delivery says where inbound messages go: the webhook, the live
 	// stream, or both.
-	Delivery  DeliveryMode
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Delivery DeliveryMode
+	// Subscriptions are the bridge's subscribe commands.
+	Subscriptions Subscriptions
+	// BroadcastsPending says a broadcast has copies left to queue.
+	BroadcastsPending bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 // NewBridge is what CreateBridge needs.
@@ -89,6 +93,9 @@ type NewBridge struct {
 	Forward   ForwardConfig
 	// Delivery is the delivery mode; the webhook when empty.
 	Delivery DeliveryMode
+	// Subscriptions are the subscribe commands; DefaultSubscriptions
+	// when nil.
+	Subscriptions *Subscriptions
 	// IssueHookToken asks for a relaycc hook token.
 	IssueHookToken bool
 	// MaxBridges, when above 0, is the account's bridge quota: creating
@@ -107,7 +114,8 @@ type BridgeSecrets struct {
 const bridgeColumns = `
 	b.id, b.account_id, b.address, b.name, b.status, b.hook_token_hash IS NOT NULL, b.created_at, b.updated_at,
 	f.url, f.body_format, f.reply_mode, f.timeout_ms, f.max_concurrency, f.allow_senders, f.deny_senders,
-	f.headers_key_id, f.headers_nonce, f.headers_ciphertext, b.delivery`
+	f.headers_key_id, f.headers_nonce, f.headers_ciphertext, b.delivery,
+	b.subscriptions, b.subscribe_word, b.unsubscribe_word, b.broadcasts_pending`
 
 const bridgeFrom = ` FROM bridges b JOIN forward_configs f ON f.bridge_id = b.id `
 
@@ -120,7 +128,8 @@ func (s *Store) scanBridge(r pgx.Row) (Bridge, error) {
 	)
 	err := r.Scan(&b.ID, &b.AccountID, &b.Address, &b.Name, &b.Status, &b.HasHookToken, &b.CreatedAt, &b.UpdatedAt,
 		&b.Forward.URL, &b.Forward.BodyFormat, &b.Forward.ReplyMode, &timeoutMS, &b.Forward.MaxConcurrency,
-		&b.Forward.AllowSenders, &b.Forward.DenySenders, &headers.KeyID, &headers.Nonce, &headers.Ciphertext, &b.Delivery)
+		&b.Forward.AllowSenders, &b.Forward.DenySenders, &headers.KeyID, &headers.Nonce, &headers.Ciphertext, &b.Delivery,
+		&b.Subscriptions.Enabled, &b.Subscriptions.SubscribeWord, &b.Subscriptions.UnsubscribeWord, &b.BroadcastsPending)
 	if err != nil {
 		return Bridge{}, err
 	}
@@ -164,6 +173,10 @@ func (s *Store) CreateBridge(ctx context.Context, nb NewBridge) (Bridge, BridgeS
 	}
 	secrets.WebhookSecret = newWebhookSecret()
 
+	subs := DefaultSubscriptions
+	if nb.Subscriptions != nil {
+		subs = *nb.Subscriptions
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if nb.MaxBridges > 0 {
 			if err := checkBridgeQuota(ctx, tx, nb.AccountID, nb.MaxBridges); err != nil {
@@ -171,9 +184,11 @@ func (s *Store) CreateBridge(ctx context.Context, nb NewBridge) (Bridge, BridgeS
 			}
 		}
 		_, err := tx.Exec(ctx, `
-			INSERT INTO bridges (id, account_id, address, name, key_id, key_nonce, key_ciphertext, hook_token_hash, delivery)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			id, nb.AccountID, nb.Address, nb.Name, sealedKey.KeyID, sealedKey.Nonce, sealedKey.Ciphertext, hookHash, string(nb.Delivery.orWebhook()))
+			INSERT INTO bridges (id, account_id, address, name, key_id, key_nonce, key_ciphertext, hook_token_hash, delivery,
+				subscriptions, subscribe_word, unsubscribe_word)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			id, nb.AccountID, nb.Address, nb.Name, sealedKey.KeyID, sealedKey.Nonce, sealedKey.Ciphertext, hookHash, string(nb.Delivery.orWebhook()),
+			subs.Enabled, subs.SubscribeWord, subs.UnsubscribeWord)
 		if err != nil {
 			return err
 		}
@@ -353,8 +368,10 @@ func (s *Store) UpdateBridge(ctx context.Context, accountID, bridgeID string, ch
 			changeErr = err
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE bridges SET name = $2, status = $3, delivery = $4, updated_at = now() WHERE id = $1`,
-			bridgeID, b.Name, string(b.Status), string(b.Delivery)); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE bridges SET name = $2, status = $3, delivery = $4, subscriptions = $5,
+			subscribe_word = $6, unsubscribe_word = $7, updated_at = now() WHERE id = $1`,
+			bridgeID, b.Name, string(b.Status), string(b.Delivery), b.Subscriptions.Enabled,
+			b.Subscriptions.SubscribeWord, b.Subscriptions.UnsubscribeWord); err != nil {
 			return err
 		}
 		if err := s.upsertForward(ctx, tx, bridgeID, b.Forward); err != nil {

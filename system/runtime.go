@@ -121,6 +121,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		CanaryURL:         canaryURL,
 		LeaseTTL:          cfg.LeaseTTL,
 		SweepInterval:     cfg.SweepInterval,
+		BroadcastRate:     cfg.BroadcastRate,
 		ReconcileInterval: cfg.ReconcileInterval,
 		DrainTimeout:      cfg.ShutdownTimeout / 2,
 		Provider:          cfg.Cluster.Provider,

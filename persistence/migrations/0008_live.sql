@@ -69,3 +69,55 @@ CREATE INDEX live_messages_claims_idx ON live_messages (claimed_by) WHERE status
 CREATE INDEX live_messages_expiry_idx ON live_messages (created_at) WHERE status = 'pending';
 CREATE INDEX live_messages_clear_idx ON live_messages (id) WHERE body_key_id IS NULL AND purged_at IS NULL;
 CREATE INDEX live_messages_purge_idx ON live_messages (updated_at) WHERE purged_at IS NULL AND status IN ('acked', 'dead');
+
+-- Subscriptions: an XMTP user sends the bridge its subscribe word (or its
+-- unsubscribe word) and the bridge keeps it in subscribers; the feature
+-- can be turned off per bridge. broadcasts_pending is the hint, read with
+-- the bridge, that its grain has broadcast copies to queue: an idle bridge
+-- costs no query for broadcasts.
+ALTER TABLE bridges
+    ADD COLUMN subscriptions      boolean NOT NULL DEFAULT true,
+    ADD COLUMN subscribe_word     text    NOT NULL DEFAULT '/subscribe' CHECK (length(subscribe_word) BETWEEN 1 AND 64),
+    ADD COLUMN unsubscribe_word   text    NOT NULL DEFAULT '/unsubscribe' CHECK (length(unsubscribe_word) BETWEEN 1 AND 64),
+    ADD COLUMN broadcasts_pending boolean NOT NULL DEFAULT false;
+
+CREATE TABLE subscribers (
+    bridge_id  uuid        NOT NULL REFERENCES bridges (id) ON DELETE CASCADE,
+    address    text        NOT NULL CHECK (address ~ '^0x[0-9a-fA-F]{40}$'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bridge_id, address)
+);
+
+-- broadcasts are the owner's pushes to every subscriber of a bridge. The
+-- content is sealed like delivery payloads, bound to the broadcast. Each
+-- subscriber at the time of the broadcast gets one broadcast_recipients row;
+-- the grain turns each, once, into an outbox reply (status queued, with
+-- its reply_id) in one transaction, at most BRIDGE_BROADCAST_RATE a second
+-- (next_batch_at), or marks it failed with the reason. When no recipient
+-- is pending any more, the content is erased (purged_at).
+CREATE TABLE broadcasts (
+    id             uuid        PRIMARY KEY,
+    bridge_id      uuid        NOT NULL REFERENCES bridges (id) ON DELETE CASCADE,
+    content        bytea       NOT NULL,
+    content_key_id text        CHECK (content_key_id IS NULL OR length(content_key_id) BETWEEN 1 AND 64),
+    content_nonce  bytea       CHECK (content_nonce IS NULL OR length(content_nonce) = 12),
+    recipients     integer     NOT NULL CHECK (recipients >= 0),
+    next_batch_at  timestamptz NOT NULL DEFAULT now(),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    purged_at      timestamptz,
+    CONSTRAINT broadcasts_content_sealed_check CHECK ((content_key_id IS NULL) = (content_nonce IS NULL))
+);
+CREATE INDEX broadcasts_bridge_idx ON broadcasts (bridge_id, created_at);
+
+CREATE TABLE broadcast_recipients (
+    broadcast_id uuid        NOT NULL REFERENCES broadcasts (id) ON DELETE CASCADE,
+    address      text        NOT NULL CHECK (address ~ '^0x[0-9a-fA-F]{40}$'),
+    status       text        NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'queued', 'failed')),
+    reply_id     bigint      REFERENCES reply_outbox (id) ON DELETE SET NULL,
+    message_id   text        CHECK (message_id IS NULL OR length(message_id) BETWEEN 1 AND 256),
+    last_error   text        NOT NULL DEFAULT '' CHECK (length(last_error) <= 2000),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (broadcast_id, address)
+);
+CREATE INDEX broadcast_recipients_pending_idx ON broadcast_recipients (broadcast_id) WHERE status = 'pending';

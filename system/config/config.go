@@ -151,6 +151,8 @@ type Config struct {
 	// LiveClaimTTL is how long a live consumer's claims outlive their
 	// node's last renewal.
 	LiveClaimTTL time.Duration
+	// BroadcastRate is how many broadcast copies a bridge queues a second.
+	BroadcastRate int
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -253,6 +255,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.LiveRetention = p.duration(EnvLiveRetention, 168*time.Hour, time.Second, 100_000*time.Hour)
 	c.LiveWindow = p.integer(EnvLiveWindow, 100, 1, 1000)
 	c.LiveClaimTTL = p.duration(EnvLiveClaimTTL, 15*time.Second, time.Second, time.Hour)
+	c.BroadcastRate = p.integer(EnvBroadcastRate, 50, 1, 100_000)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

@@ -74,6 +74,7 @@ const (
 	EnvLiveRetention           = "BRIDGE_LIVE_RETENTION"
 	EnvLiveWindow              = "BRIDGE_LIVE_WINDOW"
 	EnvLiveClaimTTL            = "BRIDGE_LIVE_CLAIM_TTL"
+	EnvBroadcastRate           = "BRIDGE_BROADCAST_RATE"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -184,6 +185,8 @@ var Vars = []Var{
 		Description: "Default number of messages a live consumer may hold unacknowledged; a consumer may ask for fewer with ?window=."},
 	{Name: EnvLiveClaimTTL, Default: "15s", Example: "5s",
 		Description: "How long messages sent to a live consumer stay its own after its node stops renewing them (a node that died); then they go to the next consumer."},
+	{Name: EnvBroadcastRate, Default: "50", Example: "200",
+		Description: "Most copies of a broadcast one bridge queues to its subscribers per second."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",
