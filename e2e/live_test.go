@@ -182,6 +182,22 @@ func TestLiveConsumersReplyToXMTPJS(t *testing.T) {
 	if str(st, "message", "status") != "sent" || str(st, "message", "source") != "live" {
 		t.Fatalf("status of the reply: %v", st)
 	}
+	// A send frame goes through the reverse proxy and has its status.
+	pushed := gc.call("send", map[string]any{"to": me.Address, "content": "pushed"})
+	if pushed.Error != nil || pushed.Result["messageId"] == nil {
+		t.Fatalf("send: %+v", pushed)
+	}
+	pushedID := fmt.Sprint(pushed.Result["messageId"])
+	if st := gc.notification("status", 30*time.Second); st.Params["messageId"] != pushedID || st.Params["status"] != "sent" {
+		t.Fatalf("send status %v", st.Params)
+	}
+	st = mustCall(t, 200, "GET", c.api+"/v1/bridges/"+id+"/messages/"+pushedID, key, nil)
+	if str(st, "message", "status") != "sent" || str(st, "message", "source") != "live" || !strings.EqualFold(str(st, "message", "to"), me.Address) {
+		t.Fatalf("status of the send: %v", st)
+	}
+	if bad := gc.call("send", map[string]any{"to": me.Address, "content": "x", "cc": "y"}); bad.Error == nil || bad.Error.Code != -32602 {
+		t.Fatalf("send with an unknown field: %+v", bad)
+	}
 	gc.conn.Close(websocket.StatusNormalClosure, "done")
 
 	// The same with Node's ws, authenticated by subprotocol.
