@@ -18,6 +18,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,6 +38,7 @@ const DefaultBroadcastRate = 50
 const (
 	subscribedReply   = "You are subscribed. Send %s to stop."
 	unsubscribedReply = "You are unsubscribed. Send %s to subscribe again."
+	fullReply         = "This bridge has as many subscribers as it can take; try again later."
 )
 
 // subscriptionCommand handles d when its text is a subscribe command and
@@ -48,14 +50,18 @@ func (a *activation) subscriptionCommand(b persistence.Bridge, d persistence.Del
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
 	defer cancel()
-	if err := a.rt.cfg.Store.SetSubscribed(ctx, a.currentLease(), a.bridgeID, d.SenderAddress, cmd > 0); err != nil {
-		a.noteFenced(err)
-		a.log.Warn("set subscription", "delivery", d.ID, "error", err)
-		return true // the delivery stays due and is tried again
-	}
 	reply := fmt.Sprintf(subscribedReply, b.Subscriptions.UnsubscribeWord)
 	if cmd < 0 {
 		reply = fmt.Sprintf(unsubscribedReply, b.Subscriptions.SubscribeWord)
+	}
+	err := a.rt.cfg.Store.SetSubscribed(ctx, a.currentLease(), a.bridgeID, d.SenderAddress, cmd > 0)
+	switch {
+	case errors.Is(err, persistence.ErrQuotaExceeded):
+		reply = fullReply
+	case err != nil:
+		a.noteFenced(err)
+		a.log.Warn("set subscription", "delivery", d.ID, "error", err)
+		return true // the delivery stays due and is tried again
 	}
 	a.complete(ctx, d, persistence.DeliveryAttempt{}, webhook.Result{Outcome: webhook.OutcomeDelivered, HasReply: true, Reply: reply})
 	return true

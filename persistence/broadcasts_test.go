@@ -35,6 +35,13 @@ func TestSubscribersAndBroadcastsQueueEachCopyOnce(t *testing.T) {
 	if err := s.SetSubscribed(ctx, l, b.ID, subs[4], false); err != nil {
 		t.Fatal(err)
 	}
+	// A full bridge takes no new subscriber, and keeps the ones it has.
+	if err := s.setSubscribed(ctx, l, b.ID, randomAddress(t), true, 4); !errors.Is(err, ErrQuotaExceeded) {
+		t.Fatalf("subscribe to a full bridge: %v", err)
+	}
+	if err := s.setSubscribed(ctx, l, b.ID, subs[0], true, 4); err != nil {
+		t.Fatalf("subscribe again to a full bridge: %v", err)
+	}
 	list, next, err := s.ListSubscribers(ctx, a.ID, b.ID, Page{Limit: 3})
 	if err != nil || len(list) != 3 || next == "" {
 		t.Fatalf("subscribers: %+v %q %v", list, next, err)

@@ -38,6 +38,11 @@ func (s Subscriptions) Command(text string) int {
 	return 0
 }
 
+// MaxSubscribers is how many subscribers a bridge holds at most: anyone can
+// make XMTP identities, so a hostile crowd cannot grow the table without
+// bound.
+const MaxSubscribers = 100_000
+
 // Subscriber is an XMTP user subscribed to a bridge.
 type Subscriber struct {
 	Address   string
@@ -45,8 +50,14 @@ type Subscriber struct {
 }
 
 // SetSubscribed adds (on) or removes an XMTP user's subscription to a
-// bridge, under the caller's lease. Doing it twice changes nothing.
+// bridge, under the caller's lease. Doing it twice changes nothing. A new
+// subscriber of a bridge that holds max (MaxSubscribers when 0) is
+// ErrQuotaExceeded.
 func (s *Store) SetSubscribed(ctx context.Context, l Lease, bridgeID, address string, on bool) error {
+	return s.setSubscribed(ctx, l, bridgeID, address, on, MaxSubscribers)
+}
+
+func (s *Store) setSubscribed(ctx context.Context, l Lease, bridgeID, address string, on bool, max int) error {
 	if !validID(bridgeID) {
 		return fmt.Errorf("set subscription: %w", ErrNotFound)
 	}
@@ -54,12 +65,28 @@ func (s *Store) SetSubscribed(ctx context.Context, l Lease, bridgeID, address st
 		if err := checkLease(ctx, tx, l); err != nil {
 			return err
 		}
-		var err error
-		if on {
-			_, err = tx.Exec(ctx, `INSERT INTO subscribers (bridge_id, address) VALUES ($1, $2) ON CONFLICT DO NOTHING`, bridgeID, address)
-		} else {
-			_, err = tx.Exec(ctx, `DELETE FROM subscribers WHERE bridge_id = $1 AND lower(address) = lower($2)`, bridgeID, address)
+		if !on {
+			_, err := tx.Exec(ctx, `DELETE FROM subscribers WHERE bridge_id = $1 AND lower(address) = lower($2)`, bridgeID, address)
+			return err
 		}
+		// The bridge row is locked so that concurrent subscribers are
+		// counted one after the other.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM bridges WHERE id = $1 FOR UPDATE`, bridgeID); err != nil {
+			return err
+		}
+		var exists bool
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscribers WHERE bridge_id = $1 AND address = $2),
+			(SELECT count(*) FROM subscribers WHERE bridge_id = $1)`, bridgeID, address).Scan(&exists, &n); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		if n >= max {
+			return ErrQuotaExceeded
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO subscribers (bridge_id, address) VALUES ($1, $2) ON CONFLICT DO NOTHING`, bridgeID, address)
 		return err
 	})
 	if err != nil {
