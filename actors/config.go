@@ -76,6 +76,9 @@ type Config struct {
 	// ReplyLoopLimit is the most automatic replies one bridge sends in one
 	// conversation within a minute (see loopguard.go); 0 means no limit.
 	ReplyLoopLimit int
+	// BroadcastRate is how many copies of a broadcast a bridge queues a
+	// second (BRIDGE_BROADCAST_RATE); DefaultBroadcastRate when 0.
+	BroadcastRate int
 	// ReconcileInterval is how often the runtime activates bridges that
 	// should be online and are not, and stops disabled ones; default 15s.
 	ReconcileInterval time.Duration
@@ -167,6 +170,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ActivationTimeout <= 0 {
 		c.ActivationTimeout = 60 * time.Second
+	}
+	if c.BroadcastRate <= 0 {
+		c.BroadcastRate = DefaultBroadcastRate
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 5 * time.Second

@@ -148,6 +148,7 @@ func (f *forwarder) sweep(ctx actor.Context) {
 				ctx.Send(ctx.Self(), &deliveryTask{delivery: d})
 			}
 		}
+		a.fanOut(sctx, b) // broadcast.go
 	}
 	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, 200)
 	if err != nil && a.ctx.Err() == nil {
@@ -194,6 +195,9 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 		a.finish(b, d, webhook.Result{Outcome: webhook.OutcomeInvalid, Err: err})
 		return
 	}
+	if a.subscriptionCommand(b, d, text) { // broadcast.go
+		return
+	}
 	secrets, err := rt.cfg.Store.WebhookSecrets(a.ctx, a.bridgeID)
 	if err != nil {
 		a.log.Warn("load webhook secrets", "error", err)
@@ -215,6 +219,9 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	msg := webhook.Message{
 		ID: d.MessageID, Bridge: a.address, Sender: d.SenderAddress, Topic: d.Topic, ConversationID: convID,
 		ContentType: contentType, Content: text, SentAt: time.Unix(0, d.SentNs),
+	}
+	if b.Delivery.Live() && (!a.handOverLive(b, d, msg) || !b.Delivery.Webhook()) {
+		return // live only, or not handed over yet: see live.go
 	}
 	timeout := ep.Timeout
 	if timeout <= 0 {

@@ -43,6 +43,14 @@ type Store interface {
 	RecordReplyAttempt(ctx context.Context, l persistence.Lease, replyID int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
 
 	Quarantine(ctx context.Context, bridgeID, topic string, envelope []byte, reason string) error
+
+	HandOverLive(ctx context.Context, l persistence.Lease, d persistence.Delivery, body []byte, complete bool) error
+	SetSubscribed(ctx context.Context, l persistence.Lease, bridgeID, address string, on bool) error
+	BroadcastBatch(ctx context.Context, l persistence.Lease, bridgeID string, rate int) ([]persistence.BroadcastCopy, bool, error)
+	QueueBroadcastCopy(ctx context.Context, l persistence.Lease, c persistence.BroadcastCopy, r persistence.Reply, messageID string) (int64, bool, error)
+	FailBroadcastCopy(ctx context.Context, l persistence.Lease, c persistence.BroadcastCopy, reason string) error
+	FinishBroadcasts(ctx context.Context, bridgeID string) error
+	RecordSend(ctx context.Context, bridgeID, messageID string, source persistence.SendSource, to string, status persistence.SendStatus, lastError string) error
 }
 
 var _ Store = (*persistence.Store)(nil)

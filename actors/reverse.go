@@ -23,6 +23,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/xmtpbridge/bridge/actors/actorpb"
+	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -67,7 +68,7 @@ func (r *reverser) Receive(ctx actor.Context) {
 		}
 		sctx, cancel := context.WithTimeout(r.a.ctx, 30*time.Second)
 		defer cancel()
-		id, err := r.a.send(sctx, m.To, body)
+		id, err := r.a.send(sctx, m.To, body, persistence.SendREST)
 		ctx.Respond(&actorpb.SendResponse{MessageId: id, Error: errorToWire(err)})
 	}
 }
@@ -86,7 +87,7 @@ func (r *reverser) command(t *handlerTask) {
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
 	defer cancel()
-	id, err := a.send(ctx, cmd.TargetAddress, content.Text(cmd.Message))
+	id, err := a.send(ctx, cmd.TargetAddress, content.Text(cmd.Message), persistence.SendReverse)
 	if err != nil {
 		a.log.Warn("reverse send", "message", t.msg.ID, "to", cmd.TargetAddress, "error", err)
 		return
@@ -95,8 +96,9 @@ func (r *reverser) command(t *handlerTask) {
 }
 
 // send publishes body to an address as the bridge, in the default
-// conversation with it, which it starts when there is none.
-func (a *activation) send(ctx context.Context, to string, body *content.Content) (string, error) {
+// conversation with it, which it starts when there is none, and records
+// its status as a message sent on source.
+func (a *activation) send(ctx context.Context, to string, body *content.Content, source persistence.SendSource) (string, error) {
 	if !keys.IsAddress(to) {
 		return "", fmt.Errorf("send to %q: %w", to, ErrBadCommand)
 	}
@@ -116,7 +118,7 @@ func (a *activation) send(ctx context.Context, to string, body *content.Content)
 	if created {
 		a.rt.root.Send(a.self, &conversationStarted{conv: conv})
 	}
-	return a.publish(ctx, conv, body, "reverse")
+	return a.publishRecorded(ctx, conv, body, "reverse", source, to)
 }
 
 // publish seals and publishes body on conv.

@@ -19,15 +19,19 @@ const maxMessageBytes = 32 << 10
 
 // createBridgeRequest is the body of POST /v1/bridges.
 type createBridgeRequest struct {
-	Name    string          `json:"name"`
-	Forward *forwardRequest `json:"forward"`
+	Name          string                `json:"name"`
+	Forward       *forwardRequest       `json:"forward"`
+	Delivery      *string               `json:"delivery"`
+	Subscriptions *subscriptionsRequest `json:"subscriptions"`
 }
 
 // updateBridgeRequest is the body of PATCH /v1/bridges/:id.
 type updateBridgeRequest struct {
-	Name    *string         `json:"name"`
-	Status  *string         `json:"status"`
-	Forward *forwardRequest `json:"forward"`
+	Name          *string               `json:"name"`
+	Status        *string               `json:"status"`
+	Forward       *forwardRequest       `json:"forward"`
+	Delivery      *string               `json:"delivery"`
+	Subscriptions *subscriptionsRequest `json:"subscriptions"`
 }
 
 // rotateSecretRequest is the optional body of the webhook secret rotation.
@@ -87,6 +91,16 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	delivery, err := parseDelivery(req.Delivery)
+	if err != nil {
+		return err
+	}
+	subs := persistence.DefaultSubscriptions
+	if req.Subscriptions != nil {
+		if err := req.Subscriptions.apply(&subs); err != nil {
+			return err
+		}
+	}
 	address, bundle, err := newIdentity()
 	if err != nil {
 		return internal(err)
@@ -94,7 +108,7 @@ func (s *Server) createBridge(c *fiber.Ctx) error {
 	acct := account(c)
 	b, secrets, err := s.opts.Store.CreateBridge(c.UserContext(), persistence.NewBridge{
 		AccountID: acct.ID, Address: address, Name: req.Name, KeyBundle: bundle, Forward: cfg,
-		MaxBridges: s.opts.MaxBridgesPerAccount,
+		MaxBridges: s.opts.MaxBridgesPerAccount, Delivery: delivery, Subscriptions: &subs,
 	})
 	if errors.Is(err, persistence.ErrQuotaExceeded) {
 		s.metrics.quotaRefusals.WithLabelValues("bridges").Inc()
@@ -165,6 +179,10 @@ func (s *Server) updateBridge(c *fiber.Ctx) error {
 			return invalidField("status", `must be "active" or "disabled"`)
 		}
 	}
+	delivery, err := parseDelivery(req.Delivery)
+	if err != nil {
+		return err
+	}
 	// Check the forward URL before taking the row lock: it may resolve DNS.
 	if req.Forward != nil && req.Forward.URL != nil {
 		if err := s.targets.check(c.UserContext(), "forward.url", *req.Forward.URL); err != nil {
@@ -177,6 +195,14 @@ func (s *Server) updateBridge(c *fiber.Ctx) error {
 		}
 		if req.Status != nil {
 			b.Status = status
+		}
+		if req.Delivery != nil {
+			b.Delivery = delivery
+		}
+		if req.Subscriptions != nil {
+			if err := req.Subscriptions.apply(&b.Subscriptions); err != nil {
+				return err
+			}
 		}
 		if req.Forward != nil {
 			checked := *req.Forward

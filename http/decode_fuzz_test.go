@@ -23,6 +23,8 @@ func FuzzDecodeRequests(f *testing.F) {
 		`{"key":"k","bridgeAddress":"0x00000000000000000000000000000000000000aa"}`,
 		`{"message":{"content":"ping"}}`,
 		`{"graceSeconds":60}`,
+		`{"delivery":"both","subscriptions":{"enabled":false,"subscribeWord":"start","unsubscribeWord":"stop"}}`,
+		`{"subscriptions":{"Enabled":true}}`, `{"content":"news to all"}`,
 		`{"to":"0x00000000000000000000000000000000000000aa","content":"hi"}`,
 		`{"name":`, `[]`, `null`, ``, `{"a":1} x`, `{"forward":{"headers":{"a":1}}}`, "{\"name\":\"\xff\"}",
 		// Keys that differ from a field only in case, nested ones, escaped
@@ -41,7 +43,7 @@ func FuzzDecodeRequests(f *testing.F) {
 		targets := []any{
 			&createAccountRequest{}, &createAPIKeyRequest{}, &createBridgeRequest{}, &updateBridgeRequest{},
 			&rotateSecretRequest{}, &sendMessageRequest{}, &relayccSignupRequest{}, &relayccHookRequest{},
-			&relayccInstanceRequest{},
+			&relayccInstanceRequest{}, &broadcastRequest{},
 		}
 		for _, v := range targets {
 			err := decodeStrict(body, v)

@@ -65,6 +65,8 @@ const (
 	CodePluginMissingExport = "plugin_missing_export"
 	CodePluginBound         = "plugin_bound"
 	CodePluginRefused       = "plugin_refused"
+	CodeLiveDisabled        = "live_disabled"
+	CodeUpgradeRequired     = "upgrade_required"
 )
 
 // ErrorCodes is every code the API answers with, in the order of the Error
@@ -76,6 +78,7 @@ var ErrorCodes = []string{
 	CodeInternal, CodeInvalidCursor, CodeBridgeDisabled, CodeSignupClosed, CodeAdminDisabled,
 	CodeSendingDisabled, CodeRecipientUnknown, CodeTimeout, CodeRequestTimeout,
 	CodePluginNotWasm, CodePluginInvalid, CodePluginMissingExport, CodePluginBound, CodePluginRefused,
+	CodeLiveDisabled, CodeUpgradeRequired,
 }
 
 func errorf(status int, code, format string, args ...any) *Error {

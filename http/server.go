@@ -171,6 +171,11 @@ type Options struct {
 	// MaxPluginsPerAccount is an account's plug-in quota; 0 means
 	// DefaultMaxPluginsPerAccount.
 	MaxPluginsPerAccount int
+	// Live serves live consumers at /v1/bridges/:id/live. When nil, that
+	// endpoint answers 503.
+	Live LiveHub
+	// LiveOptions tune the live sockets.
+	LiveOptions LiveOptions
 }
 
 // Server is the HTTP front of one node.
@@ -180,6 +185,7 @@ type Server struct {
 	app     *fiber.App
 	metrics *metrics
 	targets *targetPolicy
+	live    liveSockets
 }
 
 // New builds a server and registers its routes and metrics.
@@ -279,6 +285,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections and waits for requests in flight
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.live.closeAll()
 	if err := s.app.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("shut down http server: %w", err)
 	}
@@ -322,6 +329,13 @@ func (s *Server) routes() {
 	v1.Delete("/bridges/:id", auth, s.deleteBridge)
 	v1.Post("/bridges/:id/webhook-secret/rotate", auth, s.rotateWebhookSecret)
 	v1.Post("/bridges/:id/messages", auth, s.sendMessage)
+	v1.Get("/bridges/:id/messages", auth, s.listSentMessages)
+	v1.Get("/bridges/:id/messages/:messageId", auth, s.getSentMessage)
+	v1.Get("/bridges/:id/live", s.liveAuth, auth, s.liveConnect)
+	v1.Get("/bridges/:id/subscribers", auth, s.listSubscribers)
+	v1.Delete("/bridges/:id/subscribers/:address", auth, s.deleteSubscriber)
+	v1.Post("/bridges/:id/broadcasts", auth, s.createBroadcast)
+	v1.Get("/bridges/:id/broadcasts/:broadcastId", auth, s.getBroadcast)
 	v1.Get("/bridges/:id/deliveries", auth, s.listDeliveries)
 	v1.Get("/bridges/:id/deliveries/:deliveryId", auth, s.getDelivery)
 	v1.Get("/bridges/:id/dead-letters", auth, s.listDeadLetters)

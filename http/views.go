@@ -51,14 +51,16 @@ type forwardView struct {
 
 // bridgeView is a bridge in responses.
 type bridgeView struct {
-	ID        string      `json:"id"`
-	AccountID string      `json:"accountId"`
-	Address   string      `json:"address"`
-	Name      string      `json:"name"`
-	Status    string      `json:"status"`
-	Forward   forwardView `json:"forward"`
-	CreatedAt time.Time   `json:"createdAt"`
-	UpdatedAt time.Time   `json:"updatedAt"`
+	ID            string            `json:"id"`
+	AccountID     string            `json:"accountId"`
+	Address       string            `json:"address"`
+	Name          string            `json:"name"`
+	Status        string            `json:"status"`
+	Forward       forwardView       `json:"forward"`
+	Delivery      string            `json:"delivery"`
+	Subscriptions subscriptionsView `json:"subscriptions"`
+	CreatedAt     time.Time         `json:"createdAt"`
+	UpdatedAt     time.Time         `json:"updatedAt"`
 }
 
 func viewBridge(b persistence.Bridge) bridgeView {
@@ -81,6 +83,7 @@ func viewBridge(b persistence.Bridge) bridgeView {
 			TimeoutMs: b.Forward.Timeout.Milliseconds(), MaxConcurrency: b.Forward.MaxConcurrency,
 			Headers: headers, AllowSenders: allow, DenySenders: deny,
 		},
+		Delivery: string(b.Delivery), Subscriptions: viewSubscriptions(b.Subscriptions),
 		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 	}
 }

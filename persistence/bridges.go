@@ -85,8 +85,15 @@ type Bridge struct {
 	Status       BridgeStatus
 	Forward      ForwardConfig
 	HasHookToken bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Delivery says where inbound messages go: the webhook, the live
+	// stream, or both.
+	Delivery DeliveryMode
+	// Subscriptions are the bridge's subscribe commands.
+	Subscriptions Subscriptions
+	// BroadcastsPending says a broadcast has copies left to queue.
+	BroadcastsPending bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
 // NewBridge is what CreateBridge needs.
@@ -98,6 +105,11 @@ type NewBridge struct {
 	// KeyBundle is the encoded private key bundle; it is stored sealed.
 	KeyBundle []byte
 	Forward   ForwardConfig
+	// Delivery is the delivery mode; the webhook when empty.
+	Delivery DeliveryMode
+	// Subscriptions are the subscribe commands; DefaultSubscriptions
+	// when nil.
+	Subscriptions *Subscriptions
 	// IssueHookToken asks for a relaycc hook token.
 	IssueHookToken bool
 	// MaxBridges, when above 0, is the account's bridge quota: creating
@@ -116,7 +128,8 @@ type BridgeSecrets struct {
 const bridgeColumns = `
 	b.id, b.account_id, b.address, b.name, b.status, b.hook_token_hash IS NOT NULL, b.created_at, b.updated_at,
 	f.url, f.body_format, f.reply_mode, f.timeout_ms, f.max_concurrency, f.allow_senders, f.deny_senders,
-	f.headers_key_id, f.headers_nonce, f.headers_ciphertext, f.retry`
+	f.headers_key_id, f.headers_nonce, f.headers_ciphertext, f.retry, b.delivery,
+	b.subscriptions, b.subscribe_word, b.unsubscribe_word, b.broadcasts_pending`
 
 const bridgeFrom = ` FROM bridges b JOIN forward_configs f ON f.bridge_id = b.id `
 
@@ -129,7 +142,8 @@ func (s *Store) scanBridge(r pgx.Row) (Bridge, error) {
 	)
 	err := r.Scan(&b.ID, &b.AccountID, &b.Address, &b.Name, &b.Status, &b.HasHookToken, &b.CreatedAt, &b.UpdatedAt,
 		&b.Forward.URL, &b.Forward.BodyFormat, &b.Forward.ReplyMode, &timeoutMS, &b.Forward.MaxConcurrency,
-		&b.Forward.AllowSenders, &b.Forward.DenySenders, &headers.KeyID, &headers.Nonce, &headers.Ciphertext, &b.Forward.Retry)
+		&b.Forward.AllowSenders, &b.Forward.DenySenders, &headers.KeyID, &headers.Nonce, &headers.Ciphertext, &b.Forward.Retry, &b.Delivery,
+		&b.Subscriptions.Enabled, &b.Subscriptions.SubscribeWord, &b.Subscriptions.UnsubscribeWord, &b.BroadcastsPending)
 	if err != nil {
 		return Bridge{}, err
 	}
@@ -173,6 +187,10 @@ func (s *Store) CreateBridge(ctx context.Context, nb NewBridge) (Bridge, BridgeS
 	}
 	secrets.WebhookSecret = newWebhookSecret()
 
+	subs := DefaultSubscriptions
+	if nb.Subscriptions != nil {
+		subs = *nb.Subscriptions
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if nb.MaxBridges > 0 {
 			if err := checkBridgeQuota(ctx, tx, nb.AccountID, nb.MaxBridges); err != nil {
@@ -180,9 +198,11 @@ func (s *Store) CreateBridge(ctx context.Context, nb NewBridge) (Bridge, BridgeS
 			}
 		}
 		_, err := tx.Exec(ctx, `
-			INSERT INTO bridges (id, account_id, address, name, key_id, key_nonce, key_ciphertext, hook_token_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			id, nb.AccountID, nb.Address, nb.Name, sealedKey.KeyID, sealedKey.Nonce, sealedKey.Ciphertext, hookHash)
+			INSERT INTO bridges (id, account_id, address, name, key_id, key_nonce, key_ciphertext, hook_token_hash, delivery,
+				subscriptions, subscribe_word, unsubscribe_word)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			id, nb.AccountID, nb.Address, nb.Name, sealedKey.KeyID, sealedKey.Nonce, sealedKey.Ciphertext, hookHash, string(nb.Delivery.orWebhook()),
+			subs.Enabled, subs.SubscribeWord, subs.UnsubscribeWord)
 		if err != nil {
 			return err
 		}
@@ -348,8 +368,8 @@ func (s *Store) listBridges(ctx context.Context, where string, page Page, args .
 }
 
 // UpdateBridge changes a bridge of the account in one transaction: it loads
-// the bridge with a row lock, lets change edit the name, status and forward
-// configuration, and stores the result. Other fields are ignored. An error
+// the bridge with a row lock, lets change edit the name, status, delivery mode and
+// forward configuration, and stores the result. Other fields are ignored. An error
 // from change aborts the update and is returned as it is.
 func (s *Store) UpdateBridge(ctx context.Context, accountID, bridgeID string, change func(*Bridge) error) (Bridge, error) {
 	if !validID(accountID) || !validID(bridgeID) {
@@ -366,8 +386,10 @@ func (s *Store) UpdateBridge(ctx context.Context, accountID, bridgeID string, ch
 			changeErr = err
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE bridges SET name = $2, status = $3, updated_at = now() WHERE id = $1`,
-			bridgeID, b.Name, string(b.Status)); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE bridges SET name = $2, status = $3, delivery = $4, subscriptions = $5,
+			subscribe_word = $6, unsubscribe_word = $7, updated_at = now() WHERE id = $1`,
+			bridgeID, b.Name, string(b.Status), string(b.Delivery), b.Subscriptions.Enabled,
+			b.Subscriptions.SubscribeWord, b.Subscriptions.UnsubscribeWord); err != nil {
 			return err
 		}
 		if err := s.upsertForward(ctx, tx, bridgeID, b.Forward); err != nil {

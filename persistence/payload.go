@@ -101,6 +101,11 @@ var contentColumns = []contentColumn{
 		aadKeys: "bridge_id::text, message_id", sealedOnly: true,
 		aad: func(_ int64, bridgeID, messageID string) []byte { return deliveryReplyAAD(bridgeID, messageID) },
 	},
+	{
+		table: "live_messages", data: "body", keyID: "body_key_id", nonce: "body_nonce",
+		aadKeys: "bridge_id::text, message_id",
+		aad:     func(_ int64, bridgeID, messageID string) []byte { return liveBodyAAD(bridgeID, messageID) },
+	},
 }
 
 // SealClearContent seals, under the current master key, the delivery

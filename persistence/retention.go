@@ -24,6 +24,10 @@ type Retention struct {
 	Payload time.Duration
 	// Quarantine is how long a quarantined message is kept.
 	Quarantine time.Duration
+	// Live is how long a live message waits for an acknowledgement before
+	// it is dead (BRIDGE_LIVE_RETENTION); acknowledged and dead live
+	// messages keep their content for Payload.
+	Live time.Duration
 }
 
 // SweepResult counts what one retention sweep did.
@@ -37,6 +41,10 @@ type SweepResult struct {
 	PurgedReplies    int
 	// QuarantineDeleted is the number of quarantined messages deleted.
 	QuarantineDeleted int
+	// LiveExpired is the number of live messages that became dead, and
+	// PurgedLive the live messages whose content was erased.
+	LiveExpired int
+	PurgedLive  int
 }
 
 // SweepRetention seals content left in clear by an earlier version, erases
@@ -72,6 +80,16 @@ func (s *Store) SweepRetention(ctx context.Context, r Retention) (SweepResult, e
 			FROM due WHERE o.id = due.id`, r.Payload)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("purge outbox replies: %w", err))
+		}
+	}
+	if r.Live > 0 {
+		if res.LiveExpired, err = s.ExpireLive(ctx, r.Live); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.Payload > 0 {
+		if res.PurgedLive, err = s.purgeLive(ctx, r.Payload); err != nil {
+			errs = append(errs, fmt.Errorf("purge live messages: %w", err))
 		}
 	}
 	if r.Quarantine > 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmtpbridge/bridge/actors"
 	bridgehttp "github.com/xmtpbridge/bridge/http"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/system/config"
@@ -21,6 +22,8 @@ type apiServer struct {
 	ln       net.Listener
 	stopping atomic.Bool
 	done     chan struct{}
+	// live is the node's live hub, stopped after the API.
+	live *actors.LiveHub
 }
 
 // listenAPI opens the API's listener on BRIDGE_HTTP_ADDR before anything
@@ -61,18 +64,27 @@ func startAPI(cfg *config.Config, log *slog.Logger, reg *prometheus.Registry, st
 		ProxyHeader:            cfg.ProxyHeader,
 		TrustedProxies:         cfg.TrustedProxies,
 	}
+	var live *actors.LiveHub
 	if rt != nil {
 		opts.Sender, opts.Instances, opts.Events, opts.Identities, opts.Cluster = rt, rt, rt, rt.identities, rt
 		if rt.plugins != nil {
 			opts.Plugins = rt.plugins
 		}
+		var err error
+		if live, err = startLive(cfg, log, reg, store, rt.rt.Nudge); err != nil {
+			return nil, err
+		}
+		opts.Live = liveHub{live}
 	}
 	opts.MaxPluginBytes, opts.MaxPluginsPerAccount = cfg.Plugins.MaxUpload, cfg.Plugins.MaxPerAccount
 	server, err := bridgehttp.New(opts)
 	if err != nil {
+		if live != nil {
+			live.Stop()
+		}
 		return nil, fmt.Errorf("build http api: %w", err)
 	}
-	a := &apiServer{server: server, ln: ln, done: make(chan struct{})}
+	a := &apiServer{server: server, ln: ln, done: make(chan struct{}), live: live}
 	go func() {
 		defer close(a.done)
 		err := server.Serve(ln)
@@ -94,6 +106,9 @@ func (a *apiServer) addr() string { return a.ln.Addr().String() }
 func (a *apiServer) shutdown(ctx context.Context) error {
 	a.stopping.Store(true)
 	err := a.server.Shutdown(ctx)
+	if a.live != nil {
+		a.live.Stop()
+	}
 	if errors.Is(err, net.ErrClosed) {
 		// The listener had already failed; Wait reported why.
 		err = nil

@@ -124,7 +124,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.setRefs(func() { n.store = store })
 	ret, err := newRetention(store, n.log.With("component", "retention"), n.registry, persistence.Retention{
-		Payload: n.cfg.PayloadRetention, Quarantine: n.cfg.QuarantineRetention}, n.cfg.RetentionInterval)
+		Payload: n.cfg.PayloadRetention, Quarantine: n.cfg.QuarantineRetention, Live: n.cfg.LiveRetention}, n.cfg.RetentionInterval)
 	if err != nil {
 		return err
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xmtpbridge/bridge/actors"
+	"github.com/xmtpbridge/bridge/actors/egress"
 	"github.com/xmtpbridge/bridge/actors/plugin"
 	bridgehttp "github.com/xmtpbridge/bridge/http"
-	"github.com/xmtpbridge/bridge/actors/egress"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/system/config"
 )

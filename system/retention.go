@@ -30,6 +30,8 @@ type retention struct {
 	purged     *prometheus.CounterVec
 	quarantine prometheus.Counter
 	errors     prometheus.Counter
+	// liveExpired counts live messages that became dead letters.
+	liveExpired prometheus.Counter
 
 	stop chan struct{}
 	done chan struct{}
@@ -45,8 +47,12 @@ func newRetention(store *persistence.Store, log *slog.Logger, reg prometheus.Reg
 		}),
 		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_retention_purged_total",
-			Help: "Final deliveries and sent replies whose content the retention sweep erased, by kind (delivery, reply).",
+			Help: "Final deliveries, sent replies and done live messages whose content the retention sweep erased, by kind (delivery, reply, live).",
 		}, []string{"kind"}),
+		liveExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_live_expired_total",
+			Help: "Live messages no consumer acknowledged within BRIDGE_LIVE_RETENTION; each became a dead letter.",
+		}),
 		quarantine: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_retention_quarantine_deleted_total",
 			Help: "Quarantined messages the retention sweep deleted because they were older than BRIDGE_QUARANTINE_RETENTION.",
@@ -56,10 +62,10 @@ func newRetention(store *persistence.Store, log *slog.Logger, reg prometheus.Reg
 			Help: "Retention sweeps that met an error; the next sweep tries again.",
 		}),
 	}
-	for _, k := range []string{"delivery", "reply"} {
+	for _, k := range []string{"delivery", "reply", "live"} {
 		r.purged.WithLabelValues(k)
 	}
-	for _, c := range []prometheus.Collector{r.sealed, r.purged, r.quarantine, r.errors} {
+	for _, c := range []prometheus.Collector{r.sealed, r.purged, r.quarantine, r.errors, r.liveExpired} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register retention metrics: %w", err)
 		}
@@ -100,13 +106,16 @@ func (r *retention) sweep() {
 	r.purged.WithLabelValues("delivery").Add(float64(res.PurgedDeliveries))
 	r.purged.WithLabelValues("reply").Add(float64(res.PurgedReplies))
 	r.quarantine.Add(float64(res.QuarantineDeleted))
+	r.purged.WithLabelValues("live").Add(float64(res.PurgedLive))
+	r.liveExpired.Add(float64(res.LiveExpired))
 	if err != nil && ctx.Err() == nil {
 		r.errors.Inc()
 		r.log.Warn("retention sweep", "error", err)
 	}
 	if res != (persistence.SweepResult{}) {
 		r.log.Info("retention sweep done", "sealed", res.Sealed, "purged_deliveries", res.PurgedDeliveries,
-			"purged_replies", res.PurgedReplies, "quarantine_deleted", res.QuarantineDeleted)
+			"purged_replies", res.PurgedReplies, "quarantine_deleted", res.QuarantineDeleted,
+			"live_expired", res.LiveExpired, "purged_live", res.PurgedLive)
 	}
 }
 

@@ -131,6 +131,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		LeaseTTL:          cfg.LeaseTTL,
 		SweepInterval:     cfg.SweepInterval,
 		ReplyLoopLimit:    cfg.ReplyLoopLimit,
+		BroadcastRate:     cfg.BroadcastRate,
 		ReconcileInterval: cfg.ReconcileInterval,
 		DrainTimeout:      cfg.ShutdownTimeout / 2,
 		Provider:          cfg.Cluster.Provider,

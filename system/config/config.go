@@ -162,6 +162,16 @@ type Config struct {
 	// ReplyLoopLimit is the most automatic replies a bridge sends in one
 	// conversation per minute; 0 means no limit.
 	ReplyLoopLimit int
+	// LiveRetention is how long a live message waits for an
+	// acknowledgement before it is a dead letter.
+	LiveRetention time.Duration
+	// LiveWindow is the default window of a live consumer.
+	LiveWindow int
+	// LiveClaimTTL is how long a live consumer's claims outlive their
+	// node's last renewal.
+	LiveClaimTTL time.Duration
+	// BroadcastRate is how many broadcast copies a bridge queues a second.
+	BroadcastRate int
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -268,6 +278,10 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.TombstoneFor = p.duration(EnvTombstoneFor, 168*time.Hour, 0, 100_000*time.Hour)
 	c.TombstoneMessage = p.line(EnvTombstoneMessage, DefaultTombstoneMessage, 500)
 	c.ReplyLoopLimit = p.integer(EnvReplyLoopLimit, 20, 0, 1_000_000)
+	c.LiveRetention = p.duration(EnvLiveRetention, 168*time.Hour, time.Second, 100_000*time.Hour)
+	c.LiveWindow = p.integer(EnvLiveWindow, 100, 1, 1000)
+	c.LiveClaimTTL = p.duration(EnvLiveClaimTTL, 15*time.Second, time.Second, time.Hour)
+	c.BroadcastRate = p.integer(EnvBroadcastRate, 50, 1, 100_000)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

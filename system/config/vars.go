@@ -75,6 +75,10 @@ const (
 	EnvTombstoneFor            = "BRIDGE_TOMBSTONE_FOR"
 	EnvTombstoneMessage        = "BRIDGE_TOMBSTONE_MESSAGE"
 	EnvReplyLoopLimit          = "BRIDGE_REPLY_LOOP_LIMIT"
+	EnvLiveRetention           = "BRIDGE_LIVE_RETENTION"
+	EnvLiveWindow              = "BRIDGE_LIVE_WINDOW"
+	EnvLiveClaimTTL            = "BRIDGE_LIVE_CLAIM_TTL"
+	EnvBroadcastRate           = "BRIDGE_BROADCAST_RATE"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -187,6 +191,14 @@ var Vars = []Var{
 		Description: "The one line a deleted bridge's address answers, at most 500 bytes."},
 	{Name: EnvReplyLoopLimit, Default: "20", Example: "60",
 		Description: "Most automatic replies a bridge sends in one conversation per minute; over it a delivery completes without its reply, which stops two reply-mode bridges answering each other forever; 0 turns the limit off."},
+	{Name: EnvLiveRetention, Default: "168h", Example: "24h",
+		Description: "How long a message of a live bridge waits for a consumer's acknowledgement; then it is counted and becomes a dead letter."},
+	{Name: EnvLiveWindow, Default: "100", Example: "20",
+		Description: "Default number of messages a live consumer may hold unacknowledged; a consumer may ask for fewer with ?window=."},
+	{Name: EnvLiveClaimTTL, Default: "15s", Example: "5s",
+		Description: "How long messages sent to a live consumer stay its own after its node stops renewing them (a node that died); then they go to the next consumer."},
+	{Name: EnvBroadcastRate, Default: "50", Example: "200",
+		Description: "Most copies of a broadcast one bridge queues to its subscribers per second."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// hostOf returns the node that hosts a bridge, once one does.
+func (c *bridgeCluster) hostOf(bridgeID string) *clusterNode {
+	c.t.Helper()
+	var host *clusterNode
+	waitFor(c.t, 90*time.Second, "bridge "+bridgeID+" hosted", func() bool {
+		for _, n := range c.live() {
+			status, got := call(c.t, "GET", n.api+"/v1/bridges/"+bridgeID, c.apiKey, nil)
+			if status != 200 || str(got, "live", "live") != "online" {
+				continue
+			}
+			for _, m := range c.live() {
+				if m.id == str(got, "live", "node") {
+					host = m
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return host
+}
+
+// liveTally is what a consumer saw and did.
+type liveTally struct {
+	order   []string        // contents in the order first seen
+	seen    map[string]bool // by content
+	replied map[string]bool
+}
+
+// consume reads messages until want holds every content or the socket
+// fails, acknowledging each and replying "re: <content>" to each (a
+// duplicate's reply is refused as already sent). It returns the error that
+// ended the socket, nil when done.
+func (lc *liveConn) consume(tally *liveTally, want map[string]bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !containsAll(tally.seen, want) {
+		f, err := lc.read(time.Until(deadline))
+		if err != nil {
+			return err
+		}
+		if f.Method != "message" {
+			continue
+		}
+		text, id := fmt.Sprint(f.Params["content"]), fmt.Sprint(f.Params["id"])
+		if !tally.seen[text] {
+			tally.seen[text] = true
+			tally.order = append(tally.order, text)
+		}
+		if err := lc.send("reply", map[string]any{"id": id, "content": "re: " + text}); err != nil {
+			return err
+		}
+		if err := lc.send("ack", map[string]any{"id": id}); err != nil {
+			return err
+		}
+		tally.replied[text] = true
+	}
+	return nil
+}
+
+// send writes a request without waiting for its answer.
+func (lc *liveConn) send(method string, params any) error {
+	lc.seq++
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": lc.seq, "method": method, "params": params})
+	if err != nil {
+		return err
+	}
+	return lc.conn.Write(ctx, websocket.MessageText, raw)
+}
+
+func containsAll(have, want map[string]bool) bool {
+	for k := range want {
+		if !have[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLiveAcrossNodesSurvivesKill9: the bridge is hosted on one node and
+// its consumer on another. 50 messages that arrive while the consumer is
+// away all come, in order, when it reconnects to the other node. Then
+// under live traffic the consumer's node is killed with -9, and later the
+// hosting node: each time the consumer reconnects to a node still up and
+// gets every message, and every message gets exactly one reply.
+func TestLiveAcrossNodesSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 2, tune: map[string]string{"BRIDGE_LIVE_CLAIM_TTL": "3s"}})
+	entry := c.nodes[0]
+	acct := mustCall(t, 201, "POST", entry.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
+	c.apiKey = str(acct, "apiKey")
+	created := mustCall(t, 201, "POST", entry.api+"/v1/bridges", c.apiKey, map[string]any{
+		"name": "live", "delivery": "live", "forward": map[string]any{"url": "http://127.0.0.1:9/unused"},
+	})
+	id, addr := str(created, "bridge", "id"), str(created, "bridge", "address")
+	host := c.hostOf(id)
+	other := c.nodes[0]
+	if other == host {
+		other = c.nodes[1]
+	}
+	sender := newRecipient(t, c.x.xmtpGRPC)
+	ctx := context.Background()
+	sendAll := func(prefix string, n int) map[string]bool {
+		want := map[string]bool{}
+		for i := range n {
+			text := fmt.Sprintf("%s-%02d", prefix, i)
+			if _, err := sender.cl.SendText(ctx, addr, text); err != nil {
+				t.Errorf("send %s: %v", text, err)
+			}
+			want[text] = true
+		}
+		return want
+	}
+
+	// Offline: 50 messages, then the consumer connects to the other node.
+	want := sendAll("off", 50)
+	waitFor(t, 90*time.Second, "50 messages stored for the live stream", func() bool {
+		return len(metric(t, host.api, "bridge_live_stored_messages 50")) == 1
+	})
+	tally := &liveTally{seen: map[string]bool{}, replied: map[string]bool{}}
+	lc := dialLive(t, other.api, id, c.apiKey, "")
+	if err := lc.consume(tally, want, 90*time.Second); err != nil {
+		t.Fatalf("offline messages: %v (got %d)", err, len(tally.seen))
+	}
+	for i, text := range tally.order {
+		if text != fmt.Sprintf("off-%02d", i) {
+			t.Fatalf("offline message %d is %q: %v", i, text, tally.order)
+		}
+	}
+
+	// Kill -9 of the socket's node under live traffic.
+	liveWant := map[string]bool{}
+	sent := make(chan map[string]bool, 1)
+	go func() { sent <- sendAll("sock", 20) }()
+	for len(tally.seen) < 55 {
+		f, err := lc.read(60 * time.Second)
+		if err != nil {
+			t.Fatalf("before the kill: %v", err)
+		}
+		if f.Method == "message" {
+			text := fmt.Sprint(f.Params["content"])
+			tally.seen[text] = true // not acknowledged: it must come again
+		}
+	}
+	other.kill9()
+	for k := range <-sent {
+		liveWant[k] = true
+	}
+	lc = dialLive(t, host.api, id, c.apiKey, "")
+	if err := lc.consume(tally, liveWant, 90*time.Second); err != nil {
+		t.Fatalf("after the socket's node died: %v (got %d)", err, len(tally.seen))
+	}
+
+	// Kill -9 of the hosting node: the consumer moves to the restarted
+	// other node, which takes the bridge over.
+	other.restart()
+	lc.conn.CloseNow()
+	lc = dialLive(t, other.api, id, c.apiKey, "")
+	hostWant := map[string]bool{}
+	go func() { sent <- sendAll("host", 20) }()
+	if err := lc.consume(tally, map[string]bool{"host-04": true}, 60*time.Second); err != nil {
+		t.Fatalf("before the host died: %v", err)
+	}
+	host.kill9()
+	for k := range <-sent {
+		hostWant[k] = true
+	}
+	for {
+		err := lc.consume(tally, hostWant, 120*time.Second)
+		if err == nil {
+			break
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("after the host died: %v (got %d)", err, len(tally.seen))
+		}
+		lc = dialLive(t, other.api, id, c.apiKey, "")
+	}
+
+	// Every message got exactly one reply on the network.
+	all := map[string]bool{}
+	for _, w := range []map[string]bool{want, liveWant, hostWant} {
+		for k := range w {
+			all[k] = true
+		}
+	}
+	waitFor(t, 120*time.Second, "one reply to each of the 90 messages", func() bool {
+		got, err := sender.received()
+		if err != nil {
+			return false
+		}
+		for text := range all {
+			if got[strings.ToLower(addr)+" re: "+text] != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	got, _ := sender.received()
+	for k, n := range got {
+		if n != 1 {
+			t.Fatalf("%q arrived %d times", k, n)
+		}
+	}
+}
