@@ -1,0 +1,17 @@
+// Package testkit is the one home of the helpers the project's tests
+// share: waiting on a condition (WaitFor), a bounded context (Context), a
+// log sink a test reads while a server writes (Buffer), an address where
+// nothing listens (ClosedAddr), the bridge binary built once per test
+// process (BuildBridge), a real etcd process (StartEtcd) and the master
+// key of test configurations (MasterKey).
+//
+// It imports nothing of the project but internal/freeport, so every
+// package's tests can import it. Helpers that need the project's upper
+// layers live beside what they need: persistence/pgtest (test databases,
+// WaitQuiet) and actors/webhook/webhooktest (the owner's endpoint that
+// checks webhook signatures).
+package testkit
+
+// MasterKey is the base64 master key of test configurations
+// (BRIDGE_MASTER_KEY); it is also the example `bridge env` shows.
+const MasterKey = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng="
