@@ -11,11 +11,11 @@ import (
 	nethttp "net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
@@ -25,31 +25,13 @@ const (
 	testAdminToken = "admin-token-for-tests-0123456789"
 )
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is a server on its own migrated database.
 type harness struct {
 	t     testing.TB
 	srv   *Server
 	store *persistence.Store
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *testkit.Buffer
 	// url and sealer open more stores on the same database.
 	url    string
 	sealer *persistence.Sealer
@@ -71,7 +53,7 @@ func newHarness(t testing.TB, mutate func(*Options)) *harness {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(store.Close)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	reg := prometheus.NewRegistry()
 	opts := Options{
 		Store:      store,
