@@ -182,25 +182,31 @@ func (tg *Target) Has(content string) bool {
 
 // Hits returns what arrived with content.
 func (tg *Target) Hits(content string) Hits {
-	h := Hits{IDs: map[string]int{}, Slugs: map[string]bool{}}
-	for _, r := range tg.Received() {
-		if r.Content == content {
-			h.Requests++
-			h.IDs[r.ID]++
-			h.Slugs[r.Slug] = true
-		}
+	h, ok := tg.ByContent()[content]
+	if !ok {
+		return Hits{IDs: map[string]int{}, Slugs: map[string]bool{}}
 	}
 	return h
 }
 
-// Texts returns how many distinct contents arrived.
-func (tg *Target) Texts() int {
-	seen := map[string]bool{}
+// ByContent returns what arrived, by content.
+func (tg *Target) ByContent() map[string]Hits {
+	out := map[string]Hits{}
 	for _, r := range tg.Received() {
-		seen[r.Content] = true
+		h, ok := out[r.Content]
+		if !ok {
+			h = Hits{IDs: map[string]int{}, Slugs: map[string]bool{}}
+		}
+		h.Requests++
+		h.IDs[r.ID]++
+		h.Slugs[r.Slug] = true
+		out[r.Content] = h
 	}
-	return len(seen)
+	return out
 }
+
+// Texts returns how many distinct contents arrived.
+func (tg *Target) Texts() int { return len(tg.ByContent()) }
 
 // IDs returns how many requests arrived under each webhook-id.
 func (tg *Target) IDs() map[string]int {
@@ -223,4 +229,14 @@ func (tg *Target) Unknown() int {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	return tg.unknown
+}
+
+// FirstBody returns the body of the first request accepted, or nil.
+func (tg *Target) FirstBody() map[string]any {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	if len(tg.got) == 0 {
+		return nil
+	}
+	return tg.got[0].Body
 }
