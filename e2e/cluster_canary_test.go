@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
 )
 
 // canarySent reads bridge_canary_sent_total of every node of nodes.
@@ -34,14 +36,14 @@ func (c *bridgeCluster) canaryWindow(nodes []*clusterNode, bridges []clusterBrid
 	from := time.Now()
 	var after map[string]float64
 	want := float64(rounds * len(bridges))
-	waitFor(t, time.Minute, fmt.Sprintf("%d canary rounds", rounds), func() bool {
+	testkit.WaitFor(t, time.Minute, func() bool {
 		after = canarySent(t, nodes)
 		total := 0.0
 		for id, v := range after {
 			total += v - before[id]
 		}
 		return total >= want
-	})
+	}, "%d canary rounds", rounds)
 	to := time.Now()
 	var senders []*clusterNode
 	for _, n := range nodes {
@@ -108,7 +110,7 @@ func TestClusterOneCanaryProber(t *testing.T) {
 	const interval = time.Second
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3, name: "canary-cluster",
 		tune: map[string]string{"BRIDGE_CANARY_INTERVAL": interval.String()}})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	bridges := c.createBridges(tg, 4)
 	c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 	c.waitCanariesAnswered(bridges, time.Now(), time.Minute)

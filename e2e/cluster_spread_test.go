@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/persistence"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ func TestClusterSpread(t *testing.T) {
 	const total = 300
 	// One account holds them all, over the default bridge quota.
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3, tune: map[string]string{"BRIDGE_MAX_BRIDGES_PER_ACCOUNT": "300"}})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	began := time.Now()
 	bridges := c.createBridges(tg, total)
 	t.Logf("created %d bridges through %v in %s", total, nodeIDs(c.nodes), time.Since(began).Round(time.Millisecond))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -68,7 +69,7 @@ func TestForgedProxyHeaderIsRateLimitedOnItsOwnAddress(t *testing.T) {
 	})
 	// The limit counts in windows of a clock minute: start with 10 seconds
 	// or more left in one, so the few requests below fall in it.
-	waitFor(t, 15*time.Second, "a clock minute with 10 seconds left", func() bool { return time.Now().Second() < 50 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return time.Now().Second() < 50 }, "a clock minute with 10 seconds left")
 
 	direct, proxy := clientFrom("127.0.0.2"), clientFrom("127.0.0.1")
 	for i := range 4 {
