@@ -255,7 +255,7 @@ func TestClusterLiveReconfiguration(t *testing.T) {
 // reached the message: the owner handled it, whatever it did with it.
 func (c *bridgeCluster) waitCursorsPast(bridgeID string, msgs []*client.Sent, timeout time.Duration) {
 	c.t.Helper()
-	pollDB(c.t, c.x.db, timeout, "the cursors past the dropped messages", func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	pgtest.Poll(c.t, c.x.db, timeout, func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		for _, m := range msgs {
 			var ns int64
 			err := conn.QueryRow(ctx, `SELECT last_timestamp_ns FROM cursors WHERE bridge_id = $1 AND topic = $2`, bridgeID, m.Topic).Scan(&ns)
@@ -267,16 +267,16 @@ func (c *bridgeCluster) waitCursorsPast(bridgeID string, msgs []*client.Sent, ti
 			}
 		}
 		return true, nil
-	})
+	}, "the cursors past the dropped messages")
 }
 
 // waitSecretExpired waits until no rotated-out webhook secret of the
 // bridge is in its grace period any more.
 func (c *bridgeCluster) waitSecretExpired(bridgeID string, timeout time.Duration) {
 	c.t.Helper()
-	pollDB(c.t, c.x.db, timeout, "the end of the grace period", func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	pgtest.Poll(c.t, c.x.db, timeout, func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		var n int
 		err := conn.QueryRow(ctx, `SELECT count(*) FROM webhook_secrets WHERE bridge_id = $1 AND expires_at > now()`, bridgeID).Scan(&n)
 		return err == nil && n == 0, err
-	})
+	}, "the end of the grace period")
 }
