@@ -10,36 +10,6 @@ import (
 	"time"
 )
 
-// fatalRecorder is a testing.TB whose Fatalf records the message and ends
-// the helper by panicking, so a test can check how WaitFor fails.
-type fatalRecorder struct {
-	testing.TB
-	msg string
-}
-
-type fatal struct{}
-
-func (f *fatalRecorder) Fatalf(format string, args ...any) {
-	f.msg = fmt.Sprintf(format, args...)
-	panic(fatal{})
-}
-
-func failure(t *testing.T, run func(tb testing.TB)) (msg string) {
-	t.Helper()
-	f := &fatalRecorder{TB: t}
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(fatal); !ok {
-				panic(r)
-			}
-			msg = f.msg
-		}
-	}()
-	run(f)
-	t.Fatal("the helper did not fail")
-	return ""
-}
-
 func TestWaitForHoldsOnceTheConditionDoes(t *testing.T) {
 	n := 0
 	WaitFor(t, 5*time.Second, func() bool { n++; return n == 5 }, "the fifth call")
@@ -59,14 +29,14 @@ func TestWaitForHoldsOnceTheConditionDoes(t *testing.T) {
 }
 
 func TestWaitForFailsWithWhatAndTheLastError(t *testing.T) {
-	msg := failure(t, func(tb testing.TB) {
+	msg := Failure(t, func(tb testing.TB) {
 		WaitFor(tb, 30*time.Millisecond, func() bool { return false }, "bridge %d", 7)
 	})
 	if msg != "timed out after 30ms waiting for bridge 7" {
 		t.Errorf("bool condition: %q", msg)
 	}
 	calls := 0
-	msg = failure(t, func(tb testing.TB) {
+	msg = Failure(t, func(tb testing.TB) {
 		WaitFor(tb, 30*time.Millisecond, func() error { calls++; return fmt.Errorf("status %d", calls) }, "the API")
 	})
 	if want := fmt.Sprintf("timed out after 30ms waiting for the API: status %d", calls); msg != want {
