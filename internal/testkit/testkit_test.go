@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,5 +81,16 @@ func TestClosedAddrRefuses(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
 		c.Close()
 		t.Fatalf("something listens on %s", addr)
+	}
+}
+
+func TestMasterKeysAre32Bytes(t *testing.T) {
+	for _, k := range []string{MasterKey, NewMasterKey()} {
+		if raw, err := base64.StdEncoding.DecodeString(k); err != nil || len(raw) != 32 {
+			t.Fatalf("master key %q: %d bytes, %v", k, len(raw), err)
+		}
+	}
+	if NewMasterKey() == NewMasterKey() {
+		t.Fatal("two new master keys are the same")
 	}
 }
