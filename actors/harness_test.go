@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
@@ -59,17 +59,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatalf("dial node: %v", err)
 	}
 	t.Cleanup(func() { _ = xc.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "test", Key: key})
-	if err != nil {
-		t.Fatalf("new sealer: %v", err)
-	}
-	st, err := persistence.Open(ctx, db, sealer)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(st.Close)
+	st := storetest.Open(t, db, storetest.Sealer(t))
 	acc, _, _, err := st.CreateAccount(ctx, "owner")
 	if err != nil {
 		t.Fatalf("create account: %v", err)
