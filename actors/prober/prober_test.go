@@ -2,7 +2,6 @@ package prober
 
 import (
 	"context"
-	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/content"
@@ -44,17 +44,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = xc.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "k", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := persistence.Open(ctx, db, sealer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	st := storetest.Open(t, db, storetest.Sealer(t))
 	acct, _, _, err := st.CreateAccount(ctx, "owner")
 	if err != nil {
 		t.Fatal(err)
