@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 )
 
 // Kind is the grain kind the test members register, the runtime's.
@@ -30,19 +30,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := pgtest.NewDatabase(t, pgtest.Template{Name: "cluster", Migrate: persistence.Migrate})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "test", Key: key})
-	if err != nil {
-		t.Fatalf("new sealer: %v", err)
-	}
-	st, err := persistence.Open(ctx, db, sealer)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(st.Close)
+	st := storetest.Open(t, db, storetest.Sealer(t))
 	level := slog.LevelError
 	if os.Getenv("CLUSTER_TEST_LOG") != "" {
 		level = slog.LevelDebug
