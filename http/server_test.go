@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 )
 
 const (
@@ -40,19 +40,8 @@ type harness struct {
 func newHarness(t testing.TB, mutate func(*Options)) *harness {
 	t.Helper()
 	url := pgtest.NewDatabase(t, pgtest.Template{Name: "bridge", Migrate: persistence.Migrate})
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "test", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := persistence.Open(context.Background(), url, sealer)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(store.Close)
+	sealer := storetest.Sealer(t)
+	store := storetest.Open(t, url, sealer)
 	logs := &testkit.Buffer{}
 	reg := prometheus.NewRegistry()
 	opts := Options{
@@ -78,11 +67,7 @@ func newHarness(t testing.TB, mutate func(*Options)) *harness {
 // options.
 func (h *harness) sibling() *harness {
 	h.t.Helper()
-	store, err := persistence.Open(context.Background(), h.url, h.sealer)
-	if err != nil {
-		h.t.Fatalf("open store: %v", err)
-	}
-	h.t.Cleanup(store.Close)
+	store := storetest.Open(h.t, h.url, h.sealer)
 	opts := h.srv.opts
 	opts.Store = store
 	opts.Registry = prometheus.NewRegistry()
