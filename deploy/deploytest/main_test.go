@@ -2,8 +2,6 @@ package deploytest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -167,11 +165,9 @@ func startNode(t testing.TB, id string, extra map[string]string) *node {
 	}, "xmtp-node")
 	waitHTTP(t, xmtp, "http://"+ops+"/readyz", 60*time.Second)
 
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	n := &node{id: id, addr: freeport.Addr(t), env: map[string]string{
 		"DATABASE_URL": db, "BRIDGE_HTTP_ADDR": "", "BRIDGE_NODE_ID": id,
-		"BRIDGE_MASTER_KEY": base64.StdEncoding.EncodeToString(key), "BRIDGE_ADMIN_TOKEN": testAdminToken,
+		"BRIDGE_MASTER_KEY": testkit.NewMasterKey(), "BRIDGE_ADMIN_TOKEN": testAdminToken,
 		"BRIDGE_SIGNUP_KEY": testSignupKey, "BRIDGE_XMTP_NODE": grpc, "BRIDGE_CANARY_INTERVAL": "0",
 		"BRIDGE_LOG_LEVEL": "info", "BRIDGE_SHUTDOWN_TIMEOUT": "10s",
 	}}
