@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -77,10 +76,8 @@ func newBridgeCluster(t testing.TB, opts clusterOpts) *bridgeCluster {
 	if opts.provider == "etcd" {
 		c.etcd = testkit.StartEtcd(t, "e2e")
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	c.base = map[string]string{
-		"DATABASE_URL": db, "BRIDGE_MASTER_KEY": base64.StdEncoding.EncodeToString(key),
+		"DATABASE_URL": db, "BRIDGE_MASTER_KEY": testkit.NewMasterKey(),
 		"BRIDGE_ADMIN_TOKEN": adminToken, "BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": x.xmtpGRPC,
 		"BRIDGE_ALLOW_PRIVATE_TARGETS": "true", "BRIDGE_LEASE_TTL": "4s", "BRIDGE_RECONCILE_INTERVAL": "1s",
 		"BRIDGE_SWEEP_INTERVAL": "300ms", "BRIDGE_CANARY_INTERVAL": "0", "BRIDGE_SHUTDOWN_TIMEOUT": "30s",

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -164,13 +162,11 @@ func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
 	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	c.startXMTPNode()
 
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	httpAddr := freeport.Addr(t)
 	c.api = "http://" + httpAddr
 	c.env = map[string]string{
 		"DATABASE_URL": c.db, "BRIDGE_HTTP_ADDR": httpAddr, "BRIDGE_NODE_ID": "e2e-node-1",
-		"BRIDGE_MASTER_KEY": base64.StdEncoding.EncodeToString(key), "BRIDGE_ADMIN_TOKEN": adminToken,
+		"BRIDGE_MASTER_KEY": testkit.NewMasterKey(), "BRIDGE_ADMIN_TOKEN": adminToken,
 		"BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": c.xmtpGRPC, "BRIDGE_ALLOW_PRIVATE_TARGETS": "true",
 		"BRIDGE_LEASE_TTL": "3s", "BRIDGE_RECONCILE_INTERVAL": "1s", "BRIDGE_SWEEP_INTERVAL": "300ms",
 		"BRIDGE_CANARY_INTERVAL": "0", "BRIDGE_SHUTDOWN_TIMEOUT": "30s", "BRIDGE_LOG_LEVEL": "info",
