@@ -6,10 +6,13 @@
 // of test configurations (MasterKey, NewMasterKey).
 //
 // It imports nothing of the project but internal/freeport, so every
-// package's tests can import it. Helpers that need the project's upper
-// layers live beside what they need: persistence/pgtest (test databases,
-// WaitQuiet) and actors/webhook/webhooktest (the owner's endpoint that
-// checks webhook signatures).
+// package's tests can import it (internal/freeport hands out the free
+// ports). Helpers that need the project's upper layers live beside what
+// they need, where internal/layout lets the tests import them:
+// persistence/pgtest (test databases, Poll, WaitQuiet),
+// persistence/storetest (a store with a random master key) and
+// actors/webhook/webhooktest (the owner's endpoint that checks webhook
+// signatures).
 package testkit
 
 import (
