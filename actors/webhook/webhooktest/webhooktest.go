@@ -79,8 +79,8 @@ func (tg *Target) SetHookSecret(slug, secret string) {
 }
 
 // SetStatus makes status decide the status code of each signed request
-// by its content; any code but 200 is answered without a body of the
-// bridge's format, and the request is not recorded. nil answers 200.
+// by its content; any code but 200 is answered with an empty body, and the
+// request is not recorded. nil answers 200.
 func (tg *Target) SetStatus(status func(content string) int) {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
@@ -123,7 +123,7 @@ func (tg *Target) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if status != nil {
 		if code := status(text); code != http.StatusOK {
-			http.Error(w, http.StatusText(code), code)
+			w.WriteHeader(code)
 			return
 		}
 	}
