@@ -12,6 +12,8 @@ import (
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 )
@@ -23,9 +25,9 @@ import (
 // same run.
 func BenchmarkForwardRoundTrip(b *testing.B) {
 	e := newEnv(b)
-	tg := newTarget(b, persistence.FormatRelaycc)
-	br, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, func(f *persistence.ForwardConfig) { f.MaxConcurrency = 32 })
-	tg.secret = secret
+	tg := webhooktest.NewTarget(b, persistence.FormatRelaycc)
+	br, secret := e.bridge(tg.URL, persistence.FormatRelaycc, func(f *persistence.ForwardConfig) { f.MaxConcurrency = 32 })
+	tg.SetSecret(secret)
 	e.runtime("bench", func(c *Config) { c.SweepInterval = time.Second })
 	const senders = 8
 	clients := make([]*client.Client, senders)
@@ -39,7 +41,7 @@ func BenchmarkForwardRoundTrip(b *testing.B) {
 		topics[i] = sent.Topic
 	}
 	for _, c := range clients {
-		waitFor(b, 30*time.Second, "warm-up reply", func() bool { return len(messagesFrom(b, c, br.Address)) == 1 })
+		testkit.WaitFor(b, 30*time.Second, func() bool { return len(messagesFrom(b, c, br.Address)) == 1 }, "warm-up reply")
 	}
 	sub := e.xmtp.Subscribe(context.Background())
 	defer sub.Close()
@@ -113,7 +115,7 @@ func BenchmarkNodePublishSubscribe(b *testing.B) {
 	sub := e.xmtp.Subscribe(context.Background())
 	defer sub.Close()
 	sub.Add(topic)
-	waitFor(b, 10*time.Second, "subscription", sub.Connected)
+	testkit.WaitFor(b, 10*time.Second, sub.Connected, "subscription")
 	var mu sync.Mutex
 	sentAt := map[string]time.Time{}
 	var lat []time.Duration

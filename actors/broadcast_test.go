@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
@@ -27,9 +29,9 @@ func count(xs []string, x string) int {
 func TestSubscribersGetEachBroadcastOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
 	rt, _ := e.runtime("n1", nil)
 	ctx := context.Background()
 	s1, s2, s3 := e.sender(), e.sender(), e.sender()
@@ -43,21 +45,21 @@ func TestSubscribersGetEachBroadcastOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	subscribed := "You are subscribed. Send /unsubscribe to stop."
-	waitFor(t, 60*time.Second, "three confirmations", func() bool {
+	testkit.WaitFor(t, 60*time.Second, func() bool {
 		return count(messagesFrom(t, s1, b.Address), subscribed) == 1 && count(messagesFrom(t, s2, b.Address), subscribed) == 1 &&
 			count(messagesFrom(t, s3, b.Address), subscribed) == 1
-	})
+	}, "three confirmations")
 	if _, err := s3.SendText(ctx, b.Address, "/unsubscribe"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "unsubscribe confirmation", func() bool {
+	testkit.WaitFor(t, 60*time.Second, func() bool {
 		return count(messagesFrom(t, s3, b.Address), "You are unsubscribed. Send /subscribe to subscribe again.") == 1
-	})
+	}, "unsubscribe confirmation")
 	list, _, err := e.store.ListSubscribers(ctx, e.account.ID, b.ID, persistence.Page{})
 	if err != nil || len(list) != 2 {
 		t.Fatalf("subscribers: %+v %v", list, err)
 	}
-	if tg.has("/subscribe") || tg.has(" /SUBSCRIBE ") || tg.has("/unsubscribe") {
+	if tg.Has("/subscribe") || tg.Has(" /SUBSCRIBE ") || tg.Has("/unsubscribe") {
 		t.Fatal("a subscribe command went to the webhook")
 	}
 	// A subscriber whose address has no XMTP identity.
@@ -74,17 +76,17 @@ func TestSubscribersGetEachBroadcastOnce(t *testing.T) {
 		t.Fatalf("broadcast: %+v %v", bc, err)
 	}
 	rt.Nudge(b.ID)
-	waitFor(t, 60*time.Second, "the broadcast's status", func() bool {
+	testkit.WaitFor(t, 60*time.Second, func() bool {
 		st, err := e.store.BroadcastStatus(ctx, e.account.ID, b.ID, bc.ID)
 		return err == nil && st.Sent == 2 && st.Failed == 1 && st.Pending == 0
-	})
+	}, "the broadcast's status")
 	st, _ := e.store.BroadcastStatus(ctx, e.account.ID, b.ID, bc.ID)
 	if len(st.Failures) != 1 || st.Failures[0].Address != ghost.Address() || !strings.Contains(st.Failures[0].Reason, "not on the XMTP network") {
 		t.Fatalf("failures: %+v", st.Failures)
 	}
-	waitFor(t, 30*time.Second, "news to both subscribers", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		return count(messagesFrom(t, s1, b.Address), "news") == 1 && count(messagesFrom(t, s2, b.Address), "news") == 1
-	})
+	}, "news to both subscribers")
 	if n := count(messagesFrom(t, s3, b.Address), "news"); n != 0 {
 		t.Fatalf("the unsubscribed user got %d copies", n)
 	}
@@ -100,7 +102,7 @@ func TestSubscribersGetEachBroadcastOnce(t *testing.T) {
 	if _, err := s3.SendText(ctx, b.Address, "/subscribe"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the word forwarded", func() bool { return tg.has("/subscribe") })
+	testkit.WaitFor(t, 60*time.Second, func() bool { return tg.Has("/subscribe") }, "the word forwarded")
 	if list, _, _ := e.store.ListSubscribers(ctx, e.account.ID, b.ID, persistence.Page{}); len(list) != 3 {
 		t.Fatalf("%d subscribers after subscriptions were turned off, want the 3 before", len(list))
 	}

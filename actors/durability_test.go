@@ -13,6 +13,8 @@ import (
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -22,9 +24,9 @@ import (
 // conversation while traffic flows; not one message is missed.
 func TestNewConversationsMidBurst(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) { f.ReplyMode = persistence.ReplyNone })
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) { f.ReplyMode = persistence.ReplyNone })
+	tg.SetSecret(secret)
 	e.runtime("n1", nil)
 	const senders, each = 24, 5
 	clients := make([]*client.Client, senders)
@@ -47,16 +49,16 @@ func TestNewConversationsMidBurst(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, 30*time.Second, "every message", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		for i := 0; i < senders; i++ {
 			for j := 0; j < each; j++ {
-				if !tg.has(fmt.Sprintf("s%d-m%d", i, j)) {
+				if !tg.Has(fmt.Sprintf("s%d-m%d", i, j)) {
 					return false
 				}
 			}
 		}
 		return true
-	})
+	}, "every message")
 }
 
 // TestRestartMidTraffic: the runtime stops in the middle of a burst and a
@@ -65,9 +67,9 @@ func TestNewConversationsMidBurst(t *testing.T) {
 // every message gets exactly one reply.
 func TestRestartMidTraffic(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatRelaycc)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
 	rt1, _ := e.runtime("n1", nil)
 	const senders, each = 10, 30
 	clients := make([]*client.Client, senders)
@@ -99,11 +101,11 @@ func TestRestartMidTraffic(t *testing.T) {
 	}()
 	<-half
 	var first Status
-	waitFor(t, 30*time.Second, "the bridge active on the first runtime", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		var ok bool
 		first, ok = rt1.Status(b.ID)
 		return ok
-	})
+	}, "the bridge active on the first runtime")
 	if first.Node != "n1" || first.Epoch != 1 {
 		t.Fatalf("status on first runtime = %+v; want node n1, epoch 1", first)
 	}
@@ -118,24 +120,24 @@ func TestRestartMidTraffic(t *testing.T) {
 	if st, ok := rt2.Status(b.ID); !ok || st.Node != "n2" || st.Epoch != first.Epoch+1 {
 		t.Fatalf("status on second runtime = %+v, %v; want node n2, epoch %d", st, ok, first.Epoch+1)
 	}
-	waitFor(t, 60*time.Second, "every message", func() bool {
+	testkit.WaitFor(t, 60*time.Second, func() bool {
 		for i := 0; i < senders; i++ {
 			for j := 0; j < each; j++ {
-				if !tg.has(fmt.Sprintf("s%d-m%d", i, j)) {
+				if !tg.Has(fmt.Sprintf("s%d-m%d", i, j)) {
 					return false
 				}
 			}
 		}
 		return true
-	})
-	waitFor(t, 60*time.Second, "every reply", func() bool {
+	}, "every message")
+	testkit.WaitFor(t, 60*time.Second, func() bool {
 		for _, c := range clients {
 			if len(messagesFrom(t, c, b.Address)) < each {
 				return false
 			}
 		}
 		return true
-	})
+	}, "every reply")
 	for i, c := range clients {
 		got := messagesFrom(t, c, b.Address)
 		seen := map[string]int{}
@@ -151,10 +153,8 @@ func TestRestartMidTraffic(t *testing.T) {
 			t.Fatalf("sender %d got %d replies, want %d", i, len(got), each)
 		}
 	}
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	if len(tg.bodies) != senders*each {
-		t.Fatalf("distinct webhook-ids = %d, want %d", len(tg.bodies), senders*each)
+	if ids := tg.IDs(); len(ids) != senders*each {
+		t.Fatalf("distinct webhook-ids = %d, want %d", len(ids), senders*each)
 	}
 }
 
@@ -162,16 +162,16 @@ func TestRestartMidTraffic(t *testing.T) {
 // recovery does, stores nothing new, because the envelope is the same.
 func TestOutboxRepublishIsIdempotent(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatRelaycc)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
 	e.runtime("n1", nil)
 	c := e.sender()
 	sent, err := c.SendText(context.Background(), b.Address, "once")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "reply", func() bool { return len(messagesFrom(t, c, b.Address)) == 1 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == 1 }, "reply")
 	ctx := context.Background()
 	ds, _, err := e.store.ListDeliveries(ctx, e.account.ID, b.ID, "", persistence.Page{})
 	if err != nil || len(ds) != 1 {
@@ -180,13 +180,13 @@ func TestOutboxRepublishIsIdempotent(t *testing.T) {
 	// The reply is recorded as sent just after its publish returned, so
 	// the sender can see it a moment before the row says so.
 	var replies []persistence.Reply
-	waitFor(t, 10*time.Second, "the reply recorded as sent", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		replies, err = e.store.RepliesOf(ctx, ds[0].ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return len(replies) == 1 && replies[0].Status == persistence.ReplySent
-	})
+	}, "the reply recorded as sent")
 	env := &messagev1.Envelope{}
 	if err := proto.Unmarshal(replies[0].Envelope, env); err != nil {
 		t.Fatal(err)
@@ -224,9 +224,9 @@ func mustBundle(t *testing.T, e *env, bridgeID string) *keys.PrivateKeyBundle {
 // stops itself, is counted, and no longer shows as hosted.
 func TestStaleActivationStops(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatRelaycc)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
 	rt, reg := e.runtime("n1", func(c *Config) { c.LeaseTTL = 3 * time.Second })
 	ctx := context.Background()
 	if _, err := e.store.Pool().Exec(ctx, `UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1`, b.ID); err != nil {
@@ -236,10 +236,10 @@ func TestStaleActivationStops(t *testing.T) {
 	if err != nil {
 		t.Fatalf("take lease: %v", err)
 	}
-	waitFor(t, 20*time.Second, "stale activation to stop", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		_, ok := rt.Status(b.ID)
 		return !ok
-	})
+	}, "stale activation to stop")
 	if got := counterValue(t, reg, "bridge_actor_stale_activations_total", nil); got != 1 {
 		t.Fatalf("stale activations = %v, want 1", got)
 	}
@@ -253,9 +253,9 @@ func TestStaleActivationStops(t *testing.T) {
 // never to the target, and its answer comes back as a reply.
 func TestCanary(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatRelaycc)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
 	canarySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Message struct {
@@ -274,14 +274,14 @@ func TestCanary(t *testing.T) {
 	if _, err := probe.SendText(context.Background(), b.Address, "nonce-1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "canary reply", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		got := messagesFrom(t, probe, b.Address)
 		return len(got) == 1 && got[0] == "canary-ack nonce-1"
-	})
-	if len(tg.received()) != 0 {
-		t.Fatalf("canary message reached the target: %v", tg.received())
+	}, "canary reply")
+	if len(tg.Contents()) != 0 {
+		t.Fatalf("canary message reached the target: %v", tg.Contents())
 	}
-	waitFor(t, 10*time.Second, "canary messages out = 1", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_actor_messages_out_total", map[string]string{"handler": "canary"}) == 1
-	})
+	}, "canary messages out = 1")
 }

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 )
 
@@ -17,11 +20,12 @@ import (
 // receives the answer as a reply, in both body formats.
 func TestForwardRoundTrip(t *testing.T) {
 	e := newEnv(t)
-	relay := newTarget(t, persistence.FormatRelaycc)
-	jsonTarget := newTarget(t, persistence.FormatJSON)
-	b1, s1 := e.bridge(relay.srv.URL, persistence.FormatRelaycc, nil)
-	b2, s2 := e.bridge(jsonTarget.srv.URL, persistence.FormatJSON, nil)
-	relay.secret, jsonTarget.secret = s1, s2
+	relay := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	jsonTarget := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b1, s1 := e.bridge(relay.URL, persistence.FormatRelaycc, nil)
+	b2, s2 := e.bridge(jsonTarget.URL, persistence.FormatJSON, nil)
+	relay.SetSecret(s1)
+	jsonTarget.SetSecret(s2)
 	rt, _ := e.runtime("n1", nil)
 	for _, id := range []string{b1.ID, b2.ID} {
 		if _, ok := rt.Status(id); !ok {
@@ -36,16 +40,16 @@ func TestForwardRoundTrip(t *testing.T) {
 	if _, err := c.SendText(ctx, b2.Address, "hi json"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	waitFor(t, 20*time.Second, "relaycc reply", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		got := messagesFrom(t, c, b1.Address)
 		return len(got) == 1 && got[0] == "echo: hello"
-	})
-	waitFor(t, 20*time.Second, "json reply", func() bool {
+	}, "relaycc reply")
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		got := messagesFrom(t, c, b2.Address)
 		return len(got) == 1 && got[0] == "echo: hi json"
-	})
-	if len(relay.bad)+len(jsonTarget.bad) != 0 {
-		t.Fatalf("targets saw bad signatures: %v %v", relay.bad, jsonTarget.bad)
+	}, "json reply")
+	if len(relay.BadSignatures())+len(jsonTarget.BadSignatures()) != 0 {
+		t.Fatalf("targets saw bad signatures: %v %v", relay.BadSignatures(), jsonTarget.BadSignatures())
 	}
 	// Both identities and all their topics share the node's one
 	// subscription: the XMTP node sees a single subscriber.
@@ -58,18 +62,18 @@ func TestForwardRoundTrip(t *testing.T) {
 // after it recovers, and each sender gets exactly one reply per message.
 func TestTargetDownThenUp(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatRelaycc)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
 	down := make(chan struct{})
-	tg.status = func(string) int {
+	tg.SetStatus(func(string) int {
 		select {
 		case <-down:
 			return 200
 		default:
 			return 503
 		}
-	}
+	})
 	_, reg := e.runtime("n1", nil)
 	c := e.sender()
 	want := []string{"m1", "m2", "m3", "m4", "m5"}
@@ -78,20 +82,20 @@ func TestTargetDownThenUp(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	waitFor(t, 20*time.Second, "failed attempts", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_forward_deliveries_total", map[string]string{"outcome": "throttled"}) >= 5
-	})
+	}, "failed attempts")
 	close(down)
-	waitFor(t, 20*time.Second, "every message delivered", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		for _, m := range want {
-			if !tg.has(m) {
+			if !tg.Has(m) {
 				return false
 			}
 		}
 		return true
-	})
-	waitFor(t, 20*time.Second, "every reply", func() bool { return len(messagesFrom(t, c, b.Address)) >= len(want) })
-	e.waitQuiet(t, 20*time.Second, b.ID)
+	}, "every message delivered")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) >= len(want) }, "every reply")
+	pgtest.WaitQuiet(t, e.db, 20*time.Second, b.ID)
 	got := messagesFrom(t, c, b.Address)
 	if len(got) != len(want) {
 		t.Fatalf("replies = %s, want %d", joined(got), len(want))
@@ -102,16 +106,16 @@ func TestTargetDownThenUp(t *testing.T) {
 // as dead letters after their attempts.
 func TestTargetNeverRecovers(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
 	var up atomic.Bool
-	tg.status = func(string) int {
+	tg.SetStatus(func(string) int {
 		if up.Load() {
 			return 200
 		}
 		return 500
-	}
+	})
 	rt, _ := e.runtime("n1", func(c *Config) {
 		c.Retry.MaxAttempts = 3
 		c.SweepInterval = time.Hour // the replay below is picked up by Nudge
@@ -122,7 +126,7 @@ func TestTargetNeverRecovers(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	waitFor(t, 45*time.Second, "two dead letters", func() bool {
+	testkit.WaitFor(t, 45*time.Second, func() bool {
 		dead, _, err := e.store.ListDeliveries(context.Background(), e.account.ID, b.ID, persistence.DeliveryDead, persistence.Page{})
 		if err != nil {
 			t.Fatalf("list dead letters: %v", err)
@@ -133,7 +137,7 @@ func TestTargetNeverRecovers(t *testing.T) {
 			}
 		}
 		return len(dead) == 2
-	})
+	}, "two dead letters")
 	// The owner fixes the endpoint and replays the dead letters.
 	up.Store(true)
 	ctx := context.Background()
@@ -147,25 +151,25 @@ func TestTargetNeverRecovers(t *testing.T) {
 		}
 	}
 	rt.Nudge(b.ID)
-	waitFor(t, 20*time.Second, "replayed dead letters", func() bool { return tg.has("a") && tg.has("b") })
-	waitFor(t, 20*time.Second, "replies to replayed messages", func() bool { return len(messagesFrom(t, c, b.Address)) == 2 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg.Has("a") && tg.Has("b") }, "replayed dead letters")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == 2 }, "replies to replayed messages")
 }
 
 // TestAllowDeny: a denied sender's messages are not forwarded; with an
 // allow-list only listed senders are.
 func TestAllowDeny(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	friend, stranger, enemy := e.sender(), e.sender(), e.sender()
-	b1, s1 := e.bridge(tg.srv.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) {
+	b1, s1 := e.bridge(tg.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) {
 		f.DenySenders = []string{strings.ToLower(enemy.Address())}
 	})
-	tg.secret = s1
-	tg2 := newTarget(t, persistence.FormatJSON)
-	b2, s2 := e.bridge(tg2.srv.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) {
+	tg.SetSecret(s1)
+	tg2 := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b2, s2 := e.bridge(tg2.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) {
 		f.AllowSenders = []string{friend.Address()}
 	})
-	tg2.secret = s2
+	tg2.SetSecret(s2)
 	e.runtime("n1", nil)
 	ctx := context.Background()
 	for _, m := range []struct {
@@ -180,7 +184,7 @@ func TestAllowDeny(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "allowed messages", func() bool { return tg.has("friend to 1") && tg2.has("friend to 2") })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg.Has("friend to 1") && tg2.Has("friend to 2") }, "allowed messages")
 	// Each identity handles its envelopes in order and the excluded
 	// messages came first: had they been let through, their delivery rows
 	// would exist by now.
@@ -193,8 +197,8 @@ func TestAllowDeny(t *testing.T) {
 			t.Fatalf("deliveries of %s = %+v, want only the friend's", b.ID, ds)
 		}
 	}
-	if tg.has("enemy to 1") || tg2.has("stranger to 2") {
-		t.Fatalf("excluded senders forwarded: %v %v", tg.received(), tg2.received())
+	if tg.Has("enemy to 1") || tg2.Has("stranger to 2") {
+		t.Fatalf("excluded senders forwarded: %v %v", tg.Contents(), tg2.Contents())
 	}
 }
 
@@ -205,13 +209,13 @@ func TestAllowDeny(t *testing.T) {
 // is not retried.
 func TestEndpointGone(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
 	var mu sync.Mutex
 	gone := true
 	refused := map[string]int{} // requests answered 410, by text
-	tg.status = func(text string) int {
+	tg.SetStatus(func(text string) int {
 		mu.Lock()
 		defer mu.Unlock()
 		if gone {
@@ -219,7 +223,7 @@ func TestEndpointGone(t *testing.T) {
 			return 410
 		}
 		return 200
-	}
+	})
 	refusedOf := func(text string) int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -231,10 +235,10 @@ func TestEndpointGone(t *testing.T) {
 	if _, err := c.SendText(ctx, b.Address, "x"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	waitFor(t, 20*time.Second, "status endpoint_gone", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		got, err := e.store.BridgeByID(ctx, b.ID)
 		return err == nil && got.Status == persistence.StatusEndpointGone
-	})
+	}, "status endpoint_gone")
 
 	if _, err := c.SendText(ctx, b.Address, "y"); err != nil {
 		t.Fatalf("send: %v", err)
@@ -261,11 +265,11 @@ func TestEndpointGone(t *testing.T) {
 		return persistence.Delivery{}, false
 	}
 	var y persistence.Delivery
-	waitFor(t, 20*time.Second, "the second message stored", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		var ok bool
 		y, ok = second()
 		return ok
-	})
+	}, "the second message stored")
 	// Forwarding would start at once and at every sweep; none may happen
 	// over ten sweep intervals.
 	for end := time.Now().Add(10 * rt.cfg.SweepInterval); time.Now().Before(end); time.Sleep(rt.cfg.SweepInterval / 4) {
@@ -282,14 +286,14 @@ func TestEndpointGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt.Nudge(b.ID)
-	waitFor(t, 20*time.Second, "the stored message delivered after reactivation", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		d, _ := second()
 		return d.Status == persistence.DeliverySucceeded
-	})
+	}, "the stored message delivered after reactivation")
 	if d, _ := second(); d.ID != y.ID || d.Attempts != 1 {
 		t.Fatalf("stored message %+v, want delivery %d on its first attempt", d, y.ID)
 	}
-	if got := tg.received(); len(got) != 1 || got[0] != "y" || refusedOf("x") != 1 {
+	if got := tg.Contents(); len(got) != 1 || got[0] != "y" || refusedOf("x") != 1 {
 		t.Fatalf("target received %q and refused x %d times; want only y, and x refused once", got, refusedOf("x"))
 	}
 }

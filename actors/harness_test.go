@@ -2,16 +2,10 @@ package actors
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +16,7 @@ import (
 	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
@@ -64,17 +59,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatalf("dial node: %v", err)
 	}
 	t.Cleanup(func() { _ = xc.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "test", Key: key})
-	if err != nil {
-		t.Fatalf("new sealer: %v", err)
-	}
-	st, err := persistence.Open(ctx, db, sealer)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(st.Close)
+	st := storetest.Open(t, db, storetest.Sealer(t))
 	acc, _, _, err := st.CreateAccount(ctx, "owner")
 	if err != nil {
 		t.Fatalf("create account: %v", err)
@@ -197,103 +182,6 @@ func messagesFrom(t testing.TB, c *client.Client, addr string) []string {
 		}
 	}
 	return out
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// target is an httptest endpoint that verifies signatures and records what
-// it receives.
-type target struct {
-	srv    *httptest.Server
-	secret string
-	format persistence.BodyFormat
-
-	mu       sync.Mutex
-	bodies   map[string]int // webhook-id -> times received
-	contents []string
-	bad      []string
-	// status, when set, decides the answer's status code.
-	status func(content string) int
-}
-
-func newTarget(t testing.TB, format persistence.BodyFormat) *target {
-	tg := &target{format: format, bodies: map[string]int{}}
-	tg.srv = httptest.NewServer(http.HandlerFunc(tg.serve))
-	t.Cleanup(tg.srv.Close)
-	return tg
-}
-
-func (tg *target) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	tg.mu.Lock()
-	secret, statusFn := tg.secret, tg.status
-	tg.mu.Unlock()
-	if err := webhook.Verify(secret, r.Header, body, time.Now()); err != nil {
-		tg.mu.Lock()
-		tg.bad = append(tg.bad, err.Error())
-		tg.mu.Unlock()
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	var text string
-	if tg.format == persistence.FormatRelaycc {
-		var b struct {
-			BridgePeerAddress string `json:"bridgePeerAddress"`
-			Message           struct {
-				Content      string `json:"content"`
-				Conversation struct {
-					PeerAddress string `json:"peerAddress"`
-				} `json:"conversation"`
-			} `json:"message"`
-		}
-		_ = json.Unmarshal(body, &b)
-		text = b.Message.Content
-	} else {
-		var b map[string]any
-		_ = json.Unmarshal(body, &b)
-		text, _ = b["content"].(string)
-	}
-	if statusFn != nil {
-		if code := statusFn(text); code != 200 {
-			w.WriteHeader(code)
-			return
-		}
-	}
-	tg.mu.Lock()
-	tg.bodies[r.Header.Get(webhook.HeaderID)]++
-	tg.contents = append(tg.contents, text)
-	tg.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if tg.format == persistence.FormatRelaycc {
-		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "data": "echo: " + text})
-	} else {
-		_ = json.NewEncoder(w).Encode(map[string]any{"reply": "echo: " + text})
-	}
-}
-
-func (tg *target) received() []string {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	return append([]string(nil), tg.contents...)
-}
-
-func (tg *target) has(text string) bool {
-	for _, c := range tg.received() {
-		if c == text {
-			return true
-		}
-	}
-	return false
 }
 
 // counterValue reads a counter (summing its label sets that match labels)

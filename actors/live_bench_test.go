@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -107,7 +108,7 @@ func BenchmarkLiveDelivery(b *testing.B) {
 		}
 		h.Start()
 		b.Cleanup(h.Stop)
-		waitFor(b, 10*time.Second, "live listener", h.Ready)
+		testkit.WaitFor(b, 10*time.Second, h.Ready, "live listener")
 		return h
 	}
 	sender := e.sender()
@@ -207,10 +208,10 @@ func BenchmarkBroadcast(b *testing.B) {
 			b.Fatal(err)
 		}
 		rt.Nudge(br.ID)
-		waitFor(b, 30*time.Minute, "broadcast sent", func() bool {
+		testkit.WaitFor(b, 30*time.Minute, func() bool {
 			st, err := e.store.BroadcastStatus(ctx, e.account.ID, br.ID, bc.ID)
 			return err == nil && st.Pending == 0
-		})
+		}, "broadcast sent")
 		total += n
 	}
 	b.StopTimer()

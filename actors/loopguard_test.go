@@ -8,6 +8,8 @@ import (
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 )
@@ -19,21 +21,22 @@ import (
 func TestReplyLoopStopsAtLimit(t *testing.T) {
 	const limit = 5
 	e := newEnv(t)
-	at, bt := newTarget(t, persistence.FormatJSON), newTarget(t, persistence.FormatJSON)
-	a, asecret := e.bridge(at.srv.URL, persistence.FormatJSON, nil)
-	b, bsecret := e.bridge(bt.srv.URL, persistence.FormatJSON, nil)
-	at.secret, bt.secret = asecret, bsecret
+	at, bt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
+	a, asecret := e.bridge(at.URL, persistence.FormatJSON, nil)
+	b, bsecret := e.bridge(bt.URL, persistence.FormatJSON, nil)
+	at.SetSecret(asecret)
+	bt.SetSecret(bsecret)
 	rt, reg := e.runtime("node-a", func(c *Config) { c.ReplyLoopLimit = limit })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := rt.Send(ctx, a.ID, b.Address, content.Text("ping")); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	waitFor(t, 45*time.Second, "the loop guard holding a reply back", func() bool {
+	testkit.WaitFor(t, 45*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_forward_loop_suppressed_total", nil) >= 1
-	})
+	}, "the loop guard holding a reply back")
 	// The exchange has stopped: the counts stay put for several sweeps.
-	stable := func() (int, int) { return len(at.received()), len(bt.received()) }
+	stable := func() (int, int) { return len(at.Contents()), len(bt.Contents()) }
 	na, nb := stable()
 	for range 10 {
 		time.Sleep(4 * 200 * time.Millisecond) // four sweep intervals
@@ -63,7 +66,7 @@ func TestReplyLoopStopsAtLimit(t *testing.T) {
 		t.Errorf("suppressed = %v, want 1", got)
 	}
 	// The held-back delivery is complete: nothing is retried or lost.
-	waitFor(t, 10*time.Second, "every delivery of b succeeded", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		ds, _, err := e.store.ListDeliveries(ctx, e.account.ID, b.ID, "", persistence.Page{Limit: 100})
 		if err != nil {
 			t.Fatalf("list deliveries: %v", err)
@@ -74,7 +77,7 @@ func TestReplyLoopStopsAtLimit(t *testing.T) {
 			}
 		}
 		return len(ds) == limit+1
-	})
+	}, "every delivery of b succeeded")
 }
 
 // TestLoopGuardWindow checks the sliding window and the guard's bound.

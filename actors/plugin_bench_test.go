@@ -10,6 +10,8 @@ import (
 
 	"github.com/xmtpbridge/bridge/actors/plugin"
 	"github.com/xmtpbridge/bridge/actors/plugin/plugintest"
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 )
 
@@ -25,9 +27,9 @@ func BenchmarkForwardRoundTripPlugin(b *testing.B) {
 func benchPluginRoundTrip(b *testing.B, withPlugin bool) {
 	ctx := context.Background()
 	e := newEnv(b)
-	tg := newTarget(b, persistence.FormatRelaycc)
-	br, secret := e.bridge(tg.srv.URL, persistence.FormatRelaycc, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(b, persistence.FormatRelaycc)
+	br, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
 	var tune func(*Config)
 	if withPlugin {
 		wasm := plugintest.Build(b, plugintest.Bot, "")
@@ -70,7 +72,7 @@ func benchPluginRoundTrip(b *testing.B, withPlugin bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, 30*time.Second, "warm-up reply", func() bool { return len(messagesFrom(b, c, br.Address)) == 1 })
+	testkit.WaitFor(b, 30*time.Second, func() bool { return len(messagesFrom(b, c, br.Address)) == 1 }, "warm-up reply")
 	sub := e.xmtp.Subscribe(ctx)
 	defer sub.Close()
 	sub.Add(sent.Topic)

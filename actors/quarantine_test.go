@@ -1,19 +1,17 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
@@ -70,31 +68,6 @@ func TestLogSamplerMemoryIsBounded(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink the test reads while the runtime writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) lines(msg string) []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		var rec map[string]any
-		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
 // TestJunkOnTheInviteTopicStaysBounded: a stranger's wallet publishes 520
 // junk envelopes, 20 of them 1 MiB, on a bridge's invite topic through the
 // real local XMTP node. Every one is counted, the bridge's quarantine keeps
@@ -104,10 +77,10 @@ func TestJunkOnTheInviteTopicStaysBounded(t *testing.T) {
 	const small, big, maxRows = 500, 20, 100
 	e := newEnv(t)
 	e.store.SetQuarantineRows(maxRows)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
-	tg.secret = secret
-	var logs lockedBuffer
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	var logs testkit.Buffer
 	_, reg := e.runtime("n1", func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
@@ -116,7 +89,7 @@ func TestJunkOnTheInviteTopicStaysBounded(t *testing.T) {
 	if _, err := friend.SendText(ctx, b.Address, "before the junk"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the first message", func() bool { return tg.has("before the junk") })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg.Has("before the junk") }, "the first message")
 
 	attacker, err := keys.Generate()
 	if err != nil {
@@ -146,9 +119,9 @@ func TestJunkOnTheInviteTopicStaysBounded(t *testing.T) {
 		}
 	}
 
-	waitFor(t, 60*time.Second, "every junk envelope counted", func() bool {
+	testkit.WaitFor(t, 60*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil) >= small+big
-	})
+	}, "every junk envelope counted")
 	if got := counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil); got != small+big {
 		t.Fatalf("bridge_actor_envelopes_rejected_total = %v, want %d", got, small+big)
 	}
@@ -170,7 +143,7 @@ func TestJunkOnTheInviteTopicStaysBounded(t *testing.T) {
 	}
 
 	// One line per reason and minute, whatever the number of envelopes.
-	lines := logs.lines("rejected envelope")
+	lines := logs.Records("rejected envelope")
 	reasons := map[string]bool{}
 	for _, l := range lines {
 		reasons[fmt.Sprint(l["reason"])] = true
@@ -186,5 +159,5 @@ func TestJunkOnTheInviteTopicStaysBounded(t *testing.T) {
 	if _, err := friend.SendText(ctx, b.Address, "after the junk"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "a message after the junk", func() bool { return tg.has("after the junk") })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg.Has("after the junk") }, "a message after the junk")
 }

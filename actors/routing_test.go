@@ -12,6 +12,8 @@ import (
 	mc "github.com/xmtp/proto/v3/go/message_contents"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/content"
@@ -92,10 +94,11 @@ func quarantineRows(t *testing.T, e *env, bridgeID string) int {
 // elsewhere is refused because its key opens none of the topic's messages.
 func TestForgedInvitationCannotHijackTopic(t *testing.T) {
 	e := newEnv(t)
-	vt, xt := newTarget(t, persistence.FormatJSON), newTarget(t, persistence.FormatJSON)
-	victim, vsecret := e.bridge(vt.srv.URL, persistence.FormatJSON, nil)
-	invited, xsecret := e.bridge(xt.srv.URL, persistence.FormatJSON, nil)
-	vt.secret, xt.secret = vsecret, xsecret
+	vt, xt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
+	victim, vsecret := e.bridge(vt.URL, persistence.FormatJSON, nil)
+	invited, xsecret := e.bridge(xt.URL, persistence.FormatJSON, nil)
+	vt.SetSecret(vsecret)
+	xt.SetSecret(xsecret)
 	_, reg := e.runtime("node-a", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -109,13 +112,13 @@ func TestForgedInvitationCannotHijackTopic(t *testing.T) {
 		}
 	}
 	send("before", 20)
-	waitFor(t, 60*time.Second, "the first burst at the victim's target", func() bool { return len(vt.received()) >= 20 })
+	testkit.WaitFor(t, 60*time.Second, func() bool { return len(vt.Contents()) >= 20 }, "the first burst at the victim's target")
 	topic := topicWith(t, p, victim.Address)
 
 	forgeInvitation(t, e, invited.Address, topic)
-	waitFor(t, 30*time.Second, "the forged invitation refused as topic_in_use", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_ingress_invitations_rejected_total", map[string]string{"reason": refusedTopicInUse}) == 1
-	})
+	}, "the forged invitation refused as topic_in_use")
 
 	// A topic of two clients the node does not host: the forged key opens
 	// none of its messages.
@@ -126,16 +129,16 @@ func TestForgedInvitationCannotHijackTopic(t *testing.T) {
 		}
 	}
 	forgeInvitation(t, e, invited.Address, topicWith(t, p, q.Address()))
-	waitFor(t, 30*time.Second, "the second forged invitation refused as foreign_key", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_ingress_invitations_rejected_total", map[string]string{"reason": refusedForeignKey}) == 1
-	})
+	}, "the second forged invitation refused as foreign_key")
 
 	send("after", 50)
-	waitFor(t, 90*time.Second, "every message at the victim's target and every reply", func() bool {
-		return len(vt.received()) >= 70 && len(messagesFrom(t, p, victim.Address)) >= 70
-	})
+	testkit.WaitFor(t, 90*time.Second, func() bool {
+		return len(vt.Contents()) >= 70 && len(messagesFrom(t, p, victim.Address)) >= 70
+	}, "every message at the victim's target and every reply")
 	got := map[string]bool{}
-	for _, c := range vt.received() {
+	for _, c := range vt.Contents() {
 		got[c] = true
 	}
 	replies := map[string]bool{}
@@ -157,7 +160,7 @@ func TestForgedInvitationCannotHijackTopic(t *testing.T) {
 			}
 		}
 	}
-	if n := len(xt.received()); n != 0 {
+	if n := len(xt.Contents()); n != 0 {
 		t.Errorf("the invited bridge forwarded %d messages of topics it is no party to", n)
 	}
 	if n := quarantineRows(t, e, invited.ID); n > replayQuarantineBudget {
@@ -177,11 +180,12 @@ func TestForgedInvitationCannotHijackTopic(t *testing.T) {
 // other bridge's target.
 func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 	e := newEnv(t)
-	at, bt := newTarget(t, persistence.FormatJSON), newTarget(t, persistence.FormatJSON)
+	at, bt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
 	noReply := func(f *persistence.ForwardConfig) { f.ReplyMode = persistence.ReplyNone }
-	a, asecret := e.bridge(at.srv.URL, persistence.FormatJSON, noReply)
-	b, bsecret := e.bridge(bt.srv.URL, persistence.FormatJSON, noReply)
-	at.secret, bt.secret = asecret, bsecret
+	a, asecret := e.bridge(at.URL, persistence.FormatJSON, noReply)
+	b, bsecret := e.bridge(bt.URL, persistence.FormatJSON, noReply)
+	at.SetSecret(asecret)
+	bt.SetSecret(bsecret)
 	rt, reg := e.runtime("node-a", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -205,9 +209,9 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("send: %v", err)
 	}
-	has := func(tg *target, prefix string) int {
+	has := func(tg *webhooktest.Target, prefix string) int {
 		seen := map[string]bool{}
-		for _, c := range tg.received() {
+		for _, c := range tg.Contents() {
 			seen[c] = true
 		}
 		k := 0
@@ -218,9 +222,9 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 		}
 		return k
 	}
-	waitFor(t, 90*time.Second, "all 200 messages at the other bridge's target", func() bool {
+	testkit.WaitFor(t, 90*time.Second, func() bool {
 		return has(bt, "a->b") == n && has(at, "b->a") == n
-	})
+	}, "all 200 messages at the other bridge's target")
 	if got := counterValue(t, reg, "bridge_ingress_topics", nil); got != 3 {
 		t.Errorf("bridge_ingress_topics = %v, want 3 (two invite topics and the one shared conversation topic)", got)
 	}
@@ -255,7 +259,7 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 	if _, err := p.SendText(ctx, b.Address, "still here"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	waitFor(t, 30*time.Second, "b still receiving after a left", func() bool { return bt.has("still here") })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return bt.Has("still here") }, "b still receiving after a left")
 	if got := rt.ingress.holders(topic); got != 1 {
 		t.Errorf("the shared topic has %d holders after a left, want 1", got)
 	}
@@ -278,10 +282,11 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 // everything.
 func TestStaleForeignConversationIsNoFault(t *testing.T) {
 	e := newEnv(t)
-	vt, xt := newTarget(t, persistence.FormatJSON), newTarget(t, persistence.FormatJSON)
-	victim, vsecret := e.bridge(vt.srv.URL, persistence.FormatJSON, nil)
-	invited, xsecret := e.bridge(xt.srv.URL, persistence.FormatJSON, nil)
-	vt.secret, xt.secret = vsecret, xsecret
+	vt, xt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
+	victim, vsecret := e.bridge(vt.URL, persistence.FormatJSON, nil)
+	invited, xsecret := e.bridge(xt.URL, persistence.FormatJSON, nil)
+	vt.SetSecret(vsecret)
+	xt.SetSecret(xsecret)
 	rt, reg := e.runtime("node-a", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -289,7 +294,7 @@ func TestStaleForeignConversationIsNoFault(t *testing.T) {
 	if _, err := p.SendText(ctx, victim.Address, "first"); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	waitFor(t, 30*time.Second, "the first message at the victim", func() bool { return vt.has("first") })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return vt.Has("first") }, "the first message at the victim")
 	topic := topicWith(t, p, victim.Address)
 
 	// Disabled while its conversation is planted, so no reconcile round
@@ -323,25 +328,25 @@ func TestStaleForeignConversationIsNoFault(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 	}
-	waitFor(t, 60*time.Second, "every message at the victim and its replies", func() bool {
-		return len(vt.received()) >= 31 && len(messagesFrom(t, p, victim.Address)) >= 31
-	})
+	testkit.WaitFor(t, 60*time.Second, func() bool {
+		return len(vt.Contents()) >= 31 && len(messagesFrom(t, p, victim.Address)) >= 31
+	}, "every message at the victim and its replies")
 	for i := range 30 {
-		if !vt.has(fmt.Sprintf("m-%d", i)) {
+		if !vt.Has(fmt.Sprintf("m-%d", i)) {
 			t.Errorf("victim's target never got m-%d", i)
 		}
 	}
-	waitFor(t, 30*time.Second, "the invited bridge counting what it cannot open", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		// the first message in its catch-up, 30 live, and the victim's 31 replies
 		return counterValue(t, reg, "bridge_actor_envelopes_rejected_total", map[string]string{"reason": notParty}) >= 62
-	})
+	}, "the invited bridge counting what it cannot open")
 	if n := quarantineRows(t, e, invited.ID); n != 0 {
 		t.Errorf("the invited bridge quarantined %d envelopes sealed for another party", n)
 	}
 	if n := quarantineRows(t, e, victim.ID); n != 0 {
 		t.Errorf("the victim quarantined %d envelopes", n)
 	}
-	if n := len(xt.received()); n != 0 {
+	if n := len(xt.Contents()); n != 0 {
 		t.Errorf("the invited bridge forwarded %d messages", n)
 	}
 }
@@ -354,9 +359,9 @@ func TestStaleForeignConversationIsNoFault(t *testing.T) {
 // catch-up adds at most as many again.
 func TestInvitedTopicReplayQuarantinesABoundedNumber(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	br, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	br, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
 	rt, reg := e.runtime("node-a", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -408,9 +413,9 @@ func TestInvitedTopicReplayQuarantinesABoundedNumber(t *testing.T) {
 	if err := e.xmtp.Publish(ctx, auth, invites[0]); err != nil {
 		t.Fatalf("publish invitation: %v", err)
 	}
-	waitFor(t, 60*time.Second, "the real message forwarded and the junk counted", func() bool {
-		return tg.has("the real one") && counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil) >= junk
-	})
+	testkit.WaitFor(t, 60*time.Second, func() bool {
+		return tg.Has("the real one") && counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil) >= junk
+	}, "the real message forwarded and the junk counted")
 	if n := quarantineRows(t, e, br.ID); n > replayQuarantineBudget {
 		t.Fatalf("the replay of an invited topic wrote %d quarantine rows, want at most %d", n, replayQuarantineBudget)
 	}
@@ -428,9 +433,9 @@ func TestInvitedTopicReplayQuarantinesABoundedNumber(t *testing.T) {
 	if err := rt.Activate(ctx, br.ID); err != nil {
 		t.Fatalf("activate: %v", err)
 	}
-	waitFor(t, 30*time.Second, "the catch-up counting the junk again", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_actor_envelopes_rejected_total", nil) >= before+junk-1
-	})
+	}, "the catch-up counting the junk again")
 	if n := quarantineRows(t, e, br.ID); n > 2*replayQuarantineBudget {
 		t.Fatalf("after a re-activation %d quarantine rows, want at most %d", n, 2*replayQuarantineBudget)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 )
@@ -15,8 +16,8 @@ import (
 // lease; Activate brings it back; a send as an unknown bridge fails.
 func TestActivateDeactivate(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, _ := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, _ := e.bridge(tg.URL, persistence.FormatJSON, nil)
 	rt, reg := e.runtime("n1", nil)
 	ctx := context.Background()
 	if got := counterValue(t, reg, "bridge_actor_hosted_identities", nil); got != 1 {

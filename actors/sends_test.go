@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 )
@@ -14,8 +16,8 @@ import (
 func TestSendsRecordTheirStatus(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, _ := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, _ := e.bridge(tg.URL, persistence.FormatJSON, nil)
 	apiID := e.sender()
 	recipient := e.sender()
 	rt, _ := e.runtime("n1", func(c *Config) { c.APIAddress = apiID.Address() })
@@ -34,8 +36,8 @@ func TestSendsRecordTheirStatus(t *testing.T) {
 	if _, err := apiID.SendText(ctx, b.Address, cmd); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "reverse send recorded", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		list, _, err := e.store.ListSentMessages(ctx, e.account.ID, b.ID, persistence.Page{})
 		return err == nil && len(list) == 2 && list[0].Source == persistence.SendReverse && list[0].Status == persistence.SendSent
-	})
+	}, "reverse send recorded")
 }

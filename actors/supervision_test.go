@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 )
@@ -17,11 +19,12 @@ import (
 // traffic flows throughout.
 func TestChildPanicAndPoison(t *testing.T) {
 	e := newEnv(t)
-	tg1 := newTarget(t, persistence.FormatRelaycc)
-	tg2 := newTarget(t, persistence.FormatRelaycc)
-	b1, s1 := e.bridge(tg1.srv.URL, persistence.FormatRelaycc, nil)
-	b2, s2 := e.bridge(tg2.srv.URL, persistence.FormatRelaycc, nil)
-	tg1.secret, tg2.secret = s1, s2
+	tg1 := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	tg2 := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b1, s1 := e.bridge(tg1.URL, persistence.FormatRelaycc, nil)
+	b2, s2 := e.bridge(tg2.URL, persistence.FormatRelaycc, nil)
+	tg1.SetSecret(s1)
+	tg2.SetSecret(s2)
 	var panickedOnce atomic.Bool
 	_, reg := e.runtime("n1", func(c *Config) {
 		c.PoisonThreshold = 3
@@ -44,7 +47,7 @@ func TestChildPanicAndPoison(t *testing.T) {
 	if _, err := c.SendText(ctx, b1.Address, "panic once"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "message after restart", func() bool { return tg1.has("panic once") })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg1.Has("panic once") }, "message after restart")
 	if got := counterValue(t, reg, "bridge_actor_restarts_total", map[string]string{"handler": "forward"}); got < 1 {
 		t.Fatalf("restarts = %v, want >= 1", got)
 	}
@@ -59,7 +62,7 @@ func TestChildPanicAndPoison(t *testing.T) {
 	if _, err := c.SendText(ctx, b1.Address, "after poison"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "quarantine", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		qs, err := e.store.QuarantinedMessages(ctx, b1.ID, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -70,17 +73,17 @@ func TestChildPanicAndPoison(t *testing.T) {
 			}
 		}
 		return false
-	})
-	waitFor(t, 20*time.Second, "message after poison", func() bool { return tg1.has("after poison") })
-	waitFor(t, 20*time.Second, "other bridge's traffic", func() bool { return len(tg2.received()) == 5 })
-	if tg1.has("poison") {
+	}, "quarantine")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg1.Has("after poison") }, "message after poison")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(tg2.Contents()) == 5 }, "other bridge's traffic")
+	if tg1.Has("poison") {
 		t.Fatal("poison message reached the target")
 	}
 	// The strategy counts a quarantine once the callback that stored it
 	// has returned.
-	waitFor(t, 10*time.Second, "quarantine metric", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_actor_quarantined_total", nil) == 1
-	})
+	}, "quarantine metric")
 	dead, _, err := e.store.ListDeliveries(ctx, e.account.ID, b1.ID, persistence.DeliveryDead, persistence.Page{})
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead letters = %d (%v), want the poison message", len(dead), err)
@@ -95,9 +98,9 @@ func TestChildPanicAndPoison(t *testing.T) {
 // as an ordinary message; Send over the runtime reaches the client too.
 func TestReverse(t *testing.T) {
 	e := newEnv(t)
-	tg := newTarget(t, persistence.FormatJSON)
-	b, secret := e.bridge(tg.srv.URL, persistence.FormatJSON, nil)
-	tg.secret = secret
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
 	apiID := e.sender()
 	recipient := e.sender()
 	stranger := e.sender()
@@ -111,26 +114,26 @@ func TestReverse(t *testing.T) {
 	if _, err := stranger.SendText(ctx, b.Address, fake); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "reverse message", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		got := messagesFrom(t, recipient, b.Address)
 		return len(got) == 1 && got[0] == "from the api"
-	})
-	waitFor(t, 20*time.Second, "stranger's command forwarded", func() bool { return tg.has(fake) })
-	if tg.has(cmd) {
+	}, "reverse message")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg.Has(fake) }, "stranger's command forwarded")
+	if tg.Has(cmd) {
 		t.Fatal("the API identity's command was forwarded to the target")
 	}
 	id, err := rt.Send(ctx, b.ID, recipient.Address(), content.Text("over rest"))
 	if err != nil || id == "" {
 		t.Fatalf("send = %q, %v", id, err)
 	}
-	waitFor(t, 20*time.Second, "rest message", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		got := messagesFrom(t, recipient, b.Address)
 		return len(got) == 2 && got[1] == "over rest"
-	})
+	}, "rest message")
 	if got := messagesFrom(t, recipient, b.Address); strings.Contains(joined(got), "forged") {
 		t.Fatalf("forged command was sent: %v", got)
 	}
-	waitFor(t, 10*time.Second, "reverse messages out = 2", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		return counterValue(t, reg, "bridge_actor_messages_out_total", map[string]string{"handler": "reverse"}) == 2
-	})
+	}, "reverse messages out = 2")
 }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 )
 
 // Kind is the grain kind the test members register, the runtime's.
@@ -30,19 +30,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := pgtest.NewDatabase(t, pgtest.Template{Name: "cluster", Migrate: persistence.Migrate})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "test", Key: key})
-	if err != nil {
-		t.Fatalf("new sealer: %v", err)
-	}
-	st, err := persistence.Open(ctx, db, sealer)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(st.Close)
+	st := storetest.Open(t, db, storetest.Sealer(t))
 	level := slog.LevelError
 	if os.Getenv("CLUSTER_TEST_LOG") != "" {
 		level = slog.LevelDebug
@@ -96,16 +84,4 @@ func (e *env) runtime(name string, tune func(*Config)) (*Node, *prometheus.Regis
 		e.t.Fatalf("start node: %v", err)
 	}
 	return n, reg
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

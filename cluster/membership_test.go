@@ -2,10 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,38 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
-
-// startEtcd runs Debian's etcd on free loopback ports until the test ends
-// and returns its client endpoint.
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd is not installed: run scripts/ensure-tools.sh etcd (Debian's etcd-server)")
-	}
-	client, peer := freeport.Addr(t), freeport.Addr(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--name", "actors", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "actors=http://"+peer, "--log-level", "warn")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(t, 30*time.Second, "etcd to answer", func() bool {
-		resp, err := http.Get("http://" + client + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return client
-}
 
 // TestEtcdRepairAnnouncesAMissedMemberAgain gives one member of a
 // two-member etcd cluster the view a missed watch event leaves (the other
@@ -54,13 +20,13 @@ func startEtcd(t *testing.T) string {
 // its own lease, and counts it.
 func TestEtcdRepairAnnouncesAMissedMemberAgain(t *testing.T) {
 	e := newEnv(t)
-	endpoint := startEtcd(t)
+	endpoint := testkit.StartEtcd(t, "actors").Endpoint
 	etcdCluster := func(c *Config) {
 		c.Provider, c.EtcdEndpoints, c.EtcdPrefix, c.ClusterName = ProviderEtcd, []string{endpoint}, "/repair-test", "repair"
 	}
 	a, _ := e.runtime("a", etcdCluster)
 	b, _ := e.runtime("b", etcdCluster)
-	waitFor(t, 30*time.Second, "both members to see each other", func() bool { return a.topo.size() == 2 && b.topo.size() == 2 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return a.topo.size() == 2 && b.topo.size() == 2 }, "both members to see each other")
 
 	var self, missed *cluster.Member
 	for _, m := range a.topo.snapshot() {
@@ -134,11 +100,11 @@ func TestEtcdRepairAnnouncesAMissedMemberAgain(t *testing.T) {
 // keys alone.
 func TestEtcdRepairAnnouncesAMissedDeparture(t *testing.T) {
 	e := newEnv(t)
-	endpoint := startEtcd(t)
+	endpoint := testkit.StartEtcd(t, "actors").Endpoint
 	a, _ := e.runtime("a", func(c *Config) {
 		c.Provider, c.EtcdEndpoints, c.EtcdPrefix, c.ClusterName = ProviderEtcd, []string{endpoint}, "/repair-test", "gone"
 	})
-	waitFor(t, 30*time.Second, "the member to see itself", func() bool { return a.topo.size() == 1 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return a.topo.size() == 1 }, "the member to see itself")
 	ghost := &cluster.Member{Id: "gone@ghost", Host: "127.0.0.1", Port: 1, Kinds: []string{Kind}}
 	a.topo.update(append(a.topo.snapshot(), ghost), time.Now())
 

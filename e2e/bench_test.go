@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // cpuTime returns the user plus system CPU time the process pid used so
@@ -34,7 +37,7 @@ func cpuTime(b *testing.B, pid int) time.Duration {
 // message.
 func BenchmarkForwardCPUPerMessage(b *testing.B) {
 	c := newCluster(b, map[string]string{"BRIDGE_LOG_LEVEL": "warn"})
-	tg := newTarget(b, "json")
+	tg := webhooktest.NewTarget(b, "json")
 	_, addr := echoBridge(b, c, tg)
 	senders := 10
 	per := max(1, (b.N+senders-1)/senders)
@@ -45,11 +48,11 @@ func BenchmarkForwardCPUPerMessage(b *testing.B) {
 	start := time.Now()
 	br.start()
 	br.wait(5 * time.Minute)
-	waitFor(b, 5*time.Minute, "every message at the target", func() bool { return tg.texts() >= br.total() })
-	waitFor(b, 5*time.Minute, "every reply", func() bool {
+	testkit.WaitFor(b, 5*time.Minute, func() bool { return tg.Texts() >= br.total() }, "every message at the target")
+	testkit.WaitFor(b, 5*time.Minute, func() bool {
 		r, err := br.replies()
 		return err == nil && len(r) >= br.total()
-	})
+	}, "every reply")
 	elapsed := time.Since(start)
 	b.StopTimer()
 	used := cpuTime(b, pid) - before

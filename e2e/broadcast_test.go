@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -169,19 +170,19 @@ func TestBroadcastReachesAThousandSubscribersOnceThroughKill9(t *testing.T) {
 	if first["recipients"] != 1000.0 {
 		t.Fatalf("broadcast: %v", first)
 	}
-	waitFor(t, 5*time.Minute, "the first broadcast sent", func() bool {
+	testkit.WaitFor(t, 5*time.Minute, func() bool {
 		st := status(entry, str(first, "id"))
 		return st["broadcast"].(map[string]any)["sent"] == 1000.0
-	})
-	waitFor(t, 2*time.Minute, "each subscriber has the first broadcast", func() bool { return pool.everyOnce(addr, "first news") })
+	}, "the first broadcast sent")
+	testkit.WaitFor(t, 2*time.Minute, func() bool { return pool.everyOnce(addr, "first news") }, "each subscriber has the first broadcast")
 
 	// Kill -9 of the host mid-broadcast.
 	second := mustCall(t, 202, "POST", entry.api+"/v1/bridges/"+id+"/broadcasts", c.apiKey, map[string]any{"content": "second news"})
 	bid := str(second, "id")
-	waitFor(t, 2*time.Minute, "the second broadcast under way", func() bool {
+	testkit.WaitFor(t, 2*time.Minute, func() bool {
 		st := status(entry, bid)["broadcast"].(map[string]any)
 		return st["sent"].(float64) >= 100
-	})
+	}, "the second broadcast under way")
 	survivor := c.nodes[0]
 	if survivor == host {
 		survivor = c.nodes[1]
@@ -191,13 +192,13 @@ func TestBroadcastReachesAThousandSubscribersOnceThroughKill9(t *testing.T) {
 	if st["pending"].(float64) == 0 {
 		t.Fatalf("the broadcast was done before the kill: %v", st)
 	}
-	waitFor(t, 5*time.Minute, "the second broadcast finished by the other node", func() bool {
+	testkit.WaitFor(t, 5*time.Minute, func() bool {
 		st := status(survivor, bid)["broadcast"].(map[string]any)
 		return st["sent"] == 1000.0 && st["failed"] == 0.0 && st["pending"] == 0.0
-	})
-	waitFor(t, 2*time.Minute, "each subscriber has both broadcasts once", func() bool {
+	}, "the second broadcast finished by the other node")
+	testkit.WaitFor(t, 2*time.Minute, func() bool {
 		return pool.everyOnce(addr, "first news", "second news")
-	})
+	}, "each subscriber has both broadcasts once")
 	if got := fmt.Sprint(c.hostOf(id).id); got != survivor.id {
 		t.Fatalf("bridge hosted by %s, want %s", got, survivor.id)
 	}

@@ -7,6 +7,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
 )
 
 // BenchmarkClusterRehome measures, for the etcd and the automanaged
@@ -22,7 +26,7 @@ func BenchmarkClusterRehome(b *testing.B) {
 	for _, provider := range []string{"etcd", "automanaged"} {
 		b.Run(provider, func(b *testing.B) {
 			c := newBridgeCluster(b, clusterOpts{provider: provider, nodes: 3, tune: map[string]string{"BRIDGE_LOG_LEVEL": "warn"}})
-			tg := newClusterTarget(b)
+			tg := webhooktest.NewTarget(b, persistence.FormatJSON)
 			bridges := c.createBridges(tg, 30)
 			c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 			c.waitHostedTotal(c.nodes[0], bridges, c.nodes, time.Minute)
@@ -72,7 +76,7 @@ func BenchmarkRESTSend(b *testing.B) {
 		via    *clusterNode
 	}
 	setup := func(c *bridgeCluster, routed bool) ([]route, string) {
-		tg := newClusterTarget(b)
+		tg := webhooktest.NewTarget(b, persistence.FormatJSON)
 		bridges := c.createBridges(tg, 4)
 		pc := c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 		c.waitHostedTotal(c.nodes[0], bridges, c.nodes, time.Minute)
@@ -110,7 +114,7 @@ func BenchmarkRESTSend(b *testing.B) {
 					r := routes[(int(k)+w)%len(routes)]
 					res := postMessage(c, r.via, r.bridge, to, fmt.Sprintf("bench %d", k), time.Minute)
 					if res.err != nil || res.status != 202 {
-						failed.Store(fmt.Sprintf("send through %s: status %d, error %v: %s", r.via.id, res.status, res.err, tail(string(res.body), 200)))
+						failed.Store(fmt.Sprintf("send through %s: status %d, error %v: %s", r.via.id, res.status, res.err, testkit.Tail(string(res.body), 200)))
 						return
 					}
 				}

@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
 // canarySent reads bridge_canary_sent_total of every node of nodes.
@@ -34,14 +37,14 @@ func (c *bridgeCluster) canaryWindow(nodes []*clusterNode, bridges []clusterBrid
 	from := time.Now()
 	var after map[string]float64
 	want := float64(rounds * len(bridges))
-	waitFor(t, time.Minute, fmt.Sprintf("%d canary rounds", rounds), func() bool {
+	testkit.WaitFor(t, time.Minute, func() bool {
 		after = canarySent(t, nodes)
 		total := 0.0
 		for id, v := range after {
 			total += v - before[id]
 		}
 		return total >= want
-	})
+	}, "%d canary rounds", rounds)
 	to := time.Now()
 	var senders []*clusterNode
 	for _, n := range nodes {
@@ -69,7 +72,7 @@ func (c *bridgeCluster) canaryWindow(nodes []*clusterNode, bridges []clusterBrid
 // from canary_results.
 func (c *bridgeCluster) canariesSent(bridges []clusterBridge, from, to time.Time) map[string]int {
 	out := map[string]int{}
-	pollDB(c.t, c.x.db, 30*time.Second, "the canary results", func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	pgtest.Poll(c.t, c.x.db, 30*time.Second, func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		rows, err := conn.Query(ctx, `SELECT bridge_id::text, count(*) FROM canary_results WHERE sent_at >= $1 AND sent_at <= $2 GROUP BY bridge_id`, from, to)
 		if err != nil {
 			return false, err
@@ -83,7 +86,7 @@ func (c *bridgeCluster) canariesSent(bridges []clusterBridge, from, to time.Time
 			out[id] = n
 		}
 		return rows.Err() == nil, rows.Err()
-	})
+	}, "the canary results")
 	return out
 }
 
@@ -91,11 +94,11 @@ func (c *bridgeCluster) canariesSent(bridges []clusterBridge, from, to time.Time
 // after since.
 func (c *bridgeCluster) waitCanariesAnswered(bridges []clusterBridge, since time.Time, timeout time.Duration) {
 	c.t.Helper()
-	pollDB(c.t, c.x.db, timeout, "a canary answered by every bridge", func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	pgtest.Poll(c.t, c.x.db, timeout, func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		var n int
 		err := conn.QueryRow(ctx, `SELECT count(DISTINCT bridge_id) FROM canary_results WHERE sent_at > $1 AND received_at IS NOT NULL`, since).Scan(&n)
 		return err == nil && n == len(bridges), err
-	})
+	}, "a canary answered by every bridge")
 }
 
 // TestClusterOneCanaryProber runs the canary prober on each of three etcd
@@ -108,7 +111,7 @@ func TestClusterOneCanaryProber(t *testing.T) {
 	const interval = time.Second
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3, name: "canary-cluster",
 		tune: map[string]string{"BRIDGE_CANARY_INTERVAL": interval.String()}})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	bridges := c.createBridges(tg, 4)
 	c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 	c.waitCanariesAnswered(bridges, time.Now(), time.Minute)

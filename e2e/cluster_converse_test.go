@@ -6,6 +6,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
 )
 
 // TestClusterBridgesConverse: two reply-mode bridges hosted by two
@@ -21,7 +25,7 @@ func TestClusterBridgesConverse(t *testing.T) {
 	const limit, n = 5, 100
 	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 2, name: "converse-cluster",
 		tune: map[string]string{"BRIDGE_REPLY_LOOP_LIMIT": fmt.Sprint(limit)}})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	// Of 8 bridges on 2 nodes, two share a node; usually each node has one.
 	var pairs [][2]clusterBridge
 	for try := 0; len(pairs) < 2; try++ {
@@ -68,7 +72,7 @@ func TestClusterBridgesConverse(t *testing.T) {
 				via := c.nodes[(i+k)%2]
 				res := postMessage(c, via, d.from.ID, d.to.Address, fmt.Sprintf("%s %d", d.prefix, i), time.Minute)
 				if res.err != nil || res.status != 202 {
-					errs <- fmt.Errorf("send %s %d through %s: status %d, error %v: %s", d.prefix, i, via.id, res.status, res.err, tail(string(res.body), 300))
+					errs <- fmt.Errorf("send %s %d through %s: status %d, error %v: %s", d.prefix, i, via.id, res.status, res.err, testkit.Tail(string(res.body), 300))
 				}
 			}
 		}()
@@ -79,14 +83,13 @@ func TestClusterBridgesConverse(t *testing.T) {
 		t.Fatal(err)
 	}
 	arrived := func() (int, []string) {
-		tg.mu.Lock()
-		defer tg.mu.Unlock()
+		byText := tg.ByContent()
 		got := 0
 		var missing []string
 		for _, d := range dirs {
 			for i := range n {
 				text := fmt.Sprintf("%s %d", d.prefix, i)
-				if h := tg.byText[text]; h != nil && h.slugs[d.to.slug] {
+				if h, ok := byText[text]; ok && h.Slugs[d.to.slug] {
 					got++
 				} else if len(missing) < 5 {
 					missing = append(missing, text)
@@ -130,13 +133,11 @@ func TestClusterBridgesConverse(t *testing.T) {
 	// boundary).
 	minutes := int(time.Since(began)/time.Minute) + 1
 	echoes := 0
-	tg.mu.Lock()
-	for text, h := range tg.byText {
+	for text, h := range tg.ByContent() {
 		if strings.HasPrefix(text, "echo: ") {
-			echoes += h.requests
+			echoes += h.Requests
 		}
 	}
-	tg.mu.Unlock()
 	if bound := len(dirs) * limit * (minutes + 1); echoes > bound {
 		t.Errorf("the targets got %d automatic replies in %d minute(s), want at most %d", echoes, minutes, bound)
 	}

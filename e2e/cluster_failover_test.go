@@ -5,6 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
 )
 
 // killTimes is what one kill -9 of a node measured.
@@ -118,7 +122,7 @@ func TestClusterKill9(t *testing.T) {
 
 func runKill9(t *testing.T, provider string, restart bool) {
 	c := newBridgeCluster(t, clusterOpts{provider: provider, nodes: 3})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	bridges := c.createBridges(tg, 60)
 	c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 	c.waitHostedTotal(c.nodes[0], bridges, c.nodes, time.Minute)
@@ -127,7 +131,7 @@ func runKill9(t *testing.T, provider string, restart bool) {
 	warm := pool.sentCount()
 	pool.startContinuous(250 * time.Millisecond)
 	// The kill lands mid-stream: every sender has sent a few messages.
-	waitFor(t, time.Minute, "the continuous senders under way", func() bool { return pool.sentCount() >= warm+3*len(pool.senders) })
+	testkit.WaitFor(t, time.Minute, func() bool { return pool.sentCount() >= warm+3*len(pool.senders) }, "the continuous senders under way")
 
 	victim := c.nodes[2]
 	sentBefore := pool.sentCount()
@@ -168,7 +172,7 @@ func TestClusterDrainAndSIGTERM(t *testing.T) {
 	t.Parallel()
 	const ttl = 30 * time.Second
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3, tune: map[string]string{"BRIDGE_LEASE_TTL": ttl.String()}})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	bridges := c.createBridges(tg, 30)
 	c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 	c.waitHostedTotal(c.nodes[0], bridges, c.nodes, time.Minute)
@@ -197,7 +201,7 @@ func TestClusterDrainAndSIGTERM(t *testing.T) {
 	if h := drained.hosted(); h != 0 {
 		t.Fatalf("%s hosts %d identities after its drain answered, want 0", drained.id, h)
 	}
-	waitFor(t, 10*time.Second, drained.id+" /readyz red after the drain", func() bool { return readyStatus(drained.api) == 503 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return readyStatus(drained.api) == 503 }, "%s /readyz red after the drain", drained.id)
 	others := except(c.nodes, drained)
 	c.waitMemberGone(drained, others, 30*time.Second)
 	for _, n := range c.nodes {

@@ -3,6 +3,10 @@ package e2e
 import (
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
 )
 
 // TestClusterForcedDoubleActivation makes two nodes that both believe they
@@ -21,7 +25,7 @@ func TestClusterForcedDoubleActivation(t *testing.T) {
 	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 1, name: "cluster-a",
 		tune: map[string]string{"BRIDGE_LEASE_TTL": "6s"}})
 	a := c.nodes[0]
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	bridges := c.createBridges(tg, 8)
 	c.waitPlaced(a, bridges, []*clusterNode{a}, time.Minute)
 	c.waitHostedTotal(a, bridges, []*clusterNode{a}, time.Minute)
@@ -35,7 +39,7 @@ func TestClusterForcedDoubleActivation(t *testing.T) {
 	b := c.newNode("c-node-b", map[string]string{"BRIDGE_CLUSTER_NAME": "cluster-b"})
 	b.launch()
 	b.waitReady(90 * time.Second)
-	waitFor(t, time.Minute, "B to hold a live lease on every bridge", func() bool {
+	testkit.WaitFor(t, time.Minute, func() bool {
 		leases := c.leases()
 		for _, br := range bridges {
 			l := leases[br.ID]
@@ -44,7 +48,7 @@ func TestClusterForcedDoubleActivation(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, "B to hold a live lease on every bridge")
 	c.waitPlaced(b, bridges, []*clusterNode{b}, time.Minute)
 	t.Logf("B took the leases over %s after A was paused", time.Since(paused).Round(time.Millisecond))
 	pool.waitAnswered(pool.round("a-paused"), 2*time.Minute, "a message to every bridge while A is paused")
@@ -52,11 +56,11 @@ func TestClusterForcedDoubleActivation(t *testing.T) {
 	a.resume()
 	pool.waitAnswered(pool.round("both-awake"), 2*time.Minute, "a message to every bridge right after A continued")
 	var fenced, stale float64
-	waitFor(t, time.Minute, "A to count fenced writes and stale activations and host none of the bridges", func() bool {
+	testkit.WaitFor(t, time.Minute, func() bool {
 		fenced, _ = a.metricSum("bridge_cluster_fenced_writes_total")
 		stale, _ = a.metricSum("bridge_actor_stale_activations_total")
 		return fenced > fenced0 && stale > stale0 && a.hosted() == 0
-	})
+	}, "A to count fenced writes and stale activations and host none of the bridges")
 	t.Logf("A after SIGCONT: bridge_cluster_fenced_writes_total %v (was %v), bridge_actor_stale_activations_total %v (was %v)",
 		fenced, fenced0, stale, stale0)
 	if !a.alive() {

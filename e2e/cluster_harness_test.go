@@ -2,16 +2,12 @@ package e2e
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
@@ -26,87 +25,6 @@ import (
 // node process, one database, optionally one etcd process, and N
 // `bridge node` processes that form one cluster over protoactor's etcd or
 // automanaged provider.
-
-// etcdServer is one etcd process of a test, on free loopback ports with a
-// data directory of its own.
-type etcdServer struct {
-	endpoint string // host:port of the client URL
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	done     chan struct{}
-}
-
-// etcdBinary finds Debian's etcd, or fails naming the package.
-func etcdBinary(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("etcd"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/bin/etcd"); err == nil {
-		return "/usr/bin/etcd"
-	}
-	t.Fatalf("etcd is not installed: run scripts/ensure-tools.sh etcd (it installs Debian's etcd-server; make test runs it)")
-	return ""
-}
-
-// startEtcd starts a single-member etcd and waits until its /health says
-// it is healthy. The process is killed when the test ends.
-func startEtcd(t testing.TB) *etcdServer {
-	t.Helper()
-	bin := etcdBinary(t)
-	client, peer := freeAddr(t), freeAddr(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin,
-		"--name", "e2e",
-		"--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", "http://"+client,
-		"--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer,
-		"--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "e2e=http://"+peer,
-		"--initial-cluster-state", "new",
-		"--logger", "zap", "--log-level", "warn",
-	)
-	cmd.Dir = dir
-	// Only PATH and HOME: an ETCD_* variable of the caller must not change
-	// the test's server.
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	e := &etcdServer{endpoint: client, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = e.logs, e.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start etcd: %v", err)
-	}
-	go func() { _ = cmd.Wait(); close(e.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-e.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-e.done
-		}
-		if t.Failed() {
-			t.Logf("--- etcd output (last 3000 bytes) ---\n%s", tail(e.logs.String(), 3000))
-		}
-	})
-	hc := http.Client{Timeout: 2 * time.Second}
-	waitFor(t, 30*time.Second, "etcd /health on "+client, func() bool {
-		select {
-		case <-e.done:
-			t.Fatalf("etcd exited while starting:\n%s", tail(e.logs.String(), 3000))
-		default:
-		}
-		resp, err := hc.Get("http://" + client + "/health")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var h struct {
-			Health string `json:"health"`
-		}
-		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&h) == nil && h.Health == "true"
-	})
-	return e
-}
 
 // clusterOpts configures newBridgeCluster.
 type clusterOpts struct {
@@ -121,7 +39,7 @@ type clusterOpts struct {
 type bridgeCluster struct {
 	t        testing.TB
 	x        *cluster // the XMTP node process, the database and the work directory
-	etcd     *etcdServer
+	etcd     *testkit.Etcd
 	provider string
 	name     string
 	base     map[string]string // environment every node starts from
@@ -149,19 +67,17 @@ func newBridgeCluster(t testing.TB, opts clusterOpts) *bridgeCluster {
 	}
 	db := pgtest.NewDatabase(t, template)
 	x := &cluster{t: t, dir: t.TempDir(), db: db}
-	x.xmtpGRPC, x.xmtpHTTP, x.xmtpOps = freeAddr(t), freeAddr(t), freeAddr(t)
+	x.xmtpGRPC, x.xmtpHTTP, x.xmtpOps = freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	x.startXMTPNode()
 	c := &bridgeCluster{t: t, x: x, provider: opts.provider, name: opts.name}
 	if c.name == "" {
 		c.name = "e2e-cluster"
 	}
 	if opts.provider == "etcd" {
-		c.etcd = startEtcd(t)
+		c.etcd = testkit.StartEtcd(t, "e2e")
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
 	c.base = map[string]string{
-		"DATABASE_URL": db, "BRIDGE_MASTER_KEY": base64.StdEncoding.EncodeToString(key),
+		"DATABASE_URL": db, "BRIDGE_MASTER_KEY": testkit.NewMasterKey(),
 		"BRIDGE_ADMIN_TOKEN": adminToken, "BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": x.xmtpGRPC,
 		"BRIDGE_ALLOW_PRIVATE_TARGETS": "true", "BRIDGE_LEASE_TTL": "4s", "BRIDGE_RECONCILE_INTERVAL": "1s",
 		"BRIDGE_SWEEP_INTERVAL": "300ms", "BRIDGE_CANARY_INTERVAL": "0", "BRIDGE_SHUTDOWN_TIMEOUT": "30s",
@@ -173,7 +89,7 @@ func newBridgeCluster(t testing.TB, opts clusterOpts) *bridgeCluster {
 		"BRIDGE_REPLY_LOOP_LIMIT": "0",
 	}
 	if c.etcd != nil {
-		c.base["BRIDGE_ETCD_ENDPOINTS"] = c.etcd.endpoint
+		c.base["BRIDGE_ETCD_ENDPOINTS"] = c.etcd.Endpoint
 		c.base["BRIDGE_ETCD_PREFIX"] = "/xmtp-bridge-e2e"
 	}
 	for k, v := range opts.tune {
@@ -207,16 +123,16 @@ func newBridgeCluster(t testing.TB, opts clusterOpts) *bridgeCluster {
 // top of the cluster's environment and then tune. An automanaged node made
 // here lists only itself as a peer until the caller says otherwise.
 func (c *bridgeCluster) newNode(id string, tune map[string]string) *clusterNode {
-	httpAddr := freeAddr(c.t)
+	httpAddr := freeport.Addr(c.t)
 	n := &clusterNode{c: c, id: id, api: "http://" + httpAddr, env: map[string]string{}}
 	for k, v := range c.base {
 		n.env[k] = v
 	}
 	n.env["BRIDGE_NODE_ID"] = id
 	n.env["BRIDGE_HTTP_ADDR"] = httpAddr
-	n.env["BRIDGE_CLUSTER_PORT"] = portOf(c.t, freeAddr(c.t))
+	n.env["BRIDGE_CLUSTER_PORT"] = portOf(c.t, freeport.Addr(c.t))
 	if c.provider == "automanaged" {
-		pp := portOf(c.t, freeAddr(c.t))
+		pp := portOf(c.t, freeport.Addr(c.t))
 		n.env["BRIDGE_CLUSTER_PROVIDER_PORT"] = pp
 		n.env["BRIDGE_CLUSTER_PEERS"] = "127.0.0.1:" + pp
 	}
@@ -307,7 +223,7 @@ type clusterBridge struct {
 
 // createBridges creates an account and n json bridges whose forward target
 // is tg, each through the next node in turn, several at a time.
-func (c *bridgeCluster) createBridges(tg *clusterTarget, n int) []clusterBridge {
+func (c *bridgeCluster) createBridges(tg *webhooktest.Target, n int) []clusterBridge {
 	c.t.Helper()
 	entry := c.live()[0]
 	acct := mustCall(c.t, 201, "POST", entry.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
@@ -323,7 +239,7 @@ func (c *bridgeCluster) createBridges(tg *clusterTarget, n int) []clusterBridge 
 			defer wg.Done()
 			for i := range work {
 				node := nodes[i%len(nodes)]
-				slug := tg.newSlug()
+				slug := randomSlug()
 				var created struct {
 					Bridge struct {
 						ID      string `json:"id"`
@@ -333,17 +249,17 @@ func (c *bridgeCluster) createBridges(tg *clusterTarget, n int) []clusterBridge 
 				}
 				status, raw, err := doJSON(&http.Client{Timeout: time.Minute}, "POST", node.api+"/v1/bridges", c.apiKey, map[string]any{
 					"name": fmt.Sprintf("b%03d", i), "forward": map[string]any{
-						"url": tg.srv.URL + "/hook/" + slug, "bodyFormat": "json", "replyMode": "reply", "maxConcurrency": 16,
+						"url": tg.URL + "/hook/" + slug, "bodyFormat": "json", "replyMode": "reply", "maxConcurrency": 16,
 					},
 				}, &created)
 				if err == nil && status != 201 {
-					err = fmt.Errorf("status %d: %s", status, tail(string(raw), 300))
+					err = fmt.Errorf("status %d: %s", status, testkit.Tail(string(raw), 300))
 				}
 				if err != nil {
 					errs <- fmt.Errorf("create bridge %d through %s: %w", i, node.id, err)
 					continue
 				}
-				tg.setSecret(slug, created.WebhookSecret)
+				tg.SetHookSecret(slug, created.WebhookSecret)
 				out[i] = clusterBridge{ID: created.Bridge.ID, Address: created.Bridge.Address, slug: slug}
 			}
 		}()
@@ -386,10 +302,10 @@ func errorBody(raw []byte) error {
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return fmt.Errorf("not JSON: %q", tail(string(raw), 300))
+		return fmt.Errorf("not JSON: %q", testkit.Tail(string(raw), 300))
 	}
 	if e.OK == nil || *e.OK || e.Code == "" || e.Error == "" {
-		return errors.New("not the API's error shape {ok:false, code, error}: " + tail(string(raw), 300))
+		return errors.New("not the API's error shape {ok:false, code, error}: " + testkit.Tail(string(raw), 300))
 	}
 	return nil
 }

@@ -2,107 +2,20 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
-
-// clusterTarget is the owners' endpoint of a cluster test: every bridge
-// posts to /hook/<its slug>, the signature is checked with that bridge's
-// webhook secret, and the answer is the reply "echo: <content>". It counts
-// the requests per message text, with their webhook-ids and the slugs they
-// came in on.
-type clusterTarget struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	secrets  map[string]string // slug -> webhook secret
-	byText   map[string]*targetHits
-	badSigs  int
-	unknown  int // requests on a slug no bridge has
-	received int
-}
-
-type targetHits struct {
-	requests int
-	ids      map[string]int  // webhook-id -> requests
-	slugs    map[string]bool // the bridges it came from
-}
-
-func newClusterTarget(t testing.TB) *clusterTarget {
-	tg := &clusterTarget{secrets: map[string]string{}, byText: map[string]*targetHits{}}
-	tg.srv = httptest.NewServer(http.HandlerFunc(tg.serve))
-	t.Cleanup(tg.srv.Close)
-	return tg
-}
-
-func (tg *clusterTarget) newSlug() string { return randomSlug() }
-
-func (tg *clusterTarget) setSecret(slug, secret string) {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	tg.secrets[slug] = secret
-}
-
-func (tg *clusterTarget) serve(w http.ResponseWriter, r *http.Request) {
-	slug, ok := strings.CutPrefix(r.URL.Path, "/hook/")
-	raw, _ := io.ReadAll(r.Body)
-	tg.mu.Lock()
-	secret, known := tg.secrets[slug]
-	if !ok || !known {
-		tg.unknown++
-		tg.mu.Unlock()
-		http.Error(w, "no such hook", http.StatusNotFound)
-		return
-	}
-	tg.mu.Unlock()
-	if err := webhook.Verify(secret, r.Header, raw, time.Now()); err != nil {
-		tg.mu.Lock()
-		tg.badSigs++
-		tg.mu.Unlock()
-		http.Error(w, "bad signature: "+err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var body map[string]any
-	if err := json.Unmarshal(raw, &body); err != nil {
-		http.Error(w, "not json", http.StatusBadRequest)
-		return
-	}
-	text := str(body, "content")
-	id := r.Header.Get(webhook.HeaderID)
-	tg.mu.Lock()
-	tg.received++
-	h := tg.byText[text]
-	if h == nil {
-		h = &targetHits{ids: map[string]int{}, slugs: map[string]bool{}}
-		tg.byText[text] = h
-	}
-	h.requests++
-	h.ids[id]++
-	h.slugs[slug] = true
-	tg.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"reply": "echo: " + text})
-}
-
-// has reports whether text reached the target.
-func (tg *clusterTarget) has(text string) bool {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	return tg.byText[text] != nil
-}
 
 // sentMsg is one message a pool published.
 type sentMsg struct {
@@ -381,7 +294,7 @@ func (p *xmtpPool) queryReplies() (map[string]int, error) {
 // each got exactly one XMTP reply (counted from queries of the XMTP node
 // once the nodes are quiet), no reply answers a message nobody sent, and
 // every signature was valid.
-func (p *xmtpPool) checkNothingLost(tg *clusterTarget, timeout time.Duration) {
+func (p *xmtpPool) checkNothingLost(tg *webhooktest.Target, timeout time.Duration) {
 	t := p.t
 	t.Helper()
 	p.checkErrors()
@@ -391,14 +304,14 @@ func (p *xmtpPool) checkNothingLost(tg *clusterTarget, timeout time.Duration) {
 		sent[k] = v
 	}
 	p.mu.Unlock()
-	waitFor(t, timeout, fmt.Sprintf("all %d messages at the target", len(sent)), func() bool {
+	testkit.WaitFor(t, timeout, func() bool {
 		for text := range sent {
-			if !tg.has(text) {
+			if !tg.Has(text) {
 				return false
 			}
 		}
 		return true
-	})
+	}, "all %d messages at the target", len(sent))
 	var replies map[string]int
 	var missing []string
 	deadline := time.Now().Add(timeout)
@@ -424,26 +337,25 @@ func (p *xmtpPool) checkNothingLost(tg *clusterTarget, timeout time.Duration) {
 	}
 	// A duplicate reply could still come from a delivery that is due or a
 	// reply not marked sent; once there is neither, the count is final.
-	waitQuiet(t, p.db, timeout)
+	pgtest.WaitQuiet(t, p.db, timeout)
 	if r, err := p.queryReplies(); err == nil {
 		replies = r
 	} else {
 		t.Fatalf("read the replies again: %v", err)
 	}
 
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
+	byText := tg.ByContent()
 	repeats, doubled := 0, 0
 	for _, text := range sortedKeys(sent) {
 		m := sent[text]
-		h := tg.byText[text]
-		if len(h.ids) != 1 {
-			t.Errorf("%q reached the target under %d webhook-ids, want 1 (a repeat carries the same id)", text, len(h.ids))
+		h := byText[text]
+		if len(h.IDs) != 1 {
+			t.Errorf("%q reached the target under %d webhook-ids, want 1 (a repeat carries the same id)", text, len(h.IDs))
 		}
-		if len(h.slugs) != 1 || !h.slugs[p.bridges[m.bridge].slug] {
-			t.Errorf("%q reached the target from bridges %v, want only bridge %d's hook", text, sortedKeys(h.slugs), m.bridge)
+		if len(h.Slugs) != 1 || !h.Slugs[p.bridges[m.bridge].slug] {
+			t.Errorf("%q reached the target from bridges %v, want only bridge %d's hook", text, sortedKeys(h.Slugs), m.bridge)
 		}
-		repeats += h.requests - 1
+		repeats += h.Requests - 1
 		if n := replies[text]; n != 1 {
 			doubled++
 			if doubled <= 20 {
@@ -459,9 +371,9 @@ func (p *xmtpPool) checkNothingLost(tg *clusterTarget, timeout time.Duration) {
 			t.Errorf("a bridge replied %d times to %q, which nobody sent", n, text)
 		}
 	}
-	if tg.badSigs != 0 || tg.unknown != 0 {
-		t.Errorf("%d requests had a bad signature and %d came to an unknown hook", tg.badSigs, tg.unknown)
+	if bad, unknown := len(tg.BadSignatures()), tg.Unknown(); bad != 0 || unknown != 0 {
+		t.Errorf("%d requests had a bad signature and %d came to an unknown hook", bad, unknown)
 	}
 	t.Logf("%d messages to %d bridges: %d requests at the target (%d repeats, each under its first webhook-id), one XMTP reply each",
-		len(sent), len(p.bridges), tg.received, repeats)
+		len(sent), len(p.bridges), tg.Requests(), repeats)
 }

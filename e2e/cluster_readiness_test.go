@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
@@ -19,23 +21,23 @@ func TestClusterReadinessFollowsEtcd(t *testing.T) {
 	if up := etcdUp(t, n); up != "1" {
 		t.Fatalf("bridge_dependency_up{dependency=\"etcd\"} = %q before the pause, want 1", up)
 	}
-	if err := c.etcd.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := c.etcd.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	resumed := false
 	resume := func() {
 		if !resumed {
 			resumed = true
-			_ = c.etcd.cmd.Process.Signal(syscall.SIGCONT)
+			_ = c.etcd.Signal(syscall.SIGCONT)
 		}
 	}
 	t.Cleanup(resume)
-	waitFor(t, 30*time.Second, "/readyz to go red while etcd is paused", func() bool { return readyStatus(n.api) == 503 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(n.api) == 503 }, "/readyz to go red while etcd is paused")
 	if up := etcdUp(t, n); up != "0" {
 		t.Fatalf("bridge_dependency_up{dependency=\"etcd\"} = %q while etcd is paused, want 0", up)
 	}
 	resume()
-	waitFor(t, 30*time.Second, "/readyz to go green once etcd continues", func() bool { return readyStatus(n.api) == 200 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(n.api) == 200 }, "/readyz to go green once etcd continues")
 	if up := etcdUp(t, n); up != "1" {
 		t.Fatalf("bridge_dependency_up{dependency=\"etcd\"} = %q after etcd continued, want 1", up)
 	}
@@ -62,9 +64,9 @@ func etcdUp(t *testing.T, n *clusterNode) string {
 func TestNodeWithoutItsMembershipExitsWithTheReason(t *testing.T) {
 	t.Parallel()
 	c := &cluster{t: t, dir: t.TempDir(), db: pgtest.NewDatabase(t, template)}
-	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeAddr(t), freeAddr(t), freeAddr(t)
+	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	c.startXMTPNode()
-	dead := freeAddr(t) // nothing listens here
+	dead := testkit.ClosedAddr(t)
 	for _, tc := range []struct {
 		provider string
 		env      map[string]string
@@ -74,7 +76,7 @@ func TestNodeWithoutItsMembershipExitsWithTheReason(t *testing.T) {
 		{"kubernetes", nil, "kubernetes provider (it must run in a pod with a service account)"},
 	} {
 		env := map[string]string{
-			"DATABASE_URL": c.db, "BRIDGE_HTTP_ADDR": freeAddr(t), "BRIDGE_MASTER_KEY": "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+			"DATABASE_URL": c.db, "BRIDGE_HTTP_ADDR": freeport.Addr(t), "BRIDGE_MASTER_KEY": testkit.MasterKey,
 			"BRIDGE_ADMIN_TOKEN": adminToken, "BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": c.xmtpGRPC,
 			"BRIDGE_CLUSTER_PROVIDER": tc.provider,
 		}
@@ -83,10 +85,10 @@ func TestNodeWithoutItsMembershipExitsWithTheReason(t *testing.T) {
 		}
 		p := start(t, "bridge node ("+tc.provider+")", c.dir, env, "node")
 		if code := p.wait(time.Minute); code != 1 {
-			t.Fatalf("%s: exit status %d, want 1\n%s", tc.provider, code, tail(p.errs.String(), 3000))
+			t.Fatalf("%s: exit status %d, want 1\n%s", tc.provider, code, testkit.Tail(p.errs.String(), 3000))
 		}
 		if logs := p.errs.String(); !strings.Contains(logs, tc.reason) {
-			t.Fatalf("%s: the reason %q is not in the output:\n%s", tc.provider, tc.reason, tail(logs, 3000))
+			t.Fatalf("%s: the reason %q is not in the output:\n%s", tc.provider, tc.reason, testkit.Tail(logs, 3000))
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -192,7 +194,7 @@ func TestClusterLiveReconfiguration(t *testing.T) {
 	allowed, denied, stranger := newSender(t, xc), newSender(t, xc), newSender(t, xc)
 
 	allowed.send(addr, "first")
-	waitFor(t, time.Minute, "the reply to the first message", func() bool { return len(allowed.repliesFrom(addr)) == 1 })
+	testkit.WaitFor(t, time.Minute, func() bool { return len(allowed.repliesFrom(addr)) == 1 }, "the reply to the first message")
 	if got := before.requests("first"); len(got) != 1 || got[0].header.Get("X-Old") != "old-value" {
 		t.Fatalf("the first message reached the old target %d times, or without its header: %v", len(got), got)
 	}
@@ -207,14 +209,14 @@ func TestClusterLiveReconfiguration(t *testing.T) {
 
 	dropped := []*client.Sent{denied.send(addr, "from the denied sender"), stranger.send(addr, "from a stranger")}
 	allowed.send(addr, "second")
-	waitFor(t, time.Minute, "the second message at the new target", func() bool {
+	testkit.WaitFor(t, time.Minute, func() bool {
 		if got := before.requests("second"); len(got) > 0 {
 			t.Fatalf("the second message, sent after the PATCH answered, reached the old URL %s with X-Old %q", got[0].path, got[0].header.Get("X-Old"))
 		}
 		return len(after.requests("second")) > 0
-	})
+	}, "the second message at the new target")
 	c.waitCursorsPast(id, dropped, time.Minute)
-	waitQuiet(t, c.x.db, time.Minute)
+	pgtest.WaitQuiet(t, c.x.db, time.Minute)
 
 	r := after.requests("second")[0]
 	if r.path != "/new" || r.header.Get("X-New") != "new-value" || r.header.Get("X-Old") != "" {
@@ -243,7 +245,7 @@ func TestClusterLiveReconfiguration(t *testing.T) {
 
 	c.waitSecretExpired(id, time.Minute)
 	allowed.send(addr, "third")
-	waitFor(t, time.Minute, "the third message at the new target", func() bool { return len(after.requests("third")) > 0 })
+	testkit.WaitFor(t, time.Minute, func() bool { return len(after.requests("third")) > 0 }, "the third message at the new target")
 	if n, ok := signatures(t, after.requests("third")[0], oldSecret, newSecret); n != 1 || ok[0] || !ok[1] {
 		t.Errorf("the third message, after the grace period, carries %d signatures (old secret %v, new %v), want only the new one", n, ok[0], ok[1])
 	}
@@ -253,7 +255,7 @@ func TestClusterLiveReconfiguration(t *testing.T) {
 // reached the message: the owner handled it, whatever it did with it.
 func (c *bridgeCluster) waitCursorsPast(bridgeID string, msgs []*client.Sent, timeout time.Duration) {
 	c.t.Helper()
-	pollDB(c.t, c.x.db, timeout, "the cursors past the dropped messages", func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	pgtest.Poll(c.t, c.x.db, timeout, func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		for _, m := range msgs {
 			var ns int64
 			err := conn.QueryRow(ctx, `SELECT last_timestamp_ns FROM cursors WHERE bridge_id = $1 AND topic = $2`, bridgeID, m.Topic).Scan(&ns)
@@ -265,16 +267,16 @@ func (c *bridgeCluster) waitCursorsPast(bridgeID string, msgs []*client.Sent, ti
 			}
 		}
 		return true, nil
-	})
+	}, "the cursors past the dropped messages")
 }
 
 // waitSecretExpired waits until no rotated-out webhook secret of the
 // bridge is in its grace period any more.
 func (c *bridgeCluster) waitSecretExpired(bridgeID string, timeout time.Duration) {
 	c.t.Helper()
-	pollDB(c.t, c.x.db, timeout, "the end of the grace period", func(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	pgtest.Poll(c.t, c.x.db, timeout, func(ctx context.Context, conn *pgx.Conn) (bool, error) {
 		var n int
 		err := conn.QueryRow(ctx, `SELECT count(*) FROM webhook_secrets WHERE bridge_id = $1 AND expires_at > now()`, bridgeID).Scan(&n)
 		return err == nil && n == 0, err
-	})
+	}, "the end of the grace period")
 }

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -147,12 +151,12 @@ func (c *bridgeCluster) settleSends(r *recipient, bridges []clusterBridge, round
 		text := fmt.Sprintf("settle %s b%03d", round, i)
 		res := postMessage(c, nodes[i%len(nodes)], b.ID, r.cl.Address(), text, time.Minute)
 		if res.err != nil || res.status != 202 {
-			c.t.Fatalf("settle: send as bridge %d: status %d, error %v: %s", i, res.status, res.err, tail(string(res.body), 300))
+			c.t.Fatalf("settle: send as bridge %d: status %d, error %v: %s", i, res.status, res.err, testkit.Tail(string(res.body), 300))
 		}
 		markers[b.Address] = append(markers[b.Address], text)
 	}
 	r.waitArrived(markers, time.Minute)
-	waitQuiet(c.t, c.x.db, time.Minute)
+	pgtest.WaitQuiet(c.t, c.x.db, time.Minute)
 }
 
 // restSend is the outcome of one POST /v1/bridges/{id}/messages.
@@ -183,7 +187,7 @@ func postMessage(c *bridgeCluster, via *clusterNode, bridgeID, to, text string, 
 func TestClusterRESTThroughAnyNode(t *testing.T) {
 	t.Parallel()
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	bridges := c.createBridges(tg, 9)
 	pc := c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 	c.waitHostedTotal(c.nodes[0], bridges, c.nodes, time.Minute)
@@ -205,7 +209,7 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 		text := fmt.Sprintf("rest b%03d routed from %s", i, via.id)
 		res := postMessage(c, via, b.ID, to, text, time.Minute)
 		if res.err != nil || res.status != 202 {
-			t.Fatalf("send as bridge %d (on %s) through %s: status %d, error %v: %s", i, owner, via.id, res.status, res.err, tail(string(res.body), 300))
+			t.Fatalf("send as bridge %d (on %s) through %s: status %d, error %v: %s", i, owner, via.id, res.status, res.err, testkit.Tail(string(res.body), 300))
 		}
 		want[b.Address] = append(want[b.Address], text)
 	}
@@ -257,7 +261,7 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 			}
 		default:
 			t.Errorf("send as bridge %d right after the kill: status %d, want 202, or 503/504 while it moves: %s",
-				i, res.status, tail(string(res.body), 300))
+				i, res.status, testkit.Tail(string(res.body), 300))
 		}
 		t.Logf("send as bridge %d right after the kill of %s: status %d in %s", i, victim.id, res.status, res.took.Round(time.Millisecond))
 	}
@@ -271,7 +275,7 @@ func TestClusterRESTThroughAnyNode(t *testing.T) {
 		text := fmt.Sprintf("rest b%03d after the rehome", i)
 		res := postMessage(c, via, bridges[i].ID, to, text, time.Minute)
 		if res.err != nil || res.status != 202 {
-			t.Fatalf("send as bridge %d through %s after the rehome: status %d, error %v: %s", i, via.id, res.status, res.err, tail(string(res.body), 300))
+			t.Fatalf("send as bridge %d through %s after the rehome: status %d, error %v: %s", i, via.id, res.status, res.err, testkit.Tail(string(res.body), 300))
 		}
 		want[bridges[i].Address] = append(want[bridges[i].Address], text)
 	}
@@ -317,7 +321,7 @@ func (c *bridgeCluster) checkTimedOutSend(rcpt *recipient, bridges []clusterBrid
 	resume()
 	t.Logf("send as bridge 0 through %s with the xmtp node stopped: status %d in %s", via.id, res.status, res.took.Round(time.Millisecond))
 	if res.err != nil || res.status != 504 {
-		t.Errorf("send with the xmtp node stopped: status %d, error %v, want 504: %s", res.status, res.err, tail(string(res.body), 300))
+		t.Errorf("send with the xmtp node stopped: status %d, error %v, want 504: %s", res.status, res.err, testkit.Tail(string(res.body), 300))
 	} else if err := errorBody(res.body); err != nil {
 		t.Errorf("send with the xmtp node stopped: %v", err)
 	}
@@ -335,7 +339,7 @@ func TestClusterDeleteAndDisableStopTheOwner(t *testing.T) {
 	t.Parallel()
 	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 2, name: "delete-cluster",
 		tune: map[string]string{"BRIDGE_RECONCILE_INTERVAL": "1m"}})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	bridges := c.createBridges(tg, 6)
 	pc := c.waitPlaced(c.nodes[0], bridges, c.nodes, time.Minute)
 	other := func(id string) *clusterNode {
@@ -363,9 +367,9 @@ func TestClusterDeleteAndDisableStopTheOwner(t *testing.T) {
 	}
 	deleted, disabled := bridges[0], bridges[1]
 	mustCall(t, 200, "DELETE", other(deleted.ID).api+"/v1/bridges/"+deleted.ID, c.apiKey, nil)
-	waitFor(t, 10*time.Second, "the deleted bridge to stop on its owner", gone(deleted.ID))
+	testkit.WaitFor(t, 10*time.Second, gone(deleted.ID), "the deleted bridge to stop on its owner")
 	mustCall(t, 200, "PATCH", other(disabled.ID).api+"/v1/bridges/"+disabled.ID, c.apiKey, map[string]any{"status": "disabled"})
-	waitFor(t, 10*time.Second, "the disabled bridge to stop on its owner", gone(disabled.ID))
+	testkit.WaitFor(t, 10*time.Second, gone(disabled.ID), "the disabled bridge to stop on its owner")
 	c.waitHostedTotal(c.nodes[0], bridges[2:], c.nodes, 30*time.Second)
 
 	mustCall(t, 200, "PATCH", other(disabled.ID).api+"/v1/bridges/"+disabled.ID, c.apiKey, map[string]any{"status": "active"})

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/persistence"
 )
 
 // TestClusterSpread runs 3 nodes over etcd and creates 300 bridges over
@@ -20,7 +23,7 @@ func TestClusterSpread(t *testing.T) {
 	const total = 300
 	// One account holds them all, over the default bridge quota.
 	c := newBridgeCluster(t, clusterOpts{provider: "etcd", nodes: 3, tune: map[string]string{"BRIDGE_MAX_BRIDGES_PER_ACCOUNT": "300"}})
-	tg := newClusterTarget(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	began := time.Now()
 	bridges := c.createBridges(tg, total)
 	t.Logf("created %d bridges through %v in %s", total, nodeIDs(c.nodes), time.Since(began).Round(time.Millisecond))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // This file reads what the nodes of a cluster test say about the cluster:
@@ -54,7 +55,7 @@ func doJSON(client *http.Client, method, url, token string, body, out any) (int,
 	}
 	if out != nil && resp.StatusCode/100 == 2 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, raw, fmt.Errorf("decode %s %s answer %q: %w", method, url, tail(string(raw), 300), err)
+			return resp.StatusCode, raw, fmt.Errorf("decode %s %s answer %q: %w", method, url, testkit.Tail(string(raw), 300), err)
 		}
 	}
 	return resp.StatusCode, raw, nil
@@ -114,7 +115,7 @@ func (n *clusterNode) members() (membersView, error) {
 	var v membersView
 	status, raw, err := doJSON(httpClient, "GET", n.api+"/v1/admin/cluster/members", adminToken, nil, &v)
 	if err == nil && status != 200 {
-		err = fmt.Errorf("GET %s/v1/admin/cluster/members: status %d: %s", n.api, status, tail(string(raw), 300))
+		err = fmt.Errorf("GET %s/v1/admin/cluster/members: status %d: %s", n.api, status, testkit.Tail(string(raw), 300))
 	}
 	return v, err
 }
@@ -127,7 +128,7 @@ func (n *clusterNode) placement() ([]placementRow, error) {
 	}
 	status, raw, err := doJSON(httpClient, "GET", n.api+"/v1/admin/cluster/placement", adminToken, nil, &v)
 	if err == nil && status != 200 {
-		err = fmt.Errorf("GET %s/v1/admin/cluster/placement: status %d: %s", n.api, status, tail(string(raw), 300))
+		err = fmt.Errorf("GET %s/v1/admin/cluster/placement: status %d: %s", n.api, status, testkit.Tail(string(raw), 300))
 	}
 	return v.Identities, err
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -150,13 +153,13 @@ func (b *burst) replyTimes() (map[string]int, map[string]time.Time, error) {
 // reply, then, once the nodes are quiet (no delivery due, no reply unsent
 // in the database db), checks that repeats carry the same webhook-id and
 // that no message got two replies.
-func (b *burst) checkNothingLost(tg *target, db string) {
+func (b *burst) checkNothingLost(tg *webhooktest.Target, db string) {
 	t := b.t
 	t.Helper()
-	waitFor(t, 3*time.Minute, fmt.Sprintf("all %d messages at the target", b.total()), func() bool {
-		return tg.texts() >= b.total()
-	})
-	waitFor(t, 3*time.Minute, fmt.Sprintf("a reply to each of %d messages", b.total()), func() bool {
+	testkit.WaitFor(t, 3*time.Minute, func() bool {
+		return tg.Texts() >= b.total()
+	}, "all %d messages at the target", b.total())
+	testkit.WaitFor(t, 3*time.Minute, func() bool {
 		r, err := b.replies()
 		if err != nil {
 			return false
@@ -169,48 +172,47 @@ func (b *burst) checkNothingLost(tg *target, db string) {
 			}
 		}
 		return true
-	})
-	waitQuiet(t, db, time.Minute)
+	}, "a reply to each of %d messages", b.total())
+	pgtest.WaitQuiet(t, db, time.Minute)
 	replies, err := b.replies()
 	if err != nil {
 		t.Fatalf("read the replies once the node is quiet: %v", err)
 	}
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
+	byText, allIDs := tg.ByContent(), tg.IDs()
 	repeats := 0
 	for s := range b.senders {
 		for i := range b.per {
 			text := b.text(s, i)
-			ids := tg.byText[text]
+			ids := byText[text].IDs
 			if len(ids) != 1 {
 				t.Errorf("%q reached the target under %d webhook-ids, want 1", text, len(ids))
 			}
 			for id := range ids {
-				repeats += tg.ids[id] - 1
+				repeats += allIDs[id] - 1
 			}
 			if n := replies[text]; n != 1 {
 				t.Errorf("%q got %d replies, want exactly 1", text, n)
 			}
 		}
 	}
-	if len(tg.byText) != b.total() {
-		t.Errorf("the target got %d distinct messages, want %d", len(tg.byText), b.total())
+	if len(byText) != b.total() {
+		t.Errorf("the target got %d distinct messages, want %d", len(byText), b.total())
 	}
-	if tg.badSigs != 0 {
-		t.Errorf("%d requests had a bad signature", tg.badSigs)
+	if bad := len(tg.BadSignatures()); bad != 0 {
+		t.Errorf("%d requests had a bad signature", bad)
 	}
-	t.Logf("%d messages, %d requests at the target (%d repeats, each under its first webhook-id)", b.total(), tg.received, repeats)
+	t.Logf("%d messages, %d requests at the target (%d repeats, each under its first webhook-id)", b.total(), tg.Requests(), repeats)
 }
 
 // echoBridge creates an account and a json bridge that replies with the
 // target's answer.
-func echoBridge(t testing.TB, c *cluster, tg *target) (id, address string) {
+func echoBridge(t testing.TB, c *cluster, tg *webhooktest.Target) (id, address string) {
 	t.Helper()
 	acct := mustCall(t, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
 	created := mustCall(t, 201, "POST", c.api+"/v1/bridges", str(acct, "apiKey"), map[string]any{
-		"name": "echo", "forward": map[string]any{"url": tg.srv.URL, "bodyFormat": "json", "replyMode": "reply", "maxConcurrency": 16},
+		"name": "echo", "forward": map[string]any{"url": tg.URL, "bodyFormat": "json", "replyMode": "reply", "maxConcurrency": 16},
 	})
-	tg.setSecret(str(created, "webhookSecret"))
+	tg.SetSecret(str(created, "webhookSecret"))
 	return str(created, "bridge", "id"), str(created, "bridge", "address")
 }
 
@@ -221,18 +223,18 @@ func echoBridge(t testing.TB, c *cluster, tg *target) (id, address string) {
 func TestKillDuringBurstLosesNothing(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, nil)
-	tg := newTarget(t, "json")
+	tg := webhooktest.NewTarget(t, "json")
 	_, addr := echoBridge(t, c, tg)
 	b := newBurst(t, c.xmtpGRPC, addr, 10, 50)
 	b.start()
-	waitFor(t, 2*time.Minute, "the first 100 deliveries", func() bool { return tg.requests() >= 100 })
+	testkit.WaitFor(t, 2*time.Minute, func() bool { return tg.Requests() >= 100 }, "the first 100 deliveries")
 	if err := c.node.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	if code := c.node.wait(10 * time.Second); code != 128+int(syscall.SIGKILL) {
 		t.Fatalf("node exit status %d, want death by SIGKILL", code)
 	}
-	t.Logf("killed the node after %d requests at the target, %d messages published", tg.requests(), b.sent.Load())
+	t.Logf("killed the node after %d requests at the target, %d messages published", tg.Requests(), b.sent.Load())
 	c.startNode()
 	b.wait(2 * time.Minute)
 	b.checkNothingLost(tg, c.db)
@@ -250,11 +252,11 @@ func TestKillDuringBurstLosesNothing(t *testing.T) {
 func TestSIGTERMDuringBurstExitsZeroAndLosesNothing(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, nil)
-	tg := newTarget(t, "json")
+	tg := webhooktest.NewTarget(t, "json")
 	_, addr := echoBridge(t, c, tg)
 	b := newBurst(t, c.xmtpGRPC, addr, 5, 30)
 	b.start()
-	waitFor(t, 2*time.Minute, "the first 30 deliveries", func() bool { return tg.requests() >= 30 })
+	testkit.WaitFor(t, 2*time.Minute, func() bool { return tg.Requests() >= 30 }, "the first 30 deliveries")
 	if err := c.node.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +264,7 @@ func TestSIGTERMDuringBurstExitsZeroAndLosesNothing(t *testing.T) {
 		t.Fatalf("node exited with %d after SIGTERM, want 0", code)
 	}
 	if !strings.Contains(c.node.errs.String(), "bridge stopped") {
-		t.Fatalf("the node did not log a clean stop:\n%s", tail(c.node.errs.String(), 3000))
+		t.Fatalf("the node did not log a clean stop:\n%s", testkit.Tail(c.node.errs.String(), 3000))
 	}
 	c.startNode()
 	b.wait(2 * time.Minute)

@@ -4,54 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 )
 
-// bridgeBin is the bridge binary built once by TestMain.
-var bridgeBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bridge-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: make temp dir:", err)
-		os.Exit(1)
-	}
-	bridgeBin = filepath.Join(dir, "bridge")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		// go test runs from a toolchain that is not on PATH.
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	build := exec.Command(goBin, "build", "-o", bridgeBin, "./cmd/bridge")
-	build.Dir = ".."
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: build bin/bridge:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // template migrates both schemas the binary uses, so a test database is a
 // clone ready for the node.
@@ -62,52 +32,28 @@ const (
 	adminToken = "adm_e2e_admin_token_0123456789"
 )
 
-// freeAddr returns a loopback address whose port was free a moment ago and
-// was not handed out before in this process.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	return freeport.Addr(t)
-}
-
 // proc is one running bridge process.
 type proc struct {
 	t    testing.TB
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer // stdout
-	errs *syncBuffer // stderr (logs)
+	out  *testkit.Buffer // stdout
+	errs *testkit.Buffer // stderr (logs)
 	done chan struct{}
 	err  error // set when done is closed
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs the bridge binary with args and env (on top of PATH and HOME)
 // in dir.
 func start(t testing.TB, name, dir string, env map[string]string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bridgeBin, args...)
+	cmd := exec.Command(testkit.BuildBridge(t, testkit.Build{}), args...)
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &proc{t: t, name: name, cmd: cmd, out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, name: name, cmd: cmd, out: &testkit.Buffer{}, errs: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.errs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -124,17 +70,10 @@ func start(t testing.TB, name, dir string, env map[string]string, args ...string
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("--- %s stderr (last 6000 bytes) ---\n%s", name, tail(p.errs.String(), 6000))
+			t.Logf("--- %s stderr (last 6000 bytes) ---\n%s", name, testkit.Tail(p.errs.String(), 6000))
 		}
 	})
 	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // exited reports whether the process ended.
@@ -171,9 +110,9 @@ func (p *proc) wait(timeout time.Duration) int {
 // waitHTTP waits until GET url answers 200 or the process exits.
 func (p *proc) waitHTTP(url string, timeout time.Duration) {
 	p.t.Helper()
-	waitFor(p.t, timeout, p.name+" to answer "+url, func() bool {
+	testkit.WaitFor(p.t, timeout, func() bool {
 		if p.exited() {
-			p.t.Fatalf("%s exited while starting: %v\n%s", p.name, p.err, tail(p.errs.String(), 4000))
+			p.t.Fatalf("%s exited while starting: %v\n%s", p.name, p.err, testkit.Tail(p.errs.String(), 4000))
 		}
 		resp, err := http.Get(url)
 		if err != nil {
@@ -181,19 +120,7 @@ func (p *proc) waitHTTP(url string, timeout time.Duration) {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200
-	})
-}
-
-// waitFor polls cond every 20ms until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}, "%s to answer %s", p.name, url)
 }
 
 // cluster is a bridge node with its own database and, unless it runs in
@@ -232,16 +159,14 @@ func newClusterOn(t testing.TB, db string, tune map[string]string) *cluster {
 func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), db: db}
-	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeAddr(t), freeAddr(t), freeAddr(t)
+	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	c.startXMTPNode()
 
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	httpAddr := freeAddr(t)
+	httpAddr := freeport.Addr(t)
 	c.api = "http://" + httpAddr
 	c.env = map[string]string{
 		"DATABASE_URL": c.db, "BRIDGE_HTTP_ADDR": httpAddr, "BRIDGE_NODE_ID": "e2e-node-1",
-		"BRIDGE_MASTER_KEY": base64.StdEncoding.EncodeToString(key), "BRIDGE_ADMIN_TOKEN": adminToken,
+		"BRIDGE_MASTER_KEY": testkit.NewMasterKey(), "BRIDGE_ADMIN_TOKEN": adminToken,
 		"BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": c.xmtpGRPC, "BRIDGE_ALLOW_PRIVATE_TARGETS": "true",
 		"BRIDGE_LEASE_TTL": "3s", "BRIDGE_RECONCILE_INTERVAL": "1s", "BRIDGE_SWEEP_INTERVAL": "300ms",
 		"BRIDGE_CANARY_INTERVAL": "0", "BRIDGE_SHUTDOWN_TIMEOUT": "30s", "BRIDGE_LOG_LEVEL": "info",
@@ -372,7 +297,7 @@ type jsProc struct {
 	t      testing.TB
 	events chan jsEvent
 	done   chan error
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 }
 
 // runJS starts node <script> args... in the scripts' directory.
@@ -387,7 +312,7 @@ func runJS(t testing.TB, script string, args ...string) *jsProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &jsProc{t: t, events: make(chan jsEvent, 16), done: make(chan error, 1), stderr: &syncBuffer{}}
+	p := &jsProc{t: t, events: make(chan jsEvent, 16), done: make(chan error, 1), stderr: &testkit.Buffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start node %s: %v", script, err)

@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // TestBridgeLifecycleFollowsTheAPI checks that the node acts on API calls
@@ -13,15 +17,15 @@ import (
 func TestBridgeLifecycleFollowsTheAPI(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, map[string]string{"BRIDGE_RECONCILE_INTERVAL": "1h", "BRIDGE_SWEEP_INTERVAL": "1h"})
-	tg := newTarget(t, "json")
-	tg.setReject(true)
+	tg := webhooktest.NewTarget(t, "json")
+	tg.SetStatus(func(string) int { return http.StatusBadRequest })
 	acct := mustCall(t, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
 	key := str(acct, "apiKey")
 	created := mustCall(t, 201, "POST", c.api+"/v1/bridges", key, map[string]any{
 		// final4xx: the target's 400 is a dead letter at once, not a retry.
-		"name": "life", "forward": map[string]any{"url": tg.srv.URL, "retry": "final4xx"},
+		"name": "life", "forward": map[string]any{"url": tg.URL, "retry": "final4xx"},
 	})
-	tg.setSecret(str(created, "webhookSecret"))
+	tg.SetSecret(str(created, "webhookSecret"))
 	id, addr := str(created, "bridge", "id"), str(created, "bridge", "address")
 	// The owner sees the live state with its API key; the signup key is
 	// no key to a /v1 bridge.
@@ -38,15 +42,15 @@ func TestBridgeLifecycleFollowsTheAPI(t *testing.T) {
 	b.start()
 	b.wait(time.Minute)
 	var dead []any
-	waitFor(t, time.Minute, "the rejected message among the dead letters", func() bool {
+	testkit.WaitFor(t, time.Minute, func() bool {
 		out := mustCall(t, 200, "GET", c.api+"/v1/bridges/"+id+"/dead-letters", key, nil)
 		dead, _ = out["deadLetters"].([]any)
 		return len(dead) == 1
-	})
+	}, "the rejected message among the dead letters")
 	deliveryID, _ := dead[0].(map[string]any)["id"].(string)
-	tg.setReject(false)
+	tg.SetStatus(nil)
 	mustCall(t, 200, "POST", c.api+"/v1/bridges/"+id+"/dead-letters/"+deliveryID+"/replay", key, nil)
-	waitFor(t, 30*time.Second, "the replayed dead letter at the target", func() bool { return tg.has(b.text(0, 0)) })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return tg.Has(b.text(0, 0)) }, "the replayed dead letter at the target")
 
 	mustCall(t, 200, "PATCH", c.api+"/v1/bridges/"+id, key, map[string]any{"status": "disabled"})
 	if got := live(); got != "offline" {
@@ -57,8 +61,8 @@ func TestBridgeLifecycleFollowsTheAPI(t *testing.T) {
 		t.Fatalf("a re-enabled bridge is %q, want online", got)
 	}
 	mustCall(t, 200, "DELETE", c.api+"/v1/bridges/"+id, key, nil)
-	waitFor(t, 30*time.Second, "no hosted identity after the delete", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		lines := metric(t, c.api, "bridge_actor_hosted_identities ")
 		return len(lines) == 1 && lines[0] == "bridge_actor_hosted_identities 0"
-	})
+	}, "no hosted identity after the delete")
 }

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // hostOf returns the node that hosts a bridge, once one does.
 func (c *bridgeCluster) hostOf(bridgeID string) *clusterNode {
 	c.t.Helper()
 	var host *clusterNode
-	waitFor(c.t, 90*time.Second, "bridge "+bridgeID+" hosted", func() bool {
+	testkit.WaitFor(c.t, 90*time.Second, func() bool {
 		for _, n := range c.live() {
 			status, got := call(c.t, "GET", n.api+"/v1/bridges/"+bridgeID, c.apiKey, nil)
 			if status != 200 || str(got, "live", "live") != "online" {
@@ -30,7 +31,7 @@ func (c *bridgeCluster) hostOf(bridgeID string) *clusterNode {
 			}
 		}
 		return false
-	})
+	}, "bridge %s hosted", bridgeID)
 	return host
 }
 
@@ -129,9 +130,9 @@ func TestLiveAcrossNodesSurvivesKill9(t *testing.T) {
 
 	// Offline: 50 messages, then the consumer connects to the other node.
 	want := sendAll("off", 50)
-	waitFor(t, 90*time.Second, "50 messages stored for the live stream", func() bool {
+	testkit.WaitFor(t, 90*time.Second, func() bool {
 		return len(metric(t, host.api, "bridge_live_stored_messages 50")) == 1
-	})
+	}, "50 messages stored for the live stream")
 	tally := &liveTally{seen: map[string]bool{}, replied: map[string]bool{}}
 	lc := dialLive(t, other.api, id, c.apiKey, "")
 	if err := lc.consume(tally, want, 90*time.Second); err != nil {
@@ -199,7 +200,7 @@ func TestLiveAcrossNodesSurvivesKill9(t *testing.T) {
 			all[k] = true
 		}
 	}
-	waitFor(t, 120*time.Second, "one reply to each of the 90 messages", func() bool {
+	testkit.WaitFor(t, 120*time.Second, func() bool {
 		got, err := sender.received()
 		if err != nil {
 			return false
@@ -210,7 +211,7 @@ func TestLiveAcrossNodesSurvivesKill9(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, "one reply to each of the 90 messages")
 	got, _ := sender.received()
 	for k, n := range got {
 		if n != 1 {

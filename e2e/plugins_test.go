@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xmtpbridge/bridge/actors/plugin/plugintest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // pluginTune is the plug-in configuration of the e2e nodes: a call limit
@@ -115,11 +116,11 @@ func TestPluginsWithXMTPJS(t *testing.T) {
 		t.Fatalf("the weather endpoint got %d requests, want 1", n)
 	}
 	talk(dropAddr, "buy cheap pills", false)
-	waitFor(t, time.Minute, "the dropped message's delivery to complete", func() bool {
+	testkit.WaitFor(t, time.Minute, func() bool {
 		_, m := call(t, "GET", c.api+"/v1/bridges/"+dropID+"/deliveries?status=succeeded", key, nil)
 		ds, _ := m["deliveries"].([]any)
 		return len(ds) == 1
-	})
+	}, "the dropped message's delivery to complete")
 	if n := dropHits.Load(); n != 0 {
 		t.Fatalf("the drop filter's endpoint got %d requests", n)
 	}
@@ -130,11 +131,11 @@ func TestPluginsWithXMTPJS(t *testing.T) {
 	rcv := runJS(t, "peer.cjs", "receive", "http://"+c.xmtpHTTP, helpAddr, "-", "[bot] hello from REST")
 	peer := rcv.next("ready", time.Minute).Address
 	var sent map[string]any
-	waitFor(t, 30*time.Second, "/v1 messages to accept the send", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		status, out := call(t, "POST", c.api+"/v1/bridges/"+helpID+"/messages", key, map[string]any{"to": peer, "content": "hello from REST"})
 		sent = out
 		return status == 202
-	})
+	}, "/v1 messages to accept the send")
 	if got := rcv.next("received", time.Minute); got.ID != str(sent, "messageId") {
 		t.Fatalf("xmtp-js received %+v, want message %s", got, str(sent, "messageId"))
 	}
@@ -171,7 +172,7 @@ func TestPluginRunsOnAnotherNodeAfterKill9(t *testing.T) {
 		map[string]any{"plugin": pid, "config": map[string]string{"mode": "version"}})
 
 	var host *clusterNode
-	waitFor(t, 2*time.Minute, "the bridge to be hosted", func() bool {
+	testkit.WaitFor(t, 2*time.Minute, func() bool {
 		_, m := call(t, "GET", entry.api+"/v1/bridges/"+id, key, nil)
 		for _, n := range c.nodes {
 			if str(m, "live", "node") == n.id {
@@ -179,7 +180,7 @@ func TestPluginRunsOnAnotherNodeAfterKill9(t *testing.T) {
 			}
 		}
 		return host != nil
-	})
+	}, "the bridge to be hosted")
 	js := runJS(t, "quickstart.cjs", addr, "before", "http://"+c.x.xmtpHTTP)
 	js.next("ready", time.Minute)
 	js.next("sent", time.Minute)
@@ -192,10 +193,10 @@ func TestPluginRunsOnAnotherNodeAfterKill9(t *testing.T) {
 	if survivor == host {
 		survivor = c.nodes[1]
 	}
-	waitFor(t, 2*time.Minute, "the bridge to move to "+survivor.id, func() bool {
+	testkit.WaitFor(t, 2*time.Minute, func() bool {
 		_, m := call(t, "GET", survivor.api+"/v1/bridges/"+id, key, nil)
 		return str(m, "live", "node") == survivor.id
-	})
+	}, "the bridge to move to %s", survivor.id)
 	js = runJS(t, "quickstart.cjs", addr, "after", "http://"+c.x.xmtpHTTP)
 	js.next("ready", time.Minute)
 	js.next("sent", time.Minute)

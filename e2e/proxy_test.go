@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // clientFrom returns an HTTP client whose connections come from the
@@ -68,7 +70,7 @@ func TestForgedProxyHeaderIsRateLimitedOnItsOwnAddress(t *testing.T) {
 	})
 	// The limit counts in windows of a clock minute: start with 10 seconds
 	// or more left in one, so the few requests below fall in it.
-	waitFor(t, 15*time.Second, "a clock minute with 10 seconds left", func() bool { return time.Now().Second() < 50 })
+	testkit.WaitFor(t, 15*time.Second, func() bool { return time.Now().Second() < 50 }, "a clock minute with 10 seconds left")
 
 	direct, proxy := clientFrom("127.0.0.2"), clientFrom("127.0.0.1")
 	for i := range 4 {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
@@ -105,14 +107,14 @@ func TestReadinessFollowsPostgresAndXMTP(t *testing.T) {
 	c := newClusterOn(t, db, map[string]string{"DATABASE_URL": u.String()})
 
 	proxy.setDown(true)
-	waitFor(t, 30*time.Second, "/readyz 503 with Postgres down", func() bool { return readyStatus(c.api) == 503 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(c.api) == 503 }, "/readyz 503 with Postgres down")
 	proxy.setDown(false)
-	waitFor(t, 30*time.Second, "/readyz 200 with Postgres back", func() bool { return readyStatus(c.api) == 200 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(c.api) == 200 }, "/readyz 200 with Postgres back")
 
 	c.stopXMTPNode()
-	waitFor(t, 30*time.Second, "/readyz 503 with the XMTP node down", func() bool { return readyStatus(c.api) == 503 })
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(c.api) == 503 }, "/readyz 503 with the XMTP node down")
 	c.startXMTPNode()
-	waitFor(t, 60*time.Second, "/readyz 200 with the XMTP node back", func() bool { return readyStatus(c.api) == 200 })
+	testkit.WaitFor(t, 60*time.Second, func() bool { return readyStatus(c.api) == 200 }, "/readyz 200 with the XMTP node back")
 	if c.node.exited() {
 		t.Fatalf("the node exited: %v", c.node.err)
 	}
@@ -123,15 +125,15 @@ func TestReadinessFollowsPostgresAndXMTP(t *testing.T) {
 func TestNodeWithoutItsXMTPNodeExitsWithTheReason(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t, template)
-	dead := freeAddr(t) // nothing listens here
+	dead := testkit.ClosedAddr(t)
 	p := start(t, "bridge node", t.TempDir(), map[string]string{
-		"DATABASE_URL": db, "BRIDGE_HTTP_ADDR": freeAddr(t), "BRIDGE_MASTER_KEY": "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+		"DATABASE_URL": db, "BRIDGE_HTTP_ADDR": freeport.Addr(t), "BRIDGE_MASTER_KEY": testkit.MasterKey,
 		"BRIDGE_ADMIN_TOKEN": adminToken, "BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": dead,
 	}, "node")
 	if code := p.wait(time.Minute); code != 1 {
 		t.Fatalf("exit status %d, want 1", code)
 	}
 	if logs := p.errs.String(); !strings.Contains(logs, "reach xmtp node "+dead+" (BRIDGE_XMTP_NODE)") {
-		t.Fatalf("the reason is not in the output:\n%s", tail(logs, 3000))
+		t.Fatalf("the reason is not in the output:\n%s", testkit.Tail(logs, 3000))
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // hangingTarget is an owner's endpoint that never answers: each request
@@ -54,7 +56,7 @@ func TestSecondSignalEndsTheProcessAtOnce(t *testing.T) {
 			b := newBurst(t, c.xmtpGRPC, str(created, "bridge", "address"), 1, 1)
 			b.start()
 			b.wait(time.Minute)
-			waitFor(t, time.Minute, "the webhook attempt at the hanging target", func() bool { return h.waiting.Load() >= 1 })
+			testkit.WaitFor(t, time.Minute, func() bool { return h.waiting.Load() >= 1 }, "the webhook attempt at the hanging target")
 
 			p := c.node
 			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -62,11 +64,11 @@ func TestSecondSignalEndsTheProcessAtOnce(t *testing.T) {
 			}
 			// The kernel merges a signal into one of the same kind still
 			// pending, so the second one waits until the first arrived.
-			waitFor(t, 30*time.Second, "the graceful stop to begin", func() bool {
+			testkit.WaitFor(t, 30*time.Second, func() bool {
 				return strings.Contains(p.errs.String(), "stop requested; shutting down")
-			})
+			}, "the graceful stop to begin")
 			if p.exited() {
-				t.Fatalf("the node exited before the second signal, though a webhook attempt hangs:\n%s", tail(p.errs.String(), 3000))
+				t.Fatalf("the node exited before the second signal, though a webhook attempt hangs:\n%s", testkit.Tail(p.errs.String(), 3000))
 			}
 			sent := time.Now()
 			if err := p.cmd.Process.Signal(second); err != nil {
@@ -85,7 +87,7 @@ func TestSecondSignalEndsTheProcessAtOnce(t *testing.T) {
 				t.Errorf("the node logged a clean stop, though the second signal should have cut the graceful stop short")
 			}
 			if !strings.Contains(p.errs.String(), "bridge: second signal") {
-				t.Errorf("the node did not say that the second signal stopped it at once:\n%s", tail(p.errs.String(), 2000))
+				t.Errorf("the node did not say that the second signal stopped it at once:\n%s", testkit.Tail(p.errs.String(), 2000))
 			}
 		})
 	}

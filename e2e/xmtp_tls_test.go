@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
@@ -90,7 +93,7 @@ type tlsFront struct {
 
 func startTLSFront(t testing.TB, backend string, cert tls.Certificate) *tlsFront {
 	t.Helper()
-	ln, err := tls.Listen("tcp", freeAddr(t), &tls.Config{
+	ln, err := tls.Listen("tcp", freeport.Addr(t), &tls.Config{
 		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"},
 	})
 	if err != nil {
@@ -160,22 +163,22 @@ func TestNodeReachesXMTPOverTLS(t *testing.T) {
 			env[k] = v
 		}
 		env["BRIDGE_XMTP_NODE"], env["BRIDGE_XMTP_TLS"], env["BRIDGE_XMTP_CA_FILE"] = tc.node, "true", tc.ca
-		env["BRIDGE_HTTP_ADDR"] = freeAddr(t)
+		env["BRIDGE_HTTP_ADDR"] = freeport.Addr(t)
 		p := start(t, "bridge node, "+tc.name, c.dir, env, "node")
-		waitFor(t, time.Minute, tc.name+": the node to stop", func() bool {
+		testkit.WaitFor(t, time.Minute, func() bool {
 			if readyStatus("http://"+env["BRIDGE_HTTP_ADDR"]) == 200 {
 				t.Fatalf("%s: the node started and is ready, though TLS to the XMTP node must fail", tc.name)
 			}
 			return p.exited()
-		})
+		}, "%s: the node to stop", tc.name)
 		code := p.wait(time.Second)
 		logs := p.errs.String()
 		if code != 1 {
-			t.Errorf("%s: exit status %d, want 1:\n%s", tc.name, code, tail(logs, 2000))
+			t.Errorf("%s: exit status %d, want 1:\n%s", tc.name, code, testkit.Tail(logs, 2000))
 			continue
 		}
 		if !strings.Contains(logs, "over tls (BRIDGE_XMTP_TLS, BRIDGE_XMTP_CA_FILE)") || !strings.Contains(logs, tc.reason) {
-			t.Errorf("%s: the node did not say that TLS to the XMTP node failed and why (%q):\n%s", tc.name, tc.reason, tail(logs, 2000))
+			t.Errorf("%s: the node did not say that TLS to the XMTP node failed and why (%q):\n%s", tc.name, tc.reason, testkit.Tail(logs, 2000))
 		}
 		t.Logf("%s: exit 1: %s", tc.name, lastLine(logs, "over tls"))
 	}
@@ -185,7 +188,7 @@ func TestNodeReachesXMTPOverTLS(t *testing.T) {
 	if front.handshakes.Load() == 0 {
 		t.Fatal("the node is ready but made no TLS handshake with the front")
 	}
-	tg := newTarget(t, "json")
+	tg := webhooktest.NewTarget(t, "json")
 	_, addr := echoBridge(t, c, tg)
 	b := newBurst(t, c.xmtpGRPC, addr, 1, 3)
 	b.start()

@@ -9,6 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
@@ -22,7 +25,7 @@ func TestDevRelayccEchoWithXMTPJS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	db := pgtest.NewDatabase(t, template)
-	httpAddr, grpcAddr, gwAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, grpcAddr, gwAddr := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	api := "http://" + httpAddr
 	dev := start(t, "bridge dev", dir, map[string]string{
 		"DATABASE_URL": db, "BRIDGE_HTTP_ADDR": httpAddr, "BRIDGE_NODE_ID": "dev-node",
@@ -30,20 +33,20 @@ func TestDevRelayccEchoWithXMTPJS(t *testing.T) {
 		"BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_CANARY_INTERVAL": "0",
 	}, "dev")
 	dev.waitHTTP(api+"/readyz", 60*time.Second)
-	waitFor(t, 10*time.Second, "the quick start on stdout", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		return strings.Contains(dev.out.String(), "Quick start")
-	})
+	}, "the quick start on stdout")
 	if out := dev.out.String(); !strings.Contains(out, signupKey) || !strings.Contains(out, "http://"+gwAddr) ||
 		!strings.Contains(out, "quickstart.cjs") {
 		t.Fatalf("quick start lacks the signup key, the XMTP URL or the xmtp-js snippet:\n%s", out)
 	}
 
-	tg := newTarget(t, "relaycc")
+	tg := webhooktest.NewTarget(t, "relaycc")
 	signup := mustCall(t, 200, "POST", api+"/signup", "", map[string]any{
-		"key": signupKey, "forwardHandler": map[string]any{"httpUrl": tg.srv.URL, "isBot": true},
+		"key": signupKey, "forwardHandler": map[string]any{"httpUrl": tg.URL, "isBot": true},
 	})
 	addr := str(signup, "ethAddress")
-	tg.setSecret(str(signup, "webhookSecret"))
+	tg.SetSecret(str(signup, "webhookSecret"))
 
 	inst := mustCall(t, 200, "POST", api+"/instance", "", map[string]any{"key": str(signup, "hookToken"), "bridgeAddress": addr})
 	if str(inst, "instance", "live") != "online" || str(inst, "instance", "node") != "dev-node" {
@@ -57,12 +60,12 @@ func TestDevRelayccEchoWithXMTPJS(t *testing.T) {
 	if reply.Text != "echo: hello" || !strings.EqualFold(reply.Sender, addr) {
 		t.Fatalf("xmtp-js got %+v, want \"echo: hello\" from %s", reply, addr)
 	}
-	body := tg.firstBody()
+	body := tg.FirstBody()
 	if str(body, "message", "content") != "hello" || !strings.EqualFold(str(body, "message", "conversation", "peerAddress"), me.Address) {
 		t.Fatalf("relaycc body %v, want content hello from %s", body, me.Address)
 	}
-	if tg.badSignatures() != 0 {
-		t.Fatalf("%d requests had a bad signature", tg.badSignatures())
+	if len(tg.BadSignatures()) != 0 {
+		t.Fatalf("%d requests had a bad signature", len(tg.BadSignatures()))
 	}
 
 	if err := dev.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -78,13 +81,13 @@ func TestDevRelayccEchoWithXMTPJS(t *testing.T) {
 func TestJSONBridgeEchoWithXMTPJS(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, nil)
-	tg := newTarget(t, "json")
+	tg := webhooktest.NewTarget(t, "json")
 	acct := mustCall(t, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
 	key := str(acct, "apiKey")
 	created := mustCall(t, 201, "POST", c.api+"/v1/bridges", key, map[string]any{
-		"name": "echo", "forward": map[string]any{"url": tg.srv.URL, "bodyFormat": "json", "replyMode": "reply"},
+		"name": "echo", "forward": map[string]any{"url": tg.URL, "bodyFormat": "json", "replyMode": "reply"},
 	})
-	tg.setSecret(str(created, "webhookSecret"))
+	tg.SetSecret(str(created, "webhookSecret"))
 	addr := str(created, "bridge", "address")
 
 	js := runJS(t, "quickstart.cjs", addr, "hello", "http://"+c.xmtpHTTP)
@@ -94,13 +97,13 @@ func TestJSONBridgeEchoWithXMTPJS(t *testing.T) {
 	if reply.Text != "echo: hello" || !strings.EqualFold(reply.Sender, addr) {
 		t.Fatalf("xmtp-js got %+v, want \"echo: hello\" from %s", reply, addr)
 	}
-	body := tg.firstBody()
+	body := tg.FirstBody()
 	if str(body, "content") != "hello" || !strings.EqualFold(str(body, "sender"), me.Address) || str(body, "id") != sent.ID ||
 		str(body, "contentType") != "xmtp.org/text:1.0" {
 		t.Fatalf("json body %v, want message %s \"hello\" from %s", body, sent.ID, me.Address)
 	}
-	if tg.badSignatures() != 0 {
-		t.Fatalf("%d requests had a bad signature", tg.badSignatures())
+	if len(tg.BadSignatures()) != 0 {
+		t.Fatalf("%d requests had a bad signature", len(tg.BadSignatures()))
 	}
 }
 
@@ -110,15 +113,15 @@ func TestJSONBridgeEchoWithXMTPJS(t *testing.T) {
 func TestHookAndMessagesReachXMTPJS(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, nil)
-	tg := newTarget(t, "relaycc")
+	tg := webhooktest.NewTarget(t, "relaycc")
 	signup := mustCall(t, 200, "POST", c.api+"/signup", "", map[string]any{
-		"key": signupKey, "forwardHandler": map[string]any{"httpUrl": tg.srv.URL, "isBot": false},
+		"key": signupKey, "forwardHandler": map[string]any{"httpUrl": tg.URL, "isBot": false},
 	})
 	relayAddr := str(signup, "ethAddress")
 	acct := mustCall(t, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
 	key := str(acct, "apiKey")
 	created := mustCall(t, 201, "POST", c.api+"/v1/bridges", key, map[string]any{
-		"name": "out", "forward": map[string]any{"url": tg.srv.URL},
+		"name": "out", "forward": map[string]any{"url": tg.URL},
 	})
 	v1Addr, v1ID := str(created, "bridge", "address"), str(created, "bridge", "id")
 
@@ -130,22 +133,22 @@ func TestHookAndMessagesReachXMTPJS(t *testing.T) {
 	// The recipients publish their contact bundles as they start; a send
 	// before that answers an error, so retry until it is accepted.
 	var hook map[string]any
-	waitFor(t, 30*time.Second, "/hook to accept the send", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		status, out := call(t, "POST", c.api+"/hook", "", map[string]any{
 			"sendFromBridgeAddress": relayAddr, "targetAddress": hookPeer, "message": "sent with /hook", "token": str(signup, "hookToken"),
 		})
 		hook = out
 		return status == 200
-	})
+	}, "/hook to accept the send")
 	if str(hook, "forwardedMessage", "id") == "" {
 		t.Fatalf("/hook answer %v has no message id", hook)
 	}
 	var sent map[string]any
-	waitFor(t, 30*time.Second, "/v1 messages to accept the send", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		status, out := call(t, "POST", c.api+"/v1/bridges/"+v1ID+"/messages", key, map[string]any{"to": v1Peer, "content": "sent with /v1 messages"})
 		sent = out
 		return status == 202
-	})
+	}, "/v1 messages to accept the send")
 
 	got := viaHook.next("received", time.Minute)
 	if !strings.EqualFold(got.Sender, relayAddr) || got.ID != str(hook, "forwardedMessage", "id") {
@@ -162,10 +165,10 @@ func TestHookAndMessagesReachXMTPJS(t *testing.T) {
 func TestCanaryRoundTripIsRecorded(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, map[string]string{"BRIDGE_CANARY_INTERVAL": "1s"})
-	tg := newTarget(t, "json")
+	tg := webhooktest.NewTarget(t, "json")
 	acct := mustCall(t, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
 	created := mustCall(t, 201, "POST", c.api+"/v1/bridges", str(acct, "apiKey"), map[string]any{
-		"name": "probed", "forward": map[string]any{"url": tg.srv.URL},
+		"name": "probed", "forward": map[string]any{"url": tg.URL},
 	})
 	id := str(created, "bridge", "id")
 
@@ -173,9 +176,9 @@ func TestCanaryRoundTripIsRecorded(t *testing.T) {
 	if str(ids, "identities", "canary") == "" || str(ids, "identities", "api") == "" {
 		t.Fatalf("/v1/system/identities = %v", ids)
 	}
-	waitFor(t, 60*time.Second, "a canary round trip in /metrics", func() bool {
+	testkit.WaitFor(t, 60*time.Second, func() bool {
 		return len(metric(t, c.api, `bridge_canary_last_success_timestamp_seconds{bridge="`+id+`"}`)) == 1
-	})
+	}, "a canary round trip in /metrics")
 	if lines := metric(t, c.api, "bridge_canary_rtt_seconds_count"); len(lines) != 1 || strings.HasSuffix(lines[0], " 0") {
 		t.Fatalf("bridge_canary_rtt_seconds_count = %v, want at least one observation", lines)
 	}
@@ -192,8 +195,8 @@ func TestCanaryRoundTripIsRecorded(t *testing.T) {
 	if received == 0 {
 		t.Fatal("no canary round trip recorded in canary_results")
 	}
-	if tg.requests() != 0 {
-		t.Fatalf("canary messages reached the forward target %d times; they must stay with the canary handler", tg.requests())
+	if tg.Requests() != 0 {
+		t.Fatalf("canary messages reached the forward target %d times; they must stay with the canary handler", tg.Requests())
 	}
 	// protoactor's own OpenTelemetry metrics share the node's /metrics.
 	if len(metric(t, c.api, "protoactor_actor_spawn_count")) == 0 {

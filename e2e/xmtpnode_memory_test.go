@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
@@ -36,7 +38,7 @@ type xmtpNodeProc struct {
 
 func startXMTPNodeProc(t *testing.T, extra ...string) *xmtpNodeProc {
 	t.Helper()
-	x := &xmtpNodeProc{grpc: freeAddr(t), http: freeAddr(t), ops: freeAddr(t)}
+	x := &xmtpNodeProc{grpc: freeport.Addr(t), http: freeport.Addr(t), ops: freeport.Addr(t)}
 	env := map[string]string{
 		"DATABASE_URL": pgtest.NewDatabase(t, template), "BRIDGE_XMTP_NODE_GRPC_ADDR": x.grpc,
 		"BRIDGE_XMTP_NODE_HTTP_ADDR": x.http, "BRIDGE_XMTP_NODE_OPS_ADDR": x.ops, "BRIDGE_LOG_LEVEL": "error",
@@ -215,9 +217,9 @@ func TestXMTPNodeOversizedPublishesStayBounded(t *testing.T) {
 	if got := x.metric(t, `bridge_xmtpnode_requests_rejected_total{reason="unauthenticated"}`); got != 8 {
 		t.Errorf("unauthenticated rejections: %v, want 8", got)
 	}
-	waitFor(t, 10*time.Second, "twelve body-too-large rejections", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		return x.metric(t, `bridge_xmtpnode_requests_rejected_total{reason="body_too_large"}`) == 12
-	})
+	}, "twelve body-too-large rejections")
 }
 
 // TestXMTPNodeStuckSubscribersStayBounded is finding 4 of issue 10: 200
@@ -296,12 +298,12 @@ func TestXMTPNodeStuckSubscribersStayBounded(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, 20*time.Second, "subscribers and goroutines to go", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		return x.metric(t, "bridge_xmtpnode_subscribers") == 0 && x.metric(t, "go_goroutines") <= baseGoroutines+5
-	})
-	waitFor(t, 20*time.Second, "rss to come back within 128 MiB of the baseline", func() bool {
+	}, "subscribers and goroutines to go")
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		return x.rss(t)-baseline < 128*mib
-	})
+	}, "rss to come back within 128 MiB of the baseline")
 	t.Logf("rss after the clients left: %d MiB", x.rss(t)/mib)
 }
 

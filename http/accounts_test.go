@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // clearOfSignupWindowEdge waits, when a new signup window starts within
@@ -117,7 +118,7 @@ func TestSignupLimitHoldsAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &harness{t: t, srv: other, store: a.store, reg: opts.Registry, logs: &syncBuffer{}}
+	b := &harness{t: t, srv: other, store: a.store, reg: opts.Registry, logs: &testkit.Buffer{}}
 	clearOfSignupWindowEdge()
 	a.expect("POST", "/v1/accounts", "", map[string]any{"name": "a1", "signupKey": testSignupKey}, 201, "")
 	b.expect("POST", "/v1/accounts", "", map[string]any{"name": "b1", "signupKey": testSignupKey}, 201, "")

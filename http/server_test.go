@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -11,13 +10,14 @@ import (
 	nethttp "net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 )
 
 const (
@@ -25,31 +25,13 @@ const (
 	testAdminToken = "admin-token-for-tests-0123456789"
 )
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is a server on its own migrated database.
 type harness struct {
 	t     testing.TB
 	srv   *Server
 	store *persistence.Store
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *testkit.Buffer
 	// url and sealer open more stores on the same database.
 	url    string
 	sealer *persistence.Sealer
@@ -58,20 +40,9 @@ type harness struct {
 func newHarness(t testing.TB, mutate func(*Options)) *harness {
 	t.Helper()
 	url := pgtest.NewDatabase(t, pgtest.Template{Name: "bridge", Migrate: persistence.Migrate})
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "test", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := persistence.Open(context.Background(), url, sealer)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(store.Close)
-	logs := &syncBuffer{}
+	sealer := storetest.Sealer(t)
+	store := storetest.Open(t, url, sealer)
+	logs := &testkit.Buffer{}
 	reg := prometheus.NewRegistry()
 	opts := Options{
 		Store:      store,
@@ -96,11 +67,7 @@ func newHarness(t testing.TB, mutate func(*Options)) *harness {
 // options.
 func (h *harness) sibling() *harness {
 	h.t.Helper()
-	store, err := persistence.Open(context.Background(), h.url, h.sealer)
-	if err != nil {
-		h.t.Fatalf("open store: %v", err)
-	}
-	h.t.Cleanup(store.Close)
+	store := storetest.Open(h.t, h.url, h.sealer)
 	opts := h.srv.opts
 	opts.Store = store
 	opts.Registry = prometheus.NewRegistry()

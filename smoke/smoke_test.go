@@ -6,34 +6,32 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	nethttp "net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 	"github.com/xmtpbridge/bridge/system/config"
 )
 
+func TestMain(m *testing.M) { testkit.Main(m) }
+
 var template = pgtest.Template{Name: "smoke", Migrate: system.Migrate}
 
 const (
-	testMasterKey = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng="
-	testAdmin     = "adm_smoke_admin_token_0123456789"
-	testSignup    = "sk_smoke_signup_key_0123456789"
+	testAdmin  = "adm_smoke_admin_token_0123456789"
+	testSignup = "sk_smoke_signup_key_0123456789"
 )
 
 // deployment is a running bridge node: the API, the in-process local XMTP
@@ -55,7 +53,7 @@ func startDeployment(t *testing.T) *deployment {
 		config.EnvHTTPAddr:         "127.0.0.1:0",
 		config.EnvXMTPNodeGRPCAddr: "127.0.0.1:0",
 		config.EnvXMTPNodeHTTPAddr: "127.0.0.1:0",
-		config.EnvMasterKey:        testMasterKey,
+		config.EnvMasterKey:        testkit.MasterKey,
 		config.EnvAdminToken:       testAdmin,
 		config.EnvSignupKey:        testSignup,
 		config.EnvShutdownTimeout:  "10s",
@@ -101,18 +99,6 @@ func (d *deployment) count(t *testing.T, sql string, args ...any) int {
 		t.Fatalf("query %q: %v", sql, err)
 	}
 	return n
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // run runs the check as a function and returns its report and output.
@@ -206,7 +192,7 @@ func TestSmoke(t *testing.T) {
 	})
 
 	t.Run("closed port fails at health", func(t *testing.T) {
-		r, out := run(t, Config{Target: "http://" + closedAddr(t), SignupKey: testSignup, XMTP: d.xmtp, Timeout: 20 * time.Second})
+		r, out := run(t, Config{Target: "http://" + testkit.ClosedAddr(t), SignupKey: testSignup, XMTP: d.xmtp, Timeout: 20 * time.Second})
 		wantSteps(t, r, out, map[string]string{StepHealth: "FAIL", StepSignup: "skip", StepBridge: "skip", StepCanary: "skip", StepCleanup: "ok"})
 		if f := r.Failed(); f == nil || f.Step != StepHealth || !strings.Contains(f.Err.Error(), "GET /healthz") {
 			t.Fatalf("first failure: %+v", f)
@@ -267,7 +253,7 @@ func TestSmoke(t *testing.T) {
 	})
 
 	t.Run("binary", func(t *testing.T) {
-		bin := buildBridge(t)
+		bin := testkit.BuildBridge(t, testkit.Build{})
 		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "BRIDGE_SMOKE_SIGNUP_KEY=" + testSignup, "BRIDGE_SMOKE_XMTP=" + d.xmtp}
 
 		code, out, errOut := execBridge(t, bin, env, "smoke", "--target="+d.api, "--timeout=45s")
@@ -280,7 +266,7 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 
-		code, out, errOut = execBridge(t, bin, env, "smoke", "--target=http://"+closedAddr(t), "--timeout=20s")
+		code, out, errOut = execBridge(t, bin, env, "smoke", "--target=http://"+testkit.ClosedAddr(t), "--timeout=20s")
 		if code != 1 || !lineWith(out, StepHealth, "FAIL") || !strings.Contains(errOut, "step health failed") {
 			t.Fatalf("smoke against a closed port: exit %d, want 1\n%s\n%s", code, out, errOut)
 		}
@@ -301,40 +287,6 @@ func TestSmoke(t *testing.T) {
 		}
 		assertCleanedUp(t, d)
 	})
-}
-
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-// buildBridge builds cmd/bridge once into a temporary directory.
-func buildBridge(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "bridge-smoke-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(dir, "bridge")
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		cmd := exec.Command(goBin, "build", "-o", builtBin, "./cmd/bridge")
-		cmd.Dir = ".."
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out) + err.Error())
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build the bridge binary: %v", buildErr)
-	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(builtBin)) })
-	return builtBin
 }
 
 // execBridge runs the binary with a bounded wait and returns its exit

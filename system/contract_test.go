@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system/config"
 )
@@ -42,7 +44,7 @@ func call(t *testing.T, method, url, token string, body any) (int, map[string]an
 func TestRecipientUnknownIsOneStatus(t *testing.T) {
 	url := pgtest.NewDatabase(t, template)
 	cfg := loadConfig(t, config.ModeDev, config.EnvDatabaseURL, url, config.EnvCanaryInterval, "0")
-	n := startNode(t, cfg, &syncBuffer{})
+	n := startNode(t, cfg, &testkit.Buffer{})
 	base := "http://" + n.HTTPAddr()
 	nobody := "0x000000000000000000000000000000000000dEaD"
 
@@ -73,7 +75,7 @@ func TestRecipientUnknownIsOneStatus(t *testing.T) {
 	}
 	for name, send := range sends {
 		// 503 while the identity is still being activated.
-		waitFor(t, name+" to answer 422", func() error {
+		testkit.WaitFor(t, 20*time.Second, func() error {
 			status, m := send()
 			if status == 422 && m["code"] == "recipient_unknown" {
 				return nil
@@ -83,6 +85,6 @@ func TestRecipientUnknownIsOneStatus(t *testing.T) {
 			}
 			t.Fatalf("%s send to an address not on the network: %d %v, want 422 recipient_unknown", name, status, m)
 			return nil
-		})
+		}, "%s to answer 422", name)
 	}
 }

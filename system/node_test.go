@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system/config"
 	"github.com/xmtpbridge/bridge/xmtp/node"
@@ -21,42 +22,20 @@ import (
 var template = pgtest.Template{Name: "system", Migrate: Migrate}
 
 const (
-	testMasterKey = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng="
-	testAdmin     = "admin-token-0123456789"
-	testSignup    = "signup-key-0123456789"
+	testAdmin  = "admin-token-0123456789"
+	testSignup = "signup-key-0123456789"
 )
 
-// syncBuffer is a log sink that tests read while the node writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// wait waits for the JSON log line whose msg is msg and returns its string
-// attributes. It fails the test if the run sends its result to done first.
-func (b *syncBuffer) wait(t *testing.T, msg string, done <-chan error) map[string]string {
+// waitLog waits for the JSON log line of logs whose msg is msg and returns
+// its string attributes. It fails the test if the run sends its result to
+// done first.
+func waitLog(t *testing.T, logs *testkit.Buffer, msg string, done <-chan error) map[string]string {
 	t.Helper()
 	var attrs map[string]string
-	waitFor(t, "log line "+msg, func() error {
-		for _, line := range strings.Split(b.String(), "\n") {
-			var rec map[string]any
-			if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != msg {
-				continue
-			}
+	testkit.WaitFor(t, 20*time.Second, func() error {
+		if recs := logs.Records(msg); len(recs) > 0 {
 			attrs = map[string]string{}
-			for k, v := range rec {
+			for k, v := range recs[0] {
 				if s, ok := v.(string); ok {
 					attrs[k] = s
 				}
@@ -69,7 +48,7 @@ func (b *syncBuffer) wait(t *testing.T, msg string, done <-chan error) map[strin
 		default:
 		}
 		return io.EOF
-	})
+	}, "log line %s", msg)
 	return attrs
 }
 
@@ -79,7 +58,7 @@ func loadConfig(t testing.TB, mode config.Mode, kv ...string) *config.Config {
 		config.EnvHTTPAddr:         "127.0.0.1:0",
 		config.EnvXMTPNodeGRPCAddr: "127.0.0.1:0",
 		config.EnvXMTPNodeHTTPAddr: "127.0.0.1:0",
-		config.EnvMasterKey:        testMasterKey,
+		config.EnvMasterKey:        testkit.MasterKey,
 		config.EnvAdminToken:       testAdmin,
 		config.EnvSignupKey:        testSignup,
 		config.EnvShutdownTimeout:  "10s",
@@ -93,20 +72,6 @@ func loadConfig(t testing.TB, mode config.Mode, kv ...string) *config.Config {
 		t.Fatalf("load config: %v", err)
 	}
 	return cfg
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %v", what, err)
 }
 
 func get(url string) (int, string, error) {
@@ -146,7 +111,7 @@ func startNode(t testing.TB, cfg *config.Config, logs io.Writer) *Node {
 func TestDevNodeServesWithLocalXMTPNode(t *testing.T) {
 	url := pgtest.NewDatabase(t, template)
 	cfg := loadConfig(t, config.ModeDev, config.EnvDatabaseURL, url)
-	var logs syncBuffer
+	var logs testkit.Buffer
 	n := startNode(t, cfg, &logs)
 	base := "http://" + n.HTTPAddr()
 
@@ -190,7 +155,7 @@ func TestDevNodeServesWithLocalXMTPNode(t *testing.T) {
 		t.Fatalf("signup through the node: %d %s", resp.StatusCode, respBody)
 	}
 
-	for _, secret := range []string{testMasterKey, testAdmin, testSignup} {
+	for _, secret := range []string{testkit.MasterKey, testAdmin, testSignup} {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("logs contain the secret %q", secret)
 		}
@@ -229,7 +194,7 @@ func TestNodeReadinessFollowsRemoteXMTPNode(t *testing.T) {
 		t.Fatalf("stop xmtp node: %v", err)
 	}
 	stopped = true
-	waitFor(t, "/readyz to turn red", func() error {
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		code, body, err := get(base + "/readyz")
 		if err != nil {
 			return err
@@ -238,7 +203,7 @@ func TestNodeReadinessFollowsRemoteXMTPNode(t *testing.T) {
 			return &statusError{code, body}
 		}
 		return nil
-	})
+	}, "/readyz to turn red")
 	if err := n.Ready(ctx); err == nil || !strings.Contains(err.Error(), "reach xmtp node") {
 		t.Fatalf("Ready with the xmtp node down: %v", err)
 	}
@@ -254,18 +219,6 @@ type statusError struct {
 
 func (e *statusError) Error() string { return http.StatusText(e.code) + ": " + e.body }
 
-// closedAddr returns a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestStartFailsWithTheReason(t *testing.T) {
 	url := pgtest.NewDatabase(t, template)
 	cases := []struct {
@@ -273,8 +226,8 @@ func TestStartFailsWithTheReason(t *testing.T) {
 		cfg  *config.Config
 		want string
 	}{
-		{"postgres unreachable", loadConfig(t, config.ModeDev, config.EnvDatabaseURL, "postgres://postgres@"+closedAddr(t)+"/x?sslmode=disable"), "migrate bridge schema"},
-		{"xmtp node unreachable", loadConfig(t, config.ModeNode, config.EnvDatabaseURL, url, config.EnvXMTPNode, closedAddr(t)), "reach xmtp node"},
+		{"postgres unreachable", loadConfig(t, config.ModeDev, config.EnvDatabaseURL, "postgres://postgres@"+testkit.ClosedAddr(t)+"/x?sslmode=disable"), "migrate bridge schema"},
+		{"xmtp node unreachable", loadConfig(t, config.ModeNode, config.EnvDatabaseURL, url, config.EnvXMTPNode, testkit.ClosedAddr(t)), "reach xmtp node"},
 		{"http port busy", nil, "BRIDGE_HTTP_ADDR"},
 	}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -300,13 +253,13 @@ func TestStartFailsWithTheReason(t *testing.T) {
 func TestRunStopsCleanlyWhenTheContextEnds(t *testing.T) {
 	url := pgtest.NewDatabase(t, template)
 	cfg := loadConfig(t, config.ModeDev, config.EnvDatabaseURL, url)
-	var logs syncBuffer
+	var logs testkit.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	}()
-	addr := logs.wait(t, "node started", done)["http_addr"]
+	addr := waitLog(t, &logs, "node started", done)["http_addr"]
 	if code, _, err := get("http://" + addr + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("/healthz: %d %v", code, err)
 	}
@@ -422,13 +375,13 @@ func TestRunXMTPNodeServesOpsAndStops(t *testing.T) {
 	}
 
 	cfg = loadConfig(t, config.ModeXMTPNode, config.EnvDatabaseURL, url, config.EnvXMTPNodeOpsAddr, "127.0.0.1:0")
-	var logs syncBuffer
+	var logs testkit.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- RunXMTPNode(ctx, Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	}()
-	ops := logs.wait(t, "ops endpoints listening", done)["ops_addr"]
+	ops := waitLog(t, &logs, "ops endpoints listening", done)["ops_addr"]
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code, body, err := get("http://" + ops + path); err != nil || code != 200 || body != "{\"ok\":true}\n" {
 			t.Fatalf("%s: %d %q %v", path, code, body, err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system/config"
 	"github.com/xmtpbridge/bridge/xmtp/api"
@@ -73,7 +74,7 @@ func TestFailingEndpointIsRetriedAndShown(t *testing.T) {
 	}))
 	defer target.Close()
 	cfg := loadConfig(t, config.ModeDev, config.EnvDatabaseURL, url, config.EnvCanaryInterval, "0")
-	var logs syncBuffer
+	var logs testkit.Buffer
 	n := startNode(t, cfg, &logs)
 	base := "http://" + n.HTTPAddr()
 	ctx := context.Background()

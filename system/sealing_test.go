@@ -12,9 +12,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system/config"
 	"github.com/xmtpbridge/bridge/xmtp/api"
@@ -106,7 +108,7 @@ func TestMessageContentIsSealedAndPurged(t *testing.T) {
 	defer target.Close()
 	cfg := loadConfig(t, config.ModeDev, config.EnvDatabaseURL, url, config.EnvCanaryInterval, "0",
 		config.EnvRetentionInterval, "200ms")
-	var logs syncBuffer
+	var logs testkit.Buffer
 	n := startNode(t, cfg, &logs)
 	base := "http://" + n.HTTPAddr()
 	ctx := context.Background()
@@ -144,10 +146,10 @@ func TestMessageContentIsSealedAndPurged(t *testing.T) {
 	if err := sender.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bridge's contact", func() error {
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		_, err := sender.Contact(ctx, created.Bridge.Address)
 		return err
-	})
+	}, "the bridge's contact")
 	if _, err := sender.SendText(ctx, created.Bridge.Address, message); err != nil {
 		t.Fatalf("send: %v", err)
 	}
@@ -157,13 +159,13 @@ func TestMessageContentIsSealedAndPurged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close(ctx)
-	waitFor(t, "the reply published", func() error {
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		var sent int
 		if err := db.QueryRow(ctx, `SELECT count(*) FROM reply_outbox WHERE status = 'sent'`).Scan(&sent); err != nil || sent != 1 {
 			return fmt.Errorf("%d sent replies (%v)", sent, err)
 		}
 		return nil
-	})
+	}, "the reply published")
 	listURL := base + "/v1/bridges/" + created.Bridge.ID + "/deliveries"
 	var list deliveriesAnswer
 	if err := callAPI("GET", listURL, acct.APIKey, nil, &list); err != nil {
@@ -195,7 +197,7 @@ func TestMessageContentIsSealedAndPurged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the payload purged", func() error {
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		var list deliveriesAnswer
 		if err := callAPI("GET", listURL, acct.APIKey, nil, &list); err != nil {
 			return err
@@ -207,16 +209,16 @@ func TestMessageContentIsSealedAndPurged(t *testing.T) {
 			return errors.New("payload still shown")
 		}
 		return nil
-	})
-	waitFor(t, "the reply purged", func() error {
+	}, "the payload purged")
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		var purged int
 		if err := db.QueryRow(ctx, `SELECT count(*) FROM reply_outbox WHERE status = 'sent' AND purged_at IS NOT NULL
 			AND length(envelope) = 0`).Scan(&purged); err != nil || purged != 1 {
 			return fmt.Errorf("%d purged sent replies (%v), want 1", purged, err)
 		}
 		return nil
-	})
-	waitFor(t, "the purge counted", func() error {
+	}, "the reply purged")
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		_, metrics, err := get(base + "/metrics")
 		if err != nil {
 			return err
@@ -227,5 +229,5 @@ func TestMessageContentIsSealedAndPurged(t *testing.T) {
 			}
 		}
 		return nil
-	})
+	}, "the purge counted")
 }

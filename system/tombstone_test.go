@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system/config"
 	"github.com/xmtpbridge/bridge/xmtp/api"
@@ -33,7 +34,7 @@ func TestDeletedBridgeAnswersOncePerConversation(t *testing.T) {
 	defer target.Close()
 	cfg := loadConfig(t, config.ModeDev, config.EnvDatabaseURL, url, config.EnvCanaryInterval, "0",
 		config.EnvReconcileInterval, "300ms", config.EnvTombstoneMessage, line)
-	var logs syncBuffer
+	var logs testkit.Buffer
 	n := startNode(t, cfg, &logs)
 	base := "http://" + n.HTTPAddr()
 	ctx := context.Background()

@@ -2,7 +2,6 @@ package prober
 
 import (
 	"context"
-	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/content"
@@ -43,17 +44,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = xc.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "k", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := persistence.Open(ctx, db, sealer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
+	st := storetest.Open(t, db, storetest.Sealer(t))
 	acct, _, _, err := st.CreateAccount(ctx, "owner")
 	if err != nil {
 		t.Fatal(err)
@@ -128,14 +119,14 @@ func TestProberMatchesRepliesAndCountsFailures(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 
-	waitFor(t, 30*time.Second, "the answering bridge's round trip", func() bool {
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		c, err := w.store.LatestCanary(context.Background(), answeringID)
 		return err == nil && c.ReceivedAt != nil
-	})
-	waitFor(t, 30*time.Second, "the silent bridge's timeout", func() bool {
+	}, "the answering bridge's round trip")
+	testkit.WaitFor(t, 30*time.Second, func() bool {
 		c, err := w.store.LatestCanary(context.Background(), silentID)
 		return err == nil && strings.Contains(c.Error, "no reply within")
-	})
+	}, "the silent bridge's timeout")
 	if got := value(t, pm.lastSuccess.WithLabelValues(answeringID)); got < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Fatalf("last success of the answering bridge = %v", got)
 	}
@@ -191,17 +182,6 @@ func TestProberSampleAndSendFailure(t *testing.T) {
 	c, err := w.store.LatestCanary(context.Background(), b.ID)
 	if err != nil || !strings.Contains(c.Error, "send canary") {
 		t.Fatalf("latest canary = %+v, %v; want the send error recorded", c, err)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

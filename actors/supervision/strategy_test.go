@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // work is a keyed child message. The child panics on it while fails[key]
@@ -154,18 +155,6 @@ func spawnIdentity(t *testing.T, system *actor.ActorSystem, name string, cfg Con
 	}
 }
 
-// waitFor polls cond until it holds or ten seconds pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // expectProcessed reads keys from the child's processed channel in order.
 func expectProcessed(t *testing.T, l *ledger, keys ...string) {
 	t.Helper()
@@ -232,7 +221,7 @@ func TestRestartBackoffGrowsCappedAndJittered(t *testing.T) {
 		system.Root.Send(pid, crash{n: i})
 	}
 	restarts := func() float64 { return counterValue(metrics.restarts.WithLabelValues("forward")) }
-	waitFor(t, "seven restarts", func() bool { return restarts() == crashes })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return restarts() == crashes }, "seven restarts")
 
 	nominal := []time.Duration{1, 2, 4, 8, 8, 8, 8}
 	got := rec.list()
@@ -335,9 +324,9 @@ func TestPoisonMessageIsQuarantinedAndLaterMessagesProceed(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		system.Root.Send(pid, work{key: fmt.Sprintf("good-%d", i)})
 	}
-	waitFor(t, "the quarantine", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		return counterValue(metrics.quarantined.WithLabelValues("forward")) == 1
-	})
+	}, "the quarantine")
 	// Messages sent after the quarantine go through as well.
 	system.Root.Send(pid, work{key: "later"})
 	got := map[string]int{}
@@ -392,11 +381,11 @@ func TestTwoPoisonMessagesInterleavedAreBothQuarantined(t *testing.T) {
 	system.Root.Send(pid, work{key: "p2", poison: true})
 	system.Root.Send(pid, work{key: "ok"})
 	expectProcessed(t, l, "ok")
-	waitFor(t, "both quarantines", func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return keys["p1"] == 1 && keys["p2"] == 1
-	})
+	}, "both quarantines")
 }
 
 func TestQuietPeriodResetsBackoff(t *testing.T) {
@@ -508,7 +497,7 @@ func TestBackoffDoesNotBlockSupervisorAndCloseCancels(t *testing.T) {
 		Backoff: Backoff{Initial: time.Hour, Max: time.Hour},
 	})
 	system.Root.Send(pid, crash{})
-	waitFor(t, "a pending restart", func() bool { return s.Pending() == 1 })
+	testkit.WaitFor(t, 10*time.Second, func() bool { return s.Pending() == 1 }, "a pending restart")
 	// The identity actor answers while its child waits for its restart:
 	// the backoff does not block the supervisor's mailbox.
 	res, err := system.Root.RequestFuture(actor.NewPID(system.Address(), "identity-a"), "ping", 10*time.Second).Result()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xmtpbridge/bridge/internal/apiclient"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 	"github.com/xmtpbridge/bridge/system/config"
@@ -48,7 +49,7 @@ func startDevNode(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	n, err := system.New(system.Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Version: "test", Commit: "cli"})
 	if err != nil {
 		t.Fatalf("new node: %v", err)
@@ -626,7 +627,7 @@ func TestAdminCommandsAgainstARunningNode(t *testing.T) {
 // TestUnreachableAPINamesTheURL runs client and admin commands against a
 // port nothing listens on: exit 1 and an error naming the URL.
 func TestUnreachableAPINamesTheURL(t *testing.T) {
-	api := "http://" + closedAddr(t)
+	api := "http://" + testkit.ClosedAddr(t)
 	c := newCLI(t, map[string]string{envAPIKey: "xbk_unused", config.EnvAdminToken: "unused-token"})
 	for _, args := range [][]string{
 		{"account", "--api", api},

@@ -12,13 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 	"github.com/xmtpbridge/bridge/system/config"
@@ -26,41 +26,13 @@ import (
 
 const testVersion = "v9.9.9-test"
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-	buildDir  string
-)
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// bridgeBinary builds the binary once per test process, with the version
-// stamped in the way the Makefile does.
+// bridgeBinary returns the binary, built once per test process with the
+// version stamped in the way the Makefile does.
 func bridgeBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "bridge-bin-")
-		if buildErr != nil {
-			return
-		}
-		binary = filepath.Join(buildDir, "bridge")
-		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion+" -X main.commit=feedface", "-o", binary, ".")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build bridge: %v", buildErr)
-	}
-	return binary
+	return testkit.BuildBridge(t, testkit.Build{Version: testVersion, Commit: "feedface"})
 }
 
 type result struct {
@@ -158,7 +130,7 @@ func TestCheckConfigReportsEveryProblemAndExits2(t *testing.T) {
 func TestCheckConfigAcceptsAGoodConfig(t *testing.T) {
 	env := []string{
 		"DATABASE_URL=postgres://bridge:pg-password-77@db:5432/bridge",
-		"BRIDGE_MASTER_KEY=q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+		"BRIDGE_MASTER_KEY=" + testkit.MasterKey,
 		"BRIDGE_ADMIN_TOKEN=admin-token-0123456789",
 		"BRIDGE_SIGNUP_KEY=signup-key-0123456789",
 		"BRIDGE_XMTP_NODE=xmtp.example.net:5556",
@@ -167,7 +139,7 @@ func TestCheckConfigAcceptsAGoodConfig(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "valid for node mode") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	for _, secret := range []string{"pg-password-77", "q83vEjRW", "admin-token-0123456789", "signup-key-0123456789"} {
+	for _, secret := range []string{"pg-password-77", testkit.MasterKey[:8], "admin-token-0123456789", "signup-key-0123456789"} {
 		if strings.Contains(r.stdout+r.stderr, secret) {
 			t.Errorf("check-config printed the secret %q", secret)
 		}
@@ -212,24 +184,14 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestNodeExits1WhenPostgresIsUnreachable(t *testing.T) {
-	addr := closedAddr(t)
+	addr := testkit.ClosedAddr(t)
 	r := execBridge(t, []string{
 		"DATABASE_URL=postgres://postgres:pw-not-shown@" + addr + "/bridge?sslmode=disable",
-		"BRIDGE_MASTER_KEY=q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+		"BRIDGE_MASTER_KEY=" + testkit.MasterKey,
 		"BRIDGE_ADMIN_TOKEN=admin-token-0123456789",
 		"BRIDGE_SIGNUP_OPEN=true",
-		"BRIDGE_XMTP_NODE=" + closedAddr(t),
+		"BRIDGE_XMTP_NODE=" + testkit.ClosedAddr(t),
 	}, "node")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
@@ -277,7 +239,7 @@ func TestMigrateAppliesBothSchemas(t *testing.T) {
 type process struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	out    lockedBuffer
+	out    testkit.Buffer
 	exited chan error
 }
 
@@ -467,22 +429,4 @@ func TestXMTPNodeServesAndStopsOnSIGTERM(t *testing.T) {
 		}
 	}
 	p.terminate()
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

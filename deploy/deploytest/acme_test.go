@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -31,7 +33,7 @@ const acmeDomain = "bridge.acme.deploytest.test"
 func freeUDPAndTCPPort(t *testing.T) int {
 	t.Helper()
 	for i := 0; i < 50; i++ {
-		p := freePort(t)
+		p := freeport.Port(t)
 		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err == nil {
 			u.Close()
@@ -64,21 +66,21 @@ func TestACMEWithPebble(t *testing.T) {
 	dnsPort := freeUDPAndTCPPort(t)
 	startProc(t, challtest, nil,
 		"-dns01", fmt.Sprintf("127.0.0.1:%d", dnsPort), "-http01", "", "-https01", "", "-tlsalpn01", "",
-		"-management", freeAddr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	waitFor(t, 20*time.Second, "pebble-challtestsrv's DNS server", func() error {
+		"-management", freeport.Addr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", dnsPort), time.Second)
 		if err != nil {
 			return err
 		}
 		return c.Close()
-	})
+	}, "pebble-challtestsrv's DNS server")
 
-	acmeAddr, mgmtAddr := freeAddr(t), freeAddr(t)
-	httpPort := freePort(t)
+	acmeAddr, mgmtAddr := freeport.Addr(t), freeport.Addr(t)
+	httpPort := freeport.Port(t)
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress": acmeAddr, "managementListenAddress": mgmtAddr,
 		"certificate": filepath.Join(dir, "pebble-tls", "fullchain.pem"), "privateKey": filepath.Join(dir, "pebble-tls", "privkey.pem"),
-		"httpPort": httpPort, "tlsPort": freePort(t), "ocspResponderURL": "", "externalAccountBindingRequired": false,
+		"httpPort": httpPort, "tlsPort": freeport.Port(t), "ocspResponderURL": "", "externalAccountBindingRequired": false,
 	}}
 	raw, _ := json.Marshal(cfg)
 	writeFile(t, filepath.Join(dir, "pebble.json"), raw)
@@ -86,7 +88,7 @@ func TestACMEWithPebble(t *testing.T) {
 		"-config", filepath.Join(dir, "pebble.json"), "-dnsserver", fmt.Sprintf("127.0.0.1:%d", dnsPort))
 	mgmt := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}}}
 	directory := "https://" + acmeAddr + "/dir"
-	waitFor(t, 20*time.Second, "pebble's directory", func() error {
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		resp, err := mgmt.Get(directory)
 		if err != nil {
 			return err
@@ -96,7 +98,7 @@ func TestACMEWithPebble(t *testing.T) {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}
 		return nil
-	})
+	}, "pebble's directory")
 
 	certbotDir := filepath.Join(dir, "letsencrypt")
 	webroot := filepath.Join(dir, "acme-webroot")
@@ -114,7 +116,7 @@ func TestACMEWithPebble(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			logs, _ := os.ReadFile(filepath.Join(dir, "certbot-logs", "letsencrypt.log"))
-			t.Fatalf("obtain-cert.sh (%s): %v\n%s\n--- certbot log (tail) ---\n%s", method, err, out, tail(string(logs), 4000))
+			t.Fatalf("obtain-cert.sh (%s): %v\n%s\n--- certbot log (tail) ---\n%s", method, err, out, testkit.Tail(string(logs), 4000))
 		}
 	}
 
@@ -130,7 +132,7 @@ func TestACMEWithPebble(t *testing.T) {
 	// 2. nginx with that certificate in front of a bridge node.
 	n := startNode(t, "deploytest-acme", nil)
 	s := site{domain: acmeDomain, upstreams: []string{n.addr}, httpAddr: fmt.Sprintf("127.0.0.1:%d", httpPort),
-		httpsAddr: freeAddr(t), certDir: live, webroot: webroot}
+		httpsAddr: freeport.Addr(t), certDir: live, webroot: webroot}
 	ngx := startNginx(t, renderSite(t, s), s.httpsAddr)
 	served := func() *x509.Certificate {
 		t.Helper()
@@ -161,12 +163,12 @@ func TestACMEWithPebble(t *testing.T) {
 	if !regexp.MustCompile(`"GET /\.well-known/acme-challenge/[A-Za-z0-9_-]+ HTTP/1\.1" 200 `).Match(mustRead(t, filepath.Join(ngx.prefix, "access.log"))) {
 		t.Errorf("nginx's access log shows no ACME challenge fetched with 200:\n%s", mustRead(t, filepath.Join(ngx.prefix, "access.log")))
 	}
-	waitFor(t, 20*time.Second, "nginx to serve the renewed certificate", func() error {
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		if got := served(); !got.Equal(second) {
 			return fmt.Errorf("serial %s, want %s", got.SerialNumber, second.SerialNumber)
 		}
 		return nil
-	})
+	}, "nginx to serve the renewed certificate")
 
 	// 4. Without ACME_RENEW the certificate is kept and nothing reloads.
 	obtain("webroot", "NGINX_RELOAD=false")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/system/config"
 )
 
@@ -172,7 +173,7 @@ func TestDeploymentsPassCheckConfig(t *testing.T) {
 			}
 			env = append(env, name+"="+value)
 		}
-		cmd := exec.Command(bridgeBin(t), "check-config", "node")
+		cmd := exec.Command(testkit.BuildBridge(t, dockerBuild), "check-config", "node")
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s: bridge check-config node: %v\n%s", d.name, err, out)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,7 +248,7 @@ func TestDockerfile(t *testing.T) {
 // settings: no program interpreter and no dynamic section, so it runs on
 // distroless static or scratch, and the version flags took effect.
 func TestStaticBinary(t *testing.T) {
-	f, err := elf.Open(bridgeBin(t))
+	f, err := elf.Open(testkit.BuildBridge(t, dockerBuild))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +264,7 @@ func TestStaticBinary(t *testing.T) {
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("the CGO_ENABLED=0 binary imports shared libraries %v", libs)
 	}
-	out, err := exec.Command(bridgeBin(t), "version").CombinedOutput()
+	out, err := exec.Command(testkit.BuildBridge(t, dockerBuild), "version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bridge version: %v\n%s", err, out)
 	}

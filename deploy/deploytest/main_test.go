@@ -1,23 +1,19 @@
 package deploytest
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 )
@@ -34,61 +30,15 @@ var repoRoot = func() string {
 // deployDir is the repository's deploy/ directory.
 var deployDir = filepath.Join(repoRoot, "deploy")
 
-// buildDir holds the binary; TestMain removes it at the end.
-var buildDir string
-
 // buildVersion is the version stamped into the test binary.
 const buildVersion = "v0.0.0-deploytest"
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// dockerBuild builds the bridge binary the way the Dockerfile does:
+// CGO_ENABLED=0, -trimpath and the version flags. testkit.BuildBridge
+// builds it on first use, so fuzzing the parsers builds nothing.
+var dockerBuild = testkit.Build{Version: buildVersion, Commit: "deploytest", Static: true}
 
-// bridgeBin returns the bridge binary, built once per test process the
-// way the Dockerfile builds it: CGO_ENABLED=0, -trimpath and the version
-// flags. It is built on first use, so fuzzing the parsers builds nothing.
-func bridgeBin(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		path := filepath.Join(buildDir, "bridge")
-		build := exec.Command(goBin(), "build", "-trimpath",
-			"-ldflags", "-X main.version="+buildVersion+" -X main.commit=deploytest",
-			"-o", path, "./cmd/bridge")
-		build.Dir = repoRoot
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build ./cmd/bridge with CGO_ENABLED=0: %v\n%s", err, out)
-			return
-		}
-		buildPath = path
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
-}
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bridge-deploytest-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "deploytest: make temp dir:", err)
-		os.Exit(1)
-	}
-	buildDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// goBin is the go command of the toolchain running the tests.
-func goBin() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // needTool returns the path of an outside program, or fails the test
 // naming the Debian package that provides it.
@@ -106,58 +56,11 @@ func needTool(t testing.TB, name, pkg string, alt ...string) string {
 	return ""
 }
 
-// freePort returns a loopback TCP port that was free a moment ago and was
-// not handed out before in this process.
-func freePort(t testing.TB) int {
-	t.Helper()
-	return freeport.Port(t)
-}
-
-// freeAddr returns 127.0.0.1:<free port>.
-func freeAddr(t testing.TB) string {
-	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
-}
-
-// waitFor polls cond every 50ms until it returns nil or timeout passes,
-// then fails with the last error.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running outside process that the test stops at its end.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testkit.Buffer
 	done chan struct{}
 	err  error
 }
@@ -168,7 +71,7 @@ func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	p := &proc{name: filepath.Base(name), cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: filepath.Base(name), cmd: cmd, out: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -180,7 +83,7 @@ func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("--- %s %s output (last 4000 bytes) ---\n%s", p.name, strings.Join(args, " "), tail(p.out.String(), 4000))
+			t.Logf("--- %s %s output (last 4000 bytes) ---\n%s", p.name, strings.Join(args, " "), testkit.Tail(p.out.String(), 4000))
 		}
 	})
 	return p
@@ -212,19 +115,12 @@ func (p *proc) exited() (bool, error) {
 	}
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // waitHTTP waits until GET url answers 200, failing early if p exits.
 func waitHTTP(t testing.TB, p *proc, url string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, p.name+" to answer "+url, func() error {
+	testkit.WaitFor(t, timeout, func() error {
 		if done, err := p.exited(); done {
-			t.Fatalf("%s exited while starting: %v\n%s", p.name, err, tail(p.out.String(), 4000))
+			t.Fatalf("%s exited while starting: %v\n%s", p.name, err, testkit.Tail(p.out.String(), 4000))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -238,7 +134,7 @@ func waitHTTP(t testing.TB, p *proc, url string, timeout time.Duration) {
 			return fmt.Errorf("status %d", resp.StatusCode)
 		}
 		return nil
-	})
+	}, "%s to answer %s", p.name, url)
 }
 
 // template migrates both schemas, so a test database is ready for a node.
@@ -262,18 +158,16 @@ type node struct {
 func startNode(t testing.TB, id string, extra map[string]string) *node {
 	t.Helper()
 	db := pgtest.NewDatabase(t, template)
-	grpc, gw, ops := freeAddr(t), freeAddr(t), freeAddr(t)
-	xmtp := startProc(t, bridgeBin(t), []string{
+	grpc, gw, ops := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
+	xmtp := startProc(t, testkit.BuildBridge(t, dockerBuild), []string{
 		"DATABASE_URL=" + db, "BRIDGE_XMTP_NODE_GRPC_ADDR=" + grpc, "BRIDGE_XMTP_NODE_HTTP_ADDR=" + gw,
 		"BRIDGE_XMTP_NODE_OPS_ADDR=" + ops, "BRIDGE_LOG_LEVEL=warn",
 	}, "xmtp-node")
 	waitHTTP(t, xmtp, "http://"+ops+"/readyz", 60*time.Second)
 
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	n := &node{id: id, addr: freeAddr(t), env: map[string]string{
+	n := &node{id: id, addr: freeport.Addr(t), env: map[string]string{
 		"DATABASE_URL": db, "BRIDGE_HTTP_ADDR": "", "BRIDGE_NODE_ID": id,
-		"BRIDGE_MASTER_KEY": base64.StdEncoding.EncodeToString(key), "BRIDGE_ADMIN_TOKEN": testAdminToken,
+		"BRIDGE_MASTER_KEY": testkit.NewMasterKey(), "BRIDGE_ADMIN_TOKEN": testAdminToken,
 		"BRIDGE_SIGNUP_KEY": testSignupKey, "BRIDGE_XMTP_NODE": grpc, "BRIDGE_CANARY_INTERVAL": "0",
 		"BRIDGE_LOG_LEVEL": "info", "BRIDGE_SHUTDOWN_TIMEOUT": "10s",
 	}}
@@ -285,7 +179,7 @@ func startNode(t testing.TB, id string, extra map[string]string) *node {
 	for k, v := range n.env {
 		env = append(env, k+"="+v)
 	}
-	p := startProc(t, bridgeBin(t), env, "node")
+	p := startProc(t, testkit.BuildBridge(t, dockerBuild), env, "node")
 	waitHTTP(t, p, "http://"+n.addr+"/readyz", 90*time.Second)
 	return n
 }

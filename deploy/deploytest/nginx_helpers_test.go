@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"math/big"
 	"net"
 	"net/http"
@@ -183,7 +184,7 @@ func startNginx(t testing.TB, siteConf []byte, waitAddr string, extra ...string)
 		t.Fatalf("nginx -t: %v\n%s\n--- site ---\n%s", err, out, siteConf)
 	}
 	p := startProc(t, bin, nil, n.args("-g", "daemon off;")...)
-	waitFor(t, 20*time.Second, "nginx to listen on "+waitAddr, func() error {
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		if done, err := p.exited(); done {
 			t.Fatalf("nginx exited: %v\n%s", err, p.out.String())
 		}
@@ -192,7 +193,7 @@ func startNginx(t testing.TB, siteConf []byte, waitAddr string, extra ...string)
 			return err
 		}
 		return c.Close()
-	})
+	}, "nginx to listen on %s", waitAddr)
 	return n
 }
 

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/system/config"
 )
 
@@ -46,8 +48,8 @@ func TestNginxSiteInFrontOfNode(t *testing.T) {
 	}
 	n := startNode(t, "deploytest-nginx", extra)
 
-	s := site{domain: testDomain, upstreams: []string{freeAddr(t), n.addr, freeAddr(t)},
-		httpAddr: freeAddr(t), httpsAddr: freeAddr(t), certDir: certDir, webroot: webroot}
+	s := site{domain: testDomain, upstreams: []string{freeport.Addr(t), n.addr, freeport.Addr(t)},
+		httpAddr: freeport.Addr(t), httpsAddr: freeport.Addr(t), certDir: certDir, webroot: webroot}
 	startNginx(t, renderSite(t, s), s.httpsAddr)
 	base := "https://" + testDomain
 	c2 := client("127.0.0.2", s.httpsAddr, ca.pool())
@@ -142,7 +144,7 @@ func TestNginxSiteInFrontOfNode(t *testing.T) {
 				args[i] = "--api=http://" + n.addr // the pod's 127.0.0.1:8080
 			}
 		}
-		cmd := exec.Command(bridgeBin(t), args...)
+		cmd := exec.Command(testkit.BuildBridge(t, dockerBuild), args...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "BRIDGE_NODE_ID=" + n.id, "BRIDGE_ADMIN_TOKEN=" + testAdminToken}
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -254,7 +256,7 @@ func TestNginxSiteHeadersAndWebSocket(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 
 	s := site{domain: testDomain, upstreams: []string{ln.Addr().String()},
-		httpAddr: freeAddr(t), httpsAddr: freeAddr(t), certDir: certDir, webroot: filepath.Join(dir, "acme")}
+		httpAddr: freeport.Addr(t), httpsAddr: freeport.Addr(t), certDir: certDir, webroot: filepath.Join(dir, "acme")}
 	startNginx(t, renderSite(t, s), s.httpsAddr)
 
 	c := client("127.0.0.2", s.httpsAddr, ca.pool())

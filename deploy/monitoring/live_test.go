@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system"
 	"github.com/xmtpbridge/bridge/system/config"
@@ -62,9 +63,8 @@ var prometheusSeries = map[string]bool{"up": true, "ALERTS": true, "ALERTS_FOR_S
 var template = pgtest.Template{Name: "monitoring", Migrate: system.Migrate}
 
 const (
-	testMasterKey = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng="
-	testAdmin     = "monitoring-admin-token-0123456789"
-	testSignup    = "monitoring-signup-key-0123456789"
+	testAdmin  = "monitoring-admin-token-0123456789"
+	testSignup = "monitoring-signup-key-0123456789"
 )
 
 // startNode starts a development node in-process (the local XMTP node
@@ -77,7 +77,7 @@ func startNode(t *testing.T) *system.Node {
 		config.EnvXMTPNodeGRPCAddr:  "127.0.0.1:0",
 		config.EnvXMTPNodeHTTPAddr:  "127.0.0.1:0",
 		config.EnvNodeID:            "monitoring-test",
-		config.EnvMasterKey:         testMasterKey,
+		config.EnvMasterKey:         testkit.MasterKey,
 		config.EnvAdminToken:        testAdmin,
 		config.EnvSignupKey:         testSignup,
 		config.EnvShutdownTimeout:   "10s",
@@ -88,7 +88,7 @@ func startNode(t *testing.T) *system.Node {
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	n, err := system.New(system.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil)), Version: "test", Commit: "monitoring"})
 	if err != nil {
 		t.Fatalf("new node: %v", err)
@@ -237,7 +237,7 @@ scrape_configs:
       - targets: ['%s']
 `, filepath.Join(dir, "alerts.yml"), target))
 
-	waitFor(t, 30*time.Second, "the node's target to be up", func() error {
+	testkit.WaitFor(t, 30*time.Second, func() error {
 		s, err := p.query(`up{job="bridge"}`)
 		if err != nil {
 			return err
@@ -246,7 +246,7 @@ scrape_configs:
 			return fmt.Errorf("up = %v", s)
 		}
 		return nil
-	})
+	}, "the node's target to be up")
 	checks := append([]string(nil), keySeries...)
 	for _, name := range pendingSeries {
 		if exported[name] {
@@ -279,7 +279,7 @@ scrape_configs:
 
 	// A healthy node fires nothing once a few evaluations have passed.
 	start := time.Now()
-	waitFor(t, 30*time.Second, "a few rule evaluations", func() error {
+	testkit.WaitFor(t, 30*time.Second, func() error {
 		loaded, err := p.rules()
 		if err != nil {
 			return err
@@ -291,7 +291,7 @@ scrape_configs:
 			return fmt.Errorf("waiting")
 		}
 		return nil
-	})
+	}, "a few rule evaluations")
 	active, err := p.alerts()
 	if err != nil {
 		t.Fatalf("read alerts: %v", err)
@@ -309,7 +309,7 @@ scrape_configs:
 	if err := n.Stop(ctx); err != nil {
 		t.Fatalf("stop node: %v", err)
 	}
-	waitFor(t, 45*time.Second, "BridgeNodeDown to fire", func() error {
+	testkit.WaitFor(t, 45*time.Second, func() error {
 		active, err := p.alerts()
 		if err != nil {
 			return err
@@ -326,7 +326,7 @@ scrape_configs:
 			}
 		}
 		return fmt.Errorf("alerts: %+v", active)
-	})
+	}, "BridgeNodeDown to fire")
 }
 
 // promtoolReport runs promtool with input on stdin and returns what it reported,

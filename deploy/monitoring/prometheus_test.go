@@ -1,10 +1,11 @@
 package monitoring
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,25 +23,8 @@ import (
 type prometheusServer struct {
 	base string // http://127.0.0.1:port
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *testkit.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startPrometheus runs Debian's prometheus with the configuration config
@@ -59,8 +42,8 @@ func startPrometheus(t testing.TB, dir, config string) *prometheusServer {
 	// The free port can be taken between finding it and binding it; try
 	// again on a new one when Prometheus exits at once.
 	for attempt := 0; attempt < 3; attempt++ {
-		addr := freeAddr(t)
-		p := &prometheusServer{base: "http://" + addr, logs: &lockedBuffer{}, done: make(chan struct{})}
+		addr := freeport.Addr(t)
+		p := &prometheusServer{base: "http://" + addr, logs: &testkit.Buffer{}, done: make(chan struct{})}
 		p.cmd = exec.Command(bin,
 			"--config.file="+cfgPath,
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data%d", attempt)),

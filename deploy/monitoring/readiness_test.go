@@ -2,7 +2,6 @@ package monitoring
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	bridgehttp "github.com/xmtpbridge/bridge/http"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
+	"github.com/xmtpbridge/bridge/persistence/storetest"
 )
 
 // sampleValue returns the value of the series of an exposition whose name
@@ -43,18 +43,8 @@ func sampleValue(exposition, series string) (float64, error) {
 // counts belong to the process, and no other store may fail meanwhile.
 func TestReadinessAndPostgresErrorMetrics(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t, pgtest.Template{Name: "monitoring_store", Migrate: persistence.Migrate})
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := persistence.NewSealer(persistence.MasterKey{ID: "test", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	store, err := persistence.Open(ctx, dbURL, sealer)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	defer store.Close()
+	store := storetest.Open(t, dbURL, storetest.Sealer(t))
 
 	var mu sync.Mutex
 	var xmtpDown error

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/xmtpbridge/bridge/internal/freeport"
 )
 
 // Paths of the files under test, relative to this package.
@@ -76,28 +74,4 @@ func readFile(t testing.TB, path string) string {
 		t.Fatalf("read %s: %v", path, err)
 	}
 	return string(b)
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago and
-// was not handed out before in this process.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	return freeport.Addr(t)
-}
-
-// waitFor polls cond until it returns nil or the timeout passes, then fails
-// the test with the last error.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

@@ -17,8 +17,10 @@
 //	    else crosses the row. persistence and xmtp may import each other's
 //	    leaves (migrations, test databases), as the local XMTP node stores in
 //	    Postgres.
-//	  - internal holds leaves for the tests (free ports, this check) and
-//	    imports nothing above it.
+//	  - internal holds leaves for the tests (free ports, the test kit
+//	    internal/testkit, this check) and imports nothing above it. The
+//	    parts of the test kit that need an upper layer live in that layer:
+//	    persistence/pgtest and persistence/storetest, actors/webhook/webhooktest.
 //	  - deploy and e2e are tests of the whole: they may import any folder
 //	    but cmd, and nothing imports them.
 //

@@ -1,13 +1,16 @@
 package config
 
-import "testing"
+import (
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"testing"
+)
 
 // BenchmarkLoad measures reading and checking a full node configuration.
 func BenchmarkLoad(b *testing.B) {
 	lookup := env(
 		EnvDatabaseURL, "postgres://bridge:pw@db:5432/bridge",
-		EnvMasterKey, testMasterKey,
-		EnvMasterKeysPrevious, "k0:"+testMasterKey,
+		EnvMasterKey, testkit.MasterKey,
+		EnvMasterKeysPrevious, "k0:"+testkit.MasterKey,
 		EnvAdminToken, testAdmin,
 		EnvSignupKey, testSignup,
 		EnvXMTPNode, "xmtp.example.net:5556",

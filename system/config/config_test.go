@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,9 +15,8 @@ import (
 )
 
 const (
-	testMasterKey = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng="
-	testAdmin     = "admin-token-0123456789"
-	testSignup    = "signup-key-0123456789"
+	testAdmin  = "admin-token-0123456789"
+	testSignup = "signup-key-0123456789"
 )
 
 func env(kv ...string) func(string) (string, bool) {
@@ -80,7 +80,7 @@ func TestLoadNodeAllValues(t *testing.T) {
 		EnvLogLevel, "DEBUG",
 		EnvLogFormat, "json",
 		EnvShutdownTimeout, "5s",
-		EnvMasterKey, testMasterKey,
+		EnvMasterKey, testkit.MasterKey,
 		EnvMasterKeyID, "k2",
 		EnvMasterKeysPrevious, "k1:"+prevKey+", k0:"+strings.TrimRight(prevKey, "="),
 		EnvAdminToken, testAdmin,
@@ -127,7 +127,7 @@ func TestLoadNodeReportsEveryMissingValue(t *testing.T) {
 }
 
 func TestLoadSignupOpenNeedsNoKey(t *testing.T) {
-	_, err := Load(env(EnvDatabaseURL, "postgres://db/bridge", EnvMasterKey, testMasterKey, EnvAdminToken, testAdmin,
+	_, err := Load(env(EnvDatabaseURL, "postgres://db/bridge", EnvMasterKey, testkit.MasterKey, EnvAdminToken, testAdmin,
 		EnvXMTPNode, "127.0.0.1:5556", EnvSignupOpen, "true"))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -225,7 +225,7 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 }
 
 func TestLoadCrossChecks(t *testing.T) {
-	_, err := Load(env(EnvXMTPTLS, "true", EnvMasterKeyID, "k1", EnvMasterKeysPrevious, "k1:"+testMasterKey,
+	_, err := Load(env(EnvXMTPTLS, "true", EnvMasterKeyID, "k1", EnvMasterKeysPrevious, "k1:"+testkit.MasterKey,
 		EnvHTTPAddr, "127.0.0.1:7000", EnvXMTPNodeGRPCAddr, "127.0.0.1:7000", EnvXMTPNodeHTTPAddr, "127.0.0.1:7000"),
 		WithMode(ModeDev))
 	verr := validationError(t, err)
@@ -320,7 +320,7 @@ func TestLoadReadsExactlyTheDocumentedVariables(t *testing.T) {
 func TestConfigNeverPrintsSecrets(t *testing.T) {
 	c, err := Load(env(
 		EnvDatabaseURL, "postgres://bridge:db-password-42@db:5432/bridge?sslmode=disable",
-		EnvMasterKey, testMasterKey,
+		EnvMasterKey, testkit.MasterKey,
 		EnvMasterKeysPrevious, "k0:3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		EnvAdminToken, testAdmin,
 		EnvSignupKey, testSignup,
@@ -339,7 +339,7 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 		fmt.Fprintf(&buf, verb+"\n", c.PreviousMasterKeys)
 	}
 	out := buf.String()
-	for _, secret := range []string{"db-password-42", testMasterKey, "q83vEjRW", "3q2+7w", testAdmin, testSignup, fmt.Sprint(c.MasterKey.Key[:4])} {
+	for _, secret := range []string{"db-password-42", testkit.MasterKey, "q83vEjRW", "3q2+7w", testAdmin, testSignup, fmt.Sprint(c.MasterKey.Key[:4])} {
 		if strings.Contains(out, secret) {
 			t.Errorf("output shows secret %q:\n%s", secret, out)
 		}

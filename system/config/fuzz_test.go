@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,8 +13,8 @@ import (
 // variable, and a loaded configuration must show no secret when logged.
 func FuzzLoad(f *testing.F) {
 	f.Add("BRIDGE_HTTP_ADDR=localhost\nBRIDGE_MASTER_KEY=abc", uint8(0))
-	f.Add("DATABASE_URL=postgres://u:p@h/db\nBRIDGE_MASTER_KEY="+testMasterKey+"\nBRIDGE_ADMIN_TOKEN="+testAdmin+"\nBRIDGE_SIGNUP_OPEN=1\nBRIDGE_XMTP_NODE=h:1", uint8(0))
-	f.Add("BRIDGE_MASTER_KEYS_PREVIOUS=a:"+testMasterKey+",b:x,,:\nBRIDGE_MASTER_KEY_ID=a", uint8(1))
+	f.Add("DATABASE_URL=postgres://u:p@h/db\nBRIDGE_MASTER_KEY="+testkit.MasterKey+"\nBRIDGE_ADMIN_TOKEN="+testAdmin+"\nBRIDGE_SIGNUP_OPEN=1\nBRIDGE_XMTP_NODE=h:1", uint8(0))
+	f.Add("BRIDGE_MASTER_KEYS_PREVIOUS=a:"+testkit.MasterKey+",b:x,,:\nBRIDGE_MASTER_KEY_ID=a", uint8(1))
 	f.Add("BRIDGE_XMTP_NODE_GRPC_ADDR=[::1]:0\nBRIDGE_XMTP_NODE_HTTP_ADDR=[::1]:0\nBRIDGE_SHUTDOWN_TIMEOUT=1h1s", uint8(2))
 	f.Add("DATABASE_URL=postgresql:///x?host=/tmp\nBRIDGE_MAX_BODY_BYTES=99999999999999999999", uint8(3))
 	f.Add("BRIDGE_NODE_ID=\xff\nBRIDGE_LOG_LEVEL=WARNING\nBRIDGE_SIGNUP_KEY=\x00\x01", uint8(1))

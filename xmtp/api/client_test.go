@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"github.com/xmtpbridge/bridge/xmtp/node"
@@ -65,33 +66,16 @@ func dial(t testing.TB, addr string, opts ...Option) *Client {
 	return c
 }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func topic(name string) string { return "/xmtp/0/" + name + "/proto" }
 
 func envAt(name string, ts uint64, msg string) *messagev1.Envelope {
 	return &messagev1.Envelope{ContentTopic: topic(name), TimestampNs: ts, Message: []byte(msg)}
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestPublishQuery(t *testing.T) {
 	n := startNode(t, testDatabase(t), "", false)
 	c := dial(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 60*time.Second)
 
 	const total = 250
 	var envs []*messagev1.Envelope
@@ -165,7 +149,7 @@ func TestPublishQuery(t *testing.T) {
 func TestPublishWithAuthorizer(t *testing.T) {
 	n := startNode(t, testDatabase(t), "", true)
 	c := dial(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 60*time.Second)
 	bundle, err := keys.Generate()
 	if err != nil {
 		t.Fatalf("generate: %v", err)
@@ -225,13 +209,13 @@ func now() uint64 { return uint64(time.Now().UnixNano()) }
 func TestSubscriptionTopics(t *testing.T) {
 	n := startNode(t, testDatabase(t), "", false)
 	c := dial(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 60*time.Second)
 	sub := c.Subscribe(ctx)
 	defer sub.Close()
 	got := collect(sub)
 
 	sub.Add(topic("t1"))
-	waitFor(t, "connected", sub.Connected)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
 	// Published right after Add: delivered by the stream or by the catch-up
 	// query, once.
 	if err := c.Publish(ctx, nil, envAt("t1", now(), "t1-a"), envAt("t2", now(), "t2-a")); err != nil {
@@ -260,7 +244,7 @@ func TestSubscriptionCatchesUpAfterOutage(t *testing.T) {
 	db := testDatabase(t)
 	first := startNode(t, db, "", false)
 	addr := first.GRPCAddr()
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 60*time.Second)
 
 	var states []bool
 	stateCh := make(chan bool, 100)
@@ -270,7 +254,7 @@ func TestSubscriptionCatchesUpAfterOutage(t *testing.T) {
 	defer sub.Close()
 	got := collect(sub)
 	sub.Add(topic("o1"), topic("o2"))
-	waitFor(t, "connected", sub.Connected)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
 	if err := c.Publish(ctx, nil, envAt("o1", now(), "before")); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -278,7 +262,7 @@ func TestSubscriptionCatchesUpAfterOutage(t *testing.T) {
 
 	// A real outage: the node the client uses goes away.
 	stopNode(t, first)
-	waitFor(t, "disconnected", func() bool { return !sub.Connected() })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return !sub.Connected() }, "disconnected")
 
 	// Meanwhile another node on the same database takes publishes.
 	other := startNode(t, db, "", false)
@@ -293,7 +277,7 @@ func TestSubscriptionCatchesUpAfterOutage(t *testing.T) {
 	// The node returns on the same address; the subscription reconnects
 	// and catches up.
 	startNode(t, db, addr, false)
-	waitFor(t, "reconnected", sub.Connected)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "reconnected")
 	got.expect(t, "during-1", "during-2")
 	if err := c.Publish(ctx, nil, envAt("o2", now(), "after")); err != nil {
 		t.Fatalf("publish after: %v", err)
@@ -332,7 +316,7 @@ func TestSubscriptionSpreadsTopicsOverStreams(t *testing.T) {
 	// three streams.
 	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxTopicsPerRequest: 2})
 	c := dial(t, n.GRPCAddr(), WithMaxTopicsPerStream(2))
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 60*time.Second)
 	sub := c.Subscribe(ctx)
 	defer sub.Close()
 	got := collect(sub)
@@ -340,7 +324,7 @@ func TestSubscriptionSpreadsTopicsOverStreams(t *testing.T) {
 	for _, name := range names {
 		sub.Add(topic(name))
 	}
-	waitFor(t, "all streams connected", sub.Connected)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "all streams connected")
 	sub.mu.Lock()
 	streams := len(sub.streams)
 	sub.mu.Unlock()
@@ -378,7 +362,7 @@ func TestSubscriptionSpreadsTopicsOverStreams(t *testing.T) {
 
 func TestSubscriptionRecoversFromSlowConsumerCutOff(t *testing.T) {
 	n := startNode(t, testDatabase(t), "", false)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 60*time.Second)
 	states := make(chan bool, 1000)
 	// Small fixed flow-control windows: once the consumer stops reading,
 	// the node's sends block and its buffer for this subscriber fills.
@@ -394,7 +378,7 @@ func TestSubscriptionRecoversFromSlowConsumerCutOff(t *testing.T) {
 	sub := c.Subscribe(ctx)
 	defer sub.Close()
 	sub.Add(topic("flood"))
-	waitFor(t, "connected", sub.Connected)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
 
 	// Nobody reads while 3000 envelopes are published: more than the
 	// client buffer, the transport windows and the node's buffer together.
@@ -443,7 +427,7 @@ func TestClosingClientEndsSubscriptions(t *testing.T) {
 	}
 	sub := c.Subscribe(context.Background())
 	sub.Add(topic("c"))
-	waitFor(t, "connected", sub.Connected)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
 	if err := c.Close(); err != nil {
 		t.Fatalf("close client: %v", err)
 	}

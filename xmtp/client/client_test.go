@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/content"
@@ -14,12 +15,6 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/node"
 	"github.com/xmtpbridge/bridge/xmtp/node/nodetest"
 )
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // startNode runs a local XMTP node with authn on over a fresh database.
 func startNode(t *testing.T) *node.Node {
@@ -30,7 +25,7 @@ func startNode(t *testing.T) *node.Node {
 
 func newClient(t *testing.T, n *node.Node) *Client {
 	t.Helper()
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 45*time.Second)
 	conn, err := api.Dial(ctx, n.GRPCAddr())
 	if err != nil {
 		t.Fatalf("dial node: %v", err)
@@ -68,7 +63,7 @@ func next(t *testing.T, ctx context.Context, ch <-chan *conversation.Message) *c
 func TestTwoClientsConverseBothWays(t *testing.T) {
 	n := startNode(t)
 	alice, bob := newClient(t, n), newClient(t, n)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 45*time.Second)
 
 	bobIn, err := bob.Inbound(ctx)
 	if err != nil {
@@ -120,11 +115,11 @@ func TestSendToUnknownPeer(t *testing.T) {
 	n := startNode(t)
 	alice := newClient(t, n)
 	stranger, _ := keys.Generate()
-	_, err := alice.Send(testContext(t), stranger.Address(), content.Text("anyone?"), "")
+	_, err := alice.Send(testkit.Context(t, 45*time.Second), stranger.Address(), content.Text("anyone?"), "")
 	if !errors.Is(err, ErrPeerNotOnNetwork) {
 		t.Fatalf("send to stranger: %v", err)
 	}
-	if _, err := alice.Reply(testContext(t), keys.ConversationTopic("00"), content.Text("x")); !errors.Is(err, ErrUnknownConversation) {
+	if _, err := alice.Reply(testkit.Context(t, 45*time.Second), keys.ConversationTopic("00"), content.Text("x")); !errors.Is(err, ErrUnknownConversation) {
 		t.Fatalf("reply to unknown topic: %v", err)
 	}
 }
@@ -132,13 +127,13 @@ func TestSendToUnknownPeer(t *testing.T) {
 func TestInboundClosesWithContext(t *testing.T) {
 	n := startNode(t)
 	alice := newClient(t, n)
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithCancel(testkit.Context(t, 45*time.Second))
 	ch, err := alice.Inbound(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	deadline := testContext(t)
+	deadline := testkit.Context(t, 45*time.Second)
 	for {
 		select {
 		case _, ok := <-ch:

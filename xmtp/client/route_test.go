@@ -4,9 +4,11 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
@@ -16,7 +18,7 @@ import (
 func queryTopic(t *testing.T, conn *api.Client, topic string) []*messagev1.Envelope {
 	t.Helper()
 	var out []*messagev1.Envelope
-	if err := conn.QueryAll(testContext(t), topic, 0, 0, func(e *messagev1.Envelope) error {
+	if err := conn.QueryAll(testkit.Context(t, 45*time.Second), topic, 0, 0, func(e *messagev1.Envelope) error {
 		out = append(out, e)
 		return nil
 	}); err != nil {
@@ -30,7 +32,7 @@ func queryTopic(t *testing.T, conn *api.Client, topic string) []*messagev1.Envel
 func TestHandleRoutesEnvelopes(t *testing.T) {
 	n := startNode(t)
 	alice, bob := newClient(t, n), newClient(t, n)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 45*time.Second)
 	sent, err := alice.Send(ctx, bob.Address(), content.Text("routed"), "r-1")
 	if err != nil {
 		t.Fatal(err)

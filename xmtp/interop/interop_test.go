@@ -16,6 +16,7 @@ import (
 	mc "github.com/xmtp/proto/v3/go/message_contents"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
@@ -131,12 +132,6 @@ func (p *jsPeer) wait(ctx context.Context) {
 	}
 }
 
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // startNode runs the local XMTP node, with authn on, over a fresh database.
 func startNode(t *testing.T) *node.Node {
 	t.Helper()
@@ -188,7 +183,7 @@ func TestJSStartsGoReplies(t *testing.T) {
 	for _, tc := range cases {
 		convID := tc.convID
 		t.Run("conversationId="+convIDArg(convID), func(t *testing.T) {
-			ctx := testContext(t)
+			ctx := testkit.Context(t, 90*time.Second)
 			g := newGoClient(t, ctx, n)
 			inbound, err := g.Inbound(ctx)
 			if err != nil {
@@ -242,7 +237,7 @@ func TestGoStartsJSReads(t *testing.T) {
 	n := startNode(t)
 	for _, convID := range []string{"", "xmtpbridge.test/go-starts"} {
 		t.Run("conversationId="+convIDArg(convID), func(t *testing.T) {
-			ctx := testContext(t)
+			ctx := testkit.Context(t, 90*time.Second)
 			g := newGoClient(t, ctx, n)
 			js := startJS(t, ctx, "receive", apiURL(n), g.Address(), convIDArg(convID), "hello from go")
 			ready := js.expect(ctx, "ready")
@@ -304,7 +299,7 @@ func checkJSContact(t *testing.T, ctx context.Context, n *node.Node, addr string
 // contacts) that Go opens.
 func TestJSAcceptsGoLegacyContact(t *testing.T) {
 	n := startNode(t)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 90*time.Second)
 	conn, err := api.Dial(ctx, n.GRPCAddr())
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -16,7 +17,7 @@ import (
 func TestAuthn(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{Authn: true}, nil)
 	c := dialNode(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 
 	me, err := keys.Generate()
 	if err != nil {

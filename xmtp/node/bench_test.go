@@ -10,6 +10,7 @@ import (
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // BenchmarkGRPCRoundTrip is the baseline: one Publish of an empty request,
@@ -78,7 +79,7 @@ func benchPublishSubscribe(b *testing.B, subscribers int) {
 			mu.Unlock()
 		}()
 	}
-	waitFor(b, "subscribers registered", func() bool { return n.fanout.subscriberCount(t) == subscribers })
+	testkit.WaitFor(b, 20*time.Second, func() bool { return n.fanout.subscriberCount(t) == subscribers }, "subscribers registered")
 
 	msg := make([]byte, 256)
 	b.ResetTimer()

@@ -7,10 +7,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // postJSON sends body to the gateway and returns the response.
@@ -53,7 +55,7 @@ type jsonEnvelope struct {
 
 func TestGatewayPublishQueryJSON(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	msg := base64.StdEncoding.EncodeToString([]byte("hello gateway"))
 
 	resp := postJSON(t, ctx, n, "/message/v1/publish",
@@ -125,7 +127,7 @@ func TestGatewayPublishQueryJSON(t *testing.T) {
 
 func TestGatewayErrorsCORSAndGzip(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 
 	// Errors are grpc-gateway's JSON status, which xmtp-js reads for the
 	// code.
@@ -193,7 +195,7 @@ func readResult(t *testing.T, r *bufio.Reader) jsonEnvelope {
 
 func TestGatewaySubscribeStream(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 
 	// The response headers arrive before anything is published: that is
 	// how a client knows the subscription is live.

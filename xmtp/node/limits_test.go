@@ -14,6 +14,7 @@ import (
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -67,7 +68,7 @@ func publishBody(topic string, count, size int) string {
 func TestGatewayBodyLimit(t *testing.T) {
 	cfg := Config{MaxEnvelopeBytes: 4096, MaxEnvelopesPerPublish: 4, MaxTopicsPerRequest: 10}
 	n := startNode(t, testDatabase(t), cfg, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	limit := publishBodyLimit(n.cfg)
 
 	// The largest valid publish fits: the most envelopes, each of the
@@ -140,7 +141,7 @@ func TestGatewayBodyLimit(t *testing.T) {
 
 func TestPublishTokenCheckedBeforeBody(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{Authn: true}, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	me, err := keys.Generate()
 	if err != nil {
 		t.Fatalf("generate bundle: %v", err)
@@ -229,7 +230,7 @@ func rawSubscribe(t *testing.T, conn net.Conn, topics string, extra string) (*bu
 
 func TestSubscriptionCaps(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{MaxSubscriptionsPerClient: 3, MaxSubscriptions: 5}, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	topics := `"` + topic("cap") + `"`
 
 	// Three from 127.0.0.1: two over HTTP, one over gRPC.
@@ -288,7 +289,7 @@ func TestSubscriptionCaps(t *testing.T) {
 
 	// A closed subscription frees its slot.
 	cancelGRPC()
-	waitFor(t, "grpc slot released", func() bool { streams, _ := n.limits.open(); return streams == 4 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { streams, _ := n.limits.open(); return streams == 4 }, "grpc slot released")
 	_, resp = rawSubscribe(t, dialFrom(t, "127.0.0.1", n.HTTPAddr()), topics, "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("subscription after a release: status %d", resp.StatusCode)
@@ -305,20 +306,20 @@ func TestPublishesInFlightAreBounded(t *testing.T) {
 		n.publishWait = 300 * time.Millisecond
 		n.publishReadTimeout = 2 * time.Second
 	})
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	for i := 0; i < publishesInFlight; i++ {
 		// A chunked body weighs the whole limit; it sends a little and
 		// stalls.
 		conn := dialFrom(t, "127.0.0.1", n.HTTPAddr())
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"env\r\n", pathPublish)
 	}
-	waitFor(t, "the room to be full", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		if !n.gw.decoding.TryAcquire(1) {
 			return true
 		}
 		n.gw.decoding.Release(1)
 		return false
-	})
+	}, "the room to be full")
 	start := time.Now()
 	resp := postJSON(t, ctx, n, pathPublish, publishBody(topic("busy"), 1, 8), nil)
 	var st gatewayStatus
@@ -334,9 +335,9 @@ func TestPublishesInFlightAreBounded(t *testing.T) {
 		t.Fatalf("busy rejections: %v", got)
 	}
 	// The stalled bodies time out and free the room.
-	waitFor(t, "a publish to pass again", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		resp := postJSON(t, ctx, n, pathPublish, publishBody(topic("busy"), 1, 8), nil)
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	})
+	}, "a publish to pass again")
 }

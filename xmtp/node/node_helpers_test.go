@@ -74,12 +74,6 @@ func env(topicName string, ts uint64, msg string) *messagev1.Envelope {
 	return &messagev1.Envelope{ContentTopic: topic(topicName), TimestampNs: ts, Message: []byte(msg)}
 }
 
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func publish(t testing.TB, ctx context.Context, c messagev1.MessageApiClient, envs ...*messagev1.Envelope) {
 	t.Helper()
 	if _, err := c.Publish(ctx, &messagev1.PublishRequest{Envelopes: envs}); err != nil {
@@ -97,18 +91,6 @@ func messages(envs []*messagev1.Envelope) string {
 		out += string(e.Message)
 	}
 	return out
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func seq(prefix string, n int) []string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,7 +19,7 @@ import (
 func TestPublishQueryPaging(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
 	c := dialNode(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 
 	// Five envelopes on one topic, published out of order, and noise on
 	// another topic.
@@ -110,7 +111,7 @@ func TestPublishQueryPaging(t *testing.T) {
 func TestBatchQuery(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
 	c := dialNode(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	publish(t, ctx, c, env("x", 1, "x1"), env("x", 2, "x2"), env("y", 3, "y3"))
 	asc := &messagev1.PagingInfo{Direction: messagev1.SortDirection_SORT_DIRECTION_ASCENDING}
 	resp, err := c.BatchQuery(ctx, &messagev1.BatchQueryRequest{Requests: []*messagev1.QueryRequest{
@@ -147,7 +148,7 @@ func recvN(t *testing.T, recv func() (*messagev1.Envelope, error), n int) []*mes
 func TestSubscribe(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
 	c := dialNode(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 
 	sub, err := c.Subscribe(ctx, &messagev1.SubscribeRequest{ContentTopics: []string{topic("s1"), topic("s2")}})
 	if err != nil {
@@ -181,7 +182,7 @@ func TestSubscribe(t *testing.T) {
 func TestSubscribe2ChangesTopics(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
 	c := dialNode(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 
 	stream, err := c.Subscribe2(ctx)
 	if err != nil {
@@ -195,7 +196,7 @@ func TestSubscribe2ChangesTopics(t *testing.T) {
 	}
 	// The topic set is applied asynchronously; publish probes until one
 	// arrives, then check the set switches.
-	waitFor(t, "subscription on t1", func() bool { return n.fanout.subscriberCount(topic("t1")) == 1 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return n.fanout.subscriberCount(topic("t1")) == 1 }, "subscription on t1")
 	publish(t, ctx, c, env("t1", 1, "t1-a"), env("t2", 2, "t2-a"))
 	if got := messages(recvN(t, stream.Recv, 1)); got != "t1-a" {
 		t.Fatalf("first set: got %s", got)
@@ -203,9 +204,9 @@ func TestSubscribe2ChangesTopics(t *testing.T) {
 	if err := stream.Send(&messagev1.SubscribeRequest{ContentTopics: []string{topic("t2")}}); err != nil {
 		t.Fatalf("send topics: %v", err)
 	}
-	waitFor(t, "subscription moved to t2", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		return n.fanout.subscriberCount(topic("t2")) == 1 && n.fanout.subscriberCount(topic("t1")) == 0
-	})
+	}, "subscription moved to t2")
 	// Closing the sending side keeps the stream open.
 	if err := stream.CloseSend(); err != nil {
 		t.Fatalf("close send: %v", err)
@@ -220,7 +221,7 @@ func TestLimits(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	n := startNode(t, testDatabase(t), Config{MaxEnvelopeBytes: 1000, MaxTopicsPerRequest: 3, MaxEnvelopesPerPublish: 3, Registerer: reg}, nil)
 	c := dialNode(t, n.GRPCAddr())
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 
 	big := &messagev1.Envelope{ContentTopic: topic("big"), TimestampNs: 1, Message: make([]byte, 1001)}
 	fits := &messagev1.Envelope{ContentTopic: topic("big"), TimestampNs: 1, Message: make([]byte, 1000)}
@@ -306,7 +307,7 @@ func TestLimits(t *testing.T) {
 
 func TestSlowSubscriberIsCutOff(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, func(n *Node) { n.subscriberBuffer = 16 })
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	pub := dialNode(t, n.GRPCAddr())
 	fast := dialNode(t, n.GRPCAddr())
 	// The slow subscriber's own connection has small fixed flow-control
@@ -365,13 +366,13 @@ func TestSlowSubscriberIsCutOff(t *testing.T) {
 	if got := metricValue(t, n.metrics.cutOff); got != 1 {
 		t.Fatalf("cut-off counter: got %v", got)
 	}
-	waitFor(t, "subscribers gauge back to one", func() bool { return metricValue(t, n.metrics.subscribers) == 1 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return metricValue(t, n.metrics.subscribers) == 1 }, "subscribers gauge back to one")
 }
 
 func TestRestartKeepsData(t *testing.T) {
 	db := testDatabase(t)
 	first := startNode(t, db, Config{}, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	publish(t, ctx, dialNode(t, first.GRPCAddr()), env("keep", 1, "kept"))
 
 	// A stream open during Stop ends with Unavailable.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,7 +25,7 @@ import (
 func TestStuckSubscribersAreCutOffByBytes(t *testing.T) {
 	cfg := Config{MaxEnvelopeBytes: 32 << 10, SubscriberBufferBytes: 256 << 10, StreamWriteTimeout: time.Second}
 	n := startNode(t, testDatabase(t), cfg, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	pub := dialNode(t, n.GRPCAddr())
 	req := &messagev1.SubscribeRequest{ContentTopics: []string{topic("stuck")}}
 
@@ -51,7 +52,7 @@ func TestStuckSubscribersAreCutOffByBytes(t *testing.T) {
 	if _, err := fastStream.Header(); err != nil {
 		t.Fatalf("fast header: %v", err)
 	}
-	waitFor(t, "three subscribers", func() bool { return metricValue(t, n.metrics.subscribers) == 3 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return metricValue(t, n.metrics.subscribers) == 3 }, "three subscribers")
 
 	const total = 400 // 400 × 32 KiB = 12.5 MiB, far past the 256 KiB budget; the count limit is 1024
 	got := make(chan int, 1)
@@ -72,10 +73,10 @@ func TestStuckSubscribersAreCutOffByBytes(t *testing.T) {
 	if count := <-got; count != total {
 		t.Fatalf("reading subscriber got %d of %d", count, total)
 	}
-	waitFor(t, "both stuck subscribers cut off", func() bool { return metricValue(t, n.metrics.cutOff) == 2 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return metricValue(t, n.metrics.cutOff) == 2 }, "both stuck subscribers cut off")
 	// Neither stuck client has read anything, yet the node has ended both
 	// streams and holds nothing for them.
-	waitFor(t, "stuck streams ended on the node", func() bool { return metricValue(t, n.metrics.subscribers) == 1 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return metricValue(t, n.metrics.subscribers) == 1 }, "stuck streams ended on the node")
 	if streams, clients := n.limits.open(); streams != 1 || clients != 1 {
 		t.Fatalf("open subscriptions after the cut: %d streams, %d clients", streams, clients)
 	}
@@ -94,14 +95,14 @@ func TestStuckSubscribersAreCutOffByBytes(t *testing.T) {
 // fan-out entries return to where they were.
 func TestResourcesReturnAfterDisconnect(t *testing.T) {
 	n := startNode(t, testDatabase(t), Config{}, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	pub := dialNode(t, n.GRPCAddr())
 	// Connections live longer than subscriptions: open the gRPC one that
 	// carries the subscriptions before counting.
 	gc := dialNode(t, n.GRPCAddr())
 	publish(t, ctx, pub, env("warm", 1, "x"))
 	publish(t, ctx, gc, env("warm", 2, "x"))
-	waitFor(t, "settled", func() bool { return metricValue(t, n.metrics.subscribers) == 0 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return metricValue(t, n.metrics.subscribers) == 0 }, "settled")
 	baseline := runtime.NumGoroutine()
 
 	const each = 60
@@ -126,7 +127,7 @@ func TestResourcesReturnAfterDisconnect(t *testing.T) {
 			t.Fatalf("subscribe2 header %d: %v", i, err)
 		}
 	}
-	waitFor(t, "every subscriber registered", func() bool { return n.fanout.subscriberCount(topic("leave")) == 2*each })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return n.fanout.subscriberCount(topic("leave")) == 2*each }, "every subscriber registered")
 	for i := 0; i < 20; i++ {
 		publish(t, ctx, pub, env("leave", uint64(i+1), strings.Repeat("y", 64<<10)))
 	}
@@ -138,11 +139,11 @@ func TestResourcesReturnAfterDisconnect(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, "subscribers gone", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		streams, clients := n.limits.open()
 		return metricValue(t, n.metrics.subscribers) == 0 && streams == 0 && clients == 0 &&
 			n.fanout.subscriberCount(topic("leave")) == 0
-	})
+	}, "subscribers gone")
 	deadline := time.Now().Add(20 * time.Second)
 	for runtime.NumGoroutine() > baseline+4 {
 		if time.Now().After(deadline) {
@@ -165,7 +166,7 @@ func TestResourcesReturnAfterDisconnect(t *testing.T) {
 func TestGatewayStreamWriteTimeout(t *testing.T) {
 	cfg := Config{SubscriberBufferBytes: 64 << 20, StreamWriteTimeout: time.Second}
 	n := startNode(t, testDatabase(t), cfg, nil)
-	ctx := testContext(t)
+	ctx := testkit.Context(t, 30*time.Second)
 	conn := dialFrom(t, "127.0.0.1", n.HTTPAddr())
 	conn.(*net.TCPConn).SetReadBuffer(16 << 10)
 	if _, resp := rawSubscribe(t, conn, `"`+topic("timeout")+`"`, ""); resp.StatusCode != http.StatusOK {
@@ -175,7 +176,7 @@ func TestGatewayStreamWriteTimeout(t *testing.T) {
 	// the first envelope, is not affected.
 	reader := postJSON(t, ctx, n, pathSubscribe, `{"contentTopics":["`+topic("timeout")+`"]}`, nil)
 	defer reader.Body.Close()
-	waitFor(t, "two subscribers", func() bool { return metricValue(t, n.metrics.subscribers) == 2 })
+	testkit.WaitFor(t, 20*time.Second, func() bool { return metricValue(t, n.metrics.subscribers) == 2 }, "two subscribers")
 	time.Sleep(1500 * time.Millisecond) // idle past the write timeout on purpose
 	pub := dialNode(t, n.GRPCAddr())
 	payload := strings.Repeat("t", 1<<20)
@@ -198,7 +199,7 @@ func TestGatewayStreamWriteTimeout(t *testing.T) {
 	if count := <-got; count != total {
 		t.Fatalf("reading subscriber got %d of %d", count, total)
 	}
-	waitFor(t, "the stuck stream to end", func() bool {
+	testkit.WaitFor(t, 20*time.Second, func() bool {
 		return metricValue(t, n.metrics.subscribers) == 1 && metricValue(t, n.metrics.cutOff) == 1
-	})
+	}, "the stuck stream to end")
 }
