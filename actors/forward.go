@@ -25,7 +25,6 @@ import (
 
 	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/persistence"
-	"github.com/xmtpbridge/bridge/xmtp/content"
 )
 
 type forwarder struct {
@@ -320,7 +319,11 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 	var env *messagev1.Envelope
 	if res.HasReply && res.Reply != "" {
 		conv := a.convs.get(d.Topic)
-		if !rt.loops.allow(a.bridgeID, d.Topic, time.Now()) {
+		auto := isAutoReply(d.Payload)
+		if !auto {
+			rt.loops.reset(a.bridgeID, d.Topic)
+		}
+		if auto && !rt.loops.allow(a.bridgeID, d.Topic, time.Now()) {
 			// A reply loop, or a peer that asks faster than the limit:
 			// the delivery completes without its reply.
 			rt.metrics.loopSuppressed.Inc()
@@ -331,7 +334,7 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 			a.log.Error("reply to unknown conversation", "topic", d.Topic)
 		} else {
 			var err error
-			env, err = conv.Seal(a.bundle, content.Text(res.Reply), time.Now())
+			env, err = conv.Seal(a.bundle, autoReply(res.Reply), time.Now())
 			if err != nil {
 				a.log.Error("seal reply", "delivery", d.ID, "error", err)
 			} else if raw, err := proto.Marshal(env); err != nil {

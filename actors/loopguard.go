@@ -3,15 +3,21 @@ package actors
 import (
 	"sync"
 	"time"
+
+	"github.com/xmtpbridge/bridge/xmtp/content"
 )
 
 // loopGuard limits the automatic replies each bridge sends per
-// conversation: at most limit within any window, estimated with a sliding
-// window of two buckets. A bridge cannot tell a person from another bridge,
-// and two reply-mode bridges that answer each other would otherwise bounce
-// replies forever; whatever the peer is, a conversation gets at most limit
-// replies a window from one bridge. A reply over the limit is not sent, and
-// its delivery still completes: nothing the endpoint answered is retried.
+// conversation to messages that were themselves automatic replies: at most
+// limit within any window, estimated with a sliding window of two buckets.
+// Every reply a bridge sends carries the autoReplyParameter (see
+// autoReply), so two reply-mode bridges that answer each other, on one
+// node or on two, see each other's replies as such and would otherwise
+// bounce them forever. A message without the mark (a person, a REST send,
+// any other client) is always answered and starts the count of its
+// conversation afresh: the limit is N replies a window without a message
+// from anything but a bridge. A reply over the limit is not sent, and its
+// delivery still completes: nothing the endpoint answered is retried.
 //
 // One guard serves the whole node, keyed by bridge and topic, with at most
 // loopGuardEntries conversations; an entry idle for two windows is evicted
@@ -67,6 +73,36 @@ func (g *loopGuard) allow(bridge, topic string, now time.Time) bool {
 	}
 	w.cur++
 	return true
+}
+
+// reset forgets the count of bridge's conversation on topic: a message
+// that was not an automatic reply arrived in it.
+func (g *loopGuard) reset(bridge, topic string) {
+	if g == nil || g.limit <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.entries, loopKey{bridge, topic})
+}
+
+// autoReplyParameter marks the content of a reply a bridge sends on its
+// own, from its endpoint's answer or a plug-in's. Clients that do not know
+// it ignore it: a text stays a text.
+const autoReplyParameter = "xmtpbridge-auto-reply"
+
+// autoReply is the content of an automatic reply with text.
+func autoReply(text string) *content.Content {
+	c := content.Text(text)
+	c.Parameters[autoReplyParameter] = "1"
+	return c
+}
+
+// isAutoReply reports whether an inbound payload is another bridge's
+// automatic reply.
+func isAutoReply(payload []byte) bool {
+	c, err := content.Decode(payload)
+	return err == nil && c.Parameters[autoReplyParameter] != ""
 }
 
 // roll moves the buckets on to the one now falls in.

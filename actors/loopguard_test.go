@@ -44,12 +44,14 @@ func TestReplyLoopStopsAtLimit(t *testing.T) {
 			na, nb = ma, mb
 		}
 	}
-	// b got the ping and a's limit replies; a got b's limit replies; b's
-	// next reply was held back.
-	if na != limit || nb != limit+1 {
-		t.Errorf("a's target got %d messages, b's %d; want %d and %d", na, nb, limit, limit+1)
+	// b answered the ping, which no bridge marked as a reply, and then
+	// a's limit replies; a answered limit of b's replies and held the
+	// next back. So b got the ping and a's limit replies, and a got b's
+	// limit+1.
+	if na != limit+1 || nb != limit+1 {
+		t.Errorf("a's target got %d messages, b's %d; want %d and %d", na, nb, limit+1, limit+1)
 	}
-	// The conversation's topic holds the ping and the 2*limit replies
+	// The conversation's topic holds the ping and the 2*limit+1 replies
 	// (a reply published twice is one envelope).
 	var topic string
 	for _, c := range rt.activation(a.ID).convs.all() {
@@ -59,8 +61,8 @@ func TestReplyLoopStopsAtLimit(t *testing.T) {
 	if err := e.xmtp.QueryAll(ctx, topic, 0, 0, func(*messagev1.Envelope) error { envs++; return nil }); err != nil {
 		t.Fatalf("query topic: %v", err)
 	}
-	if envs != 1+2*limit {
-		t.Errorf("the conversation holds %d messages, want the ping and %d replies", envs, 2*limit)
+	if envs != 2+2*limit {
+		t.Errorf("the conversation holds %d messages, want the ping and %d replies", envs, 2*limit+1)
 	}
 	if got := counterValue(t, reg, "bridge_forward_loop_suppressed_total", nil); got != 1 {
 		t.Errorf("suppressed = %v, want 1", got)
@@ -78,6 +80,30 @@ func TestReplyLoopStopsAtLimit(t *testing.T) {
 		}
 		return len(ds) == limit+1
 	}, "every delivery of b succeeded")
+}
+
+// TestPeopleAreAnsweredPastTheLimit: messages that no bridge marked as
+// its reply (a person, any client) are always answered, however many
+// arrive in a minute; the limit is for replies to replies.
+func TestPeopleAreAnsweredPastTheLimit(t *testing.T) {
+	const limit = 3
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	_, reg := e.runtime("node-a", func(c *Config) { c.ReplyLoopLimit = limit })
+	c := e.sender()
+	const n = 4 * limit
+	for i := range n {
+		if _, err := c.SendText(context.Background(), b.Address, fmt.Sprintf("person %d", i)); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	testkit.WaitFor(t, 60*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) >= n },
+		"%d replies to one person in one conversation", n)
+	if got := counterValue(t, reg, "bridge_forward_loop_suppressed_total", nil); got != 0 {
+		t.Errorf("suppressed = %v, want 0: a person's messages are never limited", got)
+	}
 }
 
 // TestLoopGuardWindow checks the sliding window and the guard's bound.

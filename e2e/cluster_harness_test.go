@@ -84,9 +84,6 @@ func newBridgeCluster(t testing.TB, opts clusterOpts) *bridgeCluster {
 		"BRIDGE_LOG_LEVEL":        "info",
 		"BRIDGE_CLUSTER_PROVIDER": opts.provider, "BRIDGE_CLUSTER_NAME": c.name,
 		"BRIDGE_CLUSTER_HOST": "127.0.0.1", "BRIDGE_CLUSTER_ADVERTISED_HOST": "127.0.0.1",
-		// Senders here send many messages in one conversation, each
-		// expecting its reply: no loop limit unless a test sets one.
-		"BRIDGE_REPLY_LOOP_LIMIT": "0",
 	}
 	if c.etcd != nil {
 		c.base["BRIDGE_ETCD_ENDPOINTS"] = c.etcd.Endpoint

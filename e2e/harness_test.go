@@ -170,9 +170,6 @@ func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
 		"BRIDGE_SIGNUP_KEY": signupKey, "BRIDGE_XMTP_NODE": c.xmtpGRPC, "BRIDGE_ALLOW_PRIVATE_TARGETS": "true",
 		"BRIDGE_LEASE_TTL": "3s", "BRIDGE_RECONCILE_INTERVAL": "1s", "BRIDGE_SWEEP_INTERVAL": "300ms",
 		"BRIDGE_CANARY_INTERVAL": "0", "BRIDGE_SHUTDOWN_TIMEOUT": "30s", "BRIDGE_LOG_LEVEL": "info",
-		// The bursts here are hundreds of messages of one sender in one
-		// conversation, each expecting its reply: no loop limit.
-		"BRIDGE_REPLY_LOOP_LIMIT": "0",
 	}
 	for k, v := range tune {
 		c.env[k] = v

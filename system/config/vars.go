@@ -190,7 +190,7 @@ var Vars = []Var{
 	{Name: EnvTombstoneMessage, Default: DefaultTombstoneMessage, Example: "This bot moved to 0x1234…; this address no longer takes messages.",
 		Description: "The one line a deleted bridge's address answers, at most 500 bytes."},
 	{Name: EnvReplyLoopLimit, Default: "20", Example: "60",
-		Description: "Most automatic replies a bridge sends in one conversation per minute; over it a delivery completes without its reply, which stops two reply-mode bridges answering each other forever; 0 turns the limit off."},
+		Description: "Most automatic replies of other bridges a bridge answers in one conversation per minute, counted afresh at every message that is not one; over it a delivery completes without its reply, which stops two reply-mode bridges answering each other forever; 0 turns the limit off."},
 	{Name: EnvLiveRetention, Default: "168h", Example: "24h",
 		Description: "How long a message of a live bridge waits for a consumer's acknowledgement; then it is counted and becomes a dead letter."},
 	{Name: EnvLiveWindow, Default: "100", Example: "20",
