@@ -157,20 +157,20 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 		}
 	}()
 	// The copy in hand may be stale (a retry timer and a sweep can both
-	// hold one): work from the row, and only if it is still due.
-	fresh, err := rt.cfg.Store.DeliveryByID(a.ctx, d.ID)
+	// hold one): work from the row, and only if it is still due. A stale
+	// activation must not forward: the current one will. One round trip
+	// reads the row and the secrets and checks the lease.
+	start, err := rt.cfg.Store.StartAttempt(a.ctx, a.currentLease(), a.bridgeID, d.ID)
 	if err != nil {
-		if a.ctx.Err() == nil {
-			a.log.Warn("reload delivery", "delivery", d.ID, "error", err)
+		a.noteFenced(err)
+		if a.ctx.Err() == nil && !errors.Is(err, persistence.ErrFenced) {
+			// The delivery stays due; the next sweep tries again.
+			a.log.Warn("start webhook attempt", "delivery", d.ID, "error", err)
 		}
 		return
 	}
-	d = fresh
+	d = start.Delivery
 	if d.Status != persistence.DeliveryPending && (d.Status != persistence.DeliveryFailed || d.NextAttemptAt.After(time.Now())) {
-		return
-	}
-	// A stale activation must not forward: the current one will.
-	if err := a.checkLease(a.ctx); err != nil {
 		return
 	}
 	contentType, text, err := decodePayload(d.Payload)
@@ -178,11 +178,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 		a.finish(d, webhook.Result{Outcome: webhook.OutcomeRejected, Err: err})
 		return
 	}
-	secrets, err := rt.cfg.Store.WebhookSecrets(a.ctx, a.bridgeID)
-	if err != nil {
-		a.log.Warn("load webhook secrets", "error", err)
-		return // the delivery stays due; the next sweep tries again
-	}
+	secrets := start.Secrets
 	ep := webhook.Endpoint{
 		URL: b.Forward.URL, Format: webhook.Format(b.Forward.BodyFormat), Reply: b.Forward.ReplyMode == persistence.ReplyReply,
 		Headers: b.Forward.Headers, Timeout: b.Forward.Timeout,

@@ -56,6 +56,8 @@ type Store struct {
 	// quarantineRows is the per-bridge cap of quarantined messages; 0
 	// means DefaultQuarantineRows.
 	quarantineRows atomic.Int64
+	// replyIDs hands out outbox ids drawn from the database in blocks.
+	replyIDs idBlock
 }
 
 // Open connects to the database at databaseURL, which must already be
