@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
@@ -47,13 +49,20 @@ const (
 //     bare echo.
 //
 // PERF_MESSAGES sets the messages of each closed-loop run (default 2000);
-// the paced runs send half as many. One iteration does everything.
+// the paced runs send half as many. PERF_CPU_PROFILE=<file> saves an 8 s
+// CPU profile of the bridge node taken during the closed-loop run (through
+// BRIDGE_PPROF_ADDR). One iteration does everything.
 func BenchmarkForwardGoals(b *testing.B) {
 	total := 2000
 	if v, err := strconv.Atoi(os.Getenv("PERF_MESSAGES")); err == nil && v > 0 {
 		total = v
 	}
-	c := newCluster(b, map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s"})
+	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s"}
+	profile := os.Getenv("PERF_CPU_PROFILE")
+	if profile != "" {
+		tune["BRIDGE_PPROF_ADDR"] = freeAddr(b)
+	}
+	c := newCluster(b, tune)
 	tg := newTarget(b, "json")
 	bridgeAddr := perfBridge(b, c, tg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -72,6 +81,10 @@ func BenchmarkForwardGoals(b *testing.B) {
 
 	b.ResetTimer()
 	echoRate, _ := toEcho.closed("echo-peak", perfInFlight, total)
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- fetchProfile(tune["BRIDGE_PPROF_ADDR"], profile, 8*time.Second) }()
+	}
 	cpu0 := cpuTime(b, pid)
 	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
 	cpuPerMsg := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000 / float64(total)
@@ -81,6 +94,12 @@ func BenchmarkForwardGoals(b *testing.B) {
 	bridgeLat := toBridge.paced("bridge-half", half, total/2)
 	cpuPaced := float64((cpuTime(b, pid) - cpu1).Microseconds()) / 1000 / float64(total/2)
 	b.StopTimer()
+	if profile != "" {
+		if err := <-profiled; err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("CPU profile of the bridge node under the closed-loop load: %s", profile)
+	}
 
 	ep50, ep99 := percentile(echoLat, 50), percentile(echoLat, 99)
 	bp50, bp99 := percentile(bridgeLat, 50), percentile(bridgeLat, 99)
@@ -364,6 +383,23 @@ func (l *perfLoad) paced(tag string, rate float64, total int) []time.Duration {
 		l.b.Fatalf("%s: %v", tag, err)
 	}
 	return lat
+}
+
+// fetchProfile saves a CPU profile of d from the pprof server at addr.
+func fetchProfile(addr, file string, d time.Duration) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		return fmt.Errorf("fetch cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch cpu profile: status %d", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("fetch cpu profile: %w", err)
+	}
+	return os.WriteFile(file, raw, 0o644)
 }
 
 // percentile returns the p-th percentile of lat in milliseconds.
