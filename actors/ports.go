@@ -33,6 +33,7 @@ type Store interface {
 	SaveCursor(ctx context.Context, l persistence.Lease, bridgeID, topic string, timestampNs int64, digest []byte) error
 
 	RecordDelivery(ctx context.Context, nd persistence.NewDelivery) (persistence.Delivery, bool, error)
+	RecordDeliveries(ctx context.Context, nds []persistence.NewDelivery) []persistence.Recorded
 	RecordLeasedAttempt(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, status persistence.DeliveryStatus, nextAttemptAt time.Time) error
 	CompleteDelivery(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, reply *persistence.Reply) (int64, bool, error)
 	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)

@@ -35,6 +35,8 @@ type Runtime struct {
 	// cluster is this node's member of the cluster: placement, leases,
 	// drain (cluster.Node).
 	cluster Cluster
+	// commits writes the node's inbound deliveries in batches (commit.go).
+	commits *committer
 
 	mu      sync.Mutex
 	active  map[string]*activation
@@ -54,6 +56,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
+		commits:       &committer{store: cfg.Store},
 		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys)}
 	var err error
 	gauges := runtimeGauges{
