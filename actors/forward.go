@@ -96,7 +96,7 @@ func (f *forwarder) next(ctx actor.Context) {
 	}
 	limit := b.Forward.MaxConcurrency
 	if limit <= 0 {
-		limit = 8
+		limit = 64 // the API's default
 	}
 	for f.running < limit && len(f.queue) > 0 {
 		d := f.queue[0]
