@@ -294,8 +294,9 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 		return
 	}
 	if replyID != 0 {
-		// CompleteDelivery has just checked the lease.
-		a.publishReplyChecked(ctx, replyID, 0, env)
+		// CompleteDelivery has just checked the lease; the reply goes
+		// out with the others that are ready (replies.go).
+		a.publishSoon(replyID, env)
 	}
 }
 

@@ -42,6 +42,7 @@ type Store interface {
 
 	DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error)
 	RecordReplyAttempt(ctx context.Context, l persistence.Lease, replyID int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
+	RecordReplyAttempts(ctx context.Context, l persistence.Lease, replyIDs []int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
 
 	Quarantine(ctx context.Context, bridgeID, topic string, envelope []byte, reason string) error
 }

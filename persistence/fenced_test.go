@@ -147,3 +147,36 @@ func TestConcurrentCompletionsGiveOneReply(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordReplyAttemptsTogether: the replies of one publish are recorded
+// in one statement; a stale lease records none of them, a missing id is
+// reported without holding the others back.
+func TestRecordReplyAttemptsTogether(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, r1 := recordWithReply(t, s, l, b.ID, "m-1", []byte("p1"), []byte("r1"))
+	_, r2 := recordWithReply(t, s, l, b.ID, "m-2", []byte("p2"), []byte("r2"))
+	_, r3 := recordWithReply(t, s, l, b.ID, "m-3", []byte("p3"), []byte("r3"))
+	stale := l
+	stale.Epoch++
+	if err := s.RecordReplyAttempts(ctx, stale, []int64{r1, r2}, ReplySent, "", time.Now()); !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale batch: %v", err)
+	}
+	if due, _ := s.DueReplies(ctx, b.ID, 10); len(due) != 3 {
+		t.Fatalf("a stale batch changed the outbox: %d due", len(due))
+	}
+	if err := s.RecordReplyAttempts(ctx, l, []int64{r1, r2, r3 + 1000}, ReplySent, "", time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("batch with a missing id: %v", err)
+	}
+	due, err := s.DueReplies(ctx, b.ID, 10)
+	if err != nil || len(due) != 1 || due[0].ID != r3 {
+		t.Fatalf("after the batch: %+v %v", due, err)
+	}
+}
