@@ -57,7 +57,10 @@ func BenchmarkForwardGoals(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("PERF_MESSAGES")); err == nil && v > 0 {
 		total = v
 	}
-	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s"}
+	// The node runs with the defaults a new user gets, not the e2e
+	// harness's fast lease and sweep timers.
+	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s", "BRIDGE_LEASE_TTL": "15s",
+		"BRIDGE_RECONCILE_INTERVAL": "15s"}
 	profile := os.Getenv("PERF_CPU_PROFILE")
 	if profile != "" {
 		tune["BRIDGE_PPROF_ADDR"] = freeAddr(b)
