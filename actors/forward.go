@@ -138,6 +138,9 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		a.log.Warn("load due replies", "error", err)
 	}
 	for _, r := range replies {
+		if a.replies.holds(r.ID) {
+			continue // on its way out in a batch (replies.go)
+		}
 		env := &messagev1.Envelope{}
 		if err := proto.Unmarshal(r.Envelope, env); err != nil {
 			a.log.Error("decode outbox reply", "reply", r.ID, "error", err)

@@ -29,6 +29,16 @@ type replyBatch struct {
 	mu      sync.Mutex
 	queue   []outboxReply
 	running bool
+	// held are the ids queued or being published, which the sweep leaves
+	// alone.
+	held map[int64]bool
+}
+
+// holds reports whether the reply is queued or being published here.
+func (b *replyBatch) holds(replyID int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held[replyID]
 }
 
 type outboxReply struct {
@@ -43,6 +53,10 @@ func (a *activation) publishSoon(replyID int64, env *messagev1.Envelope) {
 	b := &a.replies
 	b.mu.Lock()
 	b.queue = append(b.queue, outboxReply{id: replyID, env: env})
+	if b.held == nil {
+		b.held = map[int64]bool{}
+	}
+	b.held[replyID] = true
 	if b.running {
 		b.mu.Unlock()
 		return
@@ -72,6 +86,11 @@ func (a *activation) drainReplies() {
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
 		a.publishBatch(batch)
+		b.mu.Lock()
+		for _, r := range batch {
+			delete(b.held, r.id)
+		}
+		b.mu.Unlock()
 	}
 }
 
