@@ -42,6 +42,8 @@ type activation struct {
 	// attempts tracks running attempt goroutines, so a stop can wait for
 	// them.
 	attempts sync.WaitGroup
+	// replies are the outbox replies waiting for a batch (replies.go).
+	replies replyBatch
 }
 
 // currentLease returns the lease the activation holds.

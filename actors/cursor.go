@@ -24,6 +24,7 @@ func (id *identity) saveCursor(topic string, ts uint64, message []byte) {
 		id.dirty = map[string]persistence.Cursor{}
 	}
 	id.dirty[topic] = persistence.Cursor{Topic: topic, LastTimestampNs: int64(ts), LastDigest: keys.Sha256(message)}
+	id.rec().mark(topic)
 	if !id.flushPending {
 		id.flushPending = true
 		id.rt.root.Send(a.self, &flushCursors{})
@@ -40,6 +41,11 @@ func (id *identity) flushCursors() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for topic, c := range id.dirty {
+		if !id.rec().ready(topic) {
+			// A delivery marked before it is still being recorded:
+			// delivered flushes again once it is.
+			continue
+		}
 		err := id.rt.cfg.Store.SaveCursor(ctx, a.currentLease(), a.bridgeID, topic, c.LastTimestampNs, c.LastDigest)
 		if err != nil {
 			a.log.Error("save cursor", "topic", topic, "error", err)
@@ -47,5 +53,6 @@ func (id *identity) flushCursors() {
 			return
 		}
 		delete(id.dirty, topic)
+		delete(id.rec().after, topic)
 	}
 }

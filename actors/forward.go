@@ -111,7 +111,7 @@ func (f *forwarder) next(ctx actor.Context) {
 	}
 	limit := b.Forward.MaxConcurrency
 	if limit <= 0 {
-		limit = 8
+		limit = 64 // the API's default
 	}
 	for f.running < limit && len(f.queue) > 0 {
 		d := f.queue[0]
@@ -154,6 +154,9 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		a.log.Warn("load due replies", "error", err)
 	}
 	for _, r := range replies {
+		if a.replies.holds(r.ID) {
+			continue // on its way out in a batch (replies.go)
+		}
 		env := &messagev1.Envelope{}
 		if err := proto.Unmarshal(r.Envelope, env); err != nil {
 			a.log.Error("decode outbox reply", "reply", r.ID, "error", err)
@@ -173,20 +176,20 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 		}
 	}()
 	// The copy in hand may be stale (a retry timer and a sweep can both
-	// hold one): work from the row, and only if it is still due.
-	fresh, err := rt.cfg.Store.DeliveryByID(a.ctx, d.ID)
+	// hold one): work from the row, and only if it is still due. A stale
+	// activation must not forward: the current one will. One round trip
+	// reads the row and the secrets and checks the lease.
+	start, err := rt.cfg.Store.StartAttempt(a.ctx, a.currentLease(), a.bridgeID, d.ID)
 	if err != nil {
-		if a.ctx.Err() == nil {
-			a.log.Warn("reload delivery", "delivery", d.ID, "error", err)
+		a.noteFenced(err)
+		if a.ctx.Err() == nil && !errors.Is(err, persistence.ErrFenced) {
+			// The delivery stays due; the next sweep tries again.
+			a.log.Warn("start webhook attempt", "delivery", d.ID, "error", err)
 		}
 		return
 	}
-	d = fresh
+	d = start.Delivery
 	if d.Status != persistence.DeliveryPending && (d.Status != persistence.DeliveryFailed || d.NextAttemptAt.After(time.Now())) {
-		return
-	}
-	// A stale activation must not forward: the current one will.
-	if err := a.checkLease(a.ctx); err != nil {
 		return
 	}
 	contentType, text, err := decodePayload(d.Payload)
@@ -197,11 +200,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	if a.subscriptionCommand(b, d, text) { // broadcast.go
 		return
 	}
-	secrets, err := rt.cfg.Store.WebhookSecrets(a.ctx, a.bridgeID)
-	if err != nil {
-		a.log.Warn("load webhook secrets", "error", err)
-		return // the delivery stays due; the next sweep tries again
-	}
+	secrets := start.Secrets
 	ep := webhook.Endpoint{
 		URL: b.Forward.URL, Format: webhook.Format(b.Forward.BodyFormat), Reply: b.Forward.ReplyMode == persistence.ReplyReply,
 		Headers: b.Forward.Headers, Timeout: b.Forward.Timeout,
@@ -352,8 +351,9 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 		return
 	}
 	if replyID != 0 {
-		// CompleteDelivery has just checked the lease.
-		a.publishReplyChecked(ctx, replyID, 0, env)
+		// CompleteDelivery has just checked the lease; the reply goes
+		// out with the others that are ready (replies.go).
+		a.publishSoon(replyID, env)
 	}
 }
 

@@ -60,6 +60,8 @@ type identity struct {
 	// bounded; quarantineLeft is what remains of its budget.
 	budgeted       bool
 	quarantineLeft int
+	// recording orders cursor writes after in-flight deliveries (commit.go).
+	recording recordState
 }
 
 // HandleFailure implements actor.SupervisorStrategy for the children.
@@ -119,6 +121,8 @@ func (id *identity) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Forward(id.reverse)
+	case *deliveryRecorded:
+		id.delivered(ctx, m)
 	case *topicHandled:
 		id.saveCursor(m.topic, m.ts, m.digest)
 	case *flushCursors:
@@ -239,7 +243,8 @@ func (id *identity) readStarted(ctx actor.Context, conv *conversation.Conversati
 }
 
 // forwardMessage records a delivery, then moves the cursor, then hands the
-// delivery to the forward child.
+// delivery to the forward child; the last two happen when the committer
+// has recorded it (commit.go).
 func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message) {
 	a := id.a
 	b, ok := id.rt.bridgeConfig(a.ctx, a.bridgeID)
@@ -257,31 +262,11 @@ func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, m
 		id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
 		return
 	}
-	octx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
-	defer cancel()
 	lease := a.currentLease()
-	d, created, err := id.rt.cfg.Store.RecordDelivery(octx, persistence.NewDelivery{
+	id.recordDelivery(ctx, env, msg, persistence.NewDelivery{
 		BridgeID: a.bridgeID, MessageID: msg.ID, Topic: msg.Topic, SenderAddress: msg.Sender,
 		SentNs: msg.Sent.UnixNano(), Payload: payload, Lease: &lease,
 	})
-	if errors.Is(err, persistence.ErrFenced) {
-		// The current activation, elsewhere, reads this message itself.
-		a.noteFenced(err)
-		return
-	}
-	if err != nil {
-		// The cursor stays behind the message, so the next activation
-		// reads it again; this one tries again in a second.
-		a.log.Error("record delivery", "topic", msg.Topic, "message", msg.ID, "error", err)
-		id.seen.forget(msg.ID)
-		self, root := ctx.Self(), id.rt.root
-		time.AfterFunc(time.Second, func() { root.Send(self, &inboundEnvelope{env: env}) })
-		return
-	}
-	id.saveCursor(env.ContentTopic, env.TimestampNs, env.Message)
-	if created || d.Status == persistence.DeliveryPending || d.Status == persistence.DeliveryFailed {
-		ctx.Send(a.forward, &deliveryTask{delivery: d})
-	}
 }
 
 func (id *identity) reject(env *messagev1.Envelope, err error) {

@@ -34,13 +34,16 @@ type Store interface {
 	SaveCursor(ctx context.Context, l persistence.Lease, bridgeID, topic string, timestampNs int64, digest []byte) error
 
 	RecordDelivery(ctx context.Context, nd persistence.NewDelivery) (persistence.Delivery, bool, error)
+	RecordDeliveries(ctx context.Context, nds []persistence.NewDelivery) []persistence.Recorded
 	RecordLeasedAttempt(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, status persistence.DeliveryStatus, nextAttemptAt time.Time) error
 	CompleteDelivery(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, reply *persistence.Reply) (int64, bool, error)
 	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)
+	StartAttempt(ctx context.Context, l persistence.Lease, bridgeID string, deliveryID int64) (persistence.AttemptStart, error)
 	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)
 
 	DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error)
 	RecordReplyAttempt(ctx context.Context, l persistence.Lease, replyID int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
+	RecordReplyAttempts(ctx context.Context, l persistence.Lease, replyIDs []int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
 
 	Quarantine(ctx context.Context, bridgeID, topic string, envelope []byte, reason string) error
 

@@ -41,6 +41,8 @@ type Runtime struct {
 	// the log lines of replies it held back.
 	loops   *loopGuard
 	loopLog *sampled
+	// commits writes the node's inbound deliveries in batches (commit.go).
+	commits *committer
 
 	mu      sync.Mutex
 	active  map[string]*activation
@@ -60,6 +62,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
+		commits:       &committer{store: cfg.Store},
 		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys),
 		invitationLog: newSampled(invitationLogPeriod), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
 		loopLog: newSampled(invitationLogPeriod)}

@@ -69,7 +69,7 @@ func TestBridgeLifecycle(t *testing.T) {
 	// Defaults apply to absent fields.
 	m2 := h.expect("POST", "/v1/bridges", key, map[string]any{"forward": map[string]any{"url": publicURL}}, 201, "")
 	f2 := m2["bridge"].(map[string]any)["forward"].(map[string]any)
-	if f2["bodyFormat"] != "json" || f2["replyMode"] != "none" || f2["timeoutMs"] != 10000.0 || f2["maxConcurrency"] != 8.0 {
+	if f2["bodyFormat"] != "json" || f2["replyMode"] != "none" || f2["timeoutMs"] != 10000.0 || f2["maxConcurrency"] != 64.0 {
 		t.Fatalf("defaults: %v", f2)
 	}
 	h.createBridge(key)

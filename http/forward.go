@@ -17,7 +17,7 @@ const (
 	maxTimeoutMs        = 120_000
 	defaultTimeoutMs    = 10_000
 	maxConcurrency      = 1000
-	defaultConcurrency  = 8
+	defaultConcurrency  = 64
 	maxForwardHeaders   = 20
 	maxHeaderValueBytes = 1024
 	maxSenderList       = 1000

@@ -2,7 +2,6 @@ package persistence
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,55 +15,77 @@ import (
 // what makes every message get at most one reply even when its webhook was
 // called more than once. A lost lease is ErrFenced.
 func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64, a DeliveryAttempt, reply *Reply) (replyID int64, completed bool, err error) {
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkLease(ctx, tx, l); err != nil {
-			return err
-		}
-		var status, bridgeID, messageID string
-		if err := tx.QueryRow(ctx, `SELECT status, bridge_id::text, message_id FROM deliveries WHERE id = $1 FOR UPDATE`,
-			deliveryID).Scan(&status, &bridgeID, &messageID); err != nil {
-			return err
-		}
-		var code *int
-		if a.StatusCode != 0 {
-			code = &a.StatusCode
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error) VALUES ($1, $2, $3, $4)`,
-			deliveryID, code, float64(a.Latency)/float64(time.Millisecond), a.Error); err != nil {
-			return err
-		}
-		if DeliveryStatus(status) == DeliverySucceeded {
-			return nil
-		}
-		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'succeeded', attempts = attempts + 1,
-			last_error = '', updated_at = now() WHERE id = $1`, deliveryID); err != nil {
-			return err
-		}
-		completed = true
-		if reply == nil {
-			return nil
-		}
-		r := *reply
-		r.DeliveryID = &deliveryID
-		if r.Text != "" {
-			sealed, err := s.sealContent([]byte(r.Text), deliveryReplyAAD(bridgeID, messageID))
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE deliveries SET reply = $2, reply_key_id = $3, reply_nonce = $4 WHERE id = $1`,
-				deliveryID, sealed.data, sealed.keyID, sealed.nonce); err != nil {
-				return err
-			}
-		}
-		var err error
-		replyID, err = s.insertReply(ctx, tx, r)
-		return err
-	})
-	if err != nil {
-		if errors.Is(err, ErrFenced) {
+	// One statement, fenced by l (fenced.go). The update's own condition,
+	// status <> 'succeeded', is what gives one reply only: a concurrent
+	// completion of the same delivery waits for this one's row lock, then
+	// finds the delivery succeeded and inserts nothing.
+	var (
+		id                     *int64
+		bridgeID, topic, keyID *string
+		timestampNs            *int64
+		envelope, nonce        []byte
+		// text is the reply's text sealed for the delivery's record.
+		text, textNonce []byte
+		textKeyID       *string
+	)
+	if reply != nil {
+		rid, err := s.nextReplyID(ctx)
+		if err != nil {
 			return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
 		}
+		env := reply.Envelope
+		if env == nil {
+			env = []byte{}
+		}
+		canon := canonicalID(reply.BridgeID)
+		sealed, err := s.sealContent(env, replyEnvelopeAAD(canon, rid))
+		if err != nil {
+			return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
+		}
+		id, bridgeID, topic, timestampNs = &rid, &reply.BridgeID, &reply.Topic, &reply.TimestampNs
+		envelope, keyID, nonce = sealed.data, sealed.keyID, sealed.nonce
+		if reply.Text != "" {
+			// The reply's text is kept, sealed, in the delivery's record.
+			t, err := s.sealContent([]byte(reply.Text), deliveryReplyAAD(canon, deliveryID))
+			if err != nil {
+				return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
+			}
+			text, textKeyID, textNonce = t.data, t.keyID, t.nonce
+		}
+	}
+	var code *int
+	if a.StatusCode != 0 {
+		code = &a.StatusCode
+	}
+	var leased, found, inserted bool
+	err = s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
+		target AS (SELECT id FROM deliveries WHERE id = $4 AND EXISTS (SELECT 1 FROM lease)),
+		attempt AS (
+			INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error)
+			SELECT id, $5, $6, $7 FROM target),
+		done AS (
+			UPDATE deliveries SET status = 'succeeded', attempts = attempts + 1, last_error = '', updated_at = now(),
+				reply = COALESCE($15, reply), reply_key_id = COALESCE($16, reply_key_id), reply_nonce = COALESCE($17, reply_nonce)
+			WHERE id = $4 AND status <> 'succeeded' AND EXISTS (SELECT 1 FROM lease) RETURNING id),
+		outbox AS (
+			INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
+			OVERRIDING SYSTEM VALUE
+			SELECT $8, $9, done.id, $10, $11, $12, $13, $14 FROM done WHERE $8::bigint IS NOT NULL
+			RETURNING id)
+		SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM done),
+			EXISTS (SELECT 1 FROM outbox)`,
+		leaseArgs(l, deliveryID, code, float64(a.Latency)/float64(time.Millisecond), a.Error,
+			id, bridgeID, topic, timestampNs, envelope, keyID, nonce, text, textKeyID, textNonce)...).Scan(&leased, &found, &completed, &inserted)
+	switch {
+	case err != nil:
 		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, mapError(err))
+	case !leased:
+		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, fencedError(l))
+	case !found:
+		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, ErrNotFound)
+	}
+	if inserted {
+		replyID = *id
 	}
 	return replyID, completed, nil
 }

@@ -24,17 +24,19 @@ func (s *Store) SaveCursor(ctx context.Context, l Lease, bridgeID, topic string,
 	if !validID(bridgeID) {
 		return fmt.Errorf("save cursor: %w", ErrNotFound)
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkLease(ctx, tx, l); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `
-			INSERT INTO cursors AS c (bridge_id, topic, last_timestamp_ns, last_digest) VALUES ($1, $2, $3, $4)
+	// One statement: the cursor moves only while l is the current lease.
+	var leased bool
+	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
+		moved AS (
+			INSERT INTO cursors AS c (bridge_id, topic, last_timestamp_ns, last_digest)
+			SELECT $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM lease)
 			ON CONFLICT (bridge_id, topic) DO UPDATE SET last_timestamp_ns = EXCLUDED.last_timestamp_ns,
 				last_digest = EXCLUDED.last_digest, updated_at = now()
-			WHERE c.last_timestamp_ns <= EXCLUDED.last_timestamp_ns`, bridgeID, topic, timestampNs, digest)
-		return err
-	})
+			WHERE c.last_timestamp_ns <= EXCLUDED.last_timestamp_ns)
+		SELECT EXISTS (SELECT 1 FROM lease)`, leaseArgs(l, bridgeID, topic, timestampNs, digest)...).Scan(&leased)
+	if err == nil && !leased {
+		err = fencedError(l)
+	}
 	if err != nil {
 		return fmt.Errorf("save cursor of %s: %w", topic, mapError(err))
 	}

@@ -90,7 +90,7 @@ func (s *Store) scanDelivery(r pgx.Row) (Delivery, error) {
 	}
 	d.Payload = payload
 	if reply.keyID != nil {
-		text, err := s.openContent(reply, deliveryReplyAAD(d.BridgeID, d.MessageID))
+		text, err := s.openContent(reply, deliveryReplyAAD(d.BridgeID, d.ID))
 		if err != nil {
 			return Delivery{}, fmt.Errorf("open reply of delivery %d: %w", d.ID, err)
 		}
@@ -157,23 +157,43 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 // RecordAttempt stores the outcome of one attempt of a delivery and moves
 // the delivery to status; nextAttemptAt matters only for DeliveryFailed.
 func (s *Store) RecordAttempt(ctx context.Context, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
-	return s.recordAttempt(ctx, nil, deliveryID, a, status, nextAttemptAt)
+	return s.recordAttempt(ctx, deliveryID, a, status, nextAttemptAt)
 }
 
 // RecordLeasedAttempt is RecordAttempt for the activation holding l: it
 // writes nothing and returns ErrFenced unless l is still the identity's
 // current lease.
 func (s *Store) RecordLeasedAttempt(ctx context.Context, l Lease, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
-	return s.recordAttempt(ctx, &l, deliveryID, a, status, nextAttemptAt)
+	// One statement, fenced by l (fenced.go).
+	var code *int
+	if a.StatusCode != 0 {
+		code = &a.StatusCode
+	}
+	var leased, found bool
+	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
+		done AS (
+			UPDATE deliveries SET status = $5, attempts = attempts + 1, next_attempt_at = $6,
+				last_error = $7, updated_at = now()
+			WHERE id = $4 AND EXISTS (SELECT 1 FROM lease) RETURNING id),
+		attempt AS (
+			INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error)
+			SELECT id, $8, $9, $7 FROM done)
+		SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM done)`,
+		leaseArgs(l, deliveryID, string(status), nextAttemptAt, a.Error, code,
+			float64(a.Latency)/float64(time.Millisecond))...).Scan(&leased, &found)
+	switch {
+	case err != nil:
+		return fmt.Errorf("record delivery attempt: %w", mapError(err))
+	case !leased:
+		return fmt.Errorf("record delivery attempt: %w", fencedError(l))
+	case !found:
+		return fmt.Errorf("record delivery attempt: %w", ErrNotFound)
+	}
+	return nil
 }
 
-func (s *Store) recordAttempt(ctx context.Context, l *Lease, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
+func (s *Store) recordAttempt(ctx context.Context, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if l != nil {
-			if err := checkLease(ctx, tx, *l); err != nil {
-				return err
-			}
-		}
 		var code *int
 		if a.StatusCode != 0 {
 			code = &a.StatusCode
@@ -192,9 +212,6 @@ func (s *Store) recordAttempt(ctx context.Context, l *Lease, deliveryID int64, a
 		}
 		return nil
 	})
-	if errors.Is(err, ErrFenced) {
-		return fmt.Errorf("record delivery attempt: %w", err)
-	}
 	if err != nil {
 		return fmt.Errorf("record delivery attempt: %w", mapError(err))
 	}

@@ -131,22 +131,30 @@ func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]R
 // caller's lease: status ReplySent, ReplyFailed (retry at nextAttemptAt)
 // or ReplyDead. A lost lease is ErrFenced.
 func (s *Store) RecordReplyAttempt(ctx context.Context, l Lease, replyID int64, status ReplyStatus, lastError string, nextAttemptAt time.Time) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := checkLease(ctx, tx, l); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `UPDATE reply_outbox SET status = $2, attempts = attempts + 1, last_error = $3,
-			next_attempt_at = $4, updated_at = now() WHERE id = $1`, replyID, string(status), lastError, nextAttemptAt)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		return nil
-	})
-	if err != nil {
+	return s.RecordReplyAttempts(ctx, l, []int64{replyID}, status, lastError, nextAttemptAt)
+}
+
+// RecordReplyAttempts is RecordReplyAttempt for replies published together
+// in one statement. A reply id that is not in the outbox is ErrNotFound;
+// the others are still recorded.
+func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int64, status ReplyStatus, lastError string, nextAttemptAt time.Time) error {
+	// One statement, fenced by l (fenced.go).
+	var leased bool
+	var found int
+	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
+		done AS (
+			UPDATE reply_outbox SET status = $5, attempts = attempts + 1, last_error = $6,
+				next_attempt_at = $7, updated_at = now()
+			WHERE id = ANY ($4::bigint[]) AND EXISTS (SELECT 1 FROM lease) RETURNING id)
+		SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM done)`,
+		leaseArgs(l, replyIDs, string(status), lastError, nextAttemptAt)...).Scan(&leased, &found)
+	switch {
+	case err != nil:
 		return fmt.Errorf("record reply attempt: %w", mapError(err))
+	case !leased:
+		return fmt.Errorf("record reply attempt: %w", fencedError(l))
+	case found < len(replyIDs):
+		return fmt.Errorf("record reply attempt: %d of %d replies: %w", len(replyIDs)-found, len(replyIDs), ErrNotFound)
 	}
 	return nil
 }

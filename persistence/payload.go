@@ -25,8 +25,8 @@ func deliveryPayloadAAD(bridgeID, messageID string) []byte {
 	return []byte("delivery-payload\x00" + bridgeID + "\x00" + messageID)
 }
 
-func deliveryReplyAAD(bridgeID, messageID string) []byte {
-	return []byte("delivery-reply\x00" + bridgeID + "\x00" + messageID)
+func deliveryReplyAAD(bridgeID string, deliveryID int64) []byte {
+	return []byte("delivery-reply\x00" + bridgeID + "\x00" + strconv.FormatInt(deliveryID, 10))
 }
 
 func replyEnvelopeAAD(bridgeID string, replyID int64) []byte {
@@ -98,8 +98,8 @@ var contentColumns = []contentColumn{
 	},
 	{
 		table: "deliveries", data: "reply", keyID: "reply_key_id", nonce: "reply_nonce",
-		aadKeys: "bridge_id::text, message_id", sealedOnly: true,
-		aad: func(_ int64, bridgeID, messageID string) []byte { return deliveryReplyAAD(bridgeID, messageID) },
+		aadKeys: "bridge_id::text, ''", sealedOnly: true,
+		aad: func(id int64, bridgeID, _ string) []byte { return deliveryReplyAAD(bridgeID, id) },
 	},
 	{
 		table: "live_messages", data: "body", keyID: "body_key_id", nonce: "body_nonce",

@@ -59,6 +59,8 @@ type Store struct {
 	// tombstoneFor is how long DeleteBridge keeps a tombstone, in
 	// nanoseconds; 0 keeps none.
 	tombstoneFor atomic.Int64
+	// replyIDs hands out outbox ids drawn from the database in blocks.
+	replyIDs idBlock
 }
 
 // Open connects to the database at databaseURL, which must already be

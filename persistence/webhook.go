@@ -65,13 +65,23 @@ func (s *Store) WebhookSecrets(ctx context.Context, bridgeID string) ([]WebhookS
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load webhook secrets: %w", ErrNotFound)
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
-		WHERE bridge_id = $1 AND (expires_at IS NULL OR expires_at > now())
-		ORDER BY expires_at DESC NULLS FIRST, created_at DESC`, bridgeID)
+	rows, err := s.pool.Query(ctx, webhookSecretsQuery, bridgeID)
 	if err != nil {
 		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
 	}
+	return s.scanWebhookSecrets(rows, bridgeID)
+}
+
+// webhookSecretsQuery selects the valid secrets of bridge $1, the current
+// one first.
+const webhookSecretsQuery = `
+	SELECT id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
+	WHERE bridge_id = $1 AND (expires_at IS NULL OR expires_at > now())
+	ORDER BY expires_at DESC NULLS FIRST, created_at DESC`
+
+// scanWebhookSecrets reads the rows of webhookSecretsQuery and opens them;
+// no secret is ErrNotFound. It closes rows.
+func (s *Store) scanWebhookSecrets(rows pgx.Rows, bridgeID string) ([]WebhookSecret, error) {
 	defer rows.Close()
 	var out []WebhookSecret
 	for rows.Next() {

@@ -64,6 +64,7 @@ type Node struct {
 	xmtp      *xmtpEndpoint
 	runtime   *runtimeParts
 	api       *apiServer
+	pprof     *pprofServer
 }
 
 // New checks opts and returns a node that has not started anything yet.
@@ -118,6 +119,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			ln.Close()
 		}
 	}()
+	if n.cfg.PprofAddr != "" {
+		pp, err := startPprof(n.cfg.PprofAddr, n.log)
+		if err != nil {
+			return err
+		}
+		n.setRefs(func() { n.pprof = pp })
+	}
 	store, err := openStore(ctx, n.cfg, n.log)
 	if err != nil {
 		return err
@@ -260,9 +268,12 @@ func (n *Node) stopLocked(ctx context.Context) error {
 	}
 	n.stopped = true
 	n.refs.RLock()
-	api, rt, xmtp, store, ret := n.api, n.runtime, n.xmtp, n.store, n.retention
+	api, rt, xmtp, store, ret, pp := n.api, n.runtime, n.xmtp, n.store, n.retention, n.pprof
 	n.refs.RUnlock()
 	var errs []error
+	if err := pp.stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop pprof server: %w", err))
+	}
 	if api != nil {
 		if err := api.shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http api: %w", err))

@@ -111,6 +111,8 @@ type Config struct {
 	XMTPNodeHTTPAddr string
 	// XMTPNodeAuthn makes the local node verify auth tokens on publish.
 	XMTPNodeAuthn bool
+	// PprofAddr is where the node serves /debug/pprof/; empty serves none.
+	PprofAddr string
 	// XMTPNodeOpsAddr is where `bridge xmtp-node` serves its probes and
 	// metrics; empty serves none.
 	XMTPNodeOpsAddr string
@@ -258,6 +260,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.XMTPNodeHTTPAddr = p.hostPort(EnvXMTPNodeHTTPAddr, "127.0.0.1:5555")
 	c.XMTPNodeAuthn = p.boolean(EnvXMTPNodeAuthn, true)
 	c.XMTPNodeOpsAddr = p.hostPort(EnvXMTPNodeOpsAddr, "")
+	c.PprofAddr = p.hostPort(EnvPprofAddr, "")
 	c.XMTPMaxEnvelopeBytes = p.integer(EnvXMTPMaxEnvelopeBytes, 1<<20, 1<<10, 64<<20)
 	c.XMTPMaxTopicsPerRequest = p.integer(EnvXMTPMaxTopicsPerRequest, 1000, 1, 100_000)
 	c.XMTPMaxEnvelopesPerPublish = p.integer(EnvXMTPMaxEnvelopesPerPub, 16, 1, 1000)

@@ -167,6 +167,7 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		EnvXMTPSubscriberBuffer, "8MB",
 		EnvXMTPMaxSubsPerClient, "-3",
 		EnvXMTPMaxSubscriptions, "lots",
+		EnvPprofAddr, "6060",
 	), WithHostname(fixedHost))
 	verr := validationError(t, err)
 	wantLines := []string{
@@ -202,6 +203,7 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		`BRIDGE_XMTP_SUBSCRIBER_BUFFER_BYTES: "8MB" is not a whole number (example: 4194304)`,
 		`BRIDGE_XMTP_MAX_SUBSCRIPTIONS_PER_CLIENT: -3 is outside 1 to 1000000 (example: 64)`,
 		`BRIDGE_XMTP_MAX_SUBSCRIPTIONS: "lots" is not a whole number (example: 2000)`,
+		`BRIDGE_PPROF_ADDR: "6060" is not host:port (example: 127.0.0.1:6060)`,
 	}
 	got := strings.Split(err.Error(), "\n")
 	for _, w := range wantLines {

@@ -80,6 +80,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("xmtp_node_http_addr", c.XMTPNodeHTTPAddr),
 		slog.Bool("xmtp_node_authn", c.XMTPNodeAuthn),
 		slog.String("xmtp_node_ops_addr", c.XMTPNodeOpsAddr),
+		slog.String("pprof_addr", c.PprofAddr),
 		slog.Int("xmtp_max_envelope_bytes", c.XMTPMaxEnvelopeBytes),
 		slog.Int("xmtp_max_topics_per_request", c.XMTPMaxTopicsPerRequest),
 		slog.Duration("canary_interval", c.CanaryInterval),

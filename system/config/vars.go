@@ -68,6 +68,7 @@ const (
 	EnvLeaseTTL                = "BRIDGE_LEASE_TTL"
 	EnvReconcileInterval       = "BRIDGE_RECONCILE_INTERVAL"
 	EnvSweepInterval           = "BRIDGE_SWEEP_INTERVAL"
+	EnvPprofAddr               = "BRIDGE_PPROF_ADDR"
 	EnvPayloadRetention        = "BRIDGE_PAYLOAD_RETENTION"
 	EnvQuarantineRetention     = "BRIDGE_QUARANTINE_RETENTION"
 	EnvQuarantineMaxRows       = "BRIDGE_QUARANTINE_MAX_ROWS"
@@ -177,6 +178,8 @@ var Vars = []Var{
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
 		Description: "How often each identity looks for deliveries and replies that are due for another attempt."},
+	{Name: EnvPprofAddr, Example: "127.0.0.1:6060",
+		Description: "Address where the node serves Go's runtime profiles (/debug/pprof/) for performance work; empty serves none. Keep it on a private address."},
 	{Name: EnvPayloadRetention, Default: "720h", Example: "168h",
 		Description: "How long the sealed content of a delivered or dead message and of a sent reply stays in Postgres after its last status change; then it is erased and the record and its status stay."},
 	{Name: EnvQuarantineRetention, Default: "168h", Example: "24h",

@@ -46,42 +46,58 @@ func (b *PrivateKeyBundle) AuthToken(now time.Time) (string, error) {
 // hour old (allowing a minute of future skew). It returns the wallet
 // address.
 func VerifyAuthToken(token string, now time.Time) (string, error) {
+	addr, _, err := VerifyAuthTokenExpiry(token, now)
+	return addr, err
+}
+
+// VerifyAuthTokenExpiry is VerifyAuthToken that also returns when the
+// token stops being valid, so that a verifier may remember it until then.
+func VerifyAuthTokenExpiry(token string, now time.Time) (string, time.Time, error) {
+	addr, created, err := verifyAuthToken(token, now)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return addr, created.Add(TokenLifetime), nil
+}
+
+func verifyAuthToken(token string, now time.Time) (string, time.Time, error) {
+	var zero time.Time
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(token))
 	if err != nil {
 		if raw, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(token), "=")); err != nil {
-			return "", fmt.Errorf("decode auth token: %w", ErrMalformedToken)
+			return "", zero, fmt.Errorf("decode auth token: %w", ErrMalformedToken)
 		}
 	}
 	var tok messagev1.Token
 	if err := proto.Unmarshal(raw, &tok); err != nil {
-		return "", fmt.Errorf("decode auth token: %w", ErrMalformedToken)
+		return "", zero, fmt.Errorf("decode auth token: %w", ErrMalformedToken)
 	}
 	if tok.IdentityKey == nil || tok.AuthDataSignature == nil {
-		return "", fmt.Errorf("decode auth token: %w", ErrMalformedToken)
+		return "", zero, fmt.Errorf("decode auth token: %w", ErrMalformedToken)
 	}
 	id, err := legacyToSigned(tok.IdentityKey, true)
 	if err != nil {
-		return "", fmt.Errorf("verify auth token: %w", err)
+		return "", zero, fmt.Errorf("verify auth token: %w", err)
 	}
 	addr, pub, err := identityAddress(id)
 	if err != nil {
-		return "", fmt.Errorf("verify auth token: identity key: %w", err)
+		return "", zero, fmt.Errorf("verify auth token: identity key: %w", err)
 	}
 	if err := VerifyWithKey(pub, tok.AuthDataSignature, Keccak256(tok.AuthDataBytes)); err != nil {
-		return "", fmt.Errorf("verify auth token: auth data: %w", err)
+		return "", zero, fmt.Errorf("verify auth token: auth data: %w", err)
 	}
 	var data messagev1.AuthData
 	if err := proto.Unmarshal(tok.AuthDataBytes, &data); err != nil {
-		return "", fmt.Errorf("decode auth data: %w", ErrMalformedToken)
+		return "", zero, fmt.Errorf("decode auth data: %w", ErrMalformedToken)
 	}
 	if ChecksumAddress(data.WalletAddr) != addr {
-		return "", fmt.Errorf("verify auth token: %w", ErrAddressMismatch)
+		return "", zero, fmt.Errorf("verify auth token: %w", ErrAddressMismatch)
 	}
 	created := time.Unix(0, int64(data.CreatedNs))
 	if data.CreatedNs > 1<<63-1 || now.Sub(created) > TokenLifetime || created.Sub(now) > TokenFutureSkew {
-		return "", fmt.Errorf("verify auth token: %w", ErrTokenExpired)
+		return "", zero, fmt.Errorf("verify auth token: %w", ErrTokenExpired)
 	}
-	return addr, nil
+	return addr, created, nil
 }
 
 // Authorizer hands out an auth token for one bundle, reusing it until it is

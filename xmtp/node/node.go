@@ -192,7 +192,7 @@ func New(cfg Config) (*Node, error) {
 		gatewaySecret:      hex.EncodeToString(secret),
 		closing:            make(chan struct{}),
 	}
-	n.svc = &service{n: n}
+	n.svc = &service{n: n, tokens: newTokenCache(maxCachedTokens)}
 	n.fanout = newFanout(m.cutOff.Inc)
 	return n, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
-	"github.com/xmtpbridge/bridge/xmtp/keys"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -23,7 +22,8 @@ var ErrTooManyTopics = errors.New("too many topics in one request")
 // and the fan-out.
 type service struct {
 	messagev1.UnimplementedMessageApiServer
-	n *Node
+	n      *Node
+	tokens *tokenCache
 }
 
 var _ messagev1.MessageApiServer = (*service)(nil)
@@ -106,7 +106,7 @@ func (s *service) authenticate(values []string) (string, *status.Status) {
 		s.n.metrics.rejected.WithLabelValues(reasonUnauthenticated).Inc()
 		return "", status.New(codes.Unauthenticated, "authorization token required")
 	}
-	wallet, err := keys.VerifyAuthToken(token, time.Now())
+	wallet, err := s.tokens.verify(token, time.Now())
 	if err != nil {
 		s.n.log.Info("reject auth token", "err", err)
 		s.n.metrics.rejected.WithLabelValues(reasonUnauthenticated).Inc()

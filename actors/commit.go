@@ -1,0 +1,183 @@
+package actors
+
+// Group commit of inbound messages.
+//
+// An identity does not wait for Postgres between two messages: it hands
+// each delivery to the node's committer and goes on decrypting. The
+// committer writes whatever has queued up while its previous batch was in
+// flight as one statement (Store.RecordDeliveries, each row fenced by its
+// own identity's lease), so a busy node makes one round trip per batch
+// instead of one per message, and an idle node runs nothing. Each result
+// comes back to its identity as a *deliveryRecorded message, in the order
+// the identity sent them.
+//
+// A delivery row is still written before its cursor moves: a cursor marked
+// while deliveries of the identity are in flight is written only once they
+// have all been recorded (recordState).
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
+)
+
+// maxCommitBatch bounds the deliveries of one statement.
+const maxCommitBatch = 256
+
+// committer batches RecordDelivery across the identities of a node. It
+// runs a goroutine only while it has work.
+type committer struct {
+	store Store
+
+	mu      sync.Mutex
+	queue   []commitRequest
+	running bool
+}
+
+type commitRequest struct {
+	nd   persistence.NewDelivery
+	done func(persistence.Recorded)
+}
+
+// record queues nd; done gets its outcome, on the committer's goroutine.
+func (c *committer) record(nd persistence.NewDelivery, done func(persistence.Recorded)) {
+	c.mu.Lock()
+	c.queue = append(c.queue, commitRequest{nd: nd, done: done})
+	if c.running {
+		c.mu.Unlock()
+		return
+	}
+	c.running = true
+	c.mu.Unlock()
+	go c.drain()
+}
+
+// drain writes the queue in batches until it is empty.
+func (c *committer) drain() {
+	for {
+		c.mu.Lock()
+		n := min(len(c.queue), maxCommitBatch)
+		if n == 0 {
+			c.running = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
+		}
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
+		c.mu.Unlock()
+		nds := make([]persistence.NewDelivery, len(batch))
+		for i, r := range batch {
+			nds[i] = r.nd
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		results := c.store.RecordDeliveries(ctx, nds)
+		cancel()
+		for i, r := range batch {
+			r.done(results[i])
+		}
+	}
+}
+
+// deliveryRecorded is the committer's answer to an identity.
+type deliveryRecorded struct {
+	a   *activation
+	env *messagev1.Envelope
+	msg *conversation.Message
+	res persistence.Recorded
+}
+
+// recordState orders an identity's cursor writes after its deliveries:
+// submitted and completed count the deliveries handed to the committer and
+// answered (answers come in order), and after holds, per dirty topic, the
+// submitted count when it was marked.
+type recordState struct {
+	owner                *activation
+	submitted, completed uint64
+	after                map[string]uint64
+}
+
+// rec returns the record state of the current activation; a new
+// activation starts from nothing in flight.
+func (id *identity) rec() *recordState {
+	if id.recording.owner != id.a {
+		id.recording = recordState{owner: id.a}
+	}
+	return &id.recording
+}
+
+// inFlight reports whether deliveries of the identity are being recorded.
+func (r *recordState) inFlight() bool { return r.completed < r.submitted }
+
+// mark notes that topic's cursor was marked now.
+func (r *recordState) mark(topic string) {
+	if !r.inFlight() {
+		delete(r.after, topic)
+		return
+	}
+	if r.after == nil {
+		r.after = map[string]uint64{}
+	}
+	r.after[topic] = r.submitted
+}
+
+// ready reports whether topic's marked cursor may be written: every
+// delivery handed over before it was marked has been recorded.
+func (r *recordState) ready(topic string) bool { return r.after[topic] <= r.completed }
+
+// recordDelivery hands nd to the committer; the answer arrives as a
+// *deliveryRecorded.
+func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, nd persistence.NewDelivery) {
+	a := id.a
+	self, root := ctx.Self(), id.rt.root
+	id.rec().submitted++
+	id.rt.commits.record(nd, func(res persistence.Recorded) {
+		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, res: res})
+	})
+}
+
+// delivered moves the cursor past a recorded delivery and hands it to the
+// forward child.
+func (id *identity) delivered(ctx actor.Context, m *deliveryRecorded) {
+	if m.a != id.a || id.a == nil {
+		return // an answer for an activation that has ended
+	}
+	id.rec().completed++
+	a := id.a
+	defer func() {
+		if !id.rec().inFlight() && len(id.dirty) > 0 && !id.flushPending {
+			id.flushPending = true
+			id.rt.root.Send(a.self, &flushCursors{})
+		}
+	}()
+	if id.stale {
+		return
+	}
+	err := m.res.Err
+	if errors.Is(err, persistence.ErrFenced) {
+		// The current activation, elsewhere, reads this message itself.
+		a.noteFenced(err)
+		return
+	}
+	if err != nil {
+		// The cursor stays behind the message, so the next activation
+		// reads it again; this one tries again in a second.
+		a.log.Error("record delivery", "topic", m.msg.Topic, "message", m.msg.ID, "error", err)
+		id.seen.forget(m.msg.ID)
+		self, root, env := ctx.Self(), id.rt.root, m.env
+		time.AfterFunc(time.Second, func() { root.Send(self, &inboundEnvelope{env: env}) })
+		return
+	}
+	id.saveCursor(m.env.ContentTopic, m.env.TimestampNs, m.env.Message)
+	d := m.res.Delivery
+	if m.res.Created || d.Status == persistence.DeliveryPending || d.Status == persistence.DeliveryFailed {
+		ctx.Send(a.forward, &deliveryTask{delivery: d})
+	}
+}

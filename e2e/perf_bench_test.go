@@ -1,0 +1,428 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/freeport"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/api"
+	"github.com/xmtpbridge/bridge/xmtp/client"
+	"github.com/xmtpbridge/bridge/xmtp/content"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// perfInFlight is how many messages the senders keep in flight in the
+// closed-loop runs, and perfSenders how many XMTP identities send them.
+const (
+	perfInFlight = 128
+	perfSenders  = 16
+)
+
+// BenchmarkForwardGoals prints the per-message goals of issue 12 in one
+// run, each with its baseline and ratio. One `bridge node` process and a
+// separate `bridge xmtp-node` process, an HTTP echo target, and Go senders
+// in this process:
+//
+//   - goal 1, CPU per forwarded message: the bridge node process's CPU time
+//     over a closed-loop run with 128 messages in flight, divided by the
+//     messages, against the crypto floor (opening the message plus sealing
+//     its reply, measured here on the same sizes);
+//   - goal 2, throughput: the bridge's round trips per second against a
+//     bare Go echo client on the same XMTP node (it decrypts and replies;
+//     no HTTP, no Postgres), both with 128 messages in flight;
+//   - goal 3, latency: at half the bridge's peak rate, sent at a steady
+//     pace, the p50 and p99 round trip of the bridge minus those of the
+//     bare echo.
+//
+// PERF_MESSAGES sets the messages of each closed-loop run (default 2000);
+// the paced runs send half as many. PERF_CPU_PROFILE=<file> saves an 8 s
+// CPU profile of the bridge node taken during the closed-loop run (through
+// BRIDGE_PPROF_ADDR). One iteration does everything.
+func BenchmarkForwardGoals(b *testing.B) {
+	total := 2000
+	if v, err := strconv.Atoi(os.Getenv("PERF_MESSAGES")); err == nil && v > 0 {
+		total = v
+	}
+	// The node runs with the defaults a new user gets, not the e2e
+	// harness's fast lease and sweep timers.
+	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s", "BRIDGE_LEASE_TTL": "15s",
+		"BRIDGE_RECONCILE_INTERVAL": "15s"}
+	profile := os.Getenv("PERF_CPU_PROFILE")
+	if profile != "" {
+		tune["BRIDGE_PPROF_ADDR"] = freeport.Addr(b)
+	}
+	c := newCluster(b, tune)
+	tg := webhooktest.NewTarget(b, persistence.FormatJSON)
+	bridgeAddr := perfBridge(b, c, tg)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	xc, err := api.Dial(ctx, c.xmtpGRPC)
+	if err != nil {
+		b.Fatalf("dial xmtp node: %v", err)
+	}
+	b.Cleanup(func() { _ = xc.Close() })
+	echoAddr := startBareEcho(b, ctx, xc)
+	floor := cryptoFloor(b)
+
+	toEcho := newPerfLoad(b, ctx, xc, echoAddr, perfSenders)
+	toBridge := newPerfLoad(b, ctx, xc, bridgeAddr, perfSenders)
+	pid := c.node.cmd.Process.Pid
+
+	b.ResetTimer()
+	// The node's CPU with no traffic, for the share of goal 1 that is not
+	// per message.
+	idle0, idleStart := cpuTime(b, pid), time.Now()
+	time.Sleep(3 * time.Second)
+	idle := float64((cpuTime(b, pid) - idle0).Microseconds()) / 1000 / time.Since(idleStart).Seconds()
+	echoRate, _ := toEcho.closed("echo-peak", perfInFlight, total)
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- fetchProfile(tune["BRIDGE_PPROF_ADDR"], profile, 8*time.Second) }()
+	}
+	cpu0, peakStart := cpuTime(b, pid), time.Now()
+	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
+	peakCPU := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000
+	cpuPerMsg := peakCPU / float64(total)
+	netPerMsg := (peakCPU - idle*time.Since(peakStart).Seconds()) / float64(total)
+	half := bridgeRate / 2
+	echoLat := toEcho.paced("echo-half", half, total/2)
+	cpu1 := cpuTime(b, pid)
+	bridgeLat := toBridge.paced("bridge-half", half, total/2)
+	cpuPaced := float64((cpuTime(b, pid) - cpu1).Microseconds()) / 1000 / float64(total/2)
+	b.StopTimer()
+	if profile != "" {
+		if err := <-profiled; err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("CPU profile of the bridge node under the closed-loop load: %s", profile)
+	}
+
+	ep50, ep99 := percentile(echoLat, 50), percentile(echoLat, 99)
+	bp50, bp99 := percentile(bridgeLat, 50), percentile(bridgeLat, 99)
+	b.Logf("goal 1, CPU per forwarded message: %.3f ms on the bridge node at %d in flight (%.3f ms at half rate; %.3f ms without the node's idle %.1f ms/s); crypto floor (open + seal) %.3f ms; ratio %.2fx (goal: <= 0.5 ms and <= 2x)",
+		cpuPerMsg, perfInFlight, cpuPaced, netPerMsg, idle, floor, cpuPerMsg/floor)
+	b.Logf("goal 2, throughput: bridge %.1f round trips/s, bare Go echo %.1f round trips/s on the same XMTP node; ratio %.2f (goal: >= 0.50)",
+		bridgeRate, echoRate, bridgeRate/echoRate)
+	b.Logf("goal 3, latency added at half the bridge's peak (%.1f msg/s): p50 %+.1f ms (bridge %.1f, echo %.1f), p99 %+.1f ms (bridge %.1f, echo %.1f) (goal: p50 <= 5 ms, p99 <= 20 ms)",
+		half, bp50-ep50, bp50, ep50, bp99-ep99, bp99, ep99)
+	b.ReportMetric(cpuPerMsg, "g1-cpu-ms/msg")
+	b.ReportMetric(netPerMsg, "g1-net-cpu-ms/msg")
+	b.ReportMetric(floor, "g1-floor-ms")
+	b.ReportMetric(cpuPerMsg/floor, "g1-ratio")
+	b.ReportMetric(bridgeRate, "g2-bridge-rt/s")
+	b.ReportMetric(echoRate, "g2-echo-rt/s")
+	b.ReportMetric(bridgeRate/echoRate, "g2-ratio")
+	b.ReportMetric(bp50-ep50, "g3-added-p50-ms")
+	b.ReportMetric(bp99-ep99, "g3-added-p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// perfBridge creates a bridge that forwards to the echo target with the
+// default concurrency, and returns its XMTP address.
+func perfBridge(b *testing.B, c *cluster, tg *webhooktest.Target) string {
+	b.Helper()
+	acct := mustCall(b, 201, "POST", c.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
+	created := mustCall(b, 201, "POST", c.api+"/v1/bridges", str(acct, "apiKey"), map[string]any{
+		"name": "perf", "forward": map[string]any{"url": tg.URL, "bodyFormat": "json", "replyMode": "reply"},
+	})
+	tg.SetSecret(str(created, "webhookSecret"))
+	return str(created, "bridge", "address")
+}
+
+// startBareEcho runs the baseline: a Go XMTP client on the same node that
+// answers every message with "echo: <text>", with no HTTP and no Postgres.
+func startBareEcho(b *testing.B, ctx context.Context, xc *api.Client) string {
+	b.Helper()
+	k, err := keys.Generate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	echo, err := client.New(client.Config{Bundle: k, API: xc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := echo.Start(ctx); err != nil {
+		b.Fatalf("start echo: %v", err)
+	}
+	in, err := echo.Inbound(ctx)
+	if err != nil {
+		b.Fatalf("echo inbound: %v", err)
+	}
+	for range perfInFlight {
+		go func() {
+			for m := range in {
+				text, _ := m.Content.Text()
+				_, _ = echo.Reply(ctx, m.Topic, content.Text("echo: "+text))
+			}
+		}()
+	}
+	return echo.Address()
+}
+
+// cryptoFloor is the CPU a round trip cannot avoid, in milliseconds: open
+// a message of the benchmark's size (verifying its signature) and seal the
+// reply, on one conversation.
+func cryptoFloor(b *testing.B) float64 {
+	b.Helper()
+	alice, _ := keys.Generate()
+	bob, _ := keys.Generate()
+	bobPeer, err := keys.VerifyBundle(bob.PublicBundle())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca, invs, err := conversation.Invite(alice, bobPeer, "", nil, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cb, err := conversation.OpenInvitation(bob, invs[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 300
+	envs := make([]*messagev1.Envelope, 0, n)
+	for i := range n {
+		env, err := ca.Seal(alice, content.Text(fmt.Sprintf("bridge-peak %06d", i)), time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		envs = append(envs, env)
+	}
+	// CPU time of this thread, not wall time: the machine may be busy.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPU(b)
+	for _, env := range envs {
+		m, err := cb.Open(env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		text, _ := m.Content.Text()
+		if _, err := cb.Seal(bob, content.Text("echo: "+text), time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64((threadCPU(b) - start).Microseconds()) / 1000 / n
+}
+
+// threadCPU is the CPU time the calling OS thread used so far (Linux).
+func threadCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	const rusageThread = 1 // RUSAGE_THREAD
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		b.Fatalf("thread cpu time: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perfLoad is a set of senders that publish texts to one peer and time
+// the peer's "echo: <text>" replies, read from a subscription to their
+// conversation topics.
+type perfLoad struct {
+	b       *testing.B
+	ctx     context.Context
+	peer    string
+	senders []*client.Client
+	byTopic map[string]*client.Client
+
+	mu      sync.Mutex
+	pending map[string]chan struct{}
+}
+
+// newPerfLoad makes n senders, each with a conversation with peer, and
+// waits until each got a reply to a first message.
+func newPerfLoad(b *testing.B, ctx context.Context, xc *api.Client, peer string, n int) *perfLoad {
+	b.Helper()
+	l := &perfLoad{b: b, ctx: ctx, peer: peer, byTopic: map[string]*client.Client{}, pending: map[string]chan struct{}{}}
+	var topics []string
+	for range n {
+		k, err := keys.Generate()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := client.New(client.Config{Bundle: k, API: xc})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Start(ctx); err != nil {
+			b.Fatalf("start sender: %v", err)
+		}
+		conv, err := c.Conversation(ctx, peer, "")
+		if err != nil {
+			b.Fatalf("start conversation: %v", err)
+		}
+		l.senders = append(l.senders, c)
+		l.byTopic[conv.Topic] = c
+		topics = append(topics, conv.Topic)
+	}
+	sub := xc.Subscribe(ctx)
+	b.Cleanup(sub.Close)
+	sub.Add(topics...)
+	testkit.WaitFor(b, 30*time.Second, sub.Connected, "the senders' subscription")
+	// Replies are opened on two goroutines, so that the senders' own
+	// decryption is not what limits the rate.
+	for range 2 {
+		go func() {
+			for env := range sub.Envelopes() {
+				c := l.byTopic[env.ContentTopic]
+				if c == nil {
+					continue
+				}
+				m, _, err := c.Handle(env)
+				if err != nil || m == nil {
+					continue
+				}
+				text, _ := m.Content.Text()
+				l.mu.Lock()
+				if ch, ok := l.pending[strings.TrimPrefix(text, "echo: ")]; ok {
+					close(ch)
+					delete(l.pending, strings.TrimPrefix(text, "echo: "))
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for i := range l.senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.roundTrip(fmt.Sprintf("warm-up %02d", i), i, 2*time.Minute); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	return l
+}
+
+// roundTrip sends text from sender i and waits for its reply.
+func (l *perfLoad) roundTrip(text string, i int, timeout time.Duration) (time.Duration, error) {
+	ch := make(chan struct{})
+	l.mu.Lock()
+	l.pending[text] = ch
+	l.mu.Unlock()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+	_, err := l.senders[i%len(l.senders)].SendText(ctx, l.peer, text)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("send %q: %w", text, err)
+	}
+	select {
+	case <-ch:
+		return time.Since(start), nil
+	case <-time.After(timeout):
+		return 0, fmt.Errorf("no reply to %q within %s", text, timeout)
+	}
+}
+
+// closed keeps inFlight messages in flight until total round trips are
+// done, and returns the round trips per second and their latencies.
+func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Duration) {
+	l.b.Helper()
+	var next atomic.Int64
+	lat := make([]time.Duration, total)
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range inFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= total || failed.Load() != nil {
+					return
+				}
+				d, err := l.roundTrip(fmt.Sprintf("%s %06d", tag, k), k, 2*time.Minute)
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				lat[k] = d
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err, ok := failed.Load().(error); ok {
+		l.b.Fatalf("%s: %v", tag, err)
+	}
+	return float64(total) / elapsed.Seconds(), lat
+}
+
+// paced sends total messages at a steady rate per second, each on its
+// own, and returns their round-trip latencies.
+func (l *perfLoad) paced(tag string, rate float64, total int) []time.Duration {
+	l.b.Helper()
+	lat := make([]time.Duration, total)
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := range total {
+		time.Sleep(time.Until(start.Add(time.Duration(float64(k) / rate * float64(time.Second)))))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := l.roundTrip(fmt.Sprintf("%s %06d", tag, k), k, 2*time.Minute)
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			lat[k] = d
+		}()
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		l.b.Fatalf("%s: %v", tag, err)
+	}
+	return lat
+}
+
+// fetchProfile saves a CPU profile of d from the pprof server at addr.
+func fetchProfile(addr, file string, d time.Duration) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		return fmt.Errorf("fetch cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch cpu profile: status %d", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("fetch cpu profile: %w", err)
+	}
+	return os.WriteFile(file, raw, 0o644)
+}
+
+// percentile returns the p-th percentile of lat in milliseconds.
+func percentile(lat []time.Duration, p int) float64 {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return float64(s[min(len(s)-1, len(s)*p/100)].Microseconds()) / 1000
+}
