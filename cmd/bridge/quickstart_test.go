@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -201,16 +202,31 @@ func TestQuickStartAsPrinted(t *testing.T) {
 
 	sh := startShell(t, root)
 	var listener *testkit.Buffer
-	var listenAddr, bridge string
+	var stopListener func()
+	var listenStep, listenAddr, bridge string
+	listen := func() string {
+		var addr string
+		listener, stopListener = startListener(t, root, listenStep)
+		testkit.WaitFor(t, 45*time.Second, func() bool {
+			addr = jsonField(listener.String(), "ready", "address")
+			return addr != ""
+		}, "the listener's address")
+		return addr
+	}
 	checked := map[int]bool{}
 	for _, s := range steps {
+		if s.n == 7 && !checked[7] {
+			// A second run of step 1 is the same identity, and it still
+			// receives what is sent to its address.
+			stopListener()
+			if again := listen(); again != listenAddr {
+				t.Fatalf("the listener's address changed from %s to %s across runs", listenAddr, again)
+			}
+		}
 		checked[s.n] = true
 		if strings.Contains(s.text, "quickstart.cjs listen ") {
-			listener = startListener(t, root, s.text)
-			testkit.WaitFor(t, 45*time.Second, func() bool {
-				listenAddr = jsonField(listener.String(), "ready", "address")
-				return listenAddr != ""
-			}, "the listener's address")
+			listenStep = s.text
+			listenAddr = listen()
 			continue
 		}
 		out := sh.run(s.text)
@@ -342,6 +358,8 @@ func (s *shell) run(text string) string {
 func (s *shell) runStatus(text string) (string, int) {
 	s.t.Helper()
 	s.runs++
+	began := time.Now()
+	defer func() { s.t.Logf("%s: %s", time.Since(began).Round(10*time.Millisecond), strings.SplitN(text, "\n", 2)[0]) }()
 	f := filepath.Join(s.dir, fmt.Sprintf("step-%d.sh", s.runs))
 	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
 		s.t.Fatal(err)
@@ -396,20 +414,22 @@ func (s *shell) variable(name string) string {
 }
 
 // startListener runs the long-running step as its own bash, in its own
-// process group, and stops the group when the test ends.
-func startListener(t *testing.T, root, text string) *testkit.Buffer {
+// process group; stop (or the end of the test) kills the group.
+func startListener(t *testing.T, root, text string) (out *testkit.Buffer, stop func()) {
 	t.Helper()
-	var out testkit.Buffer
+	out = &testkit.Buffer{}
 	cmd := exec.Command("bash", "--noprofile", "--norc", "-c", text)
 	cmd.Dir = root
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
-	return &out
+	var once sync.Once
+	stop = func() { once.Do(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }) }
+	t.Cleanup(stop)
+	return out, stop
 }
 
 // waitReceived waits for the listener to print a message with text from
