@@ -50,9 +50,10 @@ var readmeQuickStart = quickStart{
 func printQuickStart(w io.Writer, cfg *config.Config, n *system.Node) {
 	q := quickStart{API: "http://" + n.HTTPAddr(), XMTP: "http://" + n.XMTPHTTPAddr(), XMTPGRPC: n.XMTPAddr()}
 	if n.XMTPHTTPAddr() == "" {
-		// An outside node: its HTTP gateway is not known here.
-		q.XMTP = "http://127.0.0.1:5555"
-		q.XMTPGRPC = cfg.XMTPNode + " (its HTTP gateway, assumed " + q.XMTP + ", is what xmtp-js uses)"
+		// An outside node (BRIDGE_XMTP_NODE): its HTTP gateway is taken to
+		// be where `bridge xmtp-node` serves it by the same configuration.
+		q.XMTP = "http://" + cfg.XMTPNodeHTTPAddr
+		q.XMTPGRPC = cfg.XMTPNode + " (an outside node: the gateway is taken from " + config.EnvXMTPNodeHTTPAddr + ")"
 	}
 	q.SignupKey, q.SignupKeyValue = cfg.SignupKey, shellQuote(cfg.SignupKey)
 	if cfg.SignupKey == "" {

@@ -24,7 +24,7 @@ var updateReadme = flag.Bool("update-readme", false, "rewrite README.md's quick 
 const (
 	readmeQuickStartBegin = "<!-- quickstart:begin"
 	readmeQuickStartEnd   = "<!-- quickstart:end -->"
-	bannerStepsHeading    = "Quick start: paste these, from the repository root, into another terminal:"
+	bannerStepsHeading    = "Quick start: paste these into bash in another terminal, at the repository root:"
 )
 
 // readmeQuickStartBlock splits README.md around its quick start: what
@@ -359,7 +359,9 @@ func (s *shell) runStatus(text string) (string, int) {
 	s.t.Helper()
 	s.runs++
 	began := time.Now()
-	defer func() { s.t.Logf("%s: %s", time.Since(began).Round(10*time.Millisecond), strings.SplitN(text, "\n", 2)[0]) }()
+	defer func() {
+		s.t.Logf("%s: %s", time.Since(began).Round(10*time.Millisecond), strings.SplitN(text, "\n", 2)[0])
+	}()
 	f := filepath.Join(s.dir, fmt.Sprintf("step-%d.sh", s.runs))
 	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
 		s.t.Fatal(err)
@@ -413,8 +415,9 @@ func (s *shell) variable(name string) string {
 	return strings.TrimSpace(s.run(`printf '%s' "$` + name + `"`))
 }
 
-// startListener runs the long-running step as its own bash, in its own
-// process group; stop (or the end of the test) kills the group.
+// startListener runs the listener's step, which leaves it running in the
+// background, as its own bash in its own process group; stop (or the end
+// of the test) kills the group.
 func startListener(t *testing.T, root, text string) (out *testkit.Buffer, stop func()) {
 	t.Helper()
 	out = &testkit.Buffer{}
