@@ -70,6 +70,9 @@ func TestReadmeQuickStartIsTheTemplate(t *testing.T) {
 		t.Fatalf("README.md's quick start differs from cmd/bridge/quickstart.tmpl; run `make readme-quickstart`. It should be:\n%s", want)
 	}
 	noPlaceholders(t, "README.md's quick start", want)
+	if _, err := os.Stat("../../docs/webhooks.md"); err != nil || !strings.Contains(want, "docs/webhooks.md") {
+		t.Errorf("the quick start does not point at the webhook contract in docs/webhooks.md: %v", err)
+	}
 }
 
 // noPlaceholders fails the test if a command (not a comment) of steps
@@ -330,7 +333,8 @@ func startShell(t *testing.T, root string) *shell {
 	cmd := exec.Command("bash", "--noprofile", "--norc", "-c",
 		`exec 3<&0 </dev/null; while IFS= read -r f <&3; do . "$f"; printf '\n@@done %s\n' "$?"; done`)
 	cmd.Dir = root
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
+	// xmtp-js gives up on a reply before the step's own wait does.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root, "QUICKSTART_TIMEOUT_MS=40000"}
 	cmd.Stdout, cmd.Stderr = &s.out, &s.out
 	r, w, err := os.Pipe()
 	if err != nil {
