@@ -30,7 +30,7 @@ PKGS      ?= ./...
 
 PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 
-.PHONY: all build run test bench lint fuzz clean clean-data check-go env readme-env proto
+.PHONY: all build run test bench lint fuzz clean clean-data check-go env readme-env readme-quickstart proto
 
 all: build
 
@@ -102,6 +102,11 @@ readme-env: build
 	  /^<!-- env:begin/ { print; printf "%s", t; skip = 1; next } /^<!-- env:end/ { skip = 0 } !skip' README.md > bin/README.md
 	@mv bin/README.md README.md
 	@echo "README.md: environment table updated"
+
+## readme-quickstart: rewrite README.md's quick start from cmd/bridge/quickstart.tmpl, the steps `bridge dev` prints.
+readme-quickstart: check-go
+	@$(GO) test -count=1 -run '^TestReadmeQuickStartIsTheTemplate$$' ./cmd/bridge -args -update-readme
+	@echo "README.md: quick start updated"
 
 ## clean: remove build output and the test cache.
 clean:

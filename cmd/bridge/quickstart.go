@@ -1,78 +1,100 @@
 package main
 
 import (
+	_ "embed"
 	"fmt"
 	"io"
 	"strings"
+	"text/template"
 
 	"github.com/xmtpbridge/bridge/system"
 	"github.com/xmtpbridge/bridge/system/config"
 )
 
+// quickStartText is the one source of the quick start: `bridge dev` prints
+// its "banner" with the node's real values, and README.md's Quick start
+// section is its "steps" with readmeQuickStart's values (`make
+// readme-quickstart`; TestReadmeQuickStartIsTheTemplate keeps them equal).
+//
+//go:embed quickstart.tmpl
+var quickStartText string
+
+var quickStartTemplate = template.Must(template.New("quickstart").Parse(quickStartText))
+
+// quickStart is what the template fills in.
+type quickStart struct {
+	API, XMTP, XMTPGRPC string
+	// SignupKey is shown in the banner's header; SignupKeyValue is the
+	// right-hand side of the steps' SIGNUP_KEY= line, as the shell reads it.
+	SignupKey, SignupKeyValue string
+	APIIdentity, Canary       string
+	// Steps is the "steps" template rendered with these values and
+	// indented, for the banner.
+	Steps string
+}
+
+// readmeQuickStart are the values of README.md: the addresses `make run`
+// serves on by default, and the signup key from the file dev keeps it in.
+var readmeQuickStart = quickStart{
+	API:            defaultAPI,
+	XMTP:           "http://127.0.0.1:5555",
+	SignupKeyValue: "$(cat .data/" + config.DevSignupKeyFile + ")   # or the BRIDGE_SIGNUP_KEY you set",
+}
+
 // printQuickStart writes what a newcomer needs once `bridge dev` serves:
-// where everything listens, and commands to copy that sign up, create a
-// bridge and message it from xmtp-js, with the CLI and then with curl. The forward target in the examples
-// is the node's own /canary, which answers every relaycc body, so nothing
-// else has to run.
+// where everything listens, and steps to paste, with the real values,
+// that start an identity to talk to, sign up, create a bridge, message it
+// from xmtp-js, read its deliveries and send as it, with the CLI and then
+// with curl. The forward target in the steps is the node's own /canary,
+// which answers every relaycc body, so nothing else has to run.
 func printQuickStart(w io.Writer, cfg *config.Config, n *system.Node) {
-	api := "http://" + n.HTTPAddr()
-	xmtpURL := "http://" + n.XMTPHTTPAddr()
+	q := quickStart{API: "http://" + n.HTTPAddr(), XMTP: "http://" + n.XMTPHTTPAddr(), XMTPGRPC: n.XMTPAddr()}
 	if n.XMTPHTTPAddr() == "" {
-		xmtpURL = "<the HTTP gateway of " + cfg.XMTPNode + ">"
+		// An outside node (BRIDGE_XMTP_NODE): its HTTP gateway is taken to
+		// be where `bridge xmtp-node` serves it by the same configuration.
+		q.XMTP = "http://" + cfg.XMTPNodeHTTPAddr
+		q.XMTPGRPC = cfg.XMTPNode + " (an outside node: the gateway is taken from " + config.EnvXMTPNodeHTTPAddr + ")"
 	}
-	key := cfg.SignupKey
-	if key == "" {
-		key = "<any value: signup is open>"
+	q.SignupKey, q.SignupKeyValue = cfg.SignupKey, shellQuote(cfg.SignupKey)
+	if cfg.SignupKey == "" {
+		q.SignupKey, q.SignupKeyValue = "none: signup is open to any key", "open"
 	}
 	ids := n.Identities()
-	canary := "off"
+	q.APIIdentity = ids.API
+	q.Canary = "off"
 	if cfg.CanaryInterval > 0 {
-		canary = "every " + cfg.CanaryInterval.String()
+		q.Canary = "every " + cfg.CanaryInterval.String() + ", from " + ids.Canary
 	}
+	if err := renderBanner(w, q); err != nil {
+		fmt.Fprintf(w, "bridge dev: %v\n", err)
+	}
+}
+
+// renderBanner writes the banner of q: its header, then its steps indented
+// by two spaces.
+func renderBanner(w io.Writer, q quickStart) error {
+	var steps strings.Builder
+	if err := quickStartTemplate.ExecuteTemplate(&steps, "steps", q); err != nil {
+		return fmt.Errorf("render the quick start: %w", err)
+	}
+	q.Steps = "  " + strings.ReplaceAll(steps.String(), "\n", "\n  ")
+	q.Steps = strings.ReplaceAll(q.Steps, "  \n", "\n")
+	if err := quickStartTemplate.ExecuteTemplate(w, "banner", q); err != nil {
+		return fmt.Errorf("render the quick start: %w", err)
+	}
+	return nil
+}
+
+// readmeQuickStartSteps renders the steps as README.md carries them.
+func readmeQuickStartSteps() (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, `
-bridge dev is running
-  API            %[1]s   (OpenAPI %[1]s/openapi.json, metrics %[1]s/metrics)
-  XMTP node      %[2]s   (the apiUrl of xmtp-js), gRPC %[3]s
-  signup key     %[4]s
-  API identity   %[5]s   (its messages {targetAddress, message} are reverse commands)
-  canary         %[6]s, %[7]s
+	if err := quickStartTemplate.ExecuteTemplate(&b, "steps", readmeQuickStart); err != nil {
+		return "", fmt.Errorf("render the quick start: %w", err)
+	}
+	return b.String() + "\n", nil
+}
 
-Quick start, in another terminal from the repository root:
-
-  # 1. An account: the signup key on stdin; its API key is saved for the
-  #    other commands (mode 0600) and never shown.
-  echo '%[4]s' | bin/bridge login --api %[1]s --signup --name me
-
-  # 2. A bridge. Its endpoint here is this node's own /canary, which
-  #    answers every message as a bot; use your own URL instead.
-  bin/bridge bridges create echo --url %[1]s/canary --body-format relaycc --reply-mode reply
-  # -> address: 0x…  webhook secret: whsec_… (shown once)
-
-  # 3. Message it from xmtp-js and print the reply (npm ci --prefix xmtp/interop/js once).
-  node xmtp/interop/js/quickstart.cjs 0xTHE_ADDRESS hello %[2]s
-
-  # The same in your own code (xmtp-js 12):
-  #   const xmtp = await Client.create(wallet, { env: 'local', apiUrl: '%[2]s' })
-  #   const convo = await xmtp.conversations.newConversation('0xTHE_ADDRESS')
-  #   await convo.send('hello')
-  #   for await (const m of await convo.streamMessages()) console.log(m.senderAddress, m.content)
-
-  # 4. What reached the endpoint; a message sent as the bridge.
-  bin/bridge deliveries echo
-  bin/bridge send echo 0xRECIPIENT 'hi from the bridge'
-
-  # The same with curl (the REST API; %[1]s/openapi.json has all of it):
-  curl -s -X POST %[1]s/v1/accounts -H 'content-type: application/json' \
-    -d '{"name":"me","signupKey":"%[4]s"}'                # -> "apiKey":"xbk_…"
-  curl -s -X POST %[1]s/v1/bridges -H 'authorization: Bearer xbk_…' \
-    -H 'content-type: application/json' -d '{"name":"echo","forward":{"url":"%[1]s/canary","bodyFormat":"relaycc","replyMode":"reply"}}'
-  curl -s -X POST %[1]s/v1/bridges/BRIDGE_ID/messages -H 'authorization: Bearer xbk_…' \
-    -H 'content-type: application/json' -d '{"to":"0xRECIPIENT","content":"hi from the bridge"}'
-  # relaycc style, a bridge and its hook token in one call:
-  curl -s -X POST %[1]s/signup -H 'content-type: application/json' \
-    -d '{"key":"%[4]s","forwardHandler":{"httpUrl":"%[1]s/canary","isBot":true}}'
-
-`, api, xmtpURL, n.XMTPAddr(), key, ids.API, canary, ids.Canary)
-	fmt.Fprint(w, b.String())
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
