@@ -67,7 +67,8 @@ func (s *Server) pluginsOn() error {
 
 // uploadPlugin stores the request body, a Wasm module, as the plug-in
 // named by the name query parameter: a new plug-in, or the next version of
-// the caller's plug-in of that name.
+// the caller's plug-in of that name. requireAPIKey runs before it, so an
+// anonymous client never gets its body read (see bodylimit.go).
 func (s *Server) uploadPlugin(c *fiber.Ctx) error {
 	if err := s.pluginsOn(); err != nil {
 		return err
@@ -76,9 +77,9 @@ func (s *Server) uploadPlugin(c *fiber.Ctx) error {
 	if !pluginName.MatchString(name) {
 		return invalidField("name", "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
-	wasm := c.Body()
-	if len(wasm) > s.opts.MaxPluginBytes {
-		return errorf(fiber.StatusRequestEntityTooLarge, CodeBodyTooLarge, "plug-in is over the %d-byte limit", s.opts.MaxPluginBytes)
+	wasm, err := s.uploadBody(c)
+	if err != nil {
+		return err
 	}
 	exports, err := s.opts.Plugins.Validate(c.UserContext(), wasm)
 	switch {
@@ -193,13 +194,4 @@ func (s *Server) unbindPlugin(c *fiber.Ctx) error {
 		return storeError(err, "binding")
 	}
 	return c.JSON(fiber.Map{"ok": true})
-}
-
-// bodyLimit keeps the general body limit on every route but the plug-in
-// upload, whose own limit makes the server's larger.
-func (s *Server) bodyLimit(c *fiber.Ctx) error {
-	if len(c.Request().Body()) > s.opts.MaxBodyBytes && !(c.Method() == fiber.MethodPost && c.Path() == "/v1/plugins") {
-		return errorf(fiber.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is too large")
-	}
-	return c.Next()
 }

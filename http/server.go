@@ -233,17 +233,23 @@ func New(opts Options) (*Server, error) {
 		targets: &targetPolicy{allowPrivate: opts.AllowPrivateTargets, resolver: opts.Resolver},
 	}
 	s.app = fiber.New(fiber.Config{
-		AppName:               "xmtpbridge",
-		BodyLimit:             max(opts.MaxBodyBytes, opts.MaxPluginBytes),
-		ErrorHandler:          s.handleError,
-		DisableStartupMessage: true,
-		Immutable:             true,
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
-		StrictRouting:         true,
-		CaseSensitive:         true,
-		ProxyHeader:           opts.ProxyHeader,
+		AppName: "xmtpbridge",
+		// fasthttp reads a body within BodyLimit before routing and
+		// streams a larger or chunked one; bodyLimit then refuses it on
+		// every route but the plug-in upload, which reads its stream
+		// after the API key is checked.
+		BodyLimit:                    opts.MaxBodyBytes,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 s.handleError,
+		DisableStartupMessage:        true,
+		Immutable:                    true,
+		ReadTimeout:                  30 * time.Second,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  2 * time.Minute,
+		StrictRouting:                true,
+		CaseSensitive:                true,
+		ProxyHeader:                  opts.ProxyHeader,
 		// A header value that is not an IP address is ignored rather
 		// than used as a rate-limit key.
 		EnableIPValidation:      opts.ProxyHeader != "",
