@@ -1,8 +1,14 @@
 package http
 
 import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"io"
+	"strings"
+
+	"github.com/andybalholm/brotli"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -52,7 +58,51 @@ func (s *Server) bodyLimit(c *fiber.Ctx) error {
 	if body != nil {
 		c.Request().SetBody(body)
 	}
+	if err := decodeBounded(c, s.opts.MaxBodyBytes); err != nil {
+		return err
+	}
 	return c.Next()
+}
+
+// decodeBounded undoes a request's Content-Encoding with the same bound
+// on the decoded body, so that a small compressed body cannot expand into
+// a large one in memory (Fiber's Body decodes without a limit). The
+// handlers then see the decoded body and no encoding.
+func decodeBounded(c *fiber.Ctx, limit int) error {
+	enc := strings.ToLower(strings.TrimSpace(string(c.Request().Header.ContentEncoding())))
+	if enc == "" || enc == "identity" {
+		return nil
+	}
+	raw := c.Request().Body()
+	var r io.Reader
+	switch enc {
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return errorf(fiber.StatusBadRequest, CodeBadRequest, "request body is not valid gzip")
+		}
+		r = zr
+	case "deflate":
+		zr, err := zlib.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return errorf(fiber.StatusBadRequest, CodeBadRequest, "request body is not valid deflate")
+		}
+		r = zr
+	case "br":
+		r = brotli.NewReader(bytes.NewReader(raw))
+	default:
+		return errorf(fiber.StatusBadRequest, CodeBadRequest, "Content-Encoding %q is not supported; send gzip, deflate, br or none", enc)
+	}
+	decoded, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return errorf(fiber.StatusBadRequest, CodeBadRequest, "request body could not be decoded as %s", enc)
+	}
+	if len(decoded) > limit {
+		return tooLarge(c, limit)
+	}
+	c.Request().Header.Del(fiber.HeaderContentEncoding)
+	c.Request().SetBody(decoded)
+	return nil
 }
 
 // uploadBody reads the body of a plug-in upload, at most MaxPluginBytes.

@@ -3,6 +3,7 @@ package http
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -295,5 +296,83 @@ func TestUnreadBodyDoesNotBecomeTheNextRequest(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Fatalf("response %d: %d, want %d", i, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestCompressedBodiesAreBoundedDecoded: a small compressed body that
+// expands past BRIDGE_MAX_BODY_BYTES (a decompression bomb) gets 413 and
+// costs the node about the limit, not the expanded size; one within the
+// limit is decoded for the handler; an unknown encoding or a broken
+// stream is a 400.
+func TestCompressedBodiesAreBoundedDecoded(t *testing.T) {
+	h, addr := bodyLimitHarness(t)
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		w.Write(b)
+		w.Close()
+		return buf.Bytes()
+	}
+	post := func(enc string, body []byte) (int, string) {
+		req, _ := nethttp.NewRequest("POST", "http://"+addr+"/v1/accounts", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", enc)
+		resp, err := nethttp.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("post %s: %v", enc, err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var e struct {
+			Code string `json:"code"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		return resp.StatusCode, e.Code
+	}
+
+	// 64 MiB of spaces inside a JSON string compress to about 64 KiB.
+	bomb := gz(append(append([]byte(`{"name":"`), bytes.Repeat([]byte(" "), 64<<20)...), []byte(`"}`)...))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	const parallel = 8
+	var wg sync.WaitGroup
+	codes := make([]string, parallel)
+	statuses := make([]int, parallel)
+	for i := range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], codes[i] = post("gzip", bomb)
+		}()
+	}
+	wg.Wait()
+	runtime.ReadMemStats(&ms)
+	allocated := ms.TotalAlloc - before
+	for i := range parallel {
+		if statuses[i] != 413 || codes[i] != CodeBodyTooLarge {
+			t.Fatalf("gzip bomb %d: %d %q, want 413 body_too_large", i, statuses[i], codes[i])
+		}
+	}
+	// Each request may decode up to the limit (and the reader's buffers);
+	// none may expand its 64 MiB.
+	if bound := uint64(parallel) * 8 * testMaxBody; allocated > bound {
+		t.Fatalf("%d gzip bombs allocated %d MiB, over the %d MiB bound", parallel, allocated>>20, bound>>20)
+	}
+	t.Logf("%d gzip bombs of %d KiB (64 MiB decoded) allocated %d MiB in all", parallel, len(bomb)>>10, allocated>>20)
+
+	body, _ := json.Marshal(map[string]any{"name": "gzipped", "signupKey": testSignupKey})
+	if st, code := post("gzip", gz(body)); st != 201 {
+		t.Fatalf("gzip signup within the limit: %d %q, want 201", st, code)
+	}
+	if st, code := post("compress", body); st != 400 || code != CodeBadRequest {
+		t.Fatalf("unknown encoding: %d %q, want 400 bad_request", st, code)
+	}
+	if st, code := post("gzip", []byte("not gzip at all")); st != 400 || code != CodeBadRequest {
+		t.Fatalf("broken gzip: %d %q, want 400 bad_request", st, code)
+	}
+	if as, _, err := h.store.ListAccounts(context.Background(), persistence.Page{Limit: 10}); err != nil || len(as) != 1 || as[0].Name != "gzipped" {
+		t.Fatalf("accounts %v, %v; want only the gzipped signup", as, err)
 	}
 }
