@@ -34,6 +34,10 @@ type forwarder struct {
 	queue   []persistence.Delivery
 	queued  map[int64]bool
 	timer   *time.Timer
+	// more is set when the last sweep found a full page of due
+	// deliveries: the next page is loaded as soon as the queue drains
+	// (a recovery flush of a large backlog).
+	more bool
 }
 
 func (f *forwarder) Receive(ctx actor.Context) {
@@ -54,6 +58,10 @@ func (f *forwarder) Receive(ctx actor.Context) {
 		f.running--
 		f.a.running.Delete(m.deliveryID)
 		f.next(ctx)
+		if f.more && len(f.queue) == 0 {
+			f.more = false
+			ctx.Send(ctx.Self(), &sweepTick{})
+		}
 	case *sweepTick:
 		f.sweep(ctx)
 		f.scheduleSweep(ctx)
@@ -122,6 +130,7 @@ func (f *forwarder) sweep(ctx actor.Context) {
 	defer cancel()
 	if b, ok := a.rt.bridgeConfig(a.ctx, a.bridgeID); ok && b.Status == persistence.StatusActive {
 		due, err := a.rt.cfg.Store.DueDeliveries(sctx, a.bridgeID, 200)
+		f.more = len(due) == 200
 		if err != nil && a.ctx.Err() == nil {
 			a.log.Warn("load due deliveries", "error", err)
 		}
@@ -171,6 +180,11 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	}
 	// A stale activation must not forward: the current one will.
 	if err := a.checkLease(a.ctx); err != nil {
+		return
+	}
+	// While the endpoint's breaker is open only the probe goes; the
+	// others stay due and use no attempt (breaker.go).
+	if !a.admit(b) {
 		return
 	}
 	contentType, text, err := decodePayload(d.Payload)
@@ -236,6 +250,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 		}
 	}
 	if res.Outcome == webhook.OutcomeDelivered || res.Outcome == webhook.OutcomeBadReply {
+		a.reportOutcome(res)
 		a.logAttempt(d, res, "done")
 		a.complete(ctx, d, att, res)
 		return
@@ -246,6 +261,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 		a.logAttempt(d, res, "stopped")
 		return
 	}
+	a.reportOutcome(res)
 	now := time.Now()
 	policy := rt.cfg.Retry
 	policy.Mode = webhook.RetryMode(b.Forward.Retry)

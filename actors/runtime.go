@@ -25,6 +25,7 @@ type Runtime struct {
 	cfg         Config
 	log         *slog.Logger
 	metrics     *metrics
+	breaker     *breaker
 	supervision *supervision.Metrics
 	// quarantineLog samples the log lines of rejected input.
 	quarantineLog *logSampler
@@ -66,6 +67,9 @@ func New(cfg Config) (*Runtime, error) {
 		},
 	}
 	if rt.metrics, err = newMetrics(cfg.Registerer, gauges); err != nil {
+		return nil, err
+	}
+	if rt.breaker, err = newBreaker(cfg.Breaker, cfg.Store, cfg.Registerer); err != nil {
 		return nil, err
 	}
 	if rt.supervision, err = supervision.NewMetrics(cfg.Registerer); err != nil {

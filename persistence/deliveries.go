@@ -242,7 +242,9 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, bridgeID string, 
 
 // DueDeliveries returns up to limit deliveries of a bridge that are due for
 // an attempt (pending, or failed with next_attempt_at passed), oldest
-// first.
+// first. The endpoint's health gates them (see endpoint_health.go): while
+// its breaker is open, none until the probe is due, then only the oldest,
+// for the probe; while it is disabled, none.
 func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]Delivery, error) {
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load due deliveries: %w", ErrNotFound)
@@ -250,7 +252,10 @@ func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) (
 	limit = Page{Limit: limit}.limit()
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
 		WHERE d.bridge_id = $1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
-		ORDER BY d.id LIMIT $2`, bridgeID, limit)
+			AND NOT EXISTS (SELECT 1 FROM endpoint_health h WHERE h.bridge_id = d.bridge_id
+				AND (h.state = 'disabled' OR h.state = 'open' AND h.next_probe_at > now()))
+		ORDER BY d.id LIMIT (SELECT CASE WHEN EXISTS (SELECT 1 FROM endpoint_health h
+			WHERE h.bridge_id = $1 AND h.state = 'open') THEN 1 ELSE $2 END)`, bridgeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load due deliveries: %w", mapError(err))
 	}
