@@ -18,9 +18,13 @@ package actors
 //     bridge's status becomes endpoint_gone until the owner sets it
 //     active again, which resets the health.
 //
-// The probe schedule adds no timer: the row's next_probe_at makes the
-// oldest due delivery due again for whatever finds due work (the forward
-// child's sweep, persistence.DueDeliveries), which then asks admit. An
+// The probe schedule needs no timer per identity: the row's next_probe_at
+// makes the oldest due delivery due again for whatever finds due work (the
+// forward child's sweep, persistence.DueDeliveries), which then asks
+// admit. To probe on time rather than at the next sweep, a node that
+// refused an attempt of an open endpoint arms one timer for that endpoint
+// at its next probe, which nudges the bridge: at most one timer per open
+// endpoint the node hosts, none for a healthy one. An
 // attempt admit refuses records nothing, so it uses none of the delivery's
 // MaxAttempts; MaxAge still holds: each probe claim makes dead letters of
 // the deliveries older than it.
@@ -80,7 +84,7 @@ type healthStore interface {
 	ClaimProbe(ctx context.Context, bridgeID string, probeMin, probeMax time.Duration) (bool, error)
 	DisableEndpoint(ctx context.Context, bridgeID string, openedBefore time.Time) (bool, error)
 	ResetEndpointHealth(ctx context.Context, bridgeID string) error
-	ExpireWaitingDeliveries(ctx context.Context, l persistence.Lease, bridgeID string, createdBefore time.Time) (int64, error)
+	ExpireWaitingDeliveries(ctx context.Context, l persistence.Lease, bridgeID string, except int64, createdBefore time.Time) (int64, error)
 	EndpointCounts(ctx context.Context) (map[persistence.EndpointState]int64, int64, error)
 }
 
@@ -99,6 +103,9 @@ type breaker struct {
 	// healthCacheTTL, the state it last read or wrote; it is pruned as it
 	// grows, so it stays bounded by the bridges attempting at once.
 	seen map[string]seenHealth
+	// wakes holds the one timer of each open endpoint that nudges its
+	// bridge at the next probe.
+	wakes map[string]*time.Timer
 }
 
 type seenHealth struct {
@@ -107,7 +114,7 @@ type seenHealth struct {
 }
 
 func newBreaker(cfg BreakerConfig, store Store, reg prometheus.Registerer) (*breaker, error) {
-	br := &breaker{cfg: cfg.withDefaults(), seen: map[string]seenHealth{}}
+	br := &breaker{cfg: cfg.withDefaults(), seen: map[string]seenHealth{}, wakes: map[string]*time.Timer{}}
 	br.store, _ = store.(healthStore)
 	br.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bridge_endpoint_transitions_total",
@@ -147,17 +154,43 @@ func (br *breaker) remember(bridgeID string, state persistence.EndpointState) {
 	br.seen[bridgeID] = seenHealth{state: state, at: time.Now()}
 }
 
+// wake nudges the bridge at the next probe of its open endpoint, unless a
+// wake is already armed.
+func (br *breaker) wake(rt *Runtime, bridgeID string, at time.Time) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if _, armed := br.wakes[bridgeID]; armed {
+		return
+	}
+	br.wakes[bridgeID] = time.AfterFunc(max(time.Until(at), 0)+10*time.Millisecond, func() {
+		br.mu.Lock()
+		delete(br.wakes, bridgeID)
+		br.mu.Unlock()
+		rt.Nudge(bridgeID)
+	})
+}
+
+// disarm stops the wake of a bridge whose endpoint closed.
+func (br *breaker) disarm(bridgeID string) {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if w, ok := br.wakes[bridgeID]; ok {
+		w.Stop()
+		delete(br.wakes, bridgeID)
+	}
+}
+
 func (br *breaker) forget(bridgeID string) {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	delete(br.seen, bridgeID)
 }
 
-// admit reports whether the activation may attempt a delivery of bridge b
-// now: always while the endpoint is healthy or failing; while it is open,
-// only when this call claims the probe. A store error admits: the breaker
-// never holds back more than the retry schedule would.
-func (a *activation) admit(b persistence.Bridge) bool {
+// admit reports whether the activation may attempt the delivery probe of
+// bridge b now: always while the endpoint is healthy or failing; while it
+// is open, only when this call claims the probe. A store error admits: the
+// breaker never holds back more than the retry schedule would.
+func (a *activation) admit(b persistence.Bridge, probe int64) bool {
 	br := a.rt.breaker
 	if br.store == nil {
 		return true
@@ -186,6 +219,7 @@ func (a *activation) admit(b persistence.Bridge) bool {
 		br.transitions.WithLabelValues(string(persistence.EndpointHealthy)).Inc()
 		a.log.Info("endpoint breaker", "from", string(h.State), "to", string(persistence.EndpointHealthy))
 		br.remember(a.bridgeID, persistence.EndpointHealthy)
+		a.rt.Nudge(a.bridgeID)
 		return true
 	default:
 		br.remember(a.bridgeID, h.State)
@@ -202,15 +236,19 @@ func (a *activation) admit(b persistence.Bridge) bool {
 		return false
 	}
 	if !claimed {
+		if h.NextProbeAt != nil {
+			br.wake(a.rt, a.bridgeID, *h.NextProbeAt)
+		}
 		return false
 	}
 	// The age bound holds while attempts wait: once per probe, the
-	// deliveries past MaxAge become dead letters.
+	// deliveries past MaxAge become dead letters (the probe's own
+	// outcome decides its fate, and counts it).
 	maxAge := a.rt.cfg.Retry.MaxAge
 	if maxAge <= 0 {
 		maxAge = 24 * time.Hour
 	}
-	if n, err := br.store.ExpireWaitingDeliveries(ctx, a.currentLease(), a.bridgeID, now.Add(-maxAge)); err != nil {
+	if n, err := br.store.ExpireWaitingDeliveries(ctx, a.currentLease(), a.bridgeID, probe, now.Add(-maxAge)); err != nil {
 		a.noteFenced(err)
 		a.log.Warn("expire waiting deliveries", "error", err)
 	} else if n > 0 {
@@ -282,6 +320,7 @@ func (a *activation) reportOutcome(res webhook.Result) {
 	br.transitions.WithLabelValues(string(to)).Inc()
 	a.log.Info("endpoint breaker", "from", string(from), "to", string(to))
 	if from == persistence.EndpointOpen && to == persistence.EndpointHealthy {
+		br.disarm(a.bridgeID)
 		// The store made the backlog due: attempt it now.
 		a.rt.Nudge(a.bridgeID)
 	}

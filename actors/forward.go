@@ -184,7 +184,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	}
 	// While the endpoint's breaker is open only the probe goes; the
 	// others stay due and use no attempt (breaker.go).
-	if !a.admit(b) {
+	if !a.admit(b, d.ID) {
 		return
 	}
 	contentType, text, err := decodePayload(d.Payload)

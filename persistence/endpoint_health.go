@@ -182,10 +182,10 @@ func (s *Store) ResetEndpointHealth(ctx context.Context, bridgeID string) error 
 }
 
 // ExpireWaitingDeliveries makes a dead letter of every delivery of the
-// bridge that waits (pending or failed) and was created before
+// bridge but except that waits (pending or failed) and was created before
 // createdBefore, while l is the identity's current lease: the age bound
 // still holds while the breaker keeps attempts back. It returns how many.
-func (s *Store) ExpireWaitingDeliveries(ctx context.Context, l Lease, bridgeID string, createdBefore time.Time) (int64, error) {
+func (s *Store) ExpireWaitingDeliveries(ctx context.Context, l Lease, bridgeID string, except int64, createdBefore time.Time) (int64, error) {
 	if !validID(bridgeID) {
 		return 0, fmt.Errorf("expire waiting deliveries: %w", ErrNotFound)
 	}
@@ -195,8 +195,8 @@ func (s *Store) ExpireWaitingDeliveries(ctx context.Context, l Lease, bridgeID s
 			return err
 		}
 		tag, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'dead', last_error = 'too old: the endpoint was down',
-			updated_at = now() WHERE bridge_id = $1 AND status IN ('pending', 'failed') AND created_at < $2`,
-			bridgeID, createdBefore)
+			updated_at = now() WHERE bridge_id = $1 AND id <> $3 AND status IN ('pending', 'failed') AND created_at < $2`,
+			bridgeID, createdBefore, except)
 		n = tag.RowsAffected()
 		return err
 	})
