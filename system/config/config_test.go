@@ -59,7 +59,8 @@ func TestLoadDevDefaults(t *testing.T) {
 		XMTPMaxEnvelopesPerPublish: 16, XMTPSubscriberBufferBytes: 8 << 20, XMTPMaxSubscriptionsPerClient: 256,
 		XMTPMaxSubscriptions: 10_000,
 		CanaryInterval:       time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
-		SweepInterval: 5 * time.Second,
+		SweepInterval:    5 * time.Second,
+		BreakerOpenAfter: 5, BreakerProbeMin: 5 * time.Second, BreakerProbeMax: 5 * time.Minute, BreakerDisableAfter: 120 * time.Hour,
 		Cluster: Cluster{Provider: ProviderAutomanaged, Name: "xmtp-bridge", Host: "127.0.0.1",
 			EtcdEndpoints: []string{"127.0.0.1:2379"}, EtcdPrefix: "/xmtp-bridge"},
 	}
