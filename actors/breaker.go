@@ -111,6 +111,8 @@ type breaker struct {
 type seenHealth struct {
 	state persistence.EndpointState
 	at    time.Time
+	// success is when this node last wrote a success to the row.
+	success time.Time
 }
 
 func newBreaker(cfg BreakerConfig, store Store, reg prometheus.Registerer) (*breaker, error) {
@@ -141,7 +143,23 @@ func (br *breaker) cached(bridgeID string) (persistence.EndpointState, bool) {
 	return s.state, true
 }
 
+// successFresh reports whether the endpoint is healthy and this node wrote
+// its last success less than healthCacheTTL ago.
+func (br *breaker) successFresh(bridgeID string) bool {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	s, ok := br.seen[bridgeID]
+	return ok && s.state == persistence.EndpointHealthy && time.Since(s.at) <= healthCacheTTL &&
+		time.Since(s.success) <= healthCacheTTL
+}
+
 func (br *breaker) remember(bridgeID string, state persistence.EndpointState) {
+	br.note(bridgeID, state, false)
+}
+
+// note records the state this node read or wrote; wroteSuccess when it
+// wrote a success.
+func (br *breaker) note(bridgeID string, state persistence.EndpointState, wroteSuccess bool) {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	if len(br.seen) >= 1024 {
@@ -151,7 +169,12 @@ func (br *breaker) remember(bridgeID string, state persistence.EndpointState) {
 			}
 		}
 	}
-	br.seen[bridgeID] = seenHealth{state: state, at: time.Now()}
+	now := time.Now()
+	s := seenHealth{state: state, at: now, success: br.seen[bridgeID].success}
+	if wroteSuccess {
+		s.success = now
+	}
+	br.seen[bridgeID] = s
 }
 
 // wake nudges the bridge at the next probe of its open endpoint, unless a
@@ -297,7 +320,7 @@ func (a *activation) reportOutcome(res webhook.Result) {
 		success = true
 		// A healthy endpoint's row is written at most once per
 		// healthCacheTTL: its last success is that fresh.
-		if s, ok := br.cached(a.bridgeID); ok && s == persistence.EndpointHealthy {
+		if br.successFresh(a.bridgeID) {
 			return
 		}
 	case webhook.OutcomeThrottled, webhook.OutcomeRetry:
@@ -313,7 +336,7 @@ func (a *activation) reportOutcome(res webhook.Result) {
 		br.forget(a.bridgeID)
 		return
 	}
-	br.remember(a.bridgeID, to)
+	br.note(a.bridgeID, to, success)
 	if from == to {
 		return
 	}
