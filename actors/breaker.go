@@ -22,9 +22,10 @@ package actors
 // makes the oldest due delivery due again for whatever finds due work (the
 // forward child's sweep, persistence.DueDeliveries), which then asks
 // admit. To probe on time rather than at the next sweep, a node that
-// refused an attempt of an open endpoint arms one timer for that endpoint
-// at its next probe, which nudges the bridge: at most one timer per open
-// endpoint the node hosts, none for a healthy one. An
+// refused an attempt of an open endpoint, or claimed its probe, arms one
+// timer for that endpoint at its next probe, which nudges the bridge: at
+// most one timer per open endpoint the node hosts, none for a healthy
+// one, stopped when the endpoint closes. An
 // attempt admit refuses records nothing, so it uses none of the delivery's
 // MaxAttempts; MaxAge still holds: each probe claim makes dead letters of
 // the deliveries older than it.
@@ -81,7 +82,7 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 type healthStore interface {
 	EndpointHealthOf(ctx context.Context, bridgeID string) (persistence.EndpointHealth, error)
 	RecordEndpointOutcome(ctx context.Context, bridgeID string, success bool, rules persistence.BreakerRules) (persistence.EndpointState, persistence.EndpointState, error)
-	ClaimProbe(ctx context.Context, bridgeID string, probeMin, probeMax time.Duration) (bool, error)
+	ClaimProbe(ctx context.Context, bridgeID string, probeMin, probeMax time.Duration) (bool, time.Time, error)
 	DisableEndpoint(ctx context.Context, bridgeID string, openedBefore time.Time) (bool, error)
 	ResetEndpointHealth(ctx context.Context, bridgeID string) error
 	ExpireWaitingDeliveries(ctx context.Context, l persistence.Lease, bridgeID string, except int64, createdBefore time.Time) (int64, error)
@@ -105,7 +106,12 @@ type breaker struct {
 	seen map[string]seenHealth
 	// wakes holds the one timer of each open endpoint that nudges its
 	// bridge at the next probe.
-	wakes map[string]*time.Timer
+	wakes map[string]wakeTimer
+}
+
+type wakeTimer struct {
+	t  *time.Timer
+	at time.Time
 }
 
 type seenHealth struct {
@@ -116,7 +122,7 @@ type seenHealth struct {
 }
 
 func newBreaker(cfg BreakerConfig, store Store, reg prometheus.Registerer) (*breaker, error) {
-	br := &breaker{cfg: cfg.withDefaults(), seen: map[string]seenHealth{}, wakes: map[string]*time.Timer{}}
+	br := &breaker{cfg: cfg.withDefaults(), seen: map[string]seenHealth{}, wakes: map[string]wakeTimer{}}
 	br.store, _ = store.(healthStore)
 	br.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bridge_endpoint_transitions_total",
@@ -177,20 +183,29 @@ func (br *breaker) note(bridgeID string, state persistence.EndpointState, wroteS
 	br.seen[bridgeID] = s
 }
 
-// wake nudges the bridge at the next probe of its open endpoint, unless a
-// wake is already armed.
+// wake nudges the bridge at the next probe of its open endpoint. The
+// bridge keeps one wake, at the latest probe time it was told: a probe
+// claimed since an earlier one moved the schedule on.
 func (br *breaker) wake(rt *Runtime, bridgeID string, at time.Time) {
 	br.mu.Lock()
 	defer br.mu.Unlock()
-	if _, armed := br.wakes[bridgeID]; armed {
-		return
+	if w, armed := br.wakes[bridgeID]; armed {
+		if !at.After(w.at) {
+			return
+		}
+		w.t.Stop()
 	}
-	br.wakes[bridgeID] = time.AfterFunc(max(time.Until(at), 0)+10*time.Millisecond, func() {
+	var w wakeTimer
+	w.at = at
+	w.t = time.AfterFunc(max(time.Until(at), 0)+10*time.Millisecond, func() {
 		br.mu.Lock()
-		delete(br.wakes, bridgeID)
+		if cur, ok := br.wakes[bridgeID]; ok && cur.at.Equal(at) {
+			delete(br.wakes, bridgeID)
+		}
 		br.mu.Unlock()
 		rt.Nudge(bridgeID)
 	})
+	br.wakes[bridgeID] = w
 }
 
 // disarm stops the wake of a bridge whose endpoint closed.
@@ -198,7 +213,7 @@ func (br *breaker) disarm(bridgeID string) {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	if w, ok := br.wakes[bridgeID]; ok {
-		w.Stop()
+		w.t.Stop()
 		delete(br.wakes, bridgeID)
 	}
 }
@@ -253,7 +268,7 @@ func (a *activation) admit(b persistence.Bridge, probe int64) bool {
 		a.disableEndpoint(ctx, now)
 		return false
 	}
-	claimed, err := br.store.ClaimProbe(ctx, a.bridgeID, br.cfg.ProbeMin, br.cfg.ProbeMax)
+	claimed, next, err := br.store.ClaimProbe(ctx, a.bridgeID, br.cfg.ProbeMin, br.cfg.ProbeMax)
 	if err != nil {
 		a.log.Warn("claim probe", "error", err)
 		return false
@@ -264,6 +279,9 @@ func (a *activation) admit(b persistence.Bridge, probe int64) bool {
 		}
 		return false
 	}
+	// Should the probe fail, the next one is due then, whether or not a
+	// delivery is refused in between.
+	br.wake(a.rt, a.bridgeID, next)
 	// The age bound holds while attempts wait: once per probe, the
 	// deliveries past MaxAge become dead letters (the probe's own
 	// outcome decides its fate, and counts it).

@@ -345,3 +345,30 @@ func TestBreakerDisablesAfterLongOutage(t *testing.T) {
 		t.Fatalf("health after the owner's fix = %s, want healthy", h.State)
 	}
 }
+
+// TestBreakerProbesWithoutSweep: with the sweep out of the way, the wake of
+// the open endpoint alone keeps the probes going, one delivery after the
+// other, until each has used its attempts; then the endpoint comes back
+// and a new message goes through at once.
+func TestBreakerProbesWithoutSweep(t *testing.T) {
+	e := newEnv(t)
+	ft := newFlakyTarget(t, persistence.FormatJSON, 0)
+	ft.down.Store(true)
+	b, secret := e.bridge(ft.srv.URL, persistence.FormatJSON, nil)
+	ft.secret = secret
+	e.runtime("n1", func(c *Config) {
+		c.Breaker = BreakerConfig{OpenAfter: 1, ProbeMin: 200 * time.Millisecond, ProbeMax: 400 * time.Millisecond}
+		c.Retry.MaxAttempts = 2
+		c.SweepInterval = time.Hour
+	})
+	c := sendAll(t, e, b.Address, numbered("wake", 3))
+	waitFor(t, 30*time.Second, "every delivery dead after its two attempts", func() bool {
+		return e.countRows(t, `SELECT count(*) FROM deliveries WHERE bridge_id = $1 AND status = 'dead' AND attempts = 2`, b.ID) == 3
+	})
+	ft.down.Store(false)
+	if _, err := c.SendText(context.Background(), b.Address, "after"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the next probe delivers the new message", func() bool { return ft.has("after") })
+	waitFor(t, 10*time.Second, "the breaker closed", func() bool { return e.health(t, b.ID).State == persistence.EndpointHealthy })
+}

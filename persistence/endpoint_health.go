@@ -138,20 +138,26 @@ func (s *Store) RecordEndpointOutcome(ctx context.Context, bridgeID string, succ
 // ClaimProbe claims the next probe of an open endpoint whose probe is due:
 // it pushes next_probe_at one interval further, the interval doubling from
 // probeMin up to probeMax, so that of every node and attempt asking, one
-// gets the probe per interval. It reports whether this caller got it.
-func (s *Store) ClaimProbe(ctx context.Context, bridgeID string, probeMin, probeMax time.Duration) (bool, error) {
+// gets the probe per interval. It reports whether this caller got it, and
+// then when the next probe is due.
+func (s *Store) ClaimProbe(ctx context.Context, bridgeID string, probeMin, probeMax time.Duration) (bool, time.Time, error) {
 	if !validID(bridgeID) {
-		return false, fmt.Errorf("claim probe: %w", ErrNotFound)
+		return false, time.Time{}, fmt.Errorf("claim probe: %w", ErrNotFound)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE endpoint_health SET
+	var next time.Time
+	err := s.pool.QueryRow(ctx, `UPDATE endpoint_health SET
 			probe_interval_ms = LEAST(GREATEST(probe_interval_ms * 2, $2), $3),
 			next_probe_at = now() + LEAST(GREATEST(probe_interval_ms * 2, $2), $3) * interval '1 millisecond'
-		WHERE bridge_id = $1 AND state = 'open' AND next_probe_at <= now()`,
-		bridgeID, probeMin.Milliseconds(), max(probeMax, probeMin).Milliseconds())
-	if err != nil {
-		return false, fmt.Errorf("claim probe: %w", mapError(err))
+		WHERE bridge_id = $1 AND state = 'open' AND next_probe_at <= now()
+		RETURNING next_probe_at`,
+		bridgeID, probeMin.Milliseconds(), max(probeMax, probeMin).Milliseconds()).Scan(&next)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, time.Time{}, nil
 	}
-	return tag.RowsAffected() == 1, nil
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("claim probe: %w", mapError(err))
+	}
+	return true, next, nil
 }
 
 // DisableEndpoint moves an endpoint that has been open since before

@@ -59,7 +59,7 @@ func TestEndpointHealthStateMachine(t *testing.T) {
 	if err != nil || len(due) != 0 {
 		t.Fatalf("due before the first probe: %d, %v; want none", len(due), err)
 	}
-	if ok, err := s.ClaimProbe(ctx, b.ID, 300*time.Millisecond, time.Second); err != nil || ok {
+	if ok, _, err := s.ClaimProbe(ctx, b.ID, 300*time.Millisecond, time.Second); err != nil || ok {
 		t.Fatalf("claim before the probe is due = %v, %v", ok, err)
 	}
 	waitUntil(t, *h.NextProbeAt)
@@ -74,7 +74,7 @@ func TestEndpointHealthStateMachine(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if ok, err := s.ClaimProbe(ctx, b.ID, 300*time.Millisecond, time.Second); err != nil {
+			if ok, _, err := s.ClaimProbe(ctx, b.ID, 300*time.Millisecond, time.Second); err != nil {
 				t.Error(err)
 			} else if ok {
 				won.Add(1)
@@ -92,7 +92,7 @@ func TestEndpointHealthStateMachine(t *testing.T) {
 	for _, want := range []time.Duration{time.Second, time.Second} {
 		hh, _ := s.EndpointHealthOf(ctx, b.ID)
 		waitUntil(t, *hh.NextProbeAt)
-		if ok, err := s.ClaimProbe(ctx, b.ID, 300*time.Millisecond, time.Second); err != nil || !ok {
+		if ok, _, err := s.ClaimProbe(ctx, b.ID, 300*time.Millisecond, time.Second); err != nil || !ok {
 			t.Fatalf("claim a due probe = %v, %v", ok, err)
 		}
 		if hh, _ = s.EndpointHealthOf(ctx, b.ID); hh.ProbeInterval != want {
