@@ -21,3 +21,6 @@ CREATE TABLE endpoint_health (
 );
 -- The metrics count the endpoints by state; most rows are healthy.
 CREATE INDEX endpoint_health_state_idx ON endpoint_health (state) WHERE state <> 'healthy';
+-- The deliveries waiting on a bridge (the backlog the metrics count, and
+-- what the recovery flush makes due), without scanning its history.
+CREATE INDEX deliveries_waiting_idx ON deliveries (bridge_id, id) WHERE status IN ('pending', 'failed');
