@@ -131,8 +131,8 @@ func numbered(prefix string, n int) []string {
 // down. The breaker opens; while it is open the endpoint sees at most one
 // request per probe interval, and the waiting deliveries use none of their
 // attempts. Once the endpoint is back, all 100 are delivered, once each,
-// and every reply arrives on XMTP within 5 s, never more attempts in
-// flight than the bridge's concurrency.
+// and every reply arrives on XMTP within 5 s, in the order of the
+// messages, never more attempts in flight than the bridge's concurrency.
 func TestBreakerRecoveryFlush(t *testing.T) {
 	e := newEnv(t)
 	ft := newFlakyTarget(t, persistence.FormatJSON, 20*time.Millisecond)
@@ -183,6 +183,13 @@ func TestBreakerRecoveryFlush(t *testing.T) {
 		return len(messagesFrom(t, c, b.Address)) == 100
 	})
 	t.Logf("backlog of 100 delivered and answered %v after the endpoint came back", time.Since(back))
+	// The replies of the conversation are in the order of its messages,
+	// though the attempts ran side by side.
+	for i, r := range messagesFrom(t, c, b.Address) {
+		if want := "echo: " + texts[i]; r != want {
+			t.Fatalf("reply %d is %q, want %q: the flush answered out of order", i, r, want)
+		}
+	}
 	if n, most := ft.distinct(); n != 100 || most != 1 {
 		t.Fatalf("the endpoint accepted %d distinct deliveries, one of them %d times; want 100, once each", n, most)
 	}

@@ -114,9 +114,12 @@ func (f *forwarder) next(ctx actor.Context) {
 		f.running++
 		f.a.attempts.Add(1)
 		self := ctx.Self()
+		order := f.a.rt.replyOrder
+		order.enter(f.a.bridgeID, d.Topic, d.ID) // replies in order (reply_order.go)
 		go func() {
 			defer f.a.attempts.Done()
 			defer f.a.rt.root.Send(self, &attemptDone{deliveryID: d.ID})
+			defer order.leave(f.a.bridgeID, d.Topic, d.ID)
 			f.a.attempt(b, d)
 		}()
 	}
@@ -312,6 +315,7 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 	var reply *persistence.Reply
 	var env *messagev1.Envelope
 	if res.HasReply && res.Reply != "" {
+		rt.replyOrder.wait(a.bridgeID, d.Topic, d.ID)
 		conv := a.convs.get(d.Topic)
 		if conv == nil {
 			a.log.Error("reply to unknown conversation", "topic", d.Topic)

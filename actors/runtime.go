@@ -26,6 +26,7 @@ type Runtime struct {
 	log         *slog.Logger
 	metrics     *metrics
 	breaker     *breaker
+	replyOrder  *replyOrder
 	supervision *supervision.Metrics
 	// quarantineLog samples the log lines of rejected input.
 	quarantineLog *logSampler
@@ -55,7 +56,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
-		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys)}
+		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys), replyOrder: newReplyOrder()}
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,
