@@ -59,6 +59,9 @@ type Config struct {
 	// Retry schedules webhook retries; zero values take webhook's
 	// defaults.
 	Retry webhook.RetryPolicy
+	// Breaker opens, probes and disables endpoints that keep failing;
+	// zero values take BreakerConfig's defaults.
+	Breaker BreakerConfig
 	// ChildBackoff spaces restarts of a failing child; zero means
 	// supervision.DefaultBackoff.
 	ChildBackoff supervision.Backoff

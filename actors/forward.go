@@ -38,6 +38,10 @@ type forwarder struct {
 	// attempt.
 	again map[int64]persistence.Delivery
 	timer *time.Timer
+	// more is set when the last sweep found a full page of due
+	// deliveries: the next page is loaded as soon as the queue drains
+	// (a recovery flush of a large backlog).
+	more bool
 }
 
 func (f *forwarder) Receive(ctx actor.Context) {
@@ -62,6 +66,10 @@ func (f *forwarder) Receive(ctx actor.Context) {
 			f.take(ctx, d)
 		}
 		f.next(ctx)
+		if f.more && len(f.queue) == 0 {
+			f.more = false
+			ctx.Send(ctx.Self(), &sweepTick{})
+		}
 	case *sweepTick:
 		f.sweep(ctx)
 		f.scheduleSweep(ctx)
@@ -121,9 +129,12 @@ func (f *forwarder) next(ctx actor.Context) {
 		f.running++
 		f.a.attempts.Add(1)
 		self := ctx.Self()
+		order := f.a.rt.replyOrder
+		order.enter(f.a.bridgeID, d.Topic, d.ID) // replies in order (reply_order.go)
 		go func() {
 			defer f.a.attempts.Done()
 			defer f.a.rt.root.Send(self, &attemptDone{deliveryID: d.ID})
+			defer order.leave(f.a.bridgeID, d.Topic, d.ID)
 			f.a.attempt(b, d)
 		}()
 	}
@@ -137,6 +148,7 @@ func (f *forwarder) sweep(ctx actor.Context) {
 	defer cancel()
 	if b, ok := a.rt.bridgeConfig(a.ctx, a.bridgeID); ok && b.Status == persistence.StatusActive {
 		due, err := a.rt.cfg.Store.DueDeliveries(sctx, a.bridgeID, 200)
+		f.more = len(due) == 200
 		if err != nil && a.ctx.Err() == nil {
 			a.log.Warn("load due deliveries", "error", err)
 		}
@@ -190,6 +202,12 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	}
 	d = start.Delivery
 	if d.Status != persistence.DeliveryPending && (d.Status != persistence.DeliveryFailed || d.NextAttemptAt.After(time.Now())) {
+		return
+	}
+	// While the endpoint's breaker is open only the probe goes; the
+	// others stay due and use no attempt (breaker.go). The lease is
+	// checked by StartAttempt, in the attempt's first statement.
+	if !a.admit(b, d.ID) {
 		return
 	}
 	contentType, text, err := decodePayload(d.Payload)
@@ -257,6 +275,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 		}
 	}
 	if res.Outcome == webhook.OutcomeDelivered || res.Outcome == webhook.OutcomeBadReply {
+		a.reportOutcome(res)
 		a.logAttempt(d, res, "done")
 		a.complete(ctx, d, att, res)
 		return
@@ -267,6 +286,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 		a.logAttempt(d, res, "stopped")
 		return
 	}
+	a.reportOutcome(res)
 	now := time.Now()
 	policy := rt.cfg.Retry
 	policy.Mode = webhook.RetryMode(b.Forward.Retry)
@@ -317,6 +337,7 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 	var reply *persistence.Reply
 	var env *messagev1.Envelope
 	if res.HasReply && res.Reply != "" {
+		rt.replyOrder.wait(a.bridgeID, d.Topic, d.ID)
 		conv := a.convs.get(d.Topic)
 		auto := isAutoReply(d.Payload)
 		if !auto {

@@ -25,6 +25,8 @@ type Runtime struct {
 	cfg         Config
 	log         *slog.Logger
 	metrics     *metrics
+	breaker     *breaker
+	replyOrder  *replyOrder
 	supervision *supervision.Metrics
 	// quarantineLog samples the log lines of rejected input.
 	quarantineLog *logSampler
@@ -65,7 +67,7 @@ func New(cfg Config) (*Runtime, error) {
 		commits:       &committer{store: cfg.Store},
 		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys),
 		invitationLog: newSampled(invitationLogPeriod), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
-		loopLog: newSampled(invitationLogPeriod)}
+		loopLog: newSampled(invitationLogPeriod), replyOrder: newReplyOrder()}
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,
@@ -77,6 +79,9 @@ func New(cfg Config) (*Runtime, error) {
 		},
 	}
 	if rt.metrics, err = newMetrics(cfg.Registerer, gauges); err != nil {
+		return nil, err
+	}
+	if rt.breaker, err = newBreaker(cfg.Breaker, cfg.Store, cfg.Registerer); err != nil {
 		return nil, err
 	}
 	if rt.supervision, err = supervision.NewMetrics(cfg.Registerer); err != nil {

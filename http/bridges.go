@@ -142,7 +142,11 @@ func (s *Server) getBridge(c *fiber.Ctx) error {
 	if err != nil {
 		return storeError(err, "bridge")
 	}
-	out := fiber.Map{"ok": true, "bridge": viewBridge(b)}
+	health, err := s.opts.Store.EndpointHealthOf(c.UserContext(), b.ID)
+	if err != nil {
+		return internal(err)
+	}
+	out := fiber.Map{"ok": true, "bridge": viewBridge(b), "endpointHealth": viewEndpointHealth(health)}
 	if s.opts.Instances != nil {
 		live, err := s.opts.Instances.InstanceStatus(c.UserContext(), b.ID)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 func TestSubscribersAndBroadcastsQueueEachCopyOnce(t *testing.T) {
@@ -97,10 +99,10 @@ func TestSubscribersAndBroadcastsQueueEachCopyOnce(t *testing.T) {
 	if due, _ := s.DueReplies(ctx, b.ID, 10); len(due) != 1 {
 		t.Fatalf("%d copies due in the outbox, want 1", len(due))
 	}
-	waitUntil(t, 10*time.Second, func() bool {
+	testkit.WaitFor(t, 10*time.Second, func() bool {
 		batch, _, err = s.BroadcastBatch(ctx, l, b.ID, 2)
 		return err == nil && len(batch) == 1
-	})
+	}, "the next batch of the broadcast")
 	if err := s.FailBroadcastCopy(ctx, l, batch[0], "peer is not on the XMTP network"); err != nil {
 		t.Fatal(err)
 	}
@@ -133,16 +135,5 @@ func TestSubscribersAndBroadcastsQueueEachCopyOnce(t *testing.T) {
 	stale.Epoch++
 	if _, _, err := s.BroadcastBatch(ctx, stale, b.ID, 2); !errors.Is(err, ErrFenced) {
 		t.Fatalf("batch with a stale lease: %v", err)
-	}
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -259,7 +259,11 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, bridgeID string, 
 
 // DueDeliveries returns up to limit deliveries of a bridge that are due for
 // an attempt (pending, or failed with next_attempt_at passed), oldest
-// first.
+// first. The endpoint's health gates them (see endpoint_health.go): while
+// its breaker is open, none until the probe is due, then only the oldest,
+// for the probe; while it is disabled, only the oldest, which the breaker
+// lets through once the owner has set the bridge active again (a bridge
+// that is not active is not swept).
 func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]Delivery, error) {
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load due deliveries: %w", ErrNotFound)
@@ -267,7 +271,10 @@ func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) (
 	limit = Page{Limit: limit}.limit()
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
 		WHERE d.bridge_id = $1 AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= now()
-		ORDER BY d.id LIMIT $2`, bridgeID, limit)
+			AND NOT EXISTS (SELECT 1 FROM endpoint_health h WHERE h.bridge_id = d.bridge_id
+				AND h.state = 'open' AND h.next_probe_at > now())
+		ORDER BY d.id LIMIT (SELECT CASE WHEN EXISTS (SELECT 1 FROM endpoint_health h
+			WHERE h.bridge_id = $1 AND h.state IN ('open', 'disabled')) THEN 1 ELSE $2 END)`, bridgeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load due deliveries: %w", mapError(err))
 	}
@@ -281,7 +288,8 @@ func (s *Store) DueDeliveries(ctx context.Context, bridgeID string, limit int) (
 // ReplayDeadLetter puts a dead delivery of a bridge of the account back in
 // the queue with a fresh attempt budget. A delivery that is not dead, whose
 // payload the retention sweep purged, or that belongs to another account,
-// is ErrNotFound.
+// is ErrNotFound. The owner replaying is taken as a sign that the endpoint
+// is fixed: when its breaker is open, the next probe is due at once.
 func (s *Store) ReplayDeadLetter(ctx context.Context, accountID, bridgeID string, deliveryID int64) (Delivery, error) {
 	if !validID(accountID) || !validID(bridgeID) {
 		return Delivery{}, fmt.Errorf("replay dead letter: %w", ErrNotFound)
@@ -293,6 +301,10 @@ func (s *Store) ReplayDeadLetter(ctx context.Context, accountID, bridgeID string
 			AND b.id = d.bridge_id AND b.account_id = $3
 		RETURNING `+deliveryColumns, deliveryID, bridgeID, accountID))
 	if err != nil {
+		return Delivery{}, fmt.Errorf("replay dead letter: %w", mapError(err))
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE endpoint_health SET next_probe_at = now()
+		WHERE bridge_id = $1 AND state = 'open' AND next_probe_at > now()`, bridgeID); err != nil {
 		return Delivery{}, fmt.Errorf("replay dead letter: %w", mapError(err))
 	}
 	return d, nil

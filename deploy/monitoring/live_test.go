@@ -48,6 +48,9 @@ var keySeries = []string{
 	"bridge_cluster_fenced_writes_total",
 	"bridge_cluster_draining",
 	"bridge_ingress_subscription_connected",
+	`bridge_endpoint_state{state="open"}`,
+	"bridge_endpoint_transitions_total",
+	"bridge_endpoint_backlog_deliveries",
 }
 
 // pendingSeries are documented metrics that another piece of work is still

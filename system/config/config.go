@@ -147,6 +147,12 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// SweepInterval is how often identities look for due deliveries.
 	SweepInterval time.Duration
+	// BreakerOpenAfter, BreakerProbeMin, BreakerProbeMax and
+	// BreakerDisableAfter configure the endpoint breaker.
+	BreakerOpenAfter    int
+	BreakerProbeMin     time.Duration
+	BreakerProbeMax     time.Duration
+	BreakerDisableAfter time.Duration
 	// PayloadRetention is how long the content of final deliveries and
 	// sent replies is kept.
 	PayloadRetention time.Duration
@@ -274,6 +280,13 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.LeaseTTL = p.duration(EnvLeaseTTL, 15*time.Second, time.Second, time.Hour)
 	c.ReconcileInterval = p.duration(EnvReconcileInterval, 15*time.Second, 100*time.Millisecond, time.Hour)
 	c.SweepInterval = p.duration(EnvSweepInterval, 5*time.Second, 50*time.Millisecond, time.Hour)
+	c.BreakerOpenAfter = p.integer(EnvBreakerOpenAfter, 5, 1, 1000)
+	c.BreakerProbeMin = p.duration(EnvBreakerProbeMin, 5*time.Second, 50*time.Millisecond, 24*time.Hour)
+	c.BreakerProbeMax = p.duration(EnvBreakerProbeMax, 5*time.Minute, 50*time.Millisecond, 24*time.Hour)
+	if !p.failed(EnvBreakerProbeMin) && !p.failed(EnvBreakerProbeMax) && c.BreakerProbeMax < c.BreakerProbeMin {
+		p.problem(EnvBreakerProbeMax, "must be at least "+EnvBreakerProbeMin+" ("+c.BreakerProbeMin.String()+")")
+	}
+	c.BreakerDisableAfter = p.duration(EnvBreakerDisableAfter, 120*time.Hour, time.Second, 100_000*time.Hour)
 	c.PayloadRetention = p.duration(EnvPayloadRetention, 720*time.Hour, time.Second, 100_000*time.Hour)
 	c.QuarantineRetention = p.duration(EnvQuarantineRetention, 168*time.Hour, time.Second, 100_000*time.Hour)
 	c.QuarantineMaxRows = p.integer(EnvQuarantineMaxRows, 1000, 1, 1_000_000)

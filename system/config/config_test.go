@@ -60,6 +60,7 @@ func TestLoadDevDefaults(t *testing.T) {
 		XMTPMaxSubscriptions: 10_000,
 		CanaryInterval:       time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
 		SweepInterval: 5 * time.Second, ReplyLoopLimit: 20,
+		BreakerOpenAfter: 5, BreakerProbeMin: 5 * time.Second, BreakerProbeMax: 5 * time.Minute, BreakerDisableAfter: 120 * time.Hour,
 		Cluster: Cluster{Provider: ProviderAutomanaged, Name: "xmtp-bridge", Host: "127.0.0.1",
 			EtcdEndpoints: []string{"127.0.0.1:2379"}, EtcdPrefix: "/xmtp-bridge"},
 	}

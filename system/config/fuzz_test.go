@@ -23,6 +23,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add("BRIDGE_CLUSTER_HOST=0.0.0.0\nBRIDGE_CLUSTER_ADVERTISED_HOST=[::1]\nBRIDGE_CLUSTER_PORT=65536\nBRIDGE_PROXY_HEADER=X-Real-IP\nBRIDGE_TRUSTED_PROXIES=10.0.0.0/8,::1,x", uint8(1))
 	f.Add("BRIDGE_XMTP_NODE=h:1\nBRIDGE_XMTP_TLS=true\nBRIDGE_XMTP_CA_FILE=/nonexistent/ca.pem", uint8(0))
 	f.Add("BRIDGE_XMTP_NODE=h:1\nBRIDGE_XMTP_CA_FILE=/", uint8(1))
+	f.Add("BRIDGE_BREAKER_OPEN_AFTER=0\nBRIDGE_BREAKER_PROBE_MIN=1h\nBRIDGE_BREAKER_PROBE_MAX=1ms\nBRIDGE_BREAKER_DISABLE_AFTER=-1s", uint8(1))
 	modes := []Mode{ModeNode, ModeDev, ModeXMTPNode, ModeMigrate}
 	secretKeys := map[string]bool{"master_key": true, "admin_token": true, "signup_key": true}
 

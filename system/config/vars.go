@@ -69,6 +69,10 @@ const (
 	EnvReconcileInterval       = "BRIDGE_RECONCILE_INTERVAL"
 	EnvSweepInterval           = "BRIDGE_SWEEP_INTERVAL"
 	EnvPprofAddr               = "BRIDGE_PPROF_ADDR"
+	EnvBreakerOpenAfter        = "BRIDGE_BREAKER_OPEN_AFTER"
+	EnvBreakerProbeMin         = "BRIDGE_BREAKER_PROBE_MIN"
+	EnvBreakerProbeMax         = "BRIDGE_BREAKER_PROBE_MAX"
+	EnvBreakerDisableAfter     = "BRIDGE_BREAKER_DISABLE_AFTER"
 	EnvPayloadRetention        = "BRIDGE_PAYLOAD_RETENTION"
 	EnvQuarantineRetention     = "BRIDGE_QUARANTINE_RETENTION"
 	EnvQuarantineMaxRows       = "BRIDGE_QUARANTINE_MAX_ROWS"
@@ -180,6 +184,14 @@ var Vars = []Var{
 		Description: "How often each identity looks for deliveries and replies that are due for another attempt."},
 	{Name: EnvPprofAddr, Example: "127.0.0.1:6060",
 		Description: "Address where the node serves Go's runtime profiles (/debug/pprof/) for performance work; empty serves none. Keep it on a private address."},
+	{Name: EnvBreakerOpenAfter, Default: "5", Example: "10",
+		Description: "Failed attempts in a row after which a bridge's endpoint breaker opens: its deliveries wait and only one probe is tried at a time."},
+	{Name: EnvBreakerProbeMin, Default: "5s", Example: "1s",
+		Description: "Wait before the first probe of an open endpoint; it doubles after each failed probe, up to BRIDGE_BREAKER_PROBE_MAX."},
+	{Name: EnvBreakerProbeMax, Default: "5m", Example: "1m",
+		Description: "Longest wait between two probes of an open endpoint; at least BRIDGE_BREAKER_PROBE_MIN."},
+	{Name: EnvBreakerDisableAfter, Default: "120h", Example: "24h",
+		Description: "How long an endpoint's breaker stays open before the bridge is disabled, as after a 410, until its owner sets it active again."},
 	{Name: EnvPayloadRetention, Default: "720h", Example: "168h",
 		Description: "How long the sealed content of a delivered or dead message and of a sent reply stays in Postgres after its last status change; then it is erased and the record and its status stay."},
 	{Name: EnvQuarantineRetention, Default: "168h", Example: "24h",

@@ -240,3 +240,7 @@ func (tg *Target) FirstBody() map[string]any {
 	}
 	return tg.got[0].Body
 }
+
+// ServeHTTP serves one request as the target does, for a test's own
+// server that wraps the target (to fail, delay or count requests first).
+func (tg *Target) ServeHTTP(w http.ResponseWriter, r *http.Request) { tg.serve(w, r) }
