@@ -1,11 +1,7 @@
 package main
 
 import (
-	"encoding/base64"
 	"testing"
-
-	"github.com/xmtpbridge/bridge/internal/apiclient"
-	"github.com/xmtpbridge/bridge/xmtp/content"
 )
 
 // FuzzParseLogin feeds any config file to parseLogin: it never panics, and
@@ -33,22 +29,4 @@ func containsBytes(s string, b []byte) bool {
 		}
 	}
 	return false
-}
-
-// FuzzDecodeDelivery feeds any payload, as the API would send it, to
-// decodeDelivery: it never panics and always says what the text is.
-func FuzzDecodeDelivery(f *testing.F) {
-	text, err := content.Encode(content.Text("hello"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, p := range []string{base64.StdEncoding.EncodeToString(text), "", "!!!", base64.StdEncoding.EncodeToString([]byte{0x0a, 0xff})} {
-		f.Add(p)
-	}
-	f.Fuzz(func(t *testing.T, payload string) {
-		v := decodeDelivery(apiclient.Delivery{ID: "1", Payload: payload})
-		if v.ID != "1" {
-			t.Fatalf("decodeDelivery lost the delivery: %+v", v)
-		}
-	})
 }
