@@ -32,6 +32,14 @@ const (
 // returns its API's base URL.
 func startDevNode(t *testing.T) string {
 	t.Helper()
+	api, _ := startDevNodeXMTP(t)
+	return api
+}
+
+// startDevNodeXMTP is startDevNode that also returns the base URL of the
+// local XMTP node's HTTP API, which xmtp-js talks to.
+func startDevNodeXMTP(t *testing.T) (string, string) {
+	t.Helper()
 	url := pgtest.NewDatabase(t, pgtest.Template{Name: "cmd_bridge", Migrate: system.Migrate})
 	env := map[string]string{
 		config.EnvDatabaseURL:      url,
@@ -69,7 +77,7 @@ func startDevNode(t *testing.T) string {
 			t.Errorf("stop node: %v", err)
 		}
 	})
-	return "http://" + n.HTTPAddr()
+	return "http://" + n.HTTPAddr(), "http://" + n.XMTPHTTPAddr()
 }
 
 // cli runs client commands in-process, as a person would type them, with

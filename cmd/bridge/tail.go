@@ -178,7 +178,8 @@ func runTail(ctx context.Context, s *session, ref string, f tailFlags) error {
 	}
 	conn.SetReadLimit(1 << 20)
 	t := &tailer{s: s, conn: conn, f: f, bridge: b}
-	if !s.out.json {
+	{
+		// On stderr, so --json's stdout stays NDJSON.
 		fmt.Fprintf(s.inv.stderr, "tailing %s (%s, delivery %s); Ctrl-C to stop\n", b.Name, b.Address, b.Delivery)
 	}
 	return t.run(ctx)
