@@ -207,15 +207,25 @@ func (t *tailer) run(ctx context.Context) error {
 	t.replies = map[string]string{}
 	frames := make(chan []byte, 16)
 	readErr := make(chan error, 1)
+	// The reader does not stop with ctx: Ctrl-C must close the socket with
+	// the close handshake (1000), which needs the reader to take the
+	// server's close frame, not an abandoned read that drops the
+	// connection.
+	readCtx, stopRead := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRead()
 	go func() {
 		for {
-			_, data, err := t.conn.Read(ctx)
+			_, data, err := t.conn.Read(readCtx)
 			if err != nil {
 				readErr <- err
 				close(frames)
 				return
 			}
-			frames <- data
+			select {
+			case frames <- data:
+			case <-readCtx.Done():
+				return
+			}
 		}
 	}()
 	for {
@@ -337,13 +347,19 @@ func (t *tailer) message(ctx context.Context, m liveMessage, raw json.RawMessage
 		b, _ := json.Marshal(obj)
 		return t.event("message", b)
 	}
-	at := time.Now()
+	t.s.out.Line("%s", messageLine(m, outcome, time.Now()))
+	return nil
+}
+
+// messageLine is a message for people: time, sender, text and outcome, on
+// one line without control characters, whatever the sender wrote.
+func messageLine(m liveMessage, outcome string, now time.Time) string {
+	at := now
 	if st, err := time.Parse(time.RFC3339Nano, m.SentAt); err == nil {
 		at = st
 	}
-	line := fmt.Sprintf("%s  %s  %s  → %s", clock(at), m.Sender, quote(clip(text, 100)), outcome)
-	t.s.out.Line("%s", apiclient.Printable(line, 400))
-	return nil
+	line := fmt.Sprintf("%s  %s  %s  → %s", clock(at), clip(m.Sender, 42), quote(clip(m.text(), 100)), outcome)
+	return apiclient.Printable(line, 400)
 }
 
 // event writes one NDJSON line: {"event": name, ...params}.
