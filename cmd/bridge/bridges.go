@@ -95,6 +95,9 @@ func bridgesCreate(inv *invocation) *cobra.Command {
 			if !c.Flags().Changed("url") {
 				return usagef("--url is required")
 			}
+			if err := checkBridgeFlags(c, &fwd, delivery); err != nil {
+				return err
+			}
 			return cobra.ExactArgs(1)(c, args)
 		},
 	}, func(s *session, c *cobra.Command, args []string) error {
@@ -175,6 +178,9 @@ func bridgesUpdate(inv *invocation) *cobra.Command {
 			if !changed {
 				return usagef("nothing to change: give at least one flag")
 			}
+			if err := checkBridgeFlags(c, &fwd, delivery); err != nil {
+				return err
+			}
 			return cobra.ExactArgs(1)(c, args)
 		},
 	}, func(s *session, c *cobra.Command, args []string) error {
@@ -240,4 +246,14 @@ func bridgesDelete(inv *invocation) *cobra.Command {
 		s.out.Line("bridge %s deleted", id)
 		return nil
 	})
+}
+
+// checkBridgeFlags finds bad forward and delivery flags before any login
+// is needed.
+func checkBridgeFlags(c *cobra.Command, fwd *forwardFlags, delivery string) error {
+	if _, err := fwd.change(c); err != nil {
+		return err
+	}
+	_, err := deliveryChange(c, delivery)
+	return err
 }
