@@ -133,7 +133,11 @@ func TestLiveCommandsAgainstARunningNode(t *testing.T) {
 	var echo, hooked struct {
 		Bridge apiclient.Bridge `json:"bridge"`
 	}
-	c.json(&echo, "bridges", "create", "echo", "--url", "http://127.0.0.1:9/unused", "--delivery", "live")
+	// echo as the README's quick start makes it, then turned live as its
+	// "first bot in one line" says.
+	c.ok("bridges", "create", "echo", "--url", api+"/canary", "--body-format", "relaycc", "--reply-mode", "reply")
+	mustContain(t, "bridges update --delivery live", c.ok("bridges", "update", "echo", "--delivery", "live"), "delivery:", "live")
+	c.json(&echo, "bridges", "get", "echo")
 	c.json(&hooked, "bridges", "create", "hooked", "--url", "http://127.0.0.1:9/unused", "--retry", "final4xx")
 	if echo.Bridge.Delivery != "live" || hooked.Bridge.Delivery != "webhook" {
 		t.Fatalf("delivery of the bridges: %q, %q", echo.Bridge.Delivery, hooked.Bridge.Delivery)
