@@ -204,6 +204,19 @@ func TestLiveCommandsAgainstARunningNode(t *testing.T) {
 		t.Fatalf("tail --json events %v, want message,status:\n%s", kinds, out)
 	}
 
+	// A failing --exec command is reported, and the message is acked
+	// without a reply.
+	failing := c.start("tail", "echo", "--exec", "echo broken >&2; exit 3")
+	waitUntil(t, "tail --exec to connect", func() bool { return strings.Contains(failing.stderr.String(), "tailing echo") })
+	events, jsErr = runJS(t, "quickstart.cjs", echo.Bridge.Address, "break it", xmtpHTTP)
+	nextJS(t, events, jsErr, "ready")
+	nextJS(t, events, jsErr, "sent")
+	waitUntil(t, "the failure in tail", func() bool { return strings.Contains(failing.stdout.String(), "exec failed: exit status 3") })
+	if code, out, stderr := failing.stop(c); code != 0 || !strings.Contains(out, `"break it"`) || !strings.Contains(stderr, "broken") ||
+		strings.Contains(out, "replied") {
+		t.Fatalf("tail with a failing --exec: exit %d\n%s%s", code, out, stderr)
+	}
+
 	// send --wait: the status once sent; messages lists and shows it.
 	var st apiclient.SentMessage
 	c.json(&st, "send", "echo", me.Address, "are you there", "--wait")
