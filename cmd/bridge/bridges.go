@@ -85,13 +85,18 @@ func bridgesList(inv *invocation) *cobra.Command {
 
 func bridgesCreate(inv *invocation) *cobra.Command {
 	var fwd forwardFlags
+	var delivery string
 	c := clientCommand(inv, &cobra.Command{
-		Use:     "create NAME --url URL [flags]",
-		Short:   "Create a bridge; prints its XMTP address and its webhook secret, once",
-		Example: "  bridge bridges create echo --url http://127.0.0.1:9000/hook --reply-mode reply",
+		Use:   "create NAME --url URL [flags]",
+		Short: "Create a bridge; prints its XMTP address and its webhook secret, once",
+		Example: "  bridge bridges create echo --url http://127.0.0.1:9000/hook --reply-mode reply\n" +
+			"  bridge bridges create bot --url http://127.0.0.1:9/unused --delivery live   # answered by `bridge tail bot --exec …`",
 		Args: func(c *cobra.Command, args []string) error {
 			if !c.Flags().Changed("url") {
 				return usagef("--url is required")
+			}
+			if err := checkBridgeFlags(c, &fwd, delivery); err != nil {
+				return err
 			}
 			return cobra.ExactArgs(1)(c, args)
 		},
@@ -100,9 +105,13 @@ func bridgesCreate(inv *invocation) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		dm, err := deliveryChange(c, delivery)
+		if err != nil {
+			return err
+		}
 		ctx, cancel := timeoutContext(c)
 		defer cancel()
-		b, secret, err := s.cl.CreateBridge(ctx, args[0], *ch)
+		b, secret, err := s.cl.CreateBridge(ctx, args[0], *ch, dm)
 		if err != nil {
 			return s.fail(err)
 		}
@@ -114,6 +123,7 @@ func bridgesCreate(inv *invocation) *cobra.Command {
 		return nil
 	})
 	fwd.add(c)
+	addDeliveryFlag(c, &delivery)
 	return c
 }
 
@@ -146,7 +156,8 @@ func bridgesGet(inv *invocation) *cobra.Command {
 				running += " since " + live.Since
 			}
 		}
-		fields := append([]string{"id", b.ID, "name", b.Name, "address", b.Address, "status", b.Status, "live", running},
+		fields := append([]string{"id", b.ID, "name", b.Name, "address", b.Address, "status", b.Status, "live", running,
+			"delivery", b.Delivery},
 			forwardFields(b.Forward)...)
 		fields = append(fields, "created", when(b.CreatedAt), "updated", when(b.UpdatedAt))
 		s.out.Fields(fields...)
@@ -156,7 +167,7 @@ func bridgesGet(inv *invocation) *cobra.Command {
 
 func bridgesUpdate(inv *invocation) *cobra.Command {
 	var fwd forwardFlags
-	var name, status string
+	var name, status, delivery string
 	c := clientCommand(inv, &cobra.Command{
 		Use:     "update BRIDGE [flags]",
 		Short:   "Change a bridge's name, status or forward configuration (only the flags given)",
@@ -167,6 +178,9 @@ func bridgesUpdate(inv *invocation) *cobra.Command {
 			if !changed {
 				return usagef("nothing to change: give at least one flag")
 			}
+			if err := checkBridgeFlags(c, &fwd, delivery); err != nil {
+				return err
+			}
 			return cobra.ExactArgs(1)(c, args)
 		},
 	}, func(s *session, c *cobra.Command, args []string) error {
@@ -174,7 +188,11 @@ func bridgesUpdate(inv *invocation) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		change := apiclient.BridgeChange{Forward: ch}
+		dm, err := deliveryChange(c, delivery)
+		if err != nil {
+			return err
+		}
+		change := apiclient.BridgeChange{Forward: ch, Delivery: dm}
 		if c.Flags().Changed("name") {
 			change.Name = &name
 		}
@@ -194,12 +212,14 @@ func bridgesUpdate(inv *invocation) *cobra.Command {
 		if s.out.json {
 			return s.out.JSON(b)
 		}
-		s.out.Fields(append([]string{"id", b.ID, "name", b.Name, "address", b.Address, "status", b.Status}, forwardFields(b.Forward)...)...)
+		s.out.Fields(append([]string{"id", b.ID, "name", b.Name, "address", b.Address, "status", b.Status, "delivery", b.Delivery},
+			forwardFields(b.Forward)...)...)
 		return nil
 	})
 	fwd.add(c)
 	c.Flags().StringVar(&name, "name", "", "a new name")
 	c.Flags().StringVar(&status, "status", "", "active or disabled")
+	addDeliveryFlag(c, &delivery)
 	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{"active", "disabled"}, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }
@@ -226,4 +246,14 @@ func bridgesDelete(inv *invocation) *cobra.Command {
 		s.out.Line("bridge %s deleted", id)
 		return nil
 	})
+}
+
+// checkBridgeFlags finds bad forward and delivery flags before any login
+// is needed.
+func checkBridgeFlags(c *cobra.Command, fwd *forwardFlags, delivery string) error {
+	if _, err := fwd.change(c); err != nil {
+		return err
+	}
+	_, err := deliveryChange(c, delivery)
+	return err
 }

@@ -32,6 +32,14 @@ const (
 // returns its API's base URL.
 func startDevNode(t *testing.T) string {
 	t.Helper()
+	api, _ := startDevNodeXMTP(t)
+	return api
+}
+
+// startDevNodeXMTP is startDevNode that also returns the base URL of the
+// local XMTP node's HTTP API, which xmtp-js talks to.
+func startDevNodeXMTP(t *testing.T) (string, string) {
+	t.Helper()
 	url := pgtest.NewDatabase(t, pgtest.Template{Name: "cmd_bridge", Migrate: system.Migrate})
 	env := map[string]string{
 		config.EnvDatabaseURL:      url,
@@ -69,7 +77,7 @@ func startDevNode(t *testing.T) string {
 			t.Errorf("stop node: %v", err)
 		}
 	})
-	return "http://" + n.HTTPAddr()
+	return "http://" + n.HTTPAddr(), "http://" + n.XMTPHTTPAddr()
 }
 
 // cli runs client commands in-process, as a person would type them, with
@@ -190,6 +198,14 @@ func (h *hookTarget) count(path string) int {
 	return h.hits[path]
 }
 
+// textOf is a delivery's decoded text, or "" when it has none.
+func textOf(d apiclient.Delivery) string {
+	if d.Text == nil {
+		return ""
+	}
+	return *d.Text
+}
+
 // waitUntil polls cond until it holds or 30 seconds pass.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -308,8 +324,9 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 		Bridge        apiclient.Bridge `json:"bridge"`
 		WebhookSecret string           `json:"webhookSecret"`
 	}
-	c.json(&sink, "bridges", "create", "sink", "--url", target.srv.URL+"/refuse")
-	if sink.Bridge.Name != "sink" || !strings.HasPrefix(sink.WebhookSecret, "whsec_") || sink.Bridge.Forward.BodyFormat != "json" {
+	c.json(&sink, "bridges", "create", "sink", "--url", target.srv.URL+"/refuse", "--retry", "final4xx")
+	if sink.Bridge.Name != "sink" || !strings.HasPrefix(sink.WebhookSecret, "whsec_") || sink.Bridge.Forward.BodyFormat != "json" ||
+		sink.Bridge.Forward.Retry != "final4xx" || sink.Bridge.Delivery != "webhook" {
 		t.Fatalf("bridges create --json: %+v", sink)
 	}
 	if r := c.run("bridges", "create", "nowhere", "--url", "ftp://x"); r.code != 1 || !strings.Contains(r.stderr, "(HTTP 400)") {
@@ -340,7 +357,9 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	}
 	out = c.ok("bridges", "get", "echo")
 	mustContain(t, "bridges get", out, "id:", echo.ID, "address:", echo.Address, "body format:", "relaycc",
-		"timeout:", "5s", "concurrency:", "3", "headers:", "X-Team", "live:", "online on node cli-node")
+		"timeout:", "5s", "concurrency:", "3", "headers:", "X-Team", "live:", "online on node cli-node", "retry:", "standard",
+		"delivery:", "webhook")
+	mustContain(t, "bridges get of sink", c.ok("bridges", "get", "sink"), "retry:", "final4xx")
 	var got struct {
 		Bridge apiclient.Bridge `json:"bridge"`
 		Live   *apiclient.Live  `json:"live"`
@@ -374,11 +393,11 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	// concern, so a message that did not arrive is sent again from a new
 	// bridge, in a new conversation, and the test says so.
 	arrived := func(bridge, text string) (apiclient.Delivery, bool) {
-		var d []deliveryView
+		var d []apiclient.Delivery
 		c.json(&d, "deliveries", bridge)
 		for _, v := range d {
-			if v.Text == text {
-				return v.Delivery, true
+			if textOf(v) == text {
+				return v, true
 			}
 		}
 		return apiclient.Delivery{}, false
@@ -425,16 +444,16 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	// The bot's endpoint takes what echo sends it: its delivery succeeded.
 	from3 := send("bot", bot.Address, "hello bot", func() { c.ok("send", "echo", bot.Address, "hello bot") })
 	waitUntil(t, "the message in the bot's deliveries", func() bool {
-		var d []deliveryView
+		var d []apiclient.Delivery
 		c.json(&d, "deliveries", "bot", "--status", "succeeded")
-		return len(d) == 1 && d[0].Text == "hello bot" && strings.EqualFold(d[0].SenderAddress, from3)
+		return len(d) == 1 && textOf(d[0]) == "hello bot" && strings.EqualFold(d[0].SenderAddress, from3)
 	})
 	mustContain(t, "deliveries of bot", c.ok("deliveries", "bot"), "succeeded", "hello bot")
 
 	// deliveries: the decoded text, the attempts and the last error.
-	deadLetters := func(n int) []deliveryView {
+	deadLetters := func(n int) []apiclient.Delivery {
 		t.Helper()
-		var dead []deliveryView
+		var dead []apiclient.Delivery
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			dead = nil
@@ -452,8 +471,9 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	senders := map[string]string{strings.ToLower(from1): "hello sink", strings.ToLower(from2): "second hello"}
 	texts := map[string]bool{}
 	for _, d := range dead {
-		texts[d.Text] = true
-		if d.Attempts != 1 || !strings.Contains(d.LastError, "400") || senders[strings.ToLower(d.SenderAddress)] != d.Text {
+		texts[textOf(d)] = true
+		if d.Attempts != 1 || !strings.Contains(d.LastError, "400") || senders[strings.ToLower(d.SenderAddress)] != textOf(d) ||
+			d.NextAttemptAt != nil || len(d.AttemptLog) != 1 || d.AttemptLog[0].Status == nil || *d.AttemptLog[0].Status != 400 {
 			t.Errorf("dead letter %+v", d)
 		}
 	}
@@ -465,6 +485,17 @@ func TestClientCommandsAgainstARunningNode(t *testing.T) {
 	if r := c.run("deliveries", "sink", "--status", "lost"); r.code != 2 {
 		t.Fatalf("deliveries --status lost: exit %d", r.code)
 	}
+	// One delivery: its text and its attempt history, for people and as
+	// the API's object.
+	out = c.ok("deliveries", "sink", dead[0].ID)
+	mustContain(t, "deliveries sink ID", out, "id:", dead[0].ID, "text:", textOf(dead[0]), "status:", "dead",
+		"next attempt:", "none (final)", "ATTEMPT", "STATUS", "LATENCY", "ERROR", "400")
+	var one apiclient.Delivery
+	if c.json(&one, "deliveries", "sink", dead[0].ID); one.ID != dead[0].ID || textOf(one) != textOf(dead[0]) ||
+		len(one.AttemptLog) != 1 || one.AttemptLog[0].LatencyMs <= 0 {
+		t.Fatalf("deliveries sink ID --json: %+v", one)
+	}
+	mustContain(t, "deliveries of an unknown id", c.fails("deliveries", "sink", "999999"), "not_found (HTTP 404)")
 
 	// replay one, then every dead letter with a progress bar on a terminal.
 	hits := target.count("/refuse")

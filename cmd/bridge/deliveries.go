@@ -1,15 +1,14 @@
 package main
 
 import (
-	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xmtpbridge/bridge/internal/apiclient"
-	"github.com/xmtpbridge/bridge/xmtp/content"
 )
 
 // deliveryCommands are `bridge deliveries` and `bridge replay`.
@@ -17,36 +16,28 @@ func deliveryCommands(inv *invocation) []*cobra.Command {
 	return []*cobra.Command{deliveriesList(inv), replay(inv)}
 }
 
-// deliveryView is a delivery with its content decoded, as --json prints it.
-type deliveryView struct {
-	apiclient.Delivery
-	ContentType string `json:"contentType,omitempty"`
-	Text        string `json:"text"`
+// deliveryText is a delivery's text for people: the decoded text, or
+// what stands in for it.
+func deliveryText(d apiclient.Delivery) string {
+	switch {
+	case d.Text != nil:
+		return *d.Text
+	case d.PurgedAt != nil:
+		return "(content purged " + when(*d.PurgedAt) + ")"
+	case d.ContentType != "":
+		return "(" + d.ContentType + ")"
+	}
+	return "(not text)"
 }
 
-// decodeDelivery decodes a delivery's payload, the encoded XMTP content:
-// the text of text content, the fallback of other types.
-func decodeDelivery(d apiclient.Delivery) deliveryView {
-	v := deliveryView{Delivery: d}
-	raw, err := base64.StdEncoding.DecodeString(d.Payload)
-	if err != nil {
-		v.Text = "(payload is not base64)"
-		return v
+// attemptLine is one attempt for people: status code, latency, error.
+func attemptCells(a apiclient.Attempt) []string {
+	status := "no answer"
+	if a.Status != nil {
+		status = strconv.Itoa(*a.Status)
 	}
-	c, err := content.Decode(raw)
-	if err != nil {
-		v.Text = "(content does not decode)"
-		return v
-	}
-	v.ContentType = c.Type.String()
-	if c.IsText() {
-		if t, err := c.Text(); err == nil {
-			v.Text = t
-			return v
-		}
-	}
-	v.Text = c.Fallback
-	return v
+	latency := (time.Duration(a.LatencyMs * float64(time.Millisecond))).Round(time.Millisecond).String()
+	return []string{when(a.At), status, latency, clip(a.Error, 80)}
 }
 
 var deliveryStatuses = []string{"pending", "succeeded", "failed", "dead"}
@@ -55,13 +46,23 @@ func deliveriesList(inv *invocation) *cobra.Command {
 	var status string
 	var limit int
 	c := clientCommand(inv, &cobra.Command{
-		Use:   "deliveries BRIDGE [--status pending|succeeded|failed|dead]",
-		Short: "List a bridge's deliveries, newest first, with their text, attempts and last error",
+		Use:   "deliveries BRIDGE [ID] [--status pending|succeeded|failed|dead]",
+		Short: "List a bridge's deliveries, newest first, or show one with its attempt history",
+		Long: "Without ID, lists a bridge's deliveries, newest first, with their text, attempts and last error.\n" +
+			"With ID, shows one delivery: its text, the endpoint's reply and every attempt (time, HTTP status,\n" +
+			"latency, error). --json prints the API's delivery objects as they are.",
+		Example: "  bridge deliveries echo --status dead\n  bridge deliveries echo 42",
 		Args: func(c *cobra.Command, args []string) error {
 			if status != "" && !contains(deliveryStatuses, status) {
 				return usagef("--status %q is not one of %s", status, strings.Join(deliveryStatuses, ", "))
 			}
-			return cobra.ExactArgs(1)(c, args)
+			if err := cobra.RangeArgs(1, 2)(c, args); err != nil {
+				return err
+			}
+			if len(args) == 2 && (status != "" || c.Flags().Changed("limit")) {
+				return usagef("--status and --limit list deliveries; they do not go with a delivery id")
+			}
+			return nil
 		},
 	}, func(s *session, c *cobra.Command, args []string) error {
 		ctx, cancel := timeoutContext(c)
@@ -70,24 +71,31 @@ func deliveriesList(inv *invocation) *cobra.Command {
 		if err != nil {
 			return s.fail(err)
 		}
+		if len(args) == 2 {
+			d, err := s.cl.Delivery(ctx, id, args[1])
+			if err != nil {
+				return s.fail(err)
+			}
+			if s.out.json {
+				return s.out.JSON(d)
+			}
+			showDelivery(s.out, d)
+			return nil
+		}
 		list, next, err := s.cl.Deliveries(ctx, id, status, "", limit)
 		if err != nil {
 			return s.fail(err)
 		}
-		views := make([]deliveryView, 0, len(list))
-		for _, d := range list {
-			views = append(views, decodeDelivery(d))
-		}
 		if s.out.json {
-			return s.out.JSON(views)
+			return s.out.JSON(nonNil(list))
 		}
 		t := s.out.Table(3, "ID", "RECEIVED", "FROM", "STATUS", "ATTEMPTS", "TEXT", "LAST ERROR")
-		for _, v := range views {
-			t.Row(v.ID, when(v.CreatedAt), v.SenderAddress, v.Status, strconv.Itoa(v.Attempts), clip(v.Text, 40), clip(v.LastError, 60))
+		for _, d := range list {
+			t.Row(d.ID, when(d.CreatedAt), d.SenderAddress, d.Status, strconv.Itoa(d.Attempts), clip(deliveryText(d), 40), clip(d.LastError, 60))
 		}
 		t.Flush()
 		if next != "" {
-			s.out.Line("(the newest %d; --limit shows more)", len(views))
+			s.out.Line("(the newest %d; --limit shows more)", len(list))
 		}
 		return nil
 	})
@@ -95,6 +103,32 @@ func deliveriesList(inv *invocation) *cobra.Command {
 	c.Flags().IntVar(&limit, "limit", 0, "how many to show, 1 to the API's maximum (default the API's page size)")
 	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(deliveryStatuses, cobra.ShellCompDirectiveNoFileComp))
 	return c
+}
+
+// showDelivery prints one delivery and its attempt history.
+func showDelivery(p *printer, d apiclient.Delivery) {
+	reply := ""
+	if d.Reply != nil {
+		reply = *d.Reply
+	}
+	next := "none (final)"
+	if d.NextAttemptAt != nil {
+		next = when(*d.NextAttemptAt)
+	}
+	p.Fields("id", d.ID, "message", d.MessageID, "from", d.SenderAddress, "received", when(d.CreatedAt),
+		"content type", d.ContentType, "text", deliveryText(d), "reply", reply, "status", d.Status,
+		"attempts", strconv.Itoa(d.Attempts), "next attempt", next, "last error", d.LastError,
+		"purged", whenPtr(d.PurgedAt))
+	if len(d.AttemptLog) == 0 {
+		p.Line("\nno attempts yet")
+		return
+	}
+	p.Line("")
+	t := p.Table(-1, "ATTEMPT", "AT", "STATUS", "LATENCY", "ERROR")
+	for i, a := range d.AttemptLog {
+		t.Row(append([]string{strconv.Itoa(i + 1)}, attemptCells(a)...)...)
+	}
+	t.Flush()
 }
 
 func contains(list []string, s string) bool {
@@ -133,7 +167,7 @@ func replay(inv *invocation) *cobra.Command {
 				return s.fail(err)
 			}
 			if s.out.json {
-				return s.out.JSON(decodeDelivery(d))
+				return s.out.JSON(d)
 			}
 			s.out.Line("delivery %s is queued again (status %s)", d.ID, s.out.paint(d.Status, statusColour(d.Status)))
 			return nil

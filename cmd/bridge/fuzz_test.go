@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/base64"
+	"encoding/json"
+	"strings"
 	"testing"
-
-	"github.com/xmtpbridge/bridge/internal/apiclient"
-	"github.com/xmtpbridge/bridge/xmtp/content"
+	"time"
+	"unicode/utf8"
 )
 
 // FuzzParseLogin feeds any config file to parseLogin: it never panics, and
@@ -35,20 +35,34 @@ func containsBytes(s string, b []byte) bool {
 	return false
 }
 
-// FuzzDecodeDelivery feeds any payload, as the API would send it, to
-// decodeDelivery: it never panics and always says what the text is.
-func FuzzDecodeDelivery(f *testing.F) {
-	text, err := content.Encode(content.Text("hello"))
-	if err != nil {
-		f.Fatal(err)
+// FuzzLiveFrame feeds any frame, as a server (or a hostile sender's
+// message in it) could send it, to tail's decoder and its line for
+// people: nothing panics, and the line is one line of at most 401 runes
+// without control characters, so a message cannot move the terminal's
+// cursor or forge another line.
+func FuzzLiveFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","method":"message","params":{"id":"1","cursor":"2","sender":"0xabc","contentType":"xmtp.org/text:1.0","content":"hello","sentAt":"2026-12-01T16:00:00Z"}}`,
+		`{"jsonrpc":"2.0","method":"message","params":{"id":"1","content":"\u001b[2J\r\nfake line"}}`,
+		`{"jsonrpc":"2.0","method":"message","params":{"id":"1","content":{"a":[1,2]}}}`,
+		`{"jsonrpc":"2.0","method":"status","params":{"messageId":"9","status":"sent"}}`,
+		`{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"already"}}`,
+		`[]`, `null`, `{"method":7}`, "\xff",
+	} {
+		f.Add([]byte(s))
 	}
-	for _, p := range []string{base64.StdEncoding.EncodeToString(text), "", "!!!", base64.StdEncoding.EncodeToString([]byte{0x0a, 0xff})} {
-		f.Add(p)
-	}
-	f.Fuzz(func(t *testing.T, payload string) {
-		v := decodeDelivery(apiclient.Delivery{ID: "1", Payload: payload})
-		if v.ID != "1" {
-			t.Fatalf("decodeDelivery lost the delivery: %+v", v)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := decodeFrame(data)
+		if err != nil {
+			return
+		}
+		var m liveMessage
+		if json.Unmarshal(fr.Params, &m) != nil {
+			return
+		}
+		line := messageLine(m, "acked", time.Unix(0, 0))
+		if strings.ContainsAny(line, "\x1b\r\n\x00\x7f") || utf8.RuneCountInString(line) > 401 {
+			t.Fatalf("line %q", line)
 		}
 	})
 }

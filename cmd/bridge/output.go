@@ -51,9 +51,9 @@ const (
 // statusColour is the colour of a bridge or delivery status.
 func statusColour(status string) string {
 	switch status {
-	case "active", "succeeded", "live", "online":
+	case "active", "succeeded", "live", "online", "sent":
 		return ansiGreen
-	case "failed", "pending", "disabled":
+	case "failed", "pending", "disabled", "queued":
 		return ansiYellow
 	case "dead", "endpoint_gone", "revoked", "offline":
 		return ansiRed

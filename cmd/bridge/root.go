@@ -31,9 +31,7 @@ func exitWith(code int) error {
 	return &exitError{code}
 }
 
-// commandSet adds the commands of one file to the root. The commands of
-// live mode (tail, subscribers, broadcast) and of plug-ins (plugins) come
-// as more of these, in files of their own, when their APIs land.
+// commandSet adds the commands of one file to the root.
 type commandSet func(inv *invocation) []*cobra.Command
 
 var commandSets = []commandSet{
@@ -45,8 +43,11 @@ var commandSets = []commandSet{
 	loginCommands,    // login
 	accountCommands,  // account, keys
 	bridgeCommands,   // bridges
-	sendCommands,     // send
+	sendCommands,     // send, messages
+	tailCommands,     // tail
 	deliveryCommands, // deliveries, replay
+	pluginCommands,   // plugins
+	audienceCommands, // subscribers, broadcast
 	secretCommands,   // secret
 	adminCommands,    // admin
 }
@@ -57,7 +58,8 @@ func newRoot(inv *invocation) *cobra.Command {
 		Use:   "bridge",
 		Short: "The XMTP to HTTP bridge: run a node, or manage bridges on one",
 		Long: "bridge runs a bridge node (node, dev, xmtp-node, migrate) and is the client of a node's API:\n" +
-			"log in, manage bridges, send messages, look at deliveries and replay them.\n\n" +
+			"log in, manage bridges, send messages, tail live traffic and answer it, look at deliveries and\n" +
+			"replay them, manage plug-ins, subscribers and broadcasts.\n\n" +
 			"Node settings come from the environment; run `bridge env` to list them.\n" +
 			"Client commands use the API and key saved by `bridge login`, or BRIDGE_API_URL and BRIDGE_API_KEY.",
 		SilenceErrors:     true,

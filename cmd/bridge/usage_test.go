@@ -37,7 +37,9 @@ func commandPaths(t *testing.T) [][]string {
 // points at --help.
 func TestEveryCommandHasHelpAndUsageErrors(t *testing.T) {
 	paths := commandPaths(t)
-	for _, want := range []string{"node", "dev", "login", "bridges create", "replay", "admin drain", "completion bash", "env", "keys revoke"} {
+	for _, want := range []string{"node", "dev", "login", "bridges create", "replay", "admin drain", "completion bash", "env", "keys revoke",
+		"tail", "messages", "plugins push", "plugins list", "plugins bind", "plugins unbind", "plugins delete",
+		"subscribers", "subscribers remove", "broadcast"} {
 		found := false
 		for _, p := range paths {
 			found = found || strings.Join(p, " ") == want
@@ -78,6 +80,12 @@ func TestMissingArgumentsAreUsageErrors(t *testing.T) {
 		// Found before any login is needed.
 		{"bridges", "create", "echo"}, {"bridges", "update", "echo"}, {"bridges", "update", "echo", "--json"},
 		{"replay", "echo"}, {"replay", "echo", "7", "--all-dead"}, {"deliveries", "echo", "--status", "lost"},
+		{"deliveries", "echo", "7", "--status", "dead"}, {"tail"}, {"tail", "echo", "--reply", "hi", "--exec", "cat"},
+		{"tail", "echo", "--exec", ""}, {"messages"}, {"broadcast", "echo"}, {"subscribers"}, {"subscribers", "remove", "echo"},
+		{"plugins", "push"}, {"plugins", "bind", "echo", "on_message"}, {"plugins", "bind", "echo", "on_nothing", "p"},
+		{"plugins", "bind", "echo", "on_message", "p", "--on-error", "explode"}, {"plugins", "bind", "echo", "on_message", "p", "--config", "novalue"},
+		{"plugins", "unbind", "echo", "on_nothing"}, {"plugins", "delete"},
+		{"bridges", "create", "echo", "--url", "http://x", "--retry", "sometimes"}, {"bridges", "update", "echo", "--delivery", "fax"},
 	} {
 		r := execBridge(t, nil, args...)
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")

@@ -77,15 +77,17 @@ func (c *Client) Bridges(ctx context.Context) ([]Bridge, error) {
 
 // CreateBridge creates a bridge and returns it with its webhook secret,
 // shown once.
-func (c *Client) CreateBridge(ctx context.Context, name string, fwd ForwardChange) (Bridge, string, error) {
+// delivery nil is the API's default (webhook).
+func (c *Client) CreateBridge(ctx context.Context, name string, fwd ForwardChange, delivery *string) (Bridge, string, error) {
 	var out struct {
 		Bridge        Bridge `json:"bridge"`
 		WebhookSecret string `json:"webhookSecret"`
 	}
 	body := struct {
-		Name    string        `json:"name"`
-		Forward ForwardChange `json:"forward"`
-	}{name, fwd}
+		Name     string        `json:"name"`
+		Forward  ForwardChange `json:"forward"`
+		Delivery *string       `json:"delivery,omitempty"`
+	}{name, fwd, delivery}
 	err := c.do(ctx, http.MethodPost, "/v1/bridges", nil, body, &out)
 	return out.Bridge, out.WebhookSecret, err
 }

@@ -76,6 +76,28 @@ func (c *Client) httpClient() *http.Client {
 // do sends one request with body (JSON-encoded unless nil) and decodes a
 // 2xx answer into out (unless nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	var rd io.Reader
+	contentType := ""
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd, contentType = bytes.NewReader(b), "application/json"
+	}
+	return c.send(ctx, method, path, query, contentType, rd, func(_ *http.Response, raw []byte) error {
+		if out == nil {
+			return nil
+		}
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+		return nil
+	})
+}
+
+// send sends one request and hands a 2xx answer, read whole, to ok.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, contentType string, body io.Reader, ok func(*http.Response, []byte) error) error {
 	base := strings.TrimRight(c.BaseURL, "/")
 	if err := CheckBaseURL(base); err != nil {
 		return err
@@ -84,20 +106,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if len(query) > 0 {
 		endpoint += "?" + query.Encode()
 	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, endpoint, rd)
+	req, err := http.NewRequestWithContext(ctx, method, endpoint, body)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.UserAgent != "" {
@@ -124,13 +138,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return DecodeError(res.StatusCode, raw)
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
-	}
-	return nil
+	return ok(res, raw)
 }
 
 // cause drops the *url.Error wrapper, whose text repeats the method and
