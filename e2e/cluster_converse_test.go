@@ -24,7 +24,8 @@ func TestClusterBridgesConverse(t *testing.T) {
 	t.Parallel()
 	const limit, n = 5, 100
 	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 2, name: "converse-cluster",
-		tune: map[string]string{"BRIDGE_REPLY_LOOP_LIMIT": fmt.Sprint(limit)}})
+		// One account sends 400 messages at once: past the default send rate.
+		tune: map[string]string{"BRIDGE_REPLY_LOOP_LIMIT": fmt.Sprint(limit), "BRIDGE_SEND_RATE": "1000", "BRIDGE_SEND_BURST": "2000"}})
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	// Of 8 bridges on 2 nodes, two share a node; usually each node has one.
 	var pairs [][2]clusterBridge

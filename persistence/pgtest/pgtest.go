@@ -76,7 +76,7 @@ func NewDatabase(t testing.TB, tmpl Template) string {
 		t.Fatalf("pgtest: clone %s: %v", tmplDB, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, server)
 		if err != nil {
