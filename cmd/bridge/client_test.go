@@ -46,7 +46,8 @@ func startDevNodeXMTP(t *testing.T) (string, string) {
 		config.EnvHTTPAddr:         "127.0.0.1:0",
 		config.EnvXMTPNodeGRPCAddr: "127.0.0.1:0",
 		config.EnvXMTPNodeHTTPAddr: "127.0.0.1:0",
-		config.EnvMasterKey:        "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+		config.EnvMasterKey:        testkit.MasterKey,
+		config.EnvDataDir:          t.TempDir(), // the plug-ins' compiled modules
 		config.EnvAdminToken:       cliAdminToken,
 		config.EnvSignupKey:        cliSignupKey,
 		config.EnvShutdownTimeout:  "10s",
