@@ -347,7 +347,7 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 			// A reply loop, or a peer that asks faster than the limit:
 			// the delivery completes without its reply.
 			rt.metrics.loopSuppressed.Inc()
-			if ok, held := rt.loopLog.allow(time.Now()); ok {
+			if ok, held := rt.loopLog.allow("", "reply held back", time.Now()); ok {
 				a.log.Warn("reply held back by the loop limit", "topic", d.Topic, "delivery", d.ID, "suppressed", held)
 			}
 		} else if conv == nil {

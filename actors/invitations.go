@@ -101,7 +101,7 @@ func (id *identity) admit(ctx context.Context, self *actor.PID, conv *conversati
 func (id *identity) refuse(conv *conversation.Conversation, reason string) {
 	rt := id.rt
 	rt.metrics.invitationsRejected.WithLabelValues(reason).Inc()
-	if ok, held := rt.invitationLog.allow(time.Now()); ok {
+	if ok, held := rt.invitationLog.allow("", "invitation refused", time.Now()); ok {
 		id.a.log.Warn("invitation refused", "topic", conv.Topic, "peer", conv.Peer, "reason", reason, "suppressed", held)
 	}
 }

@@ -37,12 +37,13 @@ type Runtime struct {
 	// cluster is this node's member of the cluster: placement, leases,
 	// drain (cluster.Node).
 	cluster Cluster
-	// invitationLog samples the log lines of refused invitations.
-	invitationLog *sampled
+	// invitationLog samples the log lines of refused invitations, one
+	// per invitationLogPeriod for the whole node.
+	invitationLog *logSampler
 	// loops limits automatic replies per conversation; loopLog samples
 	// the log lines of replies it held back.
 	loops   *loopGuard
-	loopLog *sampled
+	loopLog *logSampler
 	// commits writes the node's inbound deliveries in batches (commit.go).
 	commits *committer
 
@@ -66,8 +67,8 @@ func New(cfg Config) (*Runtime, error) {
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
 		commits:       &committer{store: cfg.Store},
 		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys),
-		invitationLog: newSampled(invitationLogPeriod), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
-		loopLog: newSampled(invitationLogPeriod), replyOrder: newReplyOrder()}
+		invitationLog: newLogSampler(invitationLogPeriod, 1), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
+		loopLog: newLogSampler(invitationLogPeriod, 1), replyOrder: newReplyOrder()}
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,
