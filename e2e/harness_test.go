@@ -330,13 +330,25 @@ func runJS(t testing.TB, script string, args ...string) *jsProc {
 // next waits for the script's next event, which must be named want.
 func (p *jsProc) next(want string, timeout time.Duration) jsEvent {
 	p.t.Helper()
-	select {
-	case e := <-p.events:
+	check := func(e jsEvent) jsEvent {
 		if e.Event != want {
 			p.t.Fatalf("xmtp-js event %+v, want %q", e, want)
 		}
 		return e
+	}
+	select {
+	case e := <-p.events:
+		return check(e)
 	case err := <-p.done:
+		// The reader sends every event before the end, but select picks
+		// at random among ready cases: a script that exits right after
+		// its last line leaves both ready. Its events come first.
+		select {
+		case e := <-p.events:
+			p.done <- err
+			return check(e)
+		default:
+		}
 		p.t.Fatalf("xmtp-js script ended before %q: %v\n%s", want, err, p.stderr.String())
 	case <-time.After(timeout):
 		p.t.Fatalf("xmtp-js script: no %q event within %s\n%s", want, timeout, p.stderr.String())
