@@ -116,6 +116,9 @@ func errorMessage(body []byte) string {
 	}
 	if json.Unmarshal(body, &e) == nil && e.Error != nil {
 		msg := printable(*e.Error, 300)
+		if msg == "" {
+			msg = "an error without a message"
+		}
 		if e.Code != "" {
 			msg += " (" + printable(e.Code, 64) + ")"
 		}
