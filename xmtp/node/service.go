@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"time"
@@ -79,22 +80,41 @@ const publishMethod = "/xmtp.message_api.v1.MessageApi/Publish"
 type walletKey struct{}
 
 // tap runs when a call's headers arrive, before any of its message is
-// read: on a node with authn a publish without a valid token ends there.
-// The wallet it verified travels in the call's context to authorize. A
-// call forwarded by the gateway carries the wallet the gateway verified.
+// read. A publish from any client but the node's own gateway takes a slot
+// of the node's publish budget (publishBudget) first, or is refused at
+// once. Then, on a node with authn, a publish without a valid token ends
+// there. The wallet it verified travels in the call's context to
+// authorize. A call forwarded by the gateway carries the wallet the
+// gateway verified, and the gateway's own budget already covered its body.
 func (s *service) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if !s.n.cfg.Authn || info.FullMethodName != publishMethod {
+	if info.FullMethodName != publishMethod {
 		return ctx, nil
 	}
 	if s.n.trustedGateway(info.Header) {
-		if w := info.Header.Get(mdWallet); len(w) == 1 && w[0] != "" {
+		if w := info.Header.Get(mdWallet); s.n.cfg.Authn && len(w) == 1 && w[0] != "" {
 			return context.WithValue(ctx, walletKey{}, w[0]), nil
 		}
+		return ctx, nil
+	}
+	release, ok := s.n.publishes.admit()
+	if !ok {
+		return ctx, s.reject(reasonBusy, codes.Unavailable,
+			fmt.Sprintf("too many publishes in flight on this node (limit %d); retry later", s.n.cfg.MaxPublishesInFlight))
+	}
+	if !s.n.cfg.Authn {
+		// The stream's context ends with the call however it ends:
+		// answered, cancelled, or cut off in the middle of its message.
+		context.AfterFunc(ctx, release)
+		return ctx, nil
 	}
 	wallet, st := s.authenticate(info.Header.Get("authorization"))
 	if st != nil {
+		// A call refused here never gets a stream, whose end would
+		// release the slot.
+		release()
 		return ctx, st.Err()
 	}
+	context.AfterFunc(ctx, release)
 	return context.WithValue(ctx, walletKey{}, wallet), nil
 }
 
