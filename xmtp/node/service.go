@@ -194,8 +194,13 @@ func (s *service) Query(ctx context.Context, req *messagev1.QueryRequest) (*mess
 	if err != nil {
 		return nil, s.reject(reason, codes.InvalidArgument, err.Error())
 	}
+	return s.query(ctx, q, maxPageBytes)
+}
+
+// query runs a valid query whose answer may hold about budget bytes.
+func (s *service) query(ctx context.Context, q validQuery, budget int) (*messagev1.QueryResponse, error) {
 	start := time.Now()
-	resp, err := s.n.store.query(ctx, q)
+	resp, err := s.n.store.query(ctx, q, budget)
 	s.n.metrics.queryTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -213,19 +218,43 @@ func (s *service) BatchQuery(ctx context.Context, req *messagev1.BatchQueryReque
 	for _, r := range req.Requests {
 		total += len(r.GetContentTopics())
 	}
-	if total > s.n.cfg.MaxTopicsPerRequest || len(req.Requests) > s.n.cfg.MaxTopicsPerRequest {
+	if total > s.n.cfg.MaxTopicsPerRequest || len(req.Requests) > min(s.n.cfg.MaxTopicsPerRequest, maxBatchQueries) {
 		return nil, s.reject(reasonTooManyTopics, codes.InvalidArgument, ErrTooManyTopics.Error())
 	}
-	out := &messagev1.BatchQueryResponse{Responses: make([]*messagev1.QueryResponse, 0, len(req.Requests))}
-	for _, r := range req.Requests {
-		resp, err := s.Query(ctx, r)
+	// The queries validate first, so a bad one costs no reads; then they
+	// share one page budget, each still getting at least one envelope.
+	qs := make([]validQuery, len(req.Requests))
+	for i, r := range req.Requests {
+		q, reason, err := validateQuery(r, s.n.cfg.MaxTopicsPerRequest)
+		if err != nil {
+			return nil, s.reject(reason, codes.InvalidArgument, err.Error())
+		}
+		qs[i] = q
+	}
+	out := &messagev1.BatchQueryResponse{Responses: make([]*messagev1.QueryResponse, 0, len(qs))}
+	left := maxPageBytes
+	for _, q := range qs {
+		resp, err := s.query(ctx, q, max(left, 1))
 		if err != nil {
 			return nil, err
+		}
+		for _, env := range resp.Envelopes {
+			left -= len(env.Message) + len(env.ContentTopic)
 		}
 		out.Responses = append(out.Responses, resp)
 	}
 	return out, nil
 }
+
+// Bounds of what one query answer holds. A page ends at maxPageBytes of
+// envelopes (see store.query); a batch's queries share that budget, and
+// a batch holds at most maxBatchQueries queries, as in xmtp-node-go, so
+// that an answer holds at most about maxPageBytes plus one of the largest
+// envelopes per query.
+const (
+	maxPageBytes    = 4 << 20
+	maxBatchQueries = 50
+)
 
 // checkTopics validates the topics of a subscription request.
 func (s *service) checkTopics(topics []string) error {
