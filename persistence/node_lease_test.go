@@ -389,4 +389,3 @@ func assertReleased(t *testing.T, s *Store, l Lease) {
 		t.Fatalf("released = %v, %v", released, err)
 	}
 }
-
