@@ -90,8 +90,8 @@ func (s *Store) acquireLease(ctx context.Context, identity, owner string, ttl ti
 	var prevUnreleased *bool
 	// prev is the row before, node the caller's node lease if it is live;
 	// taken the row as the statement leaves it, if it took the lease. A
-	// takeover of a lease held unreleased under another node lease counts
-	// on that node lease (lost), so its renewer checks its identities.
+	// takeover of a lease held unreleased under a node lease counts on
+	// that node lease (lost), so its renewer checks its identities.
 	err := s.pool.QueryRow(ctx, `
 		WITH prev AS (
 			SELECT l.owner, l.node_lease, NOT l.released AS unreleased FROM identity_leases l WHERE l.identity = $1),
@@ -111,8 +111,7 @@ func (s *Store) acquireLease(ctx context.Context, identity, owner string, ttl ti
 			RETURNING l.epoch, l.expires_at),
 		lost AS (
 			UPDATE node_leases n SET lost = n.lost + 1 FROM prev
-			WHERE n.id = prev.node_lease AND prev.unreleased AND prev.owner <> $2
-				AND n.id IS DISTINCT FROM $4::bigint AND EXISTS (SELECT 1 FROM taken))
+			WHERE n.id = prev.node_lease AND prev.unreleased AND prev.owner <> $2 AND EXISTS (SELECT 1 FROM taken))
 		SELECT (SELECT epoch FROM taken),
 			CASE WHEN $4::bigint IS NULL THEN (SELECT expires_at FROM taken) ELSE (SELECT expires_at FROM node) END,
 			$4::bigint IS NULL OR EXISTS (SELECT 1 FROM node),

@@ -36,3 +36,21 @@ ALTER TABLE identity_leases
 UPDATE identity_leases SET released = true WHERE expires_at <= updated_at;
 CREATE INDEX identity_leases_node_lease_idx ON identity_leases (node_lease) WHERE node_lease IS NOT NULL;
 
+
+-- A node of the previous version, during a rolling upgrade, knows neither
+-- column. When it takes over a released lease (whose expiry has passed),
+-- it changes owner, epoch and expiry and leaves released set; the lease
+-- then becomes one on its own again, valid by its expiry as that node
+-- expects, instead of a released lease another node could take as well.
+CREATE FUNCTION identity_leases_previous_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.released AND NEW.released
+        AND (NEW.owner <> OLD.owner OR NEW.epoch <> OLD.epoch OR NEW.expires_at > OLD.expires_at) THEN
+        NEW.released := false;
+        NEW.node_lease := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER identity_leases_previous_version BEFORE UPDATE ON identity_leases
+    FOR EACH ROW EXECUTE FUNCTION identity_leases_previous_version();
