@@ -40,10 +40,16 @@ type NodeLease struct {
 }
 
 // StartNodeLease takes a new node lease, a new incarnation, for the node
-// process member of node, for ttl.
+// process member of node, for ttl. It also forgets the node leases that
+// ran out over a day ago and no identity lease points at any more, so the
+// table holds about one row per node process of the last day.
 func (s *Store) StartNodeLease(ctx context.Context, node, member string, ttl time.Duration) (NodeLease, error) {
 	nl := NodeLease{Node: node, Member: member}
-	err := s.pool.QueryRow(ctx, `INSERT INTO node_leases (node, member, expires_at)
+	err := s.pool.QueryRow(ctx, `
+		WITH forgotten AS (
+			DELETE FROM node_leases n WHERE n.expires_at < now() - interval '1 day'
+				AND NOT EXISTS (SELECT 1 FROM identity_leases l WHERE l.node_lease = n.id))
+		INSERT INTO node_leases (node, member, expires_at)
 		VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING id, expires_at, lost`,
 		node, member, ttl.Seconds()).Scan(&nl.ID, &nl.ExpiresAt, &nl.Lost)
 	if err != nil {

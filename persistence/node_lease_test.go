@@ -389,3 +389,55 @@ func assertReleased(t *testing.T, s *Store, l Lease) {
 		t.Fatalf("released = %v, %v", released, err)
 	}
 }
+
+// TestStartNodeLeaseForgetsOldUnusedNodeLeases: a node lease that ran out
+// over a day ago goes once no identity lease points at it; one that an
+// identity lease still names stays, so that lease stays void.
+func TestStartNodeLeaseForgetsOldUnusedNodeLeases(t *testing.T) {
+	s, ids, _ := nodeLeaseFixture(t, 1)
+	ctx := context.Background()
+	named, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.AcquireLeaseOn(ctx, named, ids[0], "node-a.m1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unused, err := s.StartNodeLease(ctx, "node-a", "node-a.m2", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recent, err := s.StartNodeLease(ctx, "node-a", "node-a.m3", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE node_leases SET expires_at = now() - interval '2 days' WHERE id = ANY($1)`,
+		[]int64{named.ID, unused.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE node_leases SET expires_at = now() - interval '1 hour' WHERE id = $1`, recent.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartNodeLease(ctx, "node-b", "node-b.m4", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var left []int64
+	rows, err := s.Pool().Query(ctx, `SELECT id FROM node_leases WHERE id = ANY($1) ORDER BY id`, []int64{named.ID, unused.ID, recent.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, id)
+	}
+	if len(left) != 2 || left[0] != named.ID || left[1] != recent.ID {
+		t.Fatalf("node leases left %v, want %d (named by a lease) and %d (ran out an hour ago)", left, named.ID, recent.ID)
+	}
+	if err := s.CheckLease(ctx, l); !errors.Is(err, ErrFenced) {
+		t.Fatalf("a lease under a node lease that ran out two days ago: %v, want ErrFenced", err)
+	}
+}
