@@ -46,9 +46,7 @@ func (n *Node) startNodeLease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.renewMu.Lock()
-	n.renewedAt = sent
-	n.renewMu.Unlock()
+	n.renewedAt, n.lapseFenced = sent, false
 	n.nodeLease.Store(&nl)
 	n.log.Info("node lease taken", "incarnation", nl.ID)
 	return nil
@@ -103,20 +101,17 @@ func (n *Node) renewLeases() bool {
 	if err != nil {
 		n.metrics.renewErrors.Inc()
 		n.log.Error("renew node lease", "incarnation", held.ID, "error", err)
-		n.renewMu.Lock()
-		lapsed := time.Since(n.renewedAt) >= n.cfg.LeaseTTL
-		n.renewMu.Unlock()
-		if lapsed && !n.lapseFenced {
+		if time.Since(n.renewedAt) >= n.cfg.LeaseTTL && !n.lapseFenced {
 			// No renewal reached Postgres for a whole LeaseTTL: the
-			// node lease ran out there, whatever the next renewal says.
+			// node lease may have run out there, and another member
+			// may hold the identities by now. They stop rather than
+			// count on the next renewal.
 			n.lapseFenced = true
 			n.fenceAll(held.ID)
 		}
 		return false
 	}
-	n.renewMu.Lock()
 	n.renewedAt = sent
-	n.renewMu.Unlock()
 	n.lapseFenced = false
 	if renewed.Lost != held.Lost && !n.checkLeases(ctx) {
 		// Check again next round.

@@ -207,11 +207,11 @@ type Node struct {
 	// nodeLease is the node lease every hosted identity's lease lives
 	// under (leases.go).
 	nodeLease atomic.Pointer[persistence.NodeLease]
-	renewMu   sync.Mutex
-	// renewedAt is when the last renewal that reached Postgres was sent.
-	renewedAt time.Time
-	// lapseFenced is set, by the renewer alone, once it fenced the
-	// identities because no renewal reached Postgres for a LeaseTTL.
+	// renewedAt is when the last renewal that reached Postgres was sent;
+	// lapseFenced is set once the identities were fenced because no
+	// renewal reached Postgres for a LeaseTTL. Start, then the renewer
+	// alone, use them.
+	renewedAt   time.Time
 	lapseFenced bool
 
 	mu       sync.Mutex
