@@ -143,7 +143,8 @@ type Config struct {
 	// CanaryURL is the canary endpoint the bridges call; empty means this
 	// node's own /canary, derived from the API's listen address.
 	CanaryURL string
-	// LeaseTTL is the lifetime of an identity's fencing lease.
+	// LeaseTTL is the lifetime of the node lease the identities' fencing
+	// leases live under.
 	LeaseTTL time.Duration
 	// ReconcileInterval is how often the runtime activates missing
 	// identities.

@@ -180,7 +180,7 @@ var Vars = []Var{
 	{Name: EnvCanaryURL, Default: "(http://BRIDGE_HTTP_ADDR/canary)", Example: "https://bridge.example.net/canary",
 		Description: "Canary endpoint the bridges' canary handlers call; by default this node's own /canary (an unspecified host becomes 127.0.0.1)."},
 	{Name: EnvLeaseTTL, Default: "15s", Example: "10s",
-		Description: "Lifetime of an identity's fencing lease, renewed every third of it; after a crash, another member takes the identity over once the lease expired."},
+		Description: "Lifetime of a node's lease, which its identities' fencing leases live under, renewed every third of it; after a crash, another member takes the identities over once the node lease expired."},
 	{Name: EnvReconcileInterval, Default: "15s", Example: "5s",
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
