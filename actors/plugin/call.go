@@ -27,9 +27,9 @@ func (e *CallError) Unwrap() error { return e.Err }
 func (h *Host) call(ctx context.Context, bd *binding, in []byte) ([]byte, *CallError) {
 	pt := string(bd.point)
 	start := time.Now()
-	h.metrics.calls.WithLabelValues(pt).Inc()
+	h.metrics.pointCalls[bd.point].Inc()
 	out, reason, err := h.callOnce(ctx, bd, in)
-	h.metrics.seconds.WithLabelValues(pt).Observe(time.Since(start).Seconds())
+	h.metrics.pointSeconds[bd.point].Observe(time.Since(start).Seconds())
 	if err == nil {
 		return out, nil
 	}

@@ -22,6 +22,11 @@ type metrics struct {
 	cacheMisses prometheus.Counter
 	resident    prometheus.Gauge
 	bindings    prometheus.Gauge
+
+	// The children of calls and seconds for each point, resolved once so
+	// that a call does not hash its labels.
+	pointCalls   map[Point]prometheus.Counter
+	pointSeconds map[Point]prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,9 +48,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		bindings: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bridge_plugin_bindings",
 			Help: "Plug-in bindings known to this node."}),
 	}
+	m.pointCalls = map[Point]prometheus.Counter{}
+	m.pointSeconds = map[Point]prometheus.Observer{}
 	for _, p := range Points {
-		m.calls.WithLabelValues(string(p))
-		m.seconds.WithLabelValues(string(p))
+		m.pointCalls[p] = m.calls.WithLabelValues(string(p))
+		m.pointSeconds[p] = m.seconds.WithLabelValues(string(p))
 		for _, r := range reasons {
 			m.errors.WithLabelValues(string(p), r)
 		}

@@ -30,6 +30,9 @@ const (
 	Bot = "bot"
 	// Hostile misbehaves in the way its "mode" config names.
 	Hostile = "hostile"
+	// Floor is the benchmarks' probe: each export does one part of the
+	// bot's on_message (nothing, read the input, answer, the JSON work).
+	Floor = "floor"
 	// NoExport exports no extension point.
 	NoExport = "noexport"
 )

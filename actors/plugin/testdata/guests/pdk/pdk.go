@@ -21,7 +21,46 @@
 //
 // A plug-in exports its extension points with //go:wasmexport and is built
 // with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared.
+//
+// # Few host calls
+//
+// The guest cannot see the kernel's memory: every 8 bytes of input or
+// output cross the Wasm boundary in one host call, and in the Go SDK
+// (v1.7.1) the calls differ a lot in price. input_load_u64, load_u64 and
+// store_u64 are Go functions reading or writing the kernel's memory (about
+// 0.2 µs each); every other kernel function (input_length, input_load_u8,
+// alloc, store_u8, length, free, output_set, ...) is a Go function that
+// calls the kernel module's export, which costs a new wazero call engine
+// with a 10 KB stack and, with the sandbox's context cancellation on, a
+// goroutine (several µs each). So by default this shim uses the fewest
+// host calls the ABI allows:
+//
+//   - input: input_length, then one input_load_u64 per 8 bytes; the last,
+//     partial word is read as the 8 bytes ending at the input's end (they
+//     overlap bytes already read), never byte by byte;
+//   - output: one alloc rounded up to 8 bytes, one store_u64 per 8 bytes,
+//     then output_set with the exact length (output_set takes a length, so
+//     the block may be longer than the output);
+//   - blocks passed by offset alone (a config key, an error, an HTTP
+//     request) keep their exact length, and their last word overlaps too;
+//   - a config value is read once per instance and kept: the bridge never
+//     changes a live instance's config (a new binding config makes new
+//     instances).
+//
+// Built with -ldflags "-X guests/pdk.Style=pdk", the shim does what the
+// official PDKs do instead: byte-wise tails with input_load_u8, store_u8
+// and load_u8, and config_get on every Config call. The benchmarks build
+// both, because any Extism plug-in must keep working and most are built
+// with a PDK.
 package pdk
+
+import "encoding/binary"
+
+// Style is "pdk" to behave like the official PDKs; see the package
+// documentation.
+var Style = ""
+
+func pdkStyle() bool { return Style == "pdk" }
 
 //go:wasmimport extism:host/env input_length
 func inputLength() uint64
@@ -82,10 +121,11 @@ func Input() []byte {
 	buf := make([]byte, n)
 	i := uint64(0)
 	for ; i+8 <= n; i += 8 {
-		v := inputLoadU64(i)
-		for j := uint64(0); j < 8; j++ {
-			buf[i+j] = byte(v >> (8 * j))
-		}
+		binary.LittleEndian.PutUint64(buf[i:], inputLoadU64(i))
+	}
+	if i < n && n >= 8 && !pdkStyle() {
+		binary.LittleEndian.PutUint64(buf[n-8:], inputLoadU64(n-8))
+		return buf
 	}
 	for ; i < n; i++ {
 		buf[i] = byte(inputLoadU8(i))
@@ -93,8 +133,8 @@ func Input() []byte {
 	return buf
 }
 
-// store copies b into a new kernel block and returns its offset, or 0 when
-// the kernel has no room.
+// store copies b into a new kernel block of exactly len(b) bytes and
+// returns its offset, or 0 when the kernel has no room.
 func store(b []byte) uint64 {
 	n := uint64(len(b))
 	off := alloc(n)
@@ -103,11 +143,11 @@ func store(b []byte) uint64 {
 	}
 	i := uint64(0)
 	for ; i+8 <= n; i += 8 {
-		var v uint64
-		for j := uint64(0); j < 8; j++ {
-			v |= uint64(b[i+j]) << (8 * j)
-		}
-		storeU64(off+i, v)
+		storeU64(off+i, binary.LittleEndian.Uint64(b[i:]))
+	}
+	if i < n && n >= 8 && !pdkStyle() {
+		storeU64(off+n-8, binary.LittleEndian.Uint64(b[n-8:]))
+		return off
 	}
 	for ; i < n; i++ {
 		storeU8(off+i, uint32(b[i]))
@@ -121,10 +161,11 @@ func load(off uint64) []byte {
 	buf := make([]byte, n)
 	i := uint64(0)
 	for ; i+8 <= n; i += 8 {
-		v := loadU64(off + i)
-		for j := uint64(0); j < 8; j++ {
-			buf[i+j] = byte(v >> (8 * j))
-		}
+		binary.LittleEndian.PutUint64(buf[i:], loadU64(off+i))
+	}
+	if i < n && n >= 8 && !pdkStyle() {
+		binary.LittleEndian.PutUint64(buf[n-8:], loadU64(off+n-8))
+		return buf
 	}
 	for ; i < n; i++ {
 		buf[i] = byte(loadU8(off + i))
@@ -134,8 +175,27 @@ func load(off uint64) []byte {
 
 // Output sets the call's output.
 func Output(b []byte) {
-	off := store(b)
-	outputSet(off, uint64(len(b)))
+	if pdkStyle() {
+		outputSet(store(b), uint64(len(b)))
+		return
+	}
+	n := uint64(len(b))
+	words := (n + 7) / 8
+	off := alloc(words * 8)
+	if off == 0 && n > 0 {
+		outputSet(0, 0)
+		return
+	}
+	i := uint64(0)
+	for ; i+8 <= n; i += 8 {
+		storeU64(off+i, binary.LittleEndian.Uint64(b[i:]))
+	}
+	if i < n {
+		var last [8]byte
+		copy(last[:], b[i:])
+		storeU64(off+i, binary.LittleEndian.Uint64(last[:]))
+	}
+	outputSet(off, n)
 }
 
 // OutputRaw sets the call's output to n bytes at a kernel offset, for
@@ -148,15 +208,27 @@ func Alloc(n uint64) uint64 { return alloc(n) }
 // SetError makes the call fail with msg.
 func SetError(msg string) { errorSet(store([]byte(msg))) }
 
+type configValue struct {
+	v  string
+	ok bool
+}
+
+// configs holds the config values read so far by this instance.
+var configs = map[string]configValue{}
+
 // Config returns the binding's config value for key.
 func Config(key string) (string, bool) {
+	if c, seen := configs[key]; seen && !pdkStyle() {
+		return c.v, c.ok
+	}
+	var c configValue
 	k := store([]byte(key))
 	off := configGet(k)
 	free(k)
-	if off == 0 {
-		return "", false
+	if off != 0 {
+		c = configValue{v: string(load(off)), ok: true}
+		free(off)
 	}
-	v := string(load(off))
-	free(off)
-	return v, true
+	configs[key] = c
+	return c.v, c.ok
 }
