@@ -3,7 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
-	"syscall"
+	"os"
 	"testing"
 	"time"
 
@@ -125,11 +125,11 @@ func pluginCallSeconds(reg *prometheus.Registry) (float64, uint64) {
 	return sum, n
 }
 
-// processCPU is the CPU time this process used so far (Linux).
+// processCPU is the CPU time this process used so far.
 func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("process cpu time: %v", err)
+	d, err := testkit.CPUTime(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }

@@ -2,13 +2,14 @@ package plugin
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xmtpbridge/bridge/actors/plugin/plugintest"
 	"github.com/xmtpbridge/bridge/actors/webhook"
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // benchInput is the json webhook body of a typical message.
@@ -42,22 +43,21 @@ func goOnMessage(in []byte, mode string) ([]byte, error) {
 // writes as the official Extism PDKs do (see the guests' pdk package).
 const pdkStyle = "-X guests/pdk.Style=pdk"
 
-// processCPU is the CPU time this process used so far (Linux), GC and
-// wazero's goroutines included. The machine is shared, so the CPU time of
-// a call is steadier than its wall time; benchmarks report both.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("process cpu time: %v", err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// cpuPerOp starts counting CPU time; the returned function reports it per
-// iteration as cpu-ns/op.
+// cpuPerOp starts counting the process's CPU time (GC and wazero's
+// goroutines included); the returned function reports it per iteration as
+// cpu-ns/op. The machine is shared, so the CPU time of a call is steadier
+// than its wall time; benchmarks report both.
 func cpuPerOp(b *testing.B) func() {
 	start := processCPU(b)
 	return func() { b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op") }
+}
+
+func processCPU(b *testing.B) time.Duration {
+	d, err := testkit.CPUTime(os.Getpid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }
 
 func benchBinding(b *testing.B, ldflags string) (*harness, *binding) {
