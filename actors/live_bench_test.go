@@ -141,7 +141,7 @@ func BenchmarkLiveDelivery(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			sess := hub(tc.node).Open(liveBridge.ID, 0, 0)
+			sess := hub(tc.node).Open(liveBridge.ID, "", 0, 0)
 			defer sess.Close()
 			go consumeLive(ctx, sess, sig)
 			run(b, liveBridge)

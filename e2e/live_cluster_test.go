@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -200,22 +201,38 @@ func TestLiveAcrossNodesSurvivesKill9(t *testing.T) {
 			all[k] = true
 		}
 	}
-	testkit.WaitFor(t, 120*time.Second, func() bool {
+	testkit.WaitFor(t, 120*time.Second, func() error {
 		got, err := sender.received()
 		if err != nil {
-			return false
+			return err
 		}
-		for text := range all {
-			if got[strings.ToLower(addr)+" re: "+text] != 1 {
-				return false
-			}
-		}
-		return true
-	}, "one reply to each of the 90 messages")
+		return replyCounts(got, addr, all)
+	}, "one reply to each of the %d messages", len(all))
 	got, _ := sender.received()
 	for k, n := range got {
 		if n != 1 {
 			t.Fatalf("%q arrived %d times", k, n)
 		}
 	}
+}
+
+// replyCounts checks that got, the texts a sender received, holds exactly
+// one reply "re: <text>" from addr to each text of want, and names the
+// missing and the doubled ones when not.
+func replyCounts(got map[string]int, addr string, want map[string]bool) error {
+	var missing, doubled []string
+	for text := range want {
+		switch n := got[strings.ToLower(addr)+" re: "+text]; {
+		case n == 0:
+			missing = append(missing, text)
+		case n > 1:
+			doubled = append(doubled, fmt.Sprintf("%s (%d times)", text, n))
+		}
+	}
+	if len(missing) == 0 && len(doubled) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	sort.Strings(doubled)
+	return fmt.Errorf("%d replies missing %v, %d doubled %v", len(missing), missing, len(doubled), doubled)
 }
