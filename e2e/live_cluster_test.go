@@ -249,3 +249,62 @@ func replyCounts(got map[string]int, addr string, want map[string]bool) error {
 	sort.Strings(doubled)
 	return fmt.Errorf("%d replies missing %v, %d doubled %v", len(missing), missing, len(doubled), doubled)
 }
+
+// TestLiveSocketsOfARevokedKeyCloseOnEveryNode: consumers on two node
+// processes opened their sockets with one API key and another consumer
+// with a second key. Revoking the first key through one node closes its
+// sockets on both nodes with 4003 and a reason; the other key's socket
+// stays up and still gets messages.
+func TestLiveSocketsOfARevokedKeyCloseOnEveryNode(t *testing.T) {
+	t.Parallel()
+	c := newBridgeCluster(t, clusterOpts{provider: "automanaged", nodes: 2})
+	a, b := c.nodes[0], c.nodes[1]
+	acct := mustCall(t, 201, "POST", a.api+"/v1/accounts", "", map[string]any{"name": "owner", "signupKey": signupKey})
+	c.apiKey = str(acct, "apiKey")
+	second := mustCall(t, 201, "POST", a.api+"/v1/api-keys", c.apiKey, map[string]any{"name": "consumers"})
+	key2, key2ID := str(second, "apiKey"), str(second, "apiKeyInfo", "id")
+	created := mustCall(t, 201, "POST", a.api+"/v1/bridges", c.apiKey, map[string]any{
+		"name": "live", "delivery": "live", "forward": map[string]any{"url": "http://127.0.0.1:9/unused"},
+	})
+	id, addr := str(created, "bridge", "id"), str(created, "bridge", "address")
+	c.hostOf(id)
+	onA := dialLive(t, a.api, id, key2, "")
+	onB := dialLive(t, b.api, id, key2, "")
+	kept := dialLive(t, b.api, id, c.apiKey, "")
+	testkit.WaitFor(t, 30*time.Second, func() bool {
+		return len(metric(t, a.api, "bridge_live_consumers 1")) == 1 && len(metric(t, b.api, "bridge_live_consumers 2")) == 1
+	}, "three consumers connected")
+
+	start := time.Now()
+	mustCall(t, 200, "DELETE", a.api+"/v1/api-keys/"+key2ID, c.apiKey, nil)
+	for name, lc := range map[string]*liveConn{a.id: onA, b.id: onB} {
+		var err error
+		for err == nil {
+			_, err = lc.read(20 * time.Second)
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4003 || !strings.Contains(ce.Reason, "revoked") {
+			t.Fatalf("the socket on %s ended with %v, want close 4003 naming the revocation", name, err)
+		}
+	}
+	// The nodes check their sockets' keys on a timer too, every 5 s by
+	// default: a close well within that came from the announcement.
+	t.Logf("both sockets closed %s after the revocation", time.Since(start))
+
+	sender := newRecipient(t, c.x.xmtpGRPC)
+	if _, err := sender.cl.SendText(context.Background(), addr, "after the revocation"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := kept.read(60 * time.Second)
+		if err != nil {
+			t.Fatalf("the other key's socket: %v", err)
+		}
+		if f.Method == "message" {
+			if got := fmt.Sprint(f.Params["content"]); got != "after the revocation" {
+				t.Fatalf("the other key's socket got %q", got)
+			}
+			break
+		}
+	}
+}
