@@ -25,6 +25,9 @@ type conversations struct {
 
 	mu      sync.Mutex
 	byTopic map[string]*conversation.Conversation
+	// byPeer is the newest conversation with each peer in the default
+	// context (withPeer).
+	byPeer map[string]*conversation.Conversation
 	// starting serialises the creation of conversations, so two sends to
 	// the same new peer make one conversation.
 	starting sync.Mutex
@@ -32,7 +35,7 @@ type conversations struct {
 
 func newConversations(bridgeID string, bundle *keys.PrivateKeyBundle, xmtp Transport, store Store) *conversations {
 	return &conversations{bridgeID: bridgeID, bundle: bundle, auth: keys.NewAuthorizer(bundle), xmtp: xmtp, store: store,
-		byTopic: map[string]*conversation.Conversation{}}
+		byTopic: map[string]*conversation.Conversation{}, byPeer: map[string]*conversation.Conversation{}}
 }
 
 func (cs *conversations) get(topic string) *conversation.Conversation {
@@ -70,6 +73,9 @@ func (cs *conversations) put(conv *conversation.Conversation) bool {
 		return false
 	}
 	cs.byTopic[conv.Topic] = conv
+	if best := cs.byPeer[conv.Peer]; conv.ID == "" && (best == nil || conv.Created.After(best.Created)) {
+		cs.byPeer[conv.Peer] = conv
+	}
 	return true
 }
 
@@ -78,13 +84,7 @@ func (cs *conversations) put(conv *conversation.Conversation) bool {
 func (cs *conversations) withPeer(peer string) *conversation.Conversation {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	var best *conversation.Conversation
-	for _, c := range cs.byTopic {
-		if c.Peer == peer && c.ID == "" && (best == nil || c.Created.After(best.Created)) {
-			best = c
-		}
-	}
-	return best
+	return cs.byPeer[peer]
 }
 
 // restore loads the stored conversations.
