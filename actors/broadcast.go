@@ -12,14 +12,15 @@ package actors
 // the bridge's cached configuration: an idle bridge costs no query), the
 // forward child takes the next batch of copies the broadcast rate allows,
 // starts the conversations it lacks, seals each copy and queues it into
-// the outbox in one transaction with the copy's status, then publishes
-// it. A copy is queued once whatever crashes; the outbox publishes it
+// the outbox in one transaction with the copy's status, then hands it to
+// the batched reply publisher (replies.go). A copy is queued once whatever crashes; the outbox publishes it
 // until it is out, byte for byte the same envelope each time.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -88,13 +89,32 @@ func (a *activation) fanOut(ctx context.Context, b persistence.Bridge) {
 		a.rt.forgetBridge(a.bridgeID)
 		return
 	}
+	// The copies are independent: a few at a time overlap their round
+	// trips (the conversations they lack are still started one at a
+	// time, conversations.start).
+	work := make(chan persistence.BroadcastCopy)
+	var wg sync.WaitGroup
+	for range min(broadcastWorkers, len(copies)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				a.queueCopy(ctx, c)
+			}
+		}()
+	}
 	for _, c := range copies {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		a.queueCopy(ctx, c)
+		work <- c
 	}
+	close(work)
+	wg.Wait()
 }
+
+// broadcastWorkers is how many copies of a batch are queued at once.
+const broadcastWorkers = 8
 
 // queueCopy queues and publishes one recipient's copy, or records why it
 // cannot be sent.
@@ -130,6 +150,8 @@ func (a *activation) queueCopy(ctx context.Context, c persistence.BroadcastCopy)
 		return
 	}
 	if ok {
-		a.publishReplyChecked(ctx, replyID, 0, env)
+		// Queued under the lease just checked; published with the other
+		// copies and replies waiting, many to a call (replies.go).
+		a.publishSoon(replyID, env)
 	}
 }

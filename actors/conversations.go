@@ -25,14 +25,20 @@ type conversations struct {
 
 	mu      sync.Mutex
 	byTopic map[string]*conversation.Conversation
-	// starting serialises the creation of conversations, so two sends to
-	// the same new peer make one conversation.
-	starting sync.Mutex
+	// byPeer is the newest conversation with each peer in the default
+	// context (withPeer).
+	byPeer map[string]*conversation.Conversation
+	// starting holds, per peer, a channel closed when a start of a
+	// conversation with that peer ends: two sends to the same new peer
+	// make one conversation, while starts with different peers (the
+	// copies of a broadcast) run side by side.
+	starting map[string]chan struct{}
 }
 
 func newConversations(bridgeID string, bundle *keys.PrivateKeyBundle, xmtp Transport, store Store) *conversations {
 	return &conversations{bridgeID: bridgeID, bundle: bundle, auth: keys.NewAuthorizer(bundle), xmtp: xmtp, store: store,
-		byTopic: map[string]*conversation.Conversation{}}
+		byTopic: map[string]*conversation.Conversation{}, byPeer: map[string]*conversation.Conversation{},
+		starting: map[string]chan struct{}{}}
 }
 
 func (cs *conversations) get(topic string) *conversation.Conversation {
@@ -70,6 +76,9 @@ func (cs *conversations) put(conv *conversation.Conversation) bool {
 		return false
 	}
 	cs.byTopic[conv.Topic] = conv
+	if best := cs.byPeer[conv.Peer]; conv.ID == "" && (best == nil || conv.Created.After(best.Created)) {
+		cs.byPeer[conv.Peer] = conv
+	}
 	return true
 }
 
@@ -78,13 +87,7 @@ func (cs *conversations) put(conv *conversation.Conversation) bool {
 func (cs *conversations) withPeer(peer string) *conversation.Conversation {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	var best *conversation.Conversation
-	for _, c := range cs.byTopic {
-		if c.Peer == peer && c.ID == "" && (best == nil || c.Created.After(best.Created)) {
-			best = c
-		}
-	}
-	return best
+	return cs.byPeer[peer]
 }
 
 // restore loads the stored conversations.
@@ -120,11 +123,32 @@ func (cs *conversations) save(ctx context.Context, conv *conversation.Conversati
 // created reports a new conversation, which the caller must register.
 func (cs *conversations) start(ctx context.Context, peer string, now time.Time) (conv *conversation.Conversation, created bool, err error) {
 	peer = keys.ChecksumAddress(peer)
-	if c := cs.withPeer(peer); c != nil {
-		return c, false, nil
+	for {
+		if c := cs.withPeer(peer); c != nil {
+			return c, false, nil
+		}
+		cs.mu.Lock()
+		busy, ok := cs.starting[peer]
+		if !ok {
+			done := make(chan struct{})
+			cs.starting[peer] = done
+			cs.mu.Unlock()
+			defer func() {
+				cs.mu.Lock()
+				delete(cs.starting, peer)
+				cs.mu.Unlock()
+				close(done)
+			}()
+			break
+		}
+		cs.mu.Unlock()
+		select {
+		case <-busy: // look again: it made the conversation, or failed
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
 	}
-	cs.starting.Lock()
-	defer cs.starting.Unlock()
+	// A start that ended between the look and the claim made it.
 	if c := cs.withPeer(peer); c != nil {
 		return c, false, nil
 	}

@@ -46,7 +46,8 @@ type LiveStore interface {
 	RenewLiveClaims(ctx context.Context, consumers []string, ttl time.Duration) error
 	ReleaseLive(ctx context.Context, consumer string) error
 	LiveBacklog(ctx context.Context) (persistence.LiveBacklog, error)
-	ListenLive(ctx context.Context, ready func(), fn func(bridgeID string)) error
+	ListenLive(ctx context.Context, ready func(), fn func(persistence.LiveEvent)) error
+	RevokedAPIKeys(ctx context.Context, keyIDs []string) ([]string, error)
 	LiveTarget(ctx context.Context, bridgeID, messageID string) (persistence.LiveTarget, error)
 	EnqueueLiveReply(ctx context.Context, messageID string, r persistence.Reply, replyMessageID string) (string, error)
 	ConversationByTopic(ctx context.Context, bridgeID, topic string) (persistence.Conversation, error)
@@ -161,7 +162,7 @@ func (h *LiveHub) listen(ctx context.Context) {
 		err := h.cfg.Store.ListenLive(ctx, func() {
 			h.setReady(true)
 			h.wakeAll()
-		}, h.wakeBridge)
+		}, h.event)
 		h.setReady(false)
 		if ctx.Err() != nil {
 			return
@@ -189,21 +190,57 @@ func (h *LiveHub) tick(ctx context.Context) {
 	}
 }
 
-// refresh renews the claims of the node's sessions, wakes them all and
-// updates the backlog gauges.
+// event handles one announcement: a bridge's new live message wakes its
+// sessions; a revoked API key ends the sessions opened with it.
+func (h *LiveHub) event(e persistence.LiveEvent) {
+	if e.RevokedKeyID != "" {
+		h.revokeKey(e.RevokedKeyID)
+		return
+	}
+	h.wakeBridge(e.BridgeID)
+}
+
+// revokeKey tells the sessions opened with the API key to close.
+func (h *LiveHub) revokeKey(keyID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ss := range h.sessions {
+		for s := range ss {
+			if s.keyID == keyID {
+				s.revoke()
+			}
+		}
+	}
+}
+
+// refresh renews the claims of the node's sessions, ends those whose API
+// key was revoked (in case the announcement was missed), wakes them all
+// and updates the backlog gauges.
 func (h *LiveHub) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.ClaimTTL/3)
 	defer cancel()
-	var consumers []string
+	var consumers, keyIDs []string
+	seenKey := map[string]bool{}
 	h.mu.Lock()
 	for _, ss := range h.sessions {
 		for s := range ss {
 			consumers = append(consumers, s.consumer)
+			if s.keyID != "" && !seenKey[s.keyID] {
+				seenKey[s.keyID] = true
+				keyIDs = append(keyIDs, s.keyID)
+			}
 		}
 	}
 	h.mu.Unlock()
 	if err := h.cfg.Store.RenewLiveClaims(ctx, consumers, h.cfg.ClaimTTL); err != nil && ctx.Err() == nil {
 		h.log.Warn("renew live claims", "error", err)
+	}
+	revoked, err := h.cfg.Store.RevokedAPIKeys(ctx, keyIDs)
+	if err != nil && ctx.Err() == nil {
+		h.log.Warn("check the keys of live sockets", "error", err)
+	}
+	for _, k := range revoked {
+		h.revokeKey(k)
 	}
 	h.wakeAll()
 	if b, err := h.cfg.Store.LiveBacklog(ctx); err == nil {
@@ -230,17 +267,18 @@ func (h *LiveHub) wakeAll() {
 	}
 }
 
-// Open starts a session of a consumer of bridgeID that wants the messages
-// after the cursor after, with at most window unacknowledged (the hub's
-// default when 0).
-func (h *LiveHub) Open(bridgeID string, after int64, window int) *LiveSession {
+// Open starts a session of a consumer of bridgeID, authenticated with the
+// API key keyID, that wants the messages after the cursor after, with at
+// most window unacknowledged (the hub's default when 0). Revoking the key
+// ends the session (LiveSession.Revoked).
+func (h *LiveHub) Open(bridgeID, keyID string, after int64, window int) *LiveSession {
 	if window <= 0 || window > MaxLiveWindow {
 		window = h.cfg.Window
 	}
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	s := &LiveSession{
-		hub: h, bridgeID: bridgeID, consumer: h.cfg.NodeID + "/" + hex.EncodeToString(nonce[:]),
+		hub: h, bridgeID: bridgeID, keyID: keyID, revoked: make(chan struct{}), consumer: h.cfg.NodeID + "/" + hex.EncodeToString(nonce[:]),
 		after: after, window: window, inflight: map[string]time.Time{}, wakeC: make(chan struct{}, 1),
 	}
 	s.wake()
@@ -276,8 +314,8 @@ func (h *LiveHub) forget(s *LiveSession) {
 }
 
 // Closed counts a session the front closed, by reason: slow (window full
-// for too long, or writes blocked), protocol, gone (the consumer left) or
-// shutdown.
+// for too long, or writes blocked), protocol, gone (the consumer left),
+// revoked (its API key was revoked) or shutdown.
 func (h *LiveHub) Closed(reason string) {
 	if c, err := h.metrics.closes.GetMetricWithLabelValues(reason); err == nil {
 		c.Inc()

@@ -23,6 +23,7 @@ import (
 type LiveSession struct {
 	hub      *LiveHub
 	bridgeID string
+	keyID    string
 	consumer string
 	after    int64
 	window   int
@@ -31,6 +32,17 @@ type LiveSession struct {
 	mu       sync.Mutex
 	inflight map[string]time.Time // message id → when it was sent
 	closed   bool
+	// revoked is closed when the session's API key is revoked.
+	revoked     chan struct{}
+	revokedOnce sync.Once
+}
+
+// Revoked is closed when the API key the session was opened with is
+// revoked, on this node or another: the front then closes the socket.
+func (s *LiveSession) Revoked() <-chan struct{} { return s.revoked }
+
+func (s *LiveSession) revoke() {
+	s.revokedOnce.Do(func() { close(s.revoked) })
 }
 
 // Consumer is the session's id in the claims it holds.
@@ -188,7 +200,7 @@ type liveMetrics struct {
 }
 
 // LiveCloseReasons are the label values of bridge_live_closed_total.
-var LiveCloseReasons = []string{"slow", "protocol", "gone", "shutdown"}
+var LiveCloseReasons = []string{"slow", "protocol", "gone", "revoked", "shutdown"}
 
 func newLiveMetrics(reg prometheus.Registerer) (*liveMetrics, error) {
 	m := &liveMetrics{
@@ -212,7 +224,7 @@ func newLiveMetrics(reg prometheus.Registerer) (*liveMetrics, error) {
 			Name: "bridge_live_acks_total", Help: "Live messages consumers of this node acknowledged.",
 		}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bridge_live_closed_total", Help: "Live consumer sockets this node closed, by reason (slow, protocol, gone, shutdown).",
+			Name: "bridge_live_closed_total", Help: "Live consumer sockets this node closed, by reason (slow, protocol, gone, revoked, shutdown).",
 		}, []string{"reason"}),
 	}
 	for _, r := range LiveCloseReasons {

@@ -15,6 +15,10 @@ import (
 // account in the request locals.
 const localAccount = "bridge.account"
 
+// localAPIKey is the key under which requireAPIKey stores the id of the
+// caller's API key.
+const localAPIKey = "bridge.apikey"
+
 // bearerToken returns the token of an "Authorization: Bearer" header.
 func bearerToken(c *fiber.Ctx) (string, bool) {
 	h := c.Get(fiber.HeaderAuthorization)
@@ -45,7 +49,7 @@ func (s *Server) requireAPIKey(c *fiber.Ctx) error {
 	if !ok {
 		return unauthorized("missing API key: send Authorization: Bearer <api key>")
 	}
-	acct, _, err := s.opts.Store.AccountByAPIKey(c.UserContext(), token)
+	acct, key, err := s.opts.Store.AccountByAPIKey(c.UserContext(), token)
 	if errors.Is(err, persistence.ErrNotFound) {
 		return unauthorized("invalid API key")
 	}
@@ -53,6 +57,7 @@ func (s *Server) requireAPIKey(c *fiber.Ctx) error {
 		return internal(err)
 	}
 	c.Locals(localAccount, acct)
+	c.Locals(localAPIKey, key.ID)
 	return c.Next()
 }
 
@@ -60,6 +65,12 @@ func (s *Server) requireAPIKey(c *fiber.Ctx) error {
 func account(c *fiber.Ctx) persistence.Account {
 	a, _ := c.Locals(localAccount).(persistence.Account)
 	return a
+}
+
+// apiKeyID returns the id of the API key requireAPIKey authenticated.
+func apiKeyID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localAPIKey).(string)
+	return id
 }
 
 // requireAdmin checks the admin token.

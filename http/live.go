@@ -30,14 +30,18 @@ type LiveStream interface {
 	Reply(ctx context.Context, messageID, text string) (string, error)
 	Inflight() (int, time.Time)
 	Window() int
+	// Revoked is closed when the API key the socket was opened with is
+	// revoked, on any node.
+	Revoked() <-chan struct{}
 	Close()
 }
 
 // LiveHub opens live sessions on this node.
 type LiveHub interface {
-	// OpenLive starts a session of bridgeID after the cursor after with
-	// at most window messages unacknowledged (0: the default).
-	OpenLive(bridgeID string, after int64, window int) LiveStream
+	// OpenLive starts a session of bridgeID, for a consumer that
+	// authenticated with the API key keyID, after the cursor after with at
+	// most window messages unacknowledged (0: the default).
+	OpenLive(bridgeID, keyID string, after int64, window int) LiveStream
 	// LiveClosed counts a socket the server closed, by reason.
 	LiveClosed(reason string)
 }
@@ -85,6 +89,9 @@ const (
 	// CloseSlowConsumer closes a consumer whose window stayed full past
 	// the ack timeout, or that stopped reading.
 	CloseSlowConsumer = 4001
+	// CloseKeyRevoked closes the sockets opened with an API key that was
+	// revoked.
+	CloseKeyRevoked = 4003
 )
 
 // liveProtocol is the WebSocket subprotocol the server speaks; a browser
@@ -139,7 +146,7 @@ func (s *Server) liveConnect(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
 		return errorf(fiber.StatusUpgradeRequired, CodeUpgradeRequired, "this endpoint is a WebSocket: send an upgrade request")
 	}
-	sock := &liveSocket{s: s, opts: opts, bridgeID: b.ID, accountID: acct.ID, log: s.log.With("bridge", b.ID)}
+	sock := &liveSocket{s: s, opts: opts, bridgeID: b.ID, accountID: acct.ID, keyID: apiKeyID(c), log: s.log.With("bridge", b.ID)}
 	return websocket.New(func(conn *websocket.Conn) {
 		sock.conn = conn
 		sock.serve(after, window)

@@ -21,8 +21,8 @@ import (
 // testLiveHub adapts actors.LiveHub as system does.
 type testLiveHub struct{ hub *actors.LiveHub }
 
-func (l testLiveHub) OpenLive(bridgeID string, after int64, window int) LiveStream {
-	return l.hub.Open(bridgeID, after, window)
+func (l testLiveHub) OpenLive(bridgeID, keyID string, after int64, window int) LiveStream {
+	return l.hub.Open(bridgeID, keyID, after, window)
 }
 func (l testLiveHub) LiveClosed(reason string) { l.hub.Closed(reason) }
 

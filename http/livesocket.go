@@ -29,6 +29,7 @@ type liveSocket struct {
 	conn      *websocket.Conn
 	bridgeID  string
 	accountID string
+	keyID     string
 	log       *slog.Logger
 	sess      LiveStream
 
@@ -88,7 +89,7 @@ func (ls *liveSocket) serve(after int64, window int) {
 	defer ls.cancel()
 	ls.sends = make(chan struct{}, liveSendsInFlight)
 	ls.tracked = map[string]bool{}
-	ls.sess = ls.s.opts.Live.OpenLive(ls.bridgeID, after, window)
+	ls.sess = ls.s.opts.Live.OpenLive(ls.bridgeID, ls.keyID, after, window)
 	defer ls.sess.Close()
 	ls.s.live.add(ls)
 	defer ls.s.live.remove(ls)
@@ -194,6 +195,9 @@ func (ls *liveSocket) push() {
 	for {
 		select {
 		case <-ls.ctx.Done():
+			return
+		case <-ls.sess.Revoked():
+			ls.closeWith(CloseKeyRevoked, "the API key of this socket was revoked", "revoked")
 			return
 		case <-ls.sess.Wake():
 			msgs, err := ls.sess.Next(ls.ctx)

@@ -187,22 +187,56 @@ func (s *Store) ListAPIKeys(ctx context.Context, accountID string) ([]APIKey, er
 	return keys, nil
 }
 
-// RevokeAPIKey revokes a key of the account. Revoking a key of another
-// account, or an unknown or already revoked key, is ErrNotFound.
+// RevokeAPIKey revokes a key of the account and announces it on
+// LiveNotifyChannel, in the same transaction, so that every node closes
+// the live sockets opened with it. Revoking a key of another account, or
+// an unknown or already revoked key, is ErrNotFound.
 func (s *Store) RevokeAPIKey(ctx context.Context, accountID, keyID string) error {
 	if !validID(accountID) || !validID(keyID) {
 		return fmt.Errorf("revoke api key: %w", ErrNotFound)
 	}
-	tag, err := s.pool.Exec(ctx, `
-		UPDATE api_keys SET revoked_at = now()
-		WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL`, keyID, accountID)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE api_keys SET revoked_at = now()
+			WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL`, keyID, accountID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, LiveNotifyChannel, liveRevokedKeyPrefix+canonicalID(keyID))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("revoke api key: %w", mapError(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("revoke api key: %w", ErrNotFound)
-	}
 	return nil
+}
+
+// RevokedAPIKeys returns those of the key ids that are revoked or no
+// longer exist: a node checks the keys of its open live sockets with it,
+// in case it missed an announcement.
+func (s *Store) RevokedAPIKeys(ctx context.Context, keyIDs []string) ([]string, error) {
+	var valid []string
+	for _, id := range keyIDs {
+		if validID(id) {
+			valid = append(valid, canonicalID(id))
+		}
+	}
+	if len(valid) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT want::text FROM unnest($1::uuid[]) AS want
+		WHERE NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = want AND k.revoked_at IS NULL)`, valid)
+	if err != nil {
+		return nil, fmt.Errorf("check api keys: %w", mapError(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("check api keys: %w", mapError(err))
+	}
+	return out, nil
 }
 
 // querier is what a pool and a transaction have in common.

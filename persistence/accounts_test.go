@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -39,6 +40,17 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if err := s.RevokeAPIKey(ctx, a.ID, k2.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second revoke: got %v, want ErrNotFound", err)
+	}
+	gone := "00000000-0000-4000-8000-000000000001"
+	revoked, err := s.RevokedAPIKeys(ctx, []string{k.ID, k2.ID, gone, "not-an-id"})
+	if err != nil {
+		t.Fatalf("revoked api keys: %v", err)
+	}
+	want := []string{gone, k2.ID}
+	slices.Sort(revoked)
+	slices.Sort(want)
+	if !slices.Equal(revoked, want) {
+		t.Fatalf("revoked api keys %v, want the revoked and the unknown one %v", revoked, want)
 	}
 	b, _ := newAccount(t, s, "bob")
 	if err := s.RevokeAPIKey(ctx, b.ID, k.ID); !errors.Is(err, ErrNotFound) {

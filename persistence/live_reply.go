@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -109,11 +110,24 @@ func (s *Store) ConversationByTopic(ctx context.Context, bridgeID, topic string)
 	return c, nil
 }
 
-// ListenLive calls fn with the bridge id of every live message announced on
-// LiveNotifyChannel, on one connection of its own, until ctx ends or the
-// connection fails; the caller listens again after a failure, and must
-// assume it missed announcements. ready is called once listening.
-func (s *Store) ListenLive(ctx context.Context, ready func(), fn func(bridgeID string)) error {
+// liveRevokedKeyPrefix marks a revoked API key's id among the payloads of
+// LiveNotifyChannel; the other payloads are bridge ids.
+const liveRevokedKeyPrefix = "revoked-key:"
+
+// LiveEvent is one announcement on LiveNotifyChannel: a new live message
+// of a bridge, or a revoked API key.
+type LiveEvent struct {
+	// BridgeID is the bridge with a new live message.
+	BridgeID string
+	// RevokedKeyID is the API key just revoked, whose live sockets close.
+	RevokedKeyID string
+}
+
+// ListenLive calls fn with every event announced on LiveNotifyChannel, on
+// one connection of its own, until ctx ends or the connection fails; the
+// caller listens again after a failure, and must assume it missed
+// announcements. ready is called once listening.
+func (s *Store) ListenLive(ctx context.Context, ready func(), fn func(LiveEvent)) error {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("listen live: %w", mapError(err))
@@ -136,6 +150,10 @@ func (s *Store) ListenLive(ctx context.Context, ready func(), fn func(bridgeID s
 			}
 			return fmt.Errorf("listen live: %w", err)
 		}
-		fn(n.Payload)
+		if key, ok := strings.CutPrefix(n.Payload, liveRevokedKeyPrefix); ok {
+			fn(LiveEvent{RevokedKeyID: key})
+			continue
+		}
+		fn(LiveEvent{BridgeID: n.Payload})
 	}
 }

@@ -54,6 +54,28 @@ func TestLiveStreamClaimsAcksAndExpires(t *testing.T) {
 	if err := s.HandOverLive(ctx, other, d1, []byte(`{}`), true); !errors.Is(err, ErrFenced) {
 		t.Fatalf("hand-over without the lease: %v", err)
 	}
+	// In both mode the delivery stays due for its webhook attempt; a
+	// fenced hand-over stores nothing and completes nothing.
+	d3 := liveDelivery(t, s, b.ID, "m3", "secret three")
+	if err := s.HandOverLive(ctx, other, d3, []byte(`{}`), true); !errors.Is(err, ErrFenced) {
+		t.Fatalf("fenced hand-over: %v", err)
+	}
+	var stored int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM live_messages WHERE message_id = 'm3'`).Scan(&stored); err != nil || stored != 0 {
+		t.Fatalf("a fenced hand-over stored %d messages (%v)", stored, err)
+	}
+	if got, _ := s.DeliveryByID(ctx, d3.ID); got.Status != DeliveryPending {
+		t.Fatalf("a fenced hand-over left the delivery %s", got.Status)
+	}
+	if err := s.HandOverLive(ctx, l, d3, []byte(`{}`), false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.DeliveryByID(ctx, d3.ID); got.Status != DeliveryPending || got.Attempts != 0 {
+		t.Fatalf("a hand-over in both mode left the delivery %s after %d attempts", got.Status, got.Attempts)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM live_messages WHERE message_id = 'm3'`); err != nil {
+		t.Fatal(err)
+	}
 
 	got, err := s.ClaimLive(ctx, b.ID, "c1", 0, 10, time.Minute)
 	if err != nil || len(got) != 2 || got[0].MessageID != "m1" || string(got[0].Body) != `{"content":"secret one"}` || got[0].Sends != 1 {

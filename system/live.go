@@ -17,8 +17,8 @@ type liveHub struct{ hub *actors.LiveHub }
 
 var _ bridgehttp.LiveHub = liveHub{}
 
-func (l liveHub) OpenLive(bridgeID string, after int64, window int) bridgehttp.LiveStream {
-	return l.hub.Open(bridgeID, after, window)
+func (l liveHub) OpenLive(bridgeID, keyID string, after int64, window int) bridgehttp.LiveStream {
+	return l.hub.Open(bridgeID, keyID, after, window)
 }
 
 func (l liveHub) LiveClosed(reason string) { l.hub.Closed(reason) }
