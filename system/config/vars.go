@@ -171,7 +171,7 @@ var Vars = []Var{
 		Description: "Most subscription streams the local XMTP node holds open for one client IP address; more are refused."},
 	{Name: EnvXMTPMaxSubscriptions, Default: "10000", Example: "2000",
 		Description: "Most subscription streams the local XMTP node holds open in total; more are refused."},
-	{Name: EnvXMTPMaxPublishes, Default: "32", Example: "128",
+	{Name: EnvXMTPMaxPublishes, Default: "256", Example: "64",
 		Description: "Most gRPC publishes the local XMTP node reads and handles at once, its own HTTP gateway's excepted; more are refused with UNAVAILABLE, to be retried. Each may hold up to the largest valid publish in memory (BRIDGE_XMTP_MAX_ENVELOPES_PER_PUBLISH envelopes of BRIDGE_XMTP_MAX_ENVELOPE_BYTES), so this times that size bounds what publishes can hold."},
 	{Name: EnvCanaryInterval, Default: "1m", Example: "30s",
 		Description: "Time between two canary rounds, in which the canary identity messages every bridge (or a sample) and times the reply; 0 turns the prober off."},

@@ -67,7 +67,7 @@ type Config struct {
 	// (which has its own budget). gRPC reads a message whole before any
 	// handler runs, up to the largest valid publish, so this many times
 	// that size bounds the memory direct publishes can hold; a publish
-	// past the cap is refused at once with Unavailable. Default 32.
+	// past the cap is refused at once with Unavailable. Default 256: a node serving many bridges and senders keeps more than a hundred publishes in flight, and the bound, 256 of the largest publish, is one an operator tightens with this or with the envelope limits.
 	MaxPublishesInFlight int
 	// MaxSubscriptionsPerClient caps the open subscription streams of one
 	// client address (the HTTP client's for the gateway); default 256.
@@ -94,7 +94,7 @@ const (
 	DefaultMaxEnvelopesPerPub   = 16
 	DefaultSubscriberBytes      = 8 << 20
 	DefaultMaxSubsPerClient     = 256
-	DefaultMaxPublishesInFlight = 32
+	DefaultMaxPublishesInFlight = 256
 	DefaultMaxSubscriptions     = 10_000
 	DefaultStreamWriteTimeout   = 10 * time.Second
 	// defaultSubscriberBuffer is how many envelopes may wait for one
