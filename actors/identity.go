@@ -47,8 +47,11 @@ type identity struct {
 	a        *activation
 	err      error
 	strategy *supervision.Strategy
-	reverse  *actor.PID
-	canary   *actor.PID
+	// forward, reverse and canary are the children, nil until first use
+	// (children.go).
+	forward *actor.PID
+	reverse *actor.PID
+	canary  *actor.PID
 	stale    bool
 	seen     *recent
 	cursors  map[string]persistence.Cursor
@@ -102,9 +105,10 @@ func (id *identity) Receive(ctx actor.Context) {
 	case *actorpb.StopRequest:
 		ctx.Respond(&actorpb.StopResponse{})
 		ctx.Poison(ctx.Self())
-	case *actorpb.NudgeRequest:
+	case *actorpb.NudgeRequest, *sweepTick:
+		// From another member, or from this node's scheduler.
 		if id.a != nil && !id.stale {
-			ctx.Send(id.a.forward, &sweepTick{})
+			ctx.Send(id.forwardChild(ctx), &sweepTick{})
 		}
 	case *inboundEnvelope:
 		if id.a != nil && !id.stale {
@@ -120,7 +124,7 @@ func (id *identity) Receive(ctx actor.Context) {
 			ctx.Poison(ctx.Self())
 			return
 		}
-		ctx.Forward(id.reverse)
+		ctx.Forward(id.reverseChild(ctx))
 	case *deliveryRecorded:
 		id.delivered(ctx, m)
 	case *topicHandled:
@@ -177,10 +181,10 @@ func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 	switch {
 	case id.rt.cfg.CanaryAddress != "" && strings.EqualFold(msg.Sender, id.rt.cfg.CanaryAddress):
 		id.rt.metrics.messagesIn.WithLabelValues("canary").Inc()
-		ctx.Send(id.canary, task)
+		ctx.Send(id.canaryChild(ctx), task)
 	case id.rt.cfg.APIAddress != "" && strings.EqualFold(msg.Sender, id.rt.cfg.APIAddress):
 		id.rt.metrics.messagesIn.WithLabelValues("reverse").Inc()
-		ctx.Send(id.reverse, task)
+		ctx.Send(id.reverseChild(ctx), task)
 	default:
 		id.forwardMessage(ctx, env, msg)
 	}

@@ -104,14 +104,8 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		Metrics:         rt.supervision,
 		Logger:          rt.log,
 	})
-	var spawnErr [3]error
-	a.forward, spawnErr[0] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &forwarder{a: a} }), "forward")
-	id.reverse, spawnErr[1] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &reverser{a: a} }), "reverse")
-	id.canary, spawnErr[2] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &canary{a: a} }), "canary")
-	if err := errors.Join(spawnErr[:]...); err != nil {
-		acancel()
-		return fail(fmt.Errorf("spawn children: %w", err))
-	}
+	// The forward, reverse and canary children are spawned on first use
+	// (children.go): a cold identity has none.
 
 	// Topics join the subscription before the catch-up query, so nothing
 	// falls between the two; what both see is handled once.
@@ -126,6 +120,9 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	}
 	a.started = time.Now()
 	rt.register(a)
+	// Deliveries and replies an earlier activation left are found by
+	// the node's scheduler, which looks soon (due.go).
+	rt.due.soon()
 	rt.metrics.activations.WithLabelValues("ok").Inc()
 	a.log.Info("identity active", "epoch", lease.Epoch, "conversations", len(a.convs.topics()))
 	return nil

@@ -60,7 +60,7 @@ type LeaseHolder interface {
 
 // Store is the part of the Postgres store the cluster uses.
 type Store interface {
-	ListAllBridges(ctx context.Context, page persistence.Page) ([]persistence.Bridge, string, error)
+	EnabledBridgeIDs(ctx context.Context) ([]string, error)
 	RenewLeases(ctx context.Context, ls []persistence.Lease, ttl time.Duration) (map[string]persistence.Lease, error)
 }
 
@@ -306,8 +306,16 @@ func (n *Node) Start(ctx context.Context, system *actor.ActorSystem, kind *clust
 		}
 		n.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", n.system.ID,
 			"address", n.system.Address())
-		if _, err := n.reconcile(ctx); err != nil {
+		complete, err := n.reconcile(ctx)
+		if err != nil {
 			return err
+		}
+		if !complete {
+			// The loop carries on at once.
+			select {
+			case n.kick <- struct{}{}:
+			default:
+			}
 		}
 	}
 	n.stopReconcile = make(chan struct{})
