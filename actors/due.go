@@ -40,9 +40,9 @@ type scheduler struct {
 	rt *Runtime
 
 	mu sync.Mutex
-	// wakes holds, per bridge, the earliest wake armed for it; queue
-	// orders them.
-	wakes map[string]time.Time
+	// queue holds the wakes armed, earliest first: one per retry in
+	// flight on this node, as the timers of the retries were, but with
+	// one timer for all of them.
 	queue wakeQueue
 	// pass is when the next pass over the due work runs.
 	pass time.Time
@@ -54,21 +54,19 @@ type scheduler struct {
 }
 
 func newScheduler(rt *Runtime) *scheduler {
-	return &scheduler{rt: rt, wakes: map[string]time.Time{}, kick: make(chan struct{}, 1),
+	return &scheduler{rt: rt, kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // wake arms a wake of the bridge at t.
 func (s *scheduler) wake(bridgeID string, t time.Time) {
 	s.mu.Lock()
-	if cur, ok := s.wakes[bridgeID]; ok && !t.Before(cur) {
-		s.mu.Unlock()
-		return
-	}
-	s.wakes[bridgeID] = t
 	heap.Push(&s.queue, wakeAt{bridgeID: bridgeID, at: t})
+	first := s.queue[0].bridgeID == bridgeID && s.queue[0].at.Equal(t)
 	s.mu.Unlock()
-	s.poke()
+	if first {
+		s.poke()
+	}
 }
 
 // soon asks for a pass over the due work within passSoon.
@@ -118,11 +116,12 @@ func (s *scheduler) loop() {
 	for {
 		now := time.Now()
 		var wake []string
+		seen := map[string]bool{}
 		s.mu.Lock()
 		for s.queue.Len() > 0 && !s.queue[0].at.After(now) {
 			w := heap.Pop(&s.queue).(wakeAt)
-			if cur, ok := s.wakes[w.bridgeID]; ok && cur.Equal(w.at) {
-				delete(s.wakes, w.bridgeID)
+			if !seen[w.bridgeID] {
+				seen[w.bridgeID] = true
 				wake = append(wake, w.bridgeID)
 			}
 		}

@@ -493,3 +493,12 @@ func (rt *Runtime) forgetBridges() {
 	clear(rt.bridges)
 	rt.bridgesGen++
 }
+
+// cachedBridge returns the configuration the runtime keeps for a bridge,
+// if any, without reading the store.
+func (rt *Runtime) cachedBridge(bridgeID string) (persistence.Bridge, bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	b, ok := rt.bridges[bridgeID]
+	return b, ok
+}
