@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -47,7 +49,8 @@ const scaleApp = "bridge-scale-bench"
 //
 // IDLE_CPU_PROFILE=<prefix> saves a 30 s CPU profile of the idle node with
 // one identity (<prefix>-1.pprof) and with N (<prefix>-N.pprof), taken
-// after each window, through BRIDGE_PPROF_ADDR.
+// after each window, and a heap profile with N (<prefix>-N.heap), through
+// BRIDGE_PPROF_ADDR.
 func BenchmarkIdleScale(b *testing.B) {
 	n, err := strconv.Atoi(os.Getenv("SCALE_IDENTITIES"))
 	if err != nil || n < 2 {
@@ -119,6 +122,9 @@ func BenchmarkIdleScale(b *testing.B) {
 	full := measureIdle(b, ctx, c, db, window)
 	if profile != "" {
 		if err := fetchProfile(pprofAddr, fmt.Sprintf("%s-%d.pprof", profile, n), 30*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		if err := fetchHeap(pprofAddr, fmt.Sprintf("%s-%d.heap", profile, n)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -352,4 +358,21 @@ func answers(ctx context.Context, xc *api.Client, addr string) bool {
 		}
 	}
 	return false
+}
+
+// fetchHeap saves a heap profile from the pprof server at addr.
+func fetchHeap(addr, file string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+	if err != nil {
+		return fmt.Errorf("fetch heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch heap profile: status %d", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("fetch heap profile: %w", err)
+	}
+	return os.WriteFile(file, raw, 0o644)
 }
