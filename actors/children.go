@@ -7,7 +7,11 @@ package actors
 // message for it; a child that fails is restarted by that strategy as
 // before, under the same name.
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/xmtpbridge/bridge/actors/supervision"
+)
 
 // forwardChild returns the forward child, spawning it if need be.
 func (id *identity) forwardChild(ctx actor.Context) *actor.PID {
@@ -30,6 +34,17 @@ func (id *identity) canaryChild(ctx actor.Context) *actor.PID {
 func (id *identity) child(ctx actor.Context, pid **actor.PID, name string, producer actor.Producer) *actor.PID {
 	if *pid != nil {
 		return *pid
+	}
+	if id.strategy == nil {
+		rt := id.rt
+		id.strategy = supervision.New(supervision.Config{
+			Identity:        id.a.bridgeID,
+			Backoff:         rt.cfg.ChildBackoff,
+			PoisonThreshold: rt.cfg.PoisonThreshold,
+			Quarantine:      id.quarantine,
+			Metrics:         rt.supervision,
+			Logger:          rt.log,
+		})
 	}
 	p, err := ctx.SpawnNamed(actor.PropsFromProducer(producer), name)
 	if err != nil {

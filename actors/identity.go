@@ -52,9 +52,9 @@ type identity struct {
 	forward *actor.PID
 	reverse *actor.PID
 	canary  *actor.PID
-	stale    bool
-	seen     *recent
-	cursors  map[string]persistence.Cursor
+	stale   bool
+	seen    *recent
+	cursors map[string]persistence.Cursor
 	// dirty holds cursor moves not yet written; flushPending says a
 	// *flushCursors is in the mailbox.
 	dirty        map[string]persistence.Cursor
