@@ -35,7 +35,7 @@ type forwarder struct {
 	queue   []persistence.Delivery
 	queued  map[int64]bool
 	// again holds deliveries whose task came while an attempt of them
-	// ran (a retry timer can fire before the attempt's end arrives);
+	// ran (a sweep can find it due before the attempt's end arrives);
 	// they are taken once it ends. It holds at most one per running
 	// attempt.
 	again map[int64]persistence.Delivery
@@ -173,7 +173,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 			a.log.Error("webhook attempt panicked", "delivery", d.ID, "panic", p)
 		}
 	}()
-	// The copy in hand may be stale (a retry timer and a sweep can both
+	// The copy in hand may be stale (a sweep and the identity can both
 	// hold one): work from the row, and only if it is still due. A stale
 	// activation must not forward: the current one will. One round trip
 	// reads the row and the secrets and checks the lease.
@@ -181,7 +181,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	if err != nil {
 		a.noteFenced(err)
 		if a.ctx.Err() == nil && !errors.Is(err, persistence.ErrFenced) {
-			// The delivery stays due; the next sweep tries again.
+			// The delivery stays due; the scheduler's next pass finds it.
 			a.log.Warn("start webhook attempt", "delivery", d.ID, "error", err)
 		}
 		return

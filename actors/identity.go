@@ -5,18 +5,19 @@ package actors
 // Accepts: *cluster.ClusterInit (activates: lease, keys, conversations,
 // topics, catch-up; see lifecycle.go), *actorpb.ActivateRequest (also
 // sent after a change of the bridge: it drops the cached configuration),
-// *actorpb.NudgeRequest, *inboundEnvelope (from the ingress),
-// *actorpb.SendRequest (forwarded to the reverse child; these three may
-// come from another member),
-// *topicHandled, *flushCursors, *conversationStarted, *fenced.
+// *actorpb.NudgeRequest (wakes the forward child), *inboundEnvelope (from
+// the ingress), *actorpb.SendRequest (forwarded to the reverse child; these
+// three may come from another member), *sweepTick (from the node's
+// scheduler, due.go: wakes the forward child), *topicHandled, *flushCursors, *conversationStarted, *fenced.
 // Sends: *deliveryTask to forward, *handlerTask to reverse and canary.
 // An envelope on a topic it shares with other identities of the node
 // reaches each of them; each opens it with its own keys. Invitations are
 // admitted as invitations.go says.
 // Supervised by: the cluster's placement actor. A failed activation
 // answers its request with the error and stops.
-// Supervises: forward, reverse and canary with a supervision.Strategy
-// (OneForOne, exponential backoff with jitter, poison quarantine).
+// Supervises: forward, reverse and canary, each spawned on first use
+// (children.go), with a supervision.Strategy (OneForOne, exponential
+// backoff with jitter, poison quarantine).
 // On stop or restart: removes its topics from the ingress, writes its
 // cursors, waits for running webhook attempts (DrainTimeout), ends its
 // context and releases its lease. A restarted grain activates again from

@@ -335,7 +335,7 @@ func (rt *Runtime) Status(bridgeID string) (Status, bool) {
 }
 
 // Nudge makes the forward handler of a bridge look for due deliveries and
-// replies now rather than at its next sweep, for example after a dead
+// replies now rather than at the scheduler's next pass, for example after a dead
 // letter was replayed, on whichever member hosts it. It does not wait.
 func (rt *Runtime) Nudge(bridgeID string) {
 	if rt.isStopping() {
