@@ -306,16 +306,9 @@ func (n *Node) Start(ctx context.Context, system *actor.ActorSystem, kind *clust
 		}
 		n.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", n.system.ID,
 			"address", n.system.Address())
-		complete, err := n.reconcile(ctx)
-		if err != nil {
+		// A pass cut short by its budget kicks the loop, which goes on.
+		if _, err := n.reconcile(ctx); err != nil {
 			return err
-		}
-		if !complete {
-			// The loop carries on at once.
-			select {
-			case n.kick <- struct{}{}:
-			default:
-			}
 		}
 	}
 	n.stopReconcile = make(chan struct{})

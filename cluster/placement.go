@@ -110,6 +110,7 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	want := make(map[string]bool, len(ids))
 	var mu sync.Mutex
 	unplaced := 0
+	cut := false
 	for _, id := range ids {
 		owner := n.topo.owner(id)
 		if owner != self {
@@ -121,6 +122,7 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 		}
 		if pctx.Err() != nil {
 			unplaced++ // the next pass
+			cut = true
 			continue
 		}
 		wg.Add(1)
@@ -141,6 +143,13 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 		}(id)
 	}
 	wg.Wait()
+	if cut {
+		// The next pass goes on at once.
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	}
 	for _, id := range n.host.Hosted() {
 		if !want[id] {
 			if err := n.host.DeactivateLocal(ctx, id); err != nil {
