@@ -68,8 +68,8 @@ type Config struct {
 	// PoisonThreshold is how many failures on one message quarantine it;
 	// 0 means supervision's default.
 	PoisonThreshold int
-	// LeaseTTL is the fencing lease's lifetime, renewed every third of
-	// it; default 30s.
+	// LeaseTTL is the node lease's lifetime, renewed every third of it;
+	// default 30s. The identities' leases live under the node lease.
 	LeaseTTL time.Duration
 	// ActivationTimeout bounds an activation and its catch-up; default 60s.
 	ActivationTimeout time.Duration

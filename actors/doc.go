@@ -38,12 +38,12 @@
 // # Activation
 //
 // An identity activates on the first request to its grain (Runtime.Activate,
-// Runtime.Send, or the runtime's reconcile loop): it takes the fencing lease,
-// decrypts its key bundle, restores its conversations, publishes its contact
-// bundle if none is on the network, registers its invite and conversation
-// topics with the ingress, then reads its invite topic and every
-// conversation topic from its cursor so that nothing published while it was
-// down is lost. An activation that loses its lease stops.
+// Runtime.Send, or the runtime's reconcile loop): it takes the fencing lease
+// under the node's lease (cluster.Node.NodeLease), decrypts its key bundle,
+// restores its conversations, publishes its contact bundle if none is on
+// the network, registers its invite and conversation topics with the
+// ingress, then reads its invite topic and every conversation topic from
+// its cursor so that nothing published while it was down is lost. An activation that loses its lease stops.
 //
 // The runtime depends on small ports declared in ports.go: the store
 // (persistence.Store), the XMTP transport (api.Client), the webhook

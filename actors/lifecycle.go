@@ -1,7 +1,7 @@
 package actors
 
-// The identity actor's life: activation with its catch-up, lease renewal,
-// the stale stop and the clean stop.
+// The identity actor's life: activation with its catch-up and its lease
+// under the node lease, the stale stop and the clean stop.
 
 import (
 	"bytes"
@@ -49,7 +49,7 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	// The owner names the node, the process (its member id) and the
 	// activation.
 	owner := rt.cfg.NodeID + "." + rt.system.ID + "/" + hex.EncodeToString(nonce)
-	lease, err := rt.cfg.Store.AcquireLease(octx, bridgeID, owner, rt.cfg.LeaseTTL)
+	lease, err := rt.cfg.Store.AcquireLeaseOn(octx, rt.cluster.NodeLease(), bridgeID, owner)
 	if err != nil {
 		result := "error"
 		if errors.Is(err, persistence.ErrLeaseHeld) {

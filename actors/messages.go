@@ -49,7 +49,8 @@ type conversationStarted struct {
 }
 
 // fenced tells the identity actor that its lease is lost: a child's write
-// was refused, or the node's lease renewer could not renew it. epoch names
+// was refused, or the node's lease renewer found its node lease run out or
+// its lease taken over. epoch names
 // the lease it is about; zero means the current one.
 type fenced struct{ epoch int64 }
 

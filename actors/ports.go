@@ -23,8 +23,11 @@ type Store interface {
 	KeyBundle(ctx context.Context, bridgeID string) ([]byte, error)
 	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
 
-	AcquireLease(ctx context.Context, identity, owner string, ttl time.Duration) (persistence.Lease, error)
-	RenewLeases(ctx context.Context, ls []persistence.Lease, ttl time.Duration) (map[string]persistence.Lease, error)
+	AcquireLeaseOn(ctx context.Context, nl persistence.NodeLease, identity, owner string) (persistence.Lease, error)
+	StartNodeLease(ctx context.Context, node, member string, ttl time.Duration) (persistence.NodeLease, error)
+	RenewNodeLease(ctx context.Context, nl persistence.NodeLease, ttl time.Duration) (persistence.NodeLease, error)
+	EndNodeLease(ctx context.Context, nl persistence.NodeLease) error
+	CheckLeases(ctx context.Context, ls []persistence.Lease) (map[string]persistence.Lease, error)
 	ReleaseLease(ctx context.Context, l persistence.Lease) error
 	CheckLease(ctx context.Context, l persistence.Lease) error
 
@@ -95,6 +98,7 @@ type Cluster interface {
 	BeginStop() bool
 	Stop() error
 
+	NodeLease() persistence.NodeLease
 	CountTakeover()
 	CountFencedWrite()
 

@@ -7,8 +7,9 @@
 //     members and departures protoactor's etcd provider missed;
 //   - the node's view of the topology and the placement reconciler, which
 //     keeps every enabled bridge active on the member disthash names;
-//   - fencing: the node's lease renewer, one batched renewal of every
-//     hosted identity's lease, and the takeover and fenced-write counts;
+//   - fencing: the node's lease, under which every hosted identity's lease
+//     lives, its renewer (one statement per renewal, however many
+//     identities), and the takeover and fenced-write counts;
 //   - drain, of this node or of another member through its node actor;
 //   - the cluster metrics (bridge_cluster_*).
 //
@@ -21,7 +22,7 @@
 // # Imports
 //
 // cluster sits in the middle row of the layout, beside actors and http. It
-// may import persistence (the bridges to place, the leases to renew) and,
+// may import persistence (the bridges to place, the node lease) and,
 // of actors, only actors/actorpb, the wire messages of its node actor.
 // actors imports cluster, never the reverse, so the runtime can build its
 // Node; cluster never imports http, and only system and actors import

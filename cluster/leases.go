@@ -1,20 +1,56 @@
 package cluster
 
-// The node's lease renewer. Every identity the node hosts holds a fencing
-// lease. One goroutine per node renews all of them every third of LeaseTTL
-// with a few statements (persistence.Store.RenewLeases), not one round trip
-// per identity, so a node can host tens of thousands of identities without
-// its renewals falling behind their expiry. An identity whose lease was not
-// renewed (it expired, was released, or another member took it over) is
-// told so through its LeaseHolder, with that lease's epoch, and stops itself
-// as stale.
+// The node's lease renewer. The node process holds one node lease in
+// Postgres, taken when it starts, and every identity it hosts holds a
+// fencing lease under it (persistence.Store.AcquireLeaseOn). One goroutine
+// renews the node lease every third of LeaseTTL with one statement that
+// writes one row, however many identities the node hosts; their own lease
+// rows are written when they are taken and released, never on renewal.
+//
+// A node lease that ran out is never renewed again. When the renewal finds
+// it gone, or the node could not reach Postgres for a whole LeaseTTL, every
+// identity the node hosts is told so through its LeaseHolder and stops
+// itself as stale; the node then takes a new node lease (a new
+// incarnation) and the placement reconciler activates its identities again
+// under it. An identity that another owner took over while the node lease
+// lived (its lease was released, or forced) moves the node lease's lost
+// count; the renewer then checks the leases of its identities, one read of
+// a few thousand per statement, and tells the ones that lost theirs.
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/xmtpbridge/bridge/persistence"
 )
+
+// NodeLease returns the node lease the node holds now: every identity it
+// activates takes its lease under this one. Before Start, its ID is 0,
+// under which no lease can be taken.
+func (n *Node) NodeLease() persistence.NodeLease {
+	if nl := n.nodeLease.Load(); nl != nil {
+		return *nl
+	}
+	return persistence.NodeLease{}
+}
+
+// member is this process's member id, which names its node lease and
+// begins the owner of every lease it takes.
+func (n *Node) member() string { return n.cfg.NodeID + "." + n.system.ID }
+
+// startNodeLease takes a new node lease, a new incarnation.
+func (n *Node) startNodeLease(ctx context.Context) error {
+	sent := time.Now()
+	nl, err := n.cfg.Store.StartNodeLease(ctx, n.cfg.NodeID, n.member(), n.cfg.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	n.renewedAt, n.lapseFenced = sent, false
+	n.nodeLease.Store(&nl)
+	n.log.Info("node lease taken", "incarnation", nl.ID)
+	return nil
+}
 
 // renewLoop renews every third of LeaseTTL; after a failed round it tries
 // again after a tenth, so one slow round does not use up a lease's margin.
@@ -36,9 +72,69 @@ func (n *Node) renewLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// renewLeases renews the lease of every identity active on this node and
-// reports whether the round reached the store.
+// renewLeases renews the node lease and reports whether the round reached
+// the store and the node holds a live node lease after it.
 func (n *Node) renewLeases() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/3)
+	defer cancel()
+	held := n.NodeLease()
+	sent := time.Now()
+	renewed, err := n.cfg.Store.RenewNodeLease(ctx, held, n.cfg.LeaseTTL)
+	if errors.Is(err, persistence.ErrFenced) {
+		// The renewal is a write the lease refused, like any other.
+		n.metrics.fencedWrites.Inc()
+		n.log.Error("node lease ran out: every hosted identity is fenced", "incarnation", held.ID)
+		n.fenceAll(held.ID)
+		if err := n.startNodeLease(ctx); err != nil {
+			n.metrics.renewErrors.Inc()
+			n.log.Error("take a new node lease", "error", err)
+			return false
+		}
+		// The reconciler activates the identities again, under the
+		// new node lease.
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+		return true
+	}
+	if err != nil {
+		n.metrics.renewErrors.Inc()
+		n.log.Error("renew node lease", "incarnation", held.ID, "error", err)
+		if time.Since(n.renewedAt) >= n.cfg.LeaseTTL && !n.lapseFenced {
+			// No renewal reached Postgres for a whole LeaseTTL: the
+			// node lease may have run out there, and another member
+			// may hold the identities by now. They stop rather than
+			// count on the next renewal.
+			n.lapseFenced = true
+			n.fenceAll(held.ID)
+		}
+		return false
+	}
+	n.renewedAt = sent
+	n.lapseFenced = false
+	if renewed.Lost != held.Lost && !n.checkLeases(ctx) {
+		// Check again next round.
+		renewed.Lost = held.Lost
+	}
+	n.nodeLease.Store(&renewed)
+	return true
+}
+
+// fenceAll tells every hosted identity whose lease lives under the node
+// lease incarnation that it is fenced.
+func (n *Node) fenceAll(incarnation int64) {
+	for _, h := range n.host.Leases() {
+		if l := h.Lease(); l.Node == incarnation {
+			n.metrics.fencedWrites.Inc()
+			h.Fenced(l.Epoch)
+		}
+	}
+}
+
+// checkLeases checks the lease of every hosted identity and tells the ones
+// that lost theirs; it reports whether the check reached the store.
+func (n *Node) checkLeases(ctx context.Context) bool {
 	holders := n.host.Leases()
 	if len(holders) == 0 {
 		return true
@@ -47,23 +143,35 @@ func (n *Node) renewLeases() bool {
 	for i, h := range holders {
 		leases[i] = h.Lease()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaseTTL/3)
-	defer cancel()
-	renewed, err := n.cfg.Store.RenewLeases(ctx, leases, n.cfg.LeaseTTL)
+	valid, err := n.cfg.Store.CheckLeases(ctx, leases)
 	if err != nil {
 		n.metrics.renewErrors.Inc()
-		n.log.Error("renew leases", "identities", len(leases), "error", err)
+		n.log.Error("check leases", "identities", len(leases), "error", err)
 		return false
 	}
 	for i, h := range holders {
 		held := leases[i]
-		if l, ok := renewed[held.Identity]; ok && l.Owner == held.Owner && l.Epoch == held.Epoch {
+		if l, ok := valid[held.Identity]; ok && l.Owner == held.Owner && l.Epoch == held.Epoch {
 			h.Renewed(l)
 			continue
 		}
-		// The renewal is a write the lease refused, like any other.
 		n.metrics.fencedWrites.Inc()
 		h.Fenced(held.Epoch)
 	}
 	return true
+}
+
+// endNodeLease ends the node lease when the node stops, once every
+// identity stopped: an identity lease a stop could not release is void at
+// once, not only when the node lease would have run out.
+func (n *Node) endNodeLease() {
+	nl := n.NodeLease()
+	if nl.ID == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.cfg.Store.EndNodeLease(ctx, nl); err != nil {
+		n.log.Warn("end node lease", "incarnation", nl.ID, "error", err)
+	}
 }

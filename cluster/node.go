@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,17 +52,22 @@ type Host interface {
 type LeaseHolder interface {
 	// Lease is the lease the identity holds now.
 	Lease() persistence.Lease
-	// Renewed hands the identity its renewed lease.
+	// Renewed hands the identity its lease as the renewer last checked
+	// it, still valid.
 	Renewed(l persistence.Lease)
-	// Fenced tells the identity that the lease of epoch was not renewed:
-	// it stops as stale.
+	// Fenced tells the identity that the lease of epoch is no longer
+	// valid (its node lease ran out, or another owner took it over): it
+	// stops as stale.
 	Fenced(epoch int64)
 }
 
 // Store is the part of the Postgres store the cluster uses.
 type Store interface {
 	EnabledBridgeIDs(ctx context.Context) ([]string, error)
-	RenewLeases(ctx context.Context, ls []persistence.Lease, ttl time.Duration) (map[string]persistence.Lease, error)
+	StartNodeLease(ctx context.Context, node, member string, ttl time.Duration) (persistence.NodeLease, error)
+	RenewNodeLease(ctx context.Context, nl persistence.NodeLease, ttl time.Duration) (persistence.NodeLease, error)
+	EndNodeLease(ctx context.Context, nl persistence.NodeLease) error
+	CheckLeases(ctx context.Context, ls []persistence.Lease) (map[string]persistence.Lease, error)
 }
 
 var _ Store = (*persistence.Store)(nil)
@@ -79,7 +85,7 @@ type Config struct {
 	NodeID string
 	// Kind is the cluster kind of the identity grains; required.
 	Kind string
-	// Store lists bridges and renews leases; required.
+	// Store lists bridges and keeps the node lease; required.
 	Store Store
 	// Registerer receives the cluster metrics; required.
 	Registerer prometheus.Registerer
@@ -106,8 +112,8 @@ type Config struct {
 	ProviderPort int
 	Peers        []string
 
-	// LeaseTTL is the fencing lease's lifetime, renewed every third of
-	// it; default 30s.
+	// LeaseTTL is the node lease's lifetime, renewed every third of it;
+	// default 30s.
 	LeaseTTL time.Duration
 	// ActivationTimeout bounds one activation and a request to a grain;
 	// default 60s.
@@ -198,6 +204,16 @@ type Node struct {
 	stopRenew     chan struct{}
 	renewDone     chan struct{}
 
+	// nodeLease is the node lease every hosted identity's lease lives
+	// under (leases.go).
+	nodeLease atomic.Pointer[persistence.NodeLease]
+	// renewedAt is when the last renewal that reached Postgres was sent;
+	// lapseFenced is set once the identities were fenced because no
+	// renewal reached Postgres for a LeaseTTL. Start, then the renewer
+	// alone, use them.
+	renewedAt   time.Time
+	lapseFenced bool
+
 	mu       sync.Mutex
 	stopping bool
 	// draining is set by Drain; drained closes when it is done; left is
@@ -236,9 +252,9 @@ func New(cfg Config, host Host) (*Node, error) {
 }
 
 // Start joins the cluster as a member with kind through the configured
-// provider, on system, and starts the placement reconciler, which
-// activates every bridge this member owns, the lease renewer and, with
-// etcd, the etcd repair.
+// provider, on system, after it took its node lease, and starts the
+// placement reconciler, which activates every bridge this member owns, the
+// lease renewer and, with etcd, the etcd repair.
 func (n *Node) Start(ctx context.Context, system *actor.ActorSystem, kind *cluster.Kind) (err error) {
 	cfg := n.cfg
 	if err := n.etcdReachable(ctx); err != nil {
@@ -249,6 +265,9 @@ func (n *Node) Start(ctx context.Context, system *actor.ActorSystem, kind *clust
 	n.topo = &topology{kind: cfg.Kind}
 	n.kick = make(chan struct{}, 1)
 	n.drained = make(chan struct{})
+	if err := n.startNodeLease(ctx); err != nil {
+		return fmt.Errorf("start actor runtime: %w", err)
+	}
 
 	provider, err := n.newProvider()
 	if err != nil {
@@ -336,13 +355,14 @@ func (n *Node) BeginStop() bool {
 }
 
 // Stop ends what BeginStop began, once every identity has stopped: it
-// stops the lease renewer (leases are renewed until every identity
-// released its own, however long their drain takes), leaves the cluster
-// and closes the etcd client.
+// stops the lease renewer (the node lease is renewed until every identity
+// released its own, however long their drain takes), ends the node lease,
+// leaves the cluster and closes the etcd client.
 func (n *Node) Stop() error {
 	if n.stopRenew != nil {
 		close(n.stopRenew)
 		<-n.renewDone
+		n.endNodeLease()
 	}
 	if n.topoSub != nil {
 		n.system.EventStream.Unsubscribe(n.topoSub)

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,16 +13,11 @@ import (
 // far, from /proc/<pid>/stat (Linux).
 func cpuTime(b *testing.B, pid int) time.Duration {
 	b.Helper()
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	d, err := testkit.CPUTime(pid)
 	if err != nil {
-		b.Fatalf("read process cpu time (Linux /proc is needed): %v", err)
+		b.Fatal(err)
 	}
-	// The command name may hold spaces; the fields after it are fixed.
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	const ticksPerSecond = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond
+	return d
 }
 
 // BenchmarkForwardCPUPerMessage measures the bridge node process's CPU

@@ -419,7 +419,11 @@ func (c *bridgeCluster) leases() map[string]leaseRow {
 		c.t.Fatalf("connect to the test database: %v", err)
 	}
 	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, `SELECT identity, owner, epoch, expires_at > now() FROM identity_leases`)
+	// Live is the lease's validity: not released, unexpired, and its node
+	// lease, if it has one, unexpired.
+	rows, err := conn.Query(ctx, `SELECT l.identity, l.owner, l.epoch, NOT l.released AND l.expires_at > now() AND
+		(l.node_lease IS NULL OR EXISTS (SELECT 1 FROM node_leases n WHERE n.id = l.node_lease AND n.expires_at > now()))
+		FROM identity_leases l`)
 	if err != nil {
 		c.t.Fatalf("read identity_leases: %v", err)
 	}

@@ -120,7 +120,6 @@ func BenchmarkIdleScale(b *testing.B) {
 	// Activations publish contacts and query topics; the node settles.
 	time.Sleep(20 * time.Second)
 	full := measureIdle(b, ctx, c, db, window)
-	renewal := renewalCost(b, ctx, db)
 	if profile != "" {
 		if err := fetchProfile(pprofAddr, fmt.Sprintf("%s-%d.pprof", profile, n), 30*time.Second); err != nil {
 			b.Fatal(err)
@@ -138,9 +137,6 @@ func BenchmarkIdleScale(b *testing.B) {
 		n, hosted.Seconds(), hosted.Seconds()/120)
 	fmt.Printf("goal 4, idle CPU: %.1f ms/s (node %.1f + postgres %.1f) with %d identities; baseline with 1 identity %.1f ms/s (node %.1f + postgres %.1f); goal <= 50 ms/s; ratio %.2f\n",
 		total, full.node, full.pg, n, base.node+base.pg, base.node, base.pg, total/50)
-	if renewal >= 0 {
-		fmt.Printf("goal 4, idle CPU share of the per-identity lease renewal: about %.1f ms/s of the postgres figure (its statement over every lease, timed on its own, once per renewal period)\n", renewal)
-	}
 	fmt.Printf("goal 4, RSS: %.1f KB per identity above the one-identity baseline (%.1f MB with 1, %.1f MB with %d); goal <= 10 KB; ratio %.2f\n",
 		perID, float64(base.rss)/(1<<20), float64(full.rss)/(1<<20), n, perID/10)
 	fmt.Printf("goal 4, sample: %d of %d random identities answered a message; goal 200 of 200; ratio %.2f\n",
@@ -257,50 +253,6 @@ func measureIdle(b *testing.B, ctx context.Context, c *cluster, db string, windo
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / elapsed.Seconds() }
 	return idleFigures{node: ms(node1 - node0), pg: ms(pg), rss: rssOf(b, pid)}
-}
-
-// renewalCost is the Postgres CPU, in ms/s, of renewing every lease of
-// identity_leases once per renewal period (a third of the 15 s lease
-// TTL) the way the node's renewer does, timed on a connection of its own
-// over a copy of the table: the share of the idle figure that one lease
-// per node removes. -1 when the table has no per-identity leases to renew.
-func renewalCost(b *testing.B, ctx context.Context, db string) float64 {
-	b.Helper()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var pid int
-	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		b.Fatal(err)
-	}
-	// A copy of the table, with its indexes, so the statement does not
-	// wait on (or deadlock with) the node's own renewals of the rows.
-	for _, q := range []string{`CREATE TABLE bench_lease_copy (LIKE identity_leases INCLUDING ALL)`,
-		`INSERT INTO bench_lease_copy SELECT * FROM identity_leases`, `ANALYZE bench_lease_copy`} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			b.Logf("copy the leases: %v", err)
-			return -1
-		}
-	}
-	defer conn.Exec(context.Background(), `DROP TABLE bench_lease_copy`)
-	const rounds = 5
-	before := cpuTime(b, pid)
-	for range rounds {
-		// The renewer's statement, with the leases read from the table
-		// rather than sent as arrays.
-		tag, err := conn.Exec(ctx, `UPDATE bench_lease_copy AS l SET expires_at = now() + make_interval(secs => 15), updated_at = now()
-			FROM (SELECT identity, owner, epoch FROM bench_lease_copy) AS r
-			WHERE l.identity = r.identity AND l.owner = r.owner AND l.epoch = r.epoch AND l.expires_at > now()`)
-		if err != nil || tag.RowsAffected() == 0 {
-			b.Logf("renew every lease: %d rows, %v", tag.RowsAffected(), err)
-			return -1
-		}
-		time.Sleep(time.Second)
-	}
-	per := float64((cpuTime(b, pid) - before).Microseconds()) / 1000 / rounds
-	return per / 5 // one renewal per 5 s
 }
 
 // backendCPU returns the CPU time so far of each Postgres backend of the

@@ -21,7 +21,9 @@ import (
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/xmtpbridge/bridge/internal/freeport"
 	"github.com/xmtpbridge/bridge/internal/testkit"
@@ -343,5 +345,83 @@ func TestXMTPNodeSubscriptionCapFromEnvironment(t *testing.T) {
 	}
 	if got := x.metric(t, `bridge_xmtpnode_subscriptions_refused_total{reason="per_client"}`); got != 1 {
 		t.Fatalf("per-client refusals: %v", got)
+	}
+}
+
+// TestXMTPNodeGRPCPublishesStayBounded: the gateway's decoding budget
+// does not cover the node's gRPC listener, which reads each message whole
+// (up to the largest valid publish, about 22 MiB) before any handler
+// runs. Forty-eight parallel gRPC publishes of 16 envelopes of 1 MiB,
+// with a valid token but to another wallet's contact topic, so that the
+// node reads and decodes each one and then refuses it, would hold about
+// 1.7 GB at once. With BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT=4 the node
+// reads at most four; the rest are refused at once with
+// UNAVAILABLE (retry later) and counted as busy, and the RSS stays within
+// 256 MiB of where it started.
+func TestXMTPNodeGRPCPublishesStayBounded(t *testing.T) {
+	x := startXMTPNodeProc(t, "BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT", "4")
+	me, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := me.AuthToken(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(x.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	api := messagev1.NewMessageApiClient(conn)
+	envs := make([]*messagev1.Envelope, 16)
+	for i := range envs {
+		envs[i] = &messagev1.Envelope{ContentTopic: "/xmtp/0/contact-" + other.Address() + "/proto",
+			TimestampNs: uint64(i + 1), Message: []byte(strings.Repeat("m", 1<<20))}
+	}
+	req := &messagev1.PublishRequest{Envelopes: envs}
+	ctx := metadata.AppendToOutgoingContext(testkit.Context(t, 2*time.Minute), "authorization", "Bearer "+token)
+
+	baseline := x.rss(t)
+	stop := x.rssPeak(t)
+	var wg sync.WaitGroup
+	var refusedBusy, forbidden atomic.Int64
+	errs := make(chan error, 48)
+	for i := 0; i < 48; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := api.Publish(ctx, req)
+			switch status.Code(err) {
+			case codes.Unavailable:
+				refusedBusy.Add(1)
+			case codes.PermissionDenied:
+				forbidden.Add(1)
+			default:
+				errs <- fmt.Errorf("publish: %v, want Unavailable or PermissionDenied", err)
+			}
+		}()
+	}
+	wg.Wait()
+	peak := stop()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("rss: baseline %d MiB, peak %d MiB; %d read and refused for the topic, %d refused as busy",
+		baseline/mib, peak/mib, forbidden.Load(), refusedBusy.Load())
+	if peak-baseline > 256*mib {
+		t.Fatalf("rss rose by %d MiB during the gRPC publishes (bound 256 MiB)", (peak-baseline)/mib)
+	}
+	if refusedBusy.Load() == 0 || forbidden.Load() == 0 {
+		t.Fatalf("%d refused as busy and %d read: the cap was not reached, or nothing was read", refusedBusy.Load(), forbidden.Load())
+	}
+	if got := x.metric(t, `bridge_xmtpnode_requests_rejected_total{reason="busy"}`); got != float64(refusedBusy.Load()) {
+		t.Errorf("busy rejections counted: %v, want %d", got, refusedBusy.Load())
 	}
 }

@@ -376,3 +376,48 @@ func TestCompressedBodiesAreBoundedDecoded(t *testing.T) {
 		t.Fatalf("accounts %v, %v; want only the gzipped signup", as, err)
 	}
 }
+
+// TestEveryRouteIsBodyLimited walks every registered route that takes a
+// body: a body declared one byte over BRIDGE_MAX_BODY_BYTES gets 413
+// body_too_large from each, anonymous or not, before any handler runs;
+// only the plug-in upload waits for its credentials (401 anonymous). A
+// route registered ahead of the bodyLimit middleware, which Fiber would
+// let read and decode a body of any size, fails here.
+func TestEveryRouteIsBodyLimited(t *testing.T) {
+	h, addr := bodyLimitHarness(t)
+	param := strings.NewReplacer(":id", "00000000-0000-0000-0000-000000000000", ":messageId", "m", ":bid", "b",
+		":address", "0x0000000000000000000000000000000000000000", ":point", "on_message", ":deliveryId", "1")
+	checked := 0
+	for _, r := range h.srv.app.GetRoutes(true) {
+		switch r.Method {
+		case "POST", "PUT", "PATCH", "DELETE":
+		default:
+			continue
+		}
+		path := param.Replace(r.Path)
+		for strings.Contains(path, "/:") {
+			i := strings.Index(path, "/:")
+			j := strings.IndexByte(path[i+1:], '/')
+			if j < 0 {
+				path = path[:i] + "/x"
+			} else {
+				path = path[:i] + "/x" + path[i+1+j:]
+			}
+		}
+		want, wantCode := 413, CodeBodyTooLarge
+		if r.Method == "POST" && path == "/v1/plugins" {
+			want, wantCode = 401, CodeUnauthorized
+		}
+		for _, token := range []string{"", "not-a-key"} {
+			res := rawRequest(addr, r.Method, path, token, testMaxBody+1, testMaxBody+1)
+			if res.err != nil || res.status != want || res.code != wantCode {
+				t.Errorf("%s %s (token %q): %v, want %d %s", r.Method, path, token, res, want, wantCode)
+			}
+		}
+		checked++
+	}
+	if checked < 20 {
+		t.Fatalf("only %d routes with a body were found; the walk is broken", checked)
+	}
+	t.Logf("%d routes with a body checked", checked)
+}

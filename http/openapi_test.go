@@ -2,6 +2,7 @@ package http
 
 import (
 	"encoding/json"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -131,6 +132,53 @@ func TestOpenAPIReferencesResolve(t *testing.T) {
 					t.Errorf("%s %s does not describe its path parameter %s", method, path, m[1])
 				}
 			}
+		}
+	}
+}
+
+// TestViewsMatchTheOpenAPIDocument: the JSON fields of each response view
+// are exactly the properties of its schema in openapi.json, both ways, so
+// a field added to a view without its documentation (or the reverse)
+// fails here. internal/apiclient checks its own types against the same
+// schemas, which keeps the CLI's mirror of these views in step.
+func TestViewsMatchTheOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for schema, v := range map[string]any{
+		"Account": accountView{}, "APIKey": apiKeyView{}, "Forward": forwardView{}, "Bridge": bridgeView{},
+		"Subscriptions": subscriptionsView{}, "Delivery": deliveryView{}, "DeliveryAttempt": attemptView{},
+		"SentMessage": sentMessageView{}, "EndpointHealth": endpointHealthView{},
+	} {
+		s, ok := doc.Components.Schemas[schema]
+		if !ok {
+			t.Errorf("openapi.json has no schema %s", schema)
+			continue
+		}
+		var want []string
+		for p := range s.Properties {
+			want = append(want, p)
+		}
+		sort.Strings(want)
+		typ := reflect.TypeOf(v)
+		var got []string
+		for i := 0; i < typ.NumField(); i++ {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				got = append(got, name)
+			}
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s (%s) has JSON fields\n  %v\nbut the schema has\n  %v", schema, typ.Name(), got, want)
 		}
 	}
 }

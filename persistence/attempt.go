@@ -26,8 +26,8 @@ func (s *Store) StartAttempt(ctx context.Context, l Lease, bridgeID string, deli
 	}
 	bridgeID = canonicalID(bridgeID)
 	var batch pgx.Batch
-	batch.Queue(`SELECT true FROM identity_leases
-		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()`, l.Identity, l.Owner, l.Epoch)
+	batch.Queue(`SELECT true FROM identity_leases l
+		WHERE l.identity = $1 AND l.owner = $2 AND l.epoch = $3 AND `+leaseLive, l.Identity, l.Owner, l.Epoch)
 	batch.Queue(`SELECT `+deliveryColumns+` FROM deliveries d WHERE d.id = $1 AND d.bridge_id = $2`, deliveryID, bridgeID)
 	batch.Queue(webhookSecretsQuery, bridgeID)
 	br := s.pool.SendBatch(ctx, &batch)

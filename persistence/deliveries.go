@@ -129,8 +129,8 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 		d, err = s.scanDelivery(s.pool.QueryRow(ctx, `
 			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
 			SELECT $1, $2, $3, $4, $5, $6, $7, $8
-			WHERE EXISTS (SELECT 1 FROM identity_leases
-				WHERE identity = $9 AND owner = $10 AND epoch = $11 AND expires_at > now())
+			WHERE EXISTS (SELECT 1 FROM identity_leases l
+				WHERE l.identity = $9 AND l.owner = $10 AND l.epoch = $11 AND `+leaseLive+`)
 			ON CONFLICT (bridge_id, message_id) DO NOTHING
 			RETURNING `+deliveryColumns,
 			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, sealed.data, sealed.keyID, sealed.nonce,

@@ -15,8 +15,12 @@ import (
 // always the statement's parameters $1, $2 and $3.
 
 // leaseCTE is the lease check of a fenced statement, to follow WITH.
-const leaseCTE = `lease AS (SELECT 1 FROM identity_leases
-	WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now() FOR SHARE)`
+// Its node lease, if the lease has one, is read in the same statement
+// (leaseLive) and not locked: a node lease that ran out is never renewed,
+// and taking over an identity updates the identity's row, which the lock
+// holds.
+const leaseCTE = `lease AS (SELECT 1 FROM identity_leases l
+	WHERE l.identity = $1 AND l.owner = $2 AND l.epoch = $3 AND ` + leaseLive + ` FOR SHARE OF l)`
 
 // leaseArgs returns the parameters of a fenced statement: the lease's,
 // then args.

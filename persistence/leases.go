@@ -21,11 +21,21 @@ var ErrFenced = errors.New("lease lost")
 // Lease is the fencing lease of one identity. Owner should name the
 // activation, not only the node (for example member id plus an activation
 // nonce), so that a restarted activation on the same node gets a new
-// epoch. Epoch grows every time the lease changes hands.
+// epoch. Epoch grows every time the lease changes hands: it is the fencing
+// token every fenced write carries.
+//
+// A lease taken under a node lease (AcquireLeaseOn) lives as long as that
+// node lease and is never rewritten while it does; a lease taken on its
+// own (AcquireLease) has its own expiry, renewed by its holder.
 type Lease struct {
-	Identity  string
-	Owner     string
-	Epoch     int64
+	Identity string
+	Owner    string
+	Epoch    int64
+	// Node is the id (the incarnation) of the node lease the lease lives
+	// under; 0 for a lease on its own.
+	Node int64
+	// ExpiresAt is when the lease runs out unless renewed: its own expiry,
+	// or its node lease's when it has one, as of when it was read.
 	ExpiresAt time.Time
 	// TookOver is set by AcquireLease when the lease changed hands after
 	// it expired unreleased: its previous holder crashed, hung or was cut
@@ -33,43 +43,113 @@ type Lease struct {
 	TookOver bool
 }
 
-// AcquireLease takes the lease on identity for owner for ttl. It succeeds
-// when the lease is free, expired, or already owner's (which renews it and
-// keeps the epoch); a lease that changes hands gets the next epoch. An
-// unexpired lease of another owner is ErrLeaseHeld.
+// leaseLive is the SQL condition under which the identity_leases row l,
+// whose owner and epoch match, is the identity's valid lease: it is not
+// released, its own expiry has not passed (the expiry of a lease under a
+// node lease is 'infinity') and its node lease, if it has one, has not run
+// out. A node lease is a primary-key read; every fenced statement checks
+// its lease with this, in the same statement.
+const leaseLive = `NOT l.released AND l.expires_at > now() AND (l.node_lease IS NULL OR
+	EXISTS (SELECT 1 FROM node_leases n WHERE n.id = l.node_lease AND n.expires_at > now()))`
+
+// leaseExpiry is the SQL expression of the identity_leases row l's expiry,
+// given n, its node lease (LEFT JOINed).
+const leaseExpiry = `CASE WHEN l.node_lease IS NULL THEN l.expires_at ELSE least(l.expires_at, n.expires_at) END`
+
+// AcquireLease takes the lease on identity for owner for ttl, on its own:
+// its holder renews it (RenewLease, RenewLeases) or it runs out. It
+// succeeds when the lease is free, expired, released, or already owner's
+// (which renews it and keeps the epoch); a lease that changes hands gets
+// the next epoch. A valid lease of another owner is ErrLeaseHeld.
 func (s *Store) AcquireLease(ctx context.Context, identity, owner string, ttl time.Duration) (Lease, error) {
+	return s.acquireLease(ctx, identity, owner, ttl, nil)
+}
+
+// AcquireLeaseOn takes the lease on identity for owner under the node
+// lease nl: the identity lease is valid as long as nl is, with no renewal
+// of its own, until it is released. It succeeds when the lease is free,
+// released, already owner's, held under a node lease that ran out (its
+// node crashed or was cut off), or held under nl itself (an earlier
+// activation on this node incarnation that never released it); a lease
+// that changes hands gets the next epoch. A valid lease of another owner
+// under another node lease is ErrLeaseHeld; if nl itself ran out, the
+// result is ErrFenced.
+func (s *Store) AcquireLeaseOn(ctx context.Context, nl NodeLease, identity, owner string) (Lease, error) {
+	return s.acquireLease(ctx, identity, owner, 0, &nl.ID)
+}
+
+func (s *Store) acquireLease(ctx context.Context, identity, owner string, ttl time.Duration, node *int64) (Lease, error) {
 	l := Lease{Identity: identity, Owner: owner}
+	if node != nil {
+		l.Node = *node
+	}
+	var epoch *int64
+	var expires *time.Time
+	var nodeLive bool
 	var prevOwner *string
 	var prevUnreleased *bool
+	// prev is the row before, node the caller's node lease if it is live;
+	// taken the row as the statement leaves it, if it took the lease. A
+	// takeover of a lease held unreleased under a node lease counts on
+	// that node lease (lost), so its renewer checks its identities.
 	err := s.pool.QueryRow(ctx, `
-		WITH prev AS (SELECT owner, expires_at > updated_at AS unreleased FROM identity_leases WHERE identity = $1)
-		INSERT INTO identity_leases AS l (identity, owner, epoch, expires_at)
-		VALUES ($1, $2, 1, now() + make_interval(secs => $3))
-		ON CONFLICT (identity) DO UPDATE SET
-			owner = EXCLUDED.owner,
-			epoch = CASE WHEN l.owner = EXCLUDED.owner AND l.expires_at > now() THEN l.epoch ELSE l.epoch + 1 END,
-			expires_at = EXCLUDED.expires_at,
-			updated_at = now()
-		WHERE l.owner = EXCLUDED.owner OR l.expires_at <= now()
-		RETURNING epoch, expires_at, (SELECT owner FROM prev), (SELECT unreleased FROM prev)`,
-		identity, owner, ttl.Seconds()).Scan(&l.Epoch, &l.ExpiresAt, &prevOwner, &prevUnreleased)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Lease{}, fmt.Errorf("acquire lease on %s: %w", identity, ErrLeaseHeld)
-	}
+		WITH prev AS (
+			SELECT l.owner, l.node_lease, NOT l.released AS unreleased FROM identity_leases l WHERE l.identity = $1),
+		node AS (SELECT n.expires_at FROM node_leases n WHERE n.id = $4 AND n.expires_at > now()),
+		taken AS (
+			INSERT INTO identity_leases AS l (identity, owner, epoch, expires_at, node_lease)
+			SELECT $1, $2, 1, CASE WHEN $4::bigint IS NULL THEN now() + make_interval(secs => $3) ELSE 'infinity' END, $4
+			WHERE $4::bigint IS NULL OR EXISTS (SELECT 1 FROM node)
+			ON CONFLICT (identity) DO UPDATE SET
+				owner = EXCLUDED.owner,
+				epoch = CASE WHEN l.owner = EXCLUDED.owner AND `+leaseLive+` THEN l.epoch ELSE l.epoch + 1 END,
+				expires_at = EXCLUDED.expires_at,
+				node_lease = EXCLUDED.node_lease,
+				released = false,
+				updated_at = now()
+			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR NOT (`+leaseLive+`)
+			RETURNING l.epoch, l.expires_at),
+		lost AS (
+			UPDATE node_leases n SET lost = n.lost + 1 FROM prev
+			WHERE n.id = prev.node_lease AND prev.unreleased AND prev.owner <> $2 AND EXISTS (SELECT 1 FROM taken))
+		SELECT (SELECT epoch FROM taken),
+			CASE WHEN $4::bigint IS NULL THEN (SELECT expires_at FROM taken) ELSE (SELECT expires_at FROM node) END,
+			$4::bigint IS NULL OR EXISTS (SELECT 1 FROM node),
+			(SELECT owner FROM prev), (SELECT unreleased FROM prev)`,
+		identity, owner, ttl.Seconds(), node).Scan(&epoch, &expires, &nodeLive, &prevOwner, &prevUnreleased)
 	if err != nil {
 		return Lease{}, fmt.Errorf("acquire lease on %s: %w", identity, mapError(err))
+	}
+	if !nodeLive {
+		return Lease{}, fmt.Errorf("acquire lease on %s: node lease %d ran out: %w", identity, l.Node, ErrFenced)
+	}
+	if epoch == nil {
+		return Lease{}, fmt.Errorf("acquire lease on %s: %w", identity, ErrLeaseHeld)
+	}
+	l.Epoch = *epoch
+	if expires != nil {
+		l.ExpiresAt = *expires
 	}
 	l.TookOver = prevOwner != nil && *prevOwner != owner && prevUnreleased != nil && *prevUnreleased
 	return l, nil
 }
 
-// RenewLease extends a lease the caller still holds, keeping its epoch. A
-// lease that expired or changed hands is ErrFenced.
+// RenewLease extends a lease taken on its own that the caller still
+// holds, keeping its epoch; a lease under a node lease lives as long as
+// its node lease, and RenewLease only checks it and returns it with its
+// node lease's expiry. A lease that expired, was released or changed hands
+// is ErrFenced.
 func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error) {
 	err := s.pool.QueryRow(ctx, `
-		UPDATE identity_leases SET expires_at = now() + make_interval(secs => $4), updated_at = now()
-		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()
-		RETURNING expires_at`, l.Identity, l.Owner, l.Epoch, ttl.Seconds()).Scan(&l.ExpiresAt)
+		WITH renewed AS (
+			UPDATE identity_leases l SET expires_at = now() + make_interval(secs => $4), updated_at = now()
+			WHERE identity = $1 AND owner = $2 AND epoch = $3 AND l.node_lease IS NULL AND `+leaseLive+`
+			RETURNING l.expires_at)
+		SELECT expires_at FROM renewed
+		UNION ALL
+		SELECT n.expires_at FROM identity_leases l JOIN node_leases n ON n.id = l.node_lease
+		WHERE l.identity = $1 AND l.owner = $2 AND l.epoch = $3 AND `+leaseLive,
+		l.Identity, l.Owner, l.Epoch, ttl.Seconds()).Scan(&l.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Lease{}, fmt.Errorf("renew lease on %s: %w", l.Identity, ErrFenced)
 	}
@@ -79,13 +159,13 @@ func (s *Store) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lea
 	return l, nil
 }
 
-// CheckLease returns ErrFenced unless l is still the current, unexpired
-// lease of its identity.
+// CheckLease returns ErrFenced unless l is still the current, valid lease
+// of its identity.
 func (s *Store) CheckLease(ctx context.Context, l Lease) error {
 	// One statement, no transaction: the answer is as of now either way.
 	var ok bool
-	err := s.pool.QueryRow(ctx, `SELECT true FROM identity_leases
-		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()`,
+	err := s.pool.QueryRow(ctx, `SELECT true FROM identity_leases l
+		WHERE l.identity = $1 AND l.owner = $2 AND l.epoch = $3 AND `+leaseLive,
 		l.Identity, l.Owner, l.Epoch).Scan(&ok)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fencedError(l)
@@ -97,25 +177,34 @@ func (s *Store) CheckLease(ctx context.Context, l Lease) error {
 }
 
 // ReleaseLease gives a lease up, so another owner can take the identity at
-// once. The row stays, expired, so the next owner's epoch is higher than
-// every epoch before it: an epoch is never reused for an identity.
-// Releasing a lease that is no longer the caller's does nothing.
+// once. The row stays, released, so the next owner's epoch is higher than
+// every epoch before it: an epoch is never reused for an identity. No
+// renewal extends a released lease, even one already in flight. Releasing
+// a lease that is no longer the caller's does nothing.
 func (s *Store) ReleaseLease(ctx context.Context, l Lease) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE identity_leases SET expires_at = now(), updated_at = now()
-		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now()`,
+	if _, err := s.pool.Exec(ctx, `UPDATE identity_leases
+		SET released = true, expires_at = least(expires_at, now()), updated_at = now()
+		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND NOT released`,
 		l.Identity, l.Owner, l.Epoch); err != nil {
 		return fmt.Errorf("release lease on %s: %w", l.Identity, mapError(err))
 	}
 	return nil
 }
 
-// LeaseOf returns the current lease row of identity, expired or not.
+// LeaseOf returns the current lease row of identity, valid or not; its
+// ExpiresAt is in the past when it is not valid.
 func (s *Store) LeaseOf(ctx context.Context, identity string) (Lease, error) {
 	l := Lease{Identity: identity}
-	err := s.pool.QueryRow(ctx, `SELECT owner, epoch, expires_at FROM identity_leases WHERE identity = $1`, identity).
-		Scan(&l.Owner, &l.Epoch, &l.ExpiresAt)
+	var node *int64
+	err := s.pool.QueryRow(ctx, `SELECT l.owner, l.epoch, l.node_lease,
+			CASE WHEN l.released THEN least(l.expires_at, l.updated_at) ELSE `+leaseExpiry+` END
+		FROM identity_leases l LEFT JOIN node_leases n ON n.id = l.node_lease WHERE l.identity = $1`, identity).
+		Scan(&l.Owner, &l.Epoch, &node, &l.ExpiresAt)
 	if err != nil {
 		return Lease{}, fmt.Errorf("read lease on %s: %w", identity, mapError(err))
+	}
+	if node != nil {
+		l.Node = *node
 	}
 	return l, nil
 }
@@ -125,8 +214,8 @@ func (s *Store) LeaseOf(ctx context.Context, identity string) (Lease, error) {
 // current lease.
 func checkLease(ctx context.Context, tx pgx.Tx, l Lease) error {
 	var ok bool
-	err := tx.QueryRow(ctx, `SELECT true FROM identity_leases
-		WHERE identity = $1 AND owner = $2 AND epoch = $3 AND expires_at > now() FOR SHARE`,
+	err := tx.QueryRow(ctx, `SELECT true FROM identity_leases l
+		WHERE l.identity = $1 AND l.owner = $2 AND l.epoch = $3 AND `+leaseLive+` FOR SHARE OF l`,
 		l.Identity, l.Owner, l.Epoch).Scan(&ok)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("check lease on %s epoch %d: %w", l.Identity, l.Epoch, ErrFenced)
@@ -149,15 +238,15 @@ type Placement struct {
 // LivePlacements returns every bridge whose identity holds a live lease,
 // ordered by bridge id. A bridge that is not active anywhere is absent.
 func (s *Store) LivePlacements(ctx context.Context) ([]Placement, error) {
-	rows, err := s.pool.Query(ctx, `SELECT b.id::text, b.address, l.owner, l.epoch, l.expires_at
-		FROM identity_leases l JOIN bridges b ON b.id::text = l.identity
-		WHERE l.expires_at > now() ORDER BY b.id`)
+	rows, err := s.pool.Query(ctx, `SELECT b.id::text, b.address, l.owner, l.epoch, coalesce(l.node_lease, 0), `+leaseExpiry+`
+		FROM identity_leases l JOIN bridges b ON b.id::text = l.identity LEFT JOIN node_leases n ON n.id = l.node_lease
+		WHERE `+leaseLive+` ORDER BY b.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list placements: %w", mapError(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Placement, error) {
 		var p Placement
-		err := r.Scan(&p.BridgeID, &p.Address, &p.Lease.Owner, &p.Lease.Epoch, &p.Lease.ExpiresAt)
+		err := r.Scan(&p.BridgeID, &p.Address, &p.Lease.Owner, &p.Lease.Epoch, &p.Lease.Node, &p.Lease.ExpiresAt)
 		p.Lease.Identity = p.BridgeID
 		return p, err
 	})

@@ -50,6 +50,7 @@ func startDeployment(t *testing.T) *deployment {
 	db := pgtest.NewDatabase(t, template)
 	env := map[string]string{
 		config.EnvDatabaseURL:      db,
+		config.EnvDataDir:          t.TempDir(), // the plug-ins' compiled modules
 		config.EnvHTTPAddr:         "127.0.0.1:0",
 		config.EnvXMTPNodeGRPCAddr: "127.0.0.1:0",
 		config.EnvXMTPNodeHTTPAddr: "127.0.0.1:0",

@@ -84,6 +84,7 @@ func startLocalXMTPNode(ctx context.Context, cfg *config.Config, log *slog.Logge
 		SubscriberBufferBytes:     cfg.XMTPSubscriberBufferBytes,
 		MaxSubscriptionsPerClient: cfg.XMTPMaxSubscriptionsPerClient,
 		MaxSubscriptions:          cfg.XMTPMaxSubscriptions,
+		MaxPublishesInFlight:      cfg.XMTPMaxPublishesInFlight,
 		Logger:                    log.With("component", "xmtp-node"),
 		Registerer:                reg,
 	})

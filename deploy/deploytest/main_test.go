@@ -170,6 +170,7 @@ func startNode(t testing.TB, id string, extra map[string]string) *node {
 		"BRIDGE_MASTER_KEY": testkit.NewMasterKey(), "BRIDGE_ADMIN_TOKEN": testAdminToken,
 		"BRIDGE_SIGNUP_KEY": testSignupKey, "BRIDGE_XMTP_NODE": grpc, "BRIDGE_CANARY_INTERVAL": "0",
 		"BRIDGE_LOG_LEVEL": "info", "BRIDGE_SHUTDOWN_TIMEOUT": "10s",
+		"BRIDGE_DATA_DIR": t.TempDir(), // the plug-ins' compiled modules
 	}}
 	n.env["BRIDGE_HTTP_ADDR"] = n.addr
 	for k, v := range extra {

@@ -76,6 +76,7 @@ func startNode(t *testing.T) *system.Node {
 	t.Helper()
 	env := map[string]string{
 		config.EnvDatabaseURL:       pgtest.NewDatabase(t, template),
+		config.EnvDataDir:           t.TempDir(), // the plug-ins' compiled modules
 		config.EnvHTTPAddr:          "127.0.0.1:0",
 		config.EnvXMTPNodeGRPCAddr:  "127.0.0.1:0",
 		config.EnvXMTPNodeHTTPAddr:  "127.0.0.1:0",

@@ -2,8 +2,9 @@
 // share: waiting on a condition (WaitFor), a bounded context (Context), a
 // log sink a test reads while a server writes (Buffer), an address where
 // nothing listens (ClosedAddr), the bridge binary built once per test
-// process (BuildBridge), a real etcd process (StartEtcd) and master keys
-// of test configurations (MasterKey, NewMasterKey).
+// process (BuildBridge), a real etcd process (StartEtcd), the CPU time of
+// a process (CPUTime) and master keys of test configurations (MasterKey,
+// NewMasterKey).
 //
 // It imports nothing of the project but internal/freeport, so every
 // package's tests can import it (internal/freeport hands out the free

@@ -131,6 +131,9 @@ type Config struct {
 	XMTPMaxSubscriptionsPerClient int
 	// XMTPMaxSubscriptions caps the local node's subscription streams.
 	XMTPMaxSubscriptions int
+	// XMTPMaxPublishesInFlight caps the gRPC publishes the local node
+	// reads and handles at once (its gateway's excepted).
+	XMTPMaxPublishesInFlight int
 
 	// CanaryInterval is the time between canary rounds; 0 turns the
 	// prober off.
@@ -140,7 +143,8 @@ type Config struct {
 	// CanaryURL is the canary endpoint the bridges call; empty means this
 	// node's own /canary, derived from the API's listen address.
 	CanaryURL string
-	// LeaseTTL is the lifetime of an identity's fencing lease.
+	// LeaseTTL is the lifetime of the node lease the identities' fencing
+	// leases live under.
 	LeaseTTL time.Duration
 	// ReconcileInterval is how often the runtime activates missing
 	// identities.
@@ -273,6 +277,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.XMTPSubscriberBufferBytes = p.integer(EnvXMTPSubscriberBuffer, 8<<20, 1<<10, 1<<30)
 	c.XMTPMaxSubscriptionsPerClient = p.integer(EnvXMTPMaxSubsPerClient, 256, 1, 1_000_000)
 	c.XMTPMaxSubscriptions = p.integer(EnvXMTPMaxSubscriptions, 10_000, 1, 1_000_000)
+	c.XMTPMaxPublishesInFlight = p.integer(EnvXMTPMaxPublishes, 32, 1, 100_000)
 
 	c.CanaryInterval = p.duration(EnvCanaryInterval, time.Minute, 0, 24*time.Hour)
 	c.CanarySample = p.integer(EnvCanarySample, 0, 0, 1_000_000)

@@ -62,6 +62,7 @@ const (
 	EnvXMTPSubscriberBuffer    = "BRIDGE_XMTP_SUBSCRIBER_BUFFER_BYTES"
 	EnvXMTPMaxSubsPerClient    = "BRIDGE_XMTP_MAX_SUBSCRIPTIONS_PER_CLIENT"
 	EnvXMTPMaxSubscriptions    = "BRIDGE_XMTP_MAX_SUBSCRIPTIONS"
+	EnvXMTPMaxPublishes        = "BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"
 	EnvCanaryInterval          = "BRIDGE_CANARY_INTERVAL"
 	EnvCanarySample            = "BRIDGE_CANARY_SAMPLE"
 	EnvCanaryURL               = "BRIDGE_CANARY_URL"
@@ -170,6 +171,8 @@ var Vars = []Var{
 		Description: "Most subscription streams the local XMTP node holds open for one client IP address; more are refused."},
 	{Name: EnvXMTPMaxSubscriptions, Default: "10000", Example: "2000",
 		Description: "Most subscription streams the local XMTP node holds open in total; more are refused."},
+	{Name: EnvXMTPMaxPublishes, Default: "32", Example: "128",
+		Description: "Most gRPC publishes the local XMTP node reads and handles at once, its own HTTP gateway's excepted; more are refused with UNAVAILABLE, to be retried. Each may hold up to the largest valid publish in memory (BRIDGE_XMTP_MAX_ENVELOPES_PER_PUBLISH envelopes of BRIDGE_XMTP_MAX_ENVELOPE_BYTES), so this times that size bounds what publishes can hold."},
 	{Name: EnvCanaryInterval, Default: "1m", Example: "30s",
 		Description: "Time between two canary rounds, in which the canary identity messages every bridge (or a sample) and times the reply; 0 turns the prober off."},
 	{Name: EnvCanarySample, Default: "0", Example: "100",
@@ -177,7 +180,7 @@ var Vars = []Var{
 	{Name: EnvCanaryURL, Default: "(http://BRIDGE_HTTP_ADDR/canary)", Example: "https://bridge.example.net/canary",
 		Description: "Canary endpoint the bridges' canary handlers call; by default this node's own /canary (an unspecified host becomes 127.0.0.1)."},
 	{Name: EnvLeaseTTL, Default: "15s", Example: "10s",
-		Description: "Lifetime of an identity's fencing lease, renewed every third of it; after a crash, another member takes the identity over once the lease expired."},
+		Description: "Lifetime of a node's lease, which its identities' fencing leases live under, renewed every third of it; after a crash, another member takes the identities over once the node lease expired."},
 	{Name: EnvReconcileInterval, Default: "15s", Example: "5s",
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",

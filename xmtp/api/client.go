@@ -11,13 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 const (
@@ -158,11 +161,36 @@ func (c *Client) Publish(ctx context.Context, auth Authorizer, envs ...*messagev
 		}
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
-	if _, err := c.api.Publish(ctx, &messagev1.PublishRequest{Envelopes: envs}); err != nil {
-		return fmt.Errorf("publish envelopes: %w", err)
+	req := &messagev1.PublishRequest{Envelopes: envs}
+	for try := 0; ; try++ {
+		_, err := c.api.Publish(ctx, req)
+		if err == nil {
+			return nil
+		}
+		if status.Code(err) != codes.Unavailable || try+1 >= publishTries {
+			return fmt.Errorf("publish envelopes: %w", err)
+		}
+		// Unavailable is a node that is busy (it caps the publishes it
+		// reads at once) or briefly unreachable. A publish stores the
+		// same envelopes again at most, which the node keeps once, so
+		// it is tried again a few times, a little later each time; a
+		// longer outage is the caller's (the outbox retries).
+		step := publishRetryStep << try
+		select {
+		case <-time.After(step/2 + rand.N(step/2+1)):
+		case <-ctx.Done():
+			return fmt.Errorf("publish envelopes: %w", err)
+		}
 	}
-	return nil
 }
+
+// A publish refused as Unavailable is tried publishTries times in all,
+// waiting about publishRetryStep, then twice that, and so on, between
+// tries (under a third of a second in all).
+const (
+	publishTries     = 6
+	publishRetryStep = 10 * time.Millisecond
+)
 
 // Query runs one query request as given.
 func (c *Client) Query(ctx context.Context, req *messagev1.QueryRequest) (*messagev1.QueryResponse, error) {

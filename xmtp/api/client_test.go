@@ -444,3 +444,45 @@ func TestClosingClientEndsSubscriptions(t *testing.T) {
 	}
 	sub.Close()
 }
+
+// TestPublishRetriesABusyNode: a node that caps the publishes it reads at
+// once refuses one more as Unavailable; the client tries it again a few
+// times, so a publish that meets a short burst still goes through, and
+// one that meets a node busy for longer fails with the node's status.
+func TestPublishRetriesABusyNode(t *testing.T) {
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxPublishesInFlight: 1})
+	c := dial(t, n.GRPCAddr())
+	ctx := testkit.Context(t, 30*time.Second)
+	const publish = "/xmtp.message_api.v1.MessageApi/Publish"
+
+	stalled := testkit.StallGRPCCall(t, n.GRPCAddr(), publish, 1<<20)
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		_, err := messagev1.NewMessageApiClient(c.conn).Publish(ctx, &messagev1.PublishRequest{Envelopes: []*messagev1.Envelope{envAt("busy", 1, "probe")}})
+		return status.Code(err) == codes.Unavailable
+	}, "the stalled publish to hold the node's only slot")
+
+	// Busy for longer than the retries last: the node's status comes back.
+	err := c.Publish(ctx, nil, envAt("busy", 2, "long"))
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("publish while the node stays busy: %v, want Unavailable", err)
+	}
+
+	// Busy for a moment: the publish goes through on a later try.
+	done := make(chan error, 1)
+	go func() { done <- c.Publish(ctx, nil, envAt("busy", 3, "short")) }()
+	time.Sleep(30 * time.Millisecond)
+	stalled.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("publish during a short burst: %v", err)
+	}
+	var got []string
+	if err := c.QueryAll(ctx, topic("busy"), 0, 0, func(env *messagev1.Envelope) error {
+		got = append(got, string(env.Message))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "short" {
+		t.Fatalf("stored on the topic: %q, want only the publish that went through", got)
+	}
+}

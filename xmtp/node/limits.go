@@ -40,6 +40,46 @@ func requestBodyLimit(cfg Config) int64 {
 	return int64(cfg.MaxTopicsPerRequest)*topicJSONOverhead + requestJSONOverhead
 }
 
+// publishBudget counts the publishes the node's gRPC listener is reading
+// or handling for clients other than its gateway. gRPC reads a request
+// whole, up to the largest valid publish, before any handler sees it, and
+// a token proves only that its sender has a key, which anyone can make;
+// so the count of such calls, times the largest publish, is what bounds
+// the memory they hold. A call over the cap is refused rather than made
+// to wait: the tap that admits it runs on the connection's reader, and
+// waiting there would stall every other call of the connection.
+type publishBudget struct {
+	mu    sync.Mutex
+	held  int
+	limit int
+}
+
+// admit takes a slot, or reports that none is free. release gives it
+// back; it may be called more than once.
+func (b *publishBudget) admit() (release func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.held >= b.limit {
+		return nil, false
+	}
+	b.held++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.held--
+			b.mu.Unlock()
+		})
+	}, true
+}
+
+// inFlight returns the slots taken.
+func (b *publishBudget) inFlight() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
 // Reasons a subscription is refused, used as the reason label of
 // bridge_xmtpnode_subscriptions_refused_total.
 const (

@@ -377,3 +377,62 @@ func TestPublishesInFlightAreBounded(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	}, "a publish to pass again")
 }
+
+// TestGRPCPublishesInFlightAreBounded: gRPC reads a request whole, up to
+// the largest valid publish, before the service sees it, so the node
+// counts the publishes it is reading for direct clients. Stalled
+// publishes that declare the largest size take every slot; another
+// publish is refused at once with Unavailable (retry later) and counted as busy,
+// while the gateway (which has its own budget) still publishes; when the
+// stalled calls are cut off mid-message their slots come back.
+func TestGRPCPublishesInFlightAreBounded(t *testing.T) {
+	n := startNode(t, testDatabase(t), Config{MaxEnvelopeBytes: 64 << 10, MaxEnvelopesPerPublish: 4, MaxPublishesInFlight: 2}, nil)
+	ctx := testkit.Context(t, 30*time.Second)
+	var stalled []net.Conn
+	for i := 0; i < 2; i++ {
+		stalled = append(stalled, testkit.StallGRPCCall(t, n.GRPCAddr(), publishMethod, uint32(n.maxRecvBytes())))
+	}
+	testkit.WaitFor(t, 10*time.Second, func() bool { return n.publishes.inFlight() == 2 }, "both stalled publishes to hold a slot")
+
+	c := dialNode(t, n.GRPCAddr())
+	_, err := c.Publish(ctx, &messagev1.PublishRequest{Envelopes: []*messagev1.Envelope{env("grpc-busy", 1, "x")}})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "limit 2") {
+		t.Fatalf("grpc publish while every slot is taken: %v, want Unavailable naming the limit", err)
+	}
+	if got := metricValue(t, n.metrics.rejected.WithLabelValues(reasonBusy)); got != 1 {
+		t.Fatalf("busy rejections: %v, want 1", got)
+	}
+	resp := postJSON(t, ctx, n, pathPublish, publishBody(topic("gateway-ok"), 1, 8), nil)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("gateway publish while the gRPC slots are taken: status %d", resp.StatusCode)
+	}
+
+	for _, conn := range stalled {
+		conn.Close()
+	}
+	testkit.WaitFor(t, 10*time.Second, func() bool { return n.publishes.inFlight() == 0 }, "the cut-off publishes to give their slots back")
+	for i := 0; i < 5; i++ {
+		publish(t, ctx, c, env("grpc-busy", uint64(i+1), "x"))
+	}
+	if got := n.publishes.inFlight(); got != 0 {
+		t.Fatalf("slots held after five answered publishes: %d", got)
+	}
+}
+
+// TestGRPCPublishRefusedByTokenReleasesItsSlot: a publish refused for its
+// token in the tap never gets a stream, so the tap gives its slot back.
+func TestGRPCPublishRefusedByTokenReleasesItsSlot(t *testing.T) {
+	n := startNode(t, testDatabase(t), Config{Authn: true, MaxPublishesInFlight: 1}, nil)
+	ctx := testkit.Context(t, 30*time.Second)
+	c := dialNode(t, n.GRPCAddr())
+	for i := 0; i < 3; i++ {
+		_, err := c.Publish(ctx, &messagev1.PublishRequest{Envelopes: []*messagev1.Envelope{env("no-token", 1, "x")}})
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("publish %d without a token: %v, want Unauthenticated (a leaked slot would make it Unavailable)", i, err)
+		}
+	}
+	if got := n.publishes.inFlight(); got != 0 {
+		t.Fatalf("slots held after refused publishes: %d", got)
+	}
+}

@@ -62,6 +62,13 @@ type Config struct {
 	// subscriber; one that falls further behind is cut off. Default 8 MiB,
 	// and never less than one envelope of MaxEnvelopeBytes.
 	SubscriberBufferBytes int
+	// MaxPublishesInFlight caps the publishes the node's gRPC listener
+	// reads and handles at once for clients other than its own gateway
+	// (which has its own budget). gRPC reads a message whole before any
+	// handler runs, up to the largest valid publish, so this many times
+	// that size bounds the memory direct publishes can hold; a publish
+	// past the cap is refused at once with Unavailable. Default 32.
+	MaxPublishesInFlight int
 	// MaxSubscriptionsPerClient caps the open subscription streams of one
 	// client address (the HTTP client's for the gateway); default 256.
 	MaxSubscriptionsPerClient int
@@ -80,15 +87,16 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultGRPCAddr            = "127.0.0.1:5556"
-	DefaultHTTPAddr            = "127.0.0.1:5555"
-	DefaultMaxEnvelopeBytes    = 1 << 20
-	DefaultMaxTopicsPerRequest = 1000
-	DefaultMaxEnvelopesPerPub  = 16
-	DefaultSubscriberBytes     = 8 << 20
-	DefaultMaxSubsPerClient    = 256
-	DefaultMaxSubscriptions    = 10_000
-	DefaultStreamWriteTimeout  = 10 * time.Second
+	DefaultGRPCAddr             = "127.0.0.1:5556"
+	DefaultHTTPAddr             = "127.0.0.1:5555"
+	DefaultMaxEnvelopeBytes     = 1 << 20
+	DefaultMaxTopicsPerRequest  = 1000
+	DefaultMaxEnvelopesPerPub   = 16
+	DefaultSubscriberBytes      = 8 << 20
+	DefaultMaxSubsPerClient     = 256
+	DefaultMaxPublishesInFlight = 32
+	DefaultMaxSubscriptions     = 10_000
+	DefaultStreamWriteTimeout   = 10 * time.Second
 	// defaultSubscriberBuffer is how many envelopes may wait for one
 	// subscriber before it is cut off.
 	defaultSubscriberBuffer = 1024
@@ -107,6 +115,7 @@ type Node struct {
 	metrics          *metrics
 	fanout           *fanout
 	limits           *subscriptionLimits
+	publishes        *publishBudget
 	svc              *service
 	subscriberBuffer int
 	subscriberBytes  int64
@@ -160,6 +169,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.MaxSubscriptionsPerClient <= 0 {
 		cfg.MaxSubscriptionsPerClient = DefaultMaxSubsPerClient
 	}
+	if cfg.MaxPublishesInFlight <= 0 {
+		cfg.MaxPublishesInFlight = DefaultMaxPublishesInFlight
+	}
 	if cfg.MaxSubscriptions <= 0 {
 		cfg.MaxSubscriptions = DefaultMaxSubscriptions
 	}
@@ -185,6 +197,7 @@ func New(cfg Config) (*Node, error) {
 		log:                cfg.Logger,
 		metrics:            m,
 		limits:             newSubscriptionLimits(cfg.MaxSubscriptionsPerClient, cfg.MaxSubscriptions),
+		publishes:          &publishBudget{limit: cfg.MaxPublishesInFlight},
 		subscriberBuffer:   defaultSubscriberBuffer,
 		subscriberBytes:    int64(cfg.SubscriberBufferBytes),
 		publishWait:        defaultPublishWait,

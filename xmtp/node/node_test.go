@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -406,5 +407,85 @@ func TestRestartKeepsData(t *testing.T) {
 	}
 	if got := messages(resp.Envelopes); got != "kept" {
 		t.Fatalf("after restart: got %q", got)
+	}
+}
+
+// TestQueryPagesAreBoundedInBytes: a page of the largest envelopes would
+// be 100 MiB, built again for every query, so a page also ends at
+// maxPageBytes with a cursor to the rest. Paging through still returns
+// every envelope once, in order; a batch's queries share the budget, each
+// getting at least one envelope and a cursor; a batch of more queries
+// than xmtp-node-go accepts is refused.
+func TestQueryPagesAreBoundedInBytes(t *testing.T) {
+	n := startNode(t, testDatabase(t), Config{}, nil)
+	c := dialNode(t, n.GRPCAddr())
+	ctx := testkit.Context(t, 60*time.Second)
+	const count = 12
+	big := strings.Repeat("b", 1<<20-16)
+	for i := 0; i < count; i++ {
+		publish(t, ctx, c, env("big", uint64(i+1), fmt.Sprintf("%02d%s", i, big)))
+	}
+	asc := messagev1.SortDirection_SORT_DIRECTION_ASCENDING
+	req := &messagev1.QueryRequest{ContentTopics: []string{topic("big")}, PagingInfo: &messagev1.PagingInfo{Direction: asc}}
+	var seen []string
+	pages := 0
+	for {
+		resp, err := c.Query(ctx, req)
+		if err != nil {
+			t.Fatalf("query page %d: %v", pages+1, err)
+		}
+		pages++
+		size := 0
+		for _, e := range resp.Envelopes {
+			size += len(e.Message)
+			seen = append(seen, string(e.Message[:2]))
+		}
+		if size > maxPageBytes+(1<<20) {
+			t.Fatalf("page %d holds %d bytes of messages (bound %d plus one envelope)", pages, size, maxPageBytes)
+		}
+		cur := resp.GetPagingInfo().GetCursor()
+		if cur == nil || len(resp.Envelopes) == 0 {
+			break
+		}
+		req.PagingInfo.Cursor = cur
+	}
+	want := make([]string, count)
+	for i := range want {
+		want[i] = fmt.Sprintf("%02d", i)
+	}
+	if strings.Join(seen, ",") != strings.Join(want, ",") {
+		t.Fatalf("paged through %v, want %v", seen, want)
+	}
+	if pages < 3 {
+		t.Fatalf("%d envelopes of 1 MiB came in %d pages: the byte bound did not cut them", count, pages)
+	}
+
+	var batch []*messagev1.QueryRequest
+	for i := 0; i < 3; i++ {
+		batch = append(batch, &messagev1.QueryRequest{ContentTopics: []string{topic("big")}, PagingInfo: &messagev1.PagingInfo{Direction: asc}})
+	}
+	resp, err := c.BatchQuery(ctx, &messagev1.BatchQueryRequest{Requests: batch})
+	if err != nil {
+		t.Fatalf("batch query: %v", err)
+	}
+	total := 0
+	for i, r := range resp.Responses {
+		if len(r.Envelopes) == 0 || r.GetPagingInfo().GetCursor() == nil {
+			t.Fatalf("batch answer %d: %d envelopes, cursor %v: each query gets at least one and a cursor to the rest", i, len(r.Envelopes), r.GetPagingInfo().GetCursor())
+		}
+		for _, e := range r.Envelopes {
+			total += len(e.Message)
+		}
+	}
+	if total > maxPageBytes+3*(1<<20) {
+		t.Fatalf("batch answer holds %d bytes (bound %d plus one envelope per query)", total, maxPageBytes)
+	}
+
+	many := make([]*messagev1.QueryRequest, maxBatchQueries+1)
+	for i := range many {
+		many[i] = &messagev1.QueryRequest{ContentTopics: []string{topic("big")}}
+	}
+	if _, err := c.BatchQuery(ctx, &messagev1.BatchQueryRequest{Requests: many}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("batch of %d queries: %v, want InvalidArgument", len(many), err)
 	}
 }

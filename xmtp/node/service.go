@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"time"
@@ -79,22 +80,41 @@ const publishMethod = "/xmtp.message_api.v1.MessageApi/Publish"
 type walletKey struct{}
 
 // tap runs when a call's headers arrive, before any of its message is
-// read: on a node with authn a publish without a valid token ends there.
-// The wallet it verified travels in the call's context to authorize. A
-// call forwarded by the gateway carries the wallet the gateway verified.
+// read. A publish from any client but the node's own gateway takes a slot
+// of the node's publish budget (publishBudget) first, or is refused at
+// once. Then, on a node with authn, a publish without a valid token ends
+// there. The wallet it verified travels in the call's context to
+// authorize. A call forwarded by the gateway carries the wallet the
+// gateway verified, and the gateway's own budget already covered its body.
 func (s *service) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if !s.n.cfg.Authn || info.FullMethodName != publishMethod {
+	if info.FullMethodName != publishMethod {
 		return ctx, nil
 	}
 	if s.n.trustedGateway(info.Header) {
-		if w := info.Header.Get(mdWallet); len(w) == 1 && w[0] != "" {
+		if w := info.Header.Get(mdWallet); s.n.cfg.Authn && len(w) == 1 && w[0] != "" {
 			return context.WithValue(ctx, walletKey{}, w[0]), nil
 		}
+		return ctx, nil
+	}
+	release, ok := s.n.publishes.admit()
+	if !ok {
+		return ctx, s.reject(reasonBusy, codes.Unavailable,
+			fmt.Sprintf("too many publishes in flight on this node (limit %d); retry later", s.n.cfg.MaxPublishesInFlight))
+	}
+	if !s.n.cfg.Authn {
+		// The stream's context ends with the call however it ends:
+		// answered, cancelled, or cut off in the middle of its message.
+		context.AfterFunc(ctx, release)
+		return ctx, nil
 	}
 	wallet, st := s.authenticate(info.Header.Get("authorization"))
 	if st != nil {
+		// A call refused here never gets a stream, whose end would
+		// release the slot.
+		release()
 		return ctx, st.Err()
 	}
+	context.AfterFunc(ctx, release)
 	return context.WithValue(ctx, walletKey{}, wallet), nil
 }
 
@@ -174,8 +194,13 @@ func (s *service) Query(ctx context.Context, req *messagev1.QueryRequest) (*mess
 	if err != nil {
 		return nil, s.reject(reason, codes.InvalidArgument, err.Error())
 	}
+	return s.query(ctx, q, maxPageBytes)
+}
+
+// query runs a valid query whose answer may hold about budget bytes.
+func (s *service) query(ctx context.Context, q validQuery, budget int) (*messagev1.QueryResponse, error) {
 	start := time.Now()
-	resp, err := s.n.store.query(ctx, q)
+	resp, err := s.n.store.query(ctx, q, budget)
 	s.n.metrics.queryTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -193,19 +218,43 @@ func (s *service) BatchQuery(ctx context.Context, req *messagev1.BatchQueryReque
 	for _, r := range req.Requests {
 		total += len(r.GetContentTopics())
 	}
-	if total > s.n.cfg.MaxTopicsPerRequest || len(req.Requests) > s.n.cfg.MaxTopicsPerRequest {
+	if total > s.n.cfg.MaxTopicsPerRequest || len(req.Requests) > min(s.n.cfg.MaxTopicsPerRequest, maxBatchQueries) {
 		return nil, s.reject(reasonTooManyTopics, codes.InvalidArgument, ErrTooManyTopics.Error())
 	}
-	out := &messagev1.BatchQueryResponse{Responses: make([]*messagev1.QueryResponse, 0, len(req.Requests))}
-	for _, r := range req.Requests {
-		resp, err := s.Query(ctx, r)
+	// The queries validate first, so a bad one costs no reads; then they
+	// share one page budget, each still getting at least one envelope.
+	qs := make([]validQuery, len(req.Requests))
+	for i, r := range req.Requests {
+		q, reason, err := validateQuery(r, s.n.cfg.MaxTopicsPerRequest)
+		if err != nil {
+			return nil, s.reject(reason, codes.InvalidArgument, err.Error())
+		}
+		qs[i] = q
+	}
+	out := &messagev1.BatchQueryResponse{Responses: make([]*messagev1.QueryResponse, 0, len(qs))}
+	left := maxPageBytes
+	for _, q := range qs {
+		resp, err := s.query(ctx, q, max(left, 1))
 		if err != nil {
 			return nil, err
+		}
+		for _, env := range resp.Envelopes {
+			left -= len(env.Message) + len(env.ContentTopic)
 		}
 		out.Responses = append(out.Responses, resp)
 	}
 	return out, nil
 }
+
+// Bounds of what one query answer holds. A page ends at maxPageBytes of
+// envelopes (see store.query); a batch's queries share that budget, and
+// a batch holds at most maxBatchQueries queries, as in xmtp-node-go, so
+// that an answer holds at most about maxPageBytes plus one of the largest
+// envelopes per query.
+const (
+	maxPageBytes    = 4 << 20
+	maxBatchQueries = 50
+)
 
 // checkTopics validates the topics of a subscription request.
 func (s *service) checkTopics(topics []string) error {

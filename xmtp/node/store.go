@@ -87,7 +87,13 @@ func (s *store) insert(ctx context.Context, envs []*messagev1.Envelope) ([]*mess
 // query answers one validated query. The order is (timestamp, digest),
 // ascending or descending, and the cursor names the last envelope of the
 // previous page: the next page starts strictly after it.
-func (s *store) query(ctx context.Context, q validQuery) (*messagev1.QueryResponse, error) {
+//
+// A page also ends once its messages reach budget bytes (after at least
+// one envelope), with a cursor to the rest, so that a topic of large
+// envelopes costs the node at most about budget bytes per answer instead
+// of a full page of the largest envelopes. Clients page on while a cursor
+// comes back, as they do after a full page.
+func (s *store) query(ctx context.Context, q validQuery, budget int) (*messagev1.QueryResponse, error) {
 	sql := `SELECT topic, timestamp_ns, message, digest FROM xmtp_envelopes
 		WHERE topic = ANY($1) AND timestamp_ns >= $2 AND timestamp_ns <= $3`
 	args := []any{q.topics, q.start, q.end}
@@ -110,7 +116,12 @@ func (s *store) query(ctx context.Context, q validQuery) (*messagev1.QueryRespon
 	defer rows.Close()
 	var envs []*messagev1.Envelope
 	var lastDigest []byte
+	size, cut := 0, false
 	for rows.Next() {
+		if size >= budget && len(envs) > 0 {
+			cut = true
+			break
+		}
 		var env messagev1.Envelope
 		var ts int64
 		if err := rows.Scan(&env.ContentTopic, &ts, &env.Message, &lastDigest); err != nil {
@@ -118,6 +129,7 @@ func (s *store) query(ctx context.Context, q validQuery) (*messagev1.QueryRespon
 		}
 		env.TimestampNs = uint64(ts)
 		envs = append(envs, &env)
+		size += len(env.Message) + len(env.ContentTopic)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query envelopes: %w", err)
@@ -127,7 +139,7 @@ func (s *store) query(ctx context.Context, q validQuery) (*messagev1.QueryRespon
 		dir = messagev1.SortDirection_SORT_DIRECTION_DESCENDING
 	}
 	info := &messagev1.PagingInfo{Direction: dir}
-	if len(envs) == q.limit && len(envs) > 0 {
+	if (cut || len(envs) == q.limit) && len(envs) > 0 {
 		last := envs[len(envs)-1]
 		info.Limit = uint32(q.limit)
 		info.Cursor = &messagev1.Cursor{Cursor: &messagev1.Cursor_Index{Index: &messagev1.IndexCursor{
