@@ -69,10 +69,12 @@ bench: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
 	  scripts/ensure-tools.sh etcd; \
-	  TEST_DATABASE_URL="$$url" BENCH_SUBSCRIBERS=$(BENCH_SUBSCRIBERS) $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -timeout 60m $(PKGS); \
+	  SCALE_IDENTITIES= TEST_DATABASE_URL="$$url" BENCH_SUBSCRIBERS=$(BENCH_SUBSCRIBERS) $(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -timeout 60m $(PKGS); \
 	  echo "make bench: the per-message goals of issue 12 (goal 1 CPU, goal 2 throughput, goal 3 latency) are the \"goal N\" lines of BenchmarkForwardGoals above; PERF_MESSAGES sets its run length"; \
 	  echo "make bench: activation time and memory per identity with $(SCALE_IDENTITIES) identities on one node"; \
-	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='^BenchmarkActivation$$' -benchtime=$(SCALE_IDENTITIES)x -timeout 20m ./actors/
+	  TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='^BenchmarkActivation$$' -benchtime=$(SCALE_IDENTITIES)x -timeout 20m ./actors/; \
+	  echo "make bench: goal 4 of issue 12 (hosted, idle CPU, RSS per identity, a sample answers) with $(SCALE_IDENTITIES) identities on one bridge node process"; \
+	  SCALE_IDENTITIES=$(SCALE_IDENTITIES) TEST_DATABASE_URL="$$url" $(GO) test -run='^$$' -bench='^BenchmarkIdleScale$$' -benchtime=1x -timeout 90m ./e2e/
 
 ## proto: regenerate actors/actorpb/bridge.pb.go (needs protoc: apt-get install protobuf-compiler).
 proto: check-go

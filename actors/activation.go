@@ -31,8 +31,7 @@ type activation struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	self    *actor.PID // the identity actor
-	forward *actor.PID
+	self *actor.PID // the identity actor
 
 	lease atomic.Pointer[persistence.Lease]
 

@@ -20,10 +20,11 @@ package actors
 //
 // The probe schedule needs no timer per identity: the row's next_probe_at
 // makes the oldest due delivery due again for whatever finds due work (the
-// forward child's sweep, persistence.DueDeliveries), which then asks
-// admit. To probe on time rather than at the next sweep, a node that
-// refused an attempt of an open endpoint, or claimed its probe, arms one
-// timer for that endpoint at its next probe, which nudges the bridge: at
+// node's scheduler and the forward child's sweep, persistence.DueWork and
+// DueDeliveries), which then asks admit. To probe on time rather than at
+// the scheduler's next pass, a node that opened an endpoint, refused an
+// attempt of an open one, or claimed its probe, arms one timer for that
+// endpoint at its next probe, which nudges the bridge: at
 // most one timer per open endpoint the node hosts, none for a healthy
 // one, stopped when the endpoint closes. An
 // attempt admit refuses records nothing, so it uses none of the delivery's
@@ -360,6 +361,14 @@ func (a *activation) reportOutcome(res webhook.Result) {
 	}
 	br.transitions.WithLabelValues(string(to)).Inc()
 	a.log.Info("endpoint breaker", "from", string(from), "to", string(to))
+	if to == persistence.EndpointOpen {
+		// The due deliveries of an open endpoint are not handed out
+		// until its probe is due (persistence.DueDeliveries): the wake
+		// at the first probe starts the probes.
+		if h, err := br.store.EndpointHealthOf(ctx, a.bridgeID); err == nil && h.NextProbeAt != nil {
+			br.wake(a.rt, a.bridgeID, *h.NextProbeAt)
+		}
+	}
 	if from == persistence.EndpointOpen && to == persistence.EndpointHealthy {
 		br.disarm(a.bridgeID)
 		// The store made the backlog due: attempt it now.

@@ -178,6 +178,6 @@ func (id *identity) delivered(ctx actor.Context, m *deliveryRecorded) {
 	id.saveCursor(m.env.ContentTopic, m.env.TimestampNs, m.env.Message)
 	d := m.res.Delivery
 	if m.res.Created || d.Status == persistence.DeliveryPending || d.Status == persistence.DeliveryFailed {
-		ctx.Send(a.forward, &deliveryTask{delivery: d})
+		ctx.Send(id.forwardChild(ctx), &deliveryTask{delivery: d})
 	}
 }

@@ -73,8 +73,9 @@ type Config struct {
 	LeaseTTL time.Duration
 	// ActivationTimeout bounds an activation and its catch-up; default 60s.
 	ActivationTimeout time.Duration
-	// SweepInterval is how often each forward child looks for due
-	// deliveries and replies; default 5s.
+	// SweepInterval is how often the node's scheduler looks for work due
+	// on any bridge it hosts: deliveries, replies and broadcast copies
+	// (due.go); default 5s.
 	SweepInterval time.Duration
 	// ReplyLoopLimit is the most automatic replies one bridge sends in one
 	// conversation within a minute (see loopguard.go); 0 means no limit.
@@ -93,6 +94,9 @@ type Config struct {
 	// A panic in it is a failure of the child, handled by supervision.
 	// Tracing and fault-injection tests use it.
 	OnForward func(persistence.Delivery)
+	// Listeners are the notification channels of other parts of the
+	// node, carried by the runtime's one LISTEN connection (events.go).
+	Listeners []Listener
 
 	// The fields below configure the node's member of the cluster; New
 	// passes them on in a cluster.Config, which documents their defaults.

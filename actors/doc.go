@@ -20,8 +20,20 @@
 //     in one transaction under the fencing lease; then the reply is
 //     published. Failures retry on the webhook.RetryPolicy and end as dead
 //     letters; a 410 sets the bridge endpoint_gone.
-//  4. A sweep in every forward child resumes due deliveries and unsent
-//     replies, including those of an earlier activation or node.
+//  4. One scheduler per node (due.go) finds the work due later: retries,
+//     replayed dead letters, unsent replies, broadcast copies, deliveries
+//     the breaker releases, including those of an earlier activation or
+//     node. It arms one timer for the retries this node schedules and runs
+//     one query over the due work of the cluster every SweepInterval, and
+//     wakes the forward child of each hosted bridge with work due, whose
+//     sweep then loads that bridge's due deliveries and replies.
+//
+// # Cold identities
+//
+// An identity nobody messages costs no timer, goroutine or query: its
+// children are spawned on first use (children.go), and its configuration,
+// read once, is kept until Postgres announces a change of it on
+// bridge_changed (events.go) on the node's one listening connection.
 //
 // # Activation
 //

@@ -2,17 +2,19 @@ package actors
 
 // The forward child.
 //
-// Accepts: *deliveryTask (from the identity actor, from a retry timer, or
-// from a sweep), *attemptDone (from its own attempt goroutines), *sweepTick
-// (its own timer).
+// Accepts: *deliveryTask (from the identity actor or from a sweep),
+// *attemptDone (from its own attempt goroutines), *sweepTick (from the
+// identity actor, on behalf of the node's scheduler, due.go, or a nudge).
+// It is spawned on first use (children.go) and has no timer: the node's
+// scheduler wakes it when its bridge has work due.
 // Sends: nothing to other actors; it calls the owner's endpoint through the
 // Deliverer, records attempts, puts replies in the outbox and publishes them.
 // Supervised by: the identity actor's supervision.Strategy. A delivery that
 // keeps making it fail is quarantined and becomes a dead letter.
 // On restart: it loses its queue of deliveries waiting for a concurrency
-// slot; the next sweep finds them again in the store, because every
-// delivery it handles is already a durable row. Attempts in flight belong to
-// the activation and carry on.
+// slot; the sweep it runs when it starts again finds them in the store,
+// because every delivery it handles is already a durable row. Attempts in
+// flight belong to the activation and carry on.
 
 import (
 	"context"
@@ -33,11 +35,10 @@ type forwarder struct {
 	queue   []persistence.Delivery
 	queued  map[int64]bool
 	// again holds deliveries whose task came while an attempt of them
-	// ran (a retry timer can fire before the attempt's end arrives);
+	// ran (a sweep can find it due before the attempt's end arrives);
 	// they are taken once it ends. It holds at most one per running
 	// attempt.
 	again map[int64]persistence.Delivery
-	timer *time.Timer
 	// more is set when the last sweep found a full page of due
 	// deliveries: the next page is loaded as soon as the queue drains
 	// (a recovery flush of a large backlog).
@@ -47,12 +48,7 @@ type forwarder struct {
 func (f *forwarder) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		f.scheduleSweep(ctx)
 		ctx.Send(ctx.Self(), &sweepTick{})
-	case *actor.Stopping, *actor.Restarting:
-		if f.timer != nil {
-			f.timer.Stop()
-		}
 	case *deliveryTask:
 		if hook := f.a.rt.cfg.OnForward; hook != nil {
 			hook(m.delivery)
@@ -72,17 +68,7 @@ func (f *forwarder) Receive(ctx actor.Context) {
 		}
 	case *sweepTick:
 		f.sweep(ctx)
-		f.scheduleSweep(ctx)
 	}
-}
-
-func (f *forwarder) scheduleSweep(ctx actor.Context) {
-	self := ctx.Self()
-	root := f.a.rt.root
-	if f.timer != nil {
-		f.timer.Stop()
-	}
-	f.timer = time.AfterFunc(f.a.rt.cfg.SweepInterval, func() { root.Send(self, &sweepTick{}) })
 }
 
 // take starts an attempt of d now, or queues it for a free slot.
@@ -187,7 +173,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 			a.log.Error("webhook attempt panicked", "delivery", d.ID, "panic", p)
 		}
 	}()
-	// The copy in hand may be stale (a retry timer and a sweep can both
+	// The copy in hand may be stale (a sweep and the identity can both
 	// hold one): work from the row, and only if it is still due. A stale
 	// activation must not forward: the current one will. One round trip
 	// reads the row and the secrets and checks the lease.
@@ -195,7 +181,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	if err != nil {
 		a.noteFenced(err)
 		if a.ctx.Err() == nil && !errors.Is(err, persistence.ErrFenced) {
-			// The delivery stays due; the next sweep tries again.
+			// The delivery stays due; the scheduler's next pass finds it.
 			a.log.Warn("start webhook attempt", "delivery", d.ID, "error", err)
 		}
 		return
@@ -320,13 +306,8 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 			"outcome", string(res.Outcome), "status", res.Status)
 		return
 	}
-	self := a.forward
-	d.Attempts++
-	time.AfterFunc(time.Until(next), func() {
-		if a.ctx.Err() == nil {
-			rt.root.Send(self, &deliveryTask{delivery: d})
-		}
-	})
+	// The node's scheduler wakes the bridge at the retry (due.go).
+	rt.due.wake(a.bridgeID, next)
 }
 
 // complete marks a delivery succeeded and, when the endpoint replied,
@@ -402,6 +383,7 @@ func (a *activation) publishReplyChecked(ctx context.Context, replyID int64, att
 		status, next = persistence.ReplyFailed, time.Now().Add(min(wait, time.Minute))
 		rt.metrics.replies.WithLabelValues("retry").Inc()
 		a.log.Warn("publish reply", "reply", replyID, "error", err)
+		rt.due.wake(a.bridgeID, next)
 	} else {
 		rt.metrics.replies.WithLabelValues("sent").Inc()
 		rt.metrics.messagesOut.WithLabelValues("forward").Inc()

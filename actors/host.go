@@ -29,8 +29,8 @@ func (h host) Activate(ctx context.Context, bridgeID string) error {
 }
 
 func (h host) Hosts(bridgeID string) bool {
-	_, ok := h.rt.Status(bridgeID)
-	return ok
+	// The placement pass asks this of every identity: no Status built.
+	return h.rt.activation(bridgeID) != nil
 }
 
 func (h host) Hosted() []string { return h.rt.Hosted() }

@@ -5,18 +5,19 @@ package actors
 // Accepts: *cluster.ClusterInit (activates: lease, keys, conversations,
 // topics, catch-up; see lifecycle.go), *actorpb.ActivateRequest (also
 // sent after a change of the bridge: it drops the cached configuration),
-// *actorpb.NudgeRequest, *inboundEnvelope (from the ingress),
-// *actorpb.SendRequest (forwarded to the reverse child; these three may
-// come from another member),
-// *topicHandled, *flushCursors, *conversationStarted, *fenced.
+// *actorpb.NudgeRequest (wakes the forward child), *inboundEnvelope (from
+// the ingress), *actorpb.SendRequest (forwarded to the reverse child; these
+// three may come from another member), *sweepTick (from the node's
+// scheduler, due.go: wakes the forward child), *topicHandled, *flushCursors, *conversationStarted, *fenced.
 // Sends: *deliveryTask to forward, *handlerTask to reverse and canary.
 // An envelope on a topic it shares with other identities of the node
 // reaches each of them; each opens it with its own keys. Invitations are
 // admitted as invitations.go says.
 // Supervised by: the cluster's placement actor. A failed activation
 // answers its request with the error and stops.
-// Supervises: forward, reverse and canary with a supervision.Strategy
-// (OneForOne, exponential backoff with jitter, poison quarantine).
+// Supervises: forward, reverse and canary, each spawned on first use
+// (children.go), with a supervision.Strategy (OneForOne, exponential
+// backoff with jitter, poison quarantine).
 // On stop or restart: removes its topics from the ingress, writes its
 // cursors, waits for running webhook attempts (DrainTimeout), ends its
 // context and releases its lease. A restarted grain activates again from
@@ -47,11 +48,14 @@ type identity struct {
 	a        *activation
 	err      error
 	strategy *supervision.Strategy
-	reverse  *actor.PID
-	canary   *actor.PID
-	stale    bool
-	seen     *recent
-	cursors  map[string]persistence.Cursor
+	// forward, reverse and canary are the children, nil until first use
+	// (children.go).
+	forward *actor.PID
+	reverse *actor.PID
+	canary  *actor.PID
+	stale   bool
+	seen    *recent
+	cursors map[string]persistence.Cursor
 	// dirty holds cursor moves not yet written; flushPending says a
 	// *flushCursors is in the mailbox.
 	dirty        map[string]persistence.Cursor
@@ -102,9 +106,10 @@ func (id *identity) Receive(ctx actor.Context) {
 	case *actorpb.StopRequest:
 		ctx.Respond(&actorpb.StopResponse{})
 		ctx.Poison(ctx.Self())
-	case *actorpb.NudgeRequest:
+	case *actorpb.NudgeRequest, *sweepTick:
+		// From another member, or from this node's scheduler.
 		if id.a != nil && !id.stale {
-			ctx.Send(id.a.forward, &sweepTick{})
+			ctx.Send(id.forwardChild(ctx), &sweepTick{})
 		}
 	case *inboundEnvelope:
 		if id.a != nil && !id.stale {
@@ -120,7 +125,7 @@ func (id *identity) Receive(ctx actor.Context) {
 			ctx.Poison(ctx.Self())
 			return
 		}
-		ctx.Forward(id.reverse)
+		ctx.Forward(id.reverseChild(ctx))
 	case *deliveryRecorded:
 		id.delivered(ctx, m)
 	case *topicHandled:
@@ -177,10 +182,10 @@ func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 	switch {
 	case id.rt.cfg.CanaryAddress != "" && strings.EqualFold(msg.Sender, id.rt.cfg.CanaryAddress):
 		id.rt.metrics.messagesIn.WithLabelValues("canary").Inc()
-		ctx.Send(id.canary, task)
+		ctx.Send(id.canaryChild(ctx), task)
 	case id.rt.cfg.APIAddress != "" && strings.EqualFold(msg.Sender, id.rt.cfg.APIAddress):
 		id.rt.metrics.messagesIn.WithLabelValues("reverse").Inc()
-		ctx.Send(id.reverse, task)
+		ctx.Send(id.reverseChild(ctx), task)
 	default:
 		id.forwardMessage(ctx, env, msg)
 	}

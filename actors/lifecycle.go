@@ -16,7 +16,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
-	"github.com/xmtpbridge/bridge/actors/supervision"
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
@@ -26,7 +25,6 @@ import (
 // topic from its cursor.
 func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	rt := id.rt
-	log := rt.log.With("bridge", bridgeID)
 	octx, cancel := context.WithTimeout(context.Background(), rt.cfg.ActivationTimeout)
 	defer cancel()
 	id.seen = newRecent(8192)
@@ -76,15 +74,18 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		return fail(fmt.Errorf("decode key bundle: %w", err))
 	}
 	actx, acancel := context.WithCancel(context.Background())
+	// One authorizer (and its cached token) and one logger serve the
+	// activation and its conversations.
+	convs := newConversations(bridgeID, bundle, rt.cfg.XMTP, rt.cfg.Store)
 	a := &activation{
-		rt: rt, bridgeID: bridgeID, address: bundle.Address(), bundle: bundle, auth: keys.NewAuthorizer(bundle),
-		convs: newConversations(bridgeID, bundle, rt.cfg.XMTP, rt.cfg.Store), log: log.With("identity", bundle.Address()),
+		rt: rt, bridgeID: bridgeID, address: bundle.Address(), bundle: bundle, auth: convs.auth,
+		convs: convs, log: rt.log.With("bridge", bridgeID, "identity", bundle.Address()),
 		ctx: actx, cancel: acancel, self: ctx.Self(),
 	}
 	a.lease.Store(&lease)
 	if lease.TookOver {
 		rt.cluster.CountTakeover()
-		log.Warn("took over an expired lease its holder never released", "epoch", lease.Epoch)
+		a.log.Warn("took over an expired lease its holder never released", "epoch", lease.Epoch)
 	}
 	if err := a.convs.restore(octx); err != nil {
 		acancel()
@@ -96,22 +97,9 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	}
 	id.a = a
 
-	id.strategy = supervision.New(supervision.Config{
-		Identity:        bridgeID,
-		Backoff:         rt.cfg.ChildBackoff,
-		PoisonThreshold: rt.cfg.PoisonThreshold,
-		Quarantine:      id.quarantine,
-		Metrics:         rt.supervision,
-		Logger:          rt.log,
-	})
-	var spawnErr [3]error
-	a.forward, spawnErr[0] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &forwarder{a: a} }), "forward")
-	id.reverse, spawnErr[1] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &reverser{a: a} }), "reverse")
-	id.canary, spawnErr[2] = ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &canary{a: a} }), "canary")
-	if err := errors.Join(spawnErr[:]...); err != nil {
-		acancel()
-		return fail(fmt.Errorf("spawn children: %w", err))
-	}
+	// The forward, reverse and canary children, and the strategy that
+	// supervises them, are made on first use (children.go): a cold
+	// identity has none.
 
 	// Topics join the subscription before the catch-up query, so nothing
 	// falls between the two; what both see is handled once.
@@ -126,6 +114,9 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	}
 	a.started = time.Now()
 	rt.register(a)
+	// Deliveries and replies an earlier activation left are found by
+	// the node's scheduler, which looks soon (due.go).
+	rt.due.soon()
 	rt.metrics.activations.WithLabelValues("ok").Inc()
 	a.log.Info("identity active", "epoch", lease.Epoch, "conversations", len(a.convs.topics()))
 	return nil

@@ -18,7 +18,7 @@ import (
 // Store is the part of the Postgres store the runtime uses.
 type Store interface {
 	BridgeByID(ctx context.Context, bridgeID string) (persistence.Bridge, error)
-	ListAllBridges(ctx context.Context, page persistence.Page) ([]persistence.Bridge, string, error)
+	EnabledBridgeIDs(ctx context.Context) ([]string, error)
 	SetLeasedBridgeStatus(ctx context.Context, l persistence.Lease, bridgeID string, status persistence.BridgeStatus) error
 	KeyBundle(ctx context.Context, bridgeID string) ([]byte, error)
 	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
@@ -43,6 +43,8 @@ type Store interface {
 	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)
 	StartAttempt(ctx context.Context, l persistence.Lease, bridgeID string, deliveryID int64) (persistence.AttemptStart, error)
 	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)
+	DueWork(ctx context.Context, limit int) ([]string, error)
+	Listen(ctx context.Context, channels []string, ready func(), fn func(channel, payload string)) error
 
 	DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error)
 	RecordReplyAttempt(ctx context.Context, l persistence.Lease, replyID int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error

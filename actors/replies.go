@@ -7,7 +7,8 @@ package actors
 // previous publish was in flight in one Publish call, and records their
 // outcome in one statement, instead of one call and one write per reply.
 // A goroutine runs only while replies wait. A reply whose publish fails
-// stays in the outbox and is retried like any other (forwarder.sweep).
+// stays in the outbox and is retried like any other (forwarder.sweep, woken
+// by the node's scheduler at the retry).
 
 import (
 	"context"
@@ -112,6 +113,7 @@ func (a *activation) publishBatch(batch []outboxReply) {
 		status, next = persistence.ReplyFailed, time.Now().Add(time.Second)
 		rt.metrics.replies.WithLabelValues("retry").Add(float64(len(batch)))
 		a.log.Warn("publish replies", "replies", len(batch), "error", err)
+		rt.due.wake(a.bridgeID, next)
 	} else {
 		rt.metrics.replies.WithLabelValues("sent").Add(float64(len(batch)))
 		rt.metrics.messagesOut.WithLabelValues("forward").Add(float64(len(batch)))

@@ -46,17 +46,16 @@ type Runtime struct {
 	loopLog *logSampler
 	// commits writes the node's inbound deliveries in batches (commit.go).
 	commits *committer
+	// due wakes the forward children of bridges with work due (due.go).
+	due *scheduler
+	// events keeps the node's LISTEN connection (events.go).
+	events *events
 
 	mu      sync.Mutex
 	active  map[string]*activation
-	bridges map[string]cachedBridge
+	bridges map[string]persistence.Bridge
 	// bridgesGen counts forgetBridge calls.
 	bridgesGen uint64
-}
-
-type cachedBridge struct {
-	b  persistence.Bridge
-	at time.Time
 }
 
 // New checks cfg and registers the runtime's metrics.
@@ -64,11 +63,13 @@ func New(cfg Config) (*Runtime, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]cachedBridge{},
+	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]persistence.Bridge{},
 		commits:       &committer{store: cfg.Store},
 		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys),
 		invitationLog: newLogSampler(invitationLogPeriod, 1), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
 		loopLog: newLogSampler(invitationLogPeriod, 1), replyOrder: newReplyOrder()}
+	rt.due = newScheduler(rt)
+	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{
 		backlog: rt.backlog,
@@ -125,6 +126,8 @@ func (rt *Runtime) Start(ctx context.Context) error {
 			return fmt.Errorf("start tombstone responder: %w", err)
 		}
 	}
+	rt.events.start()
+	rt.due.start()
 	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} }))
 	return rt.cluster.Start(ctx, rt.system, kind)
 }
@@ -332,15 +335,13 @@ func (rt *Runtime) Status(bridgeID string) (Status, bool) {
 }
 
 // Nudge makes the forward handler of a bridge look for due deliveries and
-// replies now rather than at its next sweep, for example after a dead
+// replies now rather than at the scheduler's next pass, for example after a dead
 // letter was replayed, on whichever member hosts it. It does not wait.
 func (rt *Runtime) Nudge(bridgeID string) {
 	if rt.isStopping() {
 		return
 	}
-	a := rt.activation(bridgeID)
-	if a != nil && a.forward != nil {
-		rt.root.Send(a.forward, &sweepTick{})
+	if rt.sweepBridge(bridgeID) {
 		return
 	}
 	go func() {
@@ -380,9 +381,30 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		rt.ingress.close(ctx)
 	}
 	rt.stopAll(ctx)
+	rt.due.close()
+	rt.events.close()
 	// Leases are renewed until every identity has stopped and released
 	// its own, however long their drain takes.
 	return rt.cluster.Stop()
+}
+
+// sweepBridge wakes the forward child of a bridge this node hosts, through
+// its identity actor (which spawns the child on first use), and reports
+// whether the node hosts it.
+func (rt *Runtime) sweepBridge(bridgeID string) bool {
+	a := rt.activation(bridgeID)
+	if a == nil {
+		return false
+	}
+	rt.root.Send(a.self, &sweepTick{})
+	return true
+}
+
+// hostedCount is how many identities this node hosts.
+func (rt *Runtime) hostedCount() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return len(rt.active)
 }
 
 // activation returns the bridge's activation on this node, or nil.
@@ -422,34 +444,34 @@ func (rt *Runtime) unregister(a *activation) {
 		return
 	}
 	delete(rt.active, a.bridgeID)
+	delete(rt.bridges, a.bridgeID)
 	rt.metrics.hosted.Dec()
 }
 
-// bridgeConfig returns the bridge, read from the store at most once a
-// second. A change over REST reaches the owner as an ActivateRequest,
-// which drops the cached copy (forgetBridge) before the API answers, so
-// the next message follows the new configuration.
+// bridgeConfig returns the bridge's configuration. The copy read from the
+// store is kept until a bridge_changed notification names the bridge
+// (events.go), or the node's listener reconnects; while it is not
+// listening nothing is kept. A change over REST also reaches the owner as
+// an ActivateRequest, which drops the copy (forgetBridge) before the API
+// answers.
 func (rt *Runtime) bridgeConfig(ctx context.Context, bridgeID string) (persistence.Bridge, bool) {
 	rt.mu.Lock()
 	c, ok := rt.bridges[bridgeID]
 	gen := rt.bridgesGen
 	rt.mu.Unlock()
-	if ok && time.Since(c.at) < time.Second {
-		return c.b, true
+	if ok {
+		return c, true
 	}
 	b, err := rt.cfg.Store.BridgeByID(ctx, bridgeID)
 	if err != nil {
-		if ok {
-			return c.b, true
-		}
 		rt.log.Warn("load bridge", "bridge", bridgeID, "error", err)
 		return persistence.Bridge{}, false
 	}
 	rt.mu.Lock()
 	// A copy read while a bridge was forgotten may predate the change
 	// that made it forget: it is used once but not kept.
-	if rt.bridgesGen == gen {
-		rt.bridges[bridgeID] = cachedBridge{b: b, at: time.Now()}
+	if rt.bridgesGen == gen && rt.events.listening() {
+		rt.bridges[bridgeID] = b
 	}
 	rt.mu.Unlock()
 	return b, true
@@ -462,4 +484,21 @@ func (rt *Runtime) forgetBridge(bridgeID string) {
 	defer rt.mu.Unlock()
 	delete(rt.bridges, bridgeID)
 	rt.bridgesGen++
+}
+
+// forgetBridges drops every cached configuration.
+func (rt *Runtime) forgetBridges() {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	clear(rt.bridges)
+	rt.bridgesGen++
+}
+
+// cachedBridge returns the configuration the runtime keeps for a bridge,
+// if any, without reading the store.
+func (rt *Runtime) cachedBridge(bridgeID string) (persistence.Bridge, bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	b, ok := rt.bridges[bridgeID]
+	return b, ok
 }

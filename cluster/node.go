@@ -63,7 +63,7 @@ type LeaseHolder interface {
 
 // Store is the part of the Postgres store the cluster uses.
 type Store interface {
-	ListAllBridges(ctx context.Context, page persistence.Page) ([]persistence.Bridge, string, error)
+	EnabledBridgeIDs(ctx context.Context) ([]string, error)
 	StartNodeLease(ctx context.Context, node, member string, ttl time.Duration) (persistence.NodeLease, error)
 	RenewNodeLease(ctx context.Context, nl persistence.NodeLease, ttl time.Duration) (persistence.NodeLease, error)
 	EndNodeLease(ctx context.Context, nl persistence.NodeLease) error
@@ -325,6 +325,7 @@ func (n *Node) Start(ctx context.Context, system *actor.ActorSystem, kind *clust
 		}
 		n.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", n.system.ID,
 			"address", n.system.Address())
+		// A pass cut short by its budget kicks the loop, which goes on.
 		if _, err := n.reconcile(ctx); err != nil {
 			return err
 		}

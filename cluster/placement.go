@@ -74,6 +74,9 @@ func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// passBudget bounds how long one reconcile pass starts activations.
+const passBudget = 5 * time.Second
+
 // waitForMember waits until the cluster topology holds this member, so
 // requests to grains can be placed.
 func (n *Node) waitForMember(ctx context.Context, joined <-chan struct{}) error {
@@ -87,56 +90,66 @@ func (n *Node) waitForMember(ctx context.Context, joined <-chan struct{}) error 
 
 // reconcile activates the bridges this node owns and does not host, stops
 // hosted identities it does not own or whose bridge is disabled or gone,
-// and reports whether every owned identity is now active.
+// and reports whether every owned identity is now active. It reads only
+// the ids of the enabled bridges, in one query, before it activates any;
+// one pass starts activations for at most passBudget (or until ctx ends),
+// and reports the rest as not placed, for the next pass: a node that owns
+// more identities than one pass can activate keeps going instead of
+// failing.
 func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	start := time.Now()
 	self := n.system.Address()
-	page := persistence.Page{Limit: persistence.MaxPageSize}
+	ids, err := n.cfg.Store.EnabledBridgeIDs(ctx)
+	if err != nil {
+		return false, fmt.Errorf("list bridges: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, passBudget)
+	defer cancel()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
-	want := map[string]bool{}
+	want := make(map[string]bool, len(ids))
 	var mu sync.Mutex
 	unplaced := 0
-	for {
-		bs, next, err := n.cfg.Store.ListAllBridges(ctx, page)
-		if err != nil {
-			return false, fmt.Errorf("list bridges: %w", err)
+	cut := false
+	for _, id := range ids {
+		owner := n.topo.owner(id)
+		if owner != self {
+			continue
 		}
-		for _, b := range bs {
-			if b.Status == persistence.StatusDisabled {
-				continue
-			}
-			owner := n.topo.owner(b.ID)
-			if owner != self {
-				continue
-			}
-			want[b.ID] = true
-			if n.host.Hosts(b.ID) || n.Leaving() {
-				continue
-			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(id string) {
-				defer wg.Done()
-				defer func() { <-sem }()
-				actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
-				defer cancel()
-				if err := n.host.Activate(actx, id); err != nil {
-					mu.Lock()
-					unplaced++
-					mu.Unlock()
-					if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
-						n.log.Warn("activate bridge", "bridge", id, "error", err)
-					}
+		want[id] = true
+		if n.host.Hosts(id) || n.Leaving() {
+			continue
+		}
+		if pctx.Err() != nil {
+			unplaced++ // the next pass
+			cut = true
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(id string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
+			defer cancel()
+			if err := n.host.Activate(actx, id); err != nil {
+				mu.Lock()
+				unplaced++
+				mu.Unlock()
+				if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
+					n.log.Warn("activate bridge", "bridge", id, "error", err)
 				}
-			}(b.ID)
-		}
-		if next == "" {
-			break
-		}
-		page.After = next
+			}
+		}(id)
 	}
 	wg.Wait()
+	if cut {
+		// The next pass goes on at once.
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	}
 	for _, id := range n.host.Hosted() {
 		if !want[id] {
 			if err := n.host.DeactivateLocal(ctx, id); err != nil {
@@ -144,6 +157,8 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 			}
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	n.metrics.unplaced.Set(float64(unplaced))
 	if unplaced > 0 {
 		return false, nil

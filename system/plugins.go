@@ -26,16 +26,17 @@ var (
 	_ bridgehttp.PluginValidator = (*pluginParts)(nil)
 )
 
-// pluginParts is the node's plug-in host and the watcher that feeds it
-// binding changes from Postgres LISTEN/NOTIFY, on one connection.
+// pluginParts is the node's plug-in host and what feeds it binding changes
+// from Postgres LISTEN/NOTIFY: a channel on the actor runtime's one
+// listening connection (actors.Listener).
 type pluginParts struct {
-	host *plugin.Host
-	stop context.CancelFunc
-	done chan struct{}
+	host   *plugin.Host
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
-// startPlugins builds the plug-in host, loads every binding and starts
-// listening for binding changes.
+// startPlugins builds the plug-in host and loads every binding; listener
+// brings it the changes once the runtime listens.
 func startPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer, store *persistence.Store) (*pluginParts, error) {
 	plog := log.With("component", "plugins")
 	pc := cfg.Plugins
@@ -56,27 +57,30 @@ func startPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		return nil, fmt.Errorf("start plugin host: %w", err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	p := &pluginParts{host: host, stop: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		persistence.WatchPlugins(wctx, cfg.DatabaseURL, plog,
-			func(bridgeID string) { host.BindingChanged(wctx, bridgeID) },
-			func() {
-				if err := host.Reload(wctx); err != nil && wctx.Err() == nil {
-					plog.Warn("reload plugin bindings", "error", err)
-				}
-			})
-	}()
-	return p, nil
+	return &pluginParts{host: host, ctx: wctx, cancel: cancel}, nil
 }
 
-// close stops the watcher and the host.
+// listener is the binding changes' channel, for the runtime's listening
+// connection. After each (re)connection every binding is reloaded, since
+// changes sent meanwhile are lost.
+func (p *pluginParts) listener(log *slog.Logger) actors.Listener {
+	return actors.Listener{
+		Channel: persistence.PluginChannel,
+		Notify:  func(bridgeID string) { p.host.BindingChanged(p.ctx, bridgeID) },
+		Reset: func() {
+			if err := p.host.Reload(p.ctx); err != nil && p.ctx.Err() == nil {
+				log.Warn("reload plugin bindings", "component", "plugins", "error", err)
+			}
+		},
+	}
+}
+
+// close stops the host; the runtime has stopped listening before.
 func (p *pluginParts) close() {
 	if p == nil {
 		return
 	}
-	p.stop()
-	<-p.done
+	p.cancel()
 	p.host.Stop()
 }
 

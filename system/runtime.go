@@ -145,6 +145,7 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		Peers:             cfg.Cluster.Peers,
 		EtcdEndpoints:     cfg.Cluster.EtcdEndpoints,
 		EtcdPrefix:        cfg.Cluster.EtcdPrefix,
+		Listeners:         []actors.Listener{plugins.listener(log)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build actor runtime: %w", err)

@@ -184,7 +184,7 @@ var Vars = []Var{
 	{Name: EnvReconcileInterval, Default: "15s", Example: "5s",
 		Description: "How often the node activates the bridges that should be online and are not, and stops disabled ones."},
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
-		Description: "How often each identity looks for deliveries and replies that are due for another attempt."},
+		Description: "How often the node looks, in one query, for deliveries, replies and broadcast copies due on any identity it hosts (retries it scheduled itself are woken on time)."},
 	{Name: EnvPprofAddr, Example: "127.0.0.1:6060",
 		Description: "Address where the node serves Go's runtime profiles (/debug/pprof/) for performance work; empty serves none. Keep it on a private address."},
 	{Name: EnvBreakerOpenAfter, Default: "5", Example: "10",
