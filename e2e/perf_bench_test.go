@@ -115,6 +115,9 @@ func BenchmarkForwardGoals(b *testing.B) {
 		b.Logf("CPU profile of the bridge node under the closed-loop load: %s", profile)
 	}
 
+	if os.Getenv("PERF_NODE_LOG") != "" {
+		b.Logf("node log:\n%s", testkit.Tail(c.node.errs.String(), 20000))
+	}
 	ep50, ep99 := percentile(echoLat, 50), percentile(echoLat, 99)
 	bp50, bp99 := percentile(bridgeLat, 50), percentile(bridgeLat, 99)
 	b.Logf("goal 1, CPU per forwarded message: %.3f ms on the bridge node at %d in flight (%.3f ms at half rate; %.3f ms without the node's idle %.1f ms/s); crypto floor (open + seal) %.3f ms; ratio %.2fx (goal: <= 0.5 ms and <= 2x)",

@@ -68,6 +68,9 @@ func verifyDigest(pub *secp256k1.PublicKey, sig CompactSignature, digest []byte)
 	if overflow := s.SetByteSlice(sig.Bytes[32:]); overflow || s.IsZero() {
 		return false
 	}
+	if t := tables.lookup(pub); t != nil {
+		return verifyWithTable(t, &r, &s, digest) // verifytable.go
+	}
 	return ecdsa.NewSignature(&r, &s).Verify(digest, pub)
 }
 
