@@ -56,7 +56,7 @@ func (c *Conversation) SealPayload(me *keys.PrivateKeyBundle, payload []byte, no
 	}
 	signed, err := proto.Marshal(&mc.SignedContent{
 		Payload:   payload,
-		Sender:    me.PublicBundle(),
+		Sender:    me.SenderBundle(),
 		Signature: me.SignWithPreKey(keys.Sha256(headerBytes, payload)),
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -30,6 +31,14 @@ type PrivateKeyBundle struct {
 	identity signedKey
 	preKeys  []signedKey // preKeys[0] is the current one, as in xmtp-js
 	address  string
+	// sealing is the public bundle SenderBundle shares, for the pre-key it
+	// was made for.
+	sealing atomic.Pointer[sealingBundle]
+}
+
+type sealingBundle struct {
+	preKey *mc.SignedPublicKey
+	bundle *mc.SignedPublicKeyBundle
 }
 
 // identityText is the text the wallet signs to create an identity key.
@@ -132,6 +141,18 @@ func (b *PrivateKeyBundle) PublicBundle() *mc.SignedPublicKeyBundle {
 		IdentityKey: proto.Clone(b.identity.public).(*mc.SignedPublicKey),
 		PreKey:      proto.Clone(b.preKeys[0].public).(*mc.SignedPublicKey),
 	}
+}
+
+// SenderBundle is PublicBundle shared rather than copied, for a sealed
+// message to name its sender: the caller must only read it (marshalling
+// it is reading).
+func (b *PrivateKeyBundle) SenderBundle() *mc.SignedPublicKeyBundle {
+	if c := b.sealing.Load(); c != nil && c.preKey == b.preKeys[0].public {
+		return c.bundle
+	}
+	c := &sealingBundle{preKey: b.preKeys[0].public, bundle: b.PublicBundle()}
+	b.sealing.Store(c)
+	return c.bundle
 }
 
 // LegacyPublicBundle returns the V1 public bundle xmtp-js also publishes.

@@ -4,9 +4,11 @@ import (
 	"container/list"
 	"crypto/rand"
 	"testing"
+	"time"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestTableVerifyAgreesWithLibrary: a check through a key's table accepts
@@ -156,5 +158,23 @@ func BenchmarkKeyTable(b *testing.B) {
 	key, _ := secp256k1.GeneratePrivateKey()
 	for b.Loop() {
 		newKeyTable(key.PubKey())
+	}
+}
+
+// TestSenderBundleFollowsThePreKey: the shared sender bundle is the public
+// bundle, and names the new pre-key once one is added.
+func TestSenderBundleFollowsThePreKey(t *testing.T) {
+	b, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(b.SenderBundle(), b.PublicBundle()) || b.SenderBundle() != b.SenderBundle() {
+		t.Fatal("the sender bundle is not the public bundle, shared")
+	}
+	if _, err := b.AddPreKey(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(b.SenderBundle(), b.PublicBundle()) {
+		t.Fatal("the sender bundle still names the old pre-key")
 	}
 }
