@@ -43,6 +43,9 @@ type activation struct {
 	attempts sync.WaitGroup
 	// replies are the outbox replies waiting for a batch (replies.go).
 	replies replyBatch
+	// own are the envelopes it sealed, passed over when they come back
+	// (own.go).
+	own ownSent
 }
 
 // currentLease returns the lease the activation holds.

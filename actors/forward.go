@@ -341,6 +341,7 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 			} else if raw, err := proto.Marshal(env); err != nil {
 				a.log.Error("encode reply", "delivery", d.ID, "error", err)
 			} else {
+				a.own.add(env.Message)
 				reply = &persistence.Reply{BridgeID: a.bridgeID, Topic: d.Topic, TimestampNs: int64(env.TimestampNs), Envelope: raw,
 					Text: res.Reply}
 			}

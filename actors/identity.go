@@ -160,6 +160,9 @@ func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 	if conv == nil {
 		return
 	}
+	if a.own.take(env.Message) {
+		return // its own reply, as below once opened
+	}
 	msg, err := conv.Open(env)
 	if err != nil {
 		if errors.Is(err, conversation.ErrTampered) && id.rt.ingress.foreignHolder(ctx.Self(), conv.Topic, conv.Fingerprint()) {
