@@ -55,8 +55,9 @@ const (
 // PERF_MESSAGES sets the messages of each closed-loop run (default 2000);
 // the paced runs send half as many. PERF_CPU_PROFILE=<file> saves an 8 s
 // CPU profile of the bridge node taken during the closed-loop run (through
-// BRIDGE_PPROF_ADDR), and <file>.paced one of most of the paced run. One
-// iteration does everything.
+// BRIDGE_PPROF_ADDR), and <file>.paced one of most of the paced run.
+// PERF_NODE_LOG=1 prints the end of the node's log. One iteration does
+// everything.
 func BenchmarkForwardGoals(b *testing.B) {
 	total := 2000
 	if v, err := strconv.Atoi(os.Getenv("PERF_MESSAGES")); err == nil && v > 0 {
