@@ -360,7 +360,7 @@ func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Dura
 	l.b.Helper()
 	var next atomic.Int64
 	lat := make([]time.Duration, total)
-	var failed atomic.Value
+	var failed atomic.Pointer[error] // the first error; errors differ in type
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range inFlight {
@@ -374,7 +374,7 @@ func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Dura
 				}
 				d, err := l.roundTrip(fmt.Sprintf("%s %06d", tag, k), k, 2*time.Minute)
 				if err != nil {
-					failed.Store(err)
+					failed.CompareAndSwap(nil, &err)
 					return
 				}
 				lat[k] = d
@@ -383,8 +383,8 @@ func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Dura
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if err, ok := failed.Load().(error); ok {
-		l.b.Fatalf("%s: %v", tag, err)
+	if err := failed.Load(); err != nil {
+		l.b.Fatalf("%s: %v", tag, *err)
 	}
 	return float64(total) / elapsed.Seconds(), lat
 }
@@ -394,7 +394,7 @@ func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Dura
 func (l *perfLoad) paced(tag string, rate float64, total int) []time.Duration {
 	l.b.Helper()
 	lat := make([]time.Duration, total)
-	var failed atomic.Value
+	var failed atomic.Pointer[error] // the first error; errors differ in type
 	var wg sync.WaitGroup
 	start := time.Now()
 	for k := range total {
@@ -404,15 +404,15 @@ func (l *perfLoad) paced(tag string, rate float64, total int) []time.Duration {
 			defer wg.Done()
 			d, err := l.roundTrip(fmt.Sprintf("%s %06d", tag, k), k, 2*time.Minute)
 			if err != nil {
-				failed.Store(err)
+				failed.CompareAndSwap(nil, &err)
 				return
 			}
 			lat[k] = d
 		}()
 	}
 	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
-		l.b.Fatalf("%s: %v", tag, err)
+	if err := failed.Load(); err != nil {
+		l.b.Fatalf("%s: %v", tag, *err)
 	}
 	return lat
 }
