@@ -181,10 +181,15 @@ func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
 // until it is ready.
 func (c *cluster) startXMTPNode() {
 	c.t.Helper()
-	c.xmtpNode = start(c.t, "xmtp-node", c.dir, map[string]string{
+	env := map[string]string{
 		"DATABASE_URL": c.db, "BRIDGE_XMTP_NODE_GRPC_ADDR": c.xmtpGRPC, "BRIDGE_XMTP_NODE_HTTP_ADDR": c.xmtpHTTP,
 		"BRIDGE_XMTP_NODE_OPS_ADDR": c.xmtpOps, "BRIDGE_LOG_LEVEL": "warn",
-	}, "xmtp-node")
+	}
+	// A load test raises the node's publish bound through its tuning.
+	if v, ok := c.env["BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"]; ok {
+		env["BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"] = v
+	}
+	c.xmtpNode = start(c.t, "xmtp-node", c.dir, env, "xmtp-node")
 	c.xmtpNode.waitHTTP("http://"+c.xmtpOps+"/readyz", 30*time.Second)
 }
 

@@ -66,7 +66,10 @@ func BenchmarkForwardGoals(b *testing.B) {
 	// The node runs with the defaults a new user gets, not the e2e
 	// harness's fast lease and sweep timers.
 	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s", "BRIDGE_LEASE_TTL": "15s",
-		"BRIDGE_RECONCILE_INTERVAL": "15s"}
+		"BRIDGE_RECONCILE_INTERVAL": "15s",
+		// Both loads keep 128 messages in flight on the XMTP node, above
+		// its default bound of 32 publishes at once.
+		"BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT": "1024"}
 	profile := os.Getenv("PERF_CPU_PROFILE")
 	if profile != "" {
 		tune["BRIDGE_PPROF_ADDR"] = freeport.Addr(b)
