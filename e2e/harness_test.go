@@ -127,10 +127,12 @@ func (p *proc) waitHTTP(url string, timeout time.Duration) {
 // dev mode, a separate `bridge xmtp-node` process, so the node can be
 // killed while XMTP stays up.
 type cluster struct {
-	t        testing.TB
-	dir      string
-	db       string
-	env      map[string]string
+	t   testing.TB
+	dir string
+	db  string
+	env map[string]string
+	// xmtpEnv is what the tuning sets for the XMTP node as well.
+	xmtpEnv  map[string]string
 	api      string // http://host:port of the bridge API
 	xmtpGRPC string
 	xmtpHTTP string
@@ -160,6 +162,10 @@ func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), db: db}
 	c.xmtpGRPC, c.xmtpHTTP, c.xmtpOps = freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
+	// A load test raises the XMTP node's publish bound through its tuning.
+	if v, ok := tune["BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"]; ok {
+		c.xmtpEnv = map[string]string{"BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT": v}
+	}
 	c.startXMTPNode()
 
 	httpAddr := freeport.Addr(t)
@@ -185,9 +191,8 @@ func (c *cluster) startXMTPNode() {
 		"DATABASE_URL": c.db, "BRIDGE_XMTP_NODE_GRPC_ADDR": c.xmtpGRPC, "BRIDGE_XMTP_NODE_HTTP_ADDR": c.xmtpHTTP,
 		"BRIDGE_XMTP_NODE_OPS_ADDR": c.xmtpOps, "BRIDGE_LOG_LEVEL": "warn",
 	}
-	// A load test raises the node's publish bound through its tuning.
-	if v, ok := c.env["BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"]; ok {
-		env["BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"] = v
+	for k, v := range c.xmtpEnv {
+		env[k] = v
 	}
 	c.xmtpNode = start(c.t, "xmtp-node", c.dir, env, "xmtp-node")
 	c.xmtpNode.waitHTTP("http://"+c.xmtpOps+"/readyz", 30*time.Second)
