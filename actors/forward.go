@@ -19,6 +19,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -238,6 +239,9 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 // logAttempt writes the one line of an attempt: its delivery, number,
 // outcome, status and latency, and what happens next. Never the content.
 func (a *activation) logAttempt(d persistence.Delivery, res webhook.Result, then string) {
+	if !a.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
 	attrs := []any{"message", d.MessageID, "delivery", d.ID, "attempt", d.Attempts + 1, "outcome", string(res.Outcome),
 		"status", res.Status, "latency_ms", res.Latency.Milliseconds(), "then", then}
 	if res.Err != nil {

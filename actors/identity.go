@@ -148,9 +148,14 @@ func (id *identity) Receive(ctx actor.Context) {
 	}
 }
 
+// invitePrefix starts every invite topic (keys.InviteTopic).
+const invitePrefix = "/xmtp/0/invite-"
+
 func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 	a := id.a
-	if env.GetContentTopic() == keys.InviteTopic(a.address) {
+	// The prefix first: the invite topic's checksummed address costs a
+	// hash, and nearly every envelope is a conversation's.
+	if t := env.GetContentTopic(); strings.HasPrefix(t, invitePrefix) && t == keys.InviteTopic(a.address) {
 		if err := id.handleInvitation(ctx, env, true); err != nil {
 			a.log.Error("handle invitation", "error", err)
 		}

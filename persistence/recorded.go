@@ -66,7 +66,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	// own, which tells the two apart.
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
-			SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
+			SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
 				$8::bytea[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
 				AS i(bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce, l_identity, l_owner, l_epoch, ord)),
 		fresh AS (
