@@ -2,11 +2,12 @@ package http
 
 import (
 	"encoding/json"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 var pathParam = regexp.MustCompile(`:([A-Za-z]+)`)
@@ -143,42 +144,9 @@ func TestOpenAPIReferencesResolve(t *testing.T) {
 // schemas, which keeps the CLI's mirror of these views in step.
 func TestViewsMatchTheOpenAPIDocument(t *testing.T) {
 	t.Parallel()
-	var doc struct {
-		Components struct {
-			Schemas map[string]struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
-		t.Fatal(err)
-	}
-	for schema, v := range map[string]any{
+	testkit.MatchSchemas(t, openAPIDocument, map[string]any{
 		"Account": accountView{}, "APIKey": apiKeyView{}, "Forward": forwardView{}, "Bridge": bridgeView{},
 		"Subscriptions": subscriptionsView{}, "Delivery": deliveryView{}, "DeliveryAttempt": attemptView{},
 		"SentMessage": sentMessageView{}, "EndpointHealth": endpointHealthView{},
-	} {
-		s, ok := doc.Components.Schemas[schema]
-		if !ok {
-			t.Errorf("openapi.json has no schema %s", schema)
-			continue
-		}
-		var want []string
-		for p := range s.Properties {
-			want = append(want, p)
-		}
-		sort.Strings(want)
-		typ := reflect.TypeOf(v)
-		var got []string
-		for i := 0; i < typ.NumField(); i++ {
-			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-			if name != "" && name != "-" {
-				got = append(got, name)
-			}
-		}
-		sort.Strings(got)
-		if strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("%s (%s) has JSON fields\n  %v\nbut the schema has\n  %v", schema, typ.Name(), got, want)
-		}
-	}
+	})
 }
