@@ -84,6 +84,7 @@ func (in *ingress) run() {
 			continue
 		}
 		in.metrics.routed.Inc()
+		in.metrics.observeIngressLag(env.GetTimestampNs())
 		// Every holder gets the same envelope; none modifies it.
 		msg := &inboundEnvelope{env: env}
 		for _, pid := range pids {

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,8 +20,10 @@ type metrics struct {
 	stale       prometheus.Counter
 	routed      prometheus.Counter
 	unroutable  prometheus.Counter
-	topics      prometheus.Gauge
-	rejected    *prometheus.CounterVec
+	// ingressLag is how old an envelope is when the ingress routes it.
+	ingressLag prometheus.Histogram
+	topics     prometheus.Gauge
+	rejected   *prometheus.CounterVec
 	// invitationsRejected counts invitations refused, by reason.
 	invitationsRejected *prometheus.CounterVec
 	// loopSuppressed counts replies the loop guard held back.
@@ -66,6 +69,11 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		unroutable: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_ingress_envelopes_unroutable_total",
 			Help: "Envelopes of the node subscription whose topic no hosted identity holds.",
+		}),
+		ingressLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bridge_ingress_lag_seconds",
+			Help:    "Age of an envelope when the node subscription routes it: now less the envelope's timestamp, which its sender set (clock skew shows here too; negative ages count as 0). It grows when the XMTP node delivers late or the ingress falls behind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
 		topics: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bridge_ingress_topics",
@@ -116,7 +124,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.mailbox, m.connected} {
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.mailbox, m.connected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}
@@ -125,4 +133,10 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		m.invitationsRejected.WithLabelValues(r)
 	}
 	return m, nil
+}
+
+// observeIngressLag records the age of an envelope with timestamp ns (its
+// sender's clock) as the ingress routes it.
+func (m *metrics) observeIngressLag(ns uint64) {
+	m.ingressLag.Observe(max(0, time.Since(time.Unix(0, int64(ns))).Seconds()))
 }

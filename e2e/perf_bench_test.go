@@ -105,6 +105,18 @@ func BenchmarkForwardGoals(b *testing.B) {
 	cpu0, peakStart := cpuTime(b, pid), time.Now()
 	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
 	peakCPU := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000
+	if os.Getenv("PERF_NODE_LOG") != "" {
+		var bm []string
+		for _, name := range []string{"bridge_ingress_lag_seconds", "bridge_forward_", "bridge_actor_messages", "bridge_webhook", "bridge_delivery"} {
+			bm = append(bm, metric(b, c.api, name)...)
+		}
+		b.Logf("bridge node metrics:\n%s", strings.Join(bm, "\n"))
+		var x []string
+		for _, name := range []string{"bridge_xmtpnode_subscribers", "bridge_xmtpnode_requests_rejected_total{reason=\"busy\"}", "bridge_xmtpnode_envelopes_published_total"} {
+			x = append(x, metric(b, "http://"+c.xmtpOps, name)...)
+		}
+		b.Logf("xmtp node metrics:\n%s", strings.Join(x, "\n"))
+	}
 	cpuPerMsg := peakCPU / float64(total)
 	netPerMsg := (peakCPU - idle*time.Since(peakStart).Seconds()) / float64(total)
 	half := bridgeRate / 2
@@ -264,14 +276,38 @@ type perfLoad struct {
 	byTopic map[string]*client.Client
 
 	mu      sync.Mutex
-	pending map[string]chan struct{}
+	pending map[string]*inFlight
+	stages  []stages // of the round trips since the last take
+	// own holds when each sender's own message came back on the
+	// subscription, by message id, until its round trip takes it.
+	own map[string]time.Time
+}
+
+// inFlight is one message waiting for its reply.
+type inFlight struct {
+	done chan struct{}
+	// replyAt is when the peer sealed the reply (its envelope's
+	// timestamp), and arrived when its envelope reached the reader.
+	replyAt, arrived time.Time
+}
+
+// stages splits one round trip: publishing the message; from the
+// published message to the peer sealing its reply (the XMTP node's
+// delivery to the peer and the peer's work); from the sealed reply to its
+// envelope reaching the senders' subscription (the peer's publish and the
+// node's delivery back); and opening the reply here.
+type stages struct {
+	publish, peer, back, open time.Duration
+	// node is from the published message to its copy reaching the
+	// senders' own subscription: the XMTP node's fan-out.
+	node time.Duration
 }
 
 // newPerfLoad makes n senders, each with a conversation with peer, and
 // waits until each got a reply to a first message.
 func newPerfLoad(b *testing.B, ctx context.Context, xc *api.Client, peer string, n int) *perfLoad {
 	b.Helper()
-	l := &perfLoad{b: b, ctx: ctx, peer: peer, byTopic: map[string]*client.Client{}, pending: map[string]chan struct{}{}}
+	l := &perfLoad{b: b, ctx: ctx, peer: peer, byTopic: map[string]*client.Client{}, pending: map[string]*inFlight{}, own: map[string]time.Time{}}
 	var topics []string
 	for range n {
 		k, err := keys.Generate()
@@ -302,19 +338,27 @@ func newPerfLoad(b *testing.B, ctx context.Context, xc *api.Client, peer string,
 	for range 2 {
 		go func() {
 			for env := range sub.Envelopes() {
+				arrived := time.Now()
 				c := l.byTopic[env.ContentTopic]
 				if c == nil {
 					continue
 				}
 				m, _, err := c.Handle(env)
+				if err == nil && m == nil {
+					l.mu.Lock()
+					l.own[conversation.MessageID(env.Message)] = arrived
+					l.mu.Unlock()
+				}
 				if err != nil || m == nil {
 					continue
 				}
 				text, _ := m.Content.Text()
+				key := strings.TrimPrefix(text, "echo: ")
 				l.mu.Lock()
-				if ch, ok := l.pending[strings.TrimPrefix(text, "echo: ")]; ok {
-					close(ch)
-					delete(l.pending, strings.TrimPrefix(text, "echo: "))
+				if p, ok := l.pending[key]; ok {
+					p.replyAt, p.arrived = time.Unix(0, int64(env.TimestampNs)), arrived
+					close(p.done)
+					delete(l.pending, key)
 				}
 				l.mu.Unlock()
 			}
@@ -339,20 +383,31 @@ func newPerfLoad(b *testing.B, ctx context.Context, xc *api.Client, peer string,
 
 // roundTrip sends text from sender i and waits for its reply.
 func (l *perfLoad) roundTrip(text string, i int, timeout time.Duration) (time.Duration, error) {
-	ch := make(chan struct{})
+	p := &inFlight{done: make(chan struct{})}
 	l.mu.Lock()
-	l.pending[text] = ch
+	l.pending[text] = p
 	l.mu.Unlock()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
-	_, err := l.senders[i%len(l.senders)].SendText(ctx, l.peer, text)
+	sent, err := l.senders[i%len(l.senders)].SendText(ctx, l.peer, text)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("send %q: %w", text, err)
 	}
+	published := time.Now()
 	select {
-	case <-ch:
-		return time.Since(start), nil
+	case <-p.done:
+		end := time.Now()
+		l.mu.Lock()
+		var node time.Duration
+		if at, ok := l.own[sent.ID]; ok {
+			node = at.Sub(published)
+			delete(l.own, sent.ID)
+		}
+		l.stages = append(l.stages, stages{publish: published.Sub(start), peer: p.replyAt.Sub(published),
+			back: p.arrived.Sub(p.replyAt), open: end.Sub(p.arrived), node: node})
+		l.mu.Unlock()
+		return end.Sub(start), nil
 	case <-time.After(timeout):
 		return 0, fmt.Errorf("no reply to %q within %s", text, timeout)
 	}
@@ -366,6 +421,9 @@ func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Dura
 	lat := make([]time.Duration, total)
 	var failed atomic.Pointer[error] // the first error; errors differ in type
 	var wg sync.WaitGroup
+	l.mu.Lock()
+	l.stages = nil
+	l.mu.Unlock()
 	start := time.Now()
 	for range inFlight {
 		wg.Add(1)
@@ -390,6 +448,7 @@ func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Dura
 	if err := failed.Load(); err != nil {
 		l.b.Fatalf("%s: %v", tag, *err)
 	}
+	l.logStages(tag)
 	return float64(total) / elapsed.Seconds(), lat
 }
 
@@ -400,6 +459,9 @@ func (l *perfLoad) paced(tag string, rate float64, total int) []time.Duration {
 	lat := make([]time.Duration, total)
 	var failed atomic.Pointer[error] // the first error; errors differ in type
 	var wg sync.WaitGroup
+	l.mu.Lock()
+	l.stages = nil
+	l.mu.Unlock()
 	start := time.Now()
 	for k := range total {
 		time.Sleep(time.Until(start.Add(time.Duration(float64(k) / rate * float64(time.Second)))))
@@ -418,7 +480,28 @@ func (l *perfLoad) paced(tag string, rate float64, total int) []time.Duration {
 	if err := failed.Load(); err != nil {
 		l.b.Fatalf("%s: %v", tag, *err)
 	}
+	l.logStages(tag)
 	return lat
+}
+
+// logStages logs the p50 and p90 of each stage of the round trips since
+// the last call, and forgets them.
+func (l *perfLoad) logStages(tag string) {
+	l.mu.Lock()
+	st := l.stages
+	l.stages = nil
+	l.mu.Unlock()
+	pick := func(f func(stages) time.Duration) string {
+		d := make([]time.Duration, len(st))
+		for i, s := range st {
+			d[i] = f(s)
+		}
+		return fmt.Sprintf("p50 %.1f p90 %.1f p99 %.1f max %.1f", percentile(d, 50), percentile(d, 90), percentile(d, 99), percentile(d, 100))
+	}
+	l.b.Logf("%s stages (ms): publish %s; to the peer's reply %s (own copy back %s); reply back %s; open %s", tag,
+		pick(func(s stages) time.Duration { return s.publish }), pick(func(s stages) time.Duration { return s.peer }),
+		pick(func(s stages) time.Duration { return s.node }),
+		pick(func(s stages) time.Duration { return s.back }), pick(func(s stages) time.Duration { return s.open }))
 }
 
 // fetchProfile saves a CPU profile of d from the pprof server at addr.
