@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
 	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
@@ -71,7 +72,8 @@ func BenchmarkForwardGoals(b *testing.B) {
 		// its default bound of 32 publishes at once.
 		"BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT": "1024"}
 	profile := os.Getenv("PERF_CPU_PROFILE")
-	if profile != "" {
+	stallDir := os.Getenv("PERF_STALL_DUMP")
+	if profile != "" || stallDir != "" {
 		tune["BRIDGE_PPROF_ADDR"] = freeport.Addr(b)
 	}
 	c := newCluster(b, tune)
@@ -103,7 +105,17 @@ func BenchmarkForwardGoals(b *testing.B) {
 		go func() { profiled <- fetchProfile(tune["BRIDGE_PPROF_ADDR"], profile, 8*time.Second) }()
 	}
 	cpu0, peakStart := cpuTime(b, pid), time.Now()
+	if os.Getenv("PERF_NODE_LOG") != "" {
+		if conn, err := pgx.Connect(context.Background(), c.db); err == nil {
+			tableStats(b, conn, "before bridge-peak")
+			_ = conn.Close(context.Background())
+		}
+	}
+	if stallDir != "" {
+		toBridge.onStall = func() { dumpStall(b, stallDir, c.db, tune["BRIDGE_PPROF_ADDR"]) }
+	}
 	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
+	toBridge.onStall = nil
 	peakCPU := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000
 	if os.Getenv("PERF_NODE_LOG") != "" {
 		var bm []string
@@ -116,6 +128,11 @@ func BenchmarkForwardGoals(b *testing.B) {
 			x = append(x, metric(b, "http://"+c.xmtpOps, name)...)
 		}
 		b.Logf("xmtp node metrics:\n%s", strings.Join(x, "\n"))
+		bridgeStages(b, c.db, peakStart)
+		if conn, err := pgx.Connect(context.Background(), c.db); err == nil {
+			tableStats(b, conn, "after bridge-peak")
+			_ = conn.Close(context.Background())
+		}
 	}
 	cpuPerMsg := peakCPU / float64(total)
 	netPerMsg := (peakCPU - idle*time.Since(peakStart).Seconds()) / float64(total)
@@ -281,11 +298,15 @@ type perfLoad struct {
 	// own holds when each sender's own message came back on the
 	// subscription, by message id, until its round trip takes it.
 	own map[string]time.Time
+	// onStall, if set, runs once in a closed-loop run when a round trip
+	// has waited over 2 s.
+	onStall func()
 }
 
 // inFlight is one message waiting for its reply.
 type inFlight struct {
-	done chan struct{}
+	done  chan struct{}
+	start time.Time
 	// replyAt is when the peer sealed the reply (its envelope's
 	// timestamp), and arrived when its envelope reached the reader.
 	replyAt, arrived time.Time
@@ -383,7 +404,7 @@ func newPerfLoad(b *testing.B, ctx context.Context, xc *api.Client, peer string,
 
 // roundTrip sends text from sender i and waits for its reply.
 func (l *perfLoad) roundTrip(text string, i int, timeout time.Duration) (time.Duration, error) {
-	p := &inFlight{done: make(chan struct{})}
+	p := &inFlight{done: make(chan struct{}), start: time.Now()}
 	l.mu.Lock()
 	l.pending[text] = p
 	l.mu.Unlock()
@@ -424,6 +445,11 @@ func (l *perfLoad) closed(tag string, inFlight, total int) (float64, []time.Dura
 	l.mu.Lock()
 	l.stages = nil
 	l.mu.Unlock()
+	stop := make(chan struct{})
+	if l.onStall != nil {
+		go l.watch(stop)
+	}
+	defer close(stop)
 	start := time.Now()
 	for range inFlight {
 		wg.Add(1)
@@ -484,6 +510,184 @@ func (l *perfLoad) paced(tag string, rate float64, total int) []time.Duration {
 	return lat
 }
 
+// watch runs onStall once when a round trip waits over 2 s.
+func (l *perfLoad) watch(stop chan struct{}) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		l.mu.Lock()
+		var oldest time.Time
+		for _, p := range l.pending {
+			if oldest.IsZero() || p.start.Before(oldest) {
+				oldest = p.start
+			}
+		}
+		l.mu.Unlock()
+		if !oldest.IsZero() && time.Since(oldest) > 2*time.Second {
+			l.onStall()
+			return
+		}
+	}
+}
+
+// dumpStall saves what the bridge node and Postgres are doing: the node's
+// goroutines and the database's sessions and lock waits.
+func dumpStall(b *testing.B, dir, db, pprofAddr string) {
+	ts := time.Now().Format("150405.000")
+	if resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1"); err == nil {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_ = os.WriteFile(dir+"/goroutines-"+ts+".txt", raw, 0o644)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		b.Logf("stall dump: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	var out []string
+	rows, err := conn.Query(ctx, `SELECT pid, coalesce(state, ''), coalesce(wait_event_type, ''), coalesce(wait_event, ''),
+		coalesce(extract(epoch FROM now() - xact_start) * 1000, -1), coalesce(extract(epoch FROM now() - query_start) * 1000, -1),
+		coalesce(pg_blocking_pids(pid)::text, ''), left(regexp_replace(query, '\s+', ' ', 'g'), 300)
+		FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err == nil {
+		for rows.Next() {
+			var pid int
+			var state, wt, we, blocking, query string
+			var xact, q float64
+			if err := rows.Scan(&pid, &state, &wt, &we, &xact, &q, &blocking, &query); err != nil {
+				out = append(out, err.Error())
+				break
+			}
+			out = append(out, fmt.Sprintf("pid %d %s wait %s/%s xact %.0fms query %.0fms blocked by %s: %s", pid, state, wt, we, xact, q, blocking, query))
+		}
+		rows.Close()
+	} else {
+		out = append(out, err.Error())
+	}
+	b.Logf("stall at %s: database sessions:\n%s", ts, strings.Join(out, "\n"))
+	tableStats(b, conn, "at the stall")
+	explainRecord(b, conn)
+}
+
+// tableStats logs the planner's view of the tables of the hot path.
+func tableStats(b *testing.B, conn *pgx.Conn, when string) {
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT relname, n_live_tup, n_dead_tup, coalesce(last_autoanalyze::text, 'never'), autoanalyze_count,
+		coalesce((SELECT reltuples FROM pg_class c WHERE c.oid = s.relid), -2), coalesce((SELECT relpages FROM pg_class c WHERE c.oid = s.relid), -2)
+		FROM pg_stat_user_tables s WHERE relname IN ('deliveries', 'delivery_attempts', 'reply_outbox', 'identity_leases', 'xmtp_envelopes') ORDER BY relname`)
+	if err != nil {
+		b.Logf("table stats: %v", err)
+		return
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name, analyzed string
+		var live, dead, count int64
+		var reltuples float64
+		var relpages int64
+		if err := rows.Scan(&name, &live, &dead, &analyzed, &count, &reltuples, &relpages); err != nil {
+			b.Logf("table stats: %v", err)
+			return
+		}
+		out = append(out, fmt.Sprintf("%s: live %d dead %d, autoanalyzed %s (%d times), planner sees %.0f rows in %d pages", name, live, dead, analyzed, count, reltuples, relpages))
+	}
+	b.Logf("tables %s (now %s):\n%s", when, time.Now().UTC().Format("15:04:05.000"), strings.Join(out, "\n"))
+}
+
+// explainRecord shows the plans Postgres makes now for the statement that
+// records a batch of deliveries (persistence.RecordDeliveries), generic
+// and custom, on a batch of 100 new messages, rolled back.
+func explainRecord(b *testing.B, conn *pgx.Conn) {
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		b.Logf("explain: %v", err)
+		return
+	}
+	defer tx.Rollback(ctx)
+	var bridge, topic, sender, keyID, identity, owner string
+	var epoch int64
+	var payload, nonce []byte
+	if err := tx.QueryRow(ctx, `SELECT d.bridge_id::text, d.topic, d.sender_address, d.payload, d.payload_key_id, d.payload_nonce,
+		l.identity, l.owner, l.epoch FROM deliveries d, identity_leases l WHERE d.payload_key_id IS NOT NULL ORDER BY l.epoch DESC LIMIT 1`).
+		Scan(&bridge, &topic, &sender, &payload, &keyID, &nonce, &identity, &owner, &epoch); err != nil {
+		b.Logf("explain: %v", err)
+		return
+	}
+	const n = 100
+	var bridges, messages, topics, senders, keyIDs, identities, owners []string
+	var sent, epochs []int64
+	var payloads, nonces [][]byte
+	for i := range n {
+		bridges, messages, topics, senders = append(bridges, bridge), append(messages, fmt.Sprintf("explain-%d-%d", time.Now().UnixNano(), i)), append(topics, topic), append(senders, sender)
+		sent, payloads, keyIDs, nonces = append(sent, time.Now().UnixNano()), append(payloads, payload), append(keyIDs, keyID), append(nonces, nonce)
+		identities, owners, epochs = append(identities, identity), append(owners, owner), append(epochs, epoch)
+	}
+	if _, err := tx.Exec(ctx, "PREPARE perf_record AS "+recordSQL); err != nil {
+		b.Logf("explain: prepare: %v", err)
+		return
+	}
+	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
+		if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
+			b.Logf("explain: %v", err)
+			return
+		}
+		start := time.Now()
+		rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) EXECUTE perf_record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+			pgx.QueryExecModeSimpleProtocol, bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
+		if err != nil {
+			b.Logf("explain: %v", err)
+			return
+		}
+		var plan []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				break
+			}
+			plan = append(plan, line)
+		}
+		rows.Close()
+		b.Logf("plan (%s, %s):\n%s", mode, time.Since(start).Round(time.Millisecond), strings.Join(plan, "\n"))
+	}
+}
+
+// recordSQL is persistence.RecordDeliveries' statement.
+const recordSQL = `
+		WITH input AS (
+			SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
+				$8::bytea[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
+				AS i(bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce, l_identity, l_owner, l_epoch, ord)),
+		fresh AS (
+			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l
+				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND NOT l.released AND l.expires_at > now() AND (l.node_lease IS NULL OR
+	EXISTS (SELECT 1 FROM node_leases n WHERE n.id = l.node_lease AND n.expires_at > now())))),
+		inserted AS (
+			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
+			SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
+			ON CONFLICT (bridge_id, message_id) DO NOTHING
+			RETURNING ` + perfDeliveryColumns + `),
+		earlier AS (
+			SELECT ` + perfDeliveryColumns + ` FROM deliveries d
+			WHERE (d.bridge_id, d.message_id) IN (SELECT bridge_id, message_id FROM fresh))
+		SELECT f.ord, r.created, r.id
+		FROM fresh f JOIN (
+			SELECT true AS created, * FROM inserted UNION ALL SELECT false, * FROM earlier
+		) r ON r.bridge_id = f.bridge_id AND r.message_id = f.message_id
+		ORDER BY f.ord, r.created DESC`
+
+const perfDeliveryColumns = `d.id, d.bridge_id, d.message_id, d.topic, d.sender_address, d.sent_ns, d.payload,
+	d.payload_key_id, d.payload_nonce, d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
+	d.purged_at, d.reply, d.reply_key_id, d.reply_nonce`
+
 // logStages logs the p50 and p90 of each stage of the round trips since
 // the last call, and forgets them.
 func (l *perfLoad) logStages(tag string) {
@@ -502,6 +706,53 @@ func (l *perfLoad) logStages(tag string) {
 		pick(func(s stages) time.Duration { return s.publish }), pick(func(s stages) time.Duration { return s.peer }),
 		pick(func(s stages) time.Duration { return s.node }),
 		pick(func(s stages) time.Duration { return s.back }), pick(func(s stages) time.Duration { return s.open }))
+}
+
+// bridgeStages logs, from the bridge's own rows, where the round trips
+// sent since start spent their time inside the bridge: from the sender's
+// seal to the delivery row's transaction, from there to the attempt's
+// record, from there to the reply's record in the outbox, and to its
+// publication.
+func bridgeStages(b *testing.B, db string, start time.Time) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		b.Logf("bridge stages: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	const q = `WITH s AS (
+	SELECT d.id,
+		extract(epoch FROM d.created_at) * 1000 - d.sent_ns / 1e6 AS recorded,
+		extract(epoch FROM a.created_at - d.created_at) * 1000 AS attempted,
+		extract(epoch FROM r.created_at - a.created_at) * 1000 AS queued,
+		extract(epoch FROM r.updated_at - r.created_at) * 1000 AS published
+	FROM deliveries d
+	JOIN LATERAL (SELECT min(created_at) AS created_at FROM delivery_attempts WHERE delivery_id = d.id) a ON true
+	JOIN reply_outbox r ON r.delivery_id = d.id
+	WHERE d.sent_ns >= $1)
+	SELECT 'recorded', count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY recorded), percentile_cont(0.9) WITHIN GROUP (ORDER BY recorded), percentile_cont(0.99) WITHIN GROUP (ORDER BY recorded), max(recorded) FROM s
+	UNION ALL SELECT 'attempted', count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY attempted), percentile_cont(0.9) WITHIN GROUP (ORDER BY attempted), percentile_cont(0.99) WITHIN GROUP (ORDER BY attempted), max(attempted) FROM s
+	UNION ALL SELECT 'reply row', count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY queued), percentile_cont(0.9) WITHIN GROUP (ORDER BY queued), percentile_cont(0.99) WITHIN GROUP (ORDER BY queued), max(queued) FROM s
+	UNION ALL SELECT 'published', count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY published), percentile_cont(0.9) WITHIN GROUP (ORDER BY published), percentile_cont(0.99) WITHIN GROUP (ORDER BY published), max(published) FROM s`
+	rows, err := conn.Query(ctx, q, start.UnixNano())
+	if err != nil {
+		b.Logf("bridge stages: %v", err)
+		return
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		var n int
+		var p50, p90, p99, mx float64
+		if err := rows.Scan(&name, &n, &p50, &p90, &p99, &mx); err != nil {
+			b.Logf("bridge stages: %v", err)
+			return
+		}
+		out = append(out, fmt.Sprintf("%s (%d): p50 %.1f p90 %.1f p99 %.1f max %.1f", name, n, p50, p90, p99, mx))
+	}
+	b.Logf("bridge-side stages of bridge-peak (ms, from its rows):\n%s", strings.Join(out, "\n"))
 }
 
 // fetchProfile saves a CPU profile of d from the pprof server at addr.
