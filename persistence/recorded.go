@@ -64,6 +64,12 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	// existed before the statement. An input in neither was fenced, or
 	// recorded by a concurrent transaction: it is recorded again on its
 	// own, which tells the two apart.
+	//
+	// earlier is MATERIALIZED: the planner, which estimates fresh at one
+	// row, joins it with the union below in a nested loop, and an inlined
+	// earlier would be run again for every row of the batch (a batch of n
+	// made n² index scans: 65,536, half a second, for 256 rows), so that
+	// a slow batch made the next one larger and slower still.
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
 			SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
@@ -77,7 +83,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 			SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
 			ON CONFLICT (bridge_id, message_id) DO NOTHING
 			RETURNING `+deliveryColumns+`),
-		earlier AS (
+		earlier AS MATERIALIZED (
 			SELECT `+deliveryColumns+` FROM deliveries d
 			WHERE (d.bridge_id, d.message_id) IN (SELECT bridge_id, message_id FROM fresh))
 		SELECT f.ord, r.created, `+strings.ReplaceAll(deliveryColumns, "d.", "r.")+`
