@@ -57,8 +57,16 @@ const (
 // the paced runs send half as many. PERF_CPU_PROFILE=<file> saves an 8 s
 // CPU profile of the bridge node taken during the closed-loop run (through
 // BRIDGE_PPROF_ADDR), and <file>.paced one of most of the paced run.
-// PERF_NODE_LOG=1 prints the end of the node's log. One iteration does
-// everything.
+// PERF_NODE_LOG=1 prints the end of the node's log and, after the
+// bridge's closed-loop run, its ingress lag histogram, the XMTP node's
+// subscriber and refusal counters, where the round trips spent their time
+// inside the bridge (from its delivery, attempt and outbox rows) and the
+// planner's statistics of the hot tables. Every run logs each load's
+// stages: publish, from the published message to the peer sealing its
+// reply, the reply's way back, and opening it. PERF_STALL_DUMP=<dir> saves
+// the bridge node's goroutines to <dir> and logs the database's sessions
+// the first time a closed-loop round trip of the bridge waits over 2 s.
+// One iteration does everything.
 func BenchmarkForwardGoals(b *testing.B) {
 	total := 2000
 	if v, err := strconv.Atoi(os.Getenv("PERF_MESSAGES")); err == nil && v > 0 {
@@ -573,7 +581,6 @@ func dumpStall(b *testing.B, dir, db, pprofAddr string) {
 	}
 	b.Logf("stall at %s: database sessions:\n%s", ts, strings.Join(out, "\n"))
 	tableStats(b, conn, "at the stall")
-	explainRecord(b, conn)
 }
 
 // tableStats logs the planner's view of the tables of the hot path.
@@ -601,92 +608,6 @@ func tableStats(b *testing.B, conn *pgx.Conn, when string) {
 	}
 	b.Logf("tables %s (now %s):\n%s", when, time.Now().UTC().Format("15:04:05.000"), strings.Join(out, "\n"))
 }
-
-// explainRecord shows the plans Postgres makes now for the statement that
-// records a batch of deliveries (persistence.RecordDeliveries), generic
-// and custom, on a batch of 100 new messages, rolled back.
-func explainRecord(b *testing.B, conn *pgx.Conn) {
-	ctx := context.Background()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		b.Logf("explain: %v", err)
-		return
-	}
-	defer tx.Rollback(ctx)
-	var bridge, topic, sender, keyID, identity, owner string
-	var epoch int64
-	var payload, nonce []byte
-	if err := tx.QueryRow(ctx, `SELECT d.bridge_id::text, d.topic, d.sender_address, d.payload, d.payload_key_id, d.payload_nonce,
-		l.identity, l.owner, l.epoch FROM deliveries d, identity_leases l WHERE d.payload_key_id IS NOT NULL ORDER BY l.epoch DESC LIMIT 1`).
-		Scan(&bridge, &topic, &sender, &payload, &keyID, &nonce, &identity, &owner, &epoch); err != nil {
-		b.Logf("explain: %v", err)
-		return
-	}
-	const n = 100
-	var bridges, messages, topics, senders, keyIDs, identities, owners []string
-	var sent, epochs []int64
-	var payloads, nonces [][]byte
-	for i := range n {
-		bridges, messages, topics, senders = append(bridges, bridge), append(messages, fmt.Sprintf("explain-%d-%d", time.Now().UnixNano(), i)), append(topics, topic), append(senders, sender)
-		sent, payloads, keyIDs, nonces = append(sent, time.Now().UnixNano()), append(payloads, payload), append(keyIDs, keyID), append(nonces, nonce)
-		identities, owners, epochs = append(identities, identity), append(owners, owner), append(epochs, epoch)
-	}
-	if _, err := tx.Exec(ctx, "PREPARE perf_record AS "+recordSQL); err != nil {
-		b.Logf("explain: prepare: %v", err)
-		return
-	}
-	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
-		if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = "+mode); err != nil {
-			b.Logf("explain: %v", err)
-			return
-		}
-		start := time.Now()
-		rows, err := tx.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) EXECUTE perf_record($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-			pgx.QueryExecModeSimpleProtocol, bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
-		if err != nil {
-			b.Logf("explain: %v", err)
-			return
-		}
-		var plan []string
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				break
-			}
-			plan = append(plan, line)
-		}
-		rows.Close()
-		b.Logf("plan (%s, %s):\n%s", mode, time.Since(start).Round(time.Millisecond), strings.Join(plan, "\n"))
-	}
-}
-
-// recordSQL is persistence.RecordDeliveries' statement.
-const recordSQL = `
-		WITH input AS (
-			SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
-				$8::bytea[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
-				AS i(bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce, l_identity, l_owner, l_epoch, ord)),
-		fresh AS (
-			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l
-				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND NOT l.released AND l.expires_at > now() AND (l.node_lease IS NULL OR
-	EXISTS (SELECT 1 FROM node_leases n WHERE n.id = l.node_lease AND n.expires_at > now())))),
-		inserted AS (
-			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
-			SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
-			ON CONFLICT (bridge_id, message_id) DO NOTHING
-			RETURNING ` + perfDeliveryColumns + `),
-		earlier AS (
-			SELECT ` + perfDeliveryColumns + ` FROM deliveries d
-			WHERE (d.bridge_id, d.message_id) IN (SELECT bridge_id, message_id FROM fresh))
-		SELECT f.ord, r.created, r.id
-		FROM fresh f JOIN (
-			SELECT true AS created, * FROM inserted UNION ALL SELECT false, * FROM earlier
-		) r ON r.bridge_id = f.bridge_id AND r.message_id = f.message_id
-		ORDER BY f.ord, r.created DESC`
-
-const perfDeliveryColumns = `d.id, d.bridge_id, d.message_id, d.topic, d.sender_address, d.sent_ns, d.payload,
-	d.payload_key_id, d.payload_nonce, d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
-	d.purged_at, d.reply, d.reply_key_id, d.reply_nonce`
 
 // logStages logs the p50 and p90 of each stage of the round trips since
 // the last call, and forgets them.
