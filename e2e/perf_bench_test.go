@@ -136,7 +136,7 @@ func BenchmarkForwardGoals(b *testing.B) {
 			x = append(x, metric(b, "http://"+c.xmtpOps, name)...)
 		}
 		b.Logf("xmtp node metrics:\n%s", strings.Join(x, "\n"))
-		bridgeStages(b, c.db, peakStart)
+		bridgeStages(b, c.db, "bridge-peak", peakStart)
 		if conn, err := pgx.Connect(context.Background(), c.db); err == nil {
 			tableStats(b, conn, "after bridge-peak")
 			_ = conn.Close(context.Background())
@@ -159,9 +159,16 @@ func BenchmarkForwardGoals(b *testing.B) {
 			pacedProfiled <- fetchProfile(tune["BRIDGE_PPROF_ADDR"], profile+".paced", time.Duration(secs)*time.Second)
 		}()
 	}
-	cpu1 := cpuTime(b, pid)
+	cpu1, pacedStart := cpuTime(b, pid), time.Now()
 	bridgeLat := toBridge.paced("bridge-half", half, total/2)
 	cpuPaced := float64((cpuTime(b, pid) - cpu1).Microseconds()) / 1000 / float64(total/2)
+	if os.Getenv("PERF_NODE_LOG") != "" {
+		bridgeStages(b, c.db, "bridge-half", pacedStart)
+		if conn, err := pgx.Connect(context.Background(), c.db); err == nil {
+			tableStats(b, conn, "after bridge-half")
+			_ = conn.Close(context.Background())
+		}
+	}
 	b.StopTimer()
 	if profile != "" {
 		if err := <-pacedProfiled; err != nil {
@@ -634,7 +641,7 @@ func (l *perfLoad) logStages(tag string) {
 // seal to the delivery row's transaction, from there to the attempt's
 // record, from there to the reply's record in the outbox, and to its
 // publication.
-func bridgeStages(b *testing.B, db string, start time.Time) {
+func bridgeStages(b *testing.B, db, tag string, start time.Time) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, db)
 	if err != nil {
@@ -673,7 +680,7 @@ func bridgeStages(b *testing.B, db string, start time.Time) {
 		}
 		out = append(out, fmt.Sprintf("%s (%d): p50 %.1f p90 %.1f p99 %.1f max %.1f", name, n, p50, p90, p99, mx))
 	}
-	b.Logf("bridge-side stages of bridge-peak (ms, from its rows):\n%s", strings.Join(out, "\n"))
+	b.Logf("bridge-side stages of %s (ms, from its rows):\n%s", tag, strings.Join(out, "\n"))
 }
 
 // fetchProfile saves a CPU profile of d from the pprof server at addr.
