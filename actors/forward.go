@@ -176,9 +176,14 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	}()
 	// The copy in hand may be stale (a sweep and the identity can both
 	// hold one): work from the row, and only if it is still due. A stale
-	// activation must not forward: the current one will. One round trip
+	// activation must not forward: the current one will. One round trip,
+	// shared with the node's other attempts that start now (batcher.go),
 	// reads the row and the secrets and checks the lease.
-	start, err := rt.cfg.Store.StartAttempt(a.ctx, a.currentLease(), a.bridgeID, d.ID)
+	started := rt.starts.do(persistence.AttemptKey{Lease: a.currentLease(), BridgeID: a.bridgeID, DeliveryID: d.ID})
+	start, err := started.AttemptStart, started.Err
+	if err == nil && a.ctx.Err() != nil {
+		return // the activation is stopping; the delivery stays due
+	}
 	if err != nil {
 		a.noteFenced(err)
 		if a.ctx.Err() == nil && !errors.Is(err, persistence.ErrFenced) {

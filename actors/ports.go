@@ -42,6 +42,7 @@ type Store interface {
 	CompleteDelivery(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, reply *persistence.Reply) (int64, bool, error)
 	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)
 	StartAttempt(ctx context.Context, l persistence.Lease, bridgeID string, deliveryID int64) (persistence.AttemptStart, error)
+	StartAttempts(ctx context.Context, keys []persistence.AttemptKey) []persistence.AttemptStarted
 	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)
 	DueWork(ctx context.Context, limit int) ([]string, error)
 	Listen(ctx context.Context, channels []string, ready func(), fn func(channel, payload string)) error
