@@ -356,7 +356,10 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 			}
 		}
 	}
-	replyID, _, err := rt.cfg.Store.CompleteDelivery(ctx, a.currentLease(), d.ID, att, reply)
+	// One statement, shared with the node's other completions of the
+	// moment (batcher.go).
+	done := rt.completes.do(persistence.Completion{Lease: a.currentLease(), DeliveryID: d.ID, Attempt: att, Reply: reply})
+	replyID, err := done.ReplyID, done.Err
 	if err != nil {
 		a.noteFenced(err)
 		a.log.Error("complete delivery", "delivery", d.ID, "error", err)

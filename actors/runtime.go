@@ -49,6 +49,9 @@ type Runtime struct {
 	// starts reads what the node's attempts start from in batches
 	// (batcher.go).
 	starts *batcher[persistence.AttemptKey, persistence.AttemptStarted]
+	// completes records the node's successful attempts, with their
+	// replies, in batches (batcher.go).
+	completes *batcher[persistence.Completion, persistence.Completed]
 	// due wakes the forward children of bridges with work due (due.go).
 	due *scheduler
 	// events keeps the node's LISTEN connection (events.go).
@@ -77,6 +80,12 @@ func New(cfg Config) (*Runtime, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return cfg.Store.StartAttempts(ctx, keys)
+		}}
+	rt.completes = &batcher[persistence.Completion, persistence.Completed]{max: maxAttemptBatch,
+		run: func(cs []persistence.Completion) []persistence.Completed {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return cfg.Store.CompleteDeliveries(ctx, cs)
 		}}
 	rt.events = newEvents(rt)
 	var err error
