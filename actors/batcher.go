@@ -9,13 +9,22 @@ package actors
 // that queued up meanwhile goes as the next batch, one round trip for all
 // of them. An idle node runs nothing; a lone attempt's call goes at once.
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/persistence"
+)
 
 // maxAttemptBatch bounds the attempts of one batched statement.
 const maxAttemptBatch = 128
 
 // batcher runs calls of Req in batches through run, which returns one Res
-// per Req, in order. It runs a goroutine only while it has work.
+// per Req, in order. Batches run one at a time, in the order their
+// requests were queued. It runs a goroutine only while it has work.
 type batcher[Req, Res any] struct {
 	run func([]Req) []Res
 	max int
@@ -31,7 +40,11 @@ type batchCall[Req, Res any] struct {
 }
 
 // do queues req and waits for its result.
-func (b *batcher[Req, Res]) do(req Req) Res {
+func (b *batcher[Req, Res]) do(req Req) Res { return <-b.enqueue(req) }
+
+// enqueue queues req, after every request queued before it, and returns
+// where its result will be.
+func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	done := make(chan Res, 1)
 	b.mu.Lock()
 	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done})
@@ -40,7 +53,7 @@ func (b *batcher[Req, Res]) do(req Req) Res {
 		go b.drain()
 	}
 	b.mu.Unlock()
-	return <-done
+	return done
 }
 
 // drain runs the queue in batches until it is empty.
@@ -66,4 +79,34 @@ func (b *batcher[Req, Res]) drain() {
 			c.done <- res[i]
 		}
 	}
+}
+
+// completeRequest is a successful attempt for the node's completion
+// batcher: the completion, and the activation and sealed envelope of its
+// reply.
+type completeRequest struct {
+	a   *activation
+	env *messagev1.Envelope
+	c   persistence.Completion
+}
+
+// completeBatch records a batch of completions in one statement and queues
+// the replies it put in the outbox for publishing, in the order they were
+// handed over: that is what keeps the replies of a conversation in order
+// (reply_order.go). Each reply is queued under the lease the statement has
+// just checked.
+func completeBatch(store Store, reqs []completeRequest) []persistence.Completed {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs := make([]persistence.Completion, len(reqs))
+	for i, r := range reqs {
+		cs[i] = r.c
+	}
+	res := store.CompleteDeliveries(ctx, cs)
+	for i, r := range reqs {
+		if res[i].Err == nil && res[i].ReplyID != 0 {
+			r.a.publishSoon(res[i].ReplyID, r.env)
+		}
+	}
+	return res
 }

@@ -357,18 +357,15 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 		}
 	}
 	// One statement, shared with the node's other completions of the
-	// moment (batcher.go).
-	done := rt.completes.do(persistence.Completion{Lease: a.currentLease(), DeliveryID: d.ID, Attempt: att, Reply: reply})
-	replyID, err := done.ReplyID, done.Err
-	if err != nil {
-		a.noteFenced(err)
-		a.log.Error("complete delivery", "delivery", d.ID, "error", err)
-		return
-	}
-	if replyID != 0 {
-		// CompleteDelivery has just checked the lease; the reply goes
-		// out with the others that are ready (replies.go).
-		a.publishSoon(replyID, env)
+	// moment (batcher.go), which also queues the reply for publishing.
+	// Once this completion is queued, the next reply of the conversation
+	// may be sealed: it is recorded and queued after this one.
+	queued := rt.completes.enqueue(completeRequest{a: a, env: env,
+		c: persistence.Completion{Lease: a.currentLease(), DeliveryID: d.ID, Attempt: att, Reply: reply}})
+	rt.replyOrder.pass(a.bridgeID, d.Topic, d.ID)
+	if done := <-queued; done.Err != nil {
+		a.noteFenced(done.Err)
+		a.log.Error("complete delivery", "delivery", d.ID, "error", done.Err)
 	}
 }
 

@@ -51,7 +51,7 @@ type Runtime struct {
 	starts *batcher[persistence.AttemptKey, persistence.AttemptStarted]
 	// completes records the node's successful attempts, with their
 	// replies, in batches (batcher.go).
-	completes *batcher[persistence.Completion, persistence.Completed]
+	completes *batcher[completeRequest, persistence.Completed]
 	// due wakes the forward children of bridges with work due (due.go).
 	due *scheduler
 	// events keeps the node's LISTEN connection (events.go).
@@ -81,12 +81,8 @@ func New(cfg Config) (*Runtime, error) {
 			defer cancel()
 			return cfg.Store.StartAttempts(ctx, keys)
 		}}
-	rt.completes = &batcher[persistence.Completion, persistence.Completed]{max: maxAttemptBatch,
-		run: func(cs []persistence.Completion) []persistence.Completed {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return cfg.Store.CompleteDeliveries(ctx, cs)
-		}}
+	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch,
+		run: func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{
