@@ -281,7 +281,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.XMTPMaxSubscriptionsPerClient = p.integer(EnvXMTPMaxSubsPerClient, 256, 1, 1_000_000)
 	c.XMTPMaxSubscriptions = p.integer(EnvXMTPMaxSubscriptions, 10_000, 1, 1_000_000)
 	c.XMTPMaxPublishesInFlight = p.integer(EnvXMTPMaxPublishes, 256, 1, 100_000)
-	c.DBMaxConns = p.integer(EnvDBMaxConns, 16, 1, 10_000)
+	c.DBMaxConns = p.integer(EnvDBMaxConns, 8, 1, 10_000)
 
 	c.CanaryInterval = p.duration(EnvCanaryInterval, time.Minute, 0, 24*time.Hour)
 	c.CanarySample = p.integer(EnvCanarySample, 0, 0, 1_000_000)
