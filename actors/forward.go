@@ -176,9 +176,14 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	}()
 	// The copy in hand may be stale (a sweep and the identity can both
 	// hold one): work from the row, and only if it is still due. A stale
-	// activation must not forward: the current one will. One round trip
+	// activation must not forward: the current one will. One round trip,
+	// shared with the node's other attempts that start now (batcher.go),
 	// reads the row and the secrets and checks the lease.
-	start, err := rt.cfg.Store.StartAttempt(a.ctx, a.currentLease(), a.bridgeID, d.ID)
+	started := rt.starts.do(persistence.AttemptKey{Lease: a.currentLease(), BridgeID: a.bridgeID, DeliveryID: d.ID})
+	start, err := started.AttemptStart, started.Err
+	if err == nil && a.ctx.Err() != nil {
+		return // the activation is stopping; the delivery stays due
+	}
 	if err != nil {
 		a.noteFenced(err)
 		if a.ctx.Err() == nil && !errors.Is(err, persistence.ErrFenced) {
@@ -351,16 +356,16 @@ func (a *activation) complete(ctx context.Context, d persistence.Delivery, att p
 			}
 		}
 	}
-	replyID, _, err := rt.cfg.Store.CompleteDelivery(ctx, a.currentLease(), d.ID, att, reply)
-	if err != nil {
-		a.noteFenced(err)
-		a.log.Error("complete delivery", "delivery", d.ID, "error", err)
-		return
-	}
-	if replyID != 0 {
-		// CompleteDelivery has just checked the lease; the reply goes
-		// out with the others that are ready (replies.go).
-		a.publishSoon(replyID, env)
+	// One statement, shared with the node's other completions of the
+	// moment (batcher.go), which also queues the reply for publishing.
+	// Once this completion is queued, the next reply of the conversation
+	// may be sealed: it is recorded and queued after this one.
+	queued := rt.completes.enqueue(completeRequest{a: a, env: env,
+		c: persistence.Completion{Lease: a.currentLease(), DeliveryID: d.ID, Attempt: att, Reply: reply}})
+	rt.replyOrder.pass(a.bridgeID, d.Topic, d.ID)
+	if done := <-queued; done.Err != nil {
+		a.noteFenced(done.Err)
+		a.log.Error("complete delivery", "delivery", d.ID, "error", done.Err)
 	}
 }
 

@@ -40,8 +40,10 @@ type Store interface {
 	RecordDeliveries(ctx context.Context, nds []persistence.NewDelivery) []persistence.Recorded
 	RecordLeasedAttempt(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, status persistence.DeliveryStatus, nextAttemptAt time.Time) error
 	CompleteDelivery(ctx context.Context, l persistence.Lease, deliveryID int64, a persistence.DeliveryAttempt, reply *persistence.Reply) (int64, bool, error)
+	CompleteDeliveries(ctx context.Context, cs []persistence.Completion) []persistence.Completed
 	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)
 	StartAttempt(ctx context.Context, l persistence.Lease, bridgeID string, deliveryID int64) (persistence.AttemptStart, error)
+	StartAttempts(ctx context.Context, keys []persistence.AttemptKey) []persistence.AttemptStarted
 	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)
 	DueWork(ctx context.Context, limit int) ([]string, error)
 	Listen(ctx context.Context, channels []string, ready func(), fn func(channel, payload string)) error

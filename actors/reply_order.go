@@ -9,14 +9,18 @@ import (
 // messages they answer while several attempts of a bridge run at once, as
 // in a recovery flush: an attempt enters in the order the forward child
 // starts them (oldest delivery first), and before sealing its reply waits
-// until no older delivery of the same conversation is still in flight.
-// The webhook calls themselves still run side by side; only sealing and
-// publishing the replies of one conversation take turns. It holds an entry
-// per attempt in flight, nothing else.
+// until no older delivery of the same conversation is still in flight. An
+// attempt stops holding the younger ones back once it has handed its
+// completion to the node's batcher (pass), which records and queues the
+// replies for publishing in the order they were handed over; so the
+// completions of one conversation can share a statement. The webhook
+// calls themselves still run side by side; only sealing the replies of
+// one conversation takes turns. It holds an entry per attempt in flight,
+// nothing else, and wakes only the attempts that wait for the one that
+// passes or leaves.
 type replyOrder struct {
 	mu       sync.Mutex
-	cond     *sync.Cond
-	inflight map[orderKey]map[int64]bool
+	inflight map[orderKey]map[int64]chan struct{}
 }
 
 type orderKey struct{ bridge, topic string }
@@ -26,9 +30,7 @@ type orderKey struct{ bridge, topic string }
 const maxReplyWait = 30 * time.Second
 
 func newReplyOrder() *replyOrder {
-	o := &replyOrder{inflight: map[orderKey]map[int64]bool{}}
-	o.cond = sync.NewCond(&o.mu)
-	return o
+	return &replyOrder{inflight: map[orderKey]map[int64]chan struct{}{}}
 }
 
 // enter registers an attempt of delivery id about to start.
@@ -37,45 +39,58 @@ func (o *replyOrder) enter(bridge, topic string, id int64) {
 	defer o.mu.Unlock()
 	k := orderKey{bridge, topic}
 	if o.inflight[k] == nil {
-		o.inflight[k] = map[int64]bool{}
+		o.inflight[k] = map[int64]chan struct{}{}
 	}
-	o.inflight[k][id] = true
+	o.inflight[k][id] = make(chan struct{})
 }
 
-// leave removes an attempt that ended, however it ended.
+// pass stops the attempt of delivery id holding back younger ones: its
+// reply, if it has one, is on its way in order.
+func (o *replyOrder) pass(bridge, topic string, id int64) { o.leave(bridge, topic, id) }
+
+// leave removes an attempt that ended, however it ended. Leaving after
+// passing does nothing.
 func (o *replyOrder) leave(bridge, topic string, id int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	k := orderKey{bridge, topic}
-	delete(o.inflight[k], id)
-	if len(o.inflight[k]) == 0 {
+	m := o.inflight[k]
+	if ch, ok := m[id]; ok {
+		close(ch)
+		delete(m, id)
+	}
+	if len(m) == 0 {
 		delete(o.inflight, k)
 	}
-	o.cond.Broadcast()
 }
 
 // wait returns once no delivery of the conversation older than id is in
 // flight, or after maxReplyWait.
 func (o *replyOrder) wait(bridge, topic string, id int64) {
-	deadline := time.Now().Add(maxReplyWait)
-	timer := time.AfterFunc(maxReplyWait, func() {
+	var timeout <-chan time.Time
+	k := orderKey{bridge, topic}
+	for {
 		o.mu.Lock()
-		o.cond.Broadcast()
+		var older chan struct{}
+		for other, ch := range o.inflight[k] {
+			if other < id {
+				older = ch
+				break
+			}
+		}
 		o.mu.Unlock()
-	})
-	defer timer.Stop()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for o.olderInFlight(orderKey{bridge, topic}, id) && time.Now().Before(deadline) {
-		o.cond.Wait()
-	}
-}
-
-func (o *replyOrder) olderInFlight(k orderKey, id int64) bool {
-	for other := range o.inflight[k] {
-		if other < id {
-			return true
+		if older == nil {
+			return
+		}
+		if timeout == nil {
+			t := time.NewTimer(maxReplyWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-older:
+		case <-timeout:
+			return
 		}
 	}
-	return false
 }

@@ -46,6 +46,12 @@ type Runtime struct {
 	loopLog *logSampler
 	// commits writes the node's inbound deliveries in batches (commit.go).
 	commits *committer
+	// starts reads what the node's attempts start from in batches
+	// (batcher.go).
+	starts *batcher[persistence.AttemptKey, persistence.AttemptStarted]
+	// completes records the node's successful attempts, with their
+	// replies, in batches (batcher.go).
+	completes *batcher[completeRequest, persistence.Completed]
 	// due wakes the forward children of bridges with work due (due.go).
 	due *scheduler
 	// events keeps the node's LISTEN connection (events.go).
@@ -69,6 +75,14 @@ func New(cfg Config) (*Runtime, error) {
 		invitationLog: newLogSampler(invitationLogPeriod, 1), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
 		loopLog: newLogSampler(invitationLogPeriod, 1), replyOrder: newReplyOrder()}
 	rt.due = newScheduler(rt)
+	rt.starts = &batcher[persistence.AttemptKey, persistence.AttemptStarted]{max: maxAttemptBatch,
+		run: func(keys []persistence.AttemptKey) []persistence.AttemptStarted {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return cfg.Store.StartAttempts(ctx, keys)
+		}}
+	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch,
+		run: func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{

@@ -53,3 +53,153 @@ func (s *Store) StartAttempt(ctx context.Context, l Lease, bridgeID string, deli
 	}
 	return AttemptStart{Delivery: d, Secrets: secrets}, nil
 }
+
+// AttemptKey names an attempt to start: the delivery, its bridge, and the
+// lease of the activation that would make it.
+type AttemptKey struct {
+	Lease      Lease
+	BridgeID   string
+	DeliveryID int64
+}
+
+// AttemptStarted is the outcome of one AttemptKey of StartAttempts.
+type AttemptStarted struct {
+	AttemptStart
+	Err error
+}
+
+// StartAttempts is StartAttempt for many attempts, of any identities, in
+// one round trip: three reads (the leases, the deliveries, the bridges'
+// secrets) that take no locks. It returns one AttemptStarted per key, in
+// order, with the errors StartAttempt would give.
+func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptStarted {
+	out := make([]AttemptStarted, len(keys))
+	if len(keys) == 1 {
+		k := keys[0]
+		out[0].AttemptStart, out[0].Err = s.StartAttempt(ctx, k.Lease, k.BridgeID, k.DeliveryID)
+		return out
+	}
+	var (
+		identities, owners, bridges []string
+		epochs, ids                 []int64
+		index                       []int
+		bridgeSet                   = map[string]bool{}
+		bridgeList                  []string
+	)
+	for i, k := range keys {
+		if !validID(k.BridgeID) {
+			out[i].Err = fmt.Errorf("start attempt: %w", ErrNotFound)
+			continue
+		}
+		b := canonicalID(k.BridgeID)
+		identities, owners, epochs = append(identities, k.Lease.Identity), append(owners, k.Lease.Owner), append(epochs, k.Lease.Epoch)
+		bridges, ids, index = append(bridges, b), append(ids, k.DeliveryID), append(index, i)
+		if !bridgeSet[b] {
+			bridgeSet[b] = true
+			bridgeList = append(bridgeList, b)
+		}
+	}
+	if len(index) == 0 {
+		return out
+	}
+	const input = `unnest($1::text[], $2::text[], $3::bigint[], $4::text[]::uuid[], $5::bigint[]) WITH ORDINALITY
+		AS i(l_identity, l_owner, l_epoch, bridge_id, delivery_id, ord)`
+	args := []any{identities, owners, epochs, bridges, ids}
+	var batch pgx.Batch
+	batch.Queue(`SELECT i.ord FROM `+input+` WHERE EXISTS (SELECT 1 FROM identity_leases l
+		WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)`, args...)
+	batch.Queue(`SELECT i.ord, `+deliveryColumns+` FROM `+input+`
+		JOIN deliveries d ON d.id = i.delivery_id AND d.bridge_id = i.bridge_id`, args...)
+	batch.Queue(`SELECT bridge_id::text, id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
+		WHERE bridge_id = ANY($1::text[]::uuid[]) AND (expires_at IS NULL OR expires_at > now())
+		ORDER BY bridge_id, expires_at DESC NULLS FIRST, created_at DESC`, bridgeList)
+	fail := func(err error) []AttemptStarted {
+		for _, i := range index {
+			out[i].Err = err
+		}
+		return out
+	}
+	br := s.pool.SendBatch(ctx, &batch)
+	defer br.Close()
+
+	live := make([]bool, len(index))
+	rows, err := br.Query()
+	if err != nil {
+		return fail(fmt.Errorf("start attempt: check lease: %w", mapError(err)))
+	}
+	for rows.Next() {
+		var ord int64
+		if err := rows.Scan(&ord); err != nil || ord < 1 || int(ord) > len(index) {
+			rows.Close()
+			return fail(fmt.Errorf("start attempt: check lease: %w", mapError(err)))
+		}
+		live[ord-1] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(fmt.Errorf("start attempt: check lease: %w", mapError(err)))
+	}
+
+	found := make([]bool, len(index))
+	rows, err = br.Query()
+	if err != nil {
+		return fail(fmt.Errorf("start attempt: get deliveries: %w", mapError(err)))
+	}
+	for rows.Next() {
+		var ord int64
+		d, err := s.scanDelivery(prefixed{rows, []any{&ord}})
+		if err != nil || ord < 1 || int(ord) > len(index) {
+			rows.Close()
+			return fail(fmt.Errorf("start attempt: get deliveries: %w", mapError(err)))
+		}
+		found[ord-1] = true
+		out[index[ord-1]].Delivery = d
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(fmt.Errorf("start attempt: get deliveries: %w", mapError(err)))
+	}
+
+	rows, err = br.Query()
+	if err != nil {
+		return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
+	}
+	secrets := map[string][]WebhookSecret{}
+	for rows.Next() {
+		var (
+			bridgeID, id string
+			sealed       Sealed
+			ws           WebhookSecret
+		)
+		if err := rows.Scan(&bridgeID, &id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt); err != nil {
+			rows.Close()
+			return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
+		}
+		plain, err := s.sealer.Open(sealed, webhookSecretAAD(bridgeID, id))
+		if err != nil {
+			rows.Close()
+			return fail(fmt.Errorf("start attempt: load webhook secrets of bridge %s: %w", bridgeID, err))
+		}
+		ws.Secret = string(plain)
+		secrets[bridgeID] = append(secrets[bridgeID], ws)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
+	}
+
+	for k, i := range index {
+		key := keys[i]
+		switch {
+		case !live[k]:
+			out[i] = AttemptStarted{Err: fmt.Errorf("start attempt: %w", fencedError(key.Lease))}
+		case !found[k]:
+			out[i] = AttemptStarted{Err: fmt.Errorf("start attempt: get delivery %d: %w", key.DeliveryID, ErrNotFound)}
+		case len(secrets[bridges[k]]) == 0:
+			out[i] = AttemptStarted{Err: fmt.Errorf("start attempt: load webhook secrets: %w", ErrNotFound)}
+		default:
+			out[i].Secrets = secrets[bridges[k]]
+		}
+	}
+	return out
+}

@@ -115,3 +115,219 @@ func (s *Store) DeliveryByID(ctx context.Context, deliveryID int64) (Delivery, e
 	}
 	return d, nil
 }
+
+// Completion is one successful attempt for CompleteDeliveries: its
+// delivery, the lease it was made under, and the reply, if any.
+type Completion struct {
+	Lease      Lease
+	DeliveryID int64
+	Attempt    DeliveryAttempt
+	Reply      *Reply
+}
+
+// Completed is the outcome of one Completion: what CompleteDelivery
+// returns for it.
+type Completed struct {
+	ReplyID   int64
+	Completed bool
+	Err       error
+}
+
+// completionArgs is a Completion's reply drawn an id and sealed.
+type completionArgs struct {
+	id                     *int64
+	bridgeID, topic, keyID *string
+	timestampNs            *int64
+	envelope, nonce        []byte
+	text, textNonce        []byte
+	textKeyID              *string
+}
+
+// sealCompletion draws the reply's outbox id and seals its envelope and
+// text to their rows.
+func (s *Store) sealCompletion(ctx context.Context, deliveryID int64, reply *Reply) (completionArgs, error) {
+	var c completionArgs
+	if reply == nil {
+		return c, nil
+	}
+	rid, err := s.nextReplyID(ctx)
+	if err != nil {
+		return c, err
+	}
+	env := reply.Envelope
+	if env == nil {
+		env = []byte{}
+	}
+	canon := canonicalID(reply.BridgeID)
+	sealed, err := s.sealContent(env, replyEnvelopeAAD(canon, rid))
+	if err != nil {
+		return c, err
+	}
+	c.id, c.bridgeID, c.topic, c.timestampNs = &rid, &canon, &reply.Topic, &reply.TimestampNs
+	c.envelope, c.keyID, c.nonce = sealed.data, sealed.keyID, sealed.nonce
+	if reply.Text != "" {
+		t, err := s.sealContent([]byte(reply.Text), deliveryReplyAAD(canon, deliveryID))
+		if err != nil {
+			return c, err
+		}
+		c.text, c.textKeyID, c.textNonce = t.data, t.keyID, t.nonce
+	}
+	return c, nil
+}
+
+// CompleteDeliveries is CompleteDelivery for many deliveries, of any
+// identities, in one statement. It returns one Completed per input, in
+// order. A delivery named twice is completed the second time on its own,
+// after the batch; a failed statement (a deadlock Postgres broke, a
+// constraint) completes the batch one delivery at a time.
+//
+// Locks. Each row is fenced by its own lease (leaseLive), read without
+// locking the lease rows: a statement that locked several identities'
+// lease rows could deadlock against RenewLeases, which updates many of
+// them in no set order. What a lock on the lease would add is that a
+// take-over waits for a completion already under way; without it, such a
+// completion can commit just after the take-over, which is the same as
+// committing just before it: its reply is in the outbox for the new
+// activation to publish, and a completion by the new activation of the
+// same delivery waits for the row lock taken here, finds it succeeded and
+// adds no reply. The deliveries' rows are locked in id order (target), so
+// two batches that share deliveries wait for each other instead of
+// deadlocking.
+func (s *Store) CompleteDeliveries(ctx context.Context, cs []Completion) []Completed {
+	out := make([]Completed, len(cs))
+	if len(cs) == 1 {
+		c := cs[0]
+		out[0].ReplyID, out[0].Completed, out[0].Err = s.CompleteDelivery(ctx, c.Lease, c.DeliveryID, c.Attempt, c.Reply)
+		return out
+	}
+	var (
+		identities, owners, errs, bridges, topics, keyIDs, textKeyIDs []*string
+		epochs, deliveries, replyIDs, stamps                          []*int64
+		codes                                                         []*int32
+		latencies                                                     []float64
+		envelopes, nonces, texts, textNonces                          [][]byte
+		index, again                                                  []int
+		seen                                                          = map[int64]bool{}
+	)
+	for i, c := range cs {
+		if seen[c.DeliveryID] {
+			again = append(again, i)
+			continue
+		}
+		seen[c.DeliveryID] = true
+		args, err := s.sealCompletion(ctx, c.DeliveryID, c.Reply)
+		if err != nil {
+			out[i].Err = fmt.Errorf("complete delivery %d: %w", c.DeliveryID, err)
+			continue
+		}
+		var code *int32
+		if c.Attempt.StatusCode != 0 {
+			v := int32(c.Attempt.StatusCode)
+			code = &v
+		}
+		id, owner, epoch, deliveryID, e := c.Lease.Identity, c.Lease.Owner, c.Lease.Epoch, c.DeliveryID, c.Attempt.Error
+		identities, owners, epochs, deliveries = append(identities, &id), append(owners, &owner), append(epochs, &epoch), append(deliveries, &deliveryID)
+		codes, latencies, errs = append(codes, code), append(latencies, float64(c.Attempt.Latency)/float64(time.Millisecond)), append(errs, &e)
+		replyIDs, bridges, topics, stamps = append(replyIDs, args.id), append(bridges, args.bridgeID), append(topics, args.topic), append(stamps, args.timestampNs)
+		envelopes, keyIDs, nonces = append(envelopes, args.envelope), append(keyIDs, args.keyID), append(nonces, args.nonce)
+		texts, textKeyIDs, textNonces = append(texts, args.text), append(textKeyIDs, args.textKeyID), append(textNonces, args.textNonce)
+		index = append(index, i)
+	}
+	if len(index) > 0 {
+		s.completeBatch(ctx, cs, out, index, []any{identities, owners, epochs, deliveries, codes, latencies, errs,
+			replyIDs, bridges, topics, stamps, envelopes, keyIDs, nonces, texts, textKeyIDs, textNonces})
+	}
+	for _, i := range again {
+		c := cs[i]
+		out[i].ReplyID, out[i].Completed, out[i].Err = s.CompleteDelivery(ctx, c.Lease, c.DeliveryID, c.Attempt, c.Reply)
+	}
+	return out
+}
+
+// completeBatch runs the statement of CompleteDeliveries for the inputs at
+// index, whose parameters are args.
+func (s *Store) completeBatch(ctx context.Context, cs []Completion, out []Completed, index []int, args []any) {
+	rows, err := s.pool.Query(ctx, `
+		WITH input AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::int[], $6::float8[], $7::text[],
+				$8::bigint[], $9::text[]::uuid[], $10::text[], $11::bigint[], $12::bytea[], $13::text[], $14::bytea[],
+				$15::bytea[], $16::text[], $17::bytea[]) WITH ORDINALITY
+				AS i(l_identity, l_owner, l_epoch, delivery_id, status_code, latency_ms, error,
+					reply_id, bridge_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce,
+					text, text_key_id, text_nonce, ord)),
+		fresh AS (
+			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l
+				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)),
+		target AS (
+			SELECT d.id FROM deliveries d WHERE d.id IN (SELECT delivery_id FROM fresh) ORDER BY d.id FOR NO KEY UPDATE),
+		attempt AS (
+			INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error)
+			SELECT f.delivery_id, f.status_code, f.latency_ms, f.error FROM fresh f JOIN target t ON t.id = f.delivery_id
+			ORDER BY f.ord),
+		done AS (
+			UPDATE deliveries d SET status = 'succeeded', attempts = d.attempts + 1, last_error = '', updated_at = now(),
+				reply = COALESCE(f.text, d.reply), reply_key_id = COALESCE(f.text_key_id, d.reply_key_id),
+				reply_nonce = COALESCE(f.text_nonce, d.reply_nonce)
+			FROM fresh f
+			WHERE d.id = f.delivery_id AND d.status <> 'succeeded' AND d.id IN (SELECT id FROM target) RETURNING d.id),
+		outbox AS (
+			INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
+			OVERRIDING SYSTEM VALUE
+			SELECT f.reply_id, f.bridge_id, f.delivery_id, f.topic, f.timestamp_ns, f.envelope, f.envelope_key_id, f.envelope_nonce
+			FROM fresh f JOIN done ON done.id = f.delivery_id WHERE f.reply_id IS NOT NULL ORDER BY f.ord
+			RETURNING delivery_id)
+		SELECT i.ord, f.ord IS NOT NULL, t.id IS NOT NULL, dn.id IS NOT NULL, o.delivery_id IS NOT NULL
+		FROM input i LEFT JOIN fresh f ON f.ord = i.ord LEFT JOIN target t ON t.id = i.delivery_id
+			LEFT JOIN done dn ON dn.id = i.delivery_id LEFT JOIN outbox o ON o.delivery_id = i.delivery_id`, args...)
+	if err != nil {
+		s.completeOneByOne(ctx, cs, out, index)
+		return
+	}
+	seen := 0
+	for rows.Next() {
+		var (
+			ord                                int64
+			leased, found, completed, inserted bool
+		)
+		if err := rows.Scan(&ord, &leased, &found, &completed, &inserted); err != nil || ord < 1 || int(ord) > len(index) {
+			rows.Close()
+			s.completeOneByOne(ctx, cs, out, index)
+			return
+		}
+		i := index[ord-1]
+		c := cs[i]
+		switch {
+		case !leased:
+			out[i].Err = fmt.Errorf("complete delivery %d: %w", c.DeliveryID, fencedError(c.Lease))
+		case !found:
+			out[i].Err = fmt.Errorf("complete delivery %d: %w", c.DeliveryID, ErrNotFound)
+		default:
+			out[i].Completed = completed
+			if inserted {
+				out[i].ReplyID = *args[7].([]*int64)[ord-1]
+			}
+		}
+		seen++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		// The statement failed as a whole (a deadlock Postgres broke, a
+		// constraint): nothing of it was written.
+		s.completeOneByOne(ctx, cs, out, index)
+	} else if seen != len(index) {
+		for _, i := range index {
+			if out[i].Err == nil && !out[i].Completed && out[i].ReplyID == 0 {
+				out[i].Err = fmt.Errorf("complete delivery %d: the batch returned %d rows for %d", cs[i].DeliveryID, seen, len(index))
+			}
+		}
+	}
+}
+
+// completeOneByOne completes the inputs at index one statement each, after
+// the batch statement failed.
+func (s *Store) completeOneByOne(ctx context.Context, cs []Completion, out []Completed, index []int) {
+	for _, i := range index {
+		c := cs[i]
+		out[i].ReplyID, out[i].Completed, out[i].Err = s.CompleteDelivery(ctx, c.Lease, c.DeliveryID, c.Attempt, c.Reply)
+	}
+}

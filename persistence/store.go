@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/google/uuid"
@@ -63,9 +65,20 @@ type Store struct {
 	replyIDs idBlock
 }
 
+// An Option changes how Open connects.
+type Option func(*options)
+
+type options struct{ maxConns int }
+
+// MaxConns caps the store's connections at n (pgx's default is four, or
+// the number of CPUs if more: too few for a busy node, whose attempts then
+// queue for a connection). A pool_max_conns parameter in the database URL
+// wins over it; n <= 0 keeps pgx's default.
+func MaxConns(n int) Option { return func(o *options) { o.maxConns = n } }
+
 // Open connects to the database at databaseURL, which must already be
 // migrated, and checks that it answers.
-func Open(ctx context.Context, databaseURL string, sealer *Sealer) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, sealer *Sealer, opts ...Option) (*Store, error) {
 	if sealer == nil {
 		return nil, errors.New("open store: a sealer is required")
 	}
@@ -73,6 +86,13 @@ func Open(ctx context.Context, databaseURL string, sealer *Sealer) (*Store, erro
 	if err != nil {
 		// The parse error can quote the URL, password included.
 		return nil, errors.New("open store: parse database url: not a valid postgres url")
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxConns > 0 && !strings.Contains(databaseURL, "pool_max_conns") {
+		cfg.MaxConns = int32(min(o.maxConns, math.MaxInt32))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

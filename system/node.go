@@ -343,7 +343,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pers
 	if err != nil {
 		return nil, fmt.Errorf("build sealer: %w", err)
 	}
-	store, err := persistence.Open(ctx, cfg.DatabaseURL, sealer)
+	store, err := persistence.Open(ctx, cfg.DatabaseURL, sealer, persistence.MaxConns(cfg.DBMaxConns))
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}

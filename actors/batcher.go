@@ -1,0 +1,112 @@
+package actors
+
+// Batched round trips of attempts.
+//
+// Many attempts run at once on a busy node, each on its own goroutine.
+// The statements each one makes against Postgres (StartAttempt before the
+// webhook call, CompleteDelivery after it) go through a batcher: an
+// attempt's call waits while the batch in flight completes, and everything
+// that queued up meanwhile goes as the next batch, one round trip for all
+// of them. An idle node runs nothing; a lone attempt's call goes at once.
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/persistence"
+)
+
+// maxAttemptBatch bounds the attempts of one batched statement.
+const maxAttemptBatch = 128
+
+// batcher runs calls of Req in batches through run, which returns one Res
+// per Req, in order. Batches run one at a time, in the order their
+// requests were queued. It runs a goroutine only while it has work.
+type batcher[Req, Res any] struct {
+	run func([]Req) []Res
+	max int
+
+	mu      sync.Mutex
+	queue   []batchCall[Req, Res]
+	running bool
+}
+
+type batchCall[Req, Res any] struct {
+	req  Req
+	done chan Res
+}
+
+// do queues req and waits for its result.
+func (b *batcher[Req, Res]) do(req Req) Res { return <-b.enqueue(req) }
+
+// enqueue queues req, after every request queued before it, and returns
+// where its result will be.
+func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
+	done := make(chan Res, 1)
+	b.mu.Lock()
+	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done})
+	if !b.running {
+		b.running = true
+		go b.drain()
+	}
+	b.mu.Unlock()
+	return done
+}
+
+// drain runs the queue in batches until it is empty.
+func (b *batcher[Req, Res]) drain() {
+	for {
+		b.mu.Lock()
+		n := min(len(b.queue), b.max)
+		if n == 0 {
+			b.running = false
+			b.queue = nil
+			b.mu.Unlock()
+			return
+		}
+		batch := b.queue[:n:n]
+		b.queue = b.queue[n:]
+		b.mu.Unlock()
+		reqs := make([]Req, len(batch))
+		for i, c := range batch {
+			reqs[i] = c.req
+		}
+		res := b.run(reqs)
+		for i, c := range batch {
+			c.done <- res[i]
+		}
+	}
+}
+
+// completeRequest is a successful attempt for the node's completion
+// batcher: the completion, and the activation and sealed envelope of its
+// reply.
+type completeRequest struct {
+	a   *activation
+	env *messagev1.Envelope
+	c   persistence.Completion
+}
+
+// completeBatch records a batch of completions in one statement and queues
+// the replies it put in the outbox for publishing, in the order they were
+// handed over: that is what keeps the replies of a conversation in order
+// (reply_order.go). Each reply is queued under the lease the statement has
+// just checked.
+func completeBatch(store Store, reqs []completeRequest) []persistence.Completed {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs := make([]persistence.Completion, len(reqs))
+	for i, r := range reqs {
+		cs[i] = r.c
+	}
+	res := store.CompleteDeliveries(ctx, cs)
+	for i, r := range reqs {
+		if res[i].Err == nil && res[i].ReplyID != 0 {
+			r.a.publishSoon(res[i].ReplyID, r.env)
+		}
+	}
+	return res
+}

@@ -1,0 +1,80 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestStartAttemptsInOneBatch: starting many attempts at once, for several
+// identities, gives each the delivery, the secrets and the lease check that
+// StartAttempt gives it alone: a stale lease is fenced, a delivery of
+// another bridge or a missing one is not found.
+func TestStartAttemptsInOneBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b1, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
+	b2, _ := newBridge(t, s, a.ID, []byte("bundle-2"))
+	stale, err := s.AcquireLease(ctx, b1.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func(l Lease, bridgeID, msg string) Delivery {
+		d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: bridgeID, MessageID: msg, Topic: "/xmtp/0/" + msg + "/proto",
+			SenderAddress: randomAddress(t), SentNs: 1, Payload: []byte("payload " + msg), Lease: &l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d0 := record(stale, b1.ID, "m-0")
+	if _, err := s.pool.Exec(ctx, "UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1", b1.ID); err != nil {
+		t.Fatal(err)
+	}
+	l1, err := s.AcquireLease(ctx, b1.ID, "node-2/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := s.AcquireLease(ctx, b2.ID, "node-2/b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, d2, d3 := record(l1, b1.ID, "m-1"), record(l2, b2.ID, "m-2"), record(l1, b1.ID, "m-3")
+
+	keys := []AttemptKey{
+		{Lease: l1, BridgeID: b1.ID, DeliveryID: d1.ID},
+		{Lease: l2, BridgeID: b2.ID, DeliveryID: d2.ID},
+		{Lease: stale, BridgeID: b1.ID, DeliveryID: d0.ID},
+		{Lease: l1, BridgeID: b1.ID, DeliveryID: d2.ID}, // another bridge's
+		{Lease: l1, BridgeID: b1.ID, DeliveryID: d3.ID + 1000},
+		{Lease: l1, BridgeID: "not-a-uuid", DeliveryID: d1.ID},
+		{Lease: l1, BridgeID: b1.ID, DeliveryID: d3.ID},
+	}
+	got := s.StartAttempts(ctx, keys)
+	if len(got) != len(keys) {
+		t.Fatalf("%d results for %d keys", len(got), len(keys))
+	}
+	for i, k := range keys {
+		want, wantErr := s.StartAttempt(ctx, k.Lease, k.BridgeID, k.DeliveryID)
+		if !reflect.DeepEqual(got[i].AttemptStart, want) {
+			t.Errorf("key %d: batch started %+v, alone %+v", i, got[i].AttemptStart, want)
+		}
+		if (got[i].Err == nil) != (wantErr == nil) || errors.Is(got[i].Err, ErrFenced) != errors.Is(wantErr, ErrFenced) ||
+			errors.Is(got[i].Err, ErrNotFound) != errors.Is(wantErr, ErrNotFound) {
+			t.Errorf("key %d: batch error %v, alone %v", i, got[i].Err, wantErr)
+		}
+	}
+	for i, want := range []error{nil, nil, ErrFenced, ErrNotFound, ErrNotFound, ErrNotFound, nil} {
+		if want == nil && got[i].Err != nil || want != nil && !errors.Is(got[i].Err, want) {
+			t.Errorf("key %d: error %v, want %v", i, got[i].Err, want)
+		}
+	}
+	if got[0].Delivery.ID != d1.ID || string(got[0].Delivery.Payload) != "payload m-1" || len(got[0].Secrets) == 0 ||
+		got[1].Delivery.ID != d2.ID || string(got[1].Delivery.Payload) != "payload m-2" || len(got[1].Secrets) == 0 {
+		t.Fatalf("started: %+v / %+v", got[0], got[1])
+	}
+}

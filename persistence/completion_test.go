@@ -1,0 +1,162 @@
+package persistence
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCompleteDeliveriesInOneBatch: completing many deliveries of several
+// identities in one statement gives each what CompleteDelivery gives it
+// alone: a reply in the outbox (sealed to its row, and its text in the
+// delivery's record) for a first completion, none for a delivery already
+// succeeded or named twice, ErrFenced for a stale lease with nothing
+// written, ErrNotFound for a missing delivery; a failed attempt's number is
+// counted.
+func TestCompleteDeliveriesInOneBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b1, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
+	b2, _ := newBridge(t, s, a.ID, []byte("bundle-2"))
+	stale, err := s.AcquireLease(ctx, b1.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func(l Lease, bridgeID, msg string) Delivery {
+		d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: bridgeID, MessageID: msg, Topic: "/xmtp/0/" + msg + "/proto",
+			SenderAddress: randomAddress(t), SentNs: 1, Payload: []byte("payload " + msg), Lease: &l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d0 := record(stale, b1.ID, "m-0")
+	if _, err := s.pool.Exec(ctx, "UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1", b1.ID); err != nil {
+		t.Fatal(err)
+	}
+	l1, err := s.AcquireLease(ctx, b1.ID, "node-2/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := s.AcquireLease(ctx, b2.ID, "node-2/b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, d2, d3, d4 := record(l1, b1.ID, "m-1"), record(l2, b2.ID, "m-2"), record(l1, b1.ID, "m-3"), record(l2, b2.ID, "m-4")
+	if _, _, err := s.CompleteDelivery(ctx, l2, d4.ID, DeliveryAttempt{StatusCode: 200}, nil); err != nil {
+		t.Fatal(err)
+	}
+	reply := func(d Delivery, text string) *Reply {
+		return &Reply{BridgeID: d.BridgeID, Topic: d.Topic, TimestampNs: 9, Envelope: []byte("envelope " + text), Text: text}
+	}
+	cs := []Completion{
+		{Lease: l1, DeliveryID: d1.ID, Attempt: DeliveryAttempt{StatusCode: 200, Latency: 3 * time.Millisecond}, Reply: reply(d1, "one")},
+		{Lease: l2, DeliveryID: d2.ID, Attempt: DeliveryAttempt{StatusCode: 200}, Reply: reply(d2, "two")},
+		{Lease: stale, DeliveryID: d0.ID, Attempt: DeliveryAttempt{StatusCode: 200}, Reply: reply(d0, "stale")},
+		{Lease: l1, DeliveryID: d3.ID + 1000, Attempt: DeliveryAttempt{StatusCode: 200}},
+		{Lease: l1, DeliveryID: d3.ID, Attempt: DeliveryAttempt{StatusCode: 200}},
+		{Lease: l2, DeliveryID: d4.ID, Attempt: DeliveryAttempt{StatusCode: 200}, Reply: reply(d4, "late")},
+		{Lease: l1, DeliveryID: d1.ID, Attempt: DeliveryAttempt{StatusCode: 200}, Reply: reply(d1, "twice")},
+	}
+	got := s.CompleteDeliveries(ctx, cs)
+	if len(got) != len(cs) {
+		t.Fatalf("%d results for %d completions", len(got), len(cs))
+	}
+	for i, want := range []error{nil, nil, ErrFenced, ErrNotFound, nil, nil, nil} {
+		if want == nil && got[i].Err != nil || want != nil && !errors.Is(got[i].Err, want) {
+			t.Errorf("completion %d: error %v, want %v", i, got[i].Err, want)
+		}
+	}
+	for i, want := range []bool{true, true, false, false, true, false, false} {
+		if got[i].Completed != want || (got[i].ReplyID != 0) != (want && cs[i].Reply != nil) {
+			t.Errorf("completion %d: completed %v, reply %d", i, got[i].Completed, got[i].ReplyID)
+		}
+	}
+	for i, c := range []struct {
+		d       Delivery
+		text    string
+		replies int
+	}{{d1, "one", 1}, {d2, "two", 1}, {d0, "", 0}, {d3, "", 0}, {d4, "", 0}} {
+		d, err := s.DeliveryByID(ctx, c.d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.RepliesOf(ctx, c.d.ID)
+		if err != nil || len(r) != c.replies {
+			t.Fatalf("delivery %d: replies %+v %v", i, r, err)
+		}
+		if c.replies == 1 && (string(r[0].Envelope) != "envelope "+c.text || d.Reply != c.text || d.Status != DeliverySucceeded) {
+			t.Errorf("delivery %d: reply %q, text %q, status %s", i, r[0].Envelope, d.Reply, d.Status)
+		}
+		if c.d.ID == d0.ID && (d.Status != DeliveryPending || d.Attempts != 0) {
+			t.Errorf("a stale completion changed delivery %d: %+v", i, d)
+		}
+	}
+	var attempts int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1`, d1.ID).Scan(&attempts); err != nil || attempts != 2 {
+		t.Fatalf("attempts of the delivery completed twice: %d %v", attempts, err)
+	}
+}
+
+// TestConcurrentBatchesGiveOneReply: batches that complete the same
+// deliveries at once, in different orders (two activations of one
+// identity on a node, or the webhook called twice), give each delivery
+// exactly one reply and do not deadlock.
+func TestConcurrentBatchesGiveOneReply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var ds []Delivery
+	for i := range n {
+		d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: b.ID, MessageID: "m-" + string(rune('a'+i)), Topic: "/xmtp/0/m-1/proto",
+			SenderAddress: randomAddress(t), Lease: &l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	replies := map[int64]int{}
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cs []Completion
+			for i := range n {
+				d := ds[(i*(w+1)+w)%n] // a different order in each batch
+				cs = append(cs, Completion{Lease: l, DeliveryID: d.ID, Attempt: DeliveryAttempt{StatusCode: 200},
+					Reply: &Reply{BridgeID: b.ID, Topic: d.Topic, TimestampNs: 1, Envelope: []byte("r")}})
+			}
+			for i, r := range s.CompleteDeliveries(ctx, cs) {
+				if r.Err != nil {
+					t.Error(r.Err)
+					continue
+				}
+				mu.Lock()
+				if r.ReplyID != 0 {
+					replies[cs[i].DeliveryID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, d := range ds {
+		r, err := s.RepliesOf(ctx, d.ID)
+		if err != nil || len(r) != 1 || replies[d.ID] != 1 {
+			t.Fatalf("delivery %d: %d replies in the outbox, %d returned, %v", d.ID, len(r), replies[d.ID], err)
+		}
+	}
+}
