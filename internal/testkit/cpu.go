@@ -26,3 +26,36 @@ func CPUTime(pid int) (time.Duration, error) {
 	const ticksPerSecond = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond, nil
 }
+
+// MachineCPU returns the CPU time the whole machine spent busy (every state
+// but idle and I/O wait) and in all, summed over its cores, from /proc/stat
+// (Linux). Two readings give the share of the machine a phase used.
+func MachineCPU() (busy, all time.Duration, err error) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("read machine cpu time (Linux /proc is needed): %w", err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 6 || fields[0] != "cpu" {
+		return 0, 0, fmt.Errorf("read machine cpu time: unexpected /proc/stat line %q", line)
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	var total, idle int64
+	for i, f := range fields[1:] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("read machine cpu time: field %d of /proc/stat: %w", i+1, err)
+		}
+		// guest and guest_nice are already counted in user and nice.
+		if i >= 8 {
+			break
+		}
+		total += v
+		if i == 3 || i == 4 { // idle, iowait
+			idle += v
+		}
+	}
+	tick := time.Second / ticksPerSecond
+	return time.Duration(total-idle) * tick, time.Duration(total) * tick, nil
+}

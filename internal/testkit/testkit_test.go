@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,43 @@ func TestMasterKeysAre32Bytes(t *testing.T) {
 	}
 	if NewMasterKey() == NewMasterKey() {
 		t.Fatal("two new master keys are the same")
+	}
+}
+
+// TestMachineCPUCountsBusyTime: a goroutine that spins for 300 ms of its
+// own CPU time shows in the machine's busy time, which never exceeds the
+// machine's total.
+func TestMachineCPUCountsBusyTime(t *testing.T) {
+	busy0, all0, err := MachineCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self0, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		self, err := CPUTime(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if self-self0 >= 300*time.Millisecond {
+			break
+		}
+		for i := 0; i < 1_000_000; i++ {
+			_ = i * i
+		}
+	}
+	busy1, all1, err := MachineCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy1 > all1 || busy0 > all0 {
+		t.Fatalf("busy %v of %v, then %v of %v: busy exceeds the total", busy0, all0, busy1, all1)
+	}
+	// The process's own 300 ms are part of the machine's busy time; a
+	// tick of rounding is allowed on either reading.
+	if got := busy1 - busy0; got < 250*time.Millisecond {
+		t.Fatalf("the machine was busy %v while this process spun for 300 ms", got)
 	}
 }
