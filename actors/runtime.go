@@ -446,6 +446,9 @@ func (rt *Runtime) unregister(a *activation) {
 	delete(rt.active, a.bridgeID)
 	delete(rt.bridges, a.bridgeID)
 	rt.metrics.hosted.Dec()
+	// Placement looks at it again: a stale or failed identity the node
+	// still owns is activated again.
+	rt.cluster.IdentityStopped(a.bridgeID)
 }
 
 // bridgeConfig returns the bridge's configuration. The copy read from the

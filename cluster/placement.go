@@ -4,8 +4,18 @@ package cluster
 // exactly one member: the one disthash's rendezvous hash names. Each node
 // activates the bridges it owns, whether or not anyone messaged them, and
 // stops those it hosts but no longer owns or that were disabled or deleted.
-// It runs every ReconcileInterval, at once after a topology change, and
-// every second while a change is not fully placed.
+//
+// A full pass reads the id of every enabled bridge and hashes each: it
+// runs at the start, at once after a topology change, every second while
+// a pass left identities unplaced, and otherwise every fullPassEvery
+// intervals as a safety net. Between full passes the reconciler looks only
+// at the bridges named since the last pass: by a bridge_changed event
+// (BridgeChanged, from the runtime's LISTEN connection: a bridge created,
+// disabled, enabled or deleted anywhere in the cluster) or by an identity
+// of this node that stopped. While the runtime does not listen
+// (EventsLive false, and before it first says otherwise) every pass is a
+// full one, every ReconcileInterval. An idle node with all its identities
+// placed reads nothing.
 //
 // When a member leaves, the survivors own its identities and activate them
 // as soon as their leases are free: released by a clean stop, or expired
@@ -20,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
@@ -34,14 +45,92 @@ func (n *Node) onTopology(topo *cluster.ClusterTopology) {
 	}
 	n.metrics.topologyChanges.Inc()
 	n.log.Info("cluster topology changed", "members", len(topo.Members), "joined", len(topo.Joined), "left", len(topo.Left))
+	n.wantFullPass()
+}
+
+// fullPassEvery is how many ReconcileIntervals may pass between two full
+// passes while the runtime listens for bridge changes.
+const fullPassEvery = 20
+
+// BridgeChanged names a bridge whose row or configuration changed (or
+// whose identity stopped on this node), for the next pass, which runs
+// soon.
+func (n *Node) BridgeChanged(bridgeID string) {
+	n.noteChanged(bridgeID)
+	n.kickReconcile()
+}
+
+// IdentityStopped names a bridge whose identity stopped on this node, for
+// the next pass, which runs within ReconcileInterval: if the node still
+// owns it, it is activated again.
+func (n *Node) IdentityStopped(bridgeID string) { n.noteChanged(bridgeID) }
+
+func (n *Node) noteChanged(bridgeID string) {
+	n.placeMu.Lock()
+	if n.changed == nil {
+		n.changed = map[string]struct{}{}
+	}
+	n.changed[bridgeID] = struct{}{}
+	n.placeMu.Unlock()
+}
+
+// EventsLive tells the node whether bridge_changed events reach it now
+// (BridgeChanged). Going live asks for a full pass: changes made while
+// nobody listened were not announced.
+func (n *Node) EventsLive(live bool) {
+	n.eventsLive.Store(live)
+	if live {
+		n.wantFullPass()
+	}
+}
+
+// wantFullPass makes the next pass a full one and runs it soon.
+func (n *Node) wantFullPass() {
+	n.placeMu.Lock()
+	n.fullDue = true
+	n.placeMu.Unlock()
+	n.kickReconcile()
+}
+
+func (n *Node) kickReconcile() {
 	select {
 	case n.kick <- struct{}{}:
 	default:
 	}
 }
 
-// reconcileLoop runs reconcile every ReconcileInterval, at once when kicked
-// by a topology change, and every second while placement is incomplete.
+// nextPass returns whether the next pass is a full one and, if not, the
+// bridges it looks at; either way the named bridges are taken.
+func (n *Node) nextPass(now time.Time) (full bool, ids []string) {
+	n.placeMu.Lock()
+	defer n.placeMu.Unlock()
+	full = n.fullDue || !n.eventsLive.Load() || now.Sub(n.lastFull) >= fullPassEvery*n.cfg.ReconcileInterval
+	if !full {
+		ids = make([]string, 0, len(n.changed))
+		for id := range n.changed {
+			ids = append(ids, id)
+		}
+	}
+	n.changed = nil
+	n.fullDue = false
+	return full, ids
+}
+
+// passDone records the end of a pass: an incomplete or failed one makes
+// the next a full one.
+func (n *Node) passDone(full bool, start time.Time, complete bool, err error) {
+	n.placeMu.Lock()
+	defer n.placeMu.Unlock()
+	if !complete || err != nil {
+		n.fullDue = true
+	} else if full {
+		n.lastFull = start
+	}
+}
+
+// reconcileLoop runs a pass every ReconcileInterval, at once when kicked
+// by a topology or bridge change, and every second while placement is
+// incomplete.
 func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	fast := min(time.Second, n.cfg.ReconcileInterval)
@@ -55,8 +144,17 @@ func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 		case <-n.kick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(n.cfg.ReconcileInterval, 10*time.Second))
-		complete, err := n.reconcile(ctx)
+		start := time.Now()
+		full, ids := n.nextPass(start)
+		var complete bool
+		var err error
+		if full {
+			complete, err = n.reconcile(ctx)
+		} else {
+			complete, err = n.reconcileSome(ctx, ids)
+		}
 		cancel()
+		n.passDone(full, start, complete, err)
 		if err != nil {
 			n.log.Warn("reconcile placement", "error", err)
 		}
@@ -106,7 +204,7 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	pctx, cancel := context.WithTimeout(ctx, passBudget)
 	defer cancel()
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, activations)
 	want := make(map[string]bool, len(ids))
 	var mu sync.Mutex
 	unplaced := 0
@@ -130,25 +228,17 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 		go func(id string) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
-			defer cancel()
-			if err := n.host.Activate(actx, id); err != nil {
+			if !n.activateOne(ctx, id) {
 				mu.Lock()
 				unplaced++
 				mu.Unlock()
-				if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
-					n.log.Warn("activate bridge", "bridge", id, "error", err)
-				}
 			}
 		}(id)
 	}
 	wg.Wait()
 	if cut {
 		// The next pass goes on at once.
-		select {
-		case n.kick <- struct{}{}:
-		default:
-		}
+		n.kickReconcile()
 	}
 	for _, id := range n.host.Hosted() {
 		if !want[id] {
@@ -168,4 +258,67 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 		n.log.Info("placement complete", "hosted", len(want), "took", took.Round(time.Millisecond))
 	}
 	return true, nil
+}
+
+// reconcileSome is reconcile for the named bridges only: it activates
+// those this node owns, enabled, and does not host, and stops those it
+// hosts but no longer owns or that were disabled or deleted. It reads the
+// named bridges' status in one query.
+func (n *Node) reconcileSome(ctx context.Context, ids []string) (bool, error) {
+	if len(ids) == 0 {
+		return true, nil
+	}
+	enabled, err := n.cfg.Store.EnabledBridgeIDsAmong(ctx, ids)
+	if err != nil {
+		return false, fmt.Errorf("list bridges: %w", err)
+	}
+	on := make(map[string]bool, len(enabled))
+	for _, id := range enabled {
+		on[id] = true
+	}
+	self := n.system.Address()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, activations)
+	var failed atomic.Int64
+	for _, id := range ids {
+		own := on[id] && n.topo.owner(id) == self
+		hosted := n.host.Hosts(id)
+		switch {
+		case !own && hosted:
+			if err := n.host.DeactivateLocal(ctx, id); err != nil {
+				n.log.Warn("deactivate bridge", "bridge", id, "error", err)
+			}
+		case own && !hosted && !n.Leaving():
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if !n.activateOne(ctx, id) {
+					failed.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return failed.Load() == 0, nil
+}
+
+// activations is how many activations a pass runs at once. An activation
+// mostly waits (for Postgres, for the XMTP node), so a node that owns
+// many identities keeps more of them in flight than it has cores.
+const activations = 32
+
+// activateOne activates the bridge's identity and reports whether it is
+// active; a failure other than a lease still held elsewhere is logged.
+func (n *Node) activateOne(ctx context.Context, id string) bool {
+	actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
+	defer cancel()
+	if err := n.host.Activate(actx, id); err != nil {
+		if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
+			n.log.Warn("activate bridge", "bridge", id, "error", err)
+		}
+		return false
+	}
+	return true
 }

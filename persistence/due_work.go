@@ -70,6 +70,30 @@ func (s *Store) EnabledBridgeIDs(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// EnabledBridgeIDsAmong returns those of ids that name a bridge that is
+// not disabled, in id order: placement's look at the bridges that changed.
+// Ids that are not a bridge's are left out.
+func (s *Store) EnabledBridgeIDsAmong(ctx context.Context, ids []string) ([]string, error) {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if validID(id) {
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM bridges WHERE id = ANY($1::text[]::uuid[]) AND status <> 'disabled' ORDER BY id`, valid)
+	if err != nil {
+		return nil, fmt.Errorf("list enabled bridges: %w", mapError(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list enabled bridges: %w", mapError(err))
+	}
+	return out, nil
+}
+
 // Listen calls fn with the channel and payload of every notification on
 // channels, on one connection taken out of the pool, until ctx ends (nil)
 // or the connection fails (an error: the caller listens again, and must
