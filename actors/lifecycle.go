@@ -71,7 +71,9 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	if err != nil {
 		return fail(err)
 	}
-	bundle, err := keys.UnmarshalPrivateKeyBundle(st.KeyBundle)
+	// The bundle opened under its bridge's id and address, so it is one
+	// this system made: it is not checked again.
+	bundle, err := keys.UnmarshalSealedPrivateKeyBundle(st.KeyBundle, st.Address)
 	if err != nil {
 		return fail(fmt.Errorf("decode key bundle: %w", err))
 	}

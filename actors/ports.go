@@ -46,7 +46,7 @@ type Store interface {
 	DeliveryByID(ctx context.Context, deliveryID int64) (persistence.Delivery, error)
 	StartAttempt(ctx context.Context, l persistence.Lease, bridgeID string, deliveryID int64) (persistence.AttemptStart, error)
 	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)
-	DueWork(ctx context.Context, limit int) ([]string, error)
+	DueWorkOn(ctx context.Context, nl persistence.NodeLease, limit int) ([]string, error)
 	Listen(ctx context.Context, channels []string, ready func(), fn func(channel, payload string)) error
 
 	DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error)
