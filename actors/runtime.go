@@ -128,7 +128,11 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	}
 	rt.events.start()
 	rt.due.start()
-	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} }))
+	// The lock-free mailbox: a few dozen bytes for an idle identity where
+	// the default ring buffer takes a few hundred, at the price of a small
+	// allocation per message.
+	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} },
+		actor.WithMailbox(actor.UnboundedLockfree())))
 	return rt.cluster.Start(ctx, rt.system, kind)
 }
 
