@@ -208,6 +208,10 @@ type Node struct {
 	changed    map[string]struct{}
 	fullDue    bool
 	lastFull   time.Time
+	// rest is what a full pass cut short by its budget left, in the
+	// topology it saw; restStart is when that pass started.
+	rest      []string
+	restStart time.Time
 
 	stopReconcile chan struct{}
 	reconcileDone chan struct{}

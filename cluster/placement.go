@@ -100,8 +100,9 @@ func (n *Node) kickReconcile() {
 }
 
 // nextPass returns whether the next pass is a full one and, if not, the
-// bridges it looks at; either way the named bridges are taken.
-func (n *Node) nextPass(now time.Time) (full bool, ids []string) {
+// bridges it looks at and what a full pass cut short left (rest); either
+// way the named bridges and the rest are taken.
+func (n *Node) nextPass(now time.Time) (full bool, ids, rest []string) {
 	n.placeMu.Lock()
 	defer n.placeMu.Unlock()
 	full = n.fullDue || !n.eventsLive.Load() || now.Sub(n.lastFull) >= fullPassEvery*n.cfg.ReconcileInterval
@@ -110,22 +111,42 @@ func (n *Node) nextPass(now time.Time) (full bool, ids []string) {
 		for id := range n.changed {
 			ids = append(ids, id)
 		}
+		rest = n.rest
 	}
-	n.changed = nil
+	n.changed, n.rest = nil, nil
 	n.fullDue = false
-	return full, ids
+	return full, ids, rest
 }
 
 // passDone records the end of a pass: an incomplete or failed one makes
-// the next a full one.
+// the next a full one, unless all it left is a rest to go on with (the
+// owned identities a pass cut short by its budget did not get to, with
+// every activation it started done).
 func (n *Node) passDone(full bool, start time.Time, complete bool, err error) {
 	n.placeMu.Lock()
 	defer n.placeMu.Unlock()
-	if !complete || err != nil {
-		n.fullDue = true
-	} else if full {
+	switch {
+	case err != nil || (!complete && n.rest == nil):
+		n.fullDue, n.rest = true, nil
+	case full && complete:
 		n.lastFull = start
+	case full:
+		// A full pass cut short counts as one once its rest is placed:
+		// nothing was left out of it.
+		n.restStart = start
 	}
+	if complete && !full && n.restStart != (time.Time{}) {
+		n.lastFull, n.restStart = n.restStart, time.Time{}
+	}
+}
+
+// leaveRest keeps what a pass cut short left, for the next pass, which
+// goes on at once.
+func (n *Node) leaveRest(rest []string) {
+	n.placeMu.Lock()
+	n.rest = rest
+	n.placeMu.Unlock()
+	n.kickReconcile()
 }
 
 // reconcileLoop runs a pass every ReconcileInterval, at once when kicked
@@ -145,13 +166,24 @@ func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(n.cfg.ReconcileInterval, 10*time.Second))
 		start := time.Now()
-		full, ids := n.nextPass(start)
+		full, ids, rest := n.nextPass(start)
 		var complete bool
 		var err error
 		if full {
 			complete, err = n.reconcile(ctx)
 		} else {
 			complete, err = n.reconcileSome(ctx, ids)
+			if !complete {
+				// A changed bridge failed to activate: the next pass is
+				// a full one, whatever rest this one leaves.
+				n.placeMu.Lock()
+				n.fullDue = true
+				n.placeMu.Unlock()
+			}
+			if err == nil && rest != nil {
+				restDone := n.activateOwned(ctx, rest)
+				complete = complete && restDone
+			}
 		}
 		cancel()
 		n.passDone(full, start, complete, err)
@@ -191,9 +223,10 @@ func (n *Node) waitForMember(ctx context.Context, joined <-chan struct{}) error 
 // and reports whether every owned identity is now active. It reads only
 // the ids of the enabled bridges, in one query, before it activates any;
 // one pass starts activations for at most passBudget (or until ctx ends),
-// and reports the rest as not placed, for the next pass: a node that owns
-// more identities than one pass can activate keeps going instead of
-// failing.
+// and leaves the rest of the owned identities, unplaced, to the next
+// pass, which goes on with them without reading and hashing every bridge
+// again (activateOwned): a node that owns more identities than one pass
+// can activate keeps going instead of failing.
 func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	start := time.Now()
 	self := n.system.Address()
@@ -201,45 +234,15 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("list bridges: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, passBudget)
-	defer cancel()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, activations)
 	want := make(map[string]bool, len(ids))
-	var mu sync.Mutex
-	unplaced := 0
-	cut := false
+	owned := make([]string, 0, len(ids))
 	for _, id := range ids {
-		owner := n.topo.owner(id)
-		if owner != self {
-			continue
+		if n.topo.owner(id) == self {
+			want[id] = true
+			owned = append(owned, id)
 		}
-		want[id] = true
-		if n.host.Hosts(id) || n.Leaving() {
-			continue
-		}
-		if pctx.Err() != nil {
-			unplaced++ // the next pass
-			cut = true
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(id string) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if !n.activateOne(ctx, id) {
-				mu.Lock()
-				unplaced++
-				mu.Unlock()
-			}
-		}(id)
 	}
-	wg.Wait()
-	if cut {
-		// The next pass goes on at once.
-		n.kickReconcile()
-	}
+	placed := n.activateOwned(ctx, owned)
 	for _, id := range n.host.Hosted() {
 		if !want[id] {
 			if err := n.host.DeactivateLocal(ctx, id); err != nil {
@@ -247,10 +250,7 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	n.metrics.unplaced.Set(float64(unplaced))
-	if unplaced > 0 {
+	if !placed {
 		return false, nil
 	}
 	if took, ok := n.topo.placed(start, time.Now()); ok {
@@ -321,4 +321,48 @@ func (n *Node) activateOne(ctx context.Context, id string) bool {
 		return false
 	}
 	return true
+}
+
+// activateOwned activates those of owned (identities this node owns) it
+// does not host, for at most passBudget (or until ctx ends), and reports
+// whether all of them are now active. What the budget cut off it leaves
+// for the next pass (leaveRest), unless an activation failed, which makes
+// the next pass a full one.
+func (n *Node) activateOwned(ctx context.Context, owned []string) bool {
+	pctx, cancel := context.WithTimeout(ctx, passBudget)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, activations)
+	var failed atomic.Int64
+	var rest []string
+	for i, id := range owned {
+		if n.host.Hosts(id) || n.Leaving() {
+			continue
+		}
+		if pctx.Err() != nil {
+			rest = owned[i:]
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if !n.activateOne(ctx, id) {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	unplaced := int(failed.Load())
+	for _, id := range rest {
+		if !n.host.Hosts(id) {
+			unplaced++
+		}
+	}
+	n.metrics.unplaced.Set(float64(unplaced))
+	if rest != nil && failed.Load() == 0 {
+		n.leaveRest(rest)
+	}
+	return unplaced == 0
 }
