@@ -209,9 +209,10 @@ type Node struct {
 	fullDue    bool
 	lastFull   time.Time
 	// rest is what a full pass cut short by its budget left, in the
-	// topology it saw; restStart is when that pass started.
-	rest      []string
-	restStart time.Time
+	// topology it saw; restPending is set from that pass until the
+	// passes that go on with it have placed it all.
+	rest        []string
+	restPending bool
 
 	stopReconcile chan struct{}
 	reconcileDone chan struct{}

@@ -131,12 +131,14 @@ func (n *Node) passDone(full bool, start time.Time, complete bool, err error) {
 	case full && complete:
 		n.lastFull = start
 	case full:
-		// A full pass cut short counts as one once its rest is placed:
-		// nothing was left out of it.
-		n.restStart = start
+		// A full pass cut short counts as one once its rest is placed,
+		// at the end of the last pass: nothing was left out of it, and
+		// the bridges named meanwhile were looked at by the passes that
+		// went on with it.
+		n.restPending = true
 	}
-	if complete && !full && n.restStart != (time.Time{}) {
-		n.lastFull, n.restStart = n.restStart, time.Time{}
+	if complete && !full && n.restPending {
+		n.lastFull, n.restPending = start, false
 	}
 }
 
