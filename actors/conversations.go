@@ -1,12 +1,14 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
@@ -36,9 +38,9 @@ type conversations struct {
 }
 
 func newConversations(bridgeID string, bundle *keys.PrivateKeyBundle, xmtp Transport, store Store) *conversations {
-	return &conversations{bridgeID: bridgeID, bundle: bundle, auth: keys.NewAuthorizer(bundle), xmtp: xmtp, store: store,
-		byTopic: map[string]*conversation.Conversation{}, byPeer: map[string]*conversation.Conversation{},
-		starting: map[string]chan struct{}{}}
+	// The maps are made on first use: most identities have few
+	// conversations, and many none.
+	return &conversations{bridgeID: bridgeID, bundle: bundle, auth: keys.NewAuthorizer(bundle), xmtp: xmtp, store: store}
 }
 
 func (cs *conversations) get(topic string) *conversation.Conversation {
@@ -75,6 +77,10 @@ func (cs *conversations) put(conv *conversation.Conversation) bool {
 	if _, ok := cs.byTopic[conv.Topic]; ok {
 		return false
 	}
+	if cs.byTopic == nil {
+		cs.byTopic = map[string]*conversation.Conversation{}
+		cs.byPeer = map[string]*conversation.Conversation{}
+	}
 	cs.byTopic[conv.Topic] = conv
 	if best := cs.byPeer[conv.Peer]; conv.ID == "" && (best == nil || conv.Created.After(best.Created)) {
 		cs.byPeer[conv.Peer] = conv
@@ -90,12 +96,8 @@ func (cs *conversations) withPeer(peer string) *conversation.Conversation {
 	return cs.byPeer[peer]
 }
 
-// restore loads the stored conversations.
-func (cs *conversations) restore(ctx context.Context) error {
-	stored, err := cs.store.Conversations(ctx, cs.bridgeID)
-	if err != nil {
-		return fmt.Errorf("load conversations: %w", err)
-	}
+// restore takes the stored conversations.
+func (cs *conversations) restore(stored []persistence.Conversation) error {
 	for _, s := range stored {
 		conv, err := conversation.RestoreBytes(cs.bundle.Address(), s.PeerAddress, time.Unix(0, s.CreatedNs), s.KeyMaterial)
 		if err != nil {
@@ -131,6 +133,9 @@ func (cs *conversations) start(ctx context.Context, peer string, now time.Time) 
 		busy, ok := cs.starting[peer]
 		if !ok {
 			done := make(chan struct{})
+			if cs.starting == nil {
+				cs.starting = map[string]chan struct{}{}
+			}
 			cs.starting[peer] = done
 			cs.mu.Unlock()
 			defer func() {
@@ -186,18 +191,41 @@ func (cs *conversations) contact(ctx context.Context, addr string) (*keys.PeerBu
 	return p, nil
 }
 
-// publishContact publishes the identity's contact bundle unless a valid
-// one is already on its contact topic.
-func (cs *conversations) publishContact(ctx context.Context, now time.Time) error {
-	if _, err := cs.contact(ctx, cs.bundle.Address()); err == nil {
+// publishContact publishes the identity's contact bundle unless the store
+// says this very bundle was published (published is the digest it
+// recorded, nil if none), and records it. It does not look at the contact
+// topic first: a bundle published before the store kept its digest is
+// published once more, which does no harm, and an activation saves a
+// query.
+func (cs *conversations) publishContact(ctx context.Context, published []byte, now time.Time) error {
+	digest, err := contactDigest(cs.bundle)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(digest, published) {
 		return nil
 	}
 	envs, err := cs.bundle.ContactEnvelopes(now)
 	if err != nil {
 		return fmt.Errorf("build contact: %w", err)
 	}
-	if err := cs.xmtp.Publish(ctx, cs.auth, envs...); err != nil {
+	// An authorizer of its own: the identity's keeps no token until it
+	// publishes a message, so a cold identity holds none.
+	if err := cs.xmtp.Publish(ctx, keys.NewAuthorizer(cs.bundle), envs...); err != nil {
+		return fmt.Errorf("publish contact: %w", err)
+	}
+	if err := cs.store.SetContactPublished(ctx, cs.bridgeID, digest); err != nil {
 		return fmt.Errorf("publish contact: %w", err)
 	}
 	return nil
+}
+
+// contactDigest is the digest of the public key bundle a contact
+// publishes: it changes when the bundle does.
+func contactDigest(b *keys.PrivateKeyBundle) ([]byte, error) {
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(b.PublicBundle())
+	if err != nil {
+		return nil, fmt.Errorf("encode contact: %w", err)
+	}
+	return keys.Sha256(raw), nil
 }

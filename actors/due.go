@@ -10,10 +10,10 @@ package actors
 //   - a timer armed when the work is created on this node: finish arms
 //     one wake of its bridge at the retry's time. The wakes of all
 //     bridges share one timer, at the earliest;
-//   - one query per SweepInterval over the whole cluster's due work
-//     (persistence.DueWork), whose answer is filtered to the bridges this
-//     node hosts; it runs soon after an activation too, so a rehomed
-//     identity resumes at once.
+//   - one query per SweepInterval over the due work of the bridges whose
+//     identity leases live under this node's lease (persistence.DueWorkOn):
+//     the bridges it hosts; it runs soon after an activation too, so a
+//     rehomed identity resumes at once.
 //
 // Either way the bridge's forward child is woken with a *sweepTick
 // through its identity actor, which spawns the child on first use; the
@@ -166,7 +166,9 @@ func (s *scheduler) runPass() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ids, err := rt.cfg.Store.DueWork(ctx, dueLimit)
+	// The due work of the bridges whose leases live under this node's
+	// lease: the ones it hosts.
+	ids, err := rt.cfg.Store.DueWorkOn(ctx, rt.cluster.NodeLease(), dueLimit)
 	if err != nil {
 		rt.log.Warn("load due work", "error", err)
 		return

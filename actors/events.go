@@ -7,8 +7,10 @@ package actors
 // bridge_changed, which the store's triggers send with the id of every
 // bridge whose row, forward configuration or webhook secrets changed, the
 // runtime drops its copy of that bridge's configuration (runtime.go's
-// bridgeConfig) and wakes the bridge's forward child if it hosts it, so a
-// change of status or a broadcast is acted on at once. Notifications sent
+// bridgeConfig), wakes the bridge's forward child if it hosts it, so a
+// change of status or a broadcast is acted on at once, and names the
+// bridge to placement (cluster.Node.BridgeChanged), which looks at the
+// bridges named instead of every bridge while the connection is up. Notifications sent
 // while the connection was down are lost: after every (re)connection
 // every copy is dropped, and while it is down none is kept. Other parts
 // of the node add their channels with Config.Listeners, on the same
@@ -79,6 +81,7 @@ func (e *events) run(ctx context.Context) {
 		err := rt.cfg.Store.Listen(ctx, channels, func() {
 			e.on.Store(true)
 			rt.forgetBridges()
+			rt.cluster.EventsLive(true)
 			for _, l := range rt.cfg.Listeners {
 				if l.Reset != nil {
 					l.Reset()
@@ -89,6 +92,7 @@ func (e *events) run(ctx context.Context) {
 			if channel == persistence.BridgeChangedChannel {
 				rt.forgetBridge(payload)
 				rt.sweepBridge(payload)
+				rt.cluster.BridgeChanged(payload)
 				return
 			}
 			if l, ok := byChannel[channel]; ok && l.Notify != nil {
@@ -96,6 +100,7 @@ func (e *events) run(ctx context.Context) {
 			}
 		})
 		e.on.Store(false)
+		rt.cluster.EventsLive(false)
 		rt.forgetBridges()
 		if ctx.Err() != nil {
 			return

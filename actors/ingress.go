@@ -27,7 +27,9 @@ import (
 // an invitation naming it is refused (see invitations.go).
 //
 // Goroutines: run, which reads the subscription and routes. The routing
-// table is guarded by mu.
+// table is guarded by mu. It holds, per topic, a slice of its holders:
+// nearly every topic has one, and a slice of one costs a fraction of a
+// map of one.
 type ingress struct {
 	sub     subscription
 	root    *actor.RootContext
@@ -35,7 +37,7 @@ type ingress struct {
 	metrics *metrics
 
 	mu     sync.RWMutex
-	routes map[string]map[string]holder // topic -> holder key -> holder
+	routes map[string][]holder // topic -> its holders, each pid once
 	done   chan struct{}
 }
 
@@ -62,12 +64,23 @@ type inboundEnvelope struct {
 }
 
 func newIngress(sub subscription, root *actor.RootContext, log *slog.Logger, m *metrics) *ingress {
-	in := &ingress{sub: sub, root: root, log: log, metrics: m, routes: map[string]map[string]holder{}, done: make(chan struct{})}
+	in := &ingress{sub: sub, root: root, log: log, metrics: m, routes: map[string][]holder{}, done: make(chan struct{})}
 	go in.run()
 	return in
 }
 
-func holderKey(pid *actor.PID) string { return pid.Address + "/" + pid.Id }
+// samePID reports whether a and b name the same actor.
+func samePID(a, b *actor.PID) bool { return a.Id == b.Id && a.Address == b.Address }
+
+// indexOf returns the index of pid in hs, or -1.
+func indexOf(hs []holder, pid *actor.PID) int {
+	for i, h := range hs {
+		if samePID(h.pid, pid) {
+			return i
+		}
+	}
+	return -1
+}
 
 func (in *ingress) run() {
 	defer close(in.done)
@@ -120,16 +133,20 @@ type topicHolder struct {
 
 func (in *ingress) register(pid *actor.PID, hs []topicHolder) {
 	var fresh []string
-	k := holderKey(pid)
 	in.mu.Lock()
 	for _, h := range hs {
 		set, ok := in.routes[h.topic]
 		if !ok {
-			set = map[string]holder{}
-			in.routes[h.topic] = set
 			fresh = append(fresh, h.topic)
 		}
-		set[k] = holder{pid: pid, key: h.key}
+		if i := indexOf(set, pid); i >= 0 {
+			set[i].key = h.key
+			continue
+		}
+		// A new slice: run may still read the old one's holders.
+		next := make([]holder, len(set), len(set)+1)
+		copy(next, set)
+		in.routes[h.topic] = append(next, holder{pid: pid, key: h.key})
 	}
 	in.metrics.topics.Set(float64(len(in.routes)))
 	in.mu.Unlock()
@@ -142,21 +159,21 @@ func (in *ingress) register(pid *actor.PID, hs []topicHolder) {
 // when its last holder removed it.
 func (in *ingress) remove(pid *actor.PID, topics ...string) {
 	var gone []string
-	k := holderKey(pid)
 	in.mu.Lock()
 	for _, t := range topics {
-		set, ok := in.routes[t]
-		if !ok {
+		set := in.routes[t]
+		i := indexOf(set, pid)
+		if i < 0 {
 			continue
 		}
-		if _, held := set[k]; !held {
-			continue
-		}
-		delete(set, k)
-		if len(set) == 0 {
+		if len(set) == 1 {
 			delete(in.routes, t)
 			gone = append(gone, t)
+			continue
 		}
+		next := make([]holder, 0, len(set)-1)
+		next = append(next, set[:i]...)
+		in.routes[t] = append(next, set[i+1:]...)
 	}
 	in.metrics.topics.Set(float64(len(in.routes)))
 	in.mu.Unlock()
@@ -168,11 +185,10 @@ func (in *ingress) remove(pid *actor.PID, topics ...string) {
 // foreignHolder reports whether an identity other than pid holds topic
 // with key material whose fingerprint differs from key.
 func (in *ingress) foreignHolder(pid *actor.PID, topic string, key [32]byte) bool {
-	k := holderKey(pid)
 	in.mu.RLock()
 	defer in.mu.RUnlock()
-	for hk, h := range in.routes[topic] {
-		if hk != k && h.key != ([32]byte{}) && h.key != key {
+	for _, h := range in.routes[topic] {
+		if !samePID(h.pid, pid) && h.key != ([32]byte{}) && h.key != key {
 			return true
 		}
 	}

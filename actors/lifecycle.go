@@ -65,11 +65,15 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		_ = rt.cfg.Store.ReleaseLease(rctx, lease)
 		return fmt.Errorf("activate %s: %w", bridgeID, err)
 	}
-	raw, err := rt.cfg.Store.KeyBundle(octx, bridgeID)
+	// The key bundle, the conversations, the cursors and the contact last
+	// published, in one round trip.
+	st, err := rt.cfg.Store.ActivationState(octx, bridgeID)
 	if err != nil {
 		return fail(err)
 	}
-	bundle, err := keys.UnmarshalPrivateKeyBundle(raw)
+	// The bundle opened under its bridge's id and address, so it is one
+	// this system made: it is not checked again.
+	bundle, err := keys.UnmarshalSealedPrivateKeyBundle(st.KeyBundle, st.Address)
 	if err != nil {
 		return fail(fmt.Errorf("decode key bundle: %w", err))
 	}
@@ -79,7 +83,7 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	convs := newConversations(bridgeID, bundle, rt.cfg.XMTP, rt.cfg.Store)
 	a := &activation{
 		rt: rt, bridgeID: bridgeID, address: bundle.Address(), bundle: bundle, auth: convs.auth,
-		convs: convs, log: rt.log.With("bridge", bridgeID, "identity", bundle.Address()),
+		convs: convs, log: identityLogger(rt.log, bridgeID, bundle.Address()),
 		ctx: actx, cancel: acancel, self: ctx.Self(),
 	}
 	a.lease.Store(&lease)
@@ -87,11 +91,11 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		rt.cluster.CountTakeover()
 		a.log.Warn("took over an expired lease its holder never released", "epoch", lease.Epoch)
 	}
-	if err := a.convs.restore(octx); err != nil {
+	if err := a.convs.restore(st.Conversations); err != nil {
 		acancel()
 		return fail(err)
 	}
-	if err := a.convs.publishContact(octx, time.Now()); err != nil {
+	if err := a.convs.publishContact(octx, st.ContactDigest, time.Now()); err != nil {
 		acancel()
 		return fail(err)
 	}
@@ -106,7 +110,7 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	topics := append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)
 	rt.ingress.add(ctx.Self(), topics[0])
 	rt.ingress.addConversations(ctx.Self(), a.convs.all()...)
-	if err := id.catchUp(ctx, octx); err != nil {
+	if err := id.catchUp(ctx, octx, st.Cursors); err != nil {
 		rt.ingress.remove(ctx.Self(), append(topics, a.convs.topics()...)...)
 		acancel()
 		id.a = nil
@@ -122,15 +126,12 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	return nil
 }
 
-// catchUp reads the invite topic from its cursor for conversations started
-// while the identity was not active, then every conversation topic from its
+// catchUp reads the invite topic from its cursor (of cursors, the
+// identity's as the activation read them) for conversations started while
+// the identity was not active, then every conversation topic from its
 // cursor.
-func (id *identity) catchUp(actx actor.Context, ctx context.Context) error {
+func (id *identity) catchUp(actx actor.Context, ctx context.Context, cursors map[string]persistence.Cursor) error {
 	a := id.a
-	cursors, err := id.rt.cfg.Store.Cursors(ctx, a.bridgeID)
-	if err != nil {
-		return err
-	}
 	id.cursors = cursors
 	// What the catch-up cannot open is counted, and only the first few
 	// of it quarantined: a topic's history can be long.

@@ -19,8 +19,11 @@ import (
 type Store interface {
 	BridgeByID(ctx context.Context, bridgeID string) (persistence.Bridge, error)
 	EnabledBridgeIDs(ctx context.Context) ([]string, error)
+	EnabledBridgeIDsAmong(ctx context.Context, ids []string) ([]string, error)
 	SetLeasedBridgeStatus(ctx context.Context, l persistence.Lease, bridgeID string, status persistence.BridgeStatus) error
 	KeyBundle(ctx context.Context, bridgeID string) ([]byte, error)
+	ActivationState(ctx context.Context, bridgeID string) (persistence.ActivationState, error)
+	SetContactPublished(ctx context.Context, bridgeID string, digest []byte) error
 	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
 
 	AcquireLeaseOn(ctx context.Context, nl persistence.NodeLease, identity, owner string) (persistence.Lease, error)
@@ -45,7 +48,7 @@ type Store interface {
 	StartAttempt(ctx context.Context, l persistence.Lease, bridgeID string, deliveryID int64) (persistence.AttemptStart, error)
 	StartAttempts(ctx context.Context, keys []persistence.AttemptKey) []persistence.AttemptStarted
 	DueDeliveries(ctx context.Context, bridgeID string, limit int) ([]persistence.Delivery, error)
-	DueWork(ctx context.Context, limit int) ([]string, error)
+	DueWorkOn(ctx context.Context, nl persistence.NodeLease, limit int) ([]string, error)
 	Listen(ctx context.Context, channels []string, ready func(), fn func(channel, payload string)) error
 
 	DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error)
@@ -101,6 +104,9 @@ type Cluster interface {
 	Stop() error
 
 	NodeLease() persistence.NodeLease
+	BridgeChanged(bridgeID string)
+	IdentityStopped(bridgeID string)
+	EventsLive(live bool)
 	CountTakeover()
 	CountFencedWrite()
 

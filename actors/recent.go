@@ -12,13 +12,16 @@ type recent struct {
 }
 
 func newRecent(size int) *recent {
-	return &recent{size: size, ids: map[string]struct{}{}}
+	return &recent{size: size}
 }
 
 // add records id and reports whether it was new.
 func (r *recent) add(id string) bool {
 	if _, ok := r.ids[id]; ok {
 		return false
+	}
+	if r.ids == nil {
+		r.ids = map[string]struct{}{}
 	}
 	r.ids[id] = struct{}{}
 	if len(r.order) < r.size {

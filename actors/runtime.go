@@ -142,7 +142,11 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	}
 	rt.events.start()
 	rt.due.start()
-	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} }))
+	// The lock-free mailbox: a few dozen bytes for an idle identity where
+	// the default ring buffer takes a few hundred, at the price of a small
+	// allocation per message.
+	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} },
+		actor.WithMailbox(actor.UnboundedLockfree())))
 	return rt.cluster.Start(ctx, rt.system, kind)
 }
 
@@ -460,6 +464,9 @@ func (rt *Runtime) unregister(a *activation) {
 	delete(rt.active, a.bridgeID)
 	delete(rt.bridges, a.bridgeID)
 	rt.metrics.hosted.Dec()
+	// Placement looks at it again: a stale or failed identity the node
+	// still owns is activated again.
+	rt.cluster.IdentityStopped(a.bridgeID)
 }
 
 // bridgeConfig returns the bridge's configuration. The copy read from the

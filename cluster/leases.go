@@ -91,11 +91,8 @@ func (n *Node) renewLeases() bool {
 			return false
 		}
 		// The reconciler activates the identities again, under the
-		// new node lease.
-		select {
-		case n.kick <- struct{}{}:
-		default:
-		}
+		// new node lease, in a full pass.
+		n.wantFullPass()
 		return true
 	}
 	if err != nil {

@@ -64,6 +64,7 @@ type LeaseHolder interface {
 // Store is the part of the Postgres store the cluster uses.
 type Store interface {
 	EnabledBridgeIDs(ctx context.Context) ([]string, error)
+	EnabledBridgeIDsAmong(ctx context.Context, ids []string) ([]string, error)
 	StartNodeLease(ctx context.Context, node, member string, ttl time.Duration) (persistence.NodeLease, error)
 	RenewNodeLease(ctx context.Context, nl persistence.NodeLease, ttl time.Duration) (persistence.NodeLease, error)
 	EndNodeLease(ctx context.Context, nl persistence.NodeLease) error
@@ -195,8 +196,23 @@ type Node struct {
 	// etcd answers readiness checks with the etcd provider.
 	etcd    *clientv3.Client
 	topoSub *eventstream.Subscription
-	// kick asks the reconciler to run now, after a topology change.
+	// kick asks the reconciler to run now, after a topology or bridge
+	// change.
 	kick chan struct{}
+	// eventsLive is set while bridge_changed events reach the node
+	// (placement.go); placeMu guards changed (the bridges named since the
+	// last pass), fullDue (the next pass is a full one) and lastFull
+	// (when the last complete full pass started).
+	eventsLive atomic.Bool
+	placeMu    sync.Mutex
+	changed    map[string]struct{}
+	fullDue    bool
+	lastFull   time.Time
+	// rest is what a full pass cut short by its budget left, in the
+	// topology it saw; restPending is set from that pass until the
+	// passes that go on with it have placed it all.
+	rest        []string
+	restPending bool
 
 	stopReconcile chan struct{}
 	reconcileDone chan struct{}
@@ -229,7 +245,7 @@ func New(cfg Config, host Host) (*Node, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, host: host, log: cfg.Logger}
+	n := &Node{cfg: cfg, host: host, log: cfg.Logger, kick: make(chan struct{}, 1), fullDue: true}
 	var err error
 	gauges := nodeGauges{
 		members: func() float64 {
@@ -263,7 +279,6 @@ func (n *Node) Start(ctx context.Context, system *actor.ActorSystem, kind *clust
 	n.system = system
 	n.root = system.Root
 	n.topo = &topology{kind: cfg.Kind}
-	n.kick = make(chan struct{}, 1)
 	n.drained = make(chan struct{})
 	if err := n.startNodeLease(ctx); err != nil {
 		return fmt.Errorf("start actor runtime: %w", err)
@@ -326,7 +341,11 @@ func (n *Node) Start(ctx context.Context, system *actor.ActorSystem, kind *clust
 		n.log.Info("joined cluster", "provider", cfg.Provider, "cluster", cfg.ClusterName, "member", n.system.ID,
 			"address", n.system.Address())
 		// A pass cut short by its budget kicks the loop, which goes on.
-		if _, err := n.reconcile(ctx); err != nil {
+		start := time.Now()
+		n.nextPass(start)
+		complete, err := n.reconcile(ctx)
+		n.passDone(true, start, complete, err)
+		if err != nil {
 			return err
 		}
 	}

@@ -4,8 +4,18 @@ package cluster
 // exactly one member: the one disthash's rendezvous hash names. Each node
 // activates the bridges it owns, whether or not anyone messaged them, and
 // stops those it hosts but no longer owns or that were disabled or deleted.
-// It runs every ReconcileInterval, at once after a topology change, and
-// every second while a change is not fully placed.
+//
+// A full pass reads the id of every enabled bridge and hashes each: it
+// runs at the start, at once after a topology change, every second while
+// a pass left identities unplaced, and otherwise every fullPassEvery
+// intervals as a safety net. Between full passes the reconciler looks only
+// at the bridges named since the last pass: by a bridge_changed event
+// (BridgeChanged, from the runtime's LISTEN connection: a bridge created,
+// disabled, enabled or deleted anywhere in the cluster) or by an identity
+// of this node that stopped. While the runtime does not listen
+// (EventsLive false, and before it first says otherwise) every pass is a
+// full one, every ReconcileInterval. An idle node with all its identities
+// placed reads nothing.
 //
 // When a member leaves, the survivors own its identities and activate them
 // as soon as their leases are free: released by a clean stop, or expired
@@ -20,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/cluster"
@@ -34,14 +45,115 @@ func (n *Node) onTopology(topo *cluster.ClusterTopology) {
 	}
 	n.metrics.topologyChanges.Inc()
 	n.log.Info("cluster topology changed", "members", len(topo.Members), "joined", len(topo.Joined), "left", len(topo.Left))
+	n.wantFullPass()
+}
+
+// fullPassEvery is how many ReconcileIntervals may pass between two full
+// passes while the runtime listens for bridge changes.
+const fullPassEvery = 20
+
+// BridgeChanged names a bridge whose row or configuration changed (or
+// whose identity stopped on this node), for the next pass, which runs
+// soon.
+func (n *Node) BridgeChanged(bridgeID string) {
+	n.noteChanged(bridgeID)
+	n.kickReconcile()
+}
+
+// IdentityStopped names a bridge whose identity stopped on this node, for
+// the next pass, which runs within ReconcileInterval: if the node still
+// owns it, it is activated again.
+func (n *Node) IdentityStopped(bridgeID string) { n.noteChanged(bridgeID) }
+
+func (n *Node) noteChanged(bridgeID string) {
+	n.placeMu.Lock()
+	if n.changed == nil {
+		n.changed = map[string]struct{}{}
+	}
+	n.changed[bridgeID] = struct{}{}
+	n.placeMu.Unlock()
+}
+
+// EventsLive tells the node whether bridge_changed events reach it now
+// (BridgeChanged). Going live asks for a full pass: changes made while
+// nobody listened were not announced.
+func (n *Node) EventsLive(live bool) {
+	n.eventsLive.Store(live)
+	if live {
+		n.wantFullPass()
+	}
+}
+
+// wantFullPass makes the next pass a full one and runs it soon.
+func (n *Node) wantFullPass() {
+	n.placeMu.Lock()
+	n.fullDue = true
+	n.placeMu.Unlock()
+	n.kickReconcile()
+}
+
+func (n *Node) kickReconcile() {
 	select {
 	case n.kick <- struct{}{}:
 	default:
 	}
 }
 
-// reconcileLoop runs reconcile every ReconcileInterval, at once when kicked
-// by a topology change, and every second while placement is incomplete.
+// nextPass returns whether the next pass is a full one and, if not, the
+// bridges it looks at and what a full pass cut short left (rest); either
+// way the named bridges and the rest are taken.
+func (n *Node) nextPass(now time.Time) (full bool, ids, rest []string) {
+	n.placeMu.Lock()
+	defer n.placeMu.Unlock()
+	full = n.fullDue || !n.eventsLive.Load() || now.Sub(n.lastFull) >= fullPassEvery*n.cfg.ReconcileInterval
+	if !full {
+		ids = make([]string, 0, len(n.changed))
+		for id := range n.changed {
+			ids = append(ids, id)
+		}
+		rest = n.rest
+	}
+	n.changed, n.rest = nil, nil
+	n.fullDue = false
+	return full, ids, rest
+}
+
+// passDone records the end of a pass: an incomplete or failed one makes
+// the next a full one, unless all it left is a rest to go on with (the
+// owned identities a pass cut short by its budget did not get to, with
+// every activation it started done).
+func (n *Node) passDone(full bool, start time.Time, complete bool, err error) {
+	n.placeMu.Lock()
+	defer n.placeMu.Unlock()
+	switch {
+	case err != nil || (!complete && n.rest == nil):
+		n.fullDue, n.rest = true, nil
+	case full && complete:
+		n.lastFull = start
+	case full:
+		// A full pass cut short counts as one once its rest is placed,
+		// at the end of the last pass: nothing was left out of it, and
+		// the bridges named meanwhile were looked at by the passes that
+		// went on with it.
+		n.restPending = true
+	}
+	if complete && !full && n.restPending {
+		n.lastFull, n.restPending = start, false
+	}
+}
+
+// leaveRest keeps what a pass cut short left, for the next pass, which
+// goes on at once.
+func (n *Node) leaveRest(rest []string) {
+	n.placeMu.Lock()
+	n.rest = rest
+	n.placeMu.Unlock()
+	n.kickReconcile()
+}
+
+// reconcileLoop runs a pass every ReconcileInterval, at once when kicked
+// by a topology or bridge change, and every second while placement is
+// incomplete.
 func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	fast := min(time.Second, n.cfg.ReconcileInterval)
@@ -55,8 +167,28 @@ func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 		case <-n.kick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(n.cfg.ReconcileInterval, 10*time.Second))
-		complete, err := n.reconcile(ctx)
+		start := time.Now()
+		full, ids, rest := n.nextPass(start)
+		var complete bool
+		var err error
+		if full {
+			complete, err = n.reconcile(ctx)
+		} else {
+			complete, err = n.reconcileSome(ctx, ids)
+			if !complete {
+				// A changed bridge failed to activate: the next pass is
+				// a full one, whatever rest this one leaves.
+				n.placeMu.Lock()
+				n.fullDue = true
+				n.placeMu.Unlock()
+			}
+			if err == nil && rest != nil {
+				restDone := n.activateOwned(ctx, rest)
+				complete = complete && restDone
+			}
+		}
 		cancel()
+		n.passDone(full, start, complete, err)
 		if err != nil {
 			n.log.Warn("reconcile placement", "error", err)
 		}
@@ -93,9 +225,10 @@ func (n *Node) waitForMember(ctx context.Context, joined <-chan struct{}) error 
 // and reports whether every owned identity is now active. It reads only
 // the ids of the enabled bridges, in one query, before it activates any;
 // one pass starts activations for at most passBudget (or until ctx ends),
-// and reports the rest as not placed, for the next pass: a node that owns
-// more identities than one pass can activate keeps going instead of
-// failing.
+// and leaves the rest of the owned identities, unplaced, to the next
+// pass, which goes on with them without reading and hashing every bridge
+// again (activateOwned): a node that owns more identities than one pass
+// can activate keeps going instead of failing.
 func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	start := time.Now()
 	self := n.system.Address()
@@ -103,53 +236,15 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("list bridges: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, passBudget)
-	defer cancel()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
 	want := make(map[string]bool, len(ids))
-	var mu sync.Mutex
-	unplaced := 0
-	cut := false
+	owned := make([]string, 0, len(ids))
 	for _, id := range ids {
-		owner := n.topo.owner(id)
-		if owner != self {
-			continue
-		}
-		want[id] = true
-		if n.host.Hosts(id) || n.Leaving() {
-			continue
-		}
-		if pctx.Err() != nil {
-			unplaced++ // the next pass
-			cut = true
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(id string) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
-			defer cancel()
-			if err := n.host.Activate(actx, id); err != nil {
-				mu.Lock()
-				unplaced++
-				mu.Unlock()
-				if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
-					n.log.Warn("activate bridge", "bridge", id, "error", err)
-				}
-			}
-		}(id)
-	}
-	wg.Wait()
-	if cut {
-		// The next pass goes on at once.
-		select {
-		case n.kick <- struct{}{}:
-		default:
+		if n.topo.owner(id) == self {
+			want[id] = true
+			owned = append(owned, id)
 		}
 	}
+	placed := n.activateOwned(ctx, owned)
 	for _, id := range n.host.Hosted() {
 		if !want[id] {
 			if err := n.host.DeactivateLocal(ctx, id); err != nil {
@@ -157,10 +252,7 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 			}
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	n.metrics.unplaced.Set(float64(unplaced))
-	if unplaced > 0 {
+	if !placed {
 		return false, nil
 	}
 	if took, ok := n.topo.placed(start, time.Now()); ok {
@@ -168,4 +260,111 @@ func (n *Node) reconcile(ctx context.Context) (bool, error) {
 		n.log.Info("placement complete", "hosted", len(want), "took", took.Round(time.Millisecond))
 	}
 	return true, nil
+}
+
+// reconcileSome is reconcile for the named bridges only: it activates
+// those this node owns, enabled, and does not host, and stops those it
+// hosts but no longer owns or that were disabled or deleted. It reads the
+// named bridges' status in one query.
+func (n *Node) reconcileSome(ctx context.Context, ids []string) (bool, error) {
+	if len(ids) == 0 {
+		return true, nil
+	}
+	enabled, err := n.cfg.Store.EnabledBridgeIDsAmong(ctx, ids)
+	if err != nil {
+		return false, fmt.Errorf("list bridges: %w", err)
+	}
+	on := make(map[string]bool, len(enabled))
+	for _, id := range enabled {
+		on[id] = true
+	}
+	self := n.system.Address()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, activations)
+	var failed atomic.Int64
+	for _, id := range ids {
+		own := on[id] && n.topo.owner(id) == self
+		hosted := n.host.Hosts(id)
+		switch {
+		case !own && hosted:
+			if err := n.host.DeactivateLocal(ctx, id); err != nil {
+				n.log.Warn("deactivate bridge", "bridge", id, "error", err)
+			}
+		case own && !hosted && !n.Leaving():
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if !n.activateOne(ctx, id) {
+					failed.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return failed.Load() == 0, nil
+}
+
+// activations is how many activations a pass runs at once. An activation
+// mostly waits (for Postgres, for the XMTP node), so a node that owns
+// many identities keeps more of them in flight than it has cores.
+const activations = 32
+
+// activateOne activates the bridge's identity and reports whether it is
+// active; a failure other than a lease still held elsewhere is logged.
+func (n *Node) activateOne(ctx context.Context, id string) bool {
+	actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
+	defer cancel()
+	if err := n.host.Activate(actx, id); err != nil {
+		if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
+			n.log.Warn("activate bridge", "bridge", id, "error", err)
+		}
+		return false
+	}
+	return true
+}
+
+// activateOwned activates those of owned (identities this node owns) it
+// does not host, for at most passBudget (or until ctx ends), and reports
+// whether all of them are now active. What the budget cut off it leaves
+// for the next pass (leaveRest), unless an activation failed, which makes
+// the next pass a full one.
+func (n *Node) activateOwned(ctx context.Context, owned []string) bool {
+	pctx, cancel := context.WithTimeout(ctx, passBudget)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, activations)
+	var failed atomic.Int64
+	var rest []string
+	for i, id := range owned {
+		if n.host.Hosts(id) || n.Leaving() {
+			continue
+		}
+		if pctx.Err() != nil {
+			rest = owned[i:]
+			break
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if !n.activateOne(ctx, id) {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	unplaced := int(failed.Load())
+	for _, id := range rest {
+		if !n.host.Hosts(id) {
+			unplaced++
+		}
+	}
+	n.metrics.unplaced.Set(float64(unplaced))
+	if rest != nil && failed.Load() == 0 {
+		n.leaveRest(rest)
+	}
+	return unplaced == 0
 }

@@ -481,18 +481,26 @@ func (s *Store) KeyBundle(ctx context.Context, bridgeID string) ([]byte, error) 
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load key bundle: %w", ErrNotFound)
 	}
+	plain, _, err := s.scanKeyBundle(s.pool.QueryRow(ctx, keyBundleQuery, bridgeID), bridgeID)
+	return plain, err
+}
+
+// keyBundleQuery selects a bridge's ($1) address and sealed key bundle.
+const keyBundleQuery = `SELECT address, key_id, key_nonce, key_ciphertext FROM bridges WHERE id = $1`
+
+// scanKeyBundle reads the row of keyBundleQuery and opens the bundle; it
+// returns the bundle and the bridge's address.
+func (s *Store) scanKeyBundle(row pgx.Row, bridgeID string) ([]byte, string, error) {
 	var (
 		address string
 		sealed  Sealed
 	)
-	err := s.pool.QueryRow(ctx, `SELECT address, key_id, key_nonce, key_ciphertext FROM bridges WHERE id = $1`, bridgeID).
-		Scan(&address, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("load key bundle of bridge %s: %w", bridgeID, mapError(err))
+	if err := row.Scan(&address, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext); err != nil {
+		return nil, "", fmt.Errorf("load key bundle of bridge %s: %w", bridgeID, mapError(err))
 	}
 	plain, err := s.sealer.Open(sealed, bridgeKeyAAD(bridgeID, address))
 	if err != nil {
-		return nil, fmt.Errorf("load key bundle of bridge %s: %w", bridgeID, err)
+		return nil, "", fmt.Errorf("load key bundle of bridge %s: %w", bridgeID, err)
 	}
-	return plain, nil
+	return plain, address, nil
 }

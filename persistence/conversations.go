@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Conversation is a V2 conversation a bridge takes part in. KeyMaterial is
@@ -50,12 +52,21 @@ func (s *Store) Conversations(ctx context.Context, bridgeID string) ([]Conversat
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load conversations: %w", ErrNotFound)
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT bridge_id, topic, peer_address, conversation_id, metadata, created_ns, key_id, key_nonce, key_ciphertext, created_at
-		FROM conversations WHERE bridge_id = $1 ORDER BY created_ns, topic`, bridgeID)
+	rows, err := s.pool.Query(ctx, conversationsQuery, bridgeID)
 	if err != nil {
 		return nil, fmt.Errorf("load conversations: %w", mapError(err))
 	}
+	return s.scanConversations(rows, bridgeID)
+}
+
+// conversationsQuery selects a bridge's conversations ($1), oldest first.
+const conversationsQuery = `
+		SELECT bridge_id, topic, peer_address, conversation_id, metadata, created_ns, key_id, key_nonce, key_ciphertext, created_at
+		FROM conversations WHERE bridge_id = $1 ORDER BY created_ns, topic`
+
+// scanConversations reads the rows of conversationsQuery, decrypting each
+// conversation's key material, and closes them.
+func (s *Store) scanConversations(rows pgx.Rows, bridgeID string) ([]Conversation, error) {
 	defer rows.Close()
 	var out []Conversation
 	for rows.Next() {
@@ -67,6 +78,7 @@ func (s *Store) Conversations(ctx context.Context, bridgeID string) ([]Conversat
 			&sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &c.CreatedAt); err != nil {
 			return nil, fmt.Errorf("load conversations: %w", mapError(err))
 		}
+		var err error
 		c.KeyMaterial, err = s.sealer.Open(sealed, conversationKeyAAD(c.BridgeID, c.Topic))
 		if err != nil {
 			return nil, fmt.Errorf("load conversation %s of bridge %s: %w", c.Topic, bridgeID, err)

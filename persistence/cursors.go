@@ -48,10 +48,18 @@ func (s *Store) Cursors(ctx context.Context, bridgeID string) (map[string]Cursor
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load cursors: %w", ErrNotFound)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT topic, last_timestamp_ns, last_digest, updated_at FROM cursors WHERE bridge_id = $1`, bridgeID)
+	rows, err := s.pool.Query(ctx, cursorsQuery, bridgeID)
 	if err != nil {
 		return nil, fmt.Errorf("load cursors: %w", mapError(err))
 	}
+	return scanCursors(rows)
+}
+
+// cursorsQuery selects every cursor of a bridge ($1).
+const cursorsQuery = `SELECT topic, last_timestamp_ns, last_digest, updated_at FROM cursors WHERE bridge_id = $1`
+
+// scanCursors reads the rows of cursorsQuery, by topic.
+func scanCursors(rows pgx.Rows) (map[string]Cursor, error) {
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Cursor, error) {
 		var c Cursor
 		err := r.Scan(&c.Topic, &c.LastTimestampNs, &c.LastDigest, &c.UpdatedAt)

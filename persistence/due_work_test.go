@@ -168,3 +168,77 @@ func TestBridgeChangedNotifications(t *testing.T) {
 		t.Fatalf("listen ended with %v, want nil once its context ended", err)
 	}
 }
+
+// TestDueWorkOn: a node's scheduler lists the due work of the bridges
+// whose identity leases live under its node lease, and not another node's
+// nor a released lease's.
+func TestDueWorkOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	mine, theirs, released := mustBridge(t, s, a.ID), mustBridge(t, s, a.ID), mustBridge(t, s, a.ID)
+	for i, id := range []string{mine, theirs, released} {
+		if _, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: id, MessageID: "m" + string(rune('0'+i)), Topic: "/t",
+			SenderAddress: randomAddress(t), Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodeA, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeB, err := s.StartNodeLease(ctx, "node-b", "node-b.m1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLeaseOn(ctx, nodeA, mine, "node-a.m1/1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLeaseOn(ctx, nodeB, theirs, "node-b.m1/1"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.AcquireLeaseOn(ctx, nodeA, released, "node-a.m1/2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseLease(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.DueWorkOn(ctx, nodeA, 0); err != nil || !slices.Equal(ids, []string{mine}) {
+		t.Fatalf("node a's due work %v, %v; want [%s]", ids, err, mine)
+	}
+	if ids, err := s.DueWorkOn(ctx, nodeB, 0); err != nil || !slices.Equal(ids, []string{theirs}) {
+		t.Fatalf("node b's due work %v, %v; want [%s]", ids, err, theirs)
+	}
+	if ids, err := s.DueWork(ctx, 0); err != nil || len(ids) != 3 {
+		t.Fatalf("the cluster's due work %v, %v; want all three", ids, err)
+	}
+}
+
+func mustBridge(t *testing.T, s *Store, accountID string) string {
+	t.Helper()
+	b, _ := newBridge(t, s, accountID, []byte("bundle"))
+	return b.ID
+}
+
+// TestEnabledBridgeIDsAmong: placement's look at the bridges that changed
+// keeps those that exist and are not disabled, and passes over ids that
+// name no bridge.
+func TestEnabledBridgeIDsAmong(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	on, off := mustBridge(t, s, a.ID), mustBridge(t, s, a.ID)
+	if err := s.SetBridgeStatus(ctx, off, StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.EnabledBridgeIDsAmong(ctx, []string{on, off, "00000000-0000-0000-0000-000000000000", "not-an-id"})
+	if err != nil || !slices.Equal(ids, []string{on}) {
+		t.Fatalf("enabled among %v, %v; want [%s]", ids, err, on)
+	}
+	if ids, err := s.EnabledBridgeIDsAmong(ctx, nil); err != nil || len(ids) != 0 {
+		t.Fatalf("enabled among none: %v, %v", ids, err)
+	}
+}

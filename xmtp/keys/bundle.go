@@ -243,6 +243,27 @@ func (k signedKey) encode() *mc.SignedPrivateKey {
 // or v1 as older xmtp-js stores it) and checks that every public key matches
 // its secret and carries a valid signature.
 func UnmarshalPrivateKeyBundle(data []byte) (*PrivateKeyBundle, error) {
+	return unmarshalBundle(data, "")
+}
+
+// UnmarshalSealedPrivateKeyBundle decodes a bundle this system made and
+// kept sealed, under authenticated encryption bound to address, the
+// bundle's own: a bundle that opened was checked when it was made. It
+// takes address (checksummed) for the one the wallet signature of the
+// identity key names, and does not check that signature, the pre-keys'
+// signatures, nor that each public key matches its secret: the checks
+// cost four scalar multiplications per bundle, for every activation of
+// an identity.
+func UnmarshalSealedPrivateKeyBundle(data []byte, address string) (*PrivateKeyBundle, error) {
+	if address == "" {
+		return nil, fmt.Errorf("decode private key bundle: no address: %w", ErrMalformedBundle)
+	}
+	return unmarshalBundle(data, ChecksumAddress(address))
+}
+
+// unmarshalBundle decodes a bundle; with a trusted address (non-empty) it
+// does not check signatures, nor the public keys against their secrets.
+func unmarshalBundle(data []byte, trusted string) (*PrivateKeyBundle, error) {
 	var pb mc.PrivateKeyBundle
 	if err := proto.Unmarshal(data, &pb); err != nil {
 		return nil, fmt.Errorf("decode private key bundle: %w", ErrMalformedBundle)
@@ -273,38 +294,48 @@ func UnmarshalPrivateKeyBundle(data []byte) (*PrivateKeyBundle, error) {
 	default:
 		return nil, fmt.Errorf("decode private key bundle: unknown version: %w", ErrMalformedBundle)
 	}
-	identity, err := decodeSignedPrivate(idKey)
+	check := trusted == ""
+	identity, err := decodeSignedPrivate(idKey, check)
 	if err != nil {
 		return nil, fmt.Errorf("decode identity key: %w", err)
 	}
-	addr, _, err := identityAddress(identity.public)
-	if err != nil {
-		return nil, fmt.Errorf("decode identity key: %w", err)
+	addr := trusted
+	if check {
+		if addr, _, err = identityAddress(identity.public); err != nil {
+			return nil, fmt.Errorf("decode identity key: %w", err)
+		}
 	}
 	b := &PrivateKeyBundle{identity: identity, address: addr}
 	if len(preKeys) == 0 {
 		return nil, fmt.Errorf("decode private key bundle: no pre-keys: %w", ErrMalformedBundle)
 	}
 	for _, pk := range preKeys {
-		k, err := decodeSignedPrivate(pk)
+		k, err := decodeSignedPrivate(pk, check)
 		if err != nil {
 			return nil, fmt.Errorf("decode pre-key: %w", err)
 		}
-		if _, err := verifyPreKey(identity.key.PubKey(), k.public); err != nil {
-			return nil, fmt.Errorf("decode pre-key: %w", err)
+		if check {
+			if _, err := verifyPreKey(identity.key.PubKey(), k.public); err != nil {
+				return nil, fmt.Errorf("decode pre-key: %w", err)
+			}
 		}
 		b.preKeys = append(b.preKeys, k)
 	}
 	return b, nil
 }
 
-func decodeSignedPrivate(k *mc.SignedPrivateKey) (signedKey, error) {
+// decodeSignedPrivate decodes a signed private key; with check, it checks
+// that the public key is the secret's.
+func decodeSignedPrivate(k *mc.SignedPrivateKey, check bool) (signedKey, error) {
 	if k == nil || k.PublicKey == nil || k.GetSecp256K1() == nil {
 		return signedKey{}, ErrMalformedBundle
 	}
 	priv, err := parsePrivateKey(k.GetSecp256K1().Bytes)
 	if err != nil {
 		return signedKey{}, err
+	}
+	if !check {
+		return signedKey{key: priv, createdNs: k.CreatedNs, public: k.PublicKey}, nil
 	}
 	pub, _, err := parseKeyBytes(k.PublicKey.KeyBytes)
 	if err != nil {

@@ -205,3 +205,44 @@ func TestAuthorizerRenews(t *testing.T) {
 		t.Fatalf("renewed token: %v", err)
 	}
 }
+
+// TestSealedBundleDecodesAsChecked: a bundle decoded as sealed under its
+// address is the bundle a checked decode gives: the same address (given in
+// any case), public bundle, token signer and 3DH secrets; without an
+// address it is refused.
+func TestSealedBundleDecodesAsChecked(t *testing.T) {
+	b, peer := mustGenerate(t), mustGenerate(t)
+	data, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, err := UnmarshalPrivateKeyBundle(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := UnmarshalSealedPrivateKeyBundle(data, strings.ToLower(b.Address()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sealed.Address() != checked.Address() || !proto.Equal(sealed.PublicBundle(), checked.PublicBundle()) {
+		t.Fatalf("sealed decode %s differs from checked %s", sealed.Address(), checked.Address())
+	}
+	pp, err := VerifyBundle(peer.PublicBundle())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := sealed.SharedSecret(pp, sealed.CurrentPreKeyPublic(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := checked.SharedSecret(pp, checked.CurrentPreKeyPublic(), false)
+	if err != nil || hex.EncodeToString(s1) != hex.EncodeToString(s2) {
+		t.Fatalf("3DH secrets differ: %v", err)
+	}
+	if _, err := VerifyBundle(sealed.PublicBundle()); err != nil {
+		t.Fatalf("the sealed decode's public bundle does not verify: %v", err)
+	}
+	if _, err := UnmarshalSealedPrivateKeyBundle(data, ""); !errors.Is(err, ErrMalformedBundle) {
+		t.Fatalf("no address: %v, want ErrMalformedBundle", err)
+	}
+}

@@ -1,0 +1,62 @@
+package actors
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// TestPlacementFollowsBridgeChanges: with no full placement pass in the
+// test's time (ReconcileInterval an hour), the bridge_changed events alone
+// place a bridge created while the node runs and stop one disabled, within
+// a few seconds, with nobody asking the runtime to activate or deactivate
+// it. The contact bundle is published by the first activation and not by
+// the next, which finds it recorded in the store.
+func TestPlacementFollowsBridgeChanges(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	rt, _ := e.runtime("n1", func(c *Config) { c.ReconcileInterval = time.Hour })
+	testkit.WaitFor(t, 10*time.Second, rt.events.listening, "the runtime listening")
+
+	br, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	hosts := func() bool { return slices.Contains(rt.Hosted(), br.ID) }
+	testkit.WaitFor(t, 5*time.Second, hosts, "the new bridge hosted")
+
+	ctx := context.Background()
+	contacts := func() int {
+		t.Helper()
+		n := 0
+		if err := e.xmtp.QueryAll(ctx, keys.ContactTopic(br.Address), 0, 0, func(*messagev1.Envelope) error {
+			n++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	published := contacts()
+	if published == 0 {
+		t.Fatal("the activation published no contact")
+	}
+
+	if err := e.store.SetBridgeStatus(ctx, br.ID, persistence.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, func() bool { return !hosts() }, "the disabled bridge stopped")
+	if err := e.store.SetBridgeStatus(ctx, br.ID, persistence.StatusActive); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, hosts, "the enabled bridge hosted again")
+	if n := contacts(); n != published {
+		t.Fatalf("%d contact envelopes after the second activation, want the first one's %d", n, published)
+	}
+}
