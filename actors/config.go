@@ -25,6 +25,12 @@ type Config struct {
 	Store Store
 	// XMTP is the message API client; required.
 	XMTP Transport
+	// XMTPNetwork names the XMTP network XMTP reaches, such as its node's
+	// address. The store remembers which contact bundle each identity
+	// published on which network, so an identity publishes its contact
+	// again when the node is pointed at another network; empty names one
+	// unnamed network.
+	XMTPNetwork string
 	// Deliverer calls owners' endpoints; required.
 	Deliverer Deliverer
 	// SendFilter, when set, sees reverse-proxy content before it is sent.

@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"time"
@@ -191,14 +192,15 @@ func (cs *conversations) contact(ctx context.Context, addr string) (*keys.PeerBu
 	return p, nil
 }
 
-// publishContact publishes the identity's contact bundle unless the store
-// says this very bundle was published (published is the digest it
-// recorded, nil if none), and records it. It does not look at the contact
+// publishContact publishes the identity's contact bundle on network (the
+// runtime's XMTPNetwork) unless the store says this very bundle was
+// published there (published is the digest it recorded, nil if none), and
+// records it. It does not look at the contact
 // topic first: a bundle published before the store kept its digest is
 // published once more, which does no harm, and an activation saves a
 // query.
-func (cs *conversations) publishContact(ctx context.Context, published []byte, now time.Time) error {
-	digest, err := contactDigest(cs.bundle)
+func (cs *conversations) publishContact(ctx context.Context, published []byte, network string, now time.Time) error {
+	digest, err := contactDigest(cs.bundle, network)
 	if err != nil {
 		return err
 	}
@@ -221,11 +223,17 @@ func (cs *conversations) publishContact(ctx context.Context, published []byte, n
 }
 
 // contactDigest is the digest of the public key bundle a contact
-// publishes: it changes when the bundle does.
-func contactDigest(b *keys.PrivateKeyBundle) ([]byte, error) {
+// publishes on network: it changes when the bundle does, and differs from
+// one network to another, so that a network that was never given the
+// bundle gets it.
+func contactDigest(b *keys.PrivateKeyBundle, network string) ([]byte, error) {
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(b.PublicBundle())
 	if err != nil {
 		return nil, fmt.Errorf("encode contact: %w", err)
 	}
-	return keys.Sha256(raw), nil
+	// The network's name is prefixed by its length, so that no name and
+	// bundle run into each other.
+	in := binary.AppendUvarint(nil, uint64(len(network)))
+	in = append(append(in, network...), raw...)
+	return keys.Sha256(in), nil
 }

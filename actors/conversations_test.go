@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
@@ -72,5 +74,61 @@ func TestStartMakesOneConversationPerPeer(t *testing.T) {
 	stored, err := e.store.Conversations(ctx, br.ID)
 	if err != nil || len(stored) != len(peers) {
 		t.Fatalf("%d conversations stored (%v), want %d", len(stored), err, len(peers))
+	}
+}
+
+// TestContactIsPublishedOncePerNetwork: an identity publishes its contact
+// bundle once on a network, and again when the node is pointed at another
+// network, which the store has no record of giving it.
+func TestContactIsPublishedOncePerNetwork(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	br, _ := e.bridge("http://127.0.0.1:1/", persistence.FormatJSON, nil)
+	raw, err := e.store.KeyBundle(ctx, br.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := keys.UnmarshalPrivateKeyBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := newConversations(br.ID, bundle, e.xmtp, e.store)
+	contacts := func() int {
+		t.Helper()
+		n := 0
+		if err := e.xmtp.QueryAll(ctx, keys.ContactTopic(br.Address), 0, 0, func(*messagev1.Envelope) error {
+			n++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// publish is what an activation does: read the recorded digest, then
+	// publish unless it names this bundle on this network.
+	publish := func(network string) {
+		t.Helper()
+		st, err := e.store.ActivationState(ctx, br.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.publishContact(ctx, st.ContactDigest, network, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := contacts()
+	publish("xmtp-a:5556")
+	first := contacts()
+	if first <= before {
+		t.Fatalf("%d contact envelopes after the first publication, %d before", first, before)
+	}
+	publish("xmtp-a:5556")
+	if n := contacts(); n != first {
+		t.Fatalf("%d contact envelopes after publishing on the same network again, want %d", n, first)
+	}
+	publish("xmtp-b:5556")
+	if n := contacts(); n <= first {
+		t.Fatalf("%d contact envelopes after the node moved to another network, want more than %d", n, first)
 	}
 }

@@ -95,7 +95,7 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		acancel()
 		return fail(err)
 	}
-	if err := a.convs.publishContact(octx, st.ContactDigest, time.Now()); err != nil {
+	if err := a.convs.publishContact(octx, st.ContactDigest, rt.cfg.XMTPNetwork, time.Now()); err != nil {
 		acancel()
 		return fail(err)
 	}

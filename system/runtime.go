@@ -110,11 +110,14 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	p.plugins = plugins
 	rlog := log.With("component", "actors")
 	rt, err := actors.New(actors.Config{
-		NodeID:     cfg.NodeID,
-		Store:      store,
-		XMTP:       xc,
-		Registerer: reg,
-		Logger:     rlog,
+		NodeID: cfg.NodeID,
+		Store:  store,
+		XMTP:   xc,
+		// The address names the network: pointed at another, the
+		// identities publish their contacts there too.
+		XMTPNetwork: xmtpAddr,
+		Registerer:  reg,
+		Logger:      rlog,
 		// protoactor logs every cluster step at info; keep its warnings.
 		ProtoactorLogger: slog.New(levelFloor{h: expectedStops{h: rlog.Handler()}, min: slog.LevelWarn}).With("component", "protoactor"),
 		Deliverer: plugin.NewDeliverer(plugins.host, webhook.NewDeliverer(webhook.Config{
