@@ -21,16 +21,7 @@ func TestStartMakesOneConversationPerPeer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	br, _ := e.bridge("http://127.0.0.1:1/", persistence.FormatJSON, nil)
-	raw, err := e.store.KeyBundle(ctx, br.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := keys.UnmarshalPrivateKeyBundle(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := newConversations(br.ID, bundle, e.xmtp, e.store)
+	br, cs := bridgeConversations(t, e)
 	peers := []string{e.sender().Address(), e.sender().Address(), e.sender().Address()}
 	type result struct {
 		conv    *conversation.Conversation
@@ -84,16 +75,7 @@ func TestContactIsPublishedOncePerNetwork(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	br, _ := e.bridge("http://127.0.0.1:1/", persistence.FormatJSON, nil)
-	raw, err := e.store.KeyBundle(ctx, br.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle, err := keys.UnmarshalPrivateKeyBundle(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := newConversations(br.ID, bundle, e.xmtp, e.store)
+	br, cs := bridgeConversations(t, e)
 	contacts := func() int {
 		t.Helper()
 		n := 0
@@ -131,4 +113,20 @@ func TestContactIsPublishedOncePerNetwork(t *testing.T) {
 	if n := contacts(); n <= first {
 		t.Fatalf("%d contact envelopes after the node moved to another network, want more than %d", n, first)
 	}
+}
+
+// bridgeConversations makes a bridge and the conversations of its
+// identity, as its activation would.
+func bridgeConversations(t *testing.T, e *env) (persistence.Bridge, *conversations) {
+	t.Helper()
+	br, _ := e.bridge("http://127.0.0.1:1/", persistence.FormatJSON, nil)
+	raw, err := e.store.KeyBundle(context.Background(), br.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := keys.UnmarshalPrivateKeyBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return br, newConversations(br.ID, bundle, e.xmtp, e.store)
 }

@@ -712,17 +712,27 @@ func bridgeStages(b *testing.B, db, tag string, start time.Time) {
 
 // fetchProfile saves a CPU profile of d from the pprof server at addr.
 func fetchProfile(addr, file string, d time.Duration) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	return fetchPprof(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), "cpu", file)
+}
+
+// fetchHeap saves a heap profile from the pprof server at addr.
+func fetchHeap(addr, file string) error {
+	return fetchPprof("http://"+addr+"/debug/pprof/heap", "heap", file)
+}
+
+// fetchPprof saves the profile a pprof server answers at url.
+func fetchPprof(url, kind, file string) error {
+	resp, err := http.Get(url)
 	if err != nil {
-		return fmt.Errorf("fetch cpu profile: %w", err)
+		return fmt.Errorf("fetch %s profile: %w", kind, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch cpu profile: status %d", resp.StatusCode)
+		return fmt.Errorf("fetch %s profile: status %d", kind, resp.StatusCode)
 	}
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("fetch cpu profile: %w", err)
+		return fmt.Errorf("fetch %s profile: %w", kind, err)
 	}
 	return os.WriteFile(file, raw, 0o644)
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -307,21 +305,11 @@ func backendCPU(b *testing.B, ctx context.Context, conn *pgx.Conn) map[int]time.
 // rssOf returns the process's resident set size in bytes.
 func rssOf(b *testing.B, pid int) int64 {
 	b.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := testkit.RSS(pid)
 	if err != nil {
-		b.Fatalf("read process status: %v", err)
+		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				b.Fatalf("parse VmRSS %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	b.Fatalf("no VmRSS in %s", raw)
-	return 0
+	return v
 }
 
 // sampleAnswers messages k random identities, each from a new Go client,
@@ -385,21 +373,4 @@ func answers(ctx context.Context, xc *api.Client, addr string) bool {
 		}
 	}
 	return false
-}
-
-// fetchHeap saves a heap profile from the pprof server at addr.
-func fetchHeap(addr, file string) error {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
-	if err != nil {
-		return fmt.Errorf("fetch heap profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch heap profile: status %d", resp.StatusCode)
-	}
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("fetch heap profile: %w", err)
-	}
-	return os.WriteFile(file, raw, 0o644)
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,21 +56,11 @@ func startXMTPNodeProc(t *testing.T, extra ...string) *xmtpNodeProc {
 // /proc/<pid>/status.
 func (x *xmtpNodeProc) rss(t *testing.T) int64 {
 	t.Helper()
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", x.cmd.Process.Pid))
+	v, err := testkit.RSS(x.cmd.Process.Pid)
 	if err != nil {
-		t.Fatalf("read process status: %v", err)
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("parse VmRSS %q: %v", line, err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmRSS in %s", raw)
-	return 0
+	return v
 }
 
 // metric returns the value of an unlabelled series (or a series with its

@@ -15,34 +15,8 @@ import (
 func TestStartAttemptsInOneBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := newTestStore(t)
-	a, _ := newAccount(t, s, "alice")
-	b1, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
-	b2, _ := newBridge(t, s, a.ID, []byte("bundle-2"))
-	stale, err := s.AcquireLease(ctx, b1.ID, "node-1/a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	record := func(l Lease, bridgeID, msg string) Delivery {
-		d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: bridgeID, MessageID: msg, Topic: "/xmtp/0/" + msg + "/proto",
-			SenderAddress: randomAddress(t), SentNs: 1, Payload: []byte("payload " + msg), Lease: &l})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	d0 := record(stale, b1.ID, "m-0")
-	if _, err := s.pool.Exec(ctx, "UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1", b1.ID); err != nil {
-		t.Fatal(err)
-	}
-	l1, err := s.AcquireLease(ctx, b1.ID, "node-2/a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2, err := s.AcquireLease(ctx, b2.ID, "node-2/b", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newBatchFixture(t)
+	s, b1, b2, stale, l1, l2, record, d0 := f.s, f.b1, f.b2, f.stale, f.l1, f.l2, f.record, f.d0
 	d1, d2, d3 := record(l1, b1.ID, "m-1"), record(l2, b2.ID, "m-2"), record(l1, b1.ID, "m-3")
 
 	keys := []AttemptKey{
@@ -77,4 +51,51 @@ func TestStartAttemptsInOneBatch(t *testing.T) {
 		got[1].Delivery.ID != d2.ID || string(got[1].Delivery.Payload) != "payload m-2" || len(got[1].Secrets) == 0 {
 		t.Fatalf("started: %+v / %+v", got[0], got[1])
 	}
+}
+
+// batchFixture is two bridges of one account with a delivery each can be
+// given: b1's first lease, stale, recorded d0 before node-2 took b1 over
+// with l1; l2 is b2's lease on node-2. record records a delivery under a
+// lease.
+type batchFixture struct {
+	s      *Store
+	b1, b2 Bridge
+	stale  Lease
+	l1, l2 Lease
+	record func(l Lease, bridgeID, msg string) Delivery
+	d0     Delivery
+}
+
+func newBatchFixture(t *testing.T) batchFixture {
+	t.Helper()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b1, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
+	b2, _ := newBridge(t, s, a.ID, []byte("bundle-2"))
+	stale, err := s.AcquireLease(ctx, b1.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := func(l Lease, bridgeID, msg string) Delivery {
+		d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: bridgeID, MessageID: msg, Topic: "/xmtp/0/" + msg + "/proto",
+			SenderAddress: randomAddress(t), SentNs: 1, Payload: []byte("payload " + msg), Lease: &l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d0 := record(stale, b1.ID, "m-0")
+	if _, err := s.pool.Exec(ctx, "UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1", b1.ID); err != nil {
+		t.Fatal(err)
+	}
+	l1, err := s.AcquireLease(ctx, b1.ID, "node-2/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := s.AcquireLease(ctx, b2.ID, "node-2/b", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return batchFixture{s: s, b1: b1, b2: b2, stale: stale, l1: l1, l2: l2, record: record, d0: d0}
 }

@@ -18,34 +18,8 @@ import (
 func TestCompleteDeliveriesInOneBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := newTestStore(t)
-	a, _ := newAccount(t, s, "alice")
-	b1, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
-	b2, _ := newBridge(t, s, a.ID, []byte("bundle-2"))
-	stale, err := s.AcquireLease(ctx, b1.ID, "node-1/a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	record := func(l Lease, bridgeID, msg string) Delivery {
-		d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: bridgeID, MessageID: msg, Topic: "/xmtp/0/" + msg + "/proto",
-			SenderAddress: randomAddress(t), SentNs: 1, Payload: []byte("payload " + msg), Lease: &l})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	d0 := record(stale, b1.ID, "m-0")
-	if _, err := s.pool.Exec(ctx, "UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1", b1.ID); err != nil {
-		t.Fatal(err)
-	}
-	l1, err := s.AcquireLease(ctx, b1.ID, "node-2/a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l2, err := s.AcquireLease(ctx, b2.ID, "node-2/b", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newBatchFixture(t)
+	s, b1, b2, stale, l1, l2, record, d0 := f.s, f.b1, f.b2, f.stale, f.l1, f.l2, f.record, f.d0
 	d1, d2, d3, d4 := record(l1, b1.ID, "m-1"), record(l2, b2.ID, "m-2"), record(l1, b1.ID, "m-3"), record(l2, b2.ID, "m-4")
 	if _, _, err := s.CompleteDelivery(ctx, l2, d4.ID, DeliveryAttempt{StatusCode: 200}, nil); err != nil {
 		t.Fatal(err)

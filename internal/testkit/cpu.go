@@ -59,3 +59,22 @@ func MachineCPU() (busy, all time.Duration, err error) {
 	tick := time.Second / ticksPerSecond
 	return time.Duration(total-idle) * tick, time.Duration(total) * tick, nil
 }
+
+// RSS returns the resident set size of process pid in bytes, from
+// /proc/<pid>/status (Linux).
+func RSS(pid int) (int64, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("read process status (Linux /proc is needed): %w", err)
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse VmRSS %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in the status of process %d", pid)
+}

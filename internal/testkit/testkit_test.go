@@ -133,3 +133,23 @@ func TestMachineCPUCountsBusyTime(t *testing.T) {
 		t.Fatalf("the machine was busy %v while this process spun for 300 ms", got)
 	}
 }
+
+// TestRSSReadsThisProcess: the resident set of this process is read, and
+// is at least the size of a buffer it keeps touched.
+func TestRSSReadsThisProcess(t *testing.T) {
+	buf := make([]byte, 32<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	v, err := RSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v < int64(len(buf)) {
+		t.Fatalf("rss %d bytes, with %d bytes in use", v, len(buf))
+	}
+	if _, err := RSS(1 << 30); err == nil {
+		t.Fatal("the RSS of a process that does not exist was read")
+	}
+	_ = buf[len(buf)-1]
+}
