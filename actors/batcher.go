@@ -11,6 +11,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -27,7 +28,10 @@ const maxAttemptBatch = 128
 // requests were queued. It runs a goroutine only while it has work.
 type batcher[Req, Res any] struct {
 	run func([]Req) []Res
-	max int
+	// fail is the result of a request whose batch panicked or gave it no
+	// result: every caller gets an answer, and the batcher goes on.
+	fail func(error) Res
+	max  int
 
 	mu      sync.Mutex
 	queue   []batchCall[Req, Res]
@@ -74,11 +78,29 @@ func (b *batcher[Req, Res]) drain() {
 		for i, c := range batch {
 			reqs[i] = c.req
 		}
-		res := b.run(reqs)
+		res, err := b.runBatch(reqs)
 		for i, c := range batch {
-			c.done <- res[i]
+			if i < len(res) {
+				c.done <- res[i]
+			} else {
+				c.done <- b.fail(err)
+			}
 		}
 	}
+}
+
+// runBatch runs one batch; a panic in it becomes err, with no results.
+func (b *batcher[Req, Res]) runBatch(reqs []Req) (res []Res, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("batch of %d panicked: %v", len(reqs), p)
+		}
+	}()
+	res = b.run(reqs)
+	if len(res) < len(reqs) {
+		err = fmt.Errorf("batch of %d gave %d results", len(reqs), len(res))
+	}
+	return res, err
 }
 
 // completeRequest is a successful attempt for the node's completion

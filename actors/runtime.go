@@ -80,9 +80,11 @@ func New(cfg Config) (*Runtime, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return cfg.Store.StartAttempts(ctx, keys)
-		}}
+		},
+		fail: func(err error) persistence.AttemptStarted { return persistence.AttemptStarted{Err: err} }}
 	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch,
-		run: func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) }}
+		run:  func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) },
+		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{
