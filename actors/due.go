@@ -32,6 +32,13 @@ import (
 // dueLimit bounds the bridges one pass of the scheduler wakes.
 const dueLimit = 50000
 
+// maxWakes bounds the wakes armed at once (about 50 bytes each). A wake
+// past the bound is not armed: the periodic pass over the due work finds
+// that retry too, at most a SweepInterval late. Retries in flight are
+// durable rows a sender can multiply (messages to a bridge whose endpoint
+// fails), so their timers must not grow the node's memory without end.
+const maxWakes = 100000
+
 // passSoon is how soon after an activation the scheduler looks for due
 // work; activations that come together share one pass.
 const passSoon = 100 * time.Millisecond
@@ -61,6 +68,10 @@ func newScheduler(rt *Runtime) *scheduler {
 // wake arms a wake of the bridge at t.
 func (s *scheduler) wake(bridgeID string, t time.Time) {
 	s.mu.Lock()
+	if len(s.queue) >= maxWakes {
+		s.mu.Unlock()
+		return
+	}
 	heap.Push(&s.queue, wakeAt{bridgeID: bridgeID, at: t})
 	first := s.queue[0].bridgeID == bridgeID && s.queue[0].at.Equal(t)
 	s.mu.Unlock()

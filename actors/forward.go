@@ -260,8 +260,6 @@ func (a *activation) logAttempt(d persistence.Delivery, res webhook.Result, then
 // retry mode and the node's webhook.RetryPolicy decide which.
 func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res webhook.Result) {
 	rt := a.rt
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	att := persistence.DeliveryAttempt{StatusCode: res.Status, Latency: res.Latency}
 	if res.Err != nil {
 		att.Error = res.Err.Error()
@@ -272,9 +270,11 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 	if res.Outcome == webhook.OutcomeDelivered || res.Outcome == webhook.OutcomeBadReply {
 		a.reportOutcome(res)
 		a.logAttempt(d, res, "done")
-		a.complete(ctx, d, att, res)
+		a.complete(d, att, res)
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if a.ctx.Err() != nil && res.Status == 0 {
 		// The activation is stopping and cut the attempt short: that is
 		// not the endpoint's failure. The delivery stays due.
@@ -322,7 +322,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 // complete marks a delivery succeeded and, when the endpoint replied,
 // seals the reply once, at a fixed timestamp, into the outbox, then
 // publishes it. A delivery that had already succeeded gets no second reply.
-func (a *activation) complete(ctx context.Context, d persistence.Delivery, att persistence.DeliveryAttempt, res webhook.Result) {
+func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAttempt, res webhook.Result) {
 	rt := a.rt
 	var reply *persistence.Reply
 	var env *messagev1.Envelope

@@ -201,13 +201,15 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []Completion) []Compl
 		return out
 	}
 	var (
-		identities, owners, errs, bridges, topics, keyIDs, textKeyIDs []*string
-		epochs, deliveries, replyIDs, stamps                          []*int64
-		codes                                                         []*int32
-		latencies                                                     []float64
-		envelopes, nonces, texts, textNonces                          [][]byte
-		index, again                                                  []int
-		seen                                                          = map[int64]bool{}
+		identities, owners, errs             []string
+		bridges, topics, keyIDs, textKeyIDs  []*string
+		epochs, deliveries                   []int64
+		replyIDs, stamps                     []*int64
+		codes                                []*int32
+		latencies                            []float64
+		envelopes, nonces, texts, textNonces [][]byte
+		index, again                         []int
+		seen                                 = map[int64]bool{}
 	)
 	for i, c := range cs {
 		if seen[c.DeliveryID] {
@@ -225,9 +227,10 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []Completion) []Compl
 			v := int32(c.Attempt.StatusCode)
 			code = &v
 		}
-		id, owner, epoch, deliveryID, e := c.Lease.Identity, c.Lease.Owner, c.Lease.Epoch, c.DeliveryID, c.Attempt.Error
-		identities, owners, epochs, deliveries = append(identities, &id), append(owners, &owner), append(epochs, &epoch), append(deliveries, &deliveryID)
-		codes, latencies, errs = append(codes, code), append(latencies, float64(c.Attempt.Latency)/float64(time.Millisecond)), append(errs, &e)
+		// The columns that are never NULL go as values.
+		identities, owners = append(identities, c.Lease.Identity), append(owners, c.Lease.Owner)
+		epochs, deliveries = append(epochs, c.Lease.Epoch), append(deliveries, c.DeliveryID)
+		codes, latencies, errs = append(codes, code), append(latencies, float64(c.Attempt.Latency)/float64(time.Millisecond)), append(errs, c.Attempt.Error)
 		replyIDs, bridges, topics, stamps = append(replyIDs, args.id), append(bridges, args.bridgeID), append(topics, args.topic), append(stamps, args.timestampNs)
 		envelopes, keyIDs, nonces = append(envelopes, args.envelope), append(keyIDs, args.keyID), append(nonces, args.nonce)
 		texts, textKeyIDs, textNonces = append(texts, args.text), append(textKeyIDs, args.textKeyID), append(textNonces, args.textNonce)
