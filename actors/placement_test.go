@@ -60,3 +60,45 @@ func TestPlacementFollowsBridgeChanges(t *testing.T) {
 		t.Fatalf("%d contact envelopes after the second activation, want the first one's %d", n, published)
 	}
 }
+
+// TestAFailingActivationIsRetriedAlone: a bridge whose identity cannot
+// activate (its sealed key bundle was damaged) is tried again each second
+// on its own, by passes over the bridges named since the last one; it
+// does not make the node read and hash every bridge each second. The
+// other bridges are placed as usual.
+func TestAFailingActivationIsRetriedAlone(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	bad, _ := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	good, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	ctx := context.Background()
+	if _, err := e.store.Pool().Exec(ctx, `UPDATE bridges SET key_ciphertext = decode(repeat('00', 64), 'hex') WHERE id = $1`, bad.ID); err != nil {
+		t.Fatal(err)
+	}
+	rt, reg := e.runtime("n1", func(c *Config) { c.ReconcileInterval = time.Hour })
+	testkit.WaitFor(t, 10*time.Second, rt.events.listening, "the runtime listening")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return slices.Contains(rt.Hosted(), good.ID) }, "the good bridge hosted")
+	passes := func(kind string) float64 {
+		return counterValue(t, reg, "bridge_cluster_placement_passes_total", map[string]string{"kind": kind})
+	}
+	// Let the start-up settle: the first full pass, and the one the
+	// event listener asks for when it goes live.
+	time.Sleep(1500 * time.Millisecond)
+	full0, changed0 := passes("full"), passes("changed")
+	time.Sleep(4 * time.Second)
+	full, changed := passes("full")-full0, passes("changed")-changed0
+	t.Logf("in 4 s: %v full passes, %v passes over the changed bridges", full, changed)
+	if changed < 2 {
+		t.Fatalf("the failing bridge was tried %v times in 4 s, want about once a second", changed)
+	}
+	if full > 1 {
+		t.Fatalf("%v full passes in 4 s: one failing bridge made the node read every bridge again", full)
+	}
+	if slices.Contains(rt.Hosted(), bad.ID) {
+		t.Fatal("the bridge with a damaged key bundle is hosted")
+	}
+	if !slices.Contains(rt.Hosted(), good.ID) {
+		t.Fatal("the good bridge is no longer hosted")
+	}
+}

@@ -19,6 +19,7 @@ type metrics struct {
 	renewErrors       prometheus.Counter
 	draining          prometheus.Gauge
 	membershipRepairs prometheus.Counter
+	passes            *prometheus.CounterVec
 }
 
 // nodeGauges are the values the node's gauges read at scrape time.
@@ -70,8 +71,12 @@ func newMetrics(reg prometheus.Registerer, g nodeGauges) (*metrics, error) {
 		Name: "bridge_cluster_membership_repairs_total",
 		Help: "Members registered in etcd that this node's cluster view missed, announced again so its provider sees them.",
 	})
+	m.passes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bridge_cluster_placement_passes_total",
+		Help: "Placement passes of this node, by kind: full (every bridge read and hashed) or changed (only the bridges named since the last pass).",
+	}, []string{"kind"})
 	for _, c := range []prometheus.Collector{m.members, m.topologyChanges, m.placementLag, m.unplaced, m.rehome,
-		m.takeovers, m.fencedWrites, m.renewErrors, m.draining, m.membershipRepairs} {
+		m.takeovers, m.fencedWrites, m.renewErrors, m.draining, m.membershipRepairs, m.passes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register cluster metrics: %w", err)
 		}

@@ -118,18 +118,24 @@ func (n *Node) nextPass(now time.Time) (full bool, ids, rest []string) {
 	return full, ids, rest
 }
 
-// passDone records the end of a pass: an incomplete or failed one makes
-// the next a full one, unless all it left is a rest to go on with (the
-// owned identities a pass cut short by its budget did not get to, with
-// every activation it started done).
+// passDone records the end of a pass: a failed one makes the next a full
+// one. An incomplete one leaves what it did not place to the next pass,
+// which runs within a second: the bridges whose activation failed, named
+// for it (activateOne), and the rest of the owned identities a pass cut
+// short by its budget did not get to (leaveRest). So one bridge that keeps
+// failing to activate costs a retry of that bridge, not a full pass over
+// every bridge, each second.
 func (n *Node) passDone(full bool, start time.Time, complete bool, err error) {
 	n.placeMu.Lock()
 	defer n.placeMu.Unlock()
 	switch {
-	case err != nil || (!complete && n.rest == nil):
-		n.fullDue, n.rest = true, nil
-	case full && complete:
-		n.lastFull = start
+	case err != nil:
+		n.fullDue, n.rest, n.restPending = true, nil, false
+	case full && (complete || n.rest == nil):
+		// A full pass whose only misses are failed activations looked at
+		// every bridge: it counts as one, and the failures are retried
+		// on their own.
+		n.lastFull, n.restPending = start, false
 	case full:
 		// A full pass cut short counts as one once its rest is placed,
 		// at the end of the last pass: nothing was left out of it, and
@@ -159,29 +165,38 @@ func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 	fast := min(time.Second, n.cfg.ReconcileInterval)
 	t := time.NewTimer(n.cfg.ReconcileInterval)
 	defer t.Stop()
+	var last time.Time
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		case <-n.kick:
+			// Kicks that come faster than minKickGap (bridges changed
+			// in quick succession, by one client or many) share a pass:
+			// what they named waits in n.changed.
+			if wait := minKickGap - time.Since(last); wait > 0 {
+				gap := time.NewTimer(wait)
+				select {
+				case <-stop:
+					gap.Stop()
+					return
+				case <-gap.C:
+				}
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(n.cfg.ReconcileInterval, 10*time.Second))
 		start := time.Now()
+		last = start
 		full, ids, rest := n.nextPass(start)
 		var complete bool
 		var err error
 		if full {
+			n.metrics.passes.WithLabelValues("full").Inc()
 			complete, err = n.reconcile(ctx)
 		} else {
+			n.metrics.passes.WithLabelValues("changed").Inc()
 			complete, err = n.reconcileSome(ctx, ids)
-			if !complete {
-				// A changed bridge failed to activate: the next pass is
-				// a full one, whatever rest this one leaves.
-				n.placeMu.Lock()
-				n.fullDue = true
-				n.placeMu.Unlock()
-			}
 			if err == nil && rest != nil {
 				restDone := n.activateOwned(ctx, rest)
 				complete = complete && restDone
@@ -205,6 +220,11 @@ func (n *Node) reconcileLoop(stop <-chan struct{}, done chan<- struct{}) {
 		t.Reset(next)
 	}
 }
+
+// minKickGap is the least time between the starts of two passes kicked by
+// changes, so that a stream of bridge changes costs each node a few small
+// queries a second, not one per change.
+const minKickGap = 100 * time.Millisecond
 
 // passBudget bounds how long one reconcile pass starts activations.
 const passBudget = 5 * time.Second
@@ -312,11 +332,13 @@ func (n *Node) reconcileSome(ctx context.Context, ids []string) (bool, error) {
 const activations = 32
 
 // activateOne activates the bridge's identity and reports whether it is
-// active; a failure other than a lease still held elsewhere is logged.
+// active; a failure other than a lease still held elsewhere is logged, and
+// the bridge is named for the next pass, which tries it again.
 func (n *Node) activateOne(ctx context.Context, id string) bool {
 	actx, cancel := context.WithTimeout(ctx, min(n.cfg.ActivationTimeout, 20*time.Second))
 	defer cancel()
 	if err := n.host.Activate(actx, id); err != nil {
+		n.noteChanged(id)
 		if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, ErrStopped) {
 			n.log.Warn("activate bridge", "bridge", id, "error", err)
 		}
@@ -328,8 +350,8 @@ func (n *Node) activateOne(ctx context.Context, id string) bool {
 // activateOwned activates those of owned (identities this node owns) it
 // does not host, for at most passBudget (or until ctx ends), and reports
 // whether all of them are now active. What the budget cut off it leaves
-// for the next pass (leaveRest), unless an activation failed, which makes
-// the next pass a full one.
+// for the next pass (leaveRest), as it does the bridges whose activation
+// failed (activateOne).
 func (n *Node) activateOwned(ctx context.Context, owned []string) bool {
 	pctx, cancel := context.WithTimeout(ctx, passBudget)
 	defer cancel()
@@ -363,7 +385,7 @@ func (n *Node) activateOwned(ctx context.Context, owned []string) bool {
 		}
 	}
 	n.metrics.unplaced.Set(float64(unplaced))
-	if rest != nil && failed.Load() == 0 {
+	if rest != nil {
 		n.leaveRest(rest)
 	}
 	return unplaced == 0
