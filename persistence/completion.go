@@ -19,39 +19,9 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 	// status <> 'succeeded', is what gives one reply only: a concurrent
 	// completion of the same delivery waits for this one's row lock, then
 	// finds the delivery succeeded and inserts nothing.
-	var (
-		id                     *int64
-		bridgeID, topic, keyID *string
-		timestampNs            *int64
-		envelope, nonce        []byte
-		// text is the reply's text sealed for the delivery's record.
-		text, textNonce []byte
-		textKeyID       *string
-	)
-	if reply != nil {
-		rid, err := s.nextReplyID(ctx)
-		if err != nil {
-			return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
-		}
-		env := reply.Envelope
-		if env == nil {
-			env = []byte{}
-		}
-		canon := canonicalID(reply.BridgeID)
-		sealed, err := s.sealContent(env, replyEnvelopeAAD(canon, rid))
-		if err != nil {
-			return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
-		}
-		id, bridgeID, topic, timestampNs = &rid, &reply.BridgeID, &reply.Topic, &reply.TimestampNs
-		envelope, keyID, nonce = sealed.data, sealed.keyID, sealed.nonce
-		if reply.Text != "" {
-			// The reply's text is kept, sealed, in the delivery's record.
-			t, err := s.sealContent([]byte(reply.Text), deliveryReplyAAD(canon, deliveryID))
-			if err != nil {
-				return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
-			}
-			text, textKeyID, textNonce = t.data, t.keyID, t.nonce
-		}
+	args, err := s.sealCompletion(ctx, deliveryID, reply)
+	if err != nil {
+		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
 	}
 	var code *int
 	if a.StatusCode != 0 {
@@ -75,7 +45,8 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 		SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM done),
 			EXISTS (SELECT 1 FROM outbox)`,
 		leaseArgs(l, deliveryID, code, float64(a.Latency)/float64(time.Millisecond), a.Error,
-			id, bridgeID, topic, timestampNs, envelope, keyID, nonce, text, textKeyID, textNonce)...).Scan(&leased, &found, &completed, &inserted)
+			args.id, args.bridgeID, args.topic, args.timestampNs, args.envelope, args.keyID, args.nonce,
+			args.text, args.textKeyID, args.textNonce)...).Scan(&leased, &found, &completed, &inserted)
 	switch {
 	case err != nil:
 		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, mapError(err))
@@ -85,7 +56,7 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, ErrNotFound)
 	}
 	if inserted {
-		replyID = *id
+		replyID = *args.id
 	}
 	return replyID, completed, nil
 }
@@ -144,7 +115,8 @@ type completionArgs struct {
 }
 
 // sealCompletion draws the reply's outbox id and seals its envelope and
-// text to their rows.
+// text to their rows (the reply's text is kept, sealed, in the delivery's
+// record). A nil reply gives no arguments.
 func (s *Store) sealCompletion(ctx context.Context, deliveryID int64, reply *Reply) (completionArgs, error) {
 	var c completionArgs
 	if reply == nil {
@@ -196,8 +168,7 @@ func (s *Store) sealCompletion(ctx context.Context, deliveryID int64, reply *Rep
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []Completion) []Completed {
 	out := make([]Completed, len(cs))
 	if len(cs) == 1 {
-		c := cs[0]
-		out[0].ReplyID, out[0].Completed, out[0].Err = s.CompleteDelivery(ctx, c.Lease, c.DeliveryID, c.Attempt, c.Reply)
+		s.completeOneByOne(ctx, cs, out, []int{0})
 		return out
 	}
 	var (
@@ -240,10 +211,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []Completion) []Compl
 		s.completeBatch(ctx, cs, out, index, []any{identities, owners, epochs, deliveries, codes, latencies, errs,
 			replyIDs, bridges, topics, stamps, envelopes, keyIDs, nonces, texts, textKeyIDs, textNonces})
 	}
-	for _, i := range again {
-		c := cs[i]
-		out[i].ReplyID, out[i].Completed, out[i].Err = s.CompleteDelivery(ctx, c.Lease, c.DeliveryID, c.Attempt, c.Reply)
-	}
+	s.completeOneByOne(ctx, cs, out, again)
 	return out
 }
 
@@ -326,8 +294,8 @@ func (s *Store) completeBatch(ctx context.Context, cs []Completion, out []Comple
 	}
 }
 
-// completeOneByOne completes the inputs at index one statement each, after
-// the batch statement failed.
+// completeOneByOne completes the inputs at index one statement each: a
+// batch of one, a delivery named twice, or a batch whose statement failed.
 func (s *Store) completeOneByOne(ctx context.Context, cs []Completion, out []Completed, index []int) {
 	for _, i := range index {
 		c := cs[i]
