@@ -60,8 +60,20 @@ type Runtime struct {
 	mu      sync.Mutex
 	active  map[string]*activation
 	bridges map[string]persistence.Bridge
-	// bridgesGen counts forgetBridge calls.
-	bridgesGen uint64
+	// bridgesGen counts the forgetBridge calls of each bucket of bridge
+	// ids (genBucket): a copy read while its bucket's count moved is not
+	// kept. Buckets, so that one bridge changed over and over keeps only
+	// its own bucket's copies from being kept.
+	bridgesGen [64]uint64
+}
+
+// genBucket is the bridgesGen bucket of a bridge id (FNV-1a).
+func genBucket(bridgeID string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(bridgeID); i++ {
+		h = (h ^ uint32(bridgeID[i])) * 16777619
+	}
+	return int(h % 64)
 }
 
 // New checks cfg and registers the runtime's metrics.
@@ -480,7 +492,8 @@ func (rt *Runtime) unregister(a *activation) {
 func (rt *Runtime) bridgeConfig(ctx context.Context, bridgeID string) (persistence.Bridge, bool) {
 	rt.mu.Lock()
 	c, ok := rt.bridges[bridgeID]
-	gen := rt.bridgesGen
+	bucket := genBucket(bridgeID)
+	gen := rt.bridgesGen[bucket]
 	rt.mu.Unlock()
 	if ok {
 		return c, true
@@ -493,7 +506,7 @@ func (rt *Runtime) bridgeConfig(ctx context.Context, bridgeID string) (persisten
 	rt.mu.Lock()
 	// A copy read while a bridge was forgotten may predate the change
 	// that made it forget: it is used once but not kept.
-	if rt.bridgesGen == gen && rt.events.listening() {
+	if rt.bridgesGen[bucket] == gen && rt.events.listening() {
 		rt.bridges[bridgeID] = b
 	}
 	rt.mu.Unlock()
@@ -506,7 +519,7 @@ func (rt *Runtime) forgetBridge(bridgeID string) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	delete(rt.bridges, bridgeID)
-	rt.bridgesGen++
+	rt.bridgesGen[genBucket(bridgeID)]++
 }
 
 // forgetBridges drops every cached configuration.
@@ -514,7 +527,9 @@ func (rt *Runtime) forgetBridges() {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	clear(rt.bridges)
-	rt.bridgesGen++
+	for i := range rt.bridgesGen {
+		rt.bridgesGen[i]++
+	}
 }
 
 // cachedBridge returns the configuration the runtime keeps for a bridge,
