@@ -178,6 +178,12 @@ func (id *identity) delivered(ctx actor.Context, m *deliveryRecorded) {
 	id.saveCursor(m.env.ContentTopic, m.env.TimestampNs, m.env.Message)
 	d := m.res.Delivery
 	if m.res.Created || d.Status == persistence.DeliveryPending || d.Status == persistence.DeliveryFailed {
-		ctx.Send(id.forwardChild(ctx), &deliveryTask{delivery: d})
+		task := &deliveryTask{delivery: d}
+		if m.res.Created && len(m.res.Secrets) > 0 {
+			// The row was created under a live lease in the round trip
+			// that read its bridge's secrets, just now.
+			task.start = &persistence.AttemptStart{Delivery: d, Secrets: m.res.Secrets}
+		}
+		ctx.Send(id.forwardChild(ctx), task)
 	}
 }

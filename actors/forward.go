@@ -33,7 +33,7 @@ import (
 type forwarder struct {
 	a       *activation
 	running int
-	queue   []persistence.Delivery
+	queue   []queuedAttempt
 	queued  map[int64]bool
 	// again holds deliveries whose task came while an attempt of them
 	// ran (a sweep can find it due before the attempt's end arrives);
@@ -54,13 +54,13 @@ func (f *forwarder) Receive(ctx actor.Context) {
 		if hook := f.a.rt.cfg.OnForward; hook != nil {
 			hook(m.delivery)
 		}
-		f.take(ctx, m.delivery)
+		f.take(ctx, m.delivery, m.start)
 	case *attemptDone:
 		f.running--
 		f.a.running.Delete(m.deliveryID)
 		if d, ok := f.again[m.deliveryID]; ok {
 			delete(f.again, m.deliveryID)
-			f.take(ctx, d)
+			f.take(ctx, d, nil)
 		}
 		f.next(ctx)
 		if f.more && len(f.queue) == 0 {
@@ -72,8 +72,16 @@ func (f *forwarder) Receive(ctx actor.Context) {
 	}
 }
 
-// take starts an attempt of d now, or queues it for a free slot.
-func (f *forwarder) take(ctx actor.Context, d persistence.Delivery) {
+// queuedAttempt is a delivery waiting for a concurrency slot, and what its
+// attempt starts from if it was read with the row (deliveryTask.start).
+type queuedAttempt struct {
+	d     persistence.Delivery
+	start *persistence.AttemptStart
+}
+
+// take starts an attempt of d now, or queues it for a free slot; start,
+// if not nil, is used only by an attempt that begins now.
+func (f *forwarder) take(ctx actor.Context, d persistence.Delivery, start *persistence.AttemptStart) {
 	if _, busy := f.a.running.Load(d.ID); busy {
 		if f.again == nil {
 			f.again = map[int64]persistence.Delivery{}
@@ -88,8 +96,13 @@ func (f *forwarder) take(ctx actor.Context, d persistence.Delivery) {
 		f.queued = map[int64]bool{}
 	}
 	f.queued[d.ID] = true
-	f.queue = append(f.queue, d)
+	f.queue = append(f.queue, queuedAttempt{d: d, start: start})
 	f.next(ctx)
+	if start != nil && len(f.queue) > 0 && f.queue[len(f.queue)-1].start == start {
+		// It waits for a slot: its turn reads the row and the secrets
+		// again, as they are then.
+		f.queue[len(f.queue)-1].start = nil
+	}
 }
 
 // next starts queued attempts while the bridge's concurrency allows.
@@ -109,7 +122,7 @@ func (f *forwarder) next(ctx actor.Context) {
 		limit = 64 // the API's default
 	}
 	for f.running < limit && len(f.queue) > 0 {
-		d := f.queue[0]
+		d, start := f.queue[0].d, f.queue[0].start
 		f.queue = f.queue[1:]
 		delete(f.queued, d.ID)
 		f.a.running.Store(d.ID, true)
@@ -122,7 +135,7 @@ func (f *forwarder) next(ctx actor.Context) {
 			defer f.a.attempts.Done()
 			defer f.a.rt.root.Send(self, &attemptDone{deliveryID: d.ID})
 			defer order.leave(f.a.bridgeID, d.Topic, d.ID)
-			f.a.attempt(b, d)
+			f.a.attempt(b, d, start)
 		}()
 	}
 }
@@ -166,8 +179,10 @@ func (f *forwarder) sweep(ctx actor.Context) {
 }
 
 // attempt makes one webhook attempt of d and records its outcome. It runs
-// on its own goroutine; a panic is recorded as a failed attempt.
-func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
+// on its own goroutine; a panic is recorded as a failed attempt. start,
+// if not nil, is the row and its secrets as the round trip that created
+// the row read them, and replaces StartAttempt's read.
+func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start *persistence.AttemptStart) {
 	rt := a.rt
 	defer func() {
 		if p := recover(); p != nil {
@@ -179,8 +194,18 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery) {
 	// activation must not forward: the current one will. One round trip,
 	// shared with the node's other attempts that start now (batcher.go),
 	// reads the row and the secrets and checks the lease.
-	started := rt.starts.do(persistence.AttemptKey{Lease: a.currentLease(), BridgeID: a.bridgeID, DeliveryID: d.ID})
-	start, err := started.AttemptStart, started.Err
+	//
+	// A row this activation has just created needs none of that: its
+	// lease was checked and its secrets read in the statement that
+	// created it, milliseconds ago, and no attempt of it has been made.
+	var err error
+	if start == nil {
+		started := rt.starts.do(persistence.AttemptKey{Lease: a.currentLease(), BridgeID: a.bridgeID, DeliveryID: d.ID})
+		start, err = &started.AttemptStart, started.Err
+		rt.metrics.startedRead.Inc()
+	} else {
+		rt.metrics.startedRecorded.Inc()
+	}
 	if err == nil && a.ctx.Err() != nil {
 		return // the activation is stopping; the delivery stays due
 	}

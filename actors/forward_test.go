@@ -297,3 +297,87 @@ func TestEndpointGone(t *testing.T) {
 		t.Fatalf("target received %q and refused x %d times; want only y, and x refused once", got, refusedOf("x"))
 	}
 }
+
+// TestFirstAttemptsStartFromTheRecord: a new message's first attempt
+// starts from the row and the secrets read in the round trip that recorded
+// it, with no read of its own; a message that waits for a concurrency slot
+// is read again when its turn comes, so a secret rotated with no grace
+// period while it waited signs its request.
+func TestFirstAttemptsStartFromTheRecord(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	release := make(chan struct{})
+	tg.SetStatus(func(content string) int {
+		if content == "hold" {
+			<-release
+		}
+		return 200
+	})
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, func(fc *persistence.ForwardConfig) { fc.MaxConcurrency = 1 })
+	tg.SetSecret(secret)
+	// The scheduler's periodic pass would sweep the bridge at any
+	// moment, and a sweep that reads a new row before its identity hands
+	// it over starts its attempt first, reading the row (harmless, but
+	// not what is counted here).
+	_, reg := e.runtime("n1", func(c *Config) { c.SweepInterval = time.Hour })
+	c := e.sender()
+	ctx := context.Background()
+	starts := func(source string) float64 {
+		return counterValue(t, reg, "bridge_forward_attempt_starts_total", map[string]string{"source": source})
+	}
+	// The first message spawns the forward child, whose first sweep
+	// may race it.
+	if _, err := c.SendText(ctx, b.Address, "zero"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == 1 }, "the first reply")
+	base := starts("recorded")
+	// One at a time, each after the previous one's reply: with one slot,
+	// a message that comes while the previous attempt is still recording
+	// its outcome waits for the slot.
+	for i, text := range []string{"one", "two", "three"} {
+		if _, err := c.SendText(ctx, b.Address, text); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == i+2 }, "the reply to %s", text)
+	}
+	// (A sweep that read a row just before its attempt ended may start
+	// a second attempt, which reads the row, finds it done and stops: a
+	// "read" start that calls nobody.)
+	if got := starts("recorded") - base; got != 3 {
+		t.Fatalf("attempt starts from the record: %v, want 3, one per new message", got)
+	}
+	// One attempt at a time: "hold" holds the only slot, and the next
+	// three wait for it.
+	if _, err := c.SendText(ctx, b.Address, "hold"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return starts("recorded")-base == 4 }, "the held attempt")
+	for _, text := range []string{"a", "b", "c"} {
+		if _, err := c.SendText(ctx, b.Address, text); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		ds, _, err := e.store.ListDeliveries(ctx, e.account.ID, b.ID, "", persistence.Page{Limit: 100})
+		return err == nil && len(ds) == 8
+	}, "the three waiting messages recorded")
+	rotated, err := e.store.RotateWebhookSecret(ctx, e.account.ID, b.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.SetSecret(rotated)
+	close(release)
+	for _, text := range []string{"a", "b", "c"} {
+		testkit.WaitFor(t, 20*time.Second, func() bool { return tg.Has(text) }, "the request of %s", text)
+	}
+	if bad := tg.BadSignatures(); len(bad) != 0 {
+		t.Fatalf("requests signed with the rotated-out secret: %v", bad)
+	}
+	if got, read := starts("recorded")-base, starts("read"); got != 4 || read < 3 {
+		t.Fatalf("attempt starts: %v from the record, %v read; want 4, and the three that waited read", got, read)
+	}
+	if got := tg.Requests(); got != 8 {
+		t.Fatalf("the target accepted %d requests, want 8, one per message", got)
+	}
+}

@@ -58,6 +58,12 @@ type fenced struct{ epoch int64 }
 // delivery id, so a delivery that keeps killing the child is quarantined.
 type deliveryTask struct {
 	delivery persistence.Delivery
+	// start is what the delivery's first attempt starts from, when the
+	// round trip that created the row read it (persistence.Recorded): the
+	// attempt then makes no StartAttempt read of its own. It is used only
+	// by an attempt that begins at once; a delivery that waits for a
+	// concurrency slot is read again when its turn comes.
+	start *persistence.AttemptStart
 }
 
 // Key implements supervision.Keyed.

@@ -30,8 +30,14 @@ type metrics struct {
 	loopSuppressed prometheus.Counter
 	deadLetters    prometheus.Counter
 	replies        *prometheus.CounterVec
-	mailbox        prometheus.GaugeFunc
-	connected      prometheus.GaugeFunc
+	// attemptStarts counts webhook attempts by where they started from:
+	// the row and secrets read with the delivery's record (recorded) or
+	// read by the attempt (read); startedRead and startedRecorded are
+	// its two series.
+	attemptStarts                *prometheus.CounterVec
+	startedRead, startedRecorded prometheus.Counter
+	mailbox                      prometheus.GaugeFunc
+	connected                    prometheus.GaugeFunc
 }
 
 // runtimeGauges are the values the runtime's gauges read at scrape time.
@@ -99,7 +105,12 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			Name: "bridge_forward_replies_total",
 			Help: "Outbox replies, by result (sent, retry, dead).",
 		}, []string{"result"}),
+		attemptStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_forward_attempt_starts_total",
+			Help: "Webhook attempts started, by what they started from: recorded (a new delivery's first attempt, with the row and the webhook secrets read in the round trip that recorded it), read (the attempt read them itself: retries, queued and swept deliveries).",
+		}, []string{"source"}),
 	}
+	m.startedRead, m.startedRecorded = m.attemptStarts.WithLabelValues("read"), m.attemptStarts.WithLabelValues("recorded")
 	m.mailbox = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_backlog_envelopes",
 		Help: "Envelopes received by the node subscription and not yet routed.",
@@ -124,7 +135,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.mailbox, m.connected} {
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}

@@ -83,8 +83,6 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 		identities, owners, bridges []string
 		epochs, ids                 []int64
 		index                       []int
-		bridgeSet                   = map[string]bool{}
-		bridgeList                  []string
 	)
 	for i, k := range keys {
 		if !validID(k.BridgeID) {
@@ -94,10 +92,6 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 		b := canonicalID(k.BridgeID)
 		identities, owners, epochs = append(identities, k.Lease.Identity), append(owners, k.Lease.Owner), append(epochs, k.Lease.Epoch)
 		bridges, ids, index = append(bridges, b), append(ids, k.DeliveryID), append(index, i)
-		if !bridgeSet[b] {
-			bridgeSet[b] = true
-			bridgeList = append(bridgeList, b)
-		}
 	}
 	if len(index) == 0 {
 		return out
@@ -114,9 +108,7 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 	// sequential scan of every delivery, for every batch.
 	batch.Queue(`SELECT i.ord, `+deliveryColumns+` FROM `+input+`
 		CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = i.delivery_id AND d.bridge_id = i.bridge_id LIMIT 1) d`, args...)
-	batch.Queue(`SELECT bridge_id::text, id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
-		WHERE bridge_id = ANY($1::text[]::uuid[]) AND (expires_at IS NULL OR expires_at > now())
-		ORDER BY bridge_id, expires_at DESC NULLS FIRST, created_at DESC`, bridgeList)
+	batch.Queue(bridgesSecretsQuery, distinct(bridges))
 	fail := func(err error) []AttemptStarted {
 		for _, i := range index {
 			out[i].Err = err
@@ -164,32 +156,9 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 		return fail(fmt.Errorf("start attempt: get deliveries: %w", mapError(err)))
 	}
 
-	rows, err = br.Query()
+	secrets, err := s.scanBridgesSecrets(br)
 	if err != nil {
-		return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
-	}
-	secrets := map[string][]WebhookSecret{}
-	for rows.Next() {
-		var (
-			bridgeID, id string
-			sealed       Sealed
-			ws           WebhookSecret
-		)
-		if err := rows.Scan(&bridgeID, &id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt); err != nil {
-			rows.Close()
-			return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
-		}
-		plain, err := s.sealer.Open(sealed, webhookSecretAAD(bridgeID, id))
-		if err != nil {
-			rows.Close()
-			return fail(fmt.Errorf("start attempt: load webhook secrets of bridge %s: %w", bridgeID, err))
-		}
-		ws.Secret = string(plain)
-		secrets[bridgeID] = append(secrets[bridgeID], ws)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
+		return fail(fmt.Errorf("start attempt: %w", err))
 	}
 
 	for k, i := range index {

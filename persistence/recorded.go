@@ -20,6 +20,12 @@ type Recorded struct {
 	Created bool
 	// Err is ErrFenced when the row's lease is no longer current.
 	Err error
+	// Secrets are the bridge's webhook secrets, read in the round trip
+	// that created the row, so that its first attempt can start at once
+	// (StartAttempt's reads, for a row this statement has just created
+	// under a live lease). Nil when not created, or when the bridge's
+	// secrets could not be read.
+	Secrets []WebhookSecret
 }
 
 // RecordDeliveries is RecordDelivery for many messages in one statement.
@@ -70,7 +76,8 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	// deliveries_bridge_idx, every delivery of the bridge for each row of
 	// the batch: the node slowed down with every message a bridge had
 	// ever received.
-	rows, err := s.pool.Query(ctx, `
+	var batch pgx.Batch
+	batch.Queue(`
 		WITH input AS (
 			SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
 				$8::bytea[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
@@ -83,7 +90,11 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 		ON CONFLICT (bridge_id, message_id) DO NOTHING
 		RETURNING `+deliveryColumns,
 		bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
+	batch.Queue(bridgesSecretsQuery, distinct(bridges))
+	br := s.pool.SendBatch(ctx, &batch)
+	rows, err := br.Query()
 	if err != nil {
+		br.Close()
 		return s.recordOneByOne(ctx, nds, out, index)
 	}
 	// byKey finds the inputs of a row; the same message twice in one
@@ -98,6 +109,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 		d, err := s.scanDelivery(rows)
 		if err != nil {
 			rows.Close()
+			br.Close()
 			return s.recordOneByOne(ctx, nds, out, unrecorded(index, done))
 		}
 		for j, i := range byKey[deliveryKey{d.BridgeID, d.MessageID}] {
@@ -106,7 +118,21 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	}
 	rows.Close()
 	if rows.Err() != nil {
+		br.Close()
 		return s.recordOneByOne(ctx, nds, out, unrecorded(index, done))
+	}
+	// The secrets go with the rows created; without them (an error) the
+	// first attempt reads them itself.
+	if secrets, err := s.scanBridgesSecrets(br); err == nil {
+		for _, i := range index {
+			if done[i] && out[i].Created {
+				out[i].Secrets = secrets[out[i].Delivery.BridgeID]
+			}
+		}
+	}
+	if err := br.Close(); err != nil {
+		// The batch is one transaction: nothing of it is stored.
+		return s.recordOneByOne(ctx, nds, out, index)
 	}
 	rest := unrecorded(index, done)
 	if len(rest) == 0 {

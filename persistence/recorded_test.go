@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -78,5 +79,63 @@ func TestRecordDeliveriesInOneBatch(t *testing.T) {
 		if r.Err != nil || !r.Created || r.Delivery.MessageID != many[i].MessageID {
 			t.Fatalf("bulk %d: %+v", i, r)
 		}
+	}
+}
+
+// TestRecordDeliveriesCarryTheSecrets: the rows a batch creates come with
+// their bridge's webhook secrets as of that round trip, the current one
+// first, so that a first attempt needs no read of its own; a row recorded
+// before comes without them. A rotation with no grace period applies to
+// the next batch.
+func TestRecordDeliveriesCarryTheSecrets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b1, sec1 := newBridge(t, s, a.ID, []byte("bundle-1"))
+	b2, sec2 := newBridge(t, s, a.ID, []byte("bundle-2"))
+	l1, err := s.AcquireLease(ctx, b1.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := s.AcquireLease(ctx, b2.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := func(b string, l Lease, msg string) NewDelivery {
+		return NewDelivery{BridgeID: b, MessageID: msg, Topic: "/xmtp/0/t/proto", SenderAddress: randomAddress(t), SentNs: 1,
+			Payload: []byte("p"), Lease: &l}
+	}
+	secretsOf := func(r Recorded) []string {
+		var out []string
+		for _, s := range r.Secrets {
+			out = append(out, s.Secret)
+		}
+		return out
+	}
+	got := s.RecordDeliveries(ctx, []NewDelivery{nd(b1.ID, l1, "m-1"), nd(b2.ID, l2, "m-2"), nd(b1.ID, l1, "m-3")})
+	for i, want := range [][]string{{sec1.WebhookSecret}, {sec2.WebhookSecret}, {sec1.WebhookSecret}} {
+		if got[i].Err != nil || !got[i].Created || !slices.Equal(secretsOf(got[i]), want) {
+			t.Fatalf("input %d: created %v, secrets %d, %v; want the bridge's one secret", i, got[i].Created, len(got[i].Secrets), got[i].Err)
+		}
+	}
+	rotated, err := s.RotateWebhookSecret(ctx, a.ID, b1.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = s.RecordDeliveries(ctx, []NewDelivery{nd(b1.ID, l1, "m-1"), nd(b1.ID, l1, "m-4")})
+	if got[0].Err != nil || got[0].Created || got[0].Secrets != nil {
+		t.Fatalf("a known row: created %v, %d secrets, %v; want neither", got[0].Created, len(got[0].Secrets), got[0].Err)
+	}
+	if want := []string{rotated, sec1.WebhookSecret}; got[1].Err != nil || !slices.Equal(secretsOf(got[1]), want) {
+		t.Fatalf("after a rotation with a grace period: %d secrets, %v; want the new one, then the old one", len(got[1].Secrets), got[1].Err)
+	}
+	now, err := s.RotateWebhookSecret(ctx, a.ID, b2.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = s.RecordDeliveries(ctx, []NewDelivery{nd(b2.ID, l2, "m-5")})
+	if got[0].Err != nil || !slices.Equal(secretsOf(got[0]), []string{now}) {
+		t.Fatalf("after a rotation with no grace: %d secrets, %v; want only the new one", len(got[0].Secrets), got[0].Err)
 	}
 }

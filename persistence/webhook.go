@@ -79,6 +79,58 @@ const webhookSecretsQuery = `
 	WHERE bridge_id = $1 AND (expires_at IS NULL OR expires_at > now())
 	ORDER BY expires_at DESC NULLS FIRST, created_at DESC`
 
+// bridgesSecretsQuery selects the valid secrets of the bridges $1, each
+// bridge's current one first.
+const bridgesSecretsQuery = `
+	SELECT bridge_id::text, id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
+	WHERE bridge_id = ANY($1::text[]::uuid[]) AND (expires_at IS NULL OR expires_at > now())
+	ORDER BY bridge_id, expires_at DESC NULLS FIRST, created_at DESC`
+
+// scanBridgesSecrets reads the next result of br, the rows of
+// bridgesSecretsQuery, and opens them, by bridge. A bridge without a
+// valid secret has no entry.
+func (s *Store) scanBridgesSecrets(br pgx.BatchResults) (map[string][]WebhookSecret, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+	}
+	defer rows.Close()
+	secrets := map[string][]WebhookSecret{}
+	for rows.Next() {
+		var (
+			bridgeID, id string
+			sealed       Sealed
+			ws           WebhookSecret
+		)
+		if err := rows.Scan(&bridgeID, &id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt); err != nil {
+			return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+		}
+		plain, err := s.sealer.Open(sealed, webhookSecretAAD(bridgeID, id))
+		if err != nil {
+			return nil, fmt.Errorf("load webhook secrets of bridge %s: %w", bridgeID, err)
+		}
+		ws.Secret = string(plain)
+		secrets[bridgeID] = append(secrets[bridgeID], ws)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+	}
+	return secrets, nil
+}
+
+// distinct returns the values of ids once each, in their first order.
+func distinct(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // scanWebhookSecrets reads the rows of webhookSecretsQuery and opens them;
 // no secret is ErrNotFound. It closes rows.
 func (s *Store) scanWebhookSecrets(rows pgx.Rows, bridgeID string) ([]WebhookSecret, error) {
