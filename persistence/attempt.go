@@ -110,7 +110,7 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 		WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)`, args...)
 	batch.Queue(`SELECT i.ord, `+deliveryColumns+` FROM `+input+`
 		JOIN deliveries d ON d.id = i.delivery_id AND d.bridge_id = i.bridge_id`, args...)
-	batch.Queue(`SELECT bridge_id::text, id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
+	batch.Queue(`SELECT bridge_id::text, `+webhookSecretColumns+` FROM webhook_secrets
 		WHERE bridge_id = ANY($1::text[]::uuid[]) AND (expires_at IS NULL OR expires_at > now())
 		ORDER BY bridge_id, expires_at DESC NULLS FIRST, created_at DESC`, bridgeList)
 	fail := func(err error) []AttemptStarted {
@@ -165,27 +165,12 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 		return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
 	}
 	secrets := map[string][]WebhookSecret{}
-	for rows.Next() {
-		var (
-			bridgeID, id string
-			sealed       Sealed
-			ws           WebhookSecret
-		)
-		if err := rows.Scan(&bridgeID, &id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt); err != nil {
-			rows.Close()
-			return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
-		}
-		plain, err := s.sealer.Open(sealed, webhookSecretAAD(bridgeID, id))
-		if err != nil {
-			rows.Close()
-			return fail(fmt.Errorf("start attempt: load webhook secrets of bridge %s: %w", bridgeID, err))
-		}
-		ws.Secret = string(plain)
-		secrets[bridgeID] = append(secrets[bridgeID], ws)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fail(fmt.Errorf("start attempt: load webhook secrets: %w", mapError(err)))
+	var bridgeID string
+	err = s.openWebhookSecrets(rows, []any{&bridgeID}, func() string { return bridgeID }, func(b string, ws WebhookSecret) {
+		secrets[b] = append(secrets[b], ws)
+	})
+	if err != nil {
+		return fail(fmt.Errorf("start attempt: %w", err))
 	}
 
 	for k, i := range index {
