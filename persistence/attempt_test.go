@@ -61,6 +61,7 @@ func TestStartAttemptsInOneBatch(t *testing.T) {
 // lease.
 type batchFixture struct {
 	s      *Store
+	url    string
 	b1, b2 Bridge
 	stale  Lease
 	l1, l2 Lease
@@ -71,7 +72,7 @@ type batchFixture struct {
 func newBatchFixture(t *testing.T) batchFixture {
 	t.Helper()
 	ctx := context.Background()
-	s, _ := newTestStore(t)
+	s, url := newTestStore(t)
 	a, _ := newAccount(t, s, "alice")
 	b1, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
 	b2, _ := newBridge(t, s, a.ID, []byte("bundle-2"))
@@ -99,7 +100,7 @@ func newBatchFixture(t *testing.T) batchFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return batchFixture{s: s, b1: b1, b2: b2, stale: stale, l1: l1, l2: l2, record: record, d0: d0}
+	return batchFixture{s: s, url: url, b1: b1, b2: b2, stale: stale, l1: l1, l2: l2, record: record, d0: d0}
 }
 
 // TestStartAttemptsOpenSecretsAsStartAttemptDoes: the batch opens webhook
