@@ -375,7 +375,9 @@ func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAt
 			} else if raw, err := proto.Marshal(env); err != nil {
 				a.log.Error("encode reply", "delivery", d.ID, "error", err)
 			} else {
-				a.own.add(env.Message)
+				// The completion remembers env as the activation's own
+				// once it is stored (completeBatch), before it is
+				// published.
 				reply = &persistence.Reply{BridgeID: a.bridgeID, Topic: d.Topic, TimestampNs: int64(env.TimestampNs), Envelope: raw,
 					Text: res.Reply}
 			}

@@ -43,6 +43,7 @@ type env struct {
 	nodeReg *prometheus.Registry
 	xmtp    *api.Client
 	store   *persistence.Store
+	sealer  *persistence.Sealer
 	account persistence.Account
 	log     *slog.Logger
 }
@@ -59,7 +60,8 @@ func newEnv(t testing.TB) *env {
 		t.Fatalf("dial node: %v", err)
 	}
 	t.Cleanup(func() { _ = xc.Close() })
-	st := storetest.Open(t, db, storetest.Sealer(t))
+	sealer := storetest.Sealer(t)
+	st := storetest.Open(t, db, sealer)
 	acc, _, _, err := st.CreateAccount(ctx, "owner")
 	if err != nil {
 		t.Fatalf("create account: %v", err)
@@ -69,7 +71,7 @@ func newEnv(t testing.TB) *env {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return &env{t: t, db: db, node: n, nodeReg: nodeReg, xmtp: xc, store: st, account: acc, log: log}
+	return &env{t: t, db: db, node: n, nodeReg: nodeReg, xmtp: xc, store: st, sealer: sealer, account: acc, log: log}
 }
 
 // bridge creates a bridge forwarding to url.

@@ -11,7 +11,10 @@ import (
 // and verified again: the same bytes are the same message. An envelope it
 // no longer remembers (it was evicted, or sealed by an earlier activation)
 // is opened as any other and passed over once its sender is known. It
-// holds nothing until the activation sends.
+// holds nothing until the activation sends, and only replies whose
+// completion is stored: completeBatch adds each before it publishes it, so
+// a reply refused by fencing, or one a delivery already completed does not
+// get, leaves nothing behind.
 type ownSent struct {
 	mu  sync.Mutex
 	ids map[[sha256.Size]byte]struct{}

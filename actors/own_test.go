@@ -1,9 +1,14 @@
 package actors
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
@@ -40,5 +45,70 @@ func TestInvitePrefixStartsInviteTopics(t *testing.T) {
 	}
 	if topic := keys.InviteTopic(k.Address()); !strings.HasPrefix(topic, invitePrefix) {
 		t.Fatalf("invite topic %q does not start with %q", topic, invitePrefix)
+	}
+}
+
+// ownCount is how many envelopes a remembers as its own.
+func ownCount(a *activation) int {
+	a.own.mu.Lock()
+	defer a.own.mu.Unlock()
+	return len(a.own.ids)
+}
+
+// TestOwnSentRemembersOnlyStoredReplies: a reply whose completion the
+// lease refuses (another owner took the identity over while the webhook
+// was answering) is never published, and the activation does not keep it
+// as its own; the replies it does publish are remembered until the
+// subscription brings them back, and then forgotten.
+func TestOwnSentRemembersOnlyStoredReplies(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
+	entered, release := make(chan struct{}), make(chan struct{})
+	tg.SetStatus(func(content string) int {
+		if content == "held" {
+			close(entered)
+			<-release
+		}
+		return 200
+	})
+	rt, reg := e.runtime("n1", nil)
+	a := rt.activation(b.ID)
+	if a == nil {
+		t.Fatalf("bridge %s not active after start", b.ID)
+	}
+	c := e.sender()
+	ctx := context.Background()
+	for _, m := range []string{"one", "two"} {
+		if _, err := c.SendText(ctx, b.Address, m); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == 2 }, "replies to two messages")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return ownCount(a) == 0 },
+		"the activation to forget its replies once they came back")
+
+	if _, err := c.SendText(ctx, b.Address, "held"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the webhook never got the held message")
+	}
+	// Another owner takes the identity over while the webhook answers.
+	if _, err := e.store.Pool().Exec(ctx, `UPDATE identity_leases SET owner = 'other/x', epoch = epoch + 1 WHERE identity = $1`, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		return counterValue(t, reg, "bridge_actor_stale_activations_total", nil) == 1
+	}, "the activation to stop as stale once its completion was refused")
+	if n := ownCount(a); n != 0 {
+		t.Fatalf("the fenced activation remembers %d envelopes as its own, want 0: its reply was never stored", n)
+	}
+	if got := messagesFrom(t, c, b.Address); len(got) != 2 {
+		t.Fatalf("replies %v: the fenced completion's reply was published", got)
 	}
 }

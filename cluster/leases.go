@@ -81,7 +81,9 @@ func (n *Node) renewLeases() bool {
 	sent := time.Now()
 	renewed, err := n.cfg.Store.RenewNodeLease(ctx, held, n.cfg.LeaseTTL)
 	if errors.Is(err, persistence.ErrFenced) {
-		// The renewal is a write the lease refused, like any other.
+		// The renewal is a write the lease refused, like any other: a
+		// lost node lease counts once here. The identities it stops
+		// count in bridge_actor_stale_activations_total, not here.
 		n.metrics.fencedWrites.Inc()
 		n.log.Error("node lease ran out: every hosted identity is fenced", "incarnation", held.ID)
 		n.fenceAll(held.ID)
@@ -119,11 +121,12 @@ func (n *Node) renewLeases() bool {
 }
 
 // fenceAll tells every hosted identity whose lease lives under the node
-// lease incarnation that it is fenced.
+// lease incarnation that it is fenced. It counts no fenced write: the
+// refused renewal that found the node lease gone counted it once, and each
+// identity that stops counts as a stale activation.
 func (n *Node) fenceAll(incarnation int64) {
 	for _, h := range n.host.Leases() {
 		if l := h.Lease(); l.Node == incarnation {
-			n.metrics.fencedWrites.Inc()
 			h.Fenced(l.Epoch)
 		}
 	}
@@ -152,6 +155,8 @@ func (n *Node) checkLeases(ctx context.Context) bool {
 			h.Renewed(l)
 			continue
 		}
+		// The check stands in for the renewal of this identity's
+		// lease, and the lease refused it.
 		n.metrics.fencedWrites.Inc()
 		h.Fenced(held.Epoch)
 	}

@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, g nodeGauges) (*metrics, error) {
 	})
 	m.fencedWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bridge_cluster_fenced_writes_total",
-		Help: "Writes (lease renewals included), sends and webhook attempts refused because the activation no longer held the current lease.",
+		Help: "Writes, sends and webhook attempts refused because the activation no longer held the current lease, and lease renewals refused: a lost node lease counts once, however many identities it stops (those count in bridge_actor_stale_activations_total).",
 	})
 	m.renewErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "bridge_actor_lease_renewal_errors_total",

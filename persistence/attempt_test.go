@@ -3,7 +3,9 @@ package persistence
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,6 +61,7 @@ func TestStartAttemptsInOneBatch(t *testing.T) {
 // lease.
 type batchFixture struct {
 	s      *Store
+	url    string
 	b1, b2 Bridge
 	stale  Lease
 	l1, l2 Lease
@@ -69,7 +72,7 @@ type batchFixture struct {
 func newBatchFixture(t *testing.T) batchFixture {
 	t.Helper()
 	ctx := context.Background()
-	s, _ := newTestStore(t)
+	s, url := newTestStore(t)
 	a, _ := newAccount(t, s, "alice")
 	b1, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
 	b2, _ := newBridge(t, s, a.ID, []byte("bundle-2"))
@@ -97,5 +100,52 @@ func newBatchFixture(t *testing.T) batchFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return batchFixture{s: s, b1: b1, b2: b2, stale: stale, l1: l1, l2: l2, record: record, d0: d0}
+	return batchFixture{s: s, url: url, b1: b1, b2: b2, stale: stale, l1: l1, l2: l2, record: record, d0: d0}
+}
+
+// TestStartAttemptsOpenSecretsAsStartAttemptDoes: the batch opens webhook
+// secrets as StartAttempt does: the same secrets in the same order, the
+// rotated-out one after the current one; a secret that cannot be opened
+// fails the batch with the error StartAttempt gives, which does not show
+// the secret.
+func TestStartAttemptsOpenSecretsAsStartAttemptDoes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newBatchFixture(t)
+	s, b1, b2, l1, l2 := f.s, f.b1, f.b2, f.l1, f.l2
+	current, err := s.RotateWebhookSecret(ctx, b1.AccountID, b1.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, d2 := f.record(l1, b1.ID, "m-1"), f.record(l2, b2.ID, "m-2")
+	keys := []AttemptKey{{Lease: l1, BridgeID: b1.ID, DeliveryID: d1.ID}, {Lease: l2, BridgeID: b2.ID, DeliveryID: d2.ID}}
+	got := s.StartAttempts(ctx, keys)
+	for i, k := range keys {
+		want, err := s.StartAttempt(ctx, k.Lease, k.BridgeID, k.DeliveryID)
+		if err != nil || got[i].Err != nil || !reflect.DeepEqual(got[i].Secrets, want.Secrets) {
+			t.Fatalf("key %d: batch secrets %+v (%v), alone %+v (%v)", i, got[i].Secrets, got[i].Err, want.Secrets, err)
+		}
+	}
+	if len(got[0].Secrets) != 2 || got[0].Secrets[0].Secret != current || got[0].Secrets[1].ExpiresAt == nil {
+		t.Fatalf("secrets of the rotated bridge: %+v, want the current one first, then the rotated-out one", got[0].Secrets)
+	}
+
+	if _, err := s.pool.Exec(ctx, `UPDATE webhook_secrets SET ciphertext = overlay(ciphertext placing '\xff'::bytea from 1)
+		WHERE bridge_id = $1 AND expires_at IS NULL`, b1.ID); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, AttemptKey{Lease: l1, BridgeID: b1.ID, DeliveryID: d1.ID})
+	got = s.StartAttempts(ctx, keys)
+	_, alone := s.StartAttempt(ctx, l1, b1.ID, d1.ID)
+	if alone == nil {
+		t.Fatal("StartAttempt opened a tampered secret")
+	}
+	for i := range keys {
+		if got[i].Err == nil || got[i].Err.Error() != alone.Error() {
+			t.Errorf("key %d: batch error %v, alone %v", i, got[i].Err, alone)
+		}
+		if strings.Contains(fmt.Sprint(got[i].Err), current) {
+			t.Errorf("key %d: the error shows the secret", i)
+		}
+	}
 }

@@ -151,7 +151,9 @@ func (s *Store) sealCompletion(ctx context.Context, deliveryID int64, reply *Rep
 // identities, in one statement. It returns one Completed per input, in
 // order. A delivery named twice is completed the second time on its own,
 // after the batch; a failed statement (a deadlock Postgres broke, a
-// constraint) completes the batch one delivery at a time.
+// constraint), or one whose rows could not be read, completes the batch
+// one delivery at a time (completeAgain), which still hands back the
+// replies the statement put in the outbox if it ran.
 //
 // Locks. Each row is fenced by its own lease (leaseLive), read without
 // locking the lease rows: a statement that locked several identities'
@@ -250,8 +252,9 @@ func (s *Store) completeBatch(ctx context.Context, cs []Completion, out []Comple
 		SELECT i.ord, f.ord IS NOT NULL, t.id IS NOT NULL, dn.id IS NOT NULL, o.delivery_id IS NOT NULL
 		FROM input i LEFT JOIN fresh f ON f.ord = i.ord LEFT JOIN target t ON t.id = i.delivery_id
 			LEFT JOIN done dn ON dn.id = i.delivery_id LEFT JOIN outbox o ON o.delivery_id = i.delivery_id`, args...)
+	replyIDs := args[7].([]*int64)
 	if err != nil {
-		s.completeOneByOne(ctx, cs, out, index)
+		s.completeAgain(ctx, cs, out, index, replyIDs)
 		return
 	}
 	seen := 0
@@ -262,7 +265,7 @@ func (s *Store) completeBatch(ctx context.Context, cs []Completion, out []Comple
 		)
 		if err := rows.Scan(&ord, &leased, &found, &completed, &inserted); err != nil || ord < 1 || int(ord) > len(index) {
 			rows.Close()
-			s.completeOneByOne(ctx, cs, out, index)
+			s.completeAgain(ctx, cs, out, index, replyIDs)
 			return
 		}
 		i := index[ord-1]
@@ -275,7 +278,7 @@ func (s *Store) completeBatch(ctx context.Context, cs []Completion, out []Comple
 		default:
 			out[i].Completed = completed
 			if inserted {
-				out[i].ReplyID = *args[7].([]*int64)[ord-1]
+				out[i].ReplyID = *replyIDs[ord-1]
 			}
 		}
 		seen++
@@ -283,14 +286,50 @@ func (s *Store) completeBatch(ctx context.Context, cs []Completion, out []Comple
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		// The statement failed as a whole (a deadlock Postgres broke, a
-		// constraint): nothing of it was written.
-		s.completeOneByOne(ctx, cs, out, index)
+		// constraint), and nothing of it was written, or its rows could
+		// not be read after it ran (the connection broke).
+		s.completeAgain(ctx, cs, out, index, replyIDs)
 	} else if seen != len(index) {
 		for _, i := range index {
 			if out[i].Err == nil && !out[i].Completed && out[i].ReplyID == 0 {
 				out[i].Err = fmt.Errorf("complete delivery %d: the batch returned %d rows for %d", cs[i].DeliveryID, seen, len(index))
 			}
 		}
+	}
+}
+
+// completeAgain completes the inputs at index one statement each, after
+// the batch statement failed or its rows could not be read. The statement
+// may have run all the same: a delivery it completed is then found
+// succeeded by the second try, which adds no reply. The reply the
+// statement put in the outbox for it, found by the outbox id drawn for it
+// (replyIDs, by position in index), is handed back instead, so that the
+// caller publishes it at once rather than leaving it to the sweep.
+func (s *Store) completeAgain(ctx context.Context, cs []Completion, out []Completed, index []int, replyIDs []*int64) {
+	s.completeOneByOne(ctx, cs, out, index)
+	var drawn []int64
+	at := map[int64]int{}
+	for k, i := range index {
+		if out[i].Err == nil && out[i].ReplyID == 0 && replyIDs[k] != nil {
+			drawn = append(drawn, *replyIDs[k])
+			at[*replyIDs[k]] = i
+		}
+	}
+	if len(drawn) == 0 {
+		return
+	}
+	rows, err := s.pool.Query(ctx, `SELECT o.id FROM unnest($1::bigint[]) AS r(id) JOIN reply_outbox o ON o.id = r.id`, drawn)
+	if err != nil {
+		// The replies stay in the outbox for the sweep to publish.
+		return
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		i := at[id]
+		out[i].ReplyID, out[i].Completed = id, true
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
 // TestCompleteDeliveriesInOneBatch: completing many deliveries of several
@@ -131,6 +133,57 @@ func TestConcurrentBatchesGiveOneReply(t *testing.T) {
 		r, err := s.RepliesOf(ctx, d.ID)
 		if err != nil || len(r) != 1 || replies[d.ID] != 1 {
 			t.Fatalf("delivery %d: %d replies in the outbox, %d returned, %v", d.ID, len(r), replies[d.ID], err)
+		}
+	}
+}
+
+// TestCompleteDeliveriesHandsBackRepliesOfAStatementWhoseRowsWereLost: the
+// batch statement runs and commits, but the connection breaks while its
+// rows are read (a loopback proxy cuts it after the first row). The
+// deliveries are completed again one at a time, which finds them
+// succeeded; each still gets back the outbox reply the batch statement put
+// in for it, so its caller publishes it at once, and no delivery has a
+// second reply.
+func TestCompleteDeliveriesHandsBackRepliesOfAStatementWhoseRowsWereLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newBatchFixture(t)
+	cut, url := pgtest.NewCutter(t, f.url, "AS i(l_identity, l_owner, l_epoch, delivery_id, status_code")
+	s := openStore(t, url, f.s.sealer)
+	d1, d2, d3 := f.record(f.l1, f.b1.ID, "m-1"), f.record(f.l2, f.b2.ID, "m-2"), f.record(f.l1, f.b1.ID, "m-3")
+	reply := func(d Delivery, text string) *Reply {
+		return &Reply{BridgeID: d.BridgeID, Topic: d.Topic, TimestampNs: 9, Envelope: []byte("envelope " + text), Text: text}
+	}
+	cs := []Completion{
+		{Lease: f.l1, DeliveryID: d1.ID, Attempt: DeliveryAttempt{StatusCode: 200}, Reply: reply(d1, "one")},
+		{Lease: f.l2, DeliveryID: d2.ID, Attempt: DeliveryAttempt{StatusCode: 200}, Reply: reply(d2, "two")},
+		{Lease: f.l1, DeliveryID: d3.ID, Attempt: DeliveryAttempt{StatusCode: 200}},
+	}
+	cut.Arm()
+	got := s.CompleteDeliveries(ctx, cs)
+	if cut.Cuts() != 1 {
+		t.Fatalf("the proxy cut %d connections, want 1: the batch statement did not run through it", cut.Cuts())
+	}
+	for i, c := range cs {
+		d, err := f.s.DeliveryByID(ctx, c.DeliveryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		replies, err := f.s.RepliesOf(ctx, c.DeliveryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i].Err != nil || d.Status != DeliverySucceeded || d.Attempts != 1 {
+			t.Fatalf("completion %d: %+v; delivery %s after %d attempts", i, got[i], d.Status, d.Attempts)
+		}
+		if c.Reply == nil {
+			if len(replies) != 0 || got[i].ReplyID != 0 {
+				t.Fatalf("completion %d without a reply: reply %d, outbox %+v", i, got[i].ReplyID, replies)
+			}
+			continue
+		}
+		if len(replies) != 1 || !got[i].Completed || got[i].ReplyID != replies[0].ID || string(replies[0].Envelope) != string(c.Reply.Envelope) {
+			t.Fatalf("completion %d: completed %v, reply %d; outbox %+v: want the one reply the batch put in", i, got[i].Completed, got[i].ReplyID, replies)
 		}
 	}
 }

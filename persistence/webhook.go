@@ -72,17 +72,21 @@ func (s *Store) WebhookSecrets(ctx context.Context, bridgeID string) ([]WebhookS
 	return s.scanWebhookSecrets(rows, bridgeID)
 }
 
+// webhookSecretColumns are the columns openWebhookSecrets reads of a
+// webhook_secrets row.
+const webhookSecretColumns = `id, key_id, nonce, ciphertext, created_at, expires_at`
+
 // webhookSecretsQuery selects the valid secrets of bridge $1, the current
 // one first.
 const webhookSecretsQuery = `
-	SELECT id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
+	SELECT ` + webhookSecretColumns + ` FROM webhook_secrets
 	WHERE bridge_id = $1 AND (expires_at IS NULL OR expires_at > now())
 	ORDER BY expires_at DESC NULLS FIRST, created_at DESC`
 
 // bridgesSecretsQuery selects the valid secrets of the bridges $1, each
 // bridge's current one first.
 const bridgesSecretsQuery = `
-	SELECT bridge_id::text, id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
+	SELECT bridge_id::text, ` + webhookSecretColumns + ` FROM webhook_secrets
 	WHERE bridge_id = ANY($1::text[]::uuid[]) AND (expires_at IS NULL OR expires_at > now())
 	ORDER BY bridge_id, expires_at DESC NULLS FIRST, created_at DESC`
 
@@ -94,26 +98,13 @@ func (s *Store) scanBridgesSecrets(br pgx.BatchResults) (map[string][]WebhookSec
 	if err != nil {
 		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
 	}
-	defer rows.Close()
 	secrets := map[string][]WebhookSecret{}
-	for rows.Next() {
-		var (
-			bridgeID, id string
-			sealed       Sealed
-			ws           WebhookSecret
-		)
-		if err := rows.Scan(&bridgeID, &id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt); err != nil {
-			return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
-		}
-		plain, err := s.sealer.Open(sealed, webhookSecretAAD(bridgeID, id))
-		if err != nil {
-			return nil, fmt.Errorf("load webhook secrets of bridge %s: %w", bridgeID, err)
-		}
-		ws.Secret = string(plain)
-		secrets[bridgeID] = append(secrets[bridgeID], ws)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+	var bridgeID string
+	err = s.openWebhookSecrets(rows, []any{&bridgeID}, func() string { return bridgeID }, func(b string, ws WebhookSecret) {
+		secrets[b] = append(secrets[b], ws)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return secrets, nil
 }
@@ -134,29 +125,46 @@ func distinct(ids []string) []string {
 // scanWebhookSecrets reads the rows of webhookSecretsQuery and opens them;
 // no secret is ErrNotFound. It closes rows.
 func (s *Store) scanWebhookSecrets(rows pgx.Rows, bridgeID string) ([]WebhookSecret, error) {
-	defer rows.Close()
 	var out []WebhookSecret
+	err := s.openWebhookSecrets(rows, nil, func() string { return bridgeID }, func(_ string, ws WebhookSecret) {
+		out = append(out, ws)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("load webhook secrets: %w", ErrNotFound)
+	}
+	return out, nil
+}
+
+// openWebhookSecrets reads rows of webhook secrets, each the columns head
+// scans followed by webhookSecretColumns, and opens them in order. bridge
+// names the bridge of the row just scanned, whose id the secret is sealed
+// with; add receives each opened secret with it. It closes rows.
+func (s *Store) openWebhookSecrets(rows pgx.Rows, head []any, bridge func() string, add func(bridgeID string, ws WebhookSecret)) error {
+	defer rows.Close()
 	for rows.Next() {
 		var (
 			id     string
 			sealed Sealed
 			ws     WebhookSecret
 		)
-		if err := rows.Scan(&id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt); err != nil {
-			return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+		dest := append(append(make([]any, 0, len(head)+6), head...),
+			&id, &sealed.KeyID, &sealed.Nonce, &sealed.Ciphertext, &ws.CreatedAt, &ws.ExpiresAt)
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("load webhook secrets: %w", mapError(err))
 		}
+		bridgeID := bridge()
 		plain, err := s.sealer.Open(sealed, webhookSecretAAD(bridgeID, id))
 		if err != nil {
-			return nil, fmt.Errorf("load webhook secrets of bridge %s: %w", bridgeID, err)
+			return fmt.Errorf("load webhook secrets of bridge %s: %w", bridgeID, err)
 		}
 		ws.Secret = string(plain)
-		out = append(out, ws)
+		add(bridgeID, ws)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load webhook secrets: %w", mapError(err))
+		return fmt.Errorf("load webhook secrets: %w", mapError(err))
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("load webhook secrets: %w", ErrNotFound)
-	}
-	return out, nil
+	return nil
 }
