@@ -115,6 +115,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Autovacuum reports whether the server runs autovacuum. Without it the
+// delivery and outbox tables keep every dead row their updates leave and
+// are never analysed; the node still works, more slowly as they grow.
+func (s *Store) Autovacuum(ctx context.Context) (bool, error) {
+	var on bool
+	if err := s.pool.QueryRow(ctx, "SELECT current_setting('autovacuum')::bool").Scan(&on); err != nil {
+		return false, fmt.Errorf("read autovacuum setting: %w", err)
+	}
+	return on, nil
+}
+
 // Close closes every connection of the store.
 func (s *Store) Close() { s.pool.Close() }
 

@@ -84,3 +84,22 @@ func newBridge(t testing.TB, s *Store, accountID string, bundle []byte) (Bridge,
 	}
 	return b, secrets
 }
+
+// TestAutovacuumReadsTheServerSetting: Autovacuum reports the server's
+// autovacuum setting, as the server shows it.
+func TestAutovacuumReadsTheServerSetting(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	var shown string
+	if err := s.pool.QueryRow(ctx, "SHOW autovacuum").Scan(&shown); err != nil {
+		t.Fatal(err)
+	}
+	on, err := s.Autovacuum(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on != (shown == "on") {
+		t.Fatalf("Autovacuum() = %v, the server shows %q", on, shown)
+	}
+}

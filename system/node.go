@@ -357,6 +357,10 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pers
 		store.Close()
 		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
+	if on, err := store.Autovacuum(ctx); err == nil && !on {
+		log.Warn("postgres autovacuum is off: the deliveries and reply_outbox tables keep every dead row and are never analysed, so they grow and slow down; turn autovacuum on, or VACUUM ANALYZE them on a schedule",
+			"database_url", where)
+	}
 	log.Info("postgres ready", "database_url", where)
 	return store, nil
 }
