@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/xmtpbridge/bridge/persistence"
@@ -31,28 +32,64 @@ func (id *identity) saveCursor(topic string, ts uint64, message []byte) {
 	}
 }
 
-// flushCursors writes the cursors saveCursor marked.
+// flushCursors hands the cursors saveCursor marked to the node's cursor
+// writer, which writes them with the other identities' in one statement
+// while the actor goes on. A move that fails (other than by a lost lease)
+// only leaves the cursor behind: the next one moves it further, and an
+// activation that starts from an older cursor reads messages again that
+// it finds recorded.
 func (id *identity) flushCursors() {
 	id.flushPending = false
 	a := id.a
 	if a == nil || id.stale || len(id.dirty) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	for topic, c := range id.dirty {
 		if !id.rec().ready(topic) {
 			// A delivery marked before it is still being recorded:
 			// delivered flushes again once it is.
 			continue
 		}
-		err := id.rt.cfg.Store.SaveCursor(ctx, a.currentLease(), a.bridgeID, topic, c.LastTimestampNs, c.LastDigest)
-		if err != nil {
-			a.log.Error("save cursor", "topic", topic, "error", err)
-			a.noteFenced(err)
-			return
-		}
+		id.rt.cursors.enqueue(cursorMove{a: a, move: persistence.CursorMove{Lease: a.currentLease(), BridgeID: a.bridgeID,
+			Topic: topic, TimestampNs: c.LastTimestampNs, Digest: c.LastDigest}})
 		delete(id.dirty, topic)
 		delete(id.rec().after, topic)
+	}
+}
+
+// maxCursorBatch bounds the cursor moves of one statement.
+const maxCursorBatch = 256
+
+// cursorMove is a cursor move of an activation.
+type cursorMove struct {
+	a    *activation
+	move persistence.CursorMove
+}
+
+// saveCursors writes a batch of cursor moves; a move refused for its lease
+// tells its activation.
+func saveCursors(store Store) func([]cursorMove) []error {
+	return func(reqs []cursorMove) []error {
+		moves := make([]persistence.CursorMove, len(reqs))
+		for i, r := range reqs {
+			moves[i] = r.move
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		errs := store.SaveCursors(ctx, moves)
+		told := map[*activation]bool{} // once per activation and batch
+		for i, err := range errs {
+			r := reqs[i]
+			if err == nil || told[r.a] {
+				continue
+			}
+			told[r.a] = true
+			if errors.Is(err, persistence.ErrFenced) {
+				r.a.noteFenced(err)
+			} else if r.a.ctx.Err() == nil {
+				r.a.log.Error("save cursor", "topic", r.move.Topic, "error", err)
+			}
+		}
+		return errs
 	}
 }

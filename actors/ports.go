@@ -37,7 +37,7 @@ type Store interface {
 	Conversations(ctx context.Context, bridgeID string) ([]persistence.Conversation, error)
 	SaveConversation(ctx context.Context, c persistence.Conversation) error
 	Cursors(ctx context.Context, bridgeID string) (map[string]persistence.Cursor, error)
-	SaveCursor(ctx context.Context, l persistence.Lease, bridgeID, topic string, timestampNs int64, digest []byte) error
+	SaveCursors(ctx context.Context, moves []persistence.CursorMove) []error
 
 	RecordDelivery(ctx context.Context, nd persistence.NewDelivery) (persistence.Delivery, bool, error)
 	RecordDeliveries(ctx context.Context, nds []persistence.NewDelivery) []persistence.Recorded

@@ -52,6 +52,8 @@ type Runtime struct {
 	// completes records the node's successful attempts, with their
 	// replies, in batches (batcher.go).
 	completes *batcher[completeRequest, persistence.Completed]
+	// cursors writes the node's cursor moves in batches (cursor.go).
+	cursors *batcher[cursorMove, error]
 	// due wakes the forward children of bridges with work due (due.go).
 	due *scheduler
 	// events keeps the node's LISTEN connection (events.go).
@@ -97,6 +99,7 @@ func New(cfg Config) (*Runtime, error) {
 	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch,
 		run:  func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) },
 		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
+	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, run: saveCursors(cfg.Store), fail: func(err error) error { return err }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{

@@ -43,6 +43,98 @@ func (s *Store) SaveCursor(ctx context.Context, l Lease, bridgeID, topic string,
 	return nil
 }
 
+// CursorMove is a cursor to move, under the lease of the activation that
+// read up to it.
+type CursorMove struct {
+	Lease       Lease
+	BridgeID    string
+	Topic       string
+	TimestampNs int64
+	Digest      []byte
+}
+
+// SaveCursors is SaveCursor for many cursors, of any identities, in one
+// statement. It returns one error per move, in order: nil, ErrFenced when
+// the move's lease is not current, or the statement's error for every
+// move. Two moves of one topic keep the newer.
+//
+// Each move is fenced by its own lease (leaseLive) without locking the
+// lease rows, as CompleteDeliveries is: a move that commits just after a
+// take-over only moves the cursor past deliveries the old activation had
+// already recorded, which the new one finds in the store. Cursor rows are
+// written in (bridge, topic) order, so two batches wait for each other
+// instead of deadlocking.
+func (s *Store) SaveCursors(ctx context.Context, moves []CursorMove) []error {
+	out := make([]error, len(moves))
+	var (
+		identities, owners, bridges, topics []string
+		epochs, stamps                      []int64
+		digests                             [][]byte
+		index                               []int
+	)
+	for i, m := range moves {
+		if !validID(m.BridgeID) {
+			out[i] = fmt.Errorf("save cursor: %w", ErrNotFound)
+			continue
+		}
+		identities, owners, epochs = append(identities, m.Lease.Identity), append(owners, m.Lease.Owner), append(epochs, m.Lease.Epoch)
+		bridges, topics = append(bridges, canonicalID(m.BridgeID)), append(topics, m.Topic)
+		stamps, digests = append(stamps, m.TimestampNs), append(digests, m.Digest)
+		index = append(index, i)
+	}
+	if len(index) == 0 {
+		return out
+	}
+	rows, err := s.pool.Query(ctx, `
+		WITH input AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]::uuid[], $5::text[], $6::bigint[], $7::bytea[])
+				WITH ORDINALITY AS i(l_identity, l_owner, l_epoch, bridge_id, topic, ts, digest, ord)),
+		live AS (
+			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l
+				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)),
+		moved AS (
+			INSERT INTO cursors AS c (bridge_id, topic, last_timestamp_ns, last_digest)
+			SELECT bridge_id, topic, ts, digest FROM (
+				SELECT DISTINCT ON (bridge_id, topic) bridge_id, topic, ts, digest FROM live
+				ORDER BY bridge_id, topic, ts DESC) newest
+			ORDER BY bridge_id, topic
+			ON CONFLICT (bridge_id, topic) DO UPDATE SET last_timestamp_ns = EXCLUDED.last_timestamp_ns,
+				last_digest = EXCLUDED.last_digest, updated_at = now()
+			WHERE c.last_timestamp_ns <= EXCLUDED.last_timestamp_ns)
+		SELECT ord FROM live`, identities, owners, epochs, bridges, topics, stamps, digests)
+	fail := func(err error) []error {
+		for _, i := range index {
+			out[i] = fmt.Errorf("save cursors: %w", mapError(err))
+		}
+		return out
+	}
+	if err != nil {
+		return fail(err)
+	}
+	live := make([]bool, len(index))
+	for rows.Next() {
+		var ord int64
+		if err := rows.Scan(&ord); err != nil || ord < 1 || int(ord) > len(index) {
+			rows.Close()
+			if err == nil {
+				err = fmt.Errorf("row %d of %d", ord, len(index))
+			}
+			return fail(err)
+		}
+		live[ord-1] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	for k, i := range index {
+		if !live[k] {
+			out[i] = fmt.Errorf("save cursor of %s: %w", moves[i].Topic, fencedError(moves[i].Lease))
+		}
+	}
+	return out
+}
+
 // Cursors returns every cursor of a bridge, by topic.
 func (s *Store) Cursors(ctx context.Context, bridgeID string) (map[string]Cursor, error) {
 	if !validID(bridgeID) {
