@@ -38,23 +38,28 @@ func (id *identity) saveCursor(topic string, ts uint64, message []byte) {
 // only leaves the cursor behind: the next one moves it further, and an
 // activation that starts from an older cursor reads messages again that
 // it finds recorded.
-func (id *identity) flushCursors() {
+//
+// It returns where each move's outcome will be: an activation that stops
+// waits for its last moves before it releases its lease.
+func (id *identity) flushCursors() []<-chan error {
 	id.flushPending = false
 	a := id.a
 	if a == nil || id.stale || len(id.dirty) == 0 {
-		return
+		return nil
 	}
+	var written []<-chan error
 	for topic, c := range id.dirty {
 		if !id.rec().ready(topic) {
 			// A delivery marked before it is still being recorded:
 			// delivered flushes again once it is.
 			continue
 		}
-		id.rt.cursors.enqueue(cursorMove{a: a, move: persistence.CursorMove{Lease: a.currentLease(), BridgeID: a.bridgeID,
-			Topic: topic, TimestampNs: c.LastTimestampNs, Digest: c.LastDigest}})
+		written = append(written, id.rt.cursors.enqueue(cursorMove{a: a, move: persistence.CursorMove{Lease: a.currentLease(),
+			BridgeID: a.bridgeID, Topic: topic, TimestampNs: c.LastTimestampNs, Digest: c.LastDigest}}))
 		delete(id.dirty, topic)
 		delete(id.rec().after, topic)
 	}
+	return written
 }
 
 // maxCursorBatch bounds the cursor moves of one statement.
@@ -84,9 +89,12 @@ func saveCursors(store Store) func([]cursorMove) []error {
 				continue
 			}
 			told[r.a] = true
+			if r.a.ctx.Err() != nil {
+				continue // the activation has ended; the next one reads again
+			}
 			if errors.Is(err, persistence.ErrFenced) {
 				r.a.noteFenced(err)
-			} else if r.a.ctx.Err() == nil {
+			} else {
 				r.a.log.Error("save cursor", "topic", r.move.Topic, "error", err)
 			}
 		}

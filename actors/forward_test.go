@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -379,5 +380,45 @@ func TestFirstAttemptsStartFromTheRecord(t *testing.T) {
 	}
 	if got := tg.Requests(); got != 8 {
 		t.Fatalf("the target accepted %d requests, want 8, one per message", got)
+	}
+}
+
+// TestCursorsAreWrittenBeforeTheLeaseIsReleased: the node writes cursor
+// moves in batches, off the identity's mailbox; an identity that stops
+// still writes its last moves under its lease before releasing it, so the
+// next activation starts after them, and a clean stop counts no fenced
+// write.
+func TestCursorsAreWrittenBeforeTheLeaseIsReleased(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	rt, reg := e.runtime("n1", nil)
+	c := e.sender()
+	ctx := context.Background()
+	var last *client.Sent
+	for i := range 5 {
+		sent, err := c.SendText(ctx, b.Address, fmt.Sprintf("m-%d", i))
+		if err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		last = sent
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == 5 }, "five replies")
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := rt.Stop(stopCtx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	cursors, err := e.store.Cursors(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, ok := cursors[last.Topic]
+	if !ok || cur.LastTimestampNs != last.Sent.UnixNano() {
+		t.Fatalf("the conversation's cursor after a stop: %+v (found %v); want it at the last message, sent at %d", cur, ok, last.Sent.UnixNano())
+	}
+	if got := counterValue(t, reg, "bridge_cluster_fenced_writes_total", nil); got != 0 {
+		t.Fatalf("a clean stop counted %v fenced writes", got)
 	}
 }

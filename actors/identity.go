@@ -131,7 +131,7 @@ func (id *identity) Receive(ctx actor.Context) {
 	case *topicHandled:
 		id.saveCursor(m.topic, m.ts, m.digest)
 	case *flushCursors:
-		id.flushCursors()
+		_ = id.flushCursors()
 	case *conversationStarted:
 		if id.a != nil {
 			id.rt.ingress.addConversations(ctx.Self(), m.conv)

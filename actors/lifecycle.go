@@ -252,7 +252,15 @@ func (id *identity) stop() {
 		return
 	}
 	id.rt.ingress.remove(a.self, append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)...)
-	id.flushCursors()
+	// The last cursor moves are written under the lease, before it is
+	// released.
+	wait := time.After(5 * time.Second)
+	for _, written := range id.flushCursors() {
+		select {
+		case <-written:
+		case <-wait:
+		}
+	}
 	// Running webhook attempts finish (or time out) before the context
 	// they run under ends; their deliveries stay durable either way.
 	waitGroup(&a.attempts, id.rt.cfg.DrainTimeout)
