@@ -422,3 +422,54 @@ func TestCursorsAreWrittenBeforeTheLeaseIsReleased(t *testing.T) {
 		t.Fatalf("a clean stop counted %v fenced writes", got)
 	}
 }
+
+// TestRepliesOfABurstArePublishedOnceAndRecorded: a burst's replies are
+// published in batches, and each batch's outcome is recorded beside the
+// next publish; every reply ends recorded as sent, and none is published
+// twice (a sweep leaves replies alone until their outcome is stored).
+func TestRepliesOfABurstArePublishedOnceAndRecorded(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	_, reg := e.runtime("n1", nil)
+	ctx := context.Background()
+	const senders, each = 4, 10
+	var clients []*client.Client
+	for range senders {
+		clients = append(clients, e.sender())
+	}
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range each {
+				if _, err := c.SendText(ctx, b.Address, fmt.Sprintf("s%d-%d", i, k)); err != nil {
+					t.Errorf("send: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, c := range clients {
+		testkit.WaitFor(t, 30*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) >= each }, "the replies of a sender")
+	}
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		var unsent int
+		err := e.store.Pool().QueryRow(ctx, `SELECT count(*) FROM reply_outbox WHERE bridge_id = $1 AND status <> 'sent'`, b.ID).Scan(&unsent)
+		return err == nil && unsent == 0
+	}, "every reply recorded as sent")
+	var rows int
+	if err := e.store.Pool().QueryRow(ctx, `SELECT count(*) FROM reply_outbox WHERE bridge_id = $1`, b.ID).Scan(&rows); err != nil || rows != senders*each {
+		t.Fatalf("%d outbox rows (%v), want %d", rows, err, senders*each)
+	}
+	for i, c := range clients {
+		if got := messagesFrom(t, c, b.Address); len(got) != each {
+			t.Errorf("sender %d got %d replies, want %d: %v", i, len(got), each, got)
+		}
+	}
+	if got := counterValue(t, reg, "bridge_forward_replies_total", map[string]string{"result": "sent"}); got != senders*each {
+		t.Fatalf("%v replies published, want %d, each once", got, senders*each)
+	}
+}

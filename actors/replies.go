@@ -6,9 +6,14 @@ package actors
 // here. The activation publishes the replies that queued up while its
 // previous publish was in flight in one Publish call, and records their
 // outcome in one statement, instead of one call and one write per reply.
-// A goroutine runs only while replies wait. A reply whose publish fails
-// stays in the outbox and is retried like any other (forwarder.sweep, woken
-// by the node's scheduler at the retry).
+// The outcomes are recorded beside the next publish, not before it: a
+// reply does not wait for the record of the replies published before it.
+// A goroutine runs for each stage only while it has work. A reply whose
+// publish fails stays in the outbox and is retried like any other
+// (forwarder.sweep, woken by the node's scheduler at the retry). A reply
+// published whose outcome is not recorded (a crash in between) is
+// published again, the same envelope byte for byte, which the XMTP node
+// stores once.
 
 import (
 	"context"
@@ -30,9 +35,21 @@ type replyBatch struct {
 	mu      sync.Mutex
 	queue   []outboxReply
 	running bool
-	// held are the ids queued or being published, which the sweep leaves
-	// alone.
+	// held are the ids queued, being published or having their outcome
+	// recorded, which the sweep leaves alone.
 	held map[int64]bool
+	// outcomes are the publish outcomes waiting to be recorded, and
+	// recording says a goroutine records them.
+	outcomes  []replyOutcome
+	recording bool
+}
+
+// replyOutcome is the outcome of one Publish of replies, to record.
+type replyOutcome struct {
+	ids     []int64
+	status  persistence.ReplyStatus
+	lastErr string
+	next    time.Time
 }
 
 // holds reports whether the reply is queued or being published here.
@@ -86,18 +103,81 @@ func (a *activation) drainReplies() {
 		batch := b.queue[:n:n]
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
-		a.publishBatch(batch)
+		a.recordSoon(a.publishBatch(batch))
+	}
+}
+
+// recordSoon queues a publish outcome for the recording goroutine, which
+// runs while outcomes wait.
+func (a *activation) recordSoon(o replyOutcome) {
+	b := &a.replies
+	b.mu.Lock()
+	b.outcomes = append(b.outcomes, o)
+	if b.recording {
+		b.mu.Unlock()
+		return
+	}
+	b.recording = true
+	b.mu.Unlock()
+	a.attempts.Add(1)
+	go func() {
+		defer a.attempts.Done()
+		a.drainOutcomes()
+	}()
+}
+
+// drainOutcomes records the queued outcomes until none is left. Outcomes
+// of the same kind that queued up together (replies sent) are recorded in
+// one statement.
+func (a *activation) drainOutcomes() {
+	b := &a.replies
+	for {
 		b.mu.Lock()
-		for _, r := range batch {
-			delete(b.held, r.id)
+		if len(b.outcomes) == 0 {
+			b.recording = false
+			b.outcomes = nil
+			b.mu.Unlock()
+			return
+		}
+		o := b.outcomes[0]
+		k := 1
+		for ; k < len(b.outcomes) && len(o.ids) < maxOutcomeIDs; k++ {
+			next := b.outcomes[k]
+			// A sent reply's next attempt time means nothing.
+			if next.status != o.status || next.lastErr != o.lastErr || (o.status != persistence.ReplySent && !next.next.Equal(o.next)) {
+				break
+			}
+			o.ids = append(o.ids[:len(o.ids):len(o.ids)], next.ids...)
+		}
+		b.outcomes = b.outcomes[k:]
+		b.mu.Unlock()
+		a.recordOutcome(o)
+		b.mu.Lock()
+		for _, id := range o.ids {
+			delete(b.held, id)
 		}
 		b.mu.Unlock()
 	}
 }
 
-// publishBatch publishes a batch of replies in one call and records the
-// outcome of each.
-func (a *activation) publishBatch(batch []outboxReply) {
+// maxOutcomeIDs bounds the replies of one outcome statement.
+const maxOutcomeIDs = 256
+
+// recordOutcome stores the outcome of published replies.
+func (a *activation) recordOutcome(o replyOutcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.rt.cfg.Store.RecordReplyAttempts(ctx, a.currentLease(), o.ids, o.status, o.lastErr, o.next); err != nil {
+		a.noteFenced(err)
+		if !errors.Is(err, persistence.ErrFenced) {
+			a.log.Error("record reply attempts", "replies", len(o.ids), "error", err)
+		}
+	}
+}
+
+// publishBatch publishes a batch of replies in one call and returns the
+// outcome to record.
+func (a *activation) publishBatch(batch []outboxReply) replyOutcome {
 	rt := a.rt
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -118,10 +198,5 @@ func (a *activation) publishBatch(batch []outboxReply) {
 		rt.metrics.replies.WithLabelValues("sent").Add(float64(len(batch)))
 		rt.metrics.messagesOut.WithLabelValues("forward").Add(float64(len(batch)))
 	}
-	if err := rt.cfg.Store.RecordReplyAttempts(ctx, a.currentLease(), ids, status, lastErr, next); err != nil {
-		a.noteFenced(err)
-		if !errors.Is(err, persistence.ErrFenced) {
-			a.log.Error("record reply attempts", "replies", len(batch), "error", err)
-		}
-	}
+	return replyOutcome{ids: ids, status: status, lastErr: lastErr, next: next}
 }
