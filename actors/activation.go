@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
@@ -43,9 +44,8 @@ type activation struct {
 	attempts sync.WaitGroup
 	// replies are the outbox replies waiting for a batch (replies.go).
 	replies replyBatch
-	// own are the envelopes it sealed, passed over when they come back
-	// (own.go).
-	own ownSent
+	// own are the envelopes it sealed, passed over when they come back.
+	own conversation.OwnSent
 }
 
 // currentLease returns the lease the activation holds.

@@ -117,7 +117,7 @@ type completeRequest struct {
 // handed over: that is what keeps the replies of a conversation in order
 // (reply_order.go). Each reply is queued under the lease the statement has
 // just checked, once its activation remembers the envelope as its own
-// (own.go), so that it is passed over when the subscription brings it
+// (conversation.OwnSent), so that it is passed over when the subscription brings it
 // back. An envelope whose completion was refused or stored no reply is
 // never published, and is not remembered.
 func completeBatch(store Store, reqs []completeRequest) []persistence.Completed {
@@ -130,7 +130,7 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 	res := store.CompleteDeliveries(ctx, cs)
 	for i, r := range reqs {
 		if res[i].Err == nil && res[i].ReplyID != 0 {
-			r.a.own.add(r.env.Message)
+			r.a.own.Add(r.env.Message)
 			r.a.publishSoon(res[i].ReplyID, r.env)
 		}
 	}

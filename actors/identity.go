@@ -165,7 +165,7 @@ func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 	if conv == nil {
 		return
 	}
-	if a.own.take(env.Message) {
+	if a.own.Take(env.Message) {
 		return // its own reply, as below once opened
 	}
 	msg, err := conv.Open(env)

@@ -12,30 +12,6 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
-// TestOwnSentTakesEachEnvelopeOnce: an envelope the activation sealed is
-// recognised once by its bytes; other bytes, or the same ones a second
-// time, are opened as usual.
-func TestOwnSentTakesEachEnvelopeOnce(t *testing.T) {
-	var o ownSent
-	if o.take([]byte("a")) {
-		t.Fatal("an empty set took an envelope")
-	}
-	o.add([]byte("a"))
-	o.add([]byte("b"))
-	if o.take([]byte("c")) {
-		t.Fatal("took an envelope it never sealed")
-	}
-	if !o.take([]byte("a")) || o.take([]byte("a")) {
-		t.Fatal("an envelope it sealed is not taken exactly once")
-	}
-	for i := range maxOwnSent + 1 {
-		o.add([]byte{byte(i), byte(i >> 8), 'x'})
-	}
-	if len(o.ids) > maxOwnSent {
-		t.Fatalf("holds %d envelopes, at most %d", len(o.ids), maxOwnSent)
-	}
-}
-
 // TestInvitePrefixStartsInviteTopics: the prefix the identity checks
 // before it hashes an address is the start of every invite topic.
 func TestInvitePrefixStartsInviteTopics(t *testing.T) {
@@ -49,11 +25,7 @@ func TestInvitePrefixStartsInviteTopics(t *testing.T) {
 }
 
 // ownCount is how many envelopes a remembers as its own.
-func ownCount(a *activation) int {
-	a.own.mu.Lock()
-	defer a.own.mu.Unlock()
-	return len(a.own.ids)
-}
+func ownCount(a *activation) int { return a.own.Len() }
 
 // TestOwnSentRemembersOnlyStoredReplies: a reply whose completion the
 // lease refuses (another owner took the identity over while the webhook

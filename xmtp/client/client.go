@@ -75,6 +75,10 @@ type Client struct {
 	rej    *conversation.Rejections
 	now    func() time.Time
 
+	// own are the envelopes it published, which Handle passes over
+	// without opening when the subscription brings them back.
+	own conversation.OwnSent
+
 	mu      sync.Mutex
 	byTopic map[string]*conversation.Conversation
 	loaded  bool
@@ -291,7 +295,11 @@ func (c *Client) publish(ctx context.Context, conv *conversation.Conversation, b
 	if err != nil {
 		return nil, err
 	}
+	// Remembered before it is published: its copy can come back on a
+	// subscription before Publish returns.
+	c.own.Add(env.Message)
 	if err := c.api.Publish(ctx, c.auth, env); err != nil {
+		c.own.Take(env.Message)
 		return nil, fmt.Errorf("publish message to %s: %w", conv.Topic, err)
 	}
 	return &Sent{ID: conversation.MessageID(env.Message), Topic: conv.Topic, Sent: time.Unix(0, int64(env.TimestampNs))}, nil

@@ -17,13 +17,13 @@ import (
 )
 
 // startNode runs a local XMTP node with authn on over a fresh database.
-func startNode(t *testing.T) *node.Node {
+func startNode(t testing.TB) *node.Node {
 	t.Helper()
 	db := pgtest.NewDatabase(t, pgtest.Template{Name: "xmtpclient", Migrate: node.Migrate})
 	return nodetest.Start(t, node.Config{DatabaseURL: db, Authn: true})
 }
 
-func newClient(t *testing.T, n *node.Node) *Client {
+func newClient(t testing.TB, n *node.Node) *Client {
 	t.Helper()
 	ctx := testkit.Context(t, 45*time.Second)
 	conn, err := api.Dial(ctx, n.GRPCAddr())

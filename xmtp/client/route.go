@@ -51,6 +51,9 @@ func (c *Client) Handle(env *messagev1.Envelope) (*conversation.Message, *conver
 	if conv == nil {
 		return nil, nil, nil
 	}
+	if c.own.Take(env.GetMessage()) {
+		return nil, nil, nil // its own message, as published: nothing to open
+	}
 	m, err := conv.Open(env)
 	if err != nil {
 		c.reject("message", env, err)

@@ -15,7 +15,7 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
 
-func queryTopic(t *testing.T, conn *api.Client, topic string) []*messagev1.Envelope {
+func queryTopic(t testing.TB, conn *api.Client, topic string) []*messagev1.Envelope {
 	t.Helper()
 	var out []*messagev1.Envelope
 	if err := conn.QueryAll(testkit.Context(t, 45*time.Second), topic, 0, 0, func(e *messagev1.Envelope) error {
@@ -98,4 +98,74 @@ func TestHandleRoutesEnvelopes(t *testing.T) {
 	if _, err := fresh.Messages(ctx, keys.ConversationTopic("ff")); !errors.Is(err, ErrUnknownConversation) {
 		t.Fatalf("unknown topic: %v", err)
 	}
+}
+
+// TestHandlePassesOverItsOwnEnvelopes: an envelope the client published
+// comes back on its subscription and is passed over by its bytes, without
+// being opened; the same bytes a second time are opened and passed over
+// as a message of its own; a message of the peer is opened.
+func TestHandlePassesOverItsOwnEnvelopes(t *testing.T) {
+	n := startNode(t)
+	alice, bob := newClient(t, n), newClient(t, n)
+	ctx := testkit.Context(t, 45*time.Second)
+	sent, err := alice.Send(ctx, bob.Address(), content.Text("mine"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alice.own.Len() != 1 {
+		t.Fatalf("alice remembers %d envelopes after one send, want 1", alice.own.Len())
+	}
+	own := queryTopic(t, alice.api, sent.Topic)
+	if len(own) != 1 {
+		t.Fatalf("%d envelopes on the topic", len(own))
+	}
+	if m, conv, err := alice.Handle(own[0]); m != nil || conv != nil || err != nil {
+		t.Fatalf("alice's own envelope: %+v %+v %v", m, conv, err)
+	}
+	if alice.own.Len() != 0 {
+		t.Fatalf("alice still remembers %d envelopes after hers came back", alice.own.Len())
+	}
+	if m, _, err := alice.Handle(own[0]); m != nil || err != nil {
+		t.Fatalf("alice's own envelope, opened: %+v %v", m, err)
+	}
+	invs := queryTopic(t, bob.api, keys.InviteTopic(bob.Address()))
+	if _, _, err := bob.Handle(invs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Reply(ctx, sent.Topic, content.Text("yours")); err != nil {
+		t.Fatal(err)
+	}
+	msgs := queryTopic(t, alice.api, sent.Topic)
+	m, _, err := alice.Handle(msgs[len(msgs)-1])
+	if err != nil || m == nil || m.Sender != bob.Address() {
+		t.Fatalf("bob's reply: %+v %v", m, err)
+	}
+}
+
+// BenchmarkHandleOwnEnvelope: passing over an envelope the client
+// published, against opening one of the peer's.
+func BenchmarkHandleOwnEnvelope(b *testing.B) {
+	n := startNode(b)
+	alice, bob := newClient(b, n), newClient(b, n)
+	ctx := testkit.Context(b, 45*time.Second)
+	sent, err := alice.Send(ctx, bob.Address(), content.Text("mine"), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	own := queryTopic(b, alice.api, sent.Topic)[0]
+	b.Run("own", func(b *testing.B) {
+		for range b.N {
+			alice.own.Add(own.Message)
+			if m, _, err := alice.Handle(own); m != nil || err != nil {
+				b.Fatal(m, err)
+			}
+		}
+	})
+	b.Run("opened", func(b *testing.B) {
+		for range b.N {
+			if m, _, err := alice.Handle(own); m != nil || err != nil {
+				b.Fatal(m, err)
+			}
+		}
+	})
 }
