@@ -126,7 +126,9 @@ func TestDecodeMatchesProtoUnmarshal(t *testing.T) {
 	text, _ := Encode(Text("hello"))
 	var cases [][]byte
 	cases = append(cases, nil, []byte{}, text, append(bytes.Clone(text), text...))
-	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(b, num, typ) }
+	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
+		return protowire.AppendTag(b, num, typ)
+	}
 	// A type of the wrong wire type is skipped, so there is no type.
 	cases = append(cases, protowire.AppendVarint(tag(nil, 1, protowire.VarintType), 5))
 	// Two types merge; a later fallback and body win.
@@ -140,7 +142,9 @@ func TestDecodeMatchesProtoUnmarshal(t *testing.T) {
 	b = protowire.AppendBytes(tag(b, 4, protowire.BytesType), nil)
 	cases = append(cases, b)
 	// Map entries: missing key or value, repeated keys, unknown fields.
-	entry := func(parts ...[]byte) []byte { return protowire.AppendBytes(tag(nil, 2, protowire.BytesType), bytes.Join(parts, nil)) }
+	entry := func(parts ...[]byte) []byte {
+		return protowire.AppendBytes(tag(nil, 2, protowire.BytesType), bytes.Join(parts, nil))
+	}
 	key := func(s string) []byte { return protowire.AppendString(tag(nil, 1, protowire.BytesType), s) }
 	val := func(s string) []byte { return protowire.AppendString(tag(nil, 2, protowire.BytesType), s) }
 	unknown := protowire.AppendVarint(tag(nil, 9, protowire.VarintType), 1)
