@@ -83,8 +83,21 @@ func (c *Conversation) SealPayload(me *keys.PrivateKeyBundle, payload []byte, no
 // messages, keyed per thirty-day period and sender address.
 func (c *Conversation) senderHMAC(addr string, headerBytes []byte, now time.Time) []byte {
 	period := now.UnixMilli() / 1000 / 60 / 60 / 24 / 30
-	key := hkdf32(c.keyMaterial, nil, []byte(strconv.FormatInt(period, 10)+"-"+addr))
-	return hmacSHA256(key, headerBytes)
+	k := c.senderKey.Load()
+	if k == nil || k.period != period || k.addr != addr {
+		k = &senderKey{period: period, addr: addr,
+			key: hkdf32(c.keyMaterial, nil, []byte(strconv.FormatInt(period, 10)+"-"+addr))}
+		c.senderKey.Store(k)
+	}
+	return hmacSHA256(k.key, headerBytes)
+}
+
+// senderKey is the key of senderHMAC for one period and sender: it is the
+// same for every message the conversation seals in thirty days.
+type senderKey struct {
+	period int64
+	addr   string
+	key    []byte
 }
 
 // Open decrypts and verifies a MessageV2 envelope of this conversation.
@@ -154,9 +167,11 @@ func (c *Conversation) verifySender(b *mc.SignedPublicKeyBundle) (*keys.PeerBund
 	if b == nil || b.IdentityKey == nil || b.PreKey == nil {
 		return keys.VerifyBundle(b)
 	}
-	key := bundleKey(b)
+	// The key is built on the stack; only a new entry copies it.
+	var scratch [320]byte
+	key := bundleKey(scratch[:0], b)
 	c.mu.Lock()
-	p, ok := c.verified[key]
+	p, ok := c.verified[string(key)]
 	c.mu.Unlock()
 	if ok {
 		return p, nil
@@ -169,14 +184,14 @@ func (c *Conversation) verifySender(b *mc.SignedPublicKeyBundle) (*keys.PeerBund
 	if c.verified == nil || len(c.verified) >= maxVerifiedSenders {
 		c.verified = map[string]*keys.PeerBundle{}
 	}
-	c.verified[key] = p
+	c.verified[string(key)] = p
 	c.mu.Unlock()
 	return p, nil
 }
 
 // bundleKey identifies a bundle by every byte its verification reads.
-func bundleKey(b *mc.SignedPublicKeyBundle) string {
-	var buf []byte
+func bundleKey(dst []byte, b *mc.SignedPublicKeyBundle) []byte {
+	buf := dst
 	for _, k := range []*mc.SignedPublicKey{b.IdentityKey, b.PreKey} {
 		buf = appendField(buf, k.KeyBytes)
 		switch s := k.GetSignature().GetUnion().(type) {
@@ -188,7 +203,7 @@ func bundleKey(b *mc.SignedPublicKeyBundle) string {
 			buf = append(buf, 0)
 		}
 	}
-	return string(buf)
+	return buf
 }
 
 func appendField(buf, field []byte) []byte {
