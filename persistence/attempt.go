@@ -108,8 +108,12 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 	var batch pgx.Batch
 	batch.Queue(`SELECT i.ord FROM `+input+` WHERE EXISTS (SELECT 1 FROM identity_leases l
 		WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)`, args...)
+	// Each delivery is read on its own through its primary key (LATERAL,
+	// LIMIT 1). A join would let the planner hash the whole table, and a
+	// connection keeps the plan it made while the table was small: a
+	// sequential scan of every delivery, for every batch.
 	batch.Queue(`SELECT i.ord, `+deliveryColumns+` FROM `+input+`
-		JOIN deliveries d ON d.id = i.delivery_id AND d.bridge_id = i.bridge_id`, args...)
+		CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = i.delivery_id AND d.bridge_id = i.bridge_id LIMIT 1) d`, args...)
 	batch.Queue(`SELECT bridge_id::text, id, key_id, nonce, ciphertext, created_at, expires_at FROM webhook_secrets
 		WHERE bridge_id = ANY($1::text[]::uuid[]) AND (expires_at IS NULL OR expires_at > now())
 		ORDER BY bridge_id, expires_at DESC NULLS FIRST, created_at DESC`, bridgeList)

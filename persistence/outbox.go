@@ -147,7 +147,9 @@ func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int
 				next_attempt_at = $7, updated_at = now()
 			WHERE id = ANY ($4::bigint[]) AND EXISTS (SELECT 1 FROM lease) RETURNING id)
 		SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM done)`,
-		leaseArgs(l, replyIDs, string(status), lastError, nextAttemptAt)...).Scan(&leased, &found)
+		// Planned for its ids each time: the generic plan a connection
+		// made while reply_outbox was small scans the whole table.
+		append([]any{pgx.QueryExecModeCacheDescribe}, leaseArgs(l, replyIDs, string(status), lastError, nextAttemptAt)...)...).Scan(&leased, &found)
 	switch {
 	case err != nil:
 		return fmt.Errorf("record reply attempt: %w", mapError(err))

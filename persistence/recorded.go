@@ -3,7 +3,6 @@ package persistence
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -59,17 +58,18 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	if len(index) == 0 {
 		return out
 	}
-	// input is the batch; fresh the rows whose lease is current; the
-	// INSERT returns the rows it created, and earlier shows the rows that
-	// existed before the statement. An input in neither was fenced, or
-	// recorded by a concurrent transaction: it is recorded again on its
-	// own, which tells the two apart.
+	// input is the batch and fresh the rows whose lease is current; the
+	// statement returns the rows it created. It reads no delivery: an
+	// input it did not create was recorded before, or fenced, or recorded
+	// by a concurrent transaction, and knownDeliveries and RecordDelivery
+	// tell those apart afterwards, for those inputs only.
 	//
-	// earlier is MATERIALIZED: the planner, which estimates fresh at one
-	// row, joins it with the union below in a nested loop, and an inlined
-	// earlier would be run again for every row of the batch (a batch of n
-	// made n² index scans: 65,536, half a second, for 256 rows), so that
-	// a slow batch made the next one larger and slower still.
+	// An earlier version looked the known rows up in the same statement.
+	// The cached plan of a statement is made once, often while the table
+	// is empty and has no statistics, and that plan read them through
+	// deliveries_bridge_idx, every delivery of the bridge for each row of
+	// the batch: the node slowed down with every message a bridge had
+	// ever received.
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
 			SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
@@ -77,62 +77,98 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 				AS i(bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce, l_identity, l_owner, l_epoch, ord)),
 		fresh AS (
 			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l
-				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)),
-		inserted AS (
-			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
-			SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
-			ON CONFLICT (bridge_id, message_id) DO NOTHING
-			RETURNING `+deliveryColumns+`),
-		earlier AS MATERIALIZED (
-			SELECT `+deliveryColumns+` FROM deliveries d
-			WHERE (d.bridge_id, d.message_id) IN (SELECT bridge_id, message_id FROM fresh))
-		SELECT f.ord, r.created, `+strings.ReplaceAll(deliveryColumns, "d.", "r.")+`
-		FROM fresh f JOIN (
-			SELECT true AS created, * FROM inserted UNION ALL SELECT false, * FROM earlier
-		) r ON r.bridge_id = f.bridge_id AND r.message_id = f.message_id
-		ORDER BY f.ord, r.created DESC`,
+				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`))
+		INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
+		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
+		ON CONFLICT (bridge_id, message_id) DO NOTHING
+		RETURNING `+deliveryColumns,
 		bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
 	if err != nil {
 		return s.recordOneByOne(ctx, nds, out, index)
 	}
-	type result struct {
-		found, created bool
-		d              Delivery
+	// byKey finds the inputs of a row; the same message twice in one
+	// batch is created once, for its first input.
+	byKey := make(map[deliveryKey][]int, len(index))
+	for k, i := range index {
+		key := deliveryKey{bridges[k], messages[k]}
+		byKey[key] = append(byKey[key], i)
 	}
-	got := make([]result, len(index))
+	done := make([]bool, len(nds))
 	for rows.Next() {
-		var ord int64
-		var created bool
-		d, err := s.scanDelivery(prefixed{rows, []any{&ord, &created}})
-		k := int(ord) - 1
-		if err != nil || k < 0 || k >= len(index) {
+		d, err := s.scanDelivery(rows)
+		if err != nil {
 			rows.Close()
-			return s.recordOneByOne(ctx, nds, out, index)
+			return s.recordOneByOne(ctx, nds, out, unrecorded(index, done))
 		}
-		if got[k].found {
-			continue // the row it created comes first
+		for j, i := range byKey[deliveryKey{d.BridgeID, d.MessageID}] {
+			out[i], done[i] = Recorded{Delivery: d, Created: j == 0}, true
 		}
-		got[k] = result{found: true, created: created, d: d}
 	}
 	rows.Close()
 	if rows.Err() != nil {
-		return s.recordOneByOne(ctx, nds, out, index)
+		return s.recordOneByOne(ctx, nds, out, unrecorded(index, done))
 	}
-	createdIDs := map[int64]bool{}
-	for k, i := range index {
-		g := got[k]
-		if !g.found {
-			out[i].Delivery, out[i].Created, out[i].Err = s.RecordDelivery(ctx, nds[i])
+	rest := unrecorded(index, done)
+	if len(rest) == 0 {
+		return out
+	}
+	known, err := s.knownDeliveries(ctx, nds, rest)
+	if err != nil {
+		return s.recordOneByOne(ctx, nds, out, rest)
+	}
+	for _, i := range rest {
+		if d, ok := known[deliveryKey{canonicalID(nds[i].BridgeID), nds[i].MessageID}]; ok {
+			out[i] = Recorded{Delivery: d}
 			continue
 		}
-		// The same message twice in one batch is created once.
-		created := g.created && !createdIDs[g.d.ID]
-		if created {
-			createdIDs[g.d.ID] = true
-		}
-		out[i] = Recorded{Delivery: g.d, Created: created}
+		// Not created and not there before: fenced, or being recorded
+		// by a concurrent transaction; recording it alone tells which.
+		out[i].Delivery, out[i].Created, out[i].Err = s.RecordDelivery(ctx, nds[i])
 	}
 	return out
+}
+
+// deliveryKey names a delivery by its bridge and message.
+type deliveryKey struct{ bridge, message string }
+
+// unrecorded returns the inputs at index that are not done.
+func unrecorded(index []int, done []bool) []int {
+	var rest []int
+	for _, i := range index {
+		if !done[i] {
+			rest = append(rest, i)
+		}
+	}
+	return rest
+}
+
+// knownDeliveries reads the recorded deliveries of the inputs at index,
+// by bridge and message. It runs only for inputs a batch did not create,
+// and it is planned for its arguments each time
+// (QueryExecModeCacheDescribe): a cached generic plan is made without
+// knowing how large the table or the batch is.
+func (s *Store) knownDeliveries(ctx context.Context, nds []NewDelivery, index []int) (map[deliveryKey]Delivery, error) {
+	bridges, messages := make([]string, len(index)), make([]string, len(index))
+	for k, i := range index {
+		bridges[k], messages[k] = canonicalID(nds[i].BridgeID), nds[i].MessageID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries d
+		JOIN unnest($1::text[]::uuid[], $2::text[]) AS i(bridge_id, message_id)
+			ON d.bridge_id = i.bridge_id AND d.message_id = i.message_id`,
+		pgx.QueryExecModeCacheDescribe, bridges, messages)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	known := map[deliveryKey]Delivery{}
+	for rows.Next() {
+		d, err := s.scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		known[deliveryKey{d.BridgeID, d.MessageID}] = d
+	}
+	return known, rows.Err()
 }
 
 // prefixed is a row whose first columns go to head, the rest to the
