@@ -184,12 +184,19 @@ func (d *Deliverer) Deliver(ctx context.Context, ep Endpoint, m Message) Result 
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// A caller that already bounds the attempt as tightly (the forward
+	// handler does) needs no second timer.
+	if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	r := d.attempt(ctx, ep, m)
 	d.metrics.observe(r)
-	d.log.Debug("webhook delivery attempted", "message", m.ID, "outcome", string(r.Outcome),
-		"status", r.Status, "latency", r.Latency, "error", r.Err)
+	if d.log.Enabled(ctx, slog.LevelDebug) {
+		d.log.Debug("webhook delivery attempted", "message", m.ID, "outcome", string(r.Outcome),
+			"status", r.Status, "latency", r.Latency, "error", r.Err)
+	}
 	return r
 }
 
