@@ -38,6 +38,8 @@ type Conversation struct {
 
 	mu       sync.Mutex
 	verified map[string]*keys.PeerBundle // sender bundles already verified
+	// verifiedRaw holds the same bundles by their encoding (signed.go).
+	verifiedRaw map[string]*keys.PeerBundle
 
 	senderKey atomic.Pointer[senderKey] // the key of senderHMAC this period
 }

@@ -127,21 +127,38 @@ func (c *Conversation) Open(env *messagev1.Envelope) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open message: %w", err)
 	}
-	var signed mc.SignedContent
-	if err := proto.Unmarshal(plain, &signed); err != nil {
+	signed, ok := splitSignedContent(plain)
+	if !ok {
 		return nil, fmt.Errorf("open signed content: %w", ErrTruncated)
 	}
-	sender, err := c.verifySender(signed.Sender)
-	if err != nil {
-		return nil, fmt.Errorf("open message: sender: %w: %w", ErrBadSignature, err)
+	// A bundle already verified with these very bytes is that bundle; any
+	// other is decoded (it must decode, as the whole content must) and
+	// verified.
+	var sender *keys.PeerBundle
+	if signed.hasSender {
+		sender = c.knownSender(signed.sender)
 	}
-	if err := keys.VerifyWithKey(sender.PreKey, signed.Signature, keys.Sha256(v2.HeaderBytes, signed.Payload)); err != nil {
+	if sender == nil {
+		var bundle *mc.SignedPublicKeyBundle
+		if signed.hasSender {
+			if bundle, ok = decodeSender(signed.sender); !ok {
+				return nil, fmt.Errorf("open signed content: %w", ErrTruncated)
+			}
+		}
+		if sender, err = c.verifySender(bundle); err != nil {
+			return nil, fmt.Errorf("open message: sender: %w: %w", ErrBadSignature, err)
+		}
+		if signed.hasSender {
+			c.rememberSender(signed.sender, sender)
+		}
+	}
+	if err := keys.VerifyWithKey(sender.PreKey, signed.signature, keys.Sha256(v2.HeaderBytes, signed.payload)); err != nil {
 		return nil, fmt.Errorf("open message: %w: %w", ErrBadSignature, err)
 	}
 	if sender.Address != c.Peer && sender.Address != c.Self {
 		return nil, fmt.Errorf("open message from %s: %w", sender.Address, ErrNotParticipant)
 	}
-	body, err := content.Decode(signed.Payload)
+	body, err := content.Decode(signed.payload)
 	if err != nil {
 		return nil, fmt.Errorf("open message: %w: %w", ErrBadContent, err)
 	}
