@@ -54,11 +54,7 @@ func (c *Conversation) SealPayload(me *keys.PrivateKeyBundle, payload []byte, no
 	if err != nil {
 		return nil, fmt.Errorf("encode message header: %w", err)
 	}
-	signed, err := proto.Marshal(&mc.SignedContent{
-		Payload:   payload,
-		Sender:    me.SenderBundle(),
-		Signature: me.SignWithPreKey(keys.Sha256(headerBytes, payload)),
-	})
+	signed, err := encodeSignedContent(payload, me.SenderBundleBytes(), me.SignWithPreKey(keys.Sha256(headerBytes, payload)))
 	if err != nil {
 		return nil, fmt.Errorf("encode signed content: %w", err)
 	}

@@ -113,3 +113,27 @@ func (c *Conversation) rememberSender(raw []byte, p *keys.PeerBundle) {
 	}
 	c.verifiedRaw[string(raw)] = p
 }
+
+// encodeSignedContent writes the SignedContent of payload, an encoded
+// sender bundle and a signature: the bytes proto.Marshal writes for it,
+// with the bundle's encoding reused rather than made again.
+func encodeSignedContent(payload, sender []byte, sig *mc.Signature) ([]byte, error) {
+	sigBytes, err := proto.Marshal(sig)
+	if err != nil {
+		return nil, err
+	}
+	n := protowire.SizeTag(signedSender) + protowire.SizeBytes(len(sender)) +
+		protowire.SizeTag(signedSignature) + protowire.SizeBytes(len(sigBytes))
+	if len(payload) > 0 {
+		n += protowire.SizeTag(signedPayload) + protowire.SizeBytes(len(payload))
+	}
+	b := make([]byte, 0, n)
+	if len(payload) > 0 {
+		b = protowire.AppendTag(b, signedPayload, protowire.BytesType)
+		b = protowire.AppendBytes(b, payload)
+	}
+	b = protowire.AppendTag(b, signedSender, protowire.BytesType)
+	b = protowire.AppendBytes(b, sender)
+	b = protowire.AppendTag(b, signedSignature, protowire.BytesType)
+	return protowire.AppendBytes(b, sigBytes), nil
+}
