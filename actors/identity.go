@@ -186,7 +186,9 @@ func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 		return
 	}
 	task := &handlerTask{msg: msg, raw: env.Message}
-	a.log.Debug("inbound message", "topic", msg.Topic, "sender", msg.Sender, "message", msg.ID)
+	if a.log.Enabled(a.ctx, slog.LevelDebug) { // the attributes cost allocations even when dropped
+		a.log.Debug("inbound message", "topic", msg.Topic, "sender", msg.Sender, "message", msg.ID)
+	}
 	switch {
 	case id.rt.cfg.CanaryAddress != "" && strings.EqualFold(msg.Sender, id.rt.cfg.CanaryAddress):
 		id.rt.metrics.messagesIn.WithLabelValues("canary").Inc()

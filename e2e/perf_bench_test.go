@@ -58,6 +58,11 @@ const (
 // the paced runs send half as many. PERF_CPU_PROFILE=<file> saves an 8 s
 // CPU profile of the bridge node taken during the closed-loop run (through
 // BRIDGE_PPROF_ADDR), and <file>.paced one of most of the paced run.
+// PERF_ALLOC_PROFILE=<file> saves the node's allocation profile before
+// (<file>.before) and after (<file>) the bridge's closed-loop run, so that
+// `go tool pprof -sample_index=alloc_objects -base <file>.before <file>`
+// shows the allocations of that run alone, and logs the node's allocations
+// per forwarded message.
 // PERF_NODE_LOG=1 prints the end of the node's log and, after the
 // bridge's closed-loop run, its ingress lag histogram, the XMTP node's
 // subscriber and refusal counters, where the round trips spent their time
@@ -82,7 +87,8 @@ func BenchmarkForwardGoals(b *testing.B) {
 		"BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT": "1024"}
 	profile := os.Getenv("PERF_CPU_PROFILE")
 	stallDir := os.Getenv("PERF_STALL_DUMP")
-	if profile != "" || stallDir != "" {
+	allocProfile := os.Getenv("PERF_ALLOC_PROFILE")
+	if profile != "" || stallDir != "" || allocProfile != "" {
 		tune["BRIDGE_PPROF_ADDR"] = freeport.Addr(b)
 	}
 	c := newCluster(b, tune)
@@ -113,6 +119,11 @@ func BenchmarkForwardGoals(b *testing.B) {
 	if profile != "" {
 		go func() { profiled <- fetchProfile(tune["BRIDGE_PPROF_ADDR"], profile, 8*time.Second) }()
 	}
+	if allocProfile != "" {
+		if err := fetchPprof("http://"+tune["BRIDGE_PPROF_ADDR"]+"/debug/pprof/allocs", "allocs", allocProfile+".before"); err != nil {
+			b.Fatal(err)
+		}
+	}
 	cpu0, peakStart := cpuTime(b, pid), time.Now()
 	if os.Getenv("PERF_NODE_LOG") != "" {
 		if conn, err := pgx.Connect(context.Background(), c.db); err == nil {
@@ -126,6 +137,12 @@ func BenchmarkForwardGoals(b *testing.B) {
 	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
 	toBridge.onStall = nil
 	peakCPU := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000
+	if allocProfile != "" {
+		if err := fetchPprof("http://"+tune["BRIDGE_PPROF_ADDR"]+"/debug/pprof/allocs", "allocs", allocProfile); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("allocation profile of the bridge node's closed-loop run: %s (base %s.before)", allocProfile, allocProfile)
+	}
 	if os.Getenv("PERF_NODE_LOG") != "" {
 		var bm []string
 		for _, name := range []string{"bridge_ingress_lag_seconds", "bridge_forward_", "bridge_actor_messages", "bridge_webhook", "bridge_delivery"} {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -37,5 +38,20 @@ func BenchmarkHMACSHA256_1KiB(b *testing.B) {
 		mac := hmac.New(sha256.New, s.key)
 		mac.Write(benchBody)
 		_ = mac.Sum(nil)
+	}
+}
+
+// BenchmarkNewRequest builds the signed request of a short text message,
+// as every delivery attempt does.
+func BenchmarkNewRequest(b *testing.B) {
+	d := NewDeliverer(Config{})
+	ep := Endpoint{URL: "https://hooks.example.com/xmtp?token=abc", Format: FormatJSON, Reply: true,
+		Headers: map[string]string{"X-Api-Key": "k1"}, Secrets: []Secret{mustSecret(b, specSecret)}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.NewRequest(ctx, ep, sampleMessage); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -55,69 +55,110 @@ type Message struct {
 	SentAt time.Time
 }
 
-type relayccBody struct {
-	BridgePeerAddress string         `json:"bridgePeerAddress"`
-	Message           relayccMessage `json:"message"`
-}
-
-type relayccMessage struct {
-	Conversation relayccConversation `json:"conversation"`
-	Content      string              `json:"content"`
-}
-
-type relayccConversation struct {
-	PeerAddress string         `json:"peerAddress"`
-	Context     relayccContext `json:"context"`
-}
-
-type relayccContext struct {
-	ConversationID string `json:"conversationId,omitempty"`
-}
-
-type jsonBody struct {
-	ID           string           `json:"id"`
-	Bridge       string           `json:"bridge"`
-	Sender       string           `json:"sender"`
-	Conversation jsonConversation `json:"conversation"`
-	ContentType  string           `json:"contentType"`
-	Content      string           `json:"content"`
-	SentAt       string           `json:"sentAt"`
-}
-
-type jsonConversation struct {
-	Topic string `json:"topic"`
-	ID    string `json:"id,omitempty"`
-}
-
-// EncodeBody writes m in format f.
+// EncodeBody writes m in format f. The bytes are those encoding/json
+// writes for the body with HTML escaping off (body_test.go holds that
+// encoding as the reference), built without reflection: a delivery encodes
+// one body per attempt.
 func EncodeBody(f Format, m Message) ([]byte, error) {
-	var v any
 	switch f {
 	case FormatRelaycc:
-		v = relayccBody{
-			BridgePeerAddress: m.Bridge,
-			Message: relayccMessage{
-				Conversation: relayccConversation{PeerAddress: m.Sender, Context: relayccContext{ConversationID: m.ConversationID}},
-				Content:      m.Content,
-			},
+		b := make([]byte, 0, 96+len(m.Bridge)+len(m.Sender)+len(m.ConversationID)+len(m.Content)+len(m.Content)/8)
+		b = append(b, `{"bridgePeerAddress":`...)
+		b = appendJSONString(b, m.Bridge)
+		b = append(b, `,"message":{"conversation":{"peerAddress":`...)
+		b = appendJSONString(b, m.Sender)
+		b = append(b, `,"context":{`...)
+		if m.ConversationID != "" {
+			b = append(b, `"conversationId":`...)
+			b = appendJSONString(b, m.ConversationID)
 		}
+		b = append(b, `}},"content":`...)
+		b = appendJSONString(b, m.Content)
+		return append(b, `}}`...), nil
 	case FormatJSON:
-		v = jsonBody{
-			ID: m.ID, Bridge: m.Bridge, Sender: m.Sender,
-			Conversation: jsonConversation{Topic: m.Topic, ID: m.ConversationID},
-			ContentType:  m.ContentType, Content: m.Content,
-			SentAt: m.SentAt.UTC().Format(time.RFC3339Nano),
+		b := make([]byte, 0, 160+len(m.ID)+len(m.Bridge)+len(m.Sender)+len(m.Topic)+len(m.ConversationID)+
+			len(m.ContentType)+len(m.Content)+len(m.Content)/8)
+		b = append(b, `{"id":`...)
+		b = appendJSONString(b, m.ID)
+		b = append(b, `,"bridge":`...)
+		b = appendJSONString(b, m.Bridge)
+		b = append(b, `,"sender":`...)
+		b = appendJSONString(b, m.Sender)
+		b = append(b, `,"conversation":{"topic":`...)
+		b = appendJSONString(b, m.Topic)
+		if m.ConversationID != "" {
+			b = append(b, `,"id":`...)
+			b = appendJSONString(b, m.ConversationID)
 		}
+		b = append(b, `},"contentType":`...)
+		b = appendJSONString(b, m.ContentType)
+		b = append(b, `,"content":`...)
+		b = appendJSONString(b, m.Content)
+		b = append(b, `,"sentAt":"`...)
+		// RFC 3339 text is digits, letters and "-:.+", none of which JSON
+		// escapes.
+		b = m.SentAt.UTC().AppendFormat(b, time.RFC3339Nano)
+		return append(b, `"}`...), nil
 	default:
 		return nil, fmt.Errorf("encode body: %w %q", ErrUnknownFormat, string(f))
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode body: %w", err)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// does with HTML escaping off: quote and backslash escaped, control
+// characters as \b, \f, \n, \r, \t or \u00XX, invalid UTF-8 as \ufffd
+// and U+2028 and U+2029 as \u2028 and \u2029.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // DecodeRelayccReply reads a relaycc target's answer {"ok": true, "data":

@@ -143,24 +143,21 @@ func NewDeliverer(cfg Config) *Deliverer {
 
 // NewRequest builds the signed POST of m to ep, timestamped now.
 func (d *Deliverer) NewRequest(ctx context.Context, ep Endpoint, m Message) (*http.Request, error) {
-	u, err := url.Parse(ep.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("build delivery: %w: url must be absolute http or https", ErrInvalidEndpoint)
-	}
 	signed := false
 	for _, s := range ep.Secrets {
 		signed = signed || s.Valid()
 	}
+	body, bodyErr := EncodeBody(ep.Format, m)
+	// The request parses the URL once; it is checked before anything else.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return nil, fmt.Errorf("build delivery: %w: url must be absolute http or https", ErrInvalidEndpoint)
+	}
 	if !signed {
 		return nil, fmt.Errorf("build delivery: %w: no signing secret", ErrInvalidEndpoint)
 	}
-	body, err := EncodeBody(ep.Format, m)
-	if err != nil {
-		return nil, fmt.Errorf("build delivery: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("build delivery: %w", err)
+	if bodyErr != nil {
+		return nil, fmt.Errorf("build delivery: %w", bodyErr)
 	}
 	for name, value := range ep.Headers {
 		if reservedHeaders[strings.ToLower(name)] || strings.ContainsAny(value, "\r\n\x00") {
@@ -169,11 +166,14 @@ func (d *Deliverer) NewRequest(ctx context.Context, ep Endpoint, m Message) (*ht
 		req.Header.Set(name, value)
 	}
 	ts := d.now().Unix()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", d.userAgent)
-	req.Header[HeaderID] = []string{m.ID}
-	req.Header[HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
-	req.Header[HeaderSignature] = []string{Sign(m.ID, ts, body, ep.Secrets...)}
+	// The five headers share one backing array.
+	vals := [...]string{"application/json", d.userAgent, m.ID, strconv.FormatInt(ts, 10), Sign(m.ID, ts, body, ep.Secrets...)}
+	own := vals[:]
+	req.Header["Content-Type"] = own[0:1:1]
+	req.Header["User-Agent"] = own[1:2:2]
+	req.Header[HeaderID] = own[2:3:3]
+	req.Header[HeaderTimestamp] = own[3:4:4]
+	req.Header[HeaderSignature] = own[4:5:5]
 	return req, nil
 }
 
@@ -184,12 +184,19 @@ func (d *Deliverer) Deliver(ctx context.Context, ep Endpoint, m Message) Result 
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// A caller that already bounds the attempt as tightly (the forward
+	// handler does) needs no second timer.
+	if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	r := d.attempt(ctx, ep, m)
 	d.metrics.observe(r)
-	d.log.Debug("webhook delivery attempted", "message", m.ID, "outcome", string(r.Outcome),
-		"status", r.Status, "latency", r.Latency, "error", r.Err)
+	if d.log.Enabled(ctx, slog.LevelDebug) {
+		d.log.Debug("webhook delivery attempted", "message", m.ID, "outcome", string(r.Outcome),
+			"status", r.Status, "latency", r.Latency, "error", r.Err)
+	}
 	return r
 }
 

@@ -12,6 +12,10 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	responses  *prometheus.CounterVec
 	latency    prometheus.Histogram
+
+	// The counters of every outcome and status class, looked up once.
+	byOutcome map[Outcome]prometheus.Counter
+	byClass   [6]prometheus.Counter // none, 1xx … 5xx at 0 … 5
 }
 
 // NewMetrics registers the delivery metrics on reg:
@@ -39,8 +43,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, fmt.Errorf("register forward metrics: %w", err)
 		}
 	}
+	m.byOutcome = make(map[Outcome]prometheus.Counter, len(Outcomes))
 	for _, o := range Outcomes {
-		m.deliveries.WithLabelValues(string(o))
+		m.byOutcome[o] = m.deliveries.WithLabelValues(string(o))
+	}
+	for i := range 6 {
+		m.byClass[i] = m.responses.WithLabelValues(statusClassOf(i))
 	}
 	return m, nil
 }
@@ -49,7 +57,11 @@ func (m *Metrics) observe(r Result) {
 	if m == nil {
 		return
 	}
-	m.deliveries.WithLabelValues(string(r.Outcome)).Inc()
-	m.responses.WithLabelValues(statusClass(r.Status)).Inc()
+	if c, ok := m.byOutcome[r.Outcome]; ok {
+		c.Inc()
+	} else {
+		m.deliveries.WithLabelValues(string(r.Outcome)).Inc()
+	}
+	m.byClass[statusClassIndex(r.Status)].Inc()
 	m.latency.Observe(r.Latency.Seconds())
 }

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -69,11 +68,19 @@ func classifyStatus(status int) Outcome {
 
 // statusClass is the metric label of a status: "2xx" … "5xx", or "none"
 // when there was no response.
-func statusClass(status int) string {
+func statusClass(status int) string { return statusClassOf(statusClassIndex(status)) }
+
+// statusClassIndex is 0 for no response and 1 to 5 for 1xx to 5xx.
+func statusClassIndex(status int) int {
 	if status < 100 || status > 599 {
-		return "none"
+		return 0
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return status / 100
+}
+
+// statusClassOf is the label of a statusClassIndex.
+func statusClassOf(i int) string {
+	return [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}[i]
 }
 
 // maxRetryAfterSeconds bounds the delay-seconds form so that it cannot

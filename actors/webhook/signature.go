@@ -95,6 +95,12 @@ func (s Secret) Valid() bool { return len(s.key) > 0 }
 
 // mac returns the HMAC-SHA256 of "id.timestamp.body" under the secret.
 func (s Secret) mac(id string, ts int64, body []byte) []byte {
+	var sum [sha256.Size]byte
+	return s.appendMAC(sum[:0], id, ts, body)
+}
+
+// appendMAC appends the HMAC-SHA256 of "id.timestamp.body" to dst.
+func (s Secret) appendMAC(dst []byte, id string, ts int64, body []byte) []byte {
 	mac := hmac.New(sha256.New, s.key)
 	var pre [96]byte
 	p := append(pre[:0], id...)
@@ -103,8 +109,7 @@ func (s Secret) mac(id string, ts int64, body []byte) []byte {
 	p = append(p, '.')
 	mac.Write(p)
 	mac.Write(body)
-	var sum [sha256.Size]byte
-	return mac.Sum(sum[:0])
+	return mac.Sum(dst)
 }
 
 // Sign returns the webhook-signature header value for a message id, unix
@@ -112,19 +117,24 @@ func (s Secret) mac(id string, ts int64, body []byte) []byte {
 // separated. Sign with the current secret first and then with rotated-out
 // secrets still in their grace period.
 func Sign(id string, ts int64, body []byte, secrets ...Secret) string {
-	var b strings.Builder
-	b.Grow(len(secrets) * 48)
+	const entry = len("v1,") + (sha256.Size+2)/3*4 // one signature, base64 with padding
+	var small [2 * (entry + 1)]byte
+	b := small[:0]
+	if n := len(secrets) * (entry + 1); n > len(small) {
+		b = make([]byte, 0, n)
+	}
 	for _, s := range secrets {
 		if !s.Valid() {
 			continue
 		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+		if len(b) > 0 {
+			b = append(b, ' ')
 		}
-		b.WriteString("v1,")
-		b.WriteString(base64.StdEncoding.EncodeToString(s.mac(id, ts, body)))
+		b = append(b, "v1,"...)
+		var sum [sha256.Size]byte
+		b = base64.StdEncoding.AppendEncode(b, s.appendMAC(sum[:0], id, ts, body))
 	}
-	return b.String()
+	return string(b)
 }
 
 // ParseSignatureHeader returns the v1 signatures of a webhook-signature

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -134,6 +135,11 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	dialOpts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessageBytes)),
+		// Received messages are read into pooled buffers: every envelope
+		// of the node's subscription would otherwise allocate its frame.
+		// Unmarshalling copies what it keeps, so a buffer is free again
+		// once its message is decoded.
+		experimental.WithRecvBufferPool(grpc.NewSharedBufferPool()),
 	}, o.dialOpts...)
 	conn, err := grpc.DialContext(ctx, target, dialOpts...)
 	if err != nil {

@@ -3,29 +3,78 @@ package conversation
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"io"
+	"hash"
+	"sync"
 
 	mc "github.com/xmtp/proto/v3/go/message_contents"
-	"golang.org/x/crypto/hkdf"
 )
 
-// hkdf32 derives 32 bytes with HKDF-SHA256.
-func hkdf32(secret, salt, info []byte) []byte {
-	out := make([]byte, 32)
-	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, salt, info), out); err != nil {
-		panic("hkdf: " + err.Error()) // cannot happen for 32 bytes
+// macState is the scratch of one HMAC-SHA256 computation: a hash and its
+// pads. States are pooled, so a derivation allocates only its result.
+type macState struct {
+	h       hash.Hash
+	pad     [sha256.BlockSize]byte
+	keyHash [sha256.Size]byte
+	inner   [sha256.Size]byte
+	prk     [sha256.Size]byte
+}
+
+var macStates = sync.Pool{New: func() any { return &macState{h: sha256.New()} }}
+
+// zeroSalt is HKDF's salt when none is given: HashLen zero bytes.
+var zeroSalt [sha256.Size]byte
+
+// hkdfCounter is the single counter byte of a 32-byte HKDF-SHA256 output.
+var hkdfCounter = []byte{1}
+
+// mac appends HMAC-SHA256(key, a || b) to dst (RFC 2104).
+func (s *macState) mac(dst, key, a, b []byte) []byte {
+	if len(key) > sha256.BlockSize {
+		s.h.Reset()
+		s.h.Write(key)
+		key = s.h.Sum(s.keyHash[:0])
 	}
+	for i := range s.pad {
+		s.pad[i] = 0x36
+	}
+	for i, c := range key {
+		s.pad[i] ^= c
+	}
+	s.h.Reset()
+	s.h.Write(s.pad[:])
+	s.h.Write(a)
+	s.h.Write(b)
+	inner := s.h.Sum(s.inner[:0])
+	for i := range s.pad {
+		s.pad[i] ^= 0x36 ^ 0x5c
+	}
+	s.h.Reset()
+	s.h.Write(s.pad[:])
+	s.h.Write(inner)
+	return s.h.Sum(dst)
+}
+
+// hkdf32 derives 32 bytes with HKDF-SHA256 (RFC 5869): 32 bytes are one
+// block of the expand step, T(1) = HMAC(PRK, info || 0x01).
+func hkdf32(secret, salt, info []byte) []byte {
+	if len(salt) == 0 {
+		salt = zeroSalt[:]
+	}
+	s := macStates.Get().(*macState)
+	prk := s.mac(s.prk[:0], salt, secret, nil)
+	out := s.mac(make([]byte, 0, sha256.Size), prk, info, hkdfCounter)
+	macStates.Put(s)
 	return out
 }
 
 func hmacSHA256(key, msg []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(msg)
-	return m.Sum(nil)
+	s := macStates.Get().(*macState)
+	out := s.mac(make([]byte, 0, sha256.Size), key, msg, nil)
+	macStates.Put(s)
+	return out
 }
 
 func newGCM(secret, salt []byte) (cipher.AEAD, error) {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
@@ -37,6 +38,10 @@ type Conversation struct {
 
 	mu       sync.Mutex
 	verified map[string]*keys.PeerBundle // sender bundles already verified
+	// verifiedRaw holds the same bundles by their encoding (signed.go).
+	verifiedRaw map[string]*keys.PeerBundle
+
+	senderKey atomic.Pointer[senderKey] // the key of senderHMAC this period
 }
 
 // Invitation returns the InvitationV1 the conversation was built from.

@@ -54,11 +54,7 @@ func (c *Conversation) SealPayload(me *keys.PrivateKeyBundle, payload []byte, no
 	if err != nil {
 		return nil, fmt.Errorf("encode message header: %w", err)
 	}
-	signed, err := proto.Marshal(&mc.SignedContent{
-		Payload:   payload,
-		Sender:    me.SenderBundle(),
-		Signature: me.SignWithPreKey(keys.Sha256(headerBytes, payload)),
-	})
+	signed, err := encodeSignedContent(payload, me.SenderBundleBytes(), me.SignWithPreKey(keys.Sha256(headerBytes, payload)))
 	if err != nil {
 		return nil, fmt.Errorf("encode signed content: %w", err)
 	}
@@ -83,8 +79,21 @@ func (c *Conversation) SealPayload(me *keys.PrivateKeyBundle, payload []byte, no
 // messages, keyed per thirty-day period and sender address.
 func (c *Conversation) senderHMAC(addr string, headerBytes []byte, now time.Time) []byte {
 	period := now.UnixMilli() / 1000 / 60 / 60 / 24 / 30
-	key := hkdf32(c.keyMaterial, nil, []byte(strconv.FormatInt(period, 10)+"-"+addr))
-	return hmacSHA256(key, headerBytes)
+	k := c.senderKey.Load()
+	if k == nil || k.period != period || k.addr != addr {
+		k = &senderKey{period: period, addr: addr,
+			key: hkdf32(c.keyMaterial, nil, []byte(strconv.FormatInt(period, 10)+"-"+addr))}
+		c.senderKey.Store(k)
+	}
+	return hmacSHA256(k.key, headerBytes)
+}
+
+// senderKey is the key of senderHMAC for one period and sender: it is the
+// same for every message the conversation seals in thirty days.
+type senderKey struct {
+	period int64
+	addr   string
+	key    []byte
 }
 
 // Open decrypts and verifies a MessageV2 envelope of this conversation.
@@ -114,21 +123,38 @@ func (c *Conversation) Open(env *messagev1.Envelope) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open message: %w", err)
 	}
-	var signed mc.SignedContent
-	if err := proto.Unmarshal(plain, &signed); err != nil {
+	signed, ok := splitSignedContent(plain)
+	if !ok {
 		return nil, fmt.Errorf("open signed content: %w", ErrTruncated)
 	}
-	sender, err := c.verifySender(signed.Sender)
-	if err != nil {
-		return nil, fmt.Errorf("open message: sender: %w: %w", ErrBadSignature, err)
+	// A bundle already verified with these very bytes is that bundle; any
+	// other is decoded (it must decode, as the whole content must) and
+	// verified.
+	var sender *keys.PeerBundle
+	if signed.hasSender {
+		sender = c.knownSender(signed.sender)
 	}
-	if err := keys.VerifyWithKey(sender.PreKey, signed.Signature, keys.Sha256(v2.HeaderBytes, signed.Payload)); err != nil {
+	if sender == nil {
+		var bundle *mc.SignedPublicKeyBundle
+		if signed.hasSender {
+			if bundle, ok = decodeSender(signed.sender); !ok {
+				return nil, fmt.Errorf("open signed content: %w", ErrTruncated)
+			}
+		}
+		if sender, err = c.verifySender(bundle); err != nil {
+			return nil, fmt.Errorf("open message: sender: %w: %w", ErrBadSignature, err)
+		}
+		if signed.hasSender {
+			c.rememberSender(signed.sender, sender)
+		}
+	}
+	if err := keys.VerifyWithKey(sender.PreKey, signed.signature, keys.Sha256(v2.HeaderBytes, signed.payload)); err != nil {
 		return nil, fmt.Errorf("open message: %w: %w", ErrBadSignature, err)
 	}
 	if sender.Address != c.Peer && sender.Address != c.Self {
 		return nil, fmt.Errorf("open message from %s: %w", sender.Address, ErrNotParticipant)
 	}
-	body, err := content.Decode(signed.Payload)
+	body, err := content.Decode(signed.payload)
 	if err != nil {
 		return nil, fmt.Errorf("open message: %w: %w", ErrBadContent, err)
 	}
@@ -154,9 +180,11 @@ func (c *Conversation) verifySender(b *mc.SignedPublicKeyBundle) (*keys.PeerBund
 	if b == nil || b.IdentityKey == nil || b.PreKey == nil {
 		return keys.VerifyBundle(b)
 	}
-	key := bundleKey(b)
+	// The key is built on the stack; only a new entry copies it.
+	var scratch [320]byte
+	key := bundleKey(scratch[:0], b)
 	c.mu.Lock()
-	p, ok := c.verified[key]
+	p, ok := c.verified[string(key)]
 	c.mu.Unlock()
 	if ok {
 		return p, nil
@@ -169,14 +197,14 @@ func (c *Conversation) verifySender(b *mc.SignedPublicKeyBundle) (*keys.PeerBund
 	if c.verified == nil || len(c.verified) >= maxVerifiedSenders {
 		c.verified = map[string]*keys.PeerBundle{}
 	}
-	c.verified[key] = p
+	c.verified[string(key)] = p
 	c.mu.Unlock()
 	return p, nil
 }
 
 // bundleKey identifies a bundle by every byte its verification reads.
-func bundleKey(b *mc.SignedPublicKeyBundle) string {
-	var buf []byte
+func bundleKey(dst []byte, b *mc.SignedPublicKeyBundle) []byte {
+	buf := dst
 	for _, k := range []*mc.SignedPublicKey{b.IdentityKey, b.PreKey} {
 		buf = appendField(buf, k.KeyBytes)
 		switch s := k.GetSignature().GetUnion().(type) {
@@ -188,7 +216,7 @@ func bundleKey(b *mc.SignedPublicKeyBundle) string {
 			buf = append(buf, 0)
 		}
 	}
-	return string(buf)
+	return buf
 }
 
 func appendField(buf, field []byte) []byte {

@@ -37,8 +37,9 @@ type PrivateKeyBundle struct {
 }
 
 type sealingBundle struct {
-	preKey *mc.SignedPublicKey
-	bundle *mc.SignedPublicKeyBundle
+	preKey  *mc.SignedPublicKey
+	bundle  *mc.SignedPublicKeyBundle
+	encoded []byte // proto.Marshal(bundle)
 }
 
 // identityText is the text the wallet signs to create an identity key.
@@ -146,13 +147,21 @@ func (b *PrivateKeyBundle) PublicBundle() *mc.SignedPublicKeyBundle {
 // SenderBundle is PublicBundle shared rather than copied, for a sealed
 // message to name its sender: the caller must only read it (marshalling
 // it is reading).
-func (b *PrivateKeyBundle) SenderBundle() *mc.SignedPublicKeyBundle {
+func (b *PrivateKeyBundle) SenderBundle() *mc.SignedPublicKeyBundle { return b.sealingBundle().bundle }
+
+// SenderBundleBytes is the encoding of SenderBundle, for a sealed message
+// to carry without encoding it again; the caller must only read it.
+func (b *PrivateKeyBundle) SenderBundleBytes() []byte { return b.sealingBundle().encoded }
+
+func (b *PrivateKeyBundle) sealingBundle() *sealingBundle {
 	if c := b.sealing.Load(); c != nil && c.preKey == b.preKeys[0].public {
-		return c.bundle
+		return c
 	}
 	c := &sealingBundle{preKey: b.preKeys[0].public, bundle: b.PublicBundle()}
+	// A bundle of two keys always encodes.
+	c.encoded, _ = proto.Marshal(c.bundle)
 	b.sealing.Store(c)
-	return c.bundle
+	return c
 }
 
 // LegacyPublicBundle returns the V1 public bundle xmtp-js also publishes.
