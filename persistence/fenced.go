@@ -33,3 +33,22 @@ func leaseArgs(l Lease, args ...any) []any {
 func fencedError(l Lease) error {
 	return fmt.Errorf("check lease on %s epoch %d: %w", l.Identity, l.Epoch, ErrFenced)
 }
+
+// asyncCommit, a FROM item of a statement's final SELECT, lets the
+// statement's transaction commit without waiting for its WAL to reach the
+// disk (synchronous_commit off for that transaction only). It is for the
+// writes a Postgres crash may lose without losing a message or repeating
+// a reply, because they only record progress that can be made again:
+//   - a cursor: its delivery's transaction committed synchronously
+//     before, and the WAL is replayed in order, so a cursor that survives
+//     a crash never points past a delivery that did not; a cursor lost
+//     sends replay back over messages whose deliveries are recorded,
+//     which recording again finds and does not forward again;
+//   - a reply's publication: a reply whose "sent" is lost is published
+//     again from the outbox with exactly the same envelope bytes, as
+//     after a node that dies between publishing and recording, and the
+//     XMTP node keeps one copy of an envelope.
+//
+// Nothing else waits on these commits: deliveries, completions and outbox
+// inserts keep committing synchronously.
+const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`

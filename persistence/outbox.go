@@ -138,7 +138,8 @@ func (s *Store) RecordReplyAttempt(ctx context.Context, l Lease, replyID int64, 
 // in one statement. A reply id that is not in the outbox is ErrNotFound;
 // the others are still recorded.
 func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int64, status ReplyStatus, lastError string, nextAttemptAt time.Time) error {
-	// One statement, fenced by l (fenced.go).
+	// One statement, fenced by l (fenced.go), that commits without
+	// waiting for the disk (asyncCommit).
 	var leased bool
 	var found int
 	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
@@ -146,7 +147,7 @@ func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int
 			UPDATE reply_outbox SET status = $5, attempts = attempts + 1, last_error = $6,
 				next_attempt_at = $7, updated_at = now()
 			WHERE id = ANY ($4::bigint[]) AND EXISTS (SELECT 1 FROM lease) RETURNING id)
-		SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM done)`,
+		SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM done) FROM `+asyncCommit,
 		// Planned for its ids each time: the generic plan a connection
 		// made while reply_outbox was small scans the whole table.
 		append([]any{pgx.QueryExecModeCacheDescribe}, leaseArgs(l, replyIDs, string(status), lastError, nextAttemptAt)...)...).Scan(&leased, &found)
