@@ -141,7 +141,7 @@ func (m *pgMeter) report(tag string, n int, from, to pgReading) pgFigures {
 	m.b.Logf("Postgres per message, %s (%d messages): backends of the node's %d connections %.3f ms CPU; WAL %.0f bytes for the bridge's tables (%.0f bytes server-wide, other databases included); %.2f round trips of the node's pool",
 		tag, n, len(to.cpu), f.cpuMs, f.walBridge, f.walServer, f.trips)
 	if len(lines) > 0 {
-		m.b.Logf("Postgres per message, %s, WAL by relation (bytes, records by kind):\n%s", tag, strings.Join(lines, "\n"))
+		m.b.Logf("Postgres per message, %s, WAL by relation (bytes, records by kind and their bytes):\n%s", tag, strings.Join(lines, "\n"))
 	}
 	return f
 }
@@ -222,7 +222,7 @@ func (m *pgMeter) walByRelation(from, to string, n int) (float64, []string) {
 		}
 		r.bytes += bytes
 		total += bytes
-		r.kinds = append(r.kinds, fmt.Sprintf("%s %.2f", kind, float64(count)/float64(n)))
+		r.kinds = append(r.kinds, fmt.Sprintf("%s %.2f (%.0f B)", kind, float64(count)/float64(n), float64(bytes)/float64(n)))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
