@@ -62,7 +62,9 @@ const (
 // node's round trips, and the table counters' row writes.
 //
 // PERF_MESSAGES sets the messages of each closed-loop run (default 2000);
-// the paced runs send half as many. PERF_CPU_PROFILE=<file> saves an 8 s
+// the paced runs send half as many, at PERF_PACED_RATE messages per second
+// when it is set (to compare two versions at the same load) instead of
+// half the bridge's peak. PERF_CPU_PROFILE=<file> saves an 8 s
 // CPU profile of the bridge node taken during the closed-loop run (through
 // BRIDGE_PPROF_ADDR), and <file>.paced one of most of the paced run.
 // PERF_NODE_LOG=1 prints the end of the node's log and, after the
@@ -164,6 +166,9 @@ func BenchmarkForwardGoals(b *testing.B) {
 	cpuPerMsg := peakCPU / float64(total)
 	netPerMsg := (peakCPU - idle*time.Since(peakStart).Seconds()) / float64(total)
 	half := bridgeRate / 2
+	if v, err := strconv.ParseFloat(os.Getenv("PERF_PACED_RATE"), 64); err == nil && v > 0 {
+		half = v // a fixed rate, to compare two versions at the same load
+	}
 	echoBusy := machineBusy(b)
 	echoLat := toEcho.paced("echo-half", half, total/2)
 	echoShare := echoBusy()
