@@ -173,6 +173,14 @@ func (m *pgMeter) tableWrites(tag string, n int, from, to pgReading) {
 // them. It returns the bytes per message and one line per relation.
 func (m *pgMeter) walByRelation(from, to string, n int) (float64, []string) {
 	m.b.Helper()
+	// pg_walinspect reads only WAL on disk; the last commits may not have
+	// waited for it.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var flushed bool
+		if err := m.conn.QueryRow(context.Background(), `SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, to).Scan(&flushed); err != nil || flushed {
+			break
+		}
+	}
 	rows, err := m.conn.Query(context.Background(), `
 		WITH rels AS (
 			SELECT pg_relation_filenode(c.oid)::text AS node,

@@ -140,7 +140,19 @@ func benchForwardPath(b *testing.B, per int) {
 		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn1); err != nil {
 			b.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // flushed by then
+		// pg_walinspect reads only WAL on disk; the last commits may not
+		// have waited for it.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var flushed bool
+			if err := conn.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, lsn1).Scan(&flushed); err != nil {
+				b.Fatal(err)
+			}
+			if flushed || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		var bytes, commits float64
 		if err := conn.QueryRow(ctx, `
 			WITH w AS (
