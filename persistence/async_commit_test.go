@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// TestCommitDurability: a cursor move and a reply's publication commit
-// without waiting for the disk, and everything a message depends on
-// (its delivery, its completion and its reply in the outbox) commits
+// TestCommitDurability: a reply's publication commits without waiting
+// for the disk, and everything a message depends on (its delivery, its
+// cursor, its completion and its reply in the outbox) commits
 // synchronously. Deferred triggers record the transaction's
 // synchronous_commit when it commits, on each table the forward path
 // writes.
@@ -91,7 +91,7 @@ func TestCommitDurability(t *testing.T) {
 	if err := s.SaveCursor(ctx, l, b.ID, "/t", 6, make([]byte, 32)); err != nil {
 		t.Fatal(err)
 	}
-	expect("SaveCursor", 2, "off")
+	expect("SaveCursor", 2, "on")
 	reply := &Reply{BridgeID: b.ID, Topic: "/t", TimestampNs: 7, Envelope: []byte("e"), Text: "hi"}
 	var replies []int64
 	for _, r := range s.CompleteDeliveries(ctx, []Completion{

@@ -25,7 +25,6 @@ func (s *Store) SaveCursor(ctx context.Context, l Lease, bridgeID, topic string,
 		return fmt.Errorf("save cursor: %w", ErrNotFound)
 	}
 	// One statement: the cursor moves only while l is the current lease.
-	// It commits without waiting for the disk (asyncCommit).
 	var leased bool
 	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
 		moved AS (
@@ -34,7 +33,7 @@ func (s *Store) SaveCursor(ctx context.Context, l Lease, bridgeID, topic string,
 			ON CONFLICT (bridge_id, topic) DO UPDATE SET last_timestamp_ns = EXCLUDED.last_timestamp_ns,
 				last_digest = EXCLUDED.last_digest, updated_at = now()
 			WHERE c.last_timestamp_ns <= EXCLUDED.last_timestamp_ns)
-		SELECT EXISTS (SELECT 1 FROM lease) FROM `+asyncCommit, leaseArgs(l, bridgeID, topic, timestampNs, digest)...).Scan(&leased)
+		SELECT EXISTS (SELECT 1 FROM lease)`, leaseArgs(l, bridgeID, topic, timestampNs, digest)...).Scan(&leased)
 	if err == nil && !leased {
 		err = fencedError(l)
 	}
