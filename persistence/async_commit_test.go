@@ -92,6 +92,13 @@ func TestCommitDurability(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("SaveCursor", 2, "on")
+	for _, err := range s.SaveCursors(ctx, []CursorMove{{Lease: l, BridgeID: b.ID, Topic: "/t", TimestampNs: 7, Digest: make([]byte, 32)},
+		{Lease: l, BridgeID: b.ID, Topic: "/u", TimestampNs: 7, Digest: make([]byte, 32)}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("SaveCursors", 2, "on")
 	reply := &Reply{BridgeID: b.ID, Topic: "/t", TimestampNs: 7, Envelope: []byte("e"), Text: "hi"}
 	var replies []int64
 	for _, r := range s.CompleteDeliveries(ctx, []Completion{
