@@ -23,6 +23,7 @@ import (
 	"github.com/xmtpbridge/bridge/internal/freeport"
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/content"
@@ -54,8 +55,16 @@ const (
 //     pace, the p50 and p99 round trip of the bridge minus those of the
 //     bare echo.
 //
+// After the goals it prints "Postgres per message" for the bridge's two
+// runs (pgcost_bench_test.go): the CPU of the backends of the node's
+// connections, the WAL written for the bridge's tables, by relation and
+// record kind (heap inserts, updates, HOT updates, index entries), the
+// node's round trips, and the table counters' row writes.
+//
 // PERF_MESSAGES sets the messages of each closed-loop run (default 2000);
-// the paced runs send half as many. PERF_CPU_PROFILE=<file> saves an 8 s
+// the paced runs send half as many, at PERF_PACED_RATE messages per second
+// when it is set (to compare two versions at the same load) instead of
+// half the bridge's peak. PERF_CPU_PROFILE=<file> saves an 8 s
 // CPU profile of the bridge node taken during the closed-loop run (through
 // BRIDGE_PPROF_ADDR), and <file>.paced one of most of the paced run.
 // PERF_ALLOC_PROFILE=<file> saves the node's allocation profile before
@@ -91,7 +100,15 @@ func BenchmarkForwardGoals(b *testing.B) {
 	if profile != "" || stallDir != "" || allocProfile != "" {
 		tune["BRIDGE_PPROF_ADDR"] = freeport.Addr(b)
 	}
-	c := newCluster(b, tune)
+	// The node's connections carry perfApp, by which the Postgres figures
+	// tell its backends from the XMTP node's.
+	db := pgtest.NewDatabase(b, template)
+	sep := "?"
+	if strings.Contains(db, "?") {
+		sep = "&"
+	}
+	tune["DATABASE_URL"] = db + sep + "application_name=" + perfApp
+	c := newClusterOn(b, db, tune)
 	tg := webhooktest.NewTarget(b, persistence.FormatJSON)
 	bridgeAddr := perfBridge(b, c, tg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -107,6 +124,7 @@ func BenchmarkForwardGoals(b *testing.B) {
 	toEcho := newPerfLoad(b, ctx, xc, echoAddr, perfSenders)
 	toBridge := newPerfLoad(b, ctx, xc, bridgeAddr, perfSenders)
 	pid := c.node.cmd.Process.Pid
+	pg := newPGMeter(b, c.db, c.api)
 
 	b.ResetTimer()
 	// The node's CPU with no traffic, for the share of goal 1 that is not
@@ -124,6 +142,7 @@ func BenchmarkForwardGoals(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	pgPeak0 := pg.read()
 	cpu0, peakStart := cpuTime(b, pid), time.Now()
 	if os.Getenv("PERF_NODE_LOG") != "" {
 		if conn, err := pgx.Connect(context.Background(), c.db); err == nil {
@@ -143,6 +162,7 @@ func BenchmarkForwardGoals(b *testing.B) {
 		}
 		b.Logf("allocation profile of the bridge node's closed-loop run: %s (base %s.before)", allocProfile, allocProfile)
 	}
+	pgPeak1 := pg.read()
 	if os.Getenv("PERF_NODE_LOG") != "" {
 		var bm []string
 		for _, name := range []string{"bridge_ingress_lag_seconds", "bridge_forward_", "bridge_actor_messages", "bridge_webhook", "bridge_delivery"} {
@@ -163,6 +183,9 @@ func BenchmarkForwardGoals(b *testing.B) {
 	cpuPerMsg := peakCPU / float64(total)
 	netPerMsg := (peakCPU - idle*time.Since(peakStart).Seconds()) / float64(total)
 	half := bridgeRate / 2
+	if v, err := strconv.ParseFloat(os.Getenv("PERF_PACED_RATE"), 64); err == nil && v > 0 {
+		half = v // a fixed rate, to compare two versions at the same load
+	}
 	echoBusy := machineBusy(b)
 	echoLat := toEcho.paced("echo-half", half, total/2)
 	echoShare := echoBusy()
@@ -179,11 +202,13 @@ func BenchmarkForwardGoals(b *testing.B) {
 			pacedProfiled <- fetchProfile(tune["BRIDGE_PPROF_ADDR"], profile+".paced", time.Duration(secs)*time.Second)
 		}()
 	}
+	pgPaced0 := pg.read()
 	cpu1, pacedStart := cpuTime(b, pid), time.Now()
 	bridgeBusy := machineBusy(b)
 	bridgeLat := toBridge.paced("bridge-half", half, total/2)
 	bridgeShare := bridgeBusy()
 	cpuPaced := float64((cpuTime(b, pid) - cpu1).Microseconds()) / 1000 / float64(total/2)
+	pgPaced1 := pg.read()
 	if os.Getenv("PERF_NODE_LOG") != "" {
 		bridgeStages(b, c.db, "bridge-half", pacedStart)
 		if conn, err := pgx.Connect(context.Background(), c.db); err == nil {
@@ -192,6 +217,10 @@ func BenchmarkForwardGoals(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	pgPeak := pg.report("bridge-peak", total, pgPeak0, pgPeak1)
+	pgPaced := pg.report("bridge-half", total/2, pgPaced0, pgPaced1)
+	pg.settle()
+	pg.tableWrites("both bridge runs", total+total/2, pgPeak0, pg.read())
 	if profile != "" {
 		if err := <-pacedProfiled; err != nil {
 			b.Fatal(err)
@@ -223,6 +252,11 @@ func BenchmarkForwardGoals(b *testing.B) {
 	b.ReportMetric(bp50-ep50, "g3-added-p50-ms")
 	b.ReportMetric(bp99-ep99, "g3-added-p99-ms")
 	b.ReportMetric(bridgeShare, "g3-machine-busy")
+	b.ReportMetric(pgPeak.cpuMs, "pg-cpu-ms/msg")
+	b.ReportMetric(pgPaced.cpuMs, "pg-half-cpu-ms/msg")
+	b.ReportMetric(pgPeak.walBridge, "pg-wal-B/msg")
+	b.ReportMetric(pgPaced.walBridge, "pg-half-wal-B/msg")
+	b.ReportMetric(pgPeak.trips, "pg-trips/msg")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -33,3 +33,20 @@ func leaseArgs(l Lease, args ...any) []any {
 func fencedError(l Lease) error {
 	return fmt.Errorf("check lease on %s epoch %d: %w", l.Identity, l.Epoch, ErrFenced)
 }
+
+// asyncCommit, a FROM item of a statement's final SELECT, lets the
+// statement's transaction commit without waiting for its WAL to reach the
+// disk (synchronous_commit off for that transaction only). It is for a
+// write that a crash of Postgres may lose without losing a message or
+// repeating a reply, because it only records progress that is made again:
+// a reply's publication. A reply whose "sent" is lost is published again
+// from the outbox with exactly the same envelope bytes, as after a node
+// that dies between publishing and recording, and the XMTP node keeps one
+// copy of an envelope.
+//
+// Deliveries, cursors, completions and outbox inserts keep committing
+// synchronously. (A cursor could be lost as safely, since the WAL is
+// replayed in order after the delivery it follows, but a cursor write
+// that returns sooner lets its identity write its cursor after fewer
+// messages, which made more statements per message under load.)
+const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`

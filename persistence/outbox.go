@@ -138,18 +138,27 @@ func (s *Store) RecordReplyAttempt(ctx context.Context, l Lease, replyID int64, 
 // in one statement. A reply id that is not in the outbox is ErrNotFound;
 // the others are still recorded.
 func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int64, status ReplyStatus, lastError string, nextAttemptAt time.Time) error {
-	// One statement, fenced by l (fenced.go).
+	// One statement, fenced by l (fenced.go), that commits without
+	// waiting for the disk (asyncCommit). One reply is matched by
+	// "id = $4", whose cached plan reads the primary key whatever the
+	// table's size; several are matched by "id = ANY", planned for the
+	// ids given (QueryExecModeCacheDescribe), because the cached plan of
+	// "id = ANY" made on a small table reads the whole table, however
+	// large it has grown since.
+	match, args := `id = $4::bigint`, leaseArgs(l, int64(0), string(status), lastError, nextAttemptAt)
+	if len(replyIDs) == 1 {
+		args[3] = replyIDs[0]
+	} else {
+		match, args = `id = ANY ($4::bigint[])`, append([]any{pgx.QueryExecModeCacheDescribe}, leaseArgs(l, replyIDs, string(status), lastError, nextAttemptAt)...)
+	}
 	var leased bool
 	var found int
 	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
 		done AS (
 			UPDATE reply_outbox SET status = $5, attempts = attempts + 1, last_error = $6,
 				next_attempt_at = $7, updated_at = now()
-			WHERE id = ANY ($4::bigint[]) AND EXISTS (SELECT 1 FROM lease) RETURNING id)
-		SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM done)`,
-		// Planned for its ids each time: the generic plan a connection
-		// made while reply_outbox was small scans the whole table.
-		append([]any{pgx.QueryExecModeCacheDescribe}, leaseArgs(l, replyIDs, string(status), lastError, nextAttemptAt)...)...).Scan(&leased, &found)
+			WHERE `+match+` AND EXISTS (SELECT 1 FROM lease) RETURNING id)
+		SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM done) FROM `+asyncCommit, args...).Scan(&leased, &found)
 	switch {
 	case err != nil:
 		return fmt.Errorf("record reply attempt: %w", mapError(err))
