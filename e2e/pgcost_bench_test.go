@@ -140,7 +140,7 @@ func (m *pgMeter) report(tag string, n int, from, to pgReading) pgFigures {
 	}
 	m.b.Logf("Postgres per message, %s (%d messages): backends of the node's %d connections %.3f ms CPU; WAL %.0f bytes for the bridge's tables (%.0f bytes server-wide, other databases included); %.2f round trips of the node's pool",
 		tag, n, len(to.cpu), f.cpuMs, f.walBridge, f.walServer, f.trips)
-	if len(lines) > 0 {
+	if len(lines) > 0 && os.Getenv("PERF_NODE_LOG") != "" {
 		m.b.Logf("Postgres per message, %s, WAL by relation (bytes, records by kind and their bytes):\n%s", tag, strings.Join(lines, "\n"))
 	}
 	return f
