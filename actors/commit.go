@@ -92,6 +92,8 @@ type deliveryRecorded struct {
 	env *messagev1.Envelope
 	msg *conversation.Message
 	res persistence.Recorded
+	// at is when the batch that recorded it returned.
+	at time.Time
 }
 
 // recordState orders an identity's cursor writes after its deliveries:
@@ -102,6 +104,10 @@ type recordState struct {
 	owner                *activation
 	submitted, completed uint64
 	after                map[string]uint64
+	// failed holds, by message id, the topics of deliveries whose record
+	// failed and is being tried again: their topic's cursor stays where it
+	// is until it succeeds, or a crash in between would lose them.
+	failed map[string]string
 }
 
 // rec returns the record state of the current activation; a new
@@ -129,8 +135,19 @@ func (r *recordState) mark(topic string) {
 }
 
 // ready reports whether topic's marked cursor may be written: every
-// delivery handed over before it was marked has been recorded.
-func (r *recordState) ready(topic string) bool { return r.after[topic] <= r.completed }
+// delivery handed over before it was marked has been answered, and none of
+// the topic's failed to record and waits to be tried again.
+func (r *recordState) ready(topic string) bool {
+	if r.after[topic] > r.completed {
+		return false
+	}
+	for _, t := range r.failed {
+		if t == topic {
+			return false
+		}
+	}
+	return true
+}
 
 // recordDelivery hands nd to the committer; the answer arrives as a
 // *deliveryRecorded.
@@ -139,7 +156,7 @@ func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, m
 	self, root := ctx.Self(), id.rt.root
 	id.rec().submitted++
 	id.rt.commits.record(nd, func(res persistence.Recorded) {
-		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, res: res})
+		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, res: res, at: time.Now()})
 	})
 }
 
@@ -168,21 +185,27 @@ func (id *identity) delivered(ctx actor.Context, m *deliveryRecorded) {
 	}
 	if err != nil {
 		// The cursor stays behind the message, so the next activation
-		// reads it again; this one tries again in a second.
+		// reads it again; this one tries again in a second. Later
+		// messages of the topic do not move it past this one meanwhile.
 		a.log.Error("record delivery", "topic", m.msg.Topic, "message", m.msg.ID, "error", err)
+		if id.rec().failed == nil {
+			id.rec().failed = map[string]string{}
+		}
+		id.rec().failed[m.msg.ID] = m.env.ContentTopic
 		id.seen.forget(m.msg.ID)
 		self, root, env := ctx.Self(), id.rt.root, m.env
 		time.AfterFunc(time.Second, func() { root.Send(self, &inboundEnvelope{env: env}) })
 		return
 	}
+	delete(id.rec().failed, m.msg.ID) // recorded at last, if it had failed
 	id.saveCursor(m.env.ContentTopic, m.env.TimestampNs, m.env.Message)
 	d := m.res.Delivery
 	if m.res.Created || d.Status == persistence.DeliveryPending || d.Status == persistence.DeliveryFailed {
 		task := &deliveryTask{delivery: d}
 		if m.res.Created && len(m.res.Secrets) > 0 {
 			// The row was created under a live lease in the round trip
-			// that read its bridge's secrets, just now.
-			task.start = &persistence.AttemptStart{Delivery: d, Secrets: m.res.Secrets}
+			// that read its bridge's secrets, at m.at.
+			task.start, task.startAt = &persistence.AttemptStart{Delivery: d, Secrets: m.res.Secrets}, m.at
 		}
 		ctx.Send(id.forwardChild(ctx), task)
 	}

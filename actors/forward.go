@@ -44,7 +44,21 @@ type forwarder struct {
 	// deliveries: the next page is loaded as soon as the queue drains
 	// (a recovery flush of a large backlog).
 	more bool
+	// attempted holds the deliveries whose attempts ended lately: a
+	// delivery a sweep found and attempted before its identity's task
+	// came must not be attempted again from the task's recorded start,
+	// which still says it is pending. It is emptied when it reaches
+	// maxAttempted.
+	attempted map[int64]struct{}
 }
+
+// maxStartAge bounds how old a recorded start may be when its attempt
+// begins: the row, its lease and the bridge's secrets were read then, and
+// a secret rotated since must sign the request.
+const maxStartAge = 500 * time.Millisecond
+
+// maxAttempted bounds forwarder.attempted.
+const maxAttempted = 4096
 
 func (f *forwarder) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -54,10 +68,18 @@ func (f *forwarder) Receive(ctx actor.Context) {
 		if hook := f.a.rt.cfg.OnForward; hook != nil {
 			hook(m.delivery)
 		}
-		f.take(ctx, m.delivery, m.start)
+		start := m.start
+		if _, done := f.attempted[m.delivery.ID]; done || time.Since(m.startAt) > maxStartAge {
+			start = nil // read the row again: see maxStartAge, attempted
+		}
+		f.take(ctx, m.delivery, start)
 	case *attemptDone:
 		f.running--
 		f.a.running.Delete(m.deliveryID)
+		if f.attempted == nil || len(f.attempted) >= maxAttempted {
+			f.attempted = map[int64]struct{}{}
+		}
+		f.attempted[m.deliveryID] = struct{}{}
 		if d, ok := f.again[m.deliveryID]; ok {
 			delete(f.again, m.deliveryID)
 			f.take(ctx, d, nil)
@@ -197,7 +219,9 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	//
 	// A row this activation has just created needs none of that: its
 	// lease was checked and its secrets read in the statement that
-	// created it, milliseconds ago, and no attempt of it has been made.
+	// created it, less than maxStartAge ago, and this forward child has
+	// not attempted it (deliveryTask.start). As after StartAttempt, the
+	// lease may be lost before the request goes; the completion is fenced.
 	var err error
 	if start == nil {
 		started := rt.starts.do(persistence.AttemptKey{Lease: a.currentLease(), BridgeID: a.bridgeID, DeliveryID: d.ID})
@@ -222,8 +246,8 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 		return
 	}
 	// While the endpoint's breaker is open only the probe goes; the
-	// others stay due and use no attempt (breaker.go). The lease is
-	// checked by StartAttempt, in the attempt's first statement.
+	// others stay due and use no attempt (breaker.go). The lease was
+	// checked by StartAttempt, or by the statement that recorded the row.
 	if !a.admit(b, d.ID) {
 		return
 	}

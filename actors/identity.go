@@ -280,9 +280,15 @@ func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, m
 	lease := a.currentLease()
 	id.recordDelivery(ctx, env, msg, persistence.NewDelivery{
 		BridgeID: a.bridgeID, MessageID: msg.ID, Topic: msg.Topic, SenderAddress: msg.Sender,
-		SentNs: msg.Sent.UnixNano(), Payload: payload, Lease: &lease,
+		SentNs: sentNs(msg.Sent), Payload: payload, Lease: &lease,
 	})
 }
+
+// sentNs is a message's creation time as a delivery stores it. The header
+// carries it as unsigned nanoseconds, which the sender chooses: one past
+// the largest signed value would be negative here, a row the table refuses
+// each time it is tried again, which would hold its topic's cursor back.
+func sentNs(sent time.Time) int64 { return max(sent.UnixNano(), 0) }
 
 func (id *identity) reject(env *messagev1.Envelope, err error) {
 	a := id.a

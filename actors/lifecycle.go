@@ -254,13 +254,16 @@ func (id *identity) stop() {
 	id.rt.ingress.remove(a.self, append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)...)
 	// The last cursor moves are written under the lease, before it is
 	// released.
-	wait := time.After(5 * time.Second)
+	wait := time.NewTimer(5 * time.Second)
+cursors:
 	for _, written := range id.flushCursors() {
 		select {
 		case <-written:
-		case <-wait:
+		case <-wait.C:
+			break cursors
 		}
 	}
+	wait.Stop()
 	// Running webhook attempts finish (or time out) before the context
 	// they run under ends; their deliveries stay durable either way.
 	waitGroup(&a.attempts, id.rt.cfg.DrainTimeout)

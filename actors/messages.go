@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
@@ -59,11 +60,14 @@ type fenced struct{ epoch int64 }
 type deliveryTask struct {
 	delivery persistence.Delivery
 	// start is what the delivery's first attempt starts from, when the
-	// round trip that created the row read it (persistence.Recorded): the
-	// attempt then makes no StartAttempt read of its own. It is used only
-	// by an attempt that begins at once; a delivery that waits for a
-	// concurrency slot is read again when its turn comes.
-	start *persistence.AttemptStart
+	// round trip that created the row read it (persistence.Recorded), at
+	// startAt: the attempt then makes no StartAttempt read of its own. It
+	// is used only by an attempt that begins at once, within maxStartAge
+	// of the read, of a delivery the forward child has not attempted yet
+	// (forwarder.take); any other attempt reads the row and the secrets
+	// as they are when it begins.
+	start   *persistence.AttemptStart
+	startAt time.Time
 }
 
 // Key implements supervision.Keyed.

@@ -84,3 +84,19 @@ func TestOwnSentRemembersOnlyStoredReplies(t *testing.T) {
 		t.Fatalf("replies %v: the fenced completion's reply was published", got)
 	}
 }
+
+// TestSentNsIsNeverNegative: a creation time past the largest signed
+// nanosecond count (a header's unsigned field, chosen by the sender) is
+// stored as 0, which the deliveries table accepts, not as a negative
+// number it refuses on every try.
+func TestSentNsIsNeverNegative(t *testing.T) {
+	past := time.Unix(0, int64(^uint64(0)>>1)+0) // the largest count
+	if got := sentNs(past); got != past.UnixNano() {
+		t.Fatalf("sentNs(%v) = %d, want %d", past, got, past.UnixNano())
+	}
+	var created uint64 = 1<<63 + 5
+	wrapped := time.Unix(0, int64(created))
+	if got := sentNs(wrapped); got != 0 {
+		t.Fatalf("a creation time of %d ns is stored as %d, want 0", created, got)
+	}
+}

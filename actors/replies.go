@@ -168,6 +168,9 @@ func (a *activation) recordOutcome(o replyOutcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.rt.cfg.Store.RecordReplyAttempts(ctx, a.currentLease(), o.ids, o.status, o.lastErr, o.next); err != nil {
+		if a.ctx.Err() != nil {
+			return // the activation has ended; the next one publishes them again
+		}
 		a.noteFenced(err)
 		if !errors.Is(err, persistence.ErrFenced) {
 			a.log.Error("record reply attempts", "replies", len(o.ids), "error", err)

@@ -149,3 +149,40 @@ func TestStartAttemptsOpenSecretsAsStartAttemptDoes(t *testing.T) {
 		}
 	}
 }
+
+// TestALateFailureLeavesACompletedDeliveryAlone: an attempt that started
+// from a copy read before another attempt completed the delivery, and then
+// failed, records nothing: the delivery stays succeeded, with its one
+// reply, instead of becoming a delivery to retry (whose retry would make
+// a second reply). A dead letter stays dead the same way.
+func TestALateFailureLeavesACompletedDeliveryAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newBatchFixture(t)
+	s, l1 := f.s, f.l1
+	d := f.record(l1, f.b1.ID, "m-late")
+	reply := &Reply{BridgeID: d.BridgeID, Topic: d.Topic, TimestampNs: 9, Envelope: []byte("envelope"), Text: "one"}
+	if _, done, err := s.CompleteDelivery(ctx, l1, d.ID, DeliveryAttempt{StatusCode: 200}, reply); err != nil || !done {
+		t.Fatalf("complete: %v %v", done, err)
+	}
+	if err := s.RecordLeasedAttempt(ctx, l1, d.ID, DeliveryAttempt{StatusCode: 500, Error: "late"}, DeliveryFailed, time.Now()); err != nil {
+		t.Fatalf("a late failure of a completed delivery: %v, want nil (nothing to record)", err)
+	}
+	got, err := s.DeliveryByID(ctx, d.ID)
+	if err != nil || got.Status != DeliverySucceeded || got.Attempts != 1 {
+		t.Fatalf("after a late failure: status %s, %d attempts, %v; want succeeded after 1", got.Status, got.Attempts, err)
+	}
+	dead := f.record(l1, f.b1.ID, "m-dead")
+	if err := s.RecordLeasedAttempt(ctx, l1, dead.ID, DeliveryAttempt{StatusCode: 410}, DeliveryDead, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordLeasedAttempt(ctx, l1, dead.ID, DeliveryAttempt{StatusCode: 500}, DeliveryFailed, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DeliveryByID(ctx, dead.ID); err != nil || got.Status != DeliveryDead {
+		t.Fatalf("a dead letter after a late failure: %s, %v", got.Status, err)
+	}
+	if err := s.RecordLeasedAttempt(ctx, l1, dead.ID+1000, DeliveryAttempt{StatusCode: 500}, DeliveryFailed, time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a missing delivery: %v, want ErrNotFound", err)
+	}
+}

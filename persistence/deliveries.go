@@ -169,24 +169,28 @@ func (s *Store) RecordLeasedAttempt(ctx context.Context, l Lease, deliveryID int
 	if a.StatusCode != 0 {
 		code = &a.StatusCode
 	}
-	var leased, found bool
+	// Only a delivery still waiting moves: an attempt that started from a
+	// copy read before another attempt completed the delivery (or made it
+	// a dead letter) must not turn it back into one to retry, which would
+	// make a second reply. Its outcome is then not recorded.
+	var leased, found, exists bool
 	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
 		done AS (
 			UPDATE deliveries SET status = $5, attempts = attempts + 1, next_attempt_at = $6,
 				last_error = $7, updated_at = now()
-			WHERE id = $4 AND EXISTS (SELECT 1 FROM lease) RETURNING id),
+			WHERE id = $4 AND status IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM lease) RETURNING id),
 		attempt AS (
 			INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error)
 			SELECT id, $8, $9, $7 FROM done)
-		SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM done)`,
+		SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM done), EXISTS (SELECT 1 FROM deliveries WHERE id = $4)`,
 		leaseArgs(l, deliveryID, string(status), nextAttemptAt, a.Error, code,
-			float64(a.Latency)/float64(time.Millisecond))...).Scan(&leased, &found)
+			float64(a.Latency)/float64(time.Millisecond))...).Scan(&leased, &found, &exists)
 	switch {
 	case err != nil:
 		return fmt.Errorf("record delivery attempt: %w", mapError(err))
 	case !leased:
 		return fmt.Errorf("record delivery attempt: %w", fencedError(l))
-	case !found:
+	case !found && !exists:
 		return fmt.Errorf("record delivery attempt: %w", ErrNotFound)
 	}
 	return nil

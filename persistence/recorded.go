@@ -18,7 +18,9 @@ type Recorded struct {
 	Delivery Delivery
 	// Created is false when the message had already been recorded.
 	Created bool
-	// Err is ErrFenced when the row's lease is no longer current.
+	// Err is ErrFenced when the row's lease is no longer current and the
+	// message has no row; a message already recorded (by this activation
+	// or its successor) is returned as it is.
 	Err error
 	// Secrets are the bridge's webhook secrets, read in the round trip
 	// that created the row, so that its first attempt can start at once
@@ -110,7 +112,9 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 		if err != nil {
 			rows.Close()
 			br.Close()
-			return s.recordOneByOne(ctx, nds, out, unrecorded(index, done))
+			// The batch is one transaction, which may not have
+			// committed: every input is recorded again.
+			return s.recordOneByOne(ctx, nds, out, index)
 		}
 		for j, i := range byKey[deliveryKey{d.BridgeID, d.MessageID}] {
 			out[i], done[i] = Recorded{Delivery: d, Created: j == 0}, true
@@ -119,7 +123,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	rows.Close()
 	if rows.Err() != nil {
 		br.Close()
-		return s.recordOneByOne(ctx, nds, out, unrecorded(index, done))
+		return s.recordOneByOne(ctx, nds, out, index)
 	}
 	// The secrets go with the rows created; without them (an error) the
 	// first attempt reads them itself.
@@ -210,6 +214,7 @@ func (p prefixed) Scan(dest ...any) error { return p.Rows.Scan(append(p.head, de
 // the batch statement failed.
 func (s *Store) recordOneByOne(ctx context.Context, nds []NewDelivery, out []Recorded, index []int) []Recorded {
 	for _, i := range index {
+		out[i] = Recorded{}
 		if ctx.Err() != nil {
 			out[i].Err = fmt.Errorf("record delivery: %w", ctx.Err())
 			continue
