@@ -173,10 +173,18 @@ func TestFailingEndpointIsRetriedAndShown(t *testing.T) {
 		}
 		return nil
 	})
+	// The bridge's status and the delivery's dead letter are two writes,
+	// the status first.
 	var dead deliveriesAnswer
-	if err := callAPI("GET", listURL+"?status=dead", acct.APIKey, nil, &dead); err != nil || len(dead.Deliveries) != 1 {
-		t.Fatalf("dead deliveries: %+v %v", dead, err)
-	}
+	waitLong(t, "the 410 delivery dead", func() error {
+		if err := callAPI("GET", listURL+"?status=dead", acct.APIKey, nil, &dead); err != nil {
+			return err
+		}
+		if len(dead.Deliveries) != 1 {
+			return fmt.Errorf("%d dead deliveries", len(dead.Deliveries))
+		}
+		return nil
+	})
 
 	// One log line per attempt (three, then one for the 410), each with
 	// its status and outcome, and no content anywhere in the log.
