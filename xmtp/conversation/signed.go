@@ -35,7 +35,11 @@ const (
 func splitSignedContent(b []byte) (signedContent, bool) {
 	var s signedContent
 	var sig []byte
-	hasSig := false
+	// A message field given more than once is merged, as proto.Unmarshal
+	// merges it, by concatenating its occurrences; proto.Unmarshal also
+	// refuses an occurrence that is not a well-formed message on its own,
+	// which the concatenation could hide, so each one is checked then.
+	hasSig, senderSeenAgain, sigSeenAgain := false, false, false
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || num > protowire.MaxValidNumber {
@@ -52,9 +56,17 @@ func splitSignedContent(b []byte) (signedContent, bool) {
 			case signedPayload:
 				s.payload = v
 			case signedSender:
+				if s.hasSender && (!senderSeenAgain && !wellFormed(s.sender, &mc.SignedPublicKeyBundle{}) || !wellFormed(v, &mc.SignedPublicKeyBundle{})) {
+					return s, false
+				}
+				senderSeenAgain = s.hasSender
 				s.sender = concat(s.sender, s.hasSender, v)
 				s.hasSender = true
 			default:
+				if hasSig && (!sigSeenAgain && !wellFormed(sig, &mc.Signature{}) || !wellFormed(v, &mc.Signature{})) {
+					return s, false
+				}
+				sigSeenAgain = hasSig
 				sig = concat(sig, hasSig, v)
 				hasSig = true
 			}
@@ -77,6 +89,10 @@ func splitSignedContent(b []byte) (signedContent, bool) {
 	}
 	return s, true
 }
+
+// wellFormed reports whether b decodes as m, one occurrence of a message
+// field given more than once.
+func wellFormed(b []byte, m proto.Message) bool { return proto.Unmarshal(b, m) == nil }
 
 // concat is the encoding of a message field seen again: the first
 // occurrence's bytes are used as they are, later ones are appended to a
