@@ -2,7 +2,6 @@ package persistence
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 )
@@ -17,13 +16,9 @@ func TestCommitDurability(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, url := newTestStore(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
 	// One connection, so that the last check reads the one the writes
 	// went through.
-	s := openStore(t, url+sep+"pool_max_conns=1", mustSealer(t, testKey(t, "k1")))
+	s := oneConnStore(t, url)
 	if _, err := s.pool.Exec(ctx, `
 		CREATE TABLE commit_log (id bigint GENERATED ALWAYS AS IDENTITY, tbl text, op text, sync text);
 		CREATE FUNCTION log_commit() RETURNS trigger LANGUAGE plpgsql AS $$

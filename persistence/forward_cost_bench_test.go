@@ -37,11 +37,7 @@ func BenchmarkForwardPathPostgres(b *testing.B) {
 func benchForwardPath(b *testing.B, per int) {
 	ctx := context.Background()
 	_, url := newTestStore(b)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	s := openStore(b, url+sep+"pool_max_conns=1", mustSealer(b, testKey(b, "k1")))
+	s := oneConnStore(b, url)
 	acct, _ := newAccount(b, s, "alice")
 	br, _ := newBridge(b, s, acct.ID, []byte("bundle-1"))
 	l, err := s.AcquireLease(ctx, br.ID, "node-1/a", time.Hour)

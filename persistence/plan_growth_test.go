@@ -3,7 +3,6 @@ package persistence
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 )
@@ -28,11 +27,7 @@ func TestForwardPathCostDoesNotGrowWithTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, url := newTestStore(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	s := openStore(t, url+sep+"pool_max_conns=1", mustSealer(t, testKey(t, "k1")))
+	s := oneConnStore(t, url)
 	a, _ := newAccount(t, s, "alice")
 	b, _ := newBridge(t, s, a.ID, []byte("bundle-1"))
 	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)

@@ -34,11 +34,7 @@ func TestForwardPathPlans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	_, url := newTestStore(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	s := openStore(t, url+sep+"pool_max_conns=1", mustSealer(t, testKey(t, "k1")))
+	s := oneConnStore(t, url)
 	acct, _ := newAccount(t, s, "alice")
 	b, _ := newBridge(t, s, acct.ID, []byte("bundle-1"))
 	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,4 +103,16 @@ func TestAutovacuumReadsTheServerSetting(t *testing.T) {
 	if on != (shown == "on") {
 		t.Fatalf("Autovacuum() = %v, the server shows %q", on, shown)
 	}
+}
+
+// oneConnStore opens a second store on url's database with one
+// connection, so that the statements of a test share one connection's
+// cached plans and statistics.
+func oneConnStore(t testing.TB, url string) *Store {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return openStore(t, url+sep+"pool_max_conns=1", mustSealer(t, testKey(t, "k1")))
 }
