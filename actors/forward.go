@@ -44,21 +44,21 @@ type forwarder struct {
 	// deliveries: the next page is loaded as soon as the queue drains
 	// (a recovery flush of a large backlog).
 	more bool
-	// attempted holds the deliveries whose attempts ended lately: a
-	// delivery a sweep found and attempted before its identity's task
-	// came must not be attempted again from the task's recorded start,
-	// which still says it is pending. It is emptied when it reaches
-	// maxAttempted.
-	attempted map[int64]struct{}
+	// attempted and attemptedBefore hold the deliveries whose attempts
+	// ended in this and the previous period of maxStartAge (from
+	// attemptedSince): a delivery a sweep found and attempted before its
+	// identity's task came must not be attempted again from the task's
+	// recorded start, which still says it is pending, and a start older
+	// than maxStartAge is not used anyway. They hold about a second of the
+	// bridge's attempts, never more.
+	attempted, attemptedBefore map[int64]struct{}
+	attemptedSince             time.Time
 }
 
 // maxStartAge bounds how old a recorded start may be when its attempt
 // begins: the row, its lease and the bridge's secrets were read then, and
 // a secret rotated since must sign the request.
 const maxStartAge = 500 * time.Millisecond
-
-// maxAttempted bounds forwarder.attempted.
-const maxAttempted = 4096
 
 func (f *forwarder) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -69,17 +69,14 @@ func (f *forwarder) Receive(ctx actor.Context) {
 			hook(m.delivery)
 		}
 		start := m.start
-		if _, done := f.attempted[m.delivery.ID]; done || time.Since(m.startAt) > maxStartAge {
+		if f.wasAttempted(m.delivery.ID) || time.Since(m.startAt) > maxStartAge {
 			start = nil // read the row again: see maxStartAge, attempted
 		}
 		f.take(ctx, m.delivery, start)
 	case *attemptDone:
 		f.running--
 		f.a.running.Delete(m.deliveryID)
-		if f.attempted == nil || len(f.attempted) >= maxAttempted {
-			f.attempted = map[int64]struct{}{}
-		}
-		f.attempted[m.deliveryID] = struct{}{}
+		f.noteAttempted(m.deliveryID)
 		if d, ok := f.again[m.deliveryID]; ok {
 			delete(f.again, m.deliveryID)
 			f.take(ctx, d, nil)
@@ -99,6 +96,33 @@ func (f *forwarder) Receive(ctx actor.Context) {
 type queuedAttempt struct {
 	d     persistence.Delivery
 	start *persistence.AttemptStart
+}
+
+// noteAttempted remembers that an attempt of the delivery ended.
+func (f *forwarder) noteAttempted(id int64) {
+	now := time.Now()
+	if age := now.Sub(f.attemptedSince); age >= maxStartAge {
+		f.attemptedBefore, f.attempted, f.attemptedSince = f.attempted, nil, now
+		if age >= 2*maxStartAge {
+			f.attemptedBefore = nil // the last period is older still
+		}
+	}
+	if f.attempted == nil {
+		f.attempted = map[int64]struct{}{}
+	}
+	f.attempted[id] = struct{}{}
+}
+
+// wasAttempted reports whether an attempt of the delivery ended within
+// the last maxStartAge, at least.
+func (f *forwarder) wasAttempted(id int64) bool {
+	if time.Since(f.attemptedSince) >= 2*maxStartAge {
+		f.attempted, f.attemptedBefore = nil, nil
+		return false
+	}
+	_, now := f.attempted[id]
+	_, before := f.attemptedBefore[id]
+	return now || before
 }
 
 // take starts an attempt of d now, or queues it for a free slot; start,
