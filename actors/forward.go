@@ -207,13 +207,18 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		}
 		a.fanOut(sctx, b) // broadcast.go
 	}
+	// A reply the batch publishes and records while the read runs comes
+	// back as due from a snapshot taken before the record: watch remembers
+	// it until the loop is done.
+	taken, end := a.replies.watch()
+	defer end()
 	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, 200)
 	if err != nil && a.ctx.Err() == nil {
 		a.log.Warn("load due replies", "error", err)
 	}
 	for _, r := range replies {
-		if a.replies.holds(r.ID) {
-			continue // on its way out in a batch (replies.go)
+		if taken(r.ID) {
+			continue // on its way out in a batch, or out already (replies.go)
 		}
 		env := &messagev1.Envelope{}
 		if err := proto.Unmarshal(r.Envelope, env); err != nil {
@@ -366,8 +371,17 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 	} else {
 		a.logAttempt(d, res, "retry in "+next.Sub(now).Round(time.Millisecond).String())
 	}
-	if res.Outcome == webhook.OutcomeGone {
-		status = persistence.DeliveryDead
+	// The dead letter is written before the bridge's endpoint_gone status,
+	// so that whoever sees the status also finds the delivery that caused
+	// it.
+	recErr := rt.cfg.Store.RecordLeasedAttempt(ctx, a.currentLease(), d.ID, att, status, next)
+	if recErr != nil {
+		a.noteFenced(recErr)
+		if !errors.Is(recErr, persistence.ErrFenced) {
+			a.log.Error("record delivery attempt", "delivery", d.ID, "error", recErr)
+		}
+	}
+	if res.Outcome == webhook.OutcomeGone && !errors.Is(recErr, persistence.ErrFenced) {
 		if err := rt.cfg.Store.SetLeasedBridgeStatus(ctx, a.currentLease(), a.bridgeID, persistence.StatusEndpointGone); err != nil {
 			a.noteFenced(err)
 			a.log.Error("set bridge status", "status", persistence.StatusEndpointGone, "error", err)
@@ -375,11 +389,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 		rt.forgetBridge(a.bridgeID)
 		a.log.Warn("endpoint gone, forwarding stopped", "delivery", d.ID)
 	}
-	if err := rt.cfg.Store.RecordLeasedAttempt(ctx, a.currentLease(), d.ID, att, status, next); err != nil {
-		a.noteFenced(err)
-		if !errors.Is(err, persistence.ErrFenced) {
-			a.log.Error("record delivery attempt", "delivery", d.ID, "error", err)
-		}
+	if recErr != nil {
 		return
 	}
 	if status == persistence.DeliveryDead {

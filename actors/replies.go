@@ -42,6 +42,11 @@ type replyBatch struct {
 	// recording says a goroutine records them.
 	outcomes  []replyOutcome
 	recording bool
+	// released, while a sweep looks at due replies (watch), are the ids
+	// whose outcome was recorded since the sweep began: the sweep may have
+	// read them as due just before the record committed.
+	released map[int64]bool
+	watchers int
 }
 
 // replyOutcome is the outcome of one Publish of replies, to record.
@@ -52,11 +57,30 @@ type replyOutcome struct {
 	next    time.Time
 }
 
-// holds reports whether the reply is queued or being published here.
-func (b *replyBatch) holds(replyID int64) bool {
+// watch begins a sweep's look at the due replies it is about to read. Until
+// end is called, taken reports whether a reply is queued, being published or
+// recorded here, or has been recorded here since watch: such a reply is on
+// its way out or out already, whatever the sweep's read of it says.
+func (b *replyBatch) watch() (taken func(replyID int64) bool, end func()) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.held[replyID]
+	if b.watchers == 0 {
+		b.released = map[int64]bool{}
+	}
+	b.watchers++
+	b.mu.Unlock()
+	taken = func(replyID int64) bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.held[replyID] || b.released[replyID]
+	}
+	end = func() {
+		b.mu.Lock()
+		if b.watchers--; b.watchers == 0 {
+			b.released = nil
+		}
+		b.mu.Unlock()
+	}
+	return taken, end
 }
 
 type outboxReply struct {
@@ -152,11 +176,20 @@ func (a *activation) drainOutcomes() {
 		b.outcomes = b.outcomes[k:]
 		b.mu.Unlock()
 		a.recordOutcome(o)
-		b.mu.Lock()
-		for _, id := range o.ids {
-			delete(b.held, id)
+		b.release(o.ids)
+	}
+}
+
+// release lets the sweep have replies whose outcome has been recorded,
+// and tells the sweeps that watch.
+func (b *replyBatch) release(ids []int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		delete(b.held, id)
+		if b.released != nil {
+			b.released[id] = true
 		}
-		b.mu.Unlock()
 	}
 }
 

@@ -136,7 +136,10 @@ func (s *Store) RecordReplyAttempt(ctx context.Context, l Lease, replyID int64, 
 
 // RecordReplyAttempts is RecordReplyAttempt for replies published together
 // in one statement. A reply id that is not in the outbox is ErrNotFound;
-// the others are still recorded.
+// the others are still recorded. A reply recorded as sent stays sent
+// whatever is recorded after it: the XMTP node has it, and a later publish
+// of the same envelope that failed (a sweep that read the reply as due
+// just before its batch recorded it) must not make it due again.
 func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int64, status ReplyStatus, lastError string, nextAttemptAt time.Time) error {
 	// One statement, fenced by l (fenced.go), that commits without
 	// waiting for the disk (asyncCommit). One reply is matched by
@@ -155,8 +158,10 @@ func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int
 	var found int
 	err := s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
 		done AS (
-			UPDATE reply_outbox SET status = $5, attempts = attempts + 1, last_error = $6,
-				next_attempt_at = $7, updated_at = now()
+			UPDATE reply_outbox SET attempts = attempts + 1, updated_at = now(),
+				status = CASE WHEN status = 'sent' THEN status ELSE $5 END,
+				last_error = CASE WHEN status = 'sent' THEN last_error ELSE $6 END,
+				next_attempt_at = CASE WHEN status = 'sent' THEN next_attempt_at ELSE $7 END
 			WHERE `+match+` AND EXISTS (SELECT 1 FROM lease) RETURNING id)
 		SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM done) FROM `+asyncCommit, args...).Scan(&leased, &found)
 	switch {
