@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestStartAttemptsInOneBatch: starting many attempts at once, for several
@@ -184,5 +186,52 @@ func TestALateFailureLeavesACompletedDeliveryAlone(t *testing.T) {
 	}
 	if err := s.RecordLeasedAttempt(ctx, l1, dead.ID+1000, DeliveryAttempt{StatusCode: 500}, DeliveryFailed, time.Now()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a missing delivery: %v, want ErrNotFound", err)
+	}
+}
+
+// TestAnAttemptWithNoHTTPStatusIsRecorded: an answer whose code is not an
+// HTTP status (100 to 599) is recorded with no status, by each way an
+// attempt is written, instead of being refused by the table and lost.
+func TestAnAttemptWithNoHTTPStatusIsRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newBatchFixture(t)
+	s, l1 := f.s, f.l1
+	codes := func(id int64) []any {
+		rows, err := s.pool.Query(ctx, `SELECT status_code FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id`, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[any])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	d := f.record(l1, f.b1.ID, "m-odd")
+	if err := s.RecordLeasedAttempt(ctx, l1, d.ID, DeliveryAttempt{StatusCode: 799, Error: "odd"}, DeliveryFailed, time.Now()); err != nil {
+		t.Fatalf("leased attempt: %v", err)
+	}
+	if err := s.RecordAttempt(ctx, d.ID, DeliveryAttempt{StatusCode: 99}, DeliveryFailed, time.Now()); err != nil {
+		t.Fatalf("attempt: %v", err)
+	}
+	if _, done, err := s.CompleteDelivery(ctx, l1, d.ID, DeliveryAttempt{StatusCode: 1000}, nil); err != nil || !done {
+		t.Fatalf("complete: %v %v", done, err)
+	}
+	if got := codes(d.ID); len(got) != 3 || got[0] != nil || got[1] != nil || got[2] != nil {
+		t.Fatalf("status codes recorded: %v, want three with none", got)
+	}
+	// Two, so that they go in one statement.
+	b1, b2 := f.record(l1, f.b1.ID, "m-odd-batch-1"), f.record(l1, f.b1.ID, "m-odd-batch-2")
+	res := s.CompleteDeliveries(ctx, []Completion{{Lease: l1, DeliveryID: b1.ID, Attempt: DeliveryAttempt{StatusCode: 600}},
+		{Lease: l1, DeliveryID: b2.ID, Attempt: DeliveryAttempt{StatusCode: 201}}})
+	if len(res) != 2 || res[0].Err != nil || res[1].Err != nil || !res[0].Completed || !res[1].Completed {
+		t.Fatalf("batched completions: %+v", res)
+	}
+	if got := codes(b1.ID); len(got) != 1 || got[0] != nil {
+		t.Fatalf("status code of the batched completion: %v, want none", got)
+	}
+	if got := codes(b2.ID); len(got) != 1 || got[0] != int32(201) {
+		t.Fatalf("status code of the batched completion: %v, want 201", got)
 	}
 }

@@ -23,10 +23,7 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 	if err != nil {
 		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
 	}
-	var code *int
-	if a.StatusCode != 0 {
-		code = &a.StatusCode
-	}
+	code := a.statusCode()
 	var leased, found, inserted bool
 	err = s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
 		target AS (SELECT id FROM deliveries WHERE id = $4 AND EXISTS (SELECT 1 FROM lease)),
@@ -196,7 +193,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []Completion) []Compl
 			continue
 		}
 		var code *int32
-		if c.Attempt.StatusCode != 0 {
+		if c.Attempt.statusCode() != nil {
 			v := int32(c.Attempt.StatusCode)
 			code = &v
 		}

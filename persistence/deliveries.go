@@ -71,6 +71,17 @@ type DeliveryAttempt struct {
 	Error      string
 }
 
+// statusCode is the attempt's status as stored: none when no response
+// arrived or when what arrived is not an HTTP status (100 to 599), which
+// the table refuses, so that such an answer cannot lose the attempt's
+// record.
+func (a DeliveryAttempt) statusCode() *int {
+	if a.StatusCode < 100 || a.StatusCode > 599 {
+		return nil
+	}
+	return &a.StatusCode
+}
+
 const deliveryColumns = `d.id, d.bridge_id, d.message_id, d.topic, d.sender_address, d.sent_ns, d.payload,
 	d.payload_key_id, d.payload_nonce, d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
 	d.purged_at, d.reply, d.reply_key_id, d.reply_nonce`
@@ -165,10 +176,7 @@ func (s *Store) RecordAttempt(ctx context.Context, deliveryID int64, a DeliveryA
 // current lease.
 func (s *Store) RecordLeasedAttempt(ctx context.Context, l Lease, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
 	// One statement, fenced by l (fenced.go).
-	var code *int
-	if a.StatusCode != 0 {
-		code = &a.StatusCode
-	}
+	code := a.statusCode()
 	// Only a delivery still waiting moves: an attempt that started from a
 	// copy read before another attempt completed the delivery (or made it
 	// a dead letter) must not turn it back into one to retry, which would
@@ -198,10 +206,7 @@ func (s *Store) RecordLeasedAttempt(ctx context.Context, l Lease, deliveryID int
 
 func (s *Store) recordAttempt(ctx context.Context, deliveryID int64, a DeliveryAttempt, status DeliveryStatus, nextAttemptAt time.Time) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var code *int
-		if a.StatusCode != 0 {
-			code = &a.StatusCode
-		}
+		code := a.statusCode()
 		if _, err := tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error) VALUES ($1, $2, $3, $4)`,
 			deliveryID, code, float64(a.Latency)/float64(time.Millisecond), a.Error); err != nil {
 			return err

@@ -215,6 +215,15 @@ func (d *Deliverer) attempt(ctx context.Context, ep Endpoint, m Message) Result 
 		return r
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode < 100 || resp.StatusCode > 599 {
+		// Go's client reads any three digits as a status; HTTP defines
+		// 100 to 599. A response outside them is a broken endpoint's,
+		// retried like a broken connection, and its code is not kept as
+		// a status.
+		_, _ = io.CopyN(io.Discard, resp.Body, drainBytes)
+		return Result{Outcome: OutcomeRetry, Latency: time.Since(start),
+			Err: fmt.Errorf("post delivery: endpoint answered %d, not an HTTP status", resp.StatusCode)}
+	}
 	r := Result{Status: resp.StatusCode, Outcome: classifyStatus(resp.StatusCode)}
 	if v := resp.Header.Get("Retry-After"); v != "" {
 		if after, ok := ParseRetryAfter(v, d.now()); ok {

@@ -238,6 +238,36 @@ func TestDeliverClassifiesStatuses(t *testing.T) {
 	}
 }
 
+// TestDeliverInvalidStatusIsRetried: a status outside HTTP's 100 to 599,
+// which Go's client reads from any three digits, is a broken endpoint's
+// answer: retried, with no status kept (the store refuses such a code, so
+// keeping it would lose the attempt's record).
+func TestDeliverInvalidStatusIsRetried(t *testing.T) {
+	for _, status := range []string{"799 Odd", "999 Odder", "099 Low", "600 Just Over"} {
+		t.Run(status[:3], func(t *testing.T) {
+			srv := serveOn(t, "127.0.0.2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				conn, buf, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer conn.Close()
+				buf.WriteString("HTTP/1.1 " + status + "\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+				buf.Flush()
+			}))
+			h := newHarness(t, ClientOptions{})
+			res := h.d.Deliver(context.Background(), endpoint(t, srv.URL, FormatJSON, true), sampleMessage)
+			if res.Outcome != OutcomeRetry || res.Status != 0 || res.HasReply || res.Err == nil ||
+				!strings.Contains(res.Err.Error(), "not an HTTP status") {
+				t.Fatalf("result %+v, want a retry with no status", res)
+			}
+			if h.outcomes(OutcomeRetry) != 1 {
+				t.Fatalf("counter of retries = %v", h.outcomes(OutcomeRetry))
+			}
+		})
+	}
+}
+
 func TestDeliverToHangingTargetTimesOut(t *testing.T) {
 	release := make(chan struct{})
 	srv := serveOn(t, "127.0.0.2", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
