@@ -189,7 +189,7 @@ var Vars = []Var{
 	{Name: EnvSweepInterval, Default: "5s", Example: "1s",
 		Description: "How often the node looks, in one query, for deliveries, replies and broadcast copies due on any identity it hosts (retries it scheduled itself are woken on time)."},
 	{Name: EnvPprofAddr, Example: "127.0.0.1:6060",
-		Description: "Address where the node serves Go's runtime profiles (/debug/pprof/) for performance work; empty serves none. Keep it on a private address."},
+		Description: "Address where the node (or `bridge xmtp-node`) serves Go's runtime profiles (/debug/pprof/) for performance work; empty serves none. Keep it on a private address."},
 	{Name: EnvBreakerOpenAfter, Default: "5", Example: "10",
 		Description: "Failed attempts in a row after which a bridge's endpoint breaker opens: its deliveries wait and only one probe is tried at a time."},
 	{Name: EnvBreakerProbeMin, Default: "5s", Example: "1s",
