@@ -105,7 +105,7 @@ var Vars = []Var{
 	{Name: EnvDatabaseURL, Example: "postgres://bridge:secret@127.0.0.1:5432/bridge?sslmode=disable", Required: "node, xmtp-node, migrate",
 		Description: "Postgres URL of the bridge's database (dev: defaults to postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).", Secret: true},
 	{Name: EnvDBMaxConns, Default: "8", Example: "32",
-		Description: "Most Postgres connections the bridge node holds open; a busy node waits for one when all are in use, and every node counts against the server's max_connections. A pool_max_conns parameter in DATABASE_URL wins over it."},
+		Description: "Most Postgres connections the bridge node holds open; a busy node waits for one when all are in use, and every node counts against the server's max_connections. A pool_max_conns parameter in DATABASE_URL wins over it. The node lease's renewal has one connection more of its own, so a full pool never delays it."},
 	{Name: EnvHTTPAddr, Default: "127.0.0.1:8080", Example: "127.0.0.1:8080",
 		Description: "Address the REST API, /healthz, /readyz and /metrics listen on."},
 	{Name: EnvNodeID, Default: "(host name)", Example: "bridge-1",
