@@ -54,16 +54,14 @@ func (s *store) insert(ctx context.Context, envs []*messagev1.Envelope) ([]*mess
 		}
 		return envs, nil
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin publish: %w", err)
-	}
-	defer tx.Rollback(context.Background())
+	// One batch is one round trip and one transaction: its statements
+	// run before a single Sync, which Postgres commits as a whole or not
+	// at all.
 	batch := &pgx.Batch{}
 	for _, env := range envs {
 		batch.Queue(insertEnvelope, env.ContentTopic, int64(env.TimestampNs), Digest(env), env.Message)
 	}
-	results := tx.SendBatch(ctx, batch)
+	results := s.pool.SendBatch(ctx, batch)
 	fresh := make([]*messagev1.Envelope, 0, len(envs))
 	for _, env := range envs {
 		tag, err := results.Exec()
@@ -75,10 +73,8 @@ func (s *store) insert(ctx context.Context, envs []*messagev1.Envelope) ([]*mess
 			fresh = append(fresh, env)
 		}
 	}
+	// The commit's error shows at Close.
 	if err := results.Close(); err != nil {
-		return nil, fmt.Errorf("insert envelope: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit publish: %w", err)
 	}
 	return fresh, nil
