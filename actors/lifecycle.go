@@ -36,14 +36,6 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		rt.metrics.activations.WithLabelValues("error").Inc()
 		return fmt.Errorf("activate %s: node is leaving the cluster: %w", bridgeID, ErrStopped)
 	}
-	b, err := rt.cfg.Store.BridgeByID(octx, bridgeID)
-	if err == nil && b.Status == persistence.StatusDisabled {
-		err = ErrDisabled
-	}
-	if err != nil {
-		rt.metrics.activations.WithLabelValues("error").Inc()
-		return fmt.Errorf("activate %s: %w", bridgeID, err)
-	}
 	nonce := make([]byte, 6)
 	_, _ = rand.Read(nonce)
 	// The owner names the node, the process (its member id) and the
@@ -65,9 +57,14 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		_ = rt.cfg.Store.ReleaseLease(rctx, lease)
 		return fmt.Errorf("activate %s: %w", bridgeID, err)
 	}
-	// The key bundle, the conversations, the cursors and the contact last
-	// published, in one round trip.
+	// The key bundle, the conversations, the cursors, the contact last
+	// published and the bridge's status, in one round trip. Placement
+	// activates only enabled bridges; one disabled since stops here, and
+	// its lease is released.
 	st, err := rt.cfg.Store.ActivationState(octx, bridgeID)
+	if err == nil && st.Status == persistence.StatusDisabled {
+		err = ErrDisabled
+	}
 	if err != nil {
 		return fail(err)
 	}

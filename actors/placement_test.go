@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -100,5 +101,29 @@ func TestAFailingActivationIsRetriedAlone(t *testing.T) {
 	}
 	if !slices.Contains(rt.Hosted(), good.ID) {
 		t.Fatal("the good bridge is no longer hosted")
+	}
+}
+
+// TestActivatingADisabledBridgeReleasesItsLease: an activation that finds
+// its bridge disabled (after placement chose it) fails with ErrDisabled,
+// hosts nothing and leaves its lease released for anyone to take.
+func TestActivatingADisabledBridgeReleasesItsLease(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	br, _ := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.store.SetBridgeStatus(ctx, br.ID, persistence.StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := e.runtime("node-a", nil)
+	if err := rt.Activate(ctx, br.ID); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("activate a disabled bridge: %v, want ErrDisabled", err)
+	}
+	if slices.Contains(rt.Hosted(), br.ID) {
+		t.Fatal("the disabled bridge is hosted")
+	}
+	if _, err := e.store.AcquireLease(ctx, br.ID, "someone-else", time.Minute); err != nil {
+		t.Fatalf("take the disabled bridge's lease: %v", err)
 	}
 }

@@ -166,6 +166,15 @@ func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
 	if v, ok := tune["BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"]; ok {
 		c.xmtpEnv = map[string]string{"BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT": v}
 	}
+	// A tuning key with the xmtpOnly prefix is for the XMTP node alone.
+	for k, v := range tune {
+		if name, ok := strings.CutPrefix(k, xmtpOnly); ok {
+			if c.xmtpEnv == nil {
+				c.xmtpEnv = map[string]string{}
+			}
+			c.xmtpEnv[name] = v
+		}
+	}
 	c.startXMTPNode()
 
 	httpAddr := freeport.Addr(t)
@@ -178,10 +187,16 @@ func prepareCluster(t testing.TB, db string, tune map[string]string) *cluster {
 		"BRIDGE_CANARY_INTERVAL": "0", "BRIDGE_SHUTDOWN_TIMEOUT": "30s", "BRIDGE_LOG_LEVEL": "info",
 	}
 	for k, v := range tune {
-		c.env[k] = v
+		if !strings.HasPrefix(k, xmtpOnly) {
+			c.env[k] = v
+		}
 	}
 	return c
 }
+
+// xmtpOnly prefixes a tuning key that prepareCluster gives the XMTP node
+// process instead of the bridge node: "xmtp:BRIDGE_PPROF_ADDR".
+const xmtpOnly = "xmtp:"
 
 // startXMTPNode starts (or restarts) the XMTP node process and waits
 // until it is ready.

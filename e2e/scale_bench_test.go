@@ -47,9 +47,12 @@ const scaleApp = "bridge-scale-bench"
 //
 // IDLE_CPU_PROFILE=<prefix> saves a 30 s CPU profile of the idle node with
 // one identity (<prefix>-1.pprof) and with N (<prefix>-N.pprof), taken
-// after each window, a heap profile with N (<prefix>-N.heap) and a 60 s
-// CPU profile from the start of hosting N (<prefix>-N-hosting.pprof),
-// through BRIDGE_PPROF_ADDR.
+// after each window, a heap profile with N (<prefix>-N.heap), and CPU
+// profiles from the start of hosting N of the node
+// (<prefix>-N-hosting.pprof) and of the XMTP node
+// (<prefix>-N-xmtp-hosting.pprof), through BRIDGE_PPROF_ADDR. The hosting
+// profiles last HOSTING_PROFILE (default 60s); make it about the hosting
+// time to profile nothing but hosting.
 func BenchmarkIdleScale(b *testing.B) {
 	n, err := strconv.Atoi(os.Getenv("SCALE_IDENTITIES"))
 	if err != nil || n < 2 {
@@ -60,15 +63,19 @@ func BenchmarkIdleScale(b *testing.B) {
 		window = d
 	}
 	profile := os.Getenv("IDLE_CPU_PROFILE")
+	hostingFor := 60 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("HOSTING_PROFILE")); err == nil && d >= time.Second {
+		hostingFor = d
+	}
 	db := pgtest.NewDatabase(b, template)
-	pprofAddr := freeport.Addr(b)
+	pprofAddr, xmtpPprofAddr := freeport.Addr(b), freeport.Addr(b)
 	sep := "?"
 	if strings.Contains(db, "?") {
 		sep = "&"
 	}
 	// The defaults a new user gets, not the e2e harness's fast timers.
 	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s", "BRIDGE_LEASE_TTL": "15s",
-		"BRIDGE_RECONCILE_INTERVAL": "15s", "BRIDGE_PPROF_ADDR": pprofAddr,
+		"BRIDGE_RECONCILE_INTERVAL": "15s", "BRIDGE_PPROF_ADDR": pprofAddr, xmtpOnly + "BRIDGE_PPROF_ADDR": xmtpPprofAddr,
 		"DATABASE_URL": db + sep + "application_name=" + scaleApp}
 	c := prepareCluster(b, db, tune)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,12 +122,14 @@ func BenchmarkIdleScale(b *testing.B) {
 	start := time.Now()
 	c.startNode()
 	xmtpCPU0 := cpuTime(b, c.xmtpNode.cmd.Process.Pid)
-	hostingProfile := make(chan error, 1)
+	hostingProfile := make(chan error, 2)
 	if profile != "" {
-		// The first 60 s of hosting, while the node activates identities.
+		// The start of hosting, while the node activates identities.
 		go func() {
-			time.Sleep(2 * time.Second)
-			hostingProfile <- fetchProfile(pprofAddr, fmt.Sprintf("%s-%d-hosting.pprof", profile, n), 60*time.Second)
+			hostingProfile <- fetchProfile(pprofAddr, fmt.Sprintf("%s-%d-hosting.pprof", profile, n), hostingFor)
+		}()
+		go func() {
+			hostingProfile <- fetchProfile(xmtpPprofAddr, fmt.Sprintf("%s-%d-xmtp-hosting.pprof", profile, n), hostingFor)
 		}()
 	}
 	waitHosted(b, c, n, 30*time.Minute)
@@ -130,8 +139,10 @@ func BenchmarkIdleScale(b *testing.B) {
 	nodeCPU := cpuTime(b, c.node.cmd.Process.Pid)
 	xmtpCPU := cpuTime(b, c.xmtpNode.cmd.Process.Pid) - xmtpCPU0
 	if profile != "" {
-		if err := <-hostingProfile; err != nil {
-			b.Fatal(err)
+		for range 2 {
+			if err := <-hostingProfile; err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	// Activations publish contacts and query topics; the node settles.

@@ -27,12 +27,15 @@ type ActivationState struct {
 	// ContactDigest is the digest SetContactPublished last recorded for
 	// the bridge; nil if none.
 	ContactDigest []byte
+	// Status is the bridge's status: an activation that finds it
+	// disabled stops and releases its lease.
+	Status BridgeStatus
 }
 
 // ActivationState reads, in one round trip, the key bundle, the
-// conversations, the cursors and the published contact's digest of a
-// bridge: what KeyBundle, Conversations and Cursors return, each under the
-// same error.
+// conversations, the cursors, the published contact's digest and the
+// status of a bridge: what KeyBundle, Conversations and Cursors return,
+// each under the same error.
 func (s *Store) ActivationState(ctx context.Context, bridgeID string) (ActivationState, error) {
 	if !validID(bridgeID) {
 		return ActivationState{}, fmt.Errorf("load key bundle: %w", ErrNotFound)
@@ -43,6 +46,7 @@ func (s *Store) ActivationState(ctx context.Context, bridgeID string) (Activatio
 	batch.Queue(conversationsQuery, bridgeID)
 	batch.Queue(cursorsQuery, bridgeID)
 	batch.Queue(`SELECT digest FROM contact_publications WHERE bridge_id = $1`, bridgeID)
+	batch.Queue(`SELECT status FROM bridges WHERE id = $1`, bridgeID)
 	br := s.pool.SendBatch(ctx, &batch)
 	defer br.Close()
 
@@ -66,6 +70,9 @@ func (s *Store) ActivationState(ctx context.Context, bridgeID string) (Activatio
 	}
 	if err := br.QueryRow().Scan(&st.ContactDigest); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return ActivationState{}, fmt.Errorf("load published contact: %w", mapError(err))
+	}
+	if err := br.QueryRow().Scan(&st.Status); err != nil {
+		return ActivationState{}, fmt.Errorf("load bridge status: %w", mapError(err))
 	}
 	return st, nil
 }

@@ -22,8 +22,14 @@ func TestActivationState(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(st.KeyBundle, []byte("the bundle")) || st.Address != b.Address || len(st.Conversations) != 0 ||
-		len(st.Cursors) != 0 || st.ContactDigest != nil {
+		len(st.Cursors) != 0 || st.ContactDigest != nil || st.Status != b.Status {
 		t.Fatalf("state of a new bridge: %+v", st)
+	}
+	if err := s.SetBridgeStatus(ctx, b.ID, StatusDisabled); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = s.ActivationState(ctx, b.ID); err != nil || st.Status != StatusDisabled {
+		t.Fatalf("status of a disabled bridge: %q, %v", st.Status, err)
 	}
 
 	peer := randomAddress(t)

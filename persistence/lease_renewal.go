@@ -17,6 +17,9 @@ import (
 // not one row update per identity: the identity leases are written when
 // they are taken and released, never when they are renewed.
 //
+// The node lease's statements run on a connection of their own
+// (Store.leasePool), so no burst of other work can hold up a renewal.
+//
 // A node lease is never renewed once it ran out. A node that could not
 // renew it in time has lost every identity it hosted for good, and must
 // take a new node lease (a new incarnation) before it hosts any again; a
@@ -45,7 +48,7 @@ type NodeLease struct {
 // table holds about one row per node process of the last day.
 func (s *Store) StartNodeLease(ctx context.Context, node, member string, ttl time.Duration) (NodeLease, error) {
 	nl := NodeLease{Node: node, Member: member}
-	err := s.pool.QueryRow(ctx, `
+	err := s.leasePool.QueryRow(ctx, `
 		WITH forgotten AS (
 			DELETE FROM node_leases n WHERE n.expires_at < now() - interval '1 day'
 				AND NOT EXISTS (SELECT 1 FROM identity_leases l WHERE l.node_lease = n.id))
@@ -63,7 +66,7 @@ func (s *Store) StartNodeLease(ctx context.Context, node, member string, ttl tim
 // node lease that already ran out or was ended is ErrFenced: every
 // identity lease under it is void, and stays so.
 func (s *Store) RenewNodeLease(ctx context.Context, nl NodeLease, ttl time.Duration) (NodeLease, error) {
-	err := s.pool.QueryRow(ctx, `UPDATE node_leases SET expires_at = now() + make_interval(secs => $2)
+	err := s.leasePool.QueryRow(ctx, `UPDATE node_leases SET expires_at = now() + make_interval(secs => $2)
 		WHERE id = $1 AND expires_at > now() RETURNING expires_at, lost`, nl.ID, ttl.Seconds()).Scan(&nl.ExpiresAt, &nl.Lost)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return NodeLease{}, fmt.Errorf("renew node lease %d of %s: %w", nl.ID, nl.Node, ErrFenced)
@@ -79,7 +82,7 @@ func (s *Store) RenewNodeLease(ctx context.Context, nl NodeLease, ttl time.Durat
 // start, which no renewal in flight can see as unexpired, so the end is
 // never undone.
 func (s *Store) EndNodeLease(ctx context.Context, nl NodeLease) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE node_leases SET expires_at = started_at WHERE id = $1`, nl.ID); err != nil {
+	if _, err := s.leasePool.Exec(ctx, `UPDATE node_leases SET expires_at = started_at WHERE id = $1`, nl.ID); err != nil {
 		return fmt.Errorf("end node lease %d of %s: %w", nl.ID, nl.Node, mapError(err))
 	}
 	return nil

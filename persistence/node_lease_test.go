@@ -441,3 +441,56 @@ func TestStartNodeLeaseForgetsOldUnusedNodeLeases(t *testing.T) {
 		t.Fatalf("a lease under a node lease that ran out two days ago: %v, want ErrFenced", err)
 	}
 }
+
+// TestNodeLeaseRenewsWhileThePoolIsFull: with every connection of the
+// store's pool taken, as in a burst of activations, the node lease is
+// still taken, renewed and ended at once, on a connection of its own.
+func TestNodeLeaseRenewsWhileThePoolIsFull(t *testing.T) {
+	url := pgtest.NewDatabase(t, testTemplate)
+	s, err := Open(context.Background(), url, mustSealer(t, testKey(t, "k1")), MaxConns(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	nl, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c, err := s.Pool().Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		// Each held connection is busy, too.
+		if _, err := c.Exec(ctx, "SELECT pg_sleep(0.1)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pool is full: anything else on it waits.
+	busy, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := s.Ping(busy); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ping on a full pool: %v, want it to wait out its deadline", err)
+	}
+	for i := range 3 {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		renewed, err := s.RenewNodeLease(rctx, nl, 10*time.Second)
+		cancel()
+		if err != nil {
+			t.Fatalf("renewal %d on a full pool: %v", i, err)
+		}
+		if renewed.ExpiresAt.Before(nl.ExpiresAt) {
+			t.Fatalf("renewal %d moved the expiry back: %v before %v", i, renewed.ExpiresAt, nl.ExpiresAt)
+		}
+		nl = renewed
+	}
+	other, err := s.StartNodeLease(ctx, "node-a", "node-a.m2", 10*time.Second)
+	if err != nil {
+		t.Fatalf("start a node lease on a full pool: %v", err)
+	}
+	if err := s.EndNodeLease(ctx, other); err != nil {
+		t.Fatalf("end a node lease on a full pool: %v", err)
+	}
+}

@@ -53,8 +53,13 @@ func (p Page) limit() int {
 
 // Store is the Postgres store. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
-	sealer *Sealer
+	pool *pgxpool.Pool
+	// leasePool is the node lease's own connection (one at most, opened
+	// when first used): a renewal never waits behind a pool that a burst
+	// of activations or deliveries holds, since a node that misses its
+	// renewals for a whole TTL loses every identity it hosts.
+	leasePool *pgxpool.Pool
+	sealer    *Sealer
 	// quarantineRows is the per-bridge cap of quarantined messages; 0
 	// means DefaultQuarantineRows.
 	quarantineRows atomic.Int64
@@ -94,13 +99,20 @@ func Open(ctx context.Context, databaseURL string, sealer *Sealer, opts ...Optio
 	if o.maxConns > 0 && !strings.Contains(databaseURL, "pool_max_conns") {
 		cfg.MaxConns = int32(min(o.maxConns, math.MaxInt32))
 	}
+	leaseCfg := cfg.Copy()
+	leaseCfg.MaxConns, leaseCfg.MinConns = 1, 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{pool: pool, sealer: sealer}
-	if err := s.Ping(ctx); err != nil {
+	leasePool, err := pgxpool.NewWithConfig(ctx, leaseCfg)
+	if err != nil {
 		pool.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{pool: pool, leasePool: leasePool, sealer: sealer}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return s, nil
@@ -127,7 +139,10 @@ func (s *Store) Autovacuum(ctx context.Context) (bool, error) {
 }
 
 // Close closes every connection of the store.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.pool.Close()
+	s.leasePool.Close()
+}
 
 // Pool returns the connection pool, for packages that keep their own tables
 // in this database.

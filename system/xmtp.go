@@ -141,9 +141,17 @@ func RunXMTPNode(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	var pp *pprofServer
+	if cfg.PprofAddr != "" {
+		if pp, err = startPprof(cfg.PprofAddr, log); err != nil {
+			return err
+		}
+	}
 	n, err := startLocalXMTPNode(ctx, cfg, log, registry)
 	if err != nil {
-		return err
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(err, pp.stop(stopCtx))
 	}
 	var ops *opsServer
 	var opsErrs <-chan error
@@ -152,7 +160,7 @@ func RunXMTPNode(ctx context.Context, opts Options) error {
 		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
-			return errors.Join(err, n.Stop(stopCtx))
+			return errors.Join(err, n.Stop(stopCtx), pp.stop(stopCtx))
 		}
 		opsErrs = ops.errs
 	}
@@ -169,5 +177,5 @@ func RunXMTPNode(ctx context.Context, opts Options) error {
 	if ops != nil {
 		opsStop = ops.shutdown(stopCtx)
 	}
-	return errors.Join(runErr, opsStop, n.Stop(stopCtx))
+	return errors.Join(runErr, opsStop, n.Stop(stopCtx), pp.stop(stopCtx))
 }

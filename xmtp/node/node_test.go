@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"github.com/xmtpbridge/bridge/internal/testkit"
@@ -106,6 +107,50 @@ func TestPublishQueryPaging(t *testing.T) {
 	resp = query(&messagev1.QueryRequest{ContentTopics: []string{topic("a")}, PagingInfo: &messagev1.PagingInfo{Limit: 5, Direction: asc.Direction, Cursor: resp.PagingInfo.Cursor}})
 	if len(resp.Envelopes) != 0 || resp.PagingInfo.GetCursor() != nil {
 		t.Fatalf("page after the end: %d envelopes, cursor %v", len(resp.Envelopes), resp.PagingInfo.GetCursor())
+	}
+}
+
+// TestPublishStoresAllOrNothing: the envelopes of one publish are stored
+// together or not at all. A trigger makes Postgres refuse the second of
+// three; none is stored, and the same publish without it stores all.
+func TestPublishStoresAllOrNothing(t *testing.T) {
+	db := testDatabase(t)
+	n := startNode(t, db, Config{}, nil)
+	c := dialNode(t, n.GRPCAddr())
+	ctx := testkit.Context(t, 30*time.Second)
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `
+		CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.message = 'boom' THEN RAISE EXCEPTION 'refused'; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse_boom BEFORE INSERT ON xmtp_envelopes FOR EACH ROW EXECUTE FUNCTION refuse_boom()`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, &messagev1.PublishRequest{Envelopes: []*messagev1.Envelope{
+		env("all", 10, "one"), env("all", 20, "boom"), env("all", 30, "three")}}); err == nil {
+		t.Fatal("a publish Postgres refused in part succeeded")
+	}
+	stored := func() string {
+		t.Helper()
+		resp, err := c.Query(ctx, &messagev1.QueryRequest{ContentTopics: []string{topic("all")},
+			PagingInfo: &messagev1.PagingInfo{Direction: messagev1.SortDirection_SORT_DIRECTION_ASCENDING}})
+		if err != nil {
+			t.Fatalf("query: %v", err)
+		}
+		return messages(resp.Envelopes)
+	}
+	if got := stored(); got != "" {
+		t.Fatalf("after the refused publish the topic holds %q, want nothing", got)
+	}
+	publish(t, ctx, c, env("all", 10, "one"), env("all", 20, "two"), env("all", 30, "three"))
+	if got := stored(); got != "one,two,three" {
+		t.Fatalf("the topic holds %q, want one,two,three", got)
 	}
 }
 

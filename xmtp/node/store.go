@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -54,16 +55,14 @@ func (s *store) insert(ctx context.Context, envs []*messagev1.Envelope) ([]*mess
 		}
 		return envs, nil
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin publish: %w", err)
-	}
-	defer tx.Rollback(context.Background())
+	// One batch is one round trip and one transaction: its statements
+	// run before a single Sync, which Postgres commits as a whole or not
+	// at all.
 	batch := &pgx.Batch{}
 	for _, env := range envs {
 		batch.Queue(insertEnvelope, env.ContentTopic, int64(env.TimestampNs), Digest(env), env.Message)
 	}
-	results := tx.SendBatch(ctx, batch)
+	results := s.pool.SendBatch(ctx, batch)
 	fresh := make([]*messagev1.Envelope, 0, len(envs))
 	for _, env := range envs {
 		tag, err := results.Exec()
@@ -75,10 +74,8 @@ func (s *store) insert(ctx context.Context, envs []*messagev1.Envelope) ([]*mess
 			fresh = append(fresh, env)
 		}
 	}
+	// The commit's error shows at Close.
 	if err := results.Close(); err != nil {
-		return nil, fmt.Errorf("insert envelope: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit publish: %w", err)
 	}
 	return fresh, nil
@@ -94,6 +91,57 @@ func (s *store) insert(ctx context.Context, envs []*messagev1.Envelope) ([]*mess
 // of a full page of the largest envelopes. Clients page on while a cursor
 // comes back, as they do after a full page.
 func (s *store) query(ctx context.Context, q validQuery, budget int) (*messagev1.QueryResponse, error) {
+	sql, args := querySQL(q)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query envelopes: %w", err)
+	}
+	defer rows.Close()
+	return scanPage(rows, q, budget)
+}
+
+// queryBatch answers qs in order in one round trip, the queries sharing
+// budget as store.query's budget, each still getting at least one
+// envelope. observe is given each query's share of the time.
+func (s *store) queryBatch(ctx context.Context, qs []validQuery, budget int, observe func(time.Duration)) ([]*messagev1.QueryResponse, error) {
+	batch := &pgx.Batch{}
+	for _, q := range qs {
+		sql, args := querySQL(q)
+		batch.Queue(sql, args...)
+	}
+	start := time.Now()
+	results := s.pool.SendBatch(ctx, batch)
+	defer results.Close()
+	out := make([]*messagev1.QueryResponse, 0, len(qs))
+	for _, q := range qs {
+		rows, err := results.Query()
+		if err != nil {
+			return nil, fmt.Errorf("query envelopes: %w", err)
+		}
+		resp, err := scanPage(rows, q, max(budget, 1))
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, env := range resp.Envelopes {
+			budget -= len(env.Message) + len(env.ContentTopic)
+		}
+		now := time.Now()
+		observe(now.Sub(start))
+		start = now
+		out = append(out, resp)
+	}
+	if err := results.Close(); err != nil {
+		return nil, fmt.Errorf("query envelopes: %w", err)
+	}
+	return out, nil
+}
+
+// querySQL is the statement of q and its arguments.
+func querySQL(q validQuery) (string, []any) {
 	sql := `SELECT topic, timestamp_ns, message, digest FROM xmtp_envelopes
 		WHERE topic = ANY($1) AND timestamp_ns >= $2 AND timestamp_ns <= $3`
 	args := []any{q.topics, q.start, q.end}
@@ -107,13 +155,12 @@ func (s *store) query(ctx context.Context, q validQuery, budget int) (*messagev1
 		sql += " AND (timestamp_ns, digest) " + cmp + " ($4, $5)"
 		args = append(args, q.cursor.timestamp, q.cursor.digest)
 	}
-	sql += order + fmt.Sprintf(" LIMIT %d", q.limit)
+	return sql + order + fmt.Sprintf(" LIMIT %d", q.limit), args
+}
 
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query envelopes: %w", err)
-	}
-	defer rows.Close()
+// scanPage reads one page of q from rows, ending it once its messages
+// reach budget bytes (after at least one envelope).
+func scanPage(rows pgx.Rows, q validQuery, budget int) (*messagev1.QueryResponse, error) {
 	var envs []*messagev1.Envelope
 	var lastDigest []byte
 	size, cut := 0, false

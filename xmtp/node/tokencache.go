@@ -21,6 +21,7 @@ type tokenCache struct {
 	mu      sync.Mutex
 	max     int
 	entries map[[sha256.Size]byte]cachedToken
+	scanned int // entries evict looked at, for its test
 }
 
 type cachedToken struct {
@@ -59,22 +60,19 @@ func (c *tokenCache) verify(token string, now time.Time) (string, error) {
 	return wallet, nil
 }
 
-// evict makes room: it drops every expired token and, if none had
-// expired, one arbitrary token (the map's random order). c.mu is held.
+// evict makes room: it drops every expired token and, while more than
+// seven eighths of the bound are left, arbitrary ones (the map's random
+// order). c.mu is held. Dropping an eighth at a time keeps the scan of
+// the whole cache to once per max/8 new tokens: while a node hosts
+// identities by the thousand, each publishing its contact with a token
+// of its own, the cache is full of tokens that have not expired.
 func (c *tokenCache) evict(now time.Time) {
-	dropped := false
+	keep := c.max - max(c.max/8, 1)
 	for k, e := range c.entries {
-		if !now.Before(e.expires) {
+		c.scanned++
+		if !now.Before(e.expires) || len(c.entries) > keep {
 			delete(c.entries, k)
-			dropped = true
 		}
-	}
-	if dropped {
-		return
-	}
-	for k := range c.entries {
-		delete(c.entries, k)
-		return
 	}
 }
 

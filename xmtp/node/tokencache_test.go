@@ -65,6 +65,39 @@ func TestTokenCache(t *testing.T) {
 	}
 }
 
+// TestTokenCacheEvictsInSteps: a cache full of tokens that have not
+// expired, as while a node hosts identities that each publish their
+// contact with a new token, scans its entries once per eighth of its bound
+// of new tokens, not once per token.
+func TestTokenCacheEvictsInSteps(t *testing.T) {
+	const bound = 64
+	c := newTokenCache(bound)
+	now := time.Now()
+	for i := range 4 * bound {
+		k, err := keys.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kt, err := k.AuthToken(now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, err := c.verify(kt, now); err != nil || w != k.Address() {
+			t.Fatalf("verify: %q, %v", w, err)
+		}
+		if c.len() > bound {
+			t.Fatalf("cache holds %d tokens, bound %d", c.len(), bound)
+		}
+		if i >= bound && c.len() < bound-bound/8 {
+			t.Fatalf("cache holds %d tokens after %d: it dropped more than an eighth", c.len(), i+1)
+		}
+	}
+	// 3*bound tokens came to a full cache: 24 evictions of a full scan.
+	if limit := 3 * bound * 8; c.scanned > limit {
+		t.Fatalf("evictions looked at %d entries for %d new tokens; want at most %d", c.scanned, 3*bound, limit)
+	}
+}
+
 // BenchmarkAuthenticate is the node's check of a publisher's token: a
 // token it has seen costs a hash, a new one two signature recoveries.
 func BenchmarkAuthenticate(b *testing.B) {
