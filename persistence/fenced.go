@@ -7,20 +7,35 @@ import (
 // Writes fenced by a lease in one statement.
 //
 // A hot-path write of an activation carries its lease check in the same
-// statement as a common table expression, lease, which locks the lease row
-// in share mode: a take-over (which updates that row) waits until the write
-// has committed, and a write after a take-over finds no row and changes
-// nothing. This is what checkLease does for a transaction, without the
-// BEGIN and COMMIT round trips. The lease's identity, owner and epoch are
-// always the statement's parameters $1, $2 and $3.
-
-// leaseCTE is the lease check of a fenced statement, to follow WITH.
-// Its node lease, if the lease has one, is read in the same statement
-// (leaseLive) and not locked: a node lease that ran out is never renewed,
-// and taking over an identity updates the identity's row, which the lock
-// holds.
+// statement as a common table expression, lease: a write after a
+// take-over finds no live lease row for its epoch and changes nothing.
+// This is what checkLease does for a transaction, without the BEGIN and
+// COMMIT round trips. The lease's identity, owner and epoch are always the
+// statement's parameters $1, $2 and $3.
+//
+// The lease row is read, not locked. Locking it in share mode made a
+// take-over wait for a write already under way, but every concurrent
+// write of one identity then shared the lock, which Postgres records as a
+// new multixact and a lock record on the lease row (0.4 of each per
+// message). What the wait added is only that such a write cannot commit
+// just after the take-over; committing just after it is the same as
+// committing just before it, for each write that uses leaseCTE:
+//   - a completion (CompleteDelivery): its reply is in the outbox for the
+//     new activation to publish, and a completion of the same delivery by
+//     the new activation waits for the delivery's row lock, finds it
+//     succeeded and adds no reply (the argument of CompleteDeliveries);
+//   - a failed attempt (RecordLeasedAttempt): it moves only a delivery
+//     still pending or failed, under the delivery's row lock, so it
+//     schedules a retry the new activation makes, and never undoes a
+//     completion;
+//   - a reply's publish result (RecordReplyAttempts): at worst the new
+//     activation publishes the same envelope bytes again, which the XMTP
+//     node stores once;
+//   - a cursor move (SaveCursor): it moves the cursor only past deliveries
+//     the old activation had already recorded, which the new one finds in
+//     the store (the argument of SaveCursors).
 const leaseCTE = `lease AS (SELECT 1 FROM identity_leases l
-	WHERE l.identity = $1 AND l.owner = $2 AND l.epoch = $3 AND ` + leaseLive + ` FOR SHARE OF l)`
+	WHERE l.identity = $1 AND l.owner = $2 AND l.epoch = $3 AND ` + leaseLive + `)`
 
 // leaseArgs returns the parameters of a fenced statement: the lease's,
 // then args.
