@@ -51,17 +51,32 @@ func fencedError(l Lease) error {
 
 // asyncCommit, a FROM item of a statement's final SELECT, lets the
 // statement's transaction commit without waiting for its WAL to reach the
-// disk (synchronous_commit off for that transaction only). It is for a
-// write that a crash of Postgres may lose without losing a message or
-// repeating a reply, because it only records progress that is made again:
-// a reply's publication. A reply whose "sent" is lost is published again
-// from the outbox with exactly the same envelope bytes, as after a node
-// that dies between publishing and recording, and the XMTP node keeps one
-// copy of an envelope.
+// disk (synchronous_commit off for that transaction only). A crash of
+// Postgres may lose such a commit, but only together with everything
+// logged after it: the WAL is replayed in order, and a synchronous commit
+// flushes all the WAL before its own record. It is for writes whose loss,
+// with what follows them, loses no message and repeats no reply:
+//   - a delivery's record (RecordDeliveries). Everything that depends on
+//     it comes later in the WAL: its cursor move (the identity moves a
+//     cursor only after its deliveries' records returned), its
+//     completion, which commits synchronously and so makes the record
+//     durable first, and its failed attempts. A record lost with its
+//     cursor is made again from the replay, under the same message id, so
+//     its webhook may be called again with the same webhook-id, as after
+//     a node that dies between the call and the completion; its first
+//     reply cannot have gone, because a reply is published only after its
+//     synchronous completion.
+//   - a cursor move (SaveCursors): a lost move only replays messages
+//     whose deliveries are recorded, which the (bridge, message id) key
+//     finds again.
+//   - a reply's publication (RecordReplyAttempts). A reply whose "sent"
+//     is lost is published again from the outbox with exactly the same
+//     envelope bytes, as after a node that dies between publishing and
+//     recording, and the XMTP node keeps one copy of an envelope.
 //
-// Deliveries, cursors, completions and outbox inserts keep committing
-// synchronously. (A cursor could be lost as safely, since the WAL is
-// replayed in order after the delivery it follows, but a cursor write
-// that returns sooner lets its identity write its cursor after fewer
-// messages, which made more statements per message under load.)
+// Completions (with their outbox replies) keep committing synchronously:
+// a completion is what a reply is published after, so losing one would
+// let the delivery be completed again with a second reply.
+// TestAsyncCommitsAreLostOnlyBehindWhatFollows crashes a private Postgres
+// under this mix of commits and checks that what survives is whole.
 const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`

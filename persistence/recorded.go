@@ -72,6 +72,10 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	// by a concurrent transaction, and knownDeliveries and RecordDelivery
 	// tell those apart afterwards, for those inputs only.
 	//
+	// The batch commits without waiting for the disk (asyncCommit): what
+	// depends on a record, its cursor move and its completion, is logged
+	// after it, and the completion commits synchronously.
+	//
 	// An earlier version looked the known rows up in the same statement.
 	// The cached plan of a statement is made once, often while the table
 	// is empty and has no statistics, and that plan read them through
@@ -88,7 +92,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l
 				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`))
 		INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
-		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
+		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh, `+asyncCommit+` ORDER BY ord
 		ON CONFLICT (bridge_id, message_id) DO NOTHING
 		RETURNING `+deliveryColumns,
 		bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
