@@ -80,9 +80,18 @@ func (s *Store) insertReply(ctx context.Context, tx pgx.Tx, r Reply) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
-		OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	// The bridge must exist, and the delivery when the reply names one
+	// (migration 0014 checks these here instead of with foreign keys):
+	// bridge_accepts_writes waits for a delete of the bridge under way,
+	// and the delivery's row is locked as its foreign key did.
+	tag, err := tx.Exec(ctx, `INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
+		OVERRIDING SYSTEM VALUE SELECT $1, $2::uuid, $3::bigint, $4, $5, $6, $7, $8
+		WHERE bridge_accepts_writes($2::uuid)
+			AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = $3::bigint AND bridge_id = $2::uuid FOR KEY SHARE))`,
 		id, r.BridgeID, r.DeliveryID, r.Topic, r.TimestampNs, sealed.data, sealed.keyID, sealed.nonce)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows
+	}
 	return id, err
 }
 
