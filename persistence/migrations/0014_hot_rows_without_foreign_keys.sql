@@ -29,8 +29,10 @@
 --     waits for those statements, sees what they wrote and deletes it;
 --     one that comes after finds the delivery gone and writes nothing.
 --   - A reply that is not a completion's (a send, a live reply, a
---     broadcast) checks its bridge with bridge_accepts_writes too, and
---     its delivery, when it names one, with FOR KEY SHARE as before.
+--     broadcast; off the forward path) locks its bridge's row, and its
+--     delivery's when it names one, FOR KEY SHARE, as the foreign keys
+--     did: the delete of the bridge's row waits for it, and its trigger
+--     then sees the reply.
 --
 -- Deliveries are deleted only with their bridge; the rows of a bridge go
 -- in one pass instead of one cascade per delivery, and reply_outbox's
