@@ -260,6 +260,7 @@ func BenchmarkForwardGoals(b *testing.B) {
 	b.ReportMetric(bridgeShare, "g3-machine-busy")
 	b.ReportMetric(pgPeak.cpuMs, "pg-cpu-ms/msg")
 	b.ReportMetric(pgPaced.cpuMs, "pg-half-cpu-ms/msg")
+	b.ReportMetric(pgPaced.bgMs, "pg-half-bg-cpu-ms/msg")
 	b.ReportMetric(pgPeak.walBridge, "pg-wal-B/msg")
 	b.ReportMetric(pgPaced.walBridge, "pg-half-wal-B/msg")
 	b.ReportMetric(pgPeak.trips, "pg-trips/msg")

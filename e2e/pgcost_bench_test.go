@@ -38,8 +38,12 @@ type pgMeter struct {
 
 // pgReading is one reading of a pgMeter.
 type pgReading struct {
-	lsn      string
-	cpu      map[int]time.Duration
+	lsn string
+	cpu map[int]time.Duration
+	// bg is the CPU of the server's WAL writer, checkpointer and
+	// background writer, which do a commit's disk writes when the
+	// backend does not wait for them (asynchronous commits).
+	bg       map[int]time.Duration
 	acquires float64
 	tables   map[string][4]int64 // n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
 }
@@ -73,7 +77,7 @@ func newPGMeter(b *testing.B, db, api string) *pgMeter {
 func (m *pgMeter) read() pgReading {
 	m.b.Helper()
 	ctx := context.Background()
-	r := pgReading{cpu: map[int]time.Duration{}, tables: map[string][4]int64{}}
+	r := pgReading{cpu: map[int]time.Duration{}, bg: map[int]time.Duration{}, tables: map[string][4]int64{}}
 	if err := m.conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&r.lsn); err != nil {
 		m.b.Fatal(err)
 	}
@@ -90,6 +94,20 @@ func (m *pgMeter) read() pgReading {
 			continue // ended meanwhile
 		}
 		r.cpu[int(p)] = cpuTime(m.b, int(p))
+	}
+	rows, err = m.conn.Query(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE backend_type IN ('walwriter', 'checkpointer', 'background writer')`)
+	if err != nil {
+		m.b.Fatal(err)
+	}
+	pids, err = pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		m.b.Fatal(err)
+	}
+	for _, p := range pids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/stat", p)); err == nil {
+			r.bg[int(p)] = cpuTime(m.b, int(p))
+		}
 	}
 	r.acquires, _ = metricSum(m.api, "bridge_persistence_pool_acquires_total")
 	rows, err = m.conn.Query(ctx, `SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables
@@ -116,7 +134,7 @@ func (m *pgMeter) settle() { time.Sleep(11 * time.Second) }
 
 // pgFigures is what a run cost Postgres per message.
 type pgFigures struct {
-	cpuMs, walBridge, walServer, trips float64
+	cpuMs, bgMs, walBridge, walServer, trips float64
 }
 
 // report logs the cost of n messages between from and to, with the
@@ -128,7 +146,14 @@ func (m *pgMeter) report(tag string, n int, from, to pgReading) pgFigures {
 	for p, t := range to.cpu {
 		cpu += t - from.cpu[p] // a backend started in the window counts from 0
 	}
-	f := pgFigures{cpuMs: float64(cpu.Microseconds()) / 1000 / float64(n), trips: (to.acquires - from.acquires) / float64(n)}
+	var bg time.Duration
+	for p, t := range to.bg {
+		if t0, ok := from.bg[p]; ok {
+			bg += t - t0
+		}
+	}
+	f := pgFigures{cpuMs: float64(cpu.Microseconds()) / 1000 / float64(n), bgMs: float64(bg.Microseconds()) / 1000 / float64(n),
+		trips: (to.acquires - from.acquires) / float64(n)}
 	var server float64
 	if err := m.conn.QueryRow(ctx, `SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)`, from.lsn, to.lsn).Scan(&server); err != nil {
 		m.b.Fatal(err)
@@ -138,8 +163,8 @@ func (m *pgMeter) report(tag string, n int, from, to pgReading) pgFigures {
 	if m.walinspect {
 		f.walBridge, lines = m.walByRelation(from.lsn, to.lsn, n)
 	}
-	m.b.Logf("Postgres per message, %s (%d messages): backends of the node's %d connections %.3f ms CPU; WAL %.0f bytes for the bridge's tables (%.0f bytes server-wide, other databases included); %.2f round trips of the node's pool",
-		tag, n, len(to.cpu), f.cpuMs, f.walBridge, f.walServer, f.trips)
+	m.b.Logf("Postgres per message, %s (%d messages): backends of the node's %d connections %.3f ms CPU, and the server's WAL writer, checkpointer and background writer %.3f ms (server-wide); WAL %.0f bytes for the bridge's tables (%.0f bytes server-wide, other databases included); %.2f round trips of the node's pool",
+		tag, n, len(to.cpu), f.cpuMs, f.bgMs, f.walBridge, f.walServer, f.trips)
 	if len(lines) > 0 && os.Getenv("PERF_NODE_LOG") != "" {
 		m.b.Logf("Postgres per message, %s, WAL by relation (bytes, records by kind and their bytes):\n%s", tag, strings.Join(lines, "\n"))
 	}

@@ -18,7 +18,10 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 	// One statement, fenced by l (fenced.go). The update's own condition,
 	// status <> 'succeeded', is what gives one reply only: a concurrent
 	// completion of the same delivery waits for this one's row lock, then
-	// finds the delivery succeeded and inserts nothing.
+	// finds the delivery succeeded and inserts nothing. The attempt and
+	// the reply are written only for the delivery row target locks, so
+	// they never outlive a delivery deleted with its bridge (migration
+	// 0014, where foreign keys checked that).
 	args, err := s.sealCompletion(ctx, deliveryID, reply)
 	if err != nil {
 		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
@@ -26,7 +29,7 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 	code := a.statusCode()
 	var leased, found, inserted bool
 	err = s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
-		target AS (SELECT id FROM deliveries WHERE id = $4 AND EXISTS (SELECT 1 FROM lease)),
+		target AS (SELECT id FROM deliveries WHERE id = $4 AND EXISTS (SELECT 1 FROM lease) FOR NO KEY UPDATE),
 		attempt AS (
 			INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error)
 			SELECT id, $5, $6, $7 FROM target),

@@ -63,7 +63,9 @@ type CursorMove struct {
 // take-over only moves the cursor past deliveries the old activation had
 // already recorded, which the new one finds in the store. Cursor rows are
 // written in (bridge, topic) order, so two batches wait for each other
-// instead of deadlocking.
+// instead of deadlocking. The statement commits without waiting for the
+// disk (asyncCommit): a move lost in a crash of Postgres only replays
+// messages whose deliveries were recorded before it.
 func (s *Store) SaveCursors(ctx context.Context, moves []CursorMove) []error {
 	out := make([]error, len(moves))
 	var (
@@ -101,7 +103,7 @@ func (s *Store) SaveCursors(ctx context.Context, moves []CursorMove) []error {
 			ON CONFLICT (bridge_id, topic) DO UPDATE SET last_timestamp_ns = EXCLUDED.last_timestamp_ns,
 				last_digest = EXCLUDED.last_digest, updated_at = now()
 			WHERE c.last_timestamp_ns <= EXCLUDED.last_timestamp_ns)
-		SELECT ord FROM live`, identities, owners, epochs, bridges, topics, stamps, digests)
+		SELECT ord FROM live, `+asyncCommit+``, identities, owners, epochs, bridges, topics, stamps, digests)
 	fail := func(err error) []error {
 		for _, i := range index {
 			out[i] = fmt.Errorf("save cursors: %w", mapError(err))

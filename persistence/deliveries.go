@@ -112,7 +112,10 @@ func (s *Store) scanDelivery(r pgx.Row) (Delivery, error) {
 
 // RecordDelivery durably records an inbound message, its payload sealed
 // to the row. It is idempotent on (bridge, message id): recording the same
-// message again returns the existing delivery and created = false.
+// message again returns the existing delivery and created = false. A
+// bridge that does not exist (or is being deleted) gets no row
+// (bridge_accepts_writes, migration 0014): ErrNotFound, or ErrFenced when
+// the message carries a lease.
 func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery, created bool, err error) {
 	if !validID(nd.BridgeID) {
 		return Delivery{}, false, fmt.Errorf("record delivery: %w", ErrNotFound)
@@ -129,7 +132,7 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 	if nd.Lease == nil {
 		d, err = s.scanDelivery(s.pool.QueryRow(ctx, `
 			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE bridge_accepts_writes($1)
 			ON CONFLICT (bridge_id, message_id) DO NOTHING
 			RETURNING `+deliveryColumns,
 			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, sealed.data, sealed.keyID, sealed.nonce))
@@ -141,7 +144,7 @@ func (s *Store) RecordDelivery(ctx context.Context, nd NewDelivery) (d Delivery,
 			INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
 			SELECT $1, $2, $3, $4, $5, $6, $7, $8
 			WHERE EXISTS (SELECT 1 FROM identity_leases l
-				WHERE l.identity = $9 AND l.owner = $10 AND l.epoch = $11 AND `+leaseLive+`)
+				WHERE l.identity = $9 AND l.owner = $10 AND l.epoch = $11 AND `+leaseLive+`) AND bridge_accepts_writes($1)
 			ON CONFLICT (bridge_id, message_id) DO NOTHING
 			RETURNING `+deliveryColumns,
 			nd.BridgeID, nd.MessageID, nd.Topic, nd.SenderAddress, nd.SentNs, sealed.data, sealed.keyID, sealed.nonce,

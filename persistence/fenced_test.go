@@ -180,3 +180,53 @@ func TestRecordReplyAttemptsTogether(t *testing.T) {
 		t.Fatalf("after the batch: %+v %v", due, err)
 	}
 }
+
+// TestFencedWritesLeaveTheLeaseRowUnlocked: the one-statement fenced
+// writes (leaseCTE) read the lease row without locking it, so concurrent
+// writes of one identity make no lock record and no multixact on it. A
+// row that a transaction locked keeps that transaction in its xmax after
+// the lock is gone; the lease row's stays 0 through every fenced write.
+func TestFencedWritesLeaveTheLeaseRowUnlocked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlocked := func(what string) {
+		t.Helper()
+		var xmax string
+		if err := s.pool.QueryRow(ctx, `SELECT xmax::text FROM identity_leases WHERE identity = $1`, b.ID).Scan(&xmax); err != nil {
+			t.Fatal(err)
+		}
+		if xmax != "0" {
+			t.Fatalf("%s locked the lease row (xmax %s)", what, xmax)
+		}
+	}
+	unlocked("acquiring the lease")
+	d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: b.ID, MessageID: "m-1", Topic: "/t", SenderAddress: randomAddress(t), Lease: &l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordLeasedAttempt(ctx, l, d.ID, DeliveryAttempt{StatusCode: 500}, DeliveryFailed, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	unlocked("RecordLeasedAttempt")
+	reply, completed, err := s.CompleteDelivery(ctx, l, d.ID, DeliveryAttempt{StatusCode: 200},
+		&Reply{BridgeID: b.ID, Topic: "/t", TimestampNs: 1, Envelope: []byte("r")})
+	if err != nil || !completed {
+		t.Fatalf("complete: %v %v", completed, err)
+	}
+	unlocked("CompleteDelivery")
+	if err := s.RecordReplyAttempt(ctx, l, reply, ReplySent, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	unlocked("RecordReplyAttempt")
+	if err := s.SaveCursor(ctx, l, b.ID, "/t", 1, make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
+	unlocked("SaveCursor")
+}

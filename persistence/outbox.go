@@ -80,9 +80,21 @@ func (s *Store) insertReply(ctx context.Context, tx pgx.Tx, r Reply) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
-		OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	// The bridge must exist, and the delivery when the reply names one
+	// (migration 0014 checks these here instead of with foreign keys):
+	// their rows are locked as the foreign keys did, which a delete of the
+	// bridge waits for. This is off the forward path, and its transaction
+	// may go on to write rows whose foreign keys lock the bridge's row
+	// anyway: bridge_accepts_writes's advisory lock, held before that row
+	// lock, could deadlock with a delete holding them the other way round.
+	tag, err := tx.Exec(ctx, `INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
+		OVERRIDING SYSTEM VALUE SELECT $1, $2::uuid, $3::bigint, $4, $5, $6, $7, $8
+		WHERE EXISTS (SELECT 1 FROM bridges WHERE id = $2::uuid FOR KEY SHARE)
+			AND ($3::bigint IS NULL OR EXISTS (SELECT 1 FROM deliveries WHERE id = $3::bigint AND bridge_id = $2::uuid FOR KEY SHARE))`,
 		id, r.BridgeID, r.DeliveryID, r.Topic, r.TimestampNs, sealed.data, sealed.keyID, sealed.nonce)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows
+	}
 	return id, err
 }
 

@@ -66,11 +66,18 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	if len(index) == 0 {
 		return out
 	}
-	// input is the batch and fresh the rows whose lease is current; the
-	// statement returns the rows it created. It reads no delivery: an
+	// input is the batch, alive its bridges that exist (checked once per
+	// bridge, bridge_accepts_writes, where a foreign key locked the
+	// bridge's row for each row: migration 0014) and fresh the rows whose
+	// lease is current and whose bridge is alive; the statement returns
+	// the rows it created. It reads no delivery: an
 	// input it did not create was recorded before, or fenced, or recorded
 	// by a concurrent transaction, and knownDeliveries and RecordDelivery
 	// tell those apart afterwards, for those inputs only.
+	//
+	// The batch commits without waiting for the disk (asyncCommit): what
+	// depends on a record, its cursor move and its completion, is logged
+	// after it, and the completion commits synchronously.
 	//
 	// An earlier version looked the known rows up in the same statement.
 	// The cached plan of a statement is made once, often while the table
@@ -84,11 +91,14 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 			SELECT * FROM unnest($1::text[]::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[],
 				$8::bytea[], $9::text[], $10::text[], $11::bigint[]) WITH ORDINALITY
 				AS i(bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce, l_identity, l_owner, l_epoch, ord)),
+		alive AS (
+			SELECT b.bridge_id FROM (SELECT DISTINCT bridge_id FROM input) b WHERE bridge_accepts_writes(b.bridge_id)),
 		fresh AS (
 			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l
-				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`))
+				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)
+				AND i.bridge_id IN (SELECT bridge_id FROM alive))
 		INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
-		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
+		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh, `+asyncCommit+` ORDER BY ord
 		ON CONFLICT (bridge_id, message_id) DO NOTHING
 		RETURNING `+deliveryColumns,
 		bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
