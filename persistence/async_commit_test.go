@@ -6,11 +6,10 @@ import (
 	"time"
 )
 
-// TestCommitDurability: a batch of delivery records, a batch of cursor
-// moves and a reply's publication commit without waiting for the disk
-// (fenced.go, asyncCommit), and a completion with its reply in the outbox,
-// which everything before it in the WAL then depends on, commits
-// synchronously, as do the one-at-a-time record and cursor move. Deferred
+// TestCommitDurability: a batch of cursor moves and a reply's publication
+// commit without waiting for the disk (fenced.go, asyncCommit); delivery
+// records, one at a time or in a batch, and a completion with its reply in
+// the outbox commit synchronously, as does the one-at-a-time cursor move. Deferred
 // triggers record the transaction's synchronous_commit when it commits,
 // on each table the forward path writes.
 func TestCommitDurability(t *testing.T) {
@@ -80,7 +79,7 @@ func TestCommitDurability(t *testing.T) {
 		}
 		ids = append(ids, r.Delivery.ID)
 	}
-	expect("RecordDeliveries", 3, "off")
+	expect("RecordDeliveries", 3, "on")
 	if _, _, err := s.RecordDelivery(ctx, nd("m-4")); err != nil {
 		t.Fatal(err)
 	}

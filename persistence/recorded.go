@@ -75,9 +75,12 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	// by a concurrent transaction, and knownDeliveries and RecordDelivery
 	// tell those apart afterwards, for those inputs only.
 	//
-	// The batch commits without waiting for the disk (asyncCommit): what
-	// depends on a record, its cursor move and its completion, is logged
-	// after it, and the completion commits synchronously.
+	// The batch commits synchronously, though the cursor moves and
+	// completions logged after it would make it durable first: a node
+	// that outlives a crash of Postgres keeps what it was told, so a
+	// record acknowledged and then lost would be a message lost (its
+	// cursor moves on past it) and a delivery id handed out again to
+	// another message.
 	//
 	// An earlier version looked the known rows up in the same statement.
 	// The cached plan of a statement is made once, often while the table
@@ -98,7 +101,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 				WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)
 				AND i.bridge_id IN (SELECT bridge_id FROM alive))
 		INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
-		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh, `+asyncCommit+` ORDER BY ord
+		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
 		ON CONFLICT (bridge_id, message_id) DO NOTHING
 		RETURNING `+deliveryColumns,
 		bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
