@@ -96,6 +96,11 @@ func BenchmarkForwardGoals(b *testing.B) {
 		// Both loads keep 128 messages in flight on the XMTP node, above
 		// its default bound of 32 publishes at once.
 		"BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT": "1024"}
+	// PERF_NODE_GOGC sets the node's GOGC, to measure what a garbage
+	// collection target is worth.
+	if v := os.Getenv("PERF_NODE_GOGC"); v != "" {
+		tune["GOGC"] = v
+	}
 	profile := os.Getenv("PERF_CPU_PROFILE")
 	stallDir := os.Getenv("PERF_STALL_DUMP")
 	allocProfile := os.Getenv("PERF_ALLOC_PROFILE")
