@@ -32,6 +32,8 @@ type batcher[Req, Res any] struct {
 	// result: every caller gets an answer, and the batcher goes on.
 	fail func(error) Res
 	max  int
+	// spawn runs the drain; nil is a goroutine of its own.
+	spawn func(func())
 
 	mu      sync.Mutex
 	queue   []batchCall[Req, Res]
@@ -54,7 +56,11 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done})
 	if !b.running {
 		b.running = true
-		go b.drain()
+		if b.spawn != nil {
+			b.spawn(b.drain)
+		} else {
+			go b.drain()
+		}
 	}
 	b.mu.Unlock()
 	return done

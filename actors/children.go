@@ -46,7 +46,7 @@ func (id *identity) child(ctx actor.Context, pid **actor.PID, name string, produ
 			Logger:          rt.log,
 		})
 	}
-	p, err := ctx.SpawnNamed(actor.PropsFromProducer(producer), name)
+	p, err := ctx.SpawnNamed(actor.PropsFromProducer(producer, actor.WithDispatcher(id.rt.workers.dispatcher())), name)
 	if err != nil {
 		// Only a name already taken fails, and p is then that child.
 		id.a.log.Error("spawn child", "child", name, "error", err)

@@ -35,6 +35,8 @@ const maxCommitBatch = 256
 // runs a goroutine only while it has work.
 type committer struct {
 	store Store
+	// spawn runs the drain; nil is a goroutine of its own.
+	spawn func(func())
 
 	mu      sync.Mutex
 	queue   []commitRequest
@@ -56,7 +58,11 @@ func (c *committer) record(nd persistence.NewDelivery, done func(persistence.Rec
 	}
 	c.running = true
 	c.mu.Unlock()
-	go c.drain()
+	if c.spawn != nil {
+		c.spawn(c.drain)
+	} else {
+		go c.drain()
+	}
 }
 
 // drain writes the queue in batches until it is empty.

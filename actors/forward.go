@@ -177,12 +177,12 @@ func (f *forwarder) next(ctx actor.Context) {
 		self := ctx.Self()
 		order := f.a.rt.replyOrder
 		order.enter(f.a.bridgeID, d.Topic, d.ID) // replies in order (reply_order.go)
-		go func() {
+		f.a.rt.workers.Go(func() {
 			defer f.a.attempts.Done()
 			defer f.a.rt.root.Send(self, &attemptDone{deliveryID: d.ID})
 			defer order.leave(f.a.bridgeID, d.Topic, d.ID)
 			f.a.attempt(b, d, start)
-		}()
+		})
 	}
 }
 

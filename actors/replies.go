@@ -106,10 +106,10 @@ func (a *activation) publishSoon(replyID int64, env *messagev1.Envelope) {
 	b.running = true
 	b.mu.Unlock()
 	a.attempts.Add(1)
-	go func() {
+	a.rt.workers.Go(func() {
 		defer a.attempts.Done()
 		a.drainReplies()
-	}()
+	})
 }
 
 // drainReplies publishes the queue in batches until it is empty.
@@ -144,10 +144,10 @@ func (a *activation) recordSoon(o replyOutcome) {
 	b.recording = true
 	b.mu.Unlock()
 	a.attempts.Add(1)
-	go func() {
+	a.rt.workers.Go(func() {
 		defer a.attempts.Done()
 		a.drainOutcomes()
-	}()
+	})
 }
 
 // drainOutcomes records the queued outcomes until none is left. Outcomes

@@ -56,6 +56,9 @@ type Runtime struct {
 	cursors *batcher[cursorMove, error]
 	// due wakes the forward children of bridges with work due (due.go).
 	due *scheduler
+	// workers runs the node's mailboxes, attempts and batch drains on
+	// goroutines with warm stacks (workers.go).
+	workers *workers
 	// events keeps the node's LISTEN connection (events.go).
 	events *events
 
@@ -89,17 +92,19 @@ func New(cfg Config) (*Runtime, error) {
 		invitationLog: newLogSampler(invitationLogPeriod, 1), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
 		loopLog: newLogSampler(invitationLogPeriod, 1), replyOrder: newReplyOrder()}
 	rt.due = newScheduler(rt)
-	rt.starts = &batcher[persistence.AttemptKey, persistence.AttemptStarted]{max: maxAttemptBatch,
+	rt.workers = newWorkers(maxParkedWorkers)
+	rt.commits.spawn = rt.workers.Go
+	rt.starts = &batcher[persistence.AttemptKey, persistence.AttemptStarted]{max: maxAttemptBatch, spawn: rt.workers.Go,
 		run: func(keys []persistence.AttemptKey) []persistence.AttemptStarted {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return cfg.Store.StartAttempts(ctx, keys)
 		},
 		fail: func(err error) persistence.AttemptStarted { return persistence.AttemptStarted{Err: err} }}
-	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch,
+	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch, spawn: rt.workers.Go,
 		run:  func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) },
 		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
-	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, run: saveCursors(cfg.Store), fail: func(err error) error { return err }}
+	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, run: saveCursors(cfg.Store), fail: func(err error) error { return err }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{
@@ -163,7 +168,7 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	// the default ring buffer takes a few hundred, at the price of a small
 	// allocation per message.
 	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} },
-		actor.WithMailbox(actor.UnboundedLockfree())))
+		actor.WithMailbox(actor.UnboundedLockfree()), actor.WithDispatcher(rt.workers.dispatcher())))
 	return rt.cluster.Start(ctx, rt.system, kind)
 }
 
@@ -418,6 +423,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	rt.stopAll(ctx)
 	rt.due.close()
 	rt.events.close()
+	rt.workers.stop()
 	// Leases are renewed until every identity has stopped and released
 	// its own, however long their drain takes.
 	return rt.cluster.Stop()

@@ -83,6 +83,9 @@ const (
 // reply, the reply's way back, and opening it. PERF_STALL_DUMP=<dir> saves
 // the bridge node's goroutines to <dir> and logs the database's sessions
 // the first time a closed-loop round trip of the bridge waits over 2 s.
+// PERF_LOADED_FLOOR=1 measures the crypto floor a second time, in the
+// middle of the bridge's closed-loop run, and logs it beside the first:
+// the same work, on a busy machine.
 // One iteration does everything.
 func BenchmarkForwardGoals(b *testing.B) {
 	total := 2000
@@ -96,6 +99,11 @@ func BenchmarkForwardGoals(b *testing.B) {
 		// Both loads keep 128 messages in flight on the XMTP node, above
 		// its default bound of 32 publishes at once.
 		"BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT": "1024"}
+	// PERF_NODE_GOGC sets the node's GOGC, to measure what a garbage
+	// collection target is worth.
+	if v := os.Getenv("PERF_NODE_GOGC"); v != "" {
+		tune["GOGC"] = v
+	}
 	profile := os.Getenv("PERF_CPU_PROFILE")
 	stallDir := os.Getenv("PERF_STALL_DUMP")
 	allocProfile := os.Getenv("PERF_ALLOC_PROFILE")
@@ -155,9 +163,24 @@ func BenchmarkForwardGoals(b *testing.B) {
 	if stallDir != "" {
 		toBridge.onStall = func() { dumpStall(b, stallDir, c.db, tune["BRIDGE_PPROF_ADDR"]) }
 	}
+	// With PERF_LOADED_FLOOR, the crypto floor is measured again in the
+	// middle of the bridge's closed-loop run: the same work on a busy
+	// machine.
+	loadedFloor := make(chan float64, 1)
+	if os.Getenv("PERF_LOADED_FLOOR") != "" {
+		go func() {
+			time.Sleep(time.Duration(float64(total)/max(echoRate, 1)/3*float64(time.Second)) + 500*time.Millisecond)
+			loadedFloor <- cryptoFloor(b, perfSenders)
+		}()
+	}
 	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
 	toBridge.onStall = nil
 	peakCPU := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000
+	if os.Getenv("PERF_LOADED_FLOOR") != "" {
+		lf := <-loadedFloor
+		b.Logf("crypto floor measured during the bridge's closed-loop run: %.3f ms (%.2fx the floor measured before the loads); goal 1 against it: %.2fx",
+			lf, lf/floor, peakCPU/float64(total)/lf)
+	}
 	if allocProfile != "" {
 		if err := fetchPprof("http://"+tune["BRIDGE_PPROF_ADDR"]+"/debug/pprof/allocs", "allocs", allocProfile); err != nil {
 			b.Fatal(err)
