@@ -34,6 +34,10 @@
 --     did: the delete of the bridge's row waits for it, and its trigger
 --     then sees the reply.
 --
+-- A node older than this migration writes those rows without these
+-- checks: a bridge deleted while such a node still runs may leave rows of
+-- it behind. Upgrade every node before deleting bridges again.
+--
 -- Deliveries are deleted only with their bridge; the rows of a bridge go
 -- in one pass instead of one cascade per delivery, and reply_outbox's
 -- delivery_id no longer needs the sequential scan of reply_outbox that
@@ -54,7 +58,9 @@ CREATE FUNCTION bridges_delete_rows() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(1651664999, hashtext(OLD.id::text));
-    PERFORM 1 FROM deliveries WHERE bridge_id = OLD.id FOR UPDATE;
+    -- In id order, the order a batch of completions locks them in, so
+    -- the two wait for each other instead of deadlocking.
+    PERFORM 1 FROM deliveries WHERE bridge_id = OLD.id ORDER BY id FOR UPDATE;
     DELETE FROM delivery_attempts a USING deliveries d WHERE d.bridge_id = OLD.id AND a.delivery_id = d.id;
     DELETE FROM reply_outbox WHERE bridge_id = OLD.id;
     DELETE FROM deliveries WHERE bridge_id = OLD.id;
