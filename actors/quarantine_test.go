@@ -81,9 +81,13 @@ func TestJunkOnTheInviteTopicStaysBounded(t *testing.T) {
 	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
 	tg.SetSecret(secret)
 	var logs testkit.Buffer
-	_, reg := e.runtime("n1", func(c *Config) {
+	rt, reg := e.runtime("n1", func(c *Config) {
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
+	// On a busy machine the start's first placement pass can end before
+	// the activation does, and the next pass hosts the bridge: the friend
+	// finds its contact once it is hosted.
+	testkit.WaitFor(t, 20*time.Second, func() bool { _, ok := rt.Status(b.ID); return ok }, "the bridge hosted")
 	ctx := context.Background()
 	friend := e.sender()
 	if _, err := friend.SendText(ctx, b.Address, "before the junk"); err != nil {
