@@ -34,9 +34,7 @@ func startNodeWith(t testing.TB, cfg node.Config) *node.Node {
 		cfg.GRPCAddr = "127.0.0.1:0"
 	}
 	cfg.HTTPAddr = "127.0.0.1:0"
-	if cfg.Registerer == nil {
-		cfg.Registerer = prometheus.NewRegistry()
-	}
+	cfg.Registerer = prometheus.NewRegistry()
 	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatalf("new node: %v", err)
@@ -240,61 +238,6 @@ func TestSubscriptionTopics(t *testing.T) {
 	for m := range got.ch {
 		t.Fatalf("after close: unexpected %q", m)
 	}
-}
-
-// TestSubscriptionSendsFewTopicSetsWhileTopicsArrive adds topics one at a
-// time, as identities do when they activate one after another. Each set
-// sent replaces the last whole, so the stream must not send one per
-// topic; and every topic, published to right after its Add, still gets
-// its envelope once.
-func TestSubscriptionSendsFewTopicSetsWhileTopicsArrive(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), Registerer: reg})
-	c := dial(t, n.GRPCAddr())
-	ctx := testkit.Context(t, 60*time.Second)
-	sub := c.Subscribe(ctx)
-	defer sub.Close()
-	got := collect(sub)
-	sub.Add(topic("first"))
-	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
-	before := topicSets(t, reg)
-
-	const topics = 300
-	var want []string
-	start := time.Now()
-	for i := range topics {
-		name := fmt.Sprintf("burst-%d", i)
-		sub.Add(topic(name))
-		if err := c.Publish(ctx, nil, envAt(name, now(), name)); err != nil {
-			t.Fatalf("publish: %v", err)
-		}
-		want = append(want, name)
-		time.Sleep(time.Millisecond)
-	}
-	took := time.Since(start)
-	got.expect(t, want...)
-	sets := topicSets(t, reg) - before
-	// One set per resendGap while topics arrive, and the last one's.
-	if limit := int(took/resendGap) + 2; sets > limit {
-		t.Fatalf("the stream sent %d topic sets for %d topics added over %s; want at most %d", sets, topics, took, limit)
-	}
-	t.Logf("%d topic sets for %d topics added over %s", sets, topics, took)
-}
-
-// topicSets reads bridge_xmtpnode_subscribe_topic_sets_total from reg.
-func topicSets(t *testing.T, reg *prometheus.Registry) int {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "bridge_xmtpnode_subscribe_topic_sets_total" {
-			return int(mf.GetMetric()[0].GetCounter().GetValue())
-		}
-	}
-	t.Fatal("no bridge_xmtpnode_subscribe_topic_sets_total")
-	return 0
 }
 
 func TestSubscriptionCatchesUpAfterOutage(t *testing.T) {

@@ -66,10 +66,7 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 	case <-st.changed:
 	default:
 	}
-	// The whole set goes, and every topic is caught up below, the fresh
-	// ones included.
-	list, _ := s.topicList(st)
-	if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
+	if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: s.topicList(st)}); err != nil {
 		return false, err
 	}
 
@@ -86,40 +83,16 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 
 	sendErr := make(chan error, 1)
 	go func() {
-		last := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-st.changed:
-			}
-			// Changes that come within resendGap of the last set wait
-			// for its end and go together.
-			if wait := resendGap - time.Since(last); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
+				if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: s.topicList(st)}); err != nil {
+					sendErr <- err
+					cancel()
 					return
-				case <-t.C:
 				}
-				select {
-				case <-st.changed:
-				default:
-				}
-			}
-			list, fresh := s.topicList(st)
-			if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
-				sendErr <- err
-				cancel()
-				return
-			}
-			last = time.Now()
-			// The node has the new topics once it applied this set:
-			// their catch-up now and after the settle delay covers
-			// what was published before.
-			if len(fresh) > 0 {
-				s.scheduleTwice(fresh)
 			}
 		}
 	}()

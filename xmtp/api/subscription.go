@@ -52,22 +52,10 @@ type topicState struct {
 
 // stream is one Subscribe2 stream and the topics it carries.
 type stream struct {
-	topics map[string]struct{} // guarded by Subscription.mu
-	// fresh are the topics added since the stream last sent its set, with
-	// where their catch-up starts: it is queued once the set that carries
-	// them is sent. Guarded by Subscription.mu.
-	fresh     map[string]uint64
-	changed   chan struct{} // the topic set changed; resend it
+	topics    map[string]struct{} // guarded by Subscription.mu
+	changed   chan struct{}       // the topic set changed; resend it
 	connected atomic.Bool
 }
-
-// resendGap is the shortest time between two topic sets sent on one
-// stream. A set replaces the last one whole, up to WithMaxTopicsPerStream
-// topics, so while identities activate one after another a stream sent
-// its whole set again for every topic added: the node decoded and indexed
-// n(n+1)/2 topics to learn of n. The first change after a quiet gap goes
-// at once; changes within the gap go together at its end.
-const resendGap = 50 * time.Millisecond
 
 // Subscribe starts a subscription with no topics. It lives until Close, or
 // until ctx ends.
@@ -130,11 +118,10 @@ func (s *Subscription) Close() {
 
 // Add subscribes to topics. Envelopes of a new topic are delivered from
 // the moment it is added, including those published while the node learns
-// of the change: once the stream has sent the set that carries the topic,
-// the topic is queried from its addition (less the clock-skew allowance).
+// of the change.
 func (s *Subscription) Add(topics ...string) {
 	now := uint64(time.Now().UnixNano())
-	var changed []*stream
+	added := map[*stream]map[string]uint64{}
 	s.mu.Lock()
 	for _, t := range topics {
 		if _, ok := s.topics[t]; ok {
@@ -144,15 +131,19 @@ func (s *Subscription) Add(topics ...string) {
 		st.topics[t] = struct{}{}
 		ts := &topicState{added: now, stream: st}
 		s.topics[t] = ts
-		if st.fresh == nil {
-			st.fresh = map[string]uint64{}
-			changed = append(changed, st)
+		if added[st] == nil {
+			added[st] = map[string]uint64{}
 		}
-		st.fresh[t] = s.startOf(ts)
+		added[st][t] = s.startOf(ts)
 	}
 	s.mu.Unlock()
-	for _, st := range changed {
+	for st, from := range added {
 		signal(st.changed)
+		// A stream that is down catches up on all its topics when it
+		// reconnects.
+		if st.connected.Load() {
+			s.scheduleTwice(from)
+		}
 	}
 }
 
@@ -207,9 +198,8 @@ func (s *Subscription) startOf(t *topicState) uint64 {
 	return from - skew
 }
 
-// topicList returns the topics of st, sorted, to be sent, and the topics
-// added since the last list with where their catch-up starts.
-func (s *Subscription) topicList(st *stream) ([]string, map[string]uint64) {
+// topicList returns the topics of st, sorted.
+func (s *Subscription) topicList(st *stream) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(st.topics))
@@ -217,9 +207,7 @@ func (s *Subscription) topicList(st *stream) ([]string, map[string]uint64) {
 		out = append(out, t)
 	}
 	sort.Strings(out)
-	fresh := st.fresh
-	st.fresh = nil
-	return out, fresh
+	return out
 }
 
 // setConnected records the state of one stream and tells the callback
