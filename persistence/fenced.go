@@ -56,16 +56,6 @@ func fencedError(l Lease) error {
 // logged after it: the WAL is replayed in order, and a synchronous commit
 // flushes all the WAL before its own record. It is for writes whose loss,
 // with what follows them, loses no message and repeats no reply:
-//   - a delivery's record (RecordDeliveries). Everything that depends on
-//     it comes later in the WAL: its cursor move (the identity moves a
-//     cursor only after its deliveries' records returned), its
-//     completion, which commits synchronously and so makes the record
-//     durable first, and its failed attempts. A record lost with its
-//     cursor is made again from the replay, under the same message id, so
-//     its webhook may be called again with the same webhook-id, as after
-//     a node that dies between the call and the completion; its first
-//     reply cannot have gone, because a reply is published only after its
-//     synchronous completion.
 //   - a cursor move (SaveCursors): a lost move only replays messages
 //     whose deliveries are recorded, which the (bridge, message id) key
 //     finds again.
@@ -74,9 +64,13 @@ func fencedError(l Lease) error {
 //     envelope bytes, as after a node that dies between publishing and
 //     recording, and the XMTP node keeps one copy of an envelope.
 //
-// Completions (with their outbox replies) keep committing synchronously:
-// a completion is what a reply is published after, so losing one would
-// let the delivery be completed again with a second reply.
+// Delivery records and completions (with their outbox replies) commit
+// synchronously. The WAL order alone would make a record durable before
+// the completion after it, but a node can outlive a crash of Postgres and
+// act on what it was told: a lost record would be a message lost behind a
+// cursor moved on, and its delivery id handed out again. A completion is
+// what a reply is published after, so losing one would let the delivery
+// be completed again with a second reply.
 // TestAsyncCommitsAreLostOnlyBehindWhatFollows crashes a private Postgres
 // under this mix of commits and checks that what survives is whole.
 const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) AS async_commit`
