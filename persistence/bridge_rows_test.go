@@ -32,13 +32,7 @@ func bridgeRows(t *testing.T, s *Store, bridgeID string) (deliveries, attempts, 
 func TestForwardedRowsDoNotLockTheBridgeRow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := newTestStore(t)
-	a, _ := newAccount(t, s, "alice")
-	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
-	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, b, l := leasedBridge(t, "node-1/a")
 	xmax := func() string {
 		t.Helper()
 		var x string

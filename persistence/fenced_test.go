@@ -189,13 +189,7 @@ func TestRecordReplyAttemptsTogether(t *testing.T) {
 func TestFencedWritesLeaveTheLeaseRowUnlocked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := newTestStore(t)
-	a, _ := newAccount(t, s, "alice")
-	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
-	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _, b, l := leasedBridge(t, "node-1/a")
 	unlocked := func(what string) {
 		t.Helper()
 		var xmax string

@@ -13,13 +13,7 @@ import (
 func TestSentReplyStaysSent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := newTestStore(t)
-	a, _ := newAccount(t, s, "alice")
-	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
-	l, err := s.AcquireLease(ctx, b.ID, "n1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a, b, l := leasedBridge(t, "n1")
 	var ids []int64
 	for _, m := range []string{"m-1", "m-2"} {
 		id, err := s.EnqueueSend(ctx, l, Reply{BridgeID: b.ID, Topic: "/xmtp/0/m-x/proto", TimestampNs: 1, Envelope: []byte("env")}, m, SendBroadcast, randomAddress(t))

@@ -116,3 +116,18 @@ func oneConnStore(t testing.TB, url string) *Store {
 	}
 	return openStore(t, url+sep+"pool_max_conns=1", mustSealer(t, testKey(t, "k1")))
 }
+
+// leasedBridge makes a store with one account, one bridge of it and a
+// lease on the bridge held by holder: the set-up of the tests of one
+// identity's writes.
+func leasedBridge(t *testing.T, holder string) (*Store, Account, Bridge, Lease) {
+	t.Helper()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	l, err := s.AcquireLease(context.Background(), b.ID, holder, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, a, b, l
+}
