@@ -220,6 +220,17 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		if taken(r.ID) {
 			continue // on its way out in a batch, or out already (replies.go)
 		}
+		// A completion commits its reply due at once and hands it to the
+		// batch (publishSoon) only after the commit, while its delivery is
+		// still running: a.running loses the delivery only in attemptDone,
+		// which this actor handles after the sweep, and after the hand-over.
+		// Such a reply is the batch's; if the completion reports an error
+		// after all, the next sweep has it.
+		if r.DeliveryID != nil {
+			if _, busy := a.running.Load(*r.DeliveryID); busy {
+				continue
+			}
+		}
 		env := &messagev1.Envelope{}
 		if err := proto.Unmarshal(r.Envelope, env); err != nil {
 			a.log.Error("decode outbox reply", "reply", r.ID, "error", err)

@@ -473,3 +473,79 @@ func TestRepliesOfABurstArePublishedOnceAndRecorded(t *testing.T) {
 		t.Fatalf("%v replies published, want %d, each once", got, senders*each)
 	}
 }
+
+// sweepDuringCompletion is the real store, except that the first
+// completion that stores a reply, once committed, has a sweep of its
+// bridge read the outbox before the completion returns: the reply is
+// then due in the outbox and not yet handed to the batch.
+type sweepDuringCompletion struct {
+	Store
+	rt     atomic.Pointer[Runtime]
+	bridge string
+	armed  atomic.Bool
+	read   chan struct{}
+}
+
+func (s *sweepDuringCompletion) CompleteDeliveries(ctx context.Context, cs []persistence.Completion) []persistence.Completed {
+	res := s.Store.CompleteDeliveries(ctx, cs)
+	for _, r := range res {
+		if r.Err == nil && r.ReplyID != 0 && s.armed.CompareAndSwap(false, true) {
+			s.rt.Load().Nudge(s.bridge)
+			select {
+			case <-s.read:
+				// Give the sweep time to act on what it read.
+				time.Sleep(300 * time.Millisecond)
+			case <-time.After(5 * time.Second):
+			}
+			break
+		}
+	}
+	return res
+}
+
+func (s *sweepDuringCompletion) DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error) {
+	rs, err := s.Store.DueReplies(ctx, bridgeID, limit)
+	if s.armed.Load() {
+		for _, r := range rs {
+			if r.DeliveryID != nil {
+				select {
+				case s.read <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+	return rs, err
+}
+
+// TestSweepLeavesTheReplyOfACompletionInFlight: a sweep that reads the
+// outbox between a completion's commit and the hand-over of its reply to
+// the batch leaves that reply to the batch, so it is published once.
+func TestSweepLeavesTheReplyOfACompletionInFlight(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	st := &sweepDuringCompletion{Store: e.store, bridge: b.ID, read: make(chan struct{})}
+	rt, reg := e.runtime("n1", func(c *Config) { c.Store = st; c.SweepInterval = time.Hour })
+	st.rt.Store(rt)
+	if _, ok := rt.Status(b.ID); !ok {
+		t.Fatal("bridge not active after start")
+	}
+	c := e.sender()
+	if _, err := c.SendText(context.Background(), b.Address, "once"); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) >= 1 }, "the reply")
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		return counterValue(t, reg, "bridge_forward_replies_total", map[string]string{"result": "sent"}) >= 1
+	}, "the reply counted")
+	if !st.armed.Load() {
+		t.Fatal("no completion stored a reply")
+	}
+	// Let a second publish, if any, be counted.
+	time.Sleep(time.Second)
+	if got := counterValue(t, reg, "bridge_forward_replies_total", map[string]string{"result": "sent"}); got != 1 {
+		t.Fatalf("%v replies published, want 1", got)
+	}
+}
