@@ -54,8 +54,14 @@ func (s *Store) EnqueueLiveReply(ctx context.Context, messageID string, r Reply,
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var reply *string
 		var sender string
-		err := tx.QueryRow(ctx, `SELECT reply_message_id, sender_address FROM live_messages
-			WHERE bridge_id = $1 AND message_id = $2 FOR UPDATE`, r.BridgeID, messageID).Scan(&reply, &sender)
+		// The bridge's row is locked first, as a delete of the bridge
+		// locks it before the live messages its cascade removes: in the
+		// other order the two would deadlock. insertReply locks the row
+		// again, which it already holds.
+		err := tx.QueryRow(ctx, `SELECT m.reply_message_id, m.sender_address
+			FROM (SELECT id FROM bridges WHERE id = $1 FOR KEY SHARE) b
+			JOIN live_messages m ON m.bridge_id = b.id AND m.message_id = $2
+			FOR UPDATE OF m`, r.BridgeID, messageID).Scan(&reply, &sender)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrUnknownLiveMessage
 		}

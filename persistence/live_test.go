@@ -6,6 +6,10 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/xmtpbridge/bridge/persistence/pgtest"
 )
 
 func liveDelivery(t *testing.T, s *Store, bridgeID, messageID, text string) Delivery {
@@ -182,5 +186,54 @@ func TestLiveReplyIsEnqueuedOnce(t *testing.T) {
 	}
 	if tg, _ := s.LiveTarget(ctx, b.ID, "m1"); tg.ReplyMessageID != "reply-1" {
 		t.Fatalf("target after the reply: %+v", tg)
+	}
+}
+
+// TestLiveReplyAndBridgeDeleteDoNotDeadlock: a live reply and a delete of
+// its bridge lock the bridge's row before its live message, in the same
+// order, so that the one that comes second waits instead of deadlocking:
+// here the delete, which holds the bridge's row first, goes through, and
+// the reply finds its message gone.
+func TestLiveReplyAndBridgeDeleteDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, url := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	l, err := s.AcquireLease(ctx, b.ID, "n1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := liveDelivery(t, s, b.ID, "m1", "hi")
+	if err := s.HandOverLive(ctx, l, d, []byte(`{}`), true); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM bridges WHERE id = $1 FOR UPDATE`, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	replied := make(chan error, 1)
+	go func() {
+		_, err := s.EnqueueLiveReply(ctx, "m1", Reply{BridgeID: b.ID, Topic: d.Topic, TimestampNs: 1, Envelope: []byte("env")}, "reply-1")
+		replied <- err
+	}()
+	pgtest.Poll(t, url, 20*time.Second, func(ctx context.Context, c *pgx.Conn) (bool, error) {
+		var n int
+		err := c.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN
+			(SELECT pid FROM pg_stat_activity WHERE datname = current_database())`).Scan(&n)
+		return n > 0, err
+	}, "the live reply waits for the bridge's row")
+	if _, err := tx.Exec(ctx, `DELETE FROM bridges WHERE id = $1`, b.ID); err != nil {
+		t.Fatalf("delete the bridge while a live reply waits: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit the delete: %v", err)
+	}
+	if err := <-replied; !errors.Is(err, ErrUnknownLiveMessage) {
+		t.Fatalf("live reply to a deleted bridge: %v, want ErrUnknownLiveMessage", err)
 	}
 }
