@@ -104,3 +104,7 @@ func (rt *Runtime) Draining() bool { return rt.cluster.Draining() }
 // MembershipReady reports whether the membership engine answers (with
 // etcd, whether an etcd endpoint answers within two seconds).
 func (rt *Runtime) MembershipReady(ctx context.Context) error { return rt.cluster.MembershipReady(ctx) }
+
+// NodeLeaseReady reports an error while the node's lease is not being
+// renewed (cluster.Node.NodeLeaseReady).
+func (rt *Runtime) NodeLeaseReady() error { return rt.cluster.NodeLeaseReady() }

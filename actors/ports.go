@@ -115,6 +115,9 @@ type Cluster interface {
 	Drain(ctx context.Context) (int, error)
 	Draining() bool
 	MembershipReady(ctx context.Context) error
+	// NodeLeaseReady reports an error while the node lease is not being
+	// renewed.
+	NodeLeaseReady() error
 }
 
 var _ Cluster = (*cluster.Node)(nil)

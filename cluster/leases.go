@@ -20,6 +20,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/xmtpbridge/bridge/persistence"
@@ -35,6 +36,24 @@ func (n *Node) NodeLease() persistence.NodeLease {
 	return persistence.NodeLease{}
 }
 
+// NodeLeaseReady reports an error while the node lease is not being
+// renewed: no renewal has reached Postgres for two of its rounds (two
+// thirds of LeaseTTL). The hosted identities keep working until the lease
+// could have run out, a whole LeaseTTL; readiness goes red before that,
+// whatever keeps the renewals from Postgres (the lease's own connection
+// finds no free slot, a statement is refused), while the node's other
+// queries may still be answered.
+func (n *Node) NodeLeaseReady() error {
+	ns := n.renewedNs.Load()
+	if ns == 0 {
+		return nil // not started: readiness reports that on its own
+	}
+	if since := time.Since(time.Unix(0, ns)); since > 2*n.cfg.LeaseTTL/3 {
+		return fmt.Errorf("node lease not renewed for %s (lease TTL %s): its identities stop when it runs out", since.Round(time.Second), n.cfg.LeaseTTL)
+	}
+	return nil
+}
+
 // member is this process's member id, which names its node lease and
 // begins the owner of every lease it takes.
 func (n *Node) member() string { return n.cfg.NodeID + "." + n.system.ID }
@@ -47,6 +66,7 @@ func (n *Node) startNodeLease(ctx context.Context) error {
 		return err
 	}
 	n.renewedAt, n.lapseFenced = sent, false
+	n.renewedNs.Store(sent.UnixNano())
 	n.nodeLease.Store(&nl)
 	n.log.Info("node lease taken", "incarnation", nl.ID)
 	return nil
@@ -111,6 +131,7 @@ func (n *Node) renewLeases() bool {
 		return false
 	}
 	n.renewedAt = sent
+	n.renewedNs.Store(sent.UnixNano())
 	n.lapseFenced = false
 	if renewed.Lost != held.Lost && !n.checkLeases(ctx) {
 		// Check again next round.

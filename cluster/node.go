@@ -229,6 +229,9 @@ type Node struct {
 	// alone, use them.
 	renewedAt   time.Time
 	lapseFenced bool
+	// renewedNs is renewedAt in Unix nanoseconds, for readiness, which
+	// runs on other goroutines (NodeLeaseReady).
+	renewedNs atomic.Int64
 
 	mu       sync.Mutex
 	stopping bool

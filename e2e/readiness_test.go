@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/xmtpbridge/bridge/internal/freeport"
 	"github.com/xmtpbridge/bridge/internal/testkit"
@@ -135,5 +138,44 @@ func TestNodeWithoutItsXMTPNodeExitsWithTheReason(t *testing.T) {
 	}
 	if logs := p.errs.String(); !strings.Contains(logs, "reach xmtp node "+dead+" (BRIDGE_XMTP_NODE)") {
 		t.Fatalf("the reason is not in the output:\n%s", testkit.Tail(logs, 3000))
+	}
+}
+
+// TestReadinessFollowsTheNodeLease turns /readyz red, naming the node
+// lease, while Postgres refuses the node lease's renewals and answers every
+// other query, and green again once renewals go through.
+func TestReadinessFollowsTheNodeLease(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t, template)
+	c := newClusterOn(t, db, map[string]string{"BRIDGE_LEASE_TTL": "3s"})
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(c.api) == 200 }, "/readyz 200 after start")
+	ctx := testkit.Context(t, 2*time.Minute)
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `
+		CREATE FUNCTION refuse_renewal() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'node lease renewals refused by the test'; END $$;
+		CREATE TRIGGER refuse_renewal BEFORE UPDATE ON node_leases FOR EACH ROW EXECUTE FUNCTION refuse_renewal();`); err != nil {
+		t.Fatal(err)
+	}
+	nodeLeaseUp := func() string {
+		for _, l := range metric(t, c.api, `bridge_dependency_up{dependency="node_lease"}`) {
+			return strings.TrimSpace(strings.TrimPrefix(l, `bridge_dependency_up{dependency="node_lease"}`))
+		}
+		return ""
+	}
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(c.api) == 503 && nodeLeaseUp() == "0" }, "/readyz 503 with the node lease's renewals refused")
+	if up := metric(t, c.api, `bridge_dependency_up{dependency="postgres"}`); len(up) != 1 || !strings.HasSuffix(up[0], " 1") {
+		t.Fatalf("postgres reported down while only the renewals fail: %v", up)
+	}
+	if _, err := conn.Exec(ctx, `DROP TRIGGER refuse_renewal ON node_leases`); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 30*time.Second, func() bool { return readyStatus(c.api) == 200 && nodeLeaseUp() == "1" }, "/readyz 200 with renewals back")
+	if c.node.exited() {
+		t.Fatalf("the node exited: %v", c.node.err)
 	}
 }

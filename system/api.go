@@ -124,7 +124,7 @@ func (a *apiServer) shutdown(ctx context.Context) error {
 // readyDependencies names the dependencies Node.Ready checks besides
 // Postgres.
 func readyDependencies(cfg *config.Config) []string {
-	deps := []string{dependencyXMTP, dependencyXMTPSubscription}
+	deps := []string{dependencyXMTP, dependencyXMTPSubscription, dependencyNodeLease}
 	if cfg.Cluster.Provider == config.ProviderEtcd {
 		deps = append(deps, dependencyEtcd)
 	}

@@ -211,11 +211,13 @@ const (
 	dependencyXMTP             = "xmtp"
 	dependencyXMTPSubscription = "xmtp_subscription"
 	dependencyEtcd             = "etcd"
+	dependencyNodeLease        = "node_lease"
 )
 
 // Ready reports whether every dependency answers: Postgres, the XMTP node,
-// the runtime's XMTP subscription and, with the etcd provider, etcd. /readyz is red while it returns an
-// error.
+// the runtime's XMTP subscription, the renewals of the node lease (on a
+// Postgres connection of their own) and, with the etcd provider, etcd.
+// /readyz is red while it returns an error.
 func (n *Node) Ready(ctx context.Context) error {
 	n.refs.RLock()
 	store, xmtp, rt := n.store, n.xmtp, n.runtime
@@ -234,6 +236,9 @@ func (n *Node) Ready(ctx context.Context) error {
 	}
 	if err := rt.connected(); err != nil {
 		errs = append(errs, bridgehttp.DependencyDown(dependencyXMTPSubscription, err))
+	}
+	if err := rt.nodeLeaseReady(); err != nil {
+		errs = append(errs, bridgehttp.DependencyDown(dependencyNodeLease, err))
 	}
 	if err := rt.membershipReady(ctx); err != nil {
 		errs = append(errs, bridgehttp.DependencyDown(dependencyEtcd, err))

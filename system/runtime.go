@@ -241,6 +241,14 @@ func (p *runtimeParts) membershipReady(ctx context.Context) error {
 	return p.rt.MembershipReady(ctx)
 }
 
+// nodeLeaseReady reports whether the node lease is being renewed.
+func (p *runtimeParts) nodeLeaseReady() error {
+	if p.rt == nil {
+		return nil
+	}
+	return p.rt.NodeLeaseReady()
+}
+
 // stop ends the prober, then the runtime (it stops intake, lets running
 // deliveries finish within its drain time and leaves what is pending in the
 // store), then the XMTP connection.
