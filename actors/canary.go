@@ -33,11 +33,14 @@ type canary struct {
 }
 
 func (c *canary) Receive(ctx actor.Context) {
-	if t, ok := ctx.Message().(*handlerTask); ok {
+	switch t := ctx.Message().(type) {
+	case *handlerTask:
 		if err := c.handle(t); err != nil {
 			c.a.log.Warn("canary", "message", t.msg.ID, "error", err)
 		}
 		c.a.rt.root.Send(c.a.self, &topicHandled{topic: t.msg.Topic, ts: t.msg.EnvelopeTimestamp, digest: t.raw})
+	case *actor.Stopped:
+		c.a.rt.metrics.stopsCanary.Inc()
 	}
 }
 

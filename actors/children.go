@@ -9,6 +9,7 @@ package actors
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xmtpbridge/bridge/actors/supervision"
 )
@@ -16,22 +17,22 @@ import (
 // forwardChild returns the forward child, spawning it if need be.
 func (id *identity) forwardChild(ctx actor.Context) *actor.PID {
 	a := id.a
-	return id.child(ctx, &id.forward, "forward", func() actor.Actor { return &forwarder{a: a} })
+	return id.child(ctx, &id.forward, "forward", id.rt.metrics.spawnsForward, func() actor.Actor { return &forwarder{a: a} })
 }
 
 // reverseChild returns the reverse child, spawning it if need be.
 func (id *identity) reverseChild(ctx actor.Context) *actor.PID {
 	a := id.a
-	return id.child(ctx, &id.reverse, "reverse", func() actor.Actor { return &reverser{a: a} })
+	return id.child(ctx, &id.reverse, "reverse", id.rt.metrics.spawnsReverse, func() actor.Actor { return &reverser{a: a} })
 }
 
 // canaryChild returns the canary child, spawning it if need be.
 func (id *identity) canaryChild(ctx actor.Context) *actor.PID {
 	a := id.a
-	return id.child(ctx, &id.canary, "canary", func() actor.Actor { return &canary{a: a} })
+	return id.child(ctx, &id.canary, "canary", id.rt.metrics.spawnsCanary, func() actor.Actor { return &canary{a: a} })
 }
 
-func (id *identity) child(ctx actor.Context, pid **actor.PID, name string, producer actor.Producer) *actor.PID {
+func (id *identity) child(ctx actor.Context, pid **actor.PID, name string, spawned prometheus.Counter, producer actor.Producer) *actor.PID {
 	if *pid != nil {
 		return *pid
 	}
@@ -50,6 +51,8 @@ func (id *identity) child(ctx actor.Context, pid **actor.PID, name string, produ
 	if err != nil {
 		// Only a name already taken fails, and p is then that child.
 		id.a.log.Error("spawn child", "child", name, "error", err)
+	} else {
+		spawned.Inc()
 	}
 	*pid = p
 	return p

@@ -64,6 +64,8 @@ func (f *forwarder) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		ctx.Send(ctx.Self(), &sweepTick{})
+	case *actor.Stopped:
+		f.a.rt.metrics.stopsForward.Inc()
 	case *deliveryTask:
 		if hook := f.a.rt.cfg.OnForward; hook != nil {
 			hook(m.delivery)

@@ -145,6 +145,8 @@ func (id *identity) Receive(ctx actor.Context) {
 		// A restart of the grain itself (a bug in this file) activates
 		// it again from the store, so it first gives everything up.
 		id.stop()
+	case *actor.Stopped:
+		id.rt.metrics.stopsIdentity.Inc()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
@@ -38,6 +39,15 @@ type metrics struct {
 	startedRead, startedRecorded prometheus.Counter
 	mailbox                      prometheus.GaugeFunc
 	connected                    prometheus.GaugeFunc
+	// spawns and stops count the node's actors by actor: identity (the
+	// grain of a bridge identity) and its children forward, reverse and
+	// canary (children.go); their series are resolved once, below.
+	spawns, stops                                              *prometheus.CounterVec
+	spawnsIdentity, spawnsForward, spawnsReverse, spawnsCanary prometheus.Counter
+	stopsIdentity, stopsForward, stopsReverse, stopsCanary     prometheus.Counter
+	// undelivered counts protoactor's dead letters: messages sent to an
+	// actor that no longer (or never) existed.
+	undelivered prometheus.Counter
 }
 
 // runtimeGauges are the values the runtime's gauges read at scrape time.
@@ -109,7 +119,23 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			Name: "bridge_forward_attempt_starts_total",
 			Help: "Webhook attempts started, by what they started from: recorded (a new delivery's first attempt, with the row and the webhook secrets read in the round trip that recorded it), read (the attempt read them itself: retries, queued and swept deliveries).",
 		}, []string{"source"}),
+		spawns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_actor_spawns_total",
+			Help: "Actors spawned on this node, by actor (identity: a bridge identity's grain; forward, reverse, canary: its children, spawned on first use). A restart by supervision is not a spawn (bridge_actor_restarts_total).",
+		}, []string{"actor"}),
+		stops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_actor_stops_total",
+			Help: "Actors of this node that stopped, by actor; spawns less stops is the number alive.",
+		}, []string{"actor"}),
+		undelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_actor_undelivered_messages_total",
+			Help: "Messages sent to an actor of this node that did not exist (it had stopped, or not started yet): protoactor's dead letters. A few around activations and stops are normal; the requests among them are answered and tried again.",
+		}),
 	}
+	m.spawnsIdentity, m.spawnsForward, m.spawnsReverse, m.spawnsCanary = m.spawns.WithLabelValues("identity"),
+		m.spawns.WithLabelValues("forward"), m.spawns.WithLabelValues("reverse"), m.spawns.WithLabelValues("canary")
+	m.stopsIdentity, m.stopsForward, m.stopsReverse, m.stopsCanary = m.stops.WithLabelValues("identity"),
+		m.stops.WithLabelValues("forward"), m.stops.WithLabelValues("reverse"), m.stops.WithLabelValues("canary")
 	m.startedRead, m.startedRecorded = m.attemptStarts.WithLabelValues("read"), m.attemptStarts.WithLabelValues("recorded")
 	m.mailbox = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_backlog_envelopes",
@@ -135,7 +161,8 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected} {
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected,
+		m.spawns, m.stops, m.undelivered} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}
@@ -150,4 +177,17 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 // sender's clock) as the ingress routes it.
 func (m *metrics) observeIngressLag(ns uint64) {
 	m.ingressLag.Observe(max(0, time.Since(time.Unix(0, int64(ns))).Seconds()))
+}
+
+// countSpawns is a spawn function that counts in c the actors a props
+// spawns. (protoactor's spawn middleware would count the children of
+// those actors instead: it runs on the parent's props.)
+func countSpawns(c prometheus.Counter) actor.SpawnFunc {
+	return func(sys *actor.ActorSystem, id string, props *actor.Props, parent actor.SpawnerContext) (*actor.PID, error) {
+		pid, err := actor.DefaultSpawner(sys, id, props, parent)
+		if err == nil {
+			c.Inc()
+		}
+		return pid, err
+	}
 }

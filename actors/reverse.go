@@ -57,6 +57,8 @@ func parseReverseCommand(text string) (reverseCommand, error) {
 
 func (r *reverser) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Stopped:
+		r.a.rt.metrics.stopsReverse.Inc()
 	case *handlerTask:
 		r.command(m)
 		r.a.rt.root.Send(r.a.self, &topicHandled{topic: m.msg.Topic, ts: m.msg.EnvelopeTimestamp, digest: m.raw})

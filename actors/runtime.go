@@ -10,8 +10,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	protocluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/asynkron/protoactor-go/remote"
-	"go.opentelemetry.io/otel"
 
 	"github.com/xmtpbridge/bridge/actors/actorpb"
 	"github.com/xmtpbridge/bridge/actors/supervision"
@@ -61,6 +61,9 @@ type Runtime struct {
 	workers *workers
 	// events keeps the node's LISTEN connection (events.go).
 	events *events
+	// deadLetterSub counts protoactor's dead letters
+	// (bridge_actor_undelivered_messages_total).
+	deadLetterSub *eventstream.Subscription
 
 	mu      sync.Mutex
 	active  map[string]*activation
@@ -143,18 +146,21 @@ func (rt *Runtime) backlog() float64 {
 // reconciler, which activates every bridge this member owns.
 func (rt *Runtime) Start(ctx context.Context) error {
 	cfg := rt.cfg
-	mp, err := newMeterProvider(cfg.Registerer)
-	if err != nil {
-		return err
-	}
-	// protoactor creates its instruments from the global meter provider,
-	// so this is the one global the runtime sets; the last runtime started
-	// in a process owns protoactor's metrics.
-	otel.SetMeterProvider(mp)
+	// No meter provider: protoactor's own metrics stay off. Enabled, they
+	// register a mailbox-length callback for every actor ever spawned and
+	// never remove it, so memory and the cost of a scrape grow with every
+	// identity ever activated, and they time every message. The node's own
+	// counters (metrics.go) say what operators need: actors spawned and
+	// stopped, by kind, and undelivered messages.
 	rt.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.ProtoactorLogger
-	}), actor.WithMetricProviders(mp))
+	}))
 	rt.root = rt.system.Root
+	rt.deadLetterSub = rt.system.EventStream.Subscribe(func(evt any) {
+		if _, ok := evt.(*actor.DeadLetterEvent); ok {
+			rt.metrics.undelivered.Inc()
+		}
+	})
 	rt.ingress = newIngress(cfg.XMTP.Subscribe(context.Background()), rt.root, rt.log, rt.metrics)
 	if store, ok := cfg.Store.(TombstoneStore); ok && cfg.TombstoneMessage != "" {
 		props := actor.PropsFromProducer(func() actor.Actor { return &tombstones{rt: rt, store: store} })
@@ -168,7 +174,8 @@ func (rt *Runtime) Start(ctx context.Context) error {
 	// the default ring buffer takes a few hundred, at the price of a small
 	// allocation per message.
 	kind := protocluster.NewKind(Kind, actor.PropsFromProducer(func() actor.Actor { return &identity{rt: rt} },
-		actor.WithMailbox(actor.UnboundedLockfree()), actor.WithDispatcher(rt.workers.dispatcher())))
+		actor.WithMailbox(actor.UnboundedLockfree()), actor.WithDispatcher(rt.workers.dispatcher()),
+		actor.WithSpawnFunc(countSpawns(rt.metrics.spawnsIdentity))))
 	return rt.cluster.Start(ctx, rt.system, kind)
 }
 
@@ -424,6 +431,9 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	rt.due.close()
 	rt.events.close()
 	rt.workers.stop()
+	if rt.deadLetterSub != nil {
+		rt.system.EventStream.Unsubscribe(rt.deadLetterSub)
+	}
 	// Leases are renewed until every identity has stopped and released
 	// its own, however long their drain takes.
 	return rt.cluster.Stop()

@@ -3,9 +3,12 @@ package actors
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
 	"github.com/xmtpbridge/bridge/persistence"
@@ -42,22 +45,41 @@ func TestActivateDeactivate(t *testing.T) {
 	if !ok || st.Address != b.Address || st.Node != "n1" {
 		t.Fatalf("status = %+v, %v", st, ok)
 	}
+	// The node's own counters follow the identity's two activations and
+	// its stop (the grain's Stopped may come a moment after Deactivate
+	// returns); protoactor's own metrics stay off.
+	want := map[string]float64{"bridge_actor_spawns_total": 2, "bridge_actor_stops_total": 1}
+	got := map[string]float64{}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for name := range want {
+			got[name] = counterValue(t, reg, name, map[string]string{"actor": "identity"})
+		}
+		if maps.Equal(got, want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("actor counters {actor=identity} = %v, want %v", got, want)
+	}
 	if _, err := rt.Send(ctx, "01a20000-0000-7000-8000-000000000000", b.Address, content.Text("x")); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("send as an unknown bridge: %v, want ErrNotFound", err)
 	}
 	if err := rt.Activate(ctx, "01a20000-0000-7000-8000-000000000000"); !errors.Is(err, persistence.ErrNotFound) {
 		t.Fatalf("activate an unknown bridge: %v, want ErrNotFound", err)
 	}
-	// protoactor's own instruments land on the same registry.
+	// A message to an actor that does not exist is a dead letter.
+	undelivered := counterValue(t, reg, "bridge_actor_undelivered_messages_total", nil)
+	rt.root.Send(actor.NewPID(rt.system.Address(), "no-such-actor"), &sweepTick{})
+	if got := counterValue(t, reg, "bridge_actor_undelivered_messages_total", nil); got != undelivered+1 {
+		t.Errorf("bridge_actor_undelivered_messages_total = %v after a dead letter, want %v", got, undelivered+1)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
 	for _, mf := range mfs {
-		names = append(names, mf.GetName())
-	}
-	if !strings.Contains(strings.Join(names, " "), "protoactor") {
-		t.Fatalf("no protoactor metrics among %v", names)
+		if strings.HasPrefix(mf.GetName(), "protoactor_") {
+			t.Errorf("protoactor's own metric %s is registered", mf.GetName())
+		}
 	}
 }

@@ -198,8 +198,15 @@ func TestCanaryRoundTripIsRecorded(t *testing.T) {
 	if tg.Requests() != 0 {
 		t.Fatalf("canary messages reached the forward target %d times; they must stay with the canary handler", tg.Requests())
 	}
-	// protoactor's own OpenTelemetry metrics share the node's /metrics.
-	if len(metric(t, c.api, "protoactor_actor_spawn_count")) == 0 {
-		t.Fatal("/metrics has no protoactor_actor_spawn_count series: protoactor's metrics are not exported")
+	// The node counts its actors itself; protoactor's own metrics, whose
+	// callbacks grow with every actor ever spawned, stay off.
+	for _, actor := range []string{"identity", "canary"} {
+		lines := metric(t, c.api, `bridge_actor_spawns_total{actor="`+actor+`"}`)
+		if len(lines) != 1 || strings.HasSuffix(lines[0], " 0") {
+			t.Fatalf("bridge_actor_spawns_total{actor=%q} = %v, want one series above 0", actor, lines)
+		}
+	}
+	if lines := metric(t, c.api, "protoactor_"); len(lines) != 0 {
+		t.Fatalf("/metrics carries protoactor's own metrics: %v", lines[:min(3, len(lines))])
 	}
 }
