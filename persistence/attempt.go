@@ -96,7 +96,7 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 	if len(index) == 0 {
 		return out
 	}
-	const input = `unnest($1::text[], $2::text[], $3::bigint[], $4::text[]::uuid[], $5::bigint[]) WITH ORDINALITY
+	const input = `unnest((SELECT $1::text[]), (SELECT $2::text[]), (SELECT $3::bigint[]), (SELECT $4::text[]::uuid[]), (SELECT $5::bigint[])) WITH ORDINALITY
 		AS i(l_identity, l_owner, l_epoch, bridge_id, delivery_id, ord)`
 	args := []any{identities, owners, epochs, bridges, ids}
 	var batch pgx.Batch

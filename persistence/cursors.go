@@ -89,7 +89,7 @@ func (s *Store) SaveCursors(ctx context.Context, moves []CursorMove) []error {
 	}
 	rows, err := s.pool.Query(ctx, `
 		WITH input AS (
-			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]::uuid[], $5::text[], $6::bigint[], $7::bytea[])
+			SELECT * FROM unnest((SELECT $1::text[]), (SELECT $2::text[]), (SELECT $3::bigint[]), (SELECT $4::text[]::uuid[]), (SELECT $5::text[]), (SELECT $6::bigint[]), (SELECT $7::bytea[]))
 				WITH ORDINALITY AS i(l_identity, l_owner, l_epoch, bridge_id, topic, ts, digest, ord)),
 		live AS (
 			SELECT i.* FROM input i WHERE EXISTS (SELECT 1 FROM identity_leases l

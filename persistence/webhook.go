@@ -87,7 +87,7 @@ const webhookSecretsQuery = `
 // bridge's current one first.
 const bridgesSecretsQuery = `
 	SELECT bridge_id::text, ` + webhookSecretColumns + ` FROM webhook_secrets
-	WHERE bridge_id = ANY($1::text[]::uuid[]) AND (expires_at IS NULL OR expires_at > now())
+	WHERE bridge_id = ANY((SELECT $1::text[]::uuid[])::uuid[]) AND (expires_at IS NULL OR expires_at > now())
 	ORDER BY bridge_id, expires_at DESC NULLS FIRST, created_at DESC`
 
 // scanBridgesSecrets reads the next result of br, the rows of
