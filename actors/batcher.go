@@ -42,11 +42,11 @@ type batcher[Req, Res any] struct {
 	max  int
 	// spawn runs the drain; nil is a goroutine of its own.
 	spawn func(func())
+	mu    sync.Mutex
 	// linger is how long a batch smaller than max waits after its first
-	// call for more calls; zero runs it at once.
-	linger time.Duration
-
-	mu      sync.Mutex
+	// call for more calls; zero runs it at once. Set before the first call,
+	// or under mu.
+	linger  time.Duration
 	queue   []batchCall[Req, Res]
 	running bool
 	// hurried says the calls queued so far go without lingering; it lasts
@@ -70,11 +70,11 @@ func (b *batcher[Req, Res]) do(req Req) Res { return <-b.enqueue(req) }
 // where its result will be.
 func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	done := make(chan Res, 1)
+	b.mu.Lock()
 	var at time.Time
 	if b.linger > 0 {
 		at = time.Now()
 	}
-	b.mu.Lock()
 	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done, at: at})
 	if b.linger > 0 && len(b.queue) >= b.max {
 		b.wakeLocked()

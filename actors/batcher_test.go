@@ -71,7 +71,7 @@ func TestBatcherAnswersEveryCallerWhenABatchPanics(t *testing.T) {
 // call, so that calls made meanwhile share its statement; a full batch
 // goes at once, and hurry sends the calls queued without waiting.
 func TestBatcherLingersForMoreUnlessHurried(t *testing.T) {
-	const linger = 300 * time.Millisecond
+	const linger = 500 * time.Millisecond
 	var mu sync.Mutex
 	var sizes []int
 	b := &batcher[int, int]{max: 4, linger: linger,
