@@ -8,6 +8,14 @@ package actors
 // attempt's call waits while the batch in flight completes, and everything
 // that queued up meanwhile goes as the next batch, one round trip for all
 // of them. An idle node runs nothing; a lone attempt's call goes at once.
+//
+// A batcher whose calls are off the critical path of a reply (cursor
+// moves) may linger: its batch waits up to linger after its first call
+// for more to join it, so that a node under a steady load makes one
+// statement for many moves instead of one for every move or two. The CPU
+// that saves is the latency of the statements that are on the critical
+// path, which a busy machine runs slower the more work it has. hurry ends
+// the wait of the calls already queued, for a stopping activation.
 
 import (
 	"context"
@@ -34,15 +42,25 @@ type batcher[Req, Res any] struct {
 	max  int
 	// spawn runs the drain; nil is a goroutine of its own.
 	spawn func(func())
-
-	mu      sync.Mutex
+	mu    sync.Mutex
+	// linger is how long a batch smaller than max waits after its first
+	// call for more calls; zero runs it at once. Set before the first call,
+	// or under mu.
+	linger  time.Duration
 	queue   []batchCall[Req, Res]
 	running bool
+	// hurried says the calls queued so far go without lingering; it lasts
+	// until a batch is taken.
+	hurried bool
+	// wake ends a linger early: the queue is full, or hurried.
+	wake chan struct{}
 }
 
 type batchCall[Req, Res any] struct {
 	req  Req
 	done chan Res
+	// at is when it was queued, for the linger.
+	at time.Time
 }
 
 // do queues req and waits for its result.
@@ -53,7 +71,14 @@ func (b *batcher[Req, Res]) do(req Req) Res { return <-b.enqueue(req) }
 func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	done := make(chan Res, 1)
 	b.mu.Lock()
-	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done})
+	var at time.Time
+	if b.linger > 0 {
+		at = time.Now()
+	}
+	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done, at: at})
+	if b.linger > 0 && len(b.queue) >= b.max {
+		b.wakeLocked()
+	}
 	if !b.running {
 		b.running = true
 		if b.spawn != nil {
@@ -66,10 +91,55 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	return done
 }
 
+// hurry makes the calls queued so far go as soon as the batch in flight, if
+// any, is done, without lingering. A caller queues its calls first, then
+// hurries them.
+func (b *batcher[Req, Res]) hurry() {
+	b.mu.Lock()
+	b.hurried = true
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// wakeLocked ends a linger under way; b.mu is held.
+func (b *batcher[Req, Res]) wakeLocked() {
+	if b.wake == nil {
+		b.wake = make(chan struct{}, 1)
+	}
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lingerFor returns how much longer the queue waits for more calls; b.mu
+// is held.
+func (b *batcher[Req, Res]) lingerFor() time.Duration {
+	if b.linger <= 0 || b.hurried || len(b.queue) == 0 || len(b.queue) >= b.max {
+		return 0
+	}
+	return b.linger - time.Since(b.queue[0].at)
+}
+
 // drain runs the queue in batches until it is empty.
 func (b *batcher[Req, Res]) drain() {
 	for {
 		b.mu.Lock()
+		if wait := b.lingerFor(); wait > 0 {
+			if b.wake == nil {
+				b.wake = make(chan struct{}, 1)
+			}
+			wake := b.wake
+			b.mu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-wake:
+			}
+			t.Stop()
+			continue
+		}
+		b.hurried = false
 		n := min(len(b.queue), b.max)
 		if n == 0 {
 			b.running = false

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestBatcherAnswersEveryCallerWhenABatchPanics: a batch that panics, or
@@ -62,5 +63,75 @@ func TestBatcherAnswersEveryCallerWhenABatchPanics(t *testing.T) {
 	}
 	if r := b.do(7); r.err != nil || r.v != 70 {
 		t.Fatalf("after the failures the batcher answered %+v", r)
+	}
+}
+
+// TestBatcherLingersForMoreUnlessHurried: a lingering batcher holds a
+// batch smaller than its bound until linger has passed since its first
+// call, so that calls made meanwhile share its statement; a full batch
+// goes at once, and hurry sends the calls queued without waiting.
+func TestBatcherLingersForMoreUnlessHurried(t *testing.T) {
+	const linger = 500 * time.Millisecond
+	var mu sync.Mutex
+	var sizes []int
+	b := &batcher[int, int]{max: 4, linger: linger,
+		run: func(reqs []int) []int {
+			mu.Lock()
+			sizes = append(sizes, len(reqs))
+			mu.Unlock()
+			return reqs
+		},
+		fail: func(error) int { return -1 },
+	}
+	batches := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]int(nil), sizes...)
+	}
+
+	// Three calls 50 ms apart share one batch, which goes linger after
+	// the first.
+	start := time.Now()
+	first := b.enqueue(1)
+	time.Sleep(50 * time.Millisecond)
+	second := b.enqueue(2)
+	time.Sleep(50 * time.Millisecond)
+	third := b.enqueue(3)
+	for _, c := range []<-chan int{first, second, third} {
+		<-c
+	}
+	if took := time.Since(start); took < linger {
+		t.Fatalf("the batch went after %v, before its linger of %v", took, linger)
+	}
+	if got := batches(); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("batches %v, want one of 3", got)
+	}
+
+	// A full batch does not wait.
+	start = time.Now()
+	var full []<-chan int
+	for i := range 4 {
+		full = append(full, b.enqueue(i))
+	}
+	for _, c := range full {
+		<-c
+	}
+	if took := time.Since(start); took >= linger {
+		t.Fatalf("a full batch waited %v", took)
+	}
+
+	// Hurried, a lone call goes at once; the hurry ends with its batch,
+	// and the next call lingers again.
+	start = time.Now()
+	lone := b.enqueue(7)
+	b.hurry()
+	<-lone
+	if took := time.Since(start); took >= linger {
+		t.Fatalf("a hurried call waited %v", took)
+	}
+	start = time.Now()
+	<-b.enqueue(8)
+	if took := time.Since(start); took < linger {
+		t.Fatalf("after a hurry, the next call went after %v, before its linger", took)
 	}
 }

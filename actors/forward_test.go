@@ -423,6 +423,66 @@ func TestCursorsAreWrittenBeforeTheLeaseIsReleased(t *testing.T) {
 	}
 }
 
+// TestLingeringCursorMovesAreWrittenBeforeTheLeaseIsReleased: cursor moves
+// linger in the node's writer for more to join their statement
+// (cursorLinger); an identity that stops while its last moves linger
+// there, with nothing left to flush of its own, hurries them and waits
+// for them before it releases its lease, so the next activation starts
+// after them; and the stop does not wait out the linger.
+func TestLingeringCursorMovesAreWrittenBeforeTheLeaseIsReleased(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
+	tg.SetSecret(secret)
+	rt, reg := e.runtime("n1", nil)
+	// Far longer than the test: every move is still lingering at the stop.
+	rt.cursors.mu.Lock()
+	rt.cursors.linger = time.Minute
+	rt.cursors.mu.Unlock()
+	c := e.sender()
+	ctx := context.Background()
+	var last *client.Sent
+	for i := range 5 {
+		sent, err := c.SendText(ctx, b.Address, fmt.Sprintf("m-%d", i))
+		if err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		last = sent
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == 5 }, "five replies")
+	// The last move has left the identity for the writer, where it lingers.
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		rt.cursors.mu.Lock()
+		defer rt.cursors.mu.Unlock()
+		for _, q := range rt.cursors.queue {
+			if q.req.move.TimestampNs == last.Sent.UnixNano() {
+				return true
+			}
+		}
+		return false
+	}, "the last cursor move lingering in the writer")
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	began := time.Now()
+	if err := rt.Stop(stopCtx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("the stop took %v: it waited for the lingering moves instead of hurrying them", took)
+	}
+	cursors, err := e.store.Cursors(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, ok := cursors[last.Topic]
+	if !ok || cur.LastTimestampNs != last.Sent.UnixNano() {
+		t.Fatalf("the conversation's cursor after a stop: %+v (found %v); want it at the last message, sent at %d", cur, ok, last.Sent.UnixNano())
+	}
+	if got := counterValue(t, reg, "bridge_cluster_fenced_writes_total", nil); got != 0 {
+		t.Fatalf("a clean stop counted %v fenced writes", got)
+	}
+}
+
 // TestRepliesOfABurstArePublishedOnceAndRecorded: a burst's replies are
 // published in batches, and each batch's outcome is recorded beside the
 // next publish; every reply ends recorded as sent, and none is published

@@ -60,6 +60,10 @@ type identity struct {
 	// *flushCursors is in the mailbox.
 	dirty        map[string]persistence.Cursor
 	flushPending bool
+	// lastMove is the outcome of the activation's last cursor move handed
+	// to the node's cursor writer: batches run in order, so once it is
+	// answered every move before it is too (stop waits for it).
+	lastMove <-chan error
 	// budgeted is set while a replay runs whose quarantine writes are
 	// bounded; quarantineLeft is what remains of its budget.
 	budgeted       bool

@@ -251,18 +251,31 @@ func (id *identity) stop() {
 	id.rt.ingress.remove(a.self, append([]string{keys.InviteTopic(a.address)}, a.convs.topics()...)...)
 	// The last cursor moves are written under the lease, before it is
 	// released.
+	// Moves handed over before, still lingering in the node's cursor
+	// writer (cursorLinger) or in its batch in flight, are waited for
+	// too, through the last of them; all go without lingering.
+	written := id.flushCursors()
+	if len(written) == 0 && id.lastMove != nil {
+		written = append(written, id.lastMove)
+	}
+	id.lastMove = nil
+	if len(written) > 0 {
+		id.rt.cursors.hurry()
+	}
 	wait := time.NewTimer(5 * time.Second)
 cursors:
-	for _, written := range id.flushCursors() {
+	for _, moved := range written {
 		select {
-		case <-written:
+		case <-moved:
 		case <-wait.C:
 			break cursors
 		}
 	}
 	wait.Stop()
 	// Running webhook attempts finish (or time out) before the context
-	// they run under ends; their deliveries stay durable either way.
+	// they run under ends; their deliveries stay durable either way. The
+	// outcomes of their replies are recorded without lingering.
+	a.replies.hurry()
 	waitGroup(&a.attempts, id.rt.cfg.DrainTimeout)
 	a.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -42,6 +42,10 @@ type replyBatch struct {
 	// recording says a goroutine records them.
 	outcomes  []replyOutcome
 	recording bool
+	// hurried says outcomes are recorded without lingering
+	// (replyOutcomeLinger): the activation stops. wake ends a linger.
+	hurried bool
+	wake    chan struct{}
 	// released, while a sweep looks at due replies (watch), are the ids
 	// whose outcome was recorded since the sweep began: the sweep may have
 	// read them as due just before the record committed.
@@ -55,7 +59,18 @@ type replyOutcome struct {
 	status  persistence.ReplyStatus
 	lastErr string
 	next    time.Time
+	// at is when it was queued, for the linger.
+	at time.Time
 }
+
+// replyOutcomeLinger is how long the record of a publish outcome waits
+// for more outcomes to join its statement. The reply is out already, and
+// held from the sweep until its outcome is recorded; a crash in between
+// publishes it again, the same envelope, which the XMTP node stores once.
+// Under a steady load it makes one statement of the outcomes of 50 ms
+// instead of one per publish, and the CPU saved is taken off the
+// statements replies wait for. A stopping activation hurries it.
+const replyOutcomeLinger = 50 * time.Millisecond
 
 // watch begins a sweep's look at the due replies it is about to read. Until
 // end is called, taken reports whether a reply is queued, being published or
@@ -135,6 +150,7 @@ func (a *activation) drainReplies() {
 // runs while outcomes wait.
 func (a *activation) recordSoon(o replyOutcome) {
 	b := &a.replies
+	o.at = time.Now()
 	b.mu.Lock()
 	b.outcomes = append(b.outcomes, o)
 	if b.recording {
@@ -157,6 +173,20 @@ func (a *activation) drainOutcomes() {
 	b := &a.replies
 	for {
 		b.mu.Lock()
+		if wait := b.lingerFor(); wait > 0 {
+			if b.wake == nil {
+				b.wake = make(chan struct{}, 1)
+			}
+			wake := b.wake
+			b.mu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-wake:
+			}
+			t.Stop()
+			continue
+		}
 		if len(b.outcomes) == 0 {
 			b.recording = false
 			b.outcomes = nil
@@ -178,6 +208,36 @@ func (a *activation) drainOutcomes() {
 		a.recordOutcome(o)
 		b.release(o.ids)
 	}
+}
+
+// lingerFor returns how much longer the queued outcomes wait for more;
+// b.mu is held.
+func (b *replyBatch) lingerFor() time.Duration {
+	if b.hurried || len(b.outcomes) == 0 {
+		return 0
+	}
+	ids := 0
+	for _, o := range b.outcomes {
+		ids += len(o.ids)
+	}
+	if ids >= maxOutcomeIDs {
+		return 0
+	}
+	return replyOutcomeLinger - time.Since(b.outcomes[0].at)
+}
+
+// hurry records the outcomes queued and to come without lingering: the
+// activation stops, and waits for them.
+func (b *replyBatch) hurry() {
+	b.mu.Lock()
+	b.hurried = true
+	if b.wake != nil {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+	b.mu.Unlock()
 }
 
 // release lets the sweep have replies whose outcome has been recorded,

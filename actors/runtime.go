@@ -107,7 +107,8 @@ func New(cfg Config) (*Runtime, error) {
 	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch, spawn: rt.workers.Go,
 		run:  func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) },
 		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
-	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, run: saveCursors(cfg.Store), fail: func(err error) error { return err }}
+	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, linger: cursorLinger,
+		run: saveCursors(cfg.Store), fail: func(err error) error { return err }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{
