@@ -18,8 +18,10 @@ func (s *Subscription) deliver(env *messagev1.Envelope) {
 		s.mu.Unlock()
 		return
 	}
-	if env.TimestampNs > st.lastSeen {
-		st.lastSeen = env.TimestampNs
+	// A sender sets the timestamp: one far in the future must not move
+	// where the topic's catch-ups start past what is stored now.
+	if ts := min(env.TimestampNs, uint64(time.Now().UnixNano())+uint64(s.c.opts.skew)); ts > st.lastSeen {
+		st.lastSeen = ts
 	}
 	s.mu.Unlock()
 	select {
@@ -33,10 +35,13 @@ func (s *Subscription) deliver(env *messagev1.Envelope) {
 // a new topic set; from then on the node streams the topics, and the holds
 // of stream connection epoch that still wait are armed (hold.go).
 func (s *Subscription) scheduleTwice(from map[string]uint64, epoch uint64) {
+	s.mu.Lock()
+	holds := s.holdsOf(from)
+	s.mu.Unlock()
 	s.schedule(from)
 	time.AfterFunc(s.c.opts.settle, func() {
 		s.mu.Lock()
-		s.armHolds(from, epoch)
+		s.armHolds(holds, epoch)
 		s.mu.Unlock()
 		s.schedule(from)
 	})

@@ -80,11 +80,18 @@ func (s *Subscription) fromStream(env *messagev1.Envelope) {
 		// Too much waits: drop it all and query again from the last
 		// envelope delivered, which a catch-up beginning from now on
 		// covers, this envelope included.
+		// The query starts no later than the oldest envelope dropped:
+		// senders set the timestamps, and one far below the last
+		// delivered would not be fetched again from there.
+		start := min(s.startOf(ts), env.TimestampNs)
+		for _, e := range h.envs {
+			start = min(start, e.TimestampNs)
+		}
 		s.heldBytes -= h.bytes
 		h.envs, h.bytes = nil, 0
 		h.armed, h.after, h.releasing = true, s.catchSeq, false
 		s.overflows.Add(1)
-		from := map[string]uint64{env.ContentTopic: s.startOf(ts)}
+		from := map[string]uint64{env.ContentTopic: max(start, 1)}
 		s.mu.Unlock()
 		s.c.opts.logger.Debug("xmtp subscription hold overflowed; querying the topic again", "topic", env.ContentTopic)
 		s.schedule(from)
@@ -130,12 +137,25 @@ func (s *Subscription) dropHold(t string) {
 // epoch and are not armed yet: the settle delay after the set carrying
 // them was sent has passed, so the node streams them, and the catch-up
 // queued now releases them. s.mu is held.
-func (s *Subscription) armHolds(from map[string]uint64, epoch uint64) {
-	for t := range from {
-		if h := s.holds[t]; h != nil && !h.armed && h.epoch == epoch {
+func (s *Subscription) armHolds(holds map[string]*hold, epoch uint64) {
+	for t, was := range holds {
+		if h := s.holds[t]; h != nil && h == was && !h.armed && h.epoch == epoch {
 			h.armed, h.after = true, s.catchSeq
 		}
 	}
+}
+
+// holdsOf returns the holds of the topics of from as they are now, for
+// the settle timer to arm: a topic removed and added again meanwhile has
+// a hold of its own, which its own timer arms. s.mu is held.
+func (s *Subscription) holdsOf(from map[string]uint64) map[string]*hold {
+	holds := make(map[string]*hold, len(from))
+	for t := range from {
+		if h := s.holds[t]; h != nil {
+			holds[t] = h
+		}
+	}
+	return holds
 }
 
 // releaseHolds ends, after catch-up seq of the topics in work has been
@@ -152,18 +172,19 @@ func (s *Subscription) releaseHolds(seq uint64, work map[string]uint64) {
 	}
 	s.mu.Unlock()
 	for _, t := range ready {
-		s.release(t)
+		s.release(t, seq)
 	}
 }
 
 // release delivers the held envelopes of t one by one; envelopes the
 // stream brings meanwhile join the hold and go in turn. It stops when the
 // hold is empty (and ends it), or when the hold is held again, re-armed
-// or dropped meanwhile.
-func (s *Subscription) release(t string) {
+// or dropped meanwhile. Only catch-up seq, delivered, releases: a hold
+// overflowed or re-armed since releaseHolds looked waits for a later one.
+func (s *Subscription) release(t string, seq uint64) {
 	s.mu.Lock()
 	h := s.holds[t]
-	if h == nil {
+	if h == nil || !h.armed || seq <= h.after {
 		s.mu.Unlock()
 		return
 	}

@@ -114,8 +114,14 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 				default:
 				}
 			}
+			if ctx.Err() != nil {
+				return
+			}
 			list, fresh, epoch := s.topicList(st)
 			if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
+				// The next connection sends them, and catches them up,
+				// with all the stream's topics.
+				s.unsent(st, fresh)
 				sendErr <- err
 				cancel()
 				return

@@ -244,6 +244,30 @@ func (s *Subscription) topicList(st *stream) ([]string, map[string]uint64, uint6
 	return out, fresh, st.epoch
 }
 
+// unsent gives back to st the fresh topics of a set it could not send,
+// those still its own, and signals a change: the connection that follows
+// sends them, and queues their catch-up, if its own first set did not
+// carry them already (a second catch-up only finds what was delivered).
+func (s *Subscription) unsent(st *stream, fresh map[string]uint64) {
+	if len(fresh) == 0 {
+		return
+	}
+	defer signal(st.changed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, from := range fresh {
+		if _, ok := st.topics[t]; !ok {
+			continue
+		}
+		if st.fresh == nil {
+			st.fresh = map[string]uint64{}
+		}
+		if old, ok := st.fresh[t]; !ok || from < old {
+			st.fresh[t] = from
+		}
+	}
+}
+
 // setConnected records the state of one stream and tells the callback
 // when the state of the whole subscription changes.
 func (s *Subscription) setConnected(st *stream, v bool) {
