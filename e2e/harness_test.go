@@ -206,6 +206,10 @@ func (c *cluster) startXMTPNode() {
 		"DATABASE_URL": c.db, "BRIDGE_XMTP_NODE_GRPC_ADDR": c.xmtpGRPC, "BRIDGE_XMTP_NODE_HTTP_ADDR": c.xmtpHTTP,
 		"BRIDGE_XMTP_NODE_OPS_ADDR": c.xmtpOps, "BRIDGE_LOG_LEVEL": "warn",
 	}
+	// Tests run side by side on one Postgres server: the XMTP node of
+	// each keeps to pgx's four connections of a two-core machine unless
+	// a test (the scale benchmark) asks for more.
+	env["BRIDGE_XMTP_NODE_MAX_CONNS"] = "4"
 	for k, v := range c.xmtpEnv {
 		env[k] = v
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/client"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
+	"github.com/xmtpbridge/bridge/xmtp/node"
 )
 
 // scaleApp is the application_name of the bridge node's Postgres
@@ -76,7 +77,8 @@ func BenchmarkIdleScale(b *testing.B) {
 	// The defaults a new user gets, not the e2e harness's fast timers.
 	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s", "BRIDGE_LEASE_TTL": "15s",
 		"BRIDGE_RECONCILE_INTERVAL": "15s", "BRIDGE_PPROF_ADDR": pprofAddr, xmtpOnly + "BRIDGE_PPROF_ADDR": xmtpPprofAddr,
-		"DATABASE_URL": db + sep + "application_name=" + scaleApp}
+		xmtpOnly + "BRIDGE_XMTP_NODE_MAX_CONNS": strconv.Itoa(node.DefaultMaxConns),
+		"DATABASE_URL":                          db + sep + "application_name=" + scaleApp}
 	c := prepareCluster(b, db, tune)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)

@@ -78,14 +78,19 @@ func (s *Store) ActivationState(ctx context.Context, bridgeID string) (Activatio
 }
 
 // SetContactPublished records that the bridge's identity published the
-// contact bundle whose digest (32 bytes) is given.
+// contact bundle whose digest (32 bytes) is given. It is written once per
+// activated identity, and commits without waiting for the disk
+// (asyncCommit): losing it only publishes the same bundle again.
 func (s *Store) SetContactPublished(ctx context.Context, bridgeID string, digest []byte) error {
 	if !validID(bridgeID) {
 		return fmt.Errorf("record published contact: %w", ErrNotFound)
 	}
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO contact_publications (bridge_id, digest) VALUES ($1, $2)
-		ON CONFLICT (bridge_id) DO UPDATE SET digest = EXCLUDED.digest, published_at = now()`, canonicalID(bridgeID), digest)
+		WITH up AS (
+			INSERT INTO contact_publications (bridge_id, digest) VALUES ($1, $2)
+			ON CONFLICT (bridge_id) DO UPDATE SET digest = EXCLUDED.digest, published_at = now()
+			RETURNING 1)
+		SELECT count(*) FROM up, `+asyncCommit, canonicalID(bridgeID), digest)
 	if err != nil {
 		return fmt.Errorf("record published contact: %w", mapError(err))
 	}

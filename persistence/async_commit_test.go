@@ -1,13 +1,14 @@
 package persistence
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
 )
 
-// TestCommitDurability: a batch of cursor moves and a reply's publication
-// commit without waiting for the disk (fenced.go, asyncCommit); delivery
+// TestCommitDurability: a batch of cursor moves, a reply's publication and
+// the record of a published contact bundle commit without waiting for the disk (fenced.go, asyncCommit); delivery
 // records, one at a time or in a batch, and a completion with its reply in
 // the outbox commit synchronously, as does the one-at-a-time cursor move. Deferred
 // triggers record the transaction's synchronous_commit when it commits,
@@ -31,6 +32,8 @@ func TestCommitDurability(t *testing.T) {
 		CREATE CONSTRAINT TRIGGER reply_outbox_commit AFTER INSERT OR UPDATE ON reply_outbox
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit();
 		CREATE CONSTRAINT TRIGGER cursors_commit AFTER INSERT OR UPDATE ON cursors
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit();
+		CREATE CONSTRAINT TRIGGER contact_publications_commit AFTER INSERT OR UPDATE ON contact_publications
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit();`); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +125,17 @@ func TestCommitDurability(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("RecordReplyAttempts", 3, "off")
+	// A contact publication, first recorded and then replaced.
+	if err := s.SetContactPublished(ctx, b.ID, make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetContactPublished(ctx, b.ID, bytes.Repeat([]byte{1}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	expect("SetContactPublished", 2, "off")
+	if st, err := s.ActivationState(ctx, b.ID); err != nil || !bytes.Equal(st.ContactDigest, bytes.Repeat([]byte{1}, 32)) {
+		t.Fatalf("contact digest after SetContactPublished: %x, %v", st.ContactDigest, err)
+	}
 	// The setting was the transaction's own: the connection's next
 	// transaction waits for the disk again.
 	var setting string

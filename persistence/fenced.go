@@ -63,6 +63,9 @@ func fencedError(l Lease) error {
 //     is lost is published again from the outbox with exactly the same
 //     envelope bytes, as after a node that dies between publishing and
 //     recording, and the XMTP node keeps one copy of an envelope.
+//   - the record of a published contact bundle (SetContactPublished): a
+//     lost one only publishes the same bundle again at the next
+//     activation.
 //
 // Delivery records and completions (with their outbox replies) commit
 // synchronously. The WAL order alone would make a record durable before

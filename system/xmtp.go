@@ -85,6 +85,7 @@ func startLocalXMTPNode(ctx context.Context, cfg *config.Config, log *slog.Logge
 		MaxSubscriptionsPerClient: cfg.XMTPMaxSubscriptionsPerClient,
 		MaxSubscriptions:          cfg.XMTPMaxSubscriptions,
 		MaxPublishesInFlight:      cfg.XMTPMaxPublishesInFlight,
+		MaxConns:                  cfg.XMTPNodeMaxConns,
 		Logger:                    log.With("component", "xmtp-node"),
 		Registerer:                reg,
 	})

@@ -134,6 +134,8 @@ type Config struct {
 	// XMTPMaxPublishesInFlight caps the gRPC publishes the local node
 	// reads and handles at once (its gateway's excepted).
 	XMTPMaxPublishesInFlight int
+	// XMTPNodeMaxConns caps the local node's Postgres connections.
+	XMTPNodeMaxConns int
 	// DBMaxConns caps the node's Postgres connections (a pool_max_conns
 	// parameter of DatabaseURL wins over it).
 	DBMaxConns int
@@ -281,6 +283,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.XMTPMaxSubscriptionsPerClient = p.integer(EnvXMTPMaxSubsPerClient, 256, 1, 1_000_000)
 	c.XMTPMaxSubscriptions = p.integer(EnvXMTPMaxSubscriptions, 10_000, 1, 1_000_000)
 	c.XMTPMaxPublishesInFlight = p.integer(EnvXMTPMaxPublishes, 256, 1, 100_000)
+	c.XMTPNodeMaxConns = p.integer(EnvXMTPNodeMaxConns, 16, 1, 10_000)
 	c.DBMaxConns = p.integer(EnvDBMaxConns, 8, 1, 10_000)
 
 	c.CanaryInterval = p.duration(EnvCanaryInterval, time.Minute, 0, 24*time.Hour)

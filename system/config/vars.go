@@ -64,6 +64,7 @@ const (
 	EnvXMTPMaxSubsPerClient    = "BRIDGE_XMTP_MAX_SUBSCRIPTIONS_PER_CLIENT"
 	EnvXMTPMaxSubscriptions    = "BRIDGE_XMTP_MAX_SUBSCRIPTIONS"
 	EnvXMTPMaxPublishes        = "BRIDGE_XMTP_MAX_PUBLISHES_IN_FLIGHT"
+	EnvXMTPNodeMaxConns        = "BRIDGE_XMTP_NODE_MAX_CONNS"
 	EnvCanaryInterval          = "BRIDGE_CANARY_INTERVAL"
 	EnvCanarySample            = "BRIDGE_CANARY_SAMPLE"
 	EnvCanaryURL               = "BRIDGE_CANARY_URL"
@@ -176,6 +177,8 @@ var Vars = []Var{
 		Description: "Most subscription streams the local XMTP node holds open in total; more are refused."},
 	{Name: EnvXMTPMaxPublishes, Default: "256", Example: "64",
 		Description: "Most gRPC publishes the local XMTP node reads and handles at once, its own HTTP gateway's excepted; more are refused with UNAVAILABLE, to be retried. Each may hold up to the largest valid publish in memory (BRIDGE_XMTP_MAX_ENVELOPES_PER_PUBLISH envelopes of BRIDGE_XMTP_MAX_ENVELOPE_BYTES), so this times that size bounds what publishes can hold."},
+	{Name: EnvXMTPNodeMaxConns, Default: "16", Example: "32",
+		Description: "Most Postgres connections the local XMTP node holds open; its queries and publishes wait for one when all are in use, and it counts against the server's max_connections. It wins over a pool_max_conns parameter in DATABASE_URL."},
 	{Name: EnvCanaryInterval, Default: "1m", Example: "30s",
 		Description: "Time between two canary rounds, in which the canary identity messages every bridge (or a sample) and times the reply; 0 turns the prober off."},
 	{Name: EnvCanarySample, Default: "0", Example: "100",

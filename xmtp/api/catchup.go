@@ -18,8 +18,10 @@ func (s *Subscription) deliver(env *messagev1.Envelope) {
 		s.mu.Unlock()
 		return
 	}
-	if env.TimestampNs > st.lastSeen {
-		st.lastSeen = env.TimestampNs
+	// A sender sets the timestamp: one far in the future must not move
+	// where the topic's catch-ups start past what is stored now.
+	if ts := min(env.TimestampNs, uint64(time.Now().UnixNano())+uint64(s.c.opts.skew)); ts > st.lastSeen {
+		st.lastSeen = ts
 	}
 	s.mu.Unlock()
 	select {
@@ -30,14 +32,30 @@ func (s *Subscription) deliver(env *messagev1.Envelope) {
 
 // scheduleTwice queues catch-up queries now and once more after the
 // settle delay, which covers envelopes stored while the node was applying
-// a new topic set.
-func (s *Subscription) scheduleTwice(from map[string]uint64) {
+// a new topic set; from then on the node streams the topics, and the holds
+// of stream connection epoch that still wait are armed (hold.go).
+func (s *Subscription) scheduleTwice(from map[string]uint64, epoch uint64) {
+	s.mu.Lock()
+	holds := s.holdsOf(from)
+	s.mu.Unlock()
 	s.schedule(from)
-	time.AfterFunc(s.c.opts.settle, func() { s.schedule(from) })
+	time.AfterFunc(s.c.opts.settle, func() {
+		s.mu.Lock()
+		s.armHolds(holds, epoch)
+		s.mu.Unlock()
+		s.schedule(from)
+	})
 }
 
 func (s *Subscription) schedule(from map[string]uint64) {
 	s.mu.Lock()
+	s.queue(from)
+	s.mu.Unlock()
+	signal(s.wake)
+}
+
+// queue adds from to the pending catch-up; s.mu is held.
+func (s *Subscription) queue(from map[string]uint64) {
 	for t, ns := range from {
 		if _, ok := s.topics[t]; !ok {
 			continue
@@ -46,8 +64,6 @@ func (s *Subscription) schedule(from map[string]uint64) {
 			s.pending[t] = ns
 		}
 	}
-	s.mu.Unlock()
-	signal(s.wake)
 }
 
 // catchUpLoop runs the queued catch-up queries, retrying with backoff
@@ -63,6 +79,10 @@ func (s *Subscription) catchUpLoop() {
 		s.mu.Lock()
 		work := s.pending
 		s.pending = map[string]uint64{}
+		if len(work) > 0 {
+			s.catchSeq++
+		}
+		seq := s.catchSeq
 		s.mu.Unlock()
 		if len(work) == 0 {
 			continue
@@ -78,6 +98,7 @@ func (s *Subscription) catchUpLoop() {
 			continue
 		}
 		attempt = 0
+		s.releaseHolds(seq, work)
 	}
 }
 

@@ -48,16 +48,21 @@ type Authorizer interface {
 type Option func(*options)
 
 type options struct {
-	tls         *tls.Config
-	logger      *slog.Logger
-	minBackoff  time.Duration
-	maxBackoff  time.Duration
-	settle      time.Duration
-	skew        time.Duration
-	buffer      int
-	perStream   int
-	onConnected func(connected bool)
-	dialOpts    []grpc.DialOption
+	tls        *tls.Config
+	logger     *slog.Logger
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	settle     time.Duration
+	skew       time.Duration
+	buffer     int
+	perStream  int
+	// Bounds of the envelopes held per topic and per subscription
+	// (hold.go).
+	holdEnvelopes  int
+	holdBytes      int
+	holdTotalBytes int
+	onConnected    func(connected bool)
+	dialOpts       []grpc.DialOption
 }
 
 // WithTLS makes the client use TLS with cfg instead of a plain connection.
@@ -121,6 +126,10 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		skew:       30 * time.Second,
 		buffer:     256,
 		perStream:  1000,
+
+		holdEnvelopes:  defaultHoldEnvelopes,
+		holdBytes:      defaultHoldBytes,
+		holdTotalBytes: defaultHoldTotalBytes,
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -34,7 +34,9 @@ func startNodeWith(t testing.TB, cfg node.Config) *node.Node {
 		cfg.GRPCAddr = "127.0.0.1:0"
 	}
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Registerer = prometheus.NewRegistry()
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatalf("new node: %v", err)

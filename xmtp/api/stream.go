@@ -61,12 +61,21 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 	if _, err := call.Header(); err != nil {
 		return false, err
 	}
-	// Drop a stale change signal: the full set goes out now.
+	// Drop a stale change signal: the full set goes out now, and every
+	// topic is held and caught up below, the fresh ones included.
 	select {
 	case <-st.changed:
 	default:
 	}
-	if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: s.topicList(st)}); err != nil {
+	s.mu.Lock()
+	st.epoch++
+	epoch := st.epoch
+	for t := range st.topics {
+		s.holdTopic(t, epoch)
+	}
+	s.mu.Unlock()
+	list, _, _ := s.topicList(st)
+	if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
 		return false, err
 	}
 
@@ -79,20 +88,51 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 	s.mu.Unlock()
 	s.setConnected(st, true)
 	defer s.setConnected(st, false)
-	s.scheduleTwice(from)
+	s.scheduleTwice(from, epoch)
 
 	sendErr := make(chan error, 1)
 	go func() {
+		last := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-st.changed:
-				if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: s.topicList(st)}); err != nil {
-					sendErr <- err
-					cancel()
+			}
+			// Changes that come within resendGap of the last set wait
+			// for its end and go together.
+			if wait := resendGap - time.Since(last); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
 					return
+				case <-t.C:
 				}
+				select {
+				case <-st.changed:
+				default:
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			list, fresh, epoch := s.topicList(st)
+			if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
+				// The next connection sends them, and catches them up,
+				// with all the stream's topics.
+				s.unsent(st, fresh)
+				sendErr <- err
+				cancel()
+				return
+			}
+			last = time.Now()
+			// The node has the new topics once it applied this set:
+			// their catch-up now and after the settle delay covers
+			// what was published before, and their holds keep what
+			// the stream brings meanwhile in order.
+			if len(fresh) > 0 {
+				s.scheduleTwice(fresh, epoch)
 			}
 		}
 	}()
@@ -106,6 +146,6 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 			}
 			return true, err
 		}
-		s.deliver(env)
+		s.fromStream(env)
 	}
 }

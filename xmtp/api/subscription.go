@@ -13,12 +13,16 @@ import (
 // Subscription is a live feed of envelopes whose topic set changes with
 // Add and Remove. Its topics travel on one Subscribe2 stream (one more per
 // WithMaxTopicsPerStream topics); each topic change is a new request on
-// the stream that carries it. Streams reconnect with exponential backoff
-// and jitter when they break. After each (re)connection, and after each
-// Add, the subscription queries every affected topic from its last seen
+// the stream that carries it, carrying the whole set, so changes that come
+// within resendGap of the last request go together in the next. Streams
+// reconnect with exponential backoff and jitter when they break. After
+// each (re)connection, and once the set carrying an added topic is sent,
+// the subscription queries every affected topic from its last seen
 // timestamp (or from when it was added), less the clock-skew allowance, so
 // nothing published while a stream was down or not yet in place is
-// missed; envelopes seen twice are delivered once.
+// missed; envelopes seen twice are delivered once. Meanwhile the stream's
+// envelopes of those topics are held, so that each topic's envelopes are
+// delivered in order (hold.go).
 //
 // Goroutines: one per stream (plus its sender), and catchUpLoop for the
 // catch-up queries. All deliver into out, which is closed after they have
@@ -38,6 +42,13 @@ type Subscription struct {
 	streams []*stream
 	pending map[string]uint64 // topic -> catch-up start, ns
 	recent  recentSet
+	// holds are the topics whose stream envelopes wait for a catch-up,
+	// and heldBytes the size of all they hold (hold.go).
+	holds     map[string]*hold
+	heldBytes int
+	// catchSeq numbers the catch-ups: the last one begun.
+	catchSeq  uint64
+	overflows atomic.Int64 // holds dropped for size, for tests
 
 	stateMu   sync.Mutex
 	reported  bool // the last connection state given to the callback
@@ -52,10 +63,24 @@ type topicState struct {
 
 // stream is one Subscribe2 stream and the topics it carries.
 type stream struct {
-	topics    map[string]struct{} // guarded by Subscription.mu
-	changed   chan struct{}       // the topic set changed; resend it
+	topics map[string]struct{} // guarded by Subscription.mu
+	// fresh are the topics added since the stream last sent its set, with
+	// where their catch-up starts: it is queued once the set that carries
+	// them is sent. Guarded by Subscription.mu.
+	fresh map[string]uint64
+	// epoch counts the stream's connections. Guarded by Subscription.mu.
+	epoch     uint64
+	changed   chan struct{} // the topic set changed; resend it
 	connected atomic.Bool
 }
+
+// resendGap is the shortest time between two topic sets sent on one
+// stream. A set replaces the last one whole, up to WithMaxTopicsPerStream
+// topics, so while identities activate one after another a stream that
+// sent its whole set again for every topic added made the node decode and
+// index n(n+1)/2 topics to learn of n. The first change after a quiet gap
+// goes at once; changes within the gap go together at its end.
+const resendGap = 50 * time.Millisecond
 
 // Subscribe starts a subscription with no topics. It lives until Close, or
 // until ctx ends.
@@ -71,6 +96,7 @@ func (c *Client) Subscribe(ctx context.Context) *Subscription {
 		topics:  map[string]*topicState{},
 		pending: map[string]uint64{},
 		recent:  newRecentSet(1 << 16),
+		holds:   map[string]*hold{},
 	}
 	s.mu.Lock()
 	s.addStream()
@@ -118,10 +144,13 @@ func (s *Subscription) Close() {
 
 // Add subscribes to topics. Envelopes of a new topic are delivered from
 // the moment it is added, including those published while the node learns
-// of the change.
+// of the change, in order: once the stream has sent the set that carries
+// the topic, the topic is queried from its addition (less the clock-skew
+// allowance), and the stream's envelopes of the topic wait for that
+// query's (hold.go).
 func (s *Subscription) Add(topics ...string) {
 	now := uint64(time.Now().UnixNano())
-	added := map[*stream]map[string]uint64{}
+	var changed []*stream
 	s.mu.Lock()
 	for _, t := range topics {
 		if _, ok := s.topics[t]; ok {
@@ -131,19 +160,18 @@ func (s *Subscription) Add(topics ...string) {
 		st.topics[t] = struct{}{}
 		ts := &topicState{added: now, stream: st}
 		s.topics[t] = ts
-		if added[st] == nil {
-			added[st] = map[string]uint64{}
+		s.holdTopic(t, st.epoch)
+		if st.fresh == nil {
+			st.fresh = map[string]uint64{}
+			changed = append(changed, st)
 		}
-		added[st][t] = s.startOf(ts)
+		// A stream that is down catches up on all its topics when it
+		// reconnects, and drops this.
+		st.fresh[t] = s.startOf(ts)
 	}
 	s.mu.Unlock()
-	for st, from := range added {
+	for _, st := range changed {
 		signal(st.changed)
-		// A stream that is down catches up on all its topics when it
-		// reconnects.
-		if st.connected.Load() {
-			s.scheduleTwice(from)
-		}
 	}
 }
 
@@ -168,8 +196,10 @@ func (s *Subscription) Remove(topics ...string) {
 			continue
 		}
 		delete(ts.stream.topics, t)
+		delete(ts.stream.fresh, t)
 		delete(s.topics, t)
 		delete(s.pending, t)
+		s.dropHold(t)
 		changed[ts.stream] = true
 	}
 	s.mu.Unlock()
@@ -198,8 +228,10 @@ func (s *Subscription) startOf(t *topicState) uint64 {
 	return from - skew
 }
 
-// topicList returns the topics of st, sorted.
-func (s *Subscription) topicList(st *stream) []string {
+// topicList returns the topics of st, sorted, to be sent; the topics
+// added since the last list, with where their catch-up starts; and the
+// stream's connection.
+func (s *Subscription) topicList(st *stream) ([]string, map[string]uint64, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(st.topics))
@@ -207,7 +239,33 @@ func (s *Subscription) topicList(st *stream) []string {
 		out = append(out, t)
 	}
 	sort.Strings(out)
-	return out
+	fresh := st.fresh
+	st.fresh = nil
+	return out, fresh, st.epoch
+}
+
+// unsent gives back to st the fresh topics of a set it could not send,
+// those still its own, and signals a change: the connection that follows
+// sends them, and queues their catch-up, if its own first set did not
+// carry them already (a second catch-up only finds what was delivered).
+func (s *Subscription) unsent(st *stream, fresh map[string]uint64) {
+	if len(fresh) == 0 {
+		return
+	}
+	defer signal(st.changed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t, from := range fresh {
+		if _, ok := st.topics[t]; !ok {
+			continue
+		}
+		if st.fresh == nil {
+			st.fresh = map[string]uint64{}
+		}
+		if old, ok := st.fresh[t]; !ok || from < old {
+			st.fresh[t] = from
+		}
+	}
 }
 
 // setConnected records the state of one stream and tells the callback

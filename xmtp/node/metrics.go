@@ -31,6 +31,7 @@ type metrics struct {
 	rejected    *prometheus.CounterVec
 	refused     *prometheus.CounterVec
 	queryTime   prometheus.Histogram
+	topicSets   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,6 +61,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to answer one query from the envelope store.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		topicSets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_xmtpnode_subscribe_topic_sets_total",
+			Help: "Topic sets received on Subscribe2 streams: the first of each stream and every change after it, each replacing the last whole.",
+		}),
 	}
 	var err error
 	m.published = register(reg, m.published, &err)
@@ -68,6 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.rejected = register(reg, m.rejected, &err)
 	m.refused = register(reg, m.refused, &err)
 	m.queryTime = register(reg, m.queryTime, &err)
+	m.topicSets = register(reg, m.topicSets, &err)
 	for _, r := range []string{reasonTooLarge, reasonEmptyEnvelope, reasonTooManyTopics, reasonNoTopics, reasonBadTopic,
 		reasonBadTimestamp, reasonBadCursor, reasonBadLimit, reasonUnauthenticated, reasonForbidden, reasonBodyTooLarge, reasonBusy} {
 		m.rejected.WithLabelValues(r)

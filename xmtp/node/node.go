@@ -75,6 +75,12 @@ type Config struct {
 	// MaxSubscriptions caps the node's open subscription streams; default
 	// 10000.
 	MaxSubscriptions int
+	// MaxConns caps the connections of the node's Postgres pool; default
+	// 16. pgx's own default, four on a machine with two cores or fewer,
+	// kept the queries and publishes of thousands of identities
+	// activating at once waiting for a connection. It overrides a
+	// pool_max_conns in DatabaseURL.
+	MaxConns int
 	// StreamWriteTimeout bounds each write of a gateway subscription
 	// stream; a client that reads nothing for that long is disconnected.
 	// Default 10s.
@@ -96,6 +102,7 @@ const (
 	DefaultMaxSubsPerClient     = 256
 	DefaultMaxPublishesInFlight = 256
 	DefaultMaxSubscriptions     = 10_000
+	DefaultMaxConns             = 16
 	DefaultStreamWriteTimeout   = 10 * time.Second
 	// defaultSubscriberBuffer is how many envelopes may wait for one
 	// subscriber before it is cut off.
@@ -178,6 +185,9 @@ func New(cfg Config) (*Node, error) {
 	if cfg.StreamWriteTimeout <= 0 {
 		cfg.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -241,7 +251,12 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := Migrate(ctx, n.cfg.DatabaseURL); err != nil {
 		return fmt.Errorf("start node: migrate: %w", err)
 	}
-	pool, err := pgxpool.New(ctx, n.cfg.DatabaseURL)
+	poolCfg, err := pgxpool.ParseConfig(n.cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("start node: parse database url: %w", err)
+	}
+	poolCfg.MaxConns = int32(min(n.cfg.MaxConns, 1<<20))
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("start node: open pool: %w", err)
 	}

@@ -335,6 +335,7 @@ func (s *service) Subscribe2(stream messagev1.MessageApi_Subscribe2Server) error
 				errc <- err
 				return
 			}
+			s.n.metrics.topicSets.Inc()
 			s.n.fanout.setTopics(sub, req.ContentTopics)
 		}
 	}()
