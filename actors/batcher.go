@@ -53,7 +53,41 @@ type batcher[Req, Res any] struct {
 	// until a batch is taken.
 	hurried bool
 	// wake ends a linger early: the queue is full, or hurried.
-	wake chan struct{}
+	wake lingerWake
+}
+
+// lingerWake ends early the linger of a batch that waits for more to
+// join it. Its channel is made on first use; the mutex of the batch it
+// belongs to guards it.
+type lingerWake struct{ ch chan struct{} }
+
+// wait unlocks mu, which is held, and waits for d or a wake-up; it
+// returns with mu unlocked.
+func (w *lingerWake) wait(mu *sync.Mutex, d time.Duration) {
+	if w.ch == nil {
+		w.ch = make(chan struct{}, 1)
+	}
+	ch := w.ch
+	mu.Unlock()
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-ch:
+	}
+	t.Stop()
+}
+
+// wake ends a linger under way, or the next one; the batch's mutex is
+// held. With no channel yet no linger has begun, and the next one looks
+// at the batch first.
+func (w *lingerWake) wake() {
+	if w.ch == nil {
+		return
+	}
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
 }
 
 type batchCall[Req, Res any] struct {
@@ -77,7 +111,7 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	}
 	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done, at: at})
 	if b.linger > 0 && len(b.queue) >= b.max {
-		b.wakeLocked()
+		b.wake.wake()
 	}
 	if !b.running {
 		b.running = true
@@ -97,19 +131,8 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 func (b *batcher[Req, Res]) hurry() {
 	b.mu.Lock()
 	b.hurried = true
-	b.wakeLocked()
+	b.wake.wake()
 	b.mu.Unlock()
-}
-
-// wakeLocked ends a linger under way; b.mu is held.
-func (b *batcher[Req, Res]) wakeLocked() {
-	if b.wake == nil {
-		b.wake = make(chan struct{}, 1)
-	}
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
 }
 
 // lingerFor returns how much longer the queue waits for more calls; b.mu
@@ -126,17 +149,7 @@ func (b *batcher[Req, Res]) drain() {
 	for {
 		b.mu.Lock()
 		if wait := b.lingerFor(); wait > 0 {
-			if b.wake == nil {
-				b.wake = make(chan struct{}, 1)
-			}
-			wake := b.wake
-			b.mu.Unlock()
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-wake:
-			}
-			t.Stop()
+			b.wake.wait(&b.mu, wait)
 			continue
 		}
 		b.hurried = false

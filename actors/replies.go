@@ -45,7 +45,7 @@ type replyBatch struct {
 	// hurried says outcomes are recorded without lingering
 	// (replyOutcomeLinger): the activation stops. wake ends a linger.
 	hurried bool
-	wake    chan struct{}
+	wake    lingerWake
 	// released, while a sweep looks at due replies (watch), are the ids
 	// whose outcome was recorded since the sweep began: the sweep may have
 	// read them as due just before the record committed.
@@ -174,17 +174,7 @@ func (a *activation) drainOutcomes() {
 	for {
 		b.mu.Lock()
 		if wait := b.lingerFor(); wait > 0 {
-			if b.wake == nil {
-				b.wake = make(chan struct{}, 1)
-			}
-			wake := b.wake
-			b.mu.Unlock()
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-wake:
-			}
-			t.Stop()
+			b.wake.wait(&b.mu, wait)
 			continue
 		}
 		if len(b.outcomes) == 0 {
@@ -231,12 +221,7 @@ func (b *replyBatch) lingerFor() time.Duration {
 func (b *replyBatch) hurry() {
 	b.mu.Lock()
 	b.hurried = true
-	if b.wake != nil {
-		select {
-		case b.wake <- struct{}{}:
-		default:
-		}
-	}
+	b.wake.wake()
 	b.mu.Unlock()
 }
 
