@@ -32,12 +32,18 @@ import (
 // the XMTP node's and anyone else's on a shared server.
 const scaleApp = "bridge-scale-bench"
 
+// scaleXMTPApp is the application_name of the XMTP node's Postgres
+// connections in BenchmarkIdleScale.
+const scaleXMTPApp = "xmtp-scale-bench"
+
 // BenchmarkIdleScale prints goal 4 of issue 12 in one run: N identities
 // (SCALE_IDENTITIES, required; `make bench` passes 10000) on one
 // `bridge node` process with the defaults a new user gets, a separate
 // `bridge xmtp-node` process and an HTTP echo target:
 //
 //   - hosted: the time from the node's start until it hosts all N;
+//   - hosting CPU: the CPU that took, per identity, in the node, the XMTP
+//     node and the Postgres backends of each (by application_name);
 //   - idle CPU: the node process's CPU plus that of the Postgres backends
 //     of its connections (by application_name, from /proc), over a quiet
 //     window (IDLE_WINDOW, default 30s), against the same with one
@@ -78,6 +84,7 @@ func BenchmarkIdleScale(b *testing.B) {
 	tune := map[string]string{"BRIDGE_LOG_LEVEL": "warn", "BRIDGE_SWEEP_INTERVAL": "5s", "BRIDGE_LEASE_TTL": "15s",
 		"BRIDGE_RECONCILE_INTERVAL": "15s", "BRIDGE_PPROF_ADDR": pprofAddr, xmtpOnly + "BRIDGE_PPROF_ADDR": xmtpPprofAddr,
 		xmtpOnly + "BRIDGE_XMTP_NODE_MAX_CONNS": strconv.Itoa(node.DefaultMaxConns),
+		xmtpOnly + "DATABASE_URL":               db + sep + "application_name=" + scaleXMTPApp,
 		"DATABASE_URL":                          db + sep + "application_name=" + scaleApp}
 	c := prepareCluster(b, db, tune)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -121,6 +128,14 @@ func BenchmarkIdleScale(b *testing.B) {
 	}
 
 	addrs = append(addrs, createScaleBridges(b, ctx, store, tg, acct.ID, 1, n-1)...)
+	// The node's Postgres backends all start with it; the XMTP node's
+	// run already.
+	pgConn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pgConn.Close(context.Background())
+	xmtpPG0 := backendCPU(b, ctx, pgConn, scaleXMTPApp)
 	start := time.Now()
 	c.startNode()
 	xmtpCPU0 := cpuTime(b, c.xmtpNode.cmd.Process.Pid)
@@ -140,6 +155,13 @@ func BenchmarkIdleScale(b *testing.B) {
 	// machine: the node's (from its start), and the XMTP node's.
 	nodeCPU := cpuTime(b, c.node.cmd.Process.Pid)
 	xmtpCPU := cpuTime(b, c.xmtpNode.cmd.Process.Pid) - xmtpCPU0
+	var nodePG, xmtpPG time.Duration
+	for _, t := range backendCPU(b, ctx, pgConn, scaleApp) {
+		nodePG += t
+	}
+	for p, t := range backendCPU(b, ctx, pgConn, scaleXMTPApp) {
+		xmtpPG += t - xmtpPG0[p] // a backend started meanwhile counts from 0
+	}
 	if profile != "" {
 		for range 2 {
 			if err := <-hostingProfile; err != nil {
@@ -165,8 +187,9 @@ func BenchmarkIdleScale(b *testing.B) {
 	perID := float64(full.rss-base.rss) / float64(n-1) / 1024
 	fmt.Printf("goal 4, hosted: %d identities hosted %.1f s after the node started; goal <= 120 s; ratio %.2f\n",
 		n, hosted.Seconds(), hosted.Seconds()/120)
-	fmt.Printf("goal 4, hosting CPU: %.2f ms per identity in the node, %.2f ms in the XMTP node (%d identities)\n",
-		float64(nodeCPU.Microseconds())/1000/float64(n), float64(xmtpCPU.Microseconds())/1000/float64(n), n)
+	perIdentity := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
+	fmt.Printf("goal 4, hosting CPU: %.2f ms per identity in the node, %.2f ms in the XMTP node, %.2f ms in the node's Postgres backends, %.2f ms in the XMTP node's (%d identities)\n",
+		perIdentity(nodeCPU), perIdentity(xmtpCPU), perIdentity(nodePG), perIdentity(xmtpPG), n)
 	fmt.Printf("goal 4, idle CPU: %.1f ms/s (node %.1f + postgres %.1f) with %d identities; baseline with 1 identity %.1f ms/s (node %.1f + postgres %.1f); goal <= 50 ms/s; ratio %.2f\n",
 		total, full.node, full.pg, n, base.node+base.pg, base.node, base.pg, total/50)
 	fmt.Printf("goal 4, RSS: %.1f KB per identity above the one-identity baseline (%.1f MB with 1, %.1f MB with %d); goal <= 10 KB; ratio %.2f\n",
@@ -280,10 +303,10 @@ func measureIdle(b *testing.B, ctx context.Context, c *cluster, db string, windo
 	}
 	defer conn.Close(context.Background())
 	pid := c.node.cmd.Process.Pid
-	pg0 := backendCPU(b, ctx, conn)
+	pg0 := backendCPU(b, ctx, conn, scaleApp)
 	node0, t0 := cpuTime(b, pid), time.Now()
 	time.Sleep(window)
-	pg1 := backendCPU(b, ctx, conn)
+	pg1 := backendCPU(b, ctx, conn, scaleApp)
 	node1, elapsed := cpuTime(b, pid), time.Since(t0)
 	var pg time.Duration
 	for p, t := range pg1 {
@@ -294,10 +317,10 @@ func measureIdle(b *testing.B, ctx context.Context, c *cluster, db string, windo
 }
 
 // backendCPU returns the CPU time so far of each Postgres backend of the
-// node's connections.
-func backendCPU(b *testing.B, ctx context.Context, conn *pgx.Conn) map[int]time.Duration {
+// connections named app (scaleApp: the node's).
+func backendCPU(b *testing.B, ctx context.Context, conn *pgx.Conn, app string) map[int]time.Duration {
 	b.Helper()
-	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, scaleApp)
+	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, app)
 	if err != nil {
 		b.Fatal(err)
 	}
