@@ -99,6 +99,16 @@ func Open(ctx context.Context, databaseURL string, sealer *Sealer, opts ...Optio
 	if o.maxConns > 0 && !strings.Contains(databaseURL, "pool_max_conns") {
 		cfg.MaxConns = int32(min(o.maxConns, math.MaxInt32))
 	}
+	// No JIT compilation (unless the URL asks for it with a jit
+	// parameter): every statement of the store is short, and compiling
+	// one costs tens of milliseconds. A generic plan made on statistics
+	// that lag behind the tables (a node that starts with many bridges
+	// and few leases) can cross jit_above_cost: the node's pass over its
+	// due work, well under a millisecond to run, was compiled on every
+	// pass, about 30 ms each.
+	if _, ok := cfg.ConnConfig.RuntimeParams["jit"]; !ok {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	leaseCfg := cfg.Copy()
 	leaseCfg.MaxConns, leaseCfg.MinConns = 1, 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
