@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/xmtp/node"
+	"google.golang.org/grpc"
 )
 
 // orderRun publishes stored envelopes to a topic, then adds the topic
@@ -242,7 +246,7 @@ func TestSubscriptionHoldOverflowKeepsEnvelopesOfASlowClock(t *testing.T) {
 		return sub.holds[topic(name)] == nil
 	}, "the first hold ended")
 	sub.mu.Lock()
-	sub.holdTopic(topic(name), sub.topics[topic(name)].stream.epoch)
+	sub.holdTopic(topic(name), sub.topics[topic(name)].stream)
 	sub.mu.Unlock()
 	behind := now() - uint64(10*time.Minute)
 	const count = 5
@@ -263,5 +267,313 @@ func TestSubscriptionHoldOverflowKeepsEnvelopesOfASlowClock(t *testing.T) {
 	}
 	if sub.overflows.Load() < 2 {
 		t.Fatalf("%d overflows; the test did not exercise the bound", sub.overflows.Load())
+	}
+}
+
+// TestSubscriptionFloodedTopicPagesForward: a sender floods a topic, more
+// envelopes per catch-up than its hold keeps, from before the topic
+// is added until long after. Each overflow drops the hold, and the query
+// that fetches the dropped envelopes must page on from where the topic's
+// catch-up got to rather than read the flood again from the clock-skew
+// allowance before its last delivered envelope; and a topic added during
+// the flood must not wait behind the flooded topic's pages. Every
+// envelope of both still arrives once, in order.
+func TestSubscriptionFloodedTopicPagesForward(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	// Holds of eight envelopes: the sender's publishes of sixteen
+	// overflow the topic's hold faster than its catch-up can release it.
+	c.opts.holdEnvelopes = 8
+	ctx := testkit.Context(t, 120*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+
+	const name, other, stored, flood, otherStored = "flood", "zz-other", 200, 6000, 5
+	seq := 0
+	publish := func(k int) {
+		envs := make([]*messagev1.Envelope, 0, k)
+		for range k {
+			envs = append(envs, envAt(name, now(), fmt.Sprintf("%s %06d", name, seq)))
+			seq++
+		}
+		if err := c.Publish(ctx, nil, envs...); err != nil {
+			t.Errorf("publish: %v", err)
+		}
+	}
+	for seq < stored {
+		publish(16)
+	}
+	for i := range otherStored {
+		if err := c.Publish(ctx, nil, envAt(other, now(), fmt.Sprintf("%s %06d", other, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for seq < stored+flood && ctx.Err() == nil {
+			publish(min(16, stored+flood-seq))
+		}
+	}()
+	sub.Add(topic(name))
+	var floodGot, otherGot []int
+	sent := func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.setSent(topic(other))
+	}
+	added := false
+	var pagesAtOther, pagesWaited int64 = -1, -1
+	timeout := time.After(90 * time.Second)
+	for len(floodGot) < stored+flood || len(otherGot) < otherStored {
+		if !added && (sub.overflows.Load() > 2 || len(floodGot) >= stored+flood/2) {
+			// The flood is overflowing the hold: a new topic now.
+			added = true
+			sub.Add(topic(other))
+		}
+		if added && pagesAtOther < 0 && sent() {
+			// Its catch-up is queued once its set is sent.
+			pagesAtOther = sub.pages.Load()
+		}
+		select {
+		case env := <-sub.Envelopes():
+			msg := string(env.Message)
+			k, err := strconv.Atoi(msg[strings.LastIndexByte(msg, ' ')+1:])
+			if err != nil {
+				t.Fatalf("envelope %q", msg)
+			}
+			if strings.HasPrefix(msg, other) {
+				otherGot = append(otherGot, k)
+				if len(otherGot) == otherStored {
+					pagesWaited = sub.pages.Load() - pagesAtOther
+				}
+			} else {
+				floodGot = append(floodGot, k)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d flooded and %d of %d other envelopes after 90 s (%d overflows)", len(floodGot), stored+flood, len(otherGot), otherStored, sub.overflows.Load())
+		}
+	}
+	<-done
+	checkOrder(t, name, floodGot)
+	checkOrder(t, other, otherGot)
+	if sub.overflows.Load() < 3 {
+		t.Fatalf("%d overflows; the flood did not overflow the hold", sub.overflows.Load())
+	}
+	read := sub.queried.Load()
+	t.Logf("%d overflows; catch-ups read %d envelopes for %d published, in %d pages; the new topic waited %d pages", sub.overflows.Load(), read, stored+flood+otherStored, sub.pages.Load(), pagesWaited)
+	// Each envelope is read about once by the catch-ups: those the hold
+	// dropped, and a page's worth around each overflow.
+	if limit := int64(2 * (stored + flood + otherStored)); read > limit {
+		t.Fatalf("catch-ups read %d envelopes for %d published; want at most %d: the flood is read again after each overflow", read, stored+flood+otherStored, limit)
+	}
+	// The new topic's catch-up goes in the next round of pages, beside
+	// one page of the flooded topic (and of the idle topic's probe), not
+	// after all of its pages.
+	if pagesWaited > 6 {
+		t.Fatalf("the topic added during the flood waited %d pages for its envelopes; want its catch-up beside the flood's next page", pagesWaited)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] == nil && sub.heldBytes == 0
+	}, "the flooded topic's hold ended after the flood")
+}
+
+// queriesSeen returns how many queries the node has answered, from its
+// bridge_xmtpnode_query_duration_seconds histogram in reg.
+func queriesSeen(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "bridge_xmtpnode_query_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				total += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return total
+}
+
+// syncBuffer is a log sink tests read while the subscription writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSubscriptionOverflowDuringQueryOutageKeepsTheBackoff: while its
+// catch-up queries fail, a held topic's hold overflows again and again.
+// The failure is logged as a warning, and the failed catch-up waits out
+// its backoff (an hour here) before it is tried again, however many
+// overflows want it sooner. The queries fail for real: the client refuses
+// answers larger than 2 KiB, which a page of the topic's stored envelopes
+// is, while each envelope the stream brings is smaller.
+func TestSubscriptionOverflowDuringQueryOutageKeepsTheBackoff(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), Registerer: reg})
+	logs := &syncBuffer{}
+	c := dial(t, n.GRPCAddr(),
+		WithReconnectBackoff(time.Hour, time.Hour),
+		WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2048))))
+	c.opts.holdEnvelopes = 2
+	c.opts.settle = 50 * time.Millisecond
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	const name = "outage"
+	pad := strings.Repeat("x", 200)
+	for i := range 20 {
+		if err := c.Publish(ctx, nil, envAt(name, now(), fmt.Sprintf("stored %d %s", i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.Add(topic(name))
+	warned := func() bool { return strings.Contains(logs.String(), "level=WARN msg=\"xmtp catch-up failing") }
+	testkit.WaitFor(t, 20*time.Second, warned, "a warning of the failing catch-up")
+	before := queriesSeen(t, reg)
+	for i := range 60 {
+		if err := c.Publish(ctx, nil, envAt(name, now(), fmt.Sprintf("live %d", i))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return sub.overflows.Load() >= 10 }, "ten overflows")
+	// The settle delay's probes have long passed as well.
+	time.Sleep(500 * time.Millisecond)
+	if q := queriesSeen(t, reg) - before; q > 0 {
+		t.Fatalf("the node answered %d catch-up queries after the first failed, during %d overflows; want none, the backoff being an hour", q, sub.overflows.Load())
+	}
+}
+
+// TestSubscriptionEmptyHoldEndsOnEvidence: a topic nothing is published
+// to stays held, however many catch-ups run past the settle delay, until
+// the stream shows that the node has applied the set that carries it: an
+// envelope of that topic, or of a topic first carried by that set or a
+// later one. A node that applied the set after the last of those
+// catch-ups would otherwise have streamed nothing of what it stored in
+// between, and nothing would have fetched it.
+func TestSubscriptionEmptyHoldEndsOnEvidence(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	c.opts.settle = 10 * time.Millisecond
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	held := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil
+	}
+	sent := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.setSent(topic(name))
+	}
+	seq := func() uint64 {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.catchSeq
+	}
+	// Three idle topics, each in a set of its own.
+	from := seq()
+	for _, name := range []string{"idle-a", "idle-b", "idle-c"} {
+		sub.Add(topic(name))
+		testkit.WaitFor(t, 10*time.Second, func() bool { return sent(name) }, "%s sent", name)
+		time.Sleep(60 * time.Millisecond)
+	}
+	testkit.WaitFor(t, 10*time.Second, func() bool { return seq() >= from+4 }, "four catch-ups")
+	// Those after the settle delay have run too.
+	time.Sleep(100 * time.Millisecond)
+	for _, name := range []string{"idle-a", "idle-b", "idle-c"} {
+		if !held(name) {
+			t.Fatalf("%s: its hold ended without any sign that the node streams it", name)
+		}
+	}
+	// An envelope of idle-b shows that the node applied idle-b's set,
+	// and with it the earlier one of idle-a; idle-c's set may still wait.
+	if err := c.Publish(ctx, nil, envAt("idle-b", now(), "b")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "b")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return !held("idle-a") && !held("idle-b") }, "the holds of idle-a and idle-b ended")
+	if !held("idle-c") {
+		t.Fatal("idle-c: its hold ended on an envelope of a topic of an earlier set")
+	}
+	if err := c.Publish(ctx, nil, envAt("idle-a", now(), "a"), envAt("idle-c", now(), "c")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "a", "c")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return !held("idle-c") }, "the hold of idle-c ended")
+}
+
+// TestSubscriptionTopicAddedAgainIsDeliveredWithoutProof: a topic removed
+// and added again on the same connection proves nothing by its own
+// envelopes, which may come from the set that carried it before; with no
+// other traffic its hold stays, and each envelope the stream brings is
+// fetched by a catch-up queued then, not at the next of the backed-off
+// catch-ups (ten minutes away here).
+func TestSubscriptionTopicAddedAgainIsDeliveredWithoutProof(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	const name = "again"
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	held := func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil
+	}
+	if err := c.Publish(ctx, nil, envAt(name, now(), "first")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "first")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return !held() }, "the first hold ended")
+	sub.Remove(topic(name))
+	time.Sleep(100 * time.Millisecond)
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.setSent(topic(name))
+	}, "the set carrying it again sent")
+	time.Sleep(100 * time.Millisecond)
+	for i := range 3 {
+		msg := fmt.Sprintf("again %d", i)
+		if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+			t.Fatal(err)
+		}
+		got.expect(t, msg)
+	}
+	if !held() {
+		t.Fatal("the hold of the topic added again ended on its own envelopes")
 	}
 }
