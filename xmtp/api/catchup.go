@@ -86,8 +86,8 @@ func (s *Subscription) dropped(t string, floor uint64) {
 
 // probe catches up the topics of st's connection epoch whose holds wait
 // for proof that the node streams them (hold.go): now, then again after
-// wait, twice that and so on up to proofProbeMax, as long as their holds
-// wait. A topic whose catch-up is in progress waits for the next.
+// wait, four times that and so on up to proofProbeMax, as long as their
+// holds wait. A topic whose catch-up is in progress waits for the next.
 func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, wait time.Duration) {
 	left := make(map[string]*hold, len(holds))
 	s.mu.Lock()
@@ -106,7 +106,7 @@ func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, w
 		return
 	}
 	signal(s.wake)
-	next := min(2*wait, proofProbeMax)
+	next := min(4*wait, proofProbeMax)
 	time.AfterFunc(wait, func() {
 		if s.ctx.Err() == nil {
 			s.probe(st, left, epoch, next)
