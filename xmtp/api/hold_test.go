@@ -370,8 +370,10 @@ func TestSubscriptionFloodedTopicPagesForward(t *testing.T) {
 		checkOrder(t, fmt.Sprintf("%s sender %d", name, sender), got)
 	}
 	checkOrder(t, other, otherGot)
-	if sub.overflows.Load() < 3 {
-		t.Fatalf("%d overflows; the flood did not overflow the hold", sub.overflows.Load())
+	// Once the flood's catch-up has caught up, the hold may end before
+	// it overflows again.
+	if sub.overflows.Load() == 0 {
+		t.Fatal("no overflow; the flood did not overflow the hold")
 	}
 	read := sub.queried.Load()
 	t.Logf("%d overflows; catch-ups read %d envelopes for %d published, in %d pages; the new topic waited %d pages", sub.overflows.Load(), read, total+otherStored, sub.pages.Load(), pagesWaited)
@@ -565,11 +567,19 @@ func TestSubscriptionTopicAddedAgainIsDeliveredWithoutProof(t *testing.T) {
 		defer sub.mu.Unlock()
 		return sub.holds[topic(name)] != nil
 	}
-	if err := c.Publish(ctx, nil, envAt(name, now(), "first")); err != nil {
-		t.Fatal(err)
+	// The first hold ends on an envelope the node streams: one
+	// published before it applied the set is only fetched.
+	for k := 0; held(); k++ {
+		if k == 100 {
+			t.Fatal("the first hold did not end")
+		}
+		msg := fmt.Sprintf("first %d", k)
+		if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+			t.Fatal(err)
+		}
+		got.expect(t, msg)
+		time.Sleep(20 * time.Millisecond)
 	}
-	got.expect(t, "first")
-	testkit.WaitFor(t, 10*time.Second, func() bool { return !held() }, "the first hold ended")
 	sub.Remove(topic(name))
 	time.Sleep(100 * time.Millisecond)
 	sub.Add(topic(name))
