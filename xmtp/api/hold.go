@@ -39,6 +39,13 @@ import (
 // stored while the node had not applied its set, but its hold stays until
 // the proof, and an empty hold costs a few words.
 //
+// A sender sets an envelope's timestamp, and the node takes any: one the
+// stream brings stamped before where the topic's catch-up started (the
+// hold's base) is delivered as it comes, since no catch-up fetches it and
+// its order against the rest means nothing. No catch-up of a hold starts
+// below its base, so a sender stamping envelopes in the far past makes the
+// catch-up read neither them nor the topic's history again.
+//
 // Holds are bounded per topic (holdEnvelopes, holdBytes) and per
 // subscription (holdTotalBytes). On overflow the topic's held envelopes
 // are dropped and the topic's catch-up fetches those not yet delivered:
@@ -62,6 +69,11 @@ type hold struct {
 	// envelopes it dropped that were not delivered (noFloor: none); the
 	// catch-up of the proof starts no later.
 	floor uint64
+	// base is where the topic's catch-up started when it was held: the
+	// stream's envelopes stamped before it are delivered as they come,
+	// so no floor or catch-up of the hold goes below it, and nothing
+	// stored before it is read again.
+	base uint64
 	// releasing: its catch-up is done and the held envelopes are going
 	// out; one that comes meanwhile goes in turn.
 	releasing bool
@@ -117,6 +129,15 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 	}
 	if !h.proven && ts.stream == st && h.epoch == st.epoch && ts.set != 0 && ts.set <= st.applied {
 		s.prove(t, ts, h)
+	}
+	if env.TimestampNs < h.base {
+		// Stamped before where the topic's catch-ups start, so none
+		// fetches it, and its order against the topic's other
+		// envelopes means nothing: a sender sets the timestamp, and the
+		// node takes any. It goes now, and moves no catch-up back.
+		s.mu.Unlock()
+		s.deliver(env)
+		return
 	}
 	if !h.proven {
 		// Its envelope proves nothing (hold.go): the hold stays, and
@@ -205,10 +226,15 @@ func (s *Subscription) startFor(ts *topicState, h *hold) uint64 {
 // new connection; s.mu is held. Envelopes already held stay: they are
 // older than any the new connection brings.
 func (s *Subscription) holdTopic(t string, st *stream) {
+	base := s.startOf(s.topics[t])
 	h := s.holds[t]
 	if h == nil {
-		h = &hold{floor: noFloor}
+		h = &hold{floor: noFloor, base: base}
 		s.holds[t] = h
+	} else {
+		// Held again: what the hold still keeps, or dropped, may be
+		// older than the new start.
+		h.base = min(h.base, base)
 	}
 	h.proven, h.epoch, h.releasing = false, st.epoch, false
 	if st.waiting == nil {

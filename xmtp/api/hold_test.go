@@ -210,8 +210,8 @@ func topicSets(t *testing.T, reg *prometheus.Registry) int {
 }
 
 // TestSubscriptionHoldOverflowKeepsEnvelopesOfASlowClock: senders set an
-// envelope's timestamp, and one whose clock is ten minutes behind sends
-// envelopes far below the topic's last delivered one. When such envelopes
+// envelope's timestamp, and one whose clock is ten seconds behind sends
+// envelopes below the topic's last delivered one. When such envelopes
 // overflow a hold and are dropped, the query made again must start no
 // later than the oldest of them, or they are never fetched again. The
 // topic is held as a reconnect holds it, with a bound no envelope fits.
@@ -248,7 +248,10 @@ func TestSubscriptionHoldOverflowKeepsEnvelopesOfASlowClock(t *testing.T) {
 	sub.mu.Lock()
 	sub.holdTopic(topic(name), sub.topics[topic(name)].stream)
 	sub.mu.Unlock()
-	behind := now() - uint64(10*time.Minute)
+	// Ten seconds behind, within the clock-skew allowance: stamped
+	// after where the topic's catch-up starts, so they are held (one
+	// stamped before it goes as it comes).
+	behind := now() - uint64(10*time.Second)
 	const count = 5
 	for i := range count {
 		if err := c.Publish(ctx, nil, envAt(name, behind+uint64(i), fmt.Sprintf("behind %d", i))); err != nil {
@@ -627,5 +630,94 @@ func TestSubscriptionLateSetLosesNothing(t *testing.T) {
 	for i := range 10 {
 		name := fmt.Sprintf("late-%d", i)
 		checkOrder(t, name, orderRun(t, c, sub, sub.Envelopes(), name, 0, 300, 1, 0))
+	}
+}
+
+// TestSubscriptionEnvelopesStampedInThePastDoNotStallAHold: the node
+// takes any timestamp, and a hostile sender publishes batches of sixteen
+// envelopes stamped 1 to 16 ns into a topic while it is held, more at a
+// time than its hold keeps. Their order against the topic's other
+// envelopes means nothing, and they must neither restart the topic's
+// catch-up from the start of time nor keep its hold from ending: an
+// honest sender's envelopes still all arrive, once and in order, the
+// catch-ups read each about once, and the hold ends.
+func TestSubscriptionEnvelopesStampedInThePastDoNotStallAHold(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	c.opts.holdEnvelopes = 8
+	ctx := testkit.Context(t, 120*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	const name, honest = "stamped", 90
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var past int
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			envs := make([]*messagev1.Envelope, 0, 16)
+			for k := range 16 {
+				envs = append(envs, envAt(name, uint64(k+1), fmt.Sprintf("past %d %d", i, k)))
+			}
+			if err := c.Publish(ctx, nil, envs...); err != nil && ctx.Err() == nil {
+				t.Errorf("publish: %v", err)
+			}
+			past += 16
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	honestGot := make(chan *messagev1.Envelope, 1024)
+	seenPast := map[string]bool{}
+	var dupPast int
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		for env := range sub.Envelopes() {
+			if m := string(env.Message); strings.HasPrefix(m, "past ") {
+				if seenPast[m] {
+					dupPast++
+				}
+				seenPast[m] = true
+				continue
+			}
+			honestGot <- env
+		}
+	}()
+	// Thousands of the sender's envelopes are stored before the topic is
+	// added.
+	for i := range 200 {
+		envs := make([]*messagev1.Envelope, 0, 16)
+		for k := range 16 {
+			envs = append(envs, envAt(name, uint64(k+1), fmt.Sprintf("past stored %d %d", i, k)))
+		}
+		if err := c.Publish(ctx, nil, envs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkOrder(t, name, orderRun(t, c, sub, honestGot, name, 0, honest, 1, 10*time.Millisecond))
+	close(stop)
+	wg.Wait()
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] == nil && sub.heldBytes == 0
+	}, "the hold ended")
+	read := sub.queried.Load()
+	t.Logf("%d envelopes stamped in the past published; catch-ups read %d envelopes in %d pages; %d overflows", past, read, sub.pages.Load(), sub.overflows.Load())
+	if limit := int64(4 * honest); read > limit {
+		t.Fatalf("catch-ups read %d envelopes for %d honest ones; want at most %d: the envelopes stamped in the past restart the catch-up", read, honest, limit)
+	}
+	sub.Close()
+	<-forwarded
+	if dupPast > 0 {
+		t.Fatalf("%d envelopes stamped in the past delivered twice", dupPast)
 	}
 }
