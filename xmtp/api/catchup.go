@@ -167,8 +167,21 @@ func (s *Subscription) catchUpLoop() {
 // page is one catch-up query of a round.
 type page struct {
 	topic string
+	// chase and gen are the chase the page was asked for and its
+	// restarts then: a chase of a topic removed and added again is
+	// another one, though its gen starts at 0 as well.
+	chase *chase
 	gen   uint64
 	req   *messagev1.QueryRequest
+}
+
+// pageOf returns the next page of c, t's chase; s.mu is held.
+func (s *Subscription) pageOf(t string, c *chase) page {
+	return page{topic: t, chase: c, gen: c.gen, req: &messagev1.QueryRequest{
+		ContentTopics: []string{t},
+		StartTimeNs:   c.start,
+		PagingInfo:    &messagev1.PagingInfo{Limit: pageSize, Direction: messagev1.SortDirection_SORT_DIRECTION_ASCENDING, Cursor: c.cursor},
+	}}
 }
 
 // round asks every catch-up in progress for its next page, delivers the
@@ -191,11 +204,7 @@ func (s *Subscription) round() error {
 			}
 			c.floor = noFloor
 		}
-		pages = append(pages, page{topic: t, gen: c.gen, req: &messagev1.QueryRequest{
-			ContentTopics: []string{t},
-			StartTimeNs:   c.start,
-			PagingInfo:    &messagev1.PagingInfo{Limit: pageSize, Direction: messagev1.SortDirection_SORT_DIRECTION_ASCENDING, Cursor: c.cursor},
-		}})
+		pages = append(pages, s.pageOf(t, c))
 	}
 	s.mu.Unlock()
 	sort.Slice(pages, func(i, j int) bool { return pages[i].topic < pages[j].topic })
@@ -230,7 +239,7 @@ func (s *Subscription) advance(p page, resp *messagev1.QueryResponse) *hold {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.chases[p.topic]
-	if c == nil || c.gen != p.gen {
+	if c == nil || c != p.chase || c.gen != p.gen {
 		return nil
 	}
 	// A page ends before its limit once it holds the node's budget of

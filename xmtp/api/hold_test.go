@@ -721,3 +721,74 @@ func TestSubscriptionEnvelopesStampedInThePastDoNotStallAHold(t *testing.T) {
 		t.Fatalf("%d envelopes stamped in the past delivered twice", dupPast)
 	}
 }
+
+// TestSubscriptionPageOfARemovedTopicLeavesItsNewCatchUp: a catch-up page
+// asked for a topic before it was removed comes back after the topic was
+// added again and a new catch-up of it began. The page must not move or
+// end the new catch-up: a new chase starts at the same generation as the
+// old, and ending it would end the hold of the topic added again with no
+// query begun after its proof. The catch-up loop is kept from running the
+// new catch-up by a failing query (the client refuses answers over 2 KiB,
+// which a page of the padded topic is) and a backoff of an hour; the page
+// is answered by the node, and handed to the subscription as a round
+// would.
+func TestSubscriptionPageOfARemovedTopicLeavesItsNewCatchUp(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	logs := &syncBuffer{}
+	c := dial(t, n.GRPCAddr(),
+		WithReconnectBackoff(time.Hour, time.Hour),
+		WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2048))))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	const name = "removed"
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	state := func() (held, chased bool) {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil, sub.chases[topic(name)] != nil
+	}
+	for k := 0; ; k++ {
+		if held, chased := state(); !held && !chased {
+			break
+		}
+		if k == 100 {
+			t.Fatal("the first hold did not end")
+		}
+		msg := fmt.Sprintf("first %d", k)
+		if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+			t.Fatal(err)
+		}
+		got.expect(t, msg)
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A page of a catch-up of the topic, as a round asks it.
+	sub.mu.Lock()
+	sub.restart(topic(name), sub.startOf(sub.topics[topic(name)]))
+	p := sub.pageOf(topic(name), sub.chases[topic(name)])
+	sub.mu.Unlock()
+	resps, err := c.BatchQuery(ctx, []*messagev1.QueryRequest{p.req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Remove(topic(name))
+	// Stall the catch-up loop.
+	pad := strings.Repeat("x", 200)
+	for i := range 20 {
+		if err := c.Publish(ctx, nil, envAt("padded", now(), fmt.Sprintf("stored %d %s", i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.Add(topic("padded"))
+	testkit.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(logs.String(), "catch-up failing") }, "the catch-up failing")
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, func() bool { _, chased := state(); return chased }, "a new catch-up of the topic added again")
+	sub.advance(p, resps[0])
+	if _, chased := state(); !chased {
+		t.Fatal("the answer to a page asked before the topic was removed ended the catch-up of the topic added again")
+	}
+}
