@@ -29,8 +29,10 @@ import (
 // every earlier set of the connection (a stream's sets are applied in the
 // order sent). Such an envelope proves the holds of all the topics those
 // sets carried (hold.proven); a topic removed and added again on the same
-// connection proves nothing (its envelope may come from the set that
-// carried it before), though others prove it; until then each of its
+// connection proves nothing while the stream has not shown that the node
+// applied the set that removed it (its envelope may come from the set that
+// carried it before), though others prove it, and the stream forgets the
+// removal once it has (the node streams no topic its sets dropped); until then each of its
 // envelopes is fetched by a catch-up queued when it comes, and delivered
 // from there. Until its proof a held
 // topic is caught up after the settle delay, then after four times that,
@@ -98,11 +100,6 @@ const (
 // topics, about 56 a second at the longest.
 const proofProbeMax = 30 * time.Minute
 
-// goneCap bounds the topics a stream remembers as removed during its
-// connection (stream.gone); past it, every topic the stream is given
-// proves nothing by its own envelopes until the stream reconnects.
-const goneCap = 4096
-
 func heldSize(env *messagev1.Envelope) int {
 	return len(env.Message) + len(env.ContentTopic) + envelopeOverhead
 }
@@ -113,7 +110,7 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 	t := env.ContentTopic
 	s.mu.Lock()
 	ts := s.topics[t]
-	if ts != nil && ts.stream == st && !ts.noProof && ts.set > st.applied {
+	if ts != nil && ts.stream == st && ts.goneAt <= st.applied && ts.set > st.applied {
 		s.applied(st, ts.set)
 	}
 	h := s.holds[t]
@@ -188,6 +185,13 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 // proves the holds waiting for it; s.mu is held.
 func (s *Subscription) applied(st *stream, n uint64) {
 	st.applied = n
+	// The node no longer streams a topic removed by set n or earlier:
+	// given again, its envelopes come from a later set.
+	for t, gone := range st.gone {
+		if gone <= n {
+			delete(st.gone, t)
+		}
+	}
 	for t := range st.waiting {
 		ts := s.topics[t]
 		if ts == nil || ts.stream != st {

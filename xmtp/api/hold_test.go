@@ -792,3 +792,60 @@ func TestSubscriptionPageOfARemovedTopicLeavesItsNewCatchUp(t *testing.T) {
 		t.Fatal("the answer to a page asked before the topic was removed ended the catch-up of the topic added again")
 	}
 }
+
+// TestSubscriptionManyRemovesLeaveNewTopicsProvable: a connection on which
+// thousands of topics were removed still proves the holds of topics added
+// after, by their own envelopes; and once the node has applied the set
+// that removed a topic, that topic added again proves itself too, and the
+// stream forgets that it was removed.
+func TestSubscriptionManyRemovesLeaveNewTopicsProvable(t *testing.T) {
+	const topics = 4100
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxTopicsPerRequest: topics + 10})
+	c := dial(t, n.GRPCAddr(), WithMaxTopicsPerStream(topics+10))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	many := make([]string, 0, topics)
+	for i := range topics {
+		many = append(many, topic(fmt.Sprintf("many-%04d", i)))
+	}
+	sub.Add(many...)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	sent := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.setSent(topic(name))
+	}
+	held := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return sent(fmt.Sprintf("many-%04d", topics-1)) }, "the set sent")
+	sub.Remove(many...)
+	for _, name := range []string{"new", "many-0000"} {
+		sub.Add(topic(name))
+		testkit.WaitFor(t, 20*time.Second, func() bool { return sent(name) }, "%s sent", name)
+		// One published before the node applied the set is only
+		// fetched; one it streams proves the hold.
+		for k := 0; held(name); k++ {
+			if k == 100 {
+				t.Fatalf("%s: its hold did not end on its own envelopes", name)
+			}
+			msg := fmt.Sprintf("%s %d", name, k)
+			if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+				t.Fatal(err)
+			}
+			got.expect(t, msg)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	sub.mu.Lock()
+	gone := len(sub.streams[0].gone)
+	sub.mu.Unlock()
+	if gone > 0 {
+		t.Fatalf("the stream still remembers %d removed topics after the node applied the set removing them", gone)
+	}
+}

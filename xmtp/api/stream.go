@@ -72,10 +72,10 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 	s.mu.Lock()
 	st.epoch++
 	epoch := st.epoch
-	st.sets, st.applied, st.gone, st.goneFull = 0, 0, nil, false
+	st.sets, st.applied, st.gone = 0, 0, nil
 	for t := range st.topics {
 		ts := s.topics[t]
-		ts.set, ts.noProof = 0, false
+		ts.set, ts.goneAt = 0, 0
 		s.holdTopic(t, st)
 	}
 	s.mu.Unlock()

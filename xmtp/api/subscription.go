@@ -63,11 +63,12 @@ type topicState struct {
 	lastSeen uint64 // ns; 0 until an envelope is seen
 	stream   *stream
 	// set is the number of the first set of its stream's connection
-	// that carried the topic; 0 until one is sent. noProof: the topic
-	// was removed from the stream and given to it again during the
-	// connection, so its envelopes prove nothing (hold.go).
-	set     uint64
-	noProof bool
+	// that carried the topic; 0 until one is sent. goneAt: the topic
+	// was removed from the stream during the connection, by set goneAt,
+	// and given to it again, so its envelopes prove nothing while the
+	// node has not applied that set (hold.go); 0: not removed.
+	set    uint64
+	goneAt uint64
 }
 
 // stream is one Subscribe2 stream and the topics it carries.
@@ -81,12 +82,12 @@ type stream struct {
 	// on the connection, and applied is the last of them the stream has
 	// shown the node applied (hold.go). waiting are the topics whose
 	// holds wait for that proof, and gone those removed from the stream
-	// during the connection (up to goneCap; goneFull past it). Guarded
-	// by Subscription.mu.
+	// during the connection, each with the number of the set that
+	// removes it, until the stream shows the node applied that set.
+	// Guarded by Subscription.mu.
 	epoch, sets, applied uint64
 	waiting              map[string]struct{}
-	gone                 map[string]struct{}
-	goneFull             bool
+	gone                 map[string]uint64
 	changed              chan struct{} // the topic set changed; resend it
 	connected            atomic.Bool
 }
@@ -176,8 +177,7 @@ func (s *Subscription) Add(topics ...string) {
 		}
 		st := s.streamWithRoom()
 		st.topics[t] = struct{}{}
-		_, again := st.gone[t]
-		ts := &topicState{added: now, stream: st, noProof: again || st.goneFull}
+		ts := &topicState{added: now, stream: st, goneAt: st.gone[t]}
 		s.topics[t] = ts
 		s.holdTopic(t, st)
 		if st.fresh == nil {
@@ -219,16 +219,13 @@ func (s *Subscription) Remove(topics ...string) {
 		delete(st.fresh, t)
 		delete(st.waiting, t)
 		if ts.set != 0 {
-			// A set of the connection carried it: given again, its
-			// envelopes may come from that set.
-			if len(st.gone) < goneCap {
-				if st.gone == nil {
-					st.gone = map[string]struct{}{}
-				}
-				st.gone[t] = struct{}{}
-			} else {
-				st.goneFull = true
+			// A set of the connection carried it: given again before
+			// the node applied the next set, which removes it, its
+			// envelopes may come from the one that carried it.
+			if st.gone == nil {
+				st.gone = map[string]uint64{}
 			}
+			st.gone[t] = st.sets + 1
 		}
 		delete(s.topics, t)
 		s.dropHold(t)
