@@ -225,6 +225,7 @@ func (s *Subscription) round() error {
 			for _, env := range resp.Envelopes {
 				s.deliver(env)
 			}
+			s.unhold(chunk[i].topic, resp.Envelopes)
 			if h := s.advance(chunk[i], resp); h != nil {
 				s.release(chunk[i].topic, h)
 			}

@@ -19,7 +19,10 @@ import (
 // stream the topic and a catch-up begun after that has delivered what it
 // found. The node stores an envelope before it streams it, so that
 // catch-up saw everything the stream does not bring; the held envelopes
-// follow it in order, less those it already delivered.
+// follow it in order, less those it already delivered: each catch-up page
+// takes what it delivers out of the hold, and the stream holds none a
+// catch-up has delivered, so a hold keeps no duplicates against its
+// bounds, and none is delivered twice when the seen set forgets it.
 //
 // Subscribe2 does not acknowledge a topic set, and a node may apply one
 // late (xmtp-node-go applies it on another path than its queries), so no
@@ -147,6 +150,11 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 		}
 		signal(s.wake)
 	}
+	if s.recent.has(envelopeKey(env)) {
+		// A catch-up delivered it already.
+		s.mu.Unlock()
+		return
+	}
 	size := heldSize(env)
 	if len(h.envs) >= s.c.opts.holdEnvelopes || h.bytes+size > s.c.opts.holdBytes || s.heldBytes+size > s.c.opts.holdTotalBytes {
 		// Too much waits: drop it all, and fetch again those not
@@ -245,6 +253,44 @@ func (s *Subscription) holdTopic(t string, st *stream) {
 		st.waiting = map[string]struct{}{}
 	}
 	st.waiting[t] = struct{}{}
+}
+
+// heldKey identifies a held envelope among those of its topic.
+type heldKey struct {
+	ts  uint64
+	msg string
+}
+
+// unhold takes out of t's hold the envelopes a catch-up page just
+// delivered, envs: they are not delivered again when the hold is
+// released, whatever the seen set has forgotten by then, and do not count
+// against the bounds of holds while the hold waits for proof.
+func (s *Subscription) unhold(t string, envs []*messagev1.Envelope) {
+	if len(envs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.holds[t]
+	if h == nil || len(h.envs) == 0 {
+		return
+	}
+	paged := make(map[heldKey]struct{}, len(envs))
+	for _, e := range envs {
+		paged[heldKey{e.TimestampNs, string(e.Message)}] = struct{}{}
+	}
+	kept := h.envs[:0]
+	for _, e := range h.envs {
+		if _, ok := paged[heldKey{e.TimestampNs, string(e.Message)}]; ok {
+			size := heldSize(e)
+			h.bytes -= size
+			s.heldBytes -= size
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(h.envs[len(kept):])
+	h.envs = kept
 }
 
 // dropHold forgets the hold and the catch-up of a removed topic; s.mu is
