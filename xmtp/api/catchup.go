@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -46,6 +47,9 @@ type chase struct {
 	// dropped undelivered since the chase's page was asked (noFloor:
 	// none); a later page must fetch them.
 	floor uint64
+	// probe: only a probe wants the chase (probe); a round pages the
+	// other chases first, and a bounded number of probes.
+	probe bool
 }
 
 // position is the timestamp the chase's next page starts from.
@@ -70,6 +74,7 @@ func (s *Subscription) restart(t string, from uint64) {
 	}
 	c.start, c.cursor = min(from, c.position()), nil
 	c.gen++
+	c.probe = false
 }
 
 // dropped makes t's catch-up fetch the envelopes its hold dropped, the
@@ -78,6 +83,7 @@ func (s *Subscription) restart(t string, from uint64) {
 func (s *Subscription) dropped(t string, floor uint64) {
 	if c := s.chases[t]; c != nil {
 		c.floor = min(c.floor, floor)
+		c.probe = false
 	} else {
 		s.chases[t] = &chase{start: floor, floor: noFloor}
 	}
@@ -86,8 +92,13 @@ func (s *Subscription) dropped(t string, floor uint64) {
 
 // probe catches up the topics of st's connection epoch whose holds wait
 // for proof that the node streams them (hold.go): now, then again after
-// wait, four times that and so on up to proofProbeMax, as long as their
-// holds wait. A topic whose catch-up is in progress waits for the next.
+// wait, four times that and so on up to proofProbeMax, each wait
+// jittered down to half, as long as their holds wait. A topic whose
+// catch-up is in progress waits for the next. A probe's catch-ups go after
+// the others in each round, at most probeRoundPages of them a round, so
+// that the probes of a reconnected stream's many idle topics neither
+// delay a proven or overflowed topic's catch-up by more than that nor
+// come as one burst of pages.
 func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, wait time.Duration) {
 	left := make(map[string]*hold, len(holds))
 	s.mu.Lock()
@@ -98,6 +109,7 @@ func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, w
 		}
 		if s.chases[t] == nil {
 			s.restart(t, s.startFor(ts, h))
+			s.chases[t].probe = true
 		}
 		left[t] = h
 	}
@@ -107,7 +119,10 @@ func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, w
 	}
 	signal(s.wake)
 	next := min(4*wait, proofProbeMax)
-	time.AfterFunc(wait, func() {
+	// Jittered, between half and all of wait, so that the chains of
+	// sets sent together do not probe together for ever.
+	half := wait / 2
+	time.AfterFunc(half+time.Duration(rand.Int64N(int64(half)+1)), func() {
 		if s.ctx.Err() == nil {
 			s.probe(st, left, epoch, next)
 		}
@@ -193,8 +208,18 @@ func (s *Subscription) round() error {
 		return nil
 	}
 	s.catchSeq++
-	pages := make([]page, 0, len(s.chases))
+	pages := make([]page, 0, min(len(s.chases), 4*probeRoundPages))
+	var probes []page
 	for t, c := range s.chases {
+		if c.probe {
+			// Probes wait behind every other chase, the proven and
+			// overflowed ones, and a round asks at most
+			// probeRoundPages of them, those the map gives first.
+			if len(probes) < probeRoundPages {
+				probes = append(probes, s.pageOf(t, c))
+			}
+			continue
+		}
 		if c.floor != noFloor {
 			// Envelopes dropped before this page is asked: it fetches
 			// them if it starts before them, else the chase starts
@@ -208,6 +233,8 @@ func (s *Subscription) round() error {
 	}
 	s.mu.Unlock()
 	sort.Slice(pages, func(i, j int) bool { return pages[i].topic < pages[j].topic })
+	sort.Slice(probes, func(i, j int) bool { return probes[i].topic < probes[j].topic })
+	pages = append(pages, probes...)
 	for len(pages) > 0 {
 		chunk := pages[:min(len(pages), maxBatch)]
 		pages = pages[len(chunk):]

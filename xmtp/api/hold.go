@@ -103,6 +103,10 @@ const (
 // topics, about 56 a second at the longest.
 const proofProbeMax = 30 * time.Minute
 
+// probeRoundPages is the most pages of probes a round of catch-up pages
+// asks.
+const probeRoundPages = 4 * maxBatch
+
 func heldSize(env *messagev1.Envelope) int {
 	return len(env.Message) + len(env.ContentTopic) + envelopeOverhead
 }

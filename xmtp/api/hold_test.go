@@ -858,3 +858,69 @@ func TestSubscriptionManyRemovesLeaveNewTopicsProvable(t *testing.T) {
 		t.Fatalf("the stream still remembers %d removed topics after the node applied the set removing them", gone)
 	}
 }
+
+// TestSubscriptionProvenTopicGoesBeforeProbes: thousands of idle topics
+// are added, and their first catch-ups, probes that run until the stream
+// proves them, make a long round of pages. A topic of an earlier set,
+// proven by its own envelope meanwhile, must not wait for all of them:
+// its catch-up, begun at the proof, goes in the next round, before the
+// probes, and a round asks a bounded number of probe pages.
+func TestSubscriptionProvenTopicGoesBeforeProbes(t *testing.T) {
+	const topics = 3000
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxTopicsPerRequest: topics + 10})
+	c := dial(t, n.GRPCAddr(), WithMaxTopicsPerStream(topics+10))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	const name = "proven"
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	quiet := func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return len(sub.chases) == 0 && sub.setSent(topic(name))
+	}
+	testkit.WaitFor(t, 20*time.Second, quiet, "the topic's first catch-up done")
+	idle := make([]string, 0, topics)
+	for i := range topics {
+		idle = append(idle, topic(fmt.Sprintf("idle-%04d", i)))
+	}
+	before := sub.pages.Load()
+	sub.Add(idle...)
+	testkit.WaitFor(t, 20*time.Second, func() bool { return sub.pages.Load() > before }, "the probes begun")
+	if err := c.Publish(ctx, nil, envAt(name, now(), "proof")); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (proven, held bool) {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		h := sub.holds[topic(name)]
+		return h != nil && h.proven, h != nil
+	}
+	var atProof int64 = -1
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		proven, held := state()
+		if proven && atProof < 0 {
+			atProof = sub.pages.Load()
+		}
+		if !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the proven topic's hold did not end")
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	waited := sub.pages.Load() - atProof
+	got.expect(t, "proof")
+	t.Logf("the proven topic's hold ended %d pages after its proof; %d pages in all", waited, sub.pages.Load()-before)
+	if atProof < 0 {
+		t.Fatal("the proof was not seen")
+	}
+	if limit := int64(2*probeRoundPages + 1); waited > limit {
+		t.Fatalf("the proven topic's catch-up waited %d pages; want at most %d", waited, limit)
+	}
+}
