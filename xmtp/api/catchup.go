@@ -235,27 +235,53 @@ func (s *Subscription) round() error {
 	sort.Slice(pages, func(i, j int) bool { return pages[i].topic < pages[j].topic })
 	sort.Slice(probes, func(i, j int) bool { return probes[i].topic < probes[j].topic })
 	pages = append(pages, probes...)
-	for len(pages) > 0 {
+	// A batch that fails is asked again page by page, so that a page
+	// failing on every try fails alone: the others of its batch, and
+	// the batches after it, still move on. The round reports the first
+	// failure, and the loop backs off.
+	var failed error
+	for len(pages) > 0 && s.ctx.Err() == nil {
 		chunk := pages[:min(len(pages), maxBatch)]
 		pages = pages[len(chunk):]
-		reqs := make([]*messagev1.QueryRequest, len(chunk))
-		for i, p := range chunk {
-			reqs[i] = p.req
-		}
-		resps, err := s.c.BatchQuery(s.ctx, reqs)
-		if err != nil {
-			return err
-		}
-		for i, resp := range resps {
-			s.pages.Add(1)
-			s.queried.Add(int64(len(resp.Envelopes)))
-			for _, env := range resp.Envelopes {
-				s.deliver(env)
+		err := s.ask(chunk)
+		if err != nil && len(chunk) > 1 {
+			err = nil
+			for i := range chunk {
+				if e := s.ask(chunk[i : i+1]); e != nil && err == nil {
+					err = e
+				}
 			}
-			s.unhold(chunk[i].topic, resp.Envelopes)
-			if h := s.advance(chunk[i], resp); h != nil {
-				s.release(chunk[i].topic, h)
-			}
+		}
+		if err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if failed == nil {
+		failed = s.ctx.Err()
+	}
+	return failed
+}
+
+// ask sends the pages of chunk in one batch, delivers their answers, and
+// releases the holds of the catch-ups that are done.
+func (s *Subscription) ask(chunk []page) error {
+	reqs := make([]*messagev1.QueryRequest, len(chunk))
+	for i, p := range chunk {
+		reqs[i] = p.req
+	}
+	resps, err := s.c.BatchQuery(s.ctx, reqs)
+	if err != nil {
+		return err
+	}
+	for i, resp := range resps {
+		s.pages.Add(1)
+		s.queried.Add(int64(len(resp.Envelopes)))
+		for _, env := range resp.Envelopes {
+			s.deliver(env)
+		}
+		s.unhold(chunk[i].topic, resp.Envelopes)
+		if h := s.advance(chunk[i], resp); h != nil {
+			s.release(chunk[i].topic, h)
 		}
 	}
 	return nil
