@@ -301,6 +301,9 @@ func (s *Subscription) advance(p page, resp *messagev1.QueryResponse) *hold {
 	// comes.
 	if cur := resp.GetPagingInfo().GetCursor(); cur != nil && len(resp.Envelopes) > 0 {
 		c.cursor = cur
+		if h := s.holds[p.topic]; h != nil && h.proven && h.chase == c {
+			h.reached = max(h.reached, resp.Envelopes[len(resp.Envelopes)-1].TimestampNs)
+		}
 		return nil
 	}
 	if c.floor != noFloor {

@@ -49,7 +49,13 @@ import (
 // hold's base) is delivered as it comes, since no catch-up fetches it and
 // its order against the rest means nothing. No catch-up of a hold starts
 // below its base, so a sender stamping envelopes in the far past makes the
-// catch-up read neither them nor the topic's history again.
+// catch-up read neither them nor the topic's history again. Once a hold is
+// proven, an overflow delivers at once, in the order they came, the held
+// envelopes stamped no later than where the catch-up of the proof has got
+// to (hold.reached), which that catch-up has passed: stamped within the
+// clock-skew allowance of the start, they no longer send it back to read
+// everything since them after each overflow. Before the proof, each of
+// a topic's envelopes still moves its catch-up back to its stamp.
 //
 // Holds are bounded per topic (holdEnvelopes, holdBytes) and per
 // subscription (holdTotalBytes). On overflow the topic's held envelopes
@@ -74,6 +80,11 @@ type hold struct {
 	// envelopes it dropped that were not delivered (noFloor: none); the
 	// catch-up of the proof starts no later.
 	floor uint64
+	// chase is the catch-up begun at the proof, and reached how far it
+	// has got: it has fetched every envelope stamped from its start up
+	// to reached that was stored before its last page was asked.
+	chase   *chase
+	reached uint64
 	// base is where the topic's catch-up started when it was held: the
 	// stream's envelopes stamped before it are delivered as they come,
 	// so no floor or catch-up of the hold goes below it, and nothing
@@ -164,13 +175,21 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 		// Too much waits: drop it all, and fetch again those not
 		// delivered yet from the oldest of them. Senders set the
 		// timestamps, so the oldest is not always the first.
+		// Once proven, those stamped no later than where the catch-up
+		// of the proof has got to (h.reached) were stored after its
+		// pages passed them, or lie just past its cursor (the next
+		// page brings them again, and the seen set drops them): they
+		// go now, in the order they came, rather than make the
+		// catch-up read all since them again.
 		floor := uint64(noFloor)
-		if !s.recent.has(envelopeKey(env)) {
-			floor = env.TimestampNs
-		}
-		for _, e := range h.envs {
-			if e.TimestampNs < floor && !s.recent.has(envelopeKey(e)) {
-				floor = e.TimestampNs
+		var now []*messagev1.Envelope
+		for _, e := range append(h.envs, env) {
+			switch {
+			case s.recent.has(envelopeKey(e)):
+			case h.proven && h.reached > 0 && e.TimestampNs <= h.reached:
+				now = append(now, e)
+			default:
+				floor = min(floor, e.TimestampNs)
 			}
 		}
 		s.heldBytes -= h.bytes
@@ -178,13 +197,17 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 		s.overflows.Add(1)
 		if h.proven {
 			// A catch-up must release the hold, even when nothing
-			// dropped is missing.
-			s.dropped(t, min(floor, env.TimestampNs))
+			// dropped is missing (noFloor: it pages on, or one that
+			// finds nothing starts).
+			s.dropped(t, floor)
 		} else {
 			h.floor = min(h.floor, floor)
 		}
 		s.mu.Unlock()
 		s.c.opts.logger.Debug("xmtp subscription hold overflowed; fetching its envelopes again", "topic", t)
+		for _, e := range now {
+			s.deliver(e)
+		}
 		return
 	}
 	h.envs = append(h.envs, env)
@@ -227,6 +250,7 @@ func (s *Subscription) prove(t string, ts *topicState, h *hold) {
 	from := s.startFor(ts, h)
 	h.floor = noFloor
 	s.restart(t, from)
+	h.chase, h.reached = s.chases[t], 0
 	delete(ts.stream.waiting, t)
 	signal(s.wake)
 }
@@ -252,7 +276,7 @@ func (s *Subscription) holdTopic(t string, st *stream) {
 		// older than the new start.
 		h.base = min(h.base, base)
 	}
-	h.proven, h.epoch, h.releasing = false, st.epoch, false
+	h.proven, h.epoch, h.releasing, h.chase, h.reached = false, st.epoch, false, nil, 0
 	if st.waiting == nil {
 		st.waiting = map[string]struct{}{}
 	}
