@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -30,121 +31,289 @@ func (s *Subscription) deliver(env *messagev1.Envelope) {
 	}
 }
 
-// scheduleTwice queues catch-up queries now and once more after the
-// settle delay, which covers envelopes stored while the node was applying
-// a new topic set; from then on the node streams the topics, and the holds
-// of stream connection epoch that still wait are armed (hold.go).
-func (s *Subscription) scheduleTwice(from map[string]uint64, epoch uint64) {
-	s.mu.Lock()
-	holds := s.holdsOf(from)
-	s.mu.Unlock()
-	s.schedule(from)
-	time.AfterFunc(s.c.opts.settle, func() {
-		s.mu.Lock()
-		s.armHolds(holds, epoch)
-		s.mu.Unlock()
-		s.schedule(from)
-	})
+// A chase is a topic's catch-up in progress: a query paged forward one
+// page per round, so that every topic with a catch-up gets its page in
+// each round and none waits behind another's pages. It has fetched
+// everything stored before its first page with a timestamp from start up
+// to its cursor, and is done when a page comes back without a cursor.
+// Guarded by Subscription.mu.
+type chase struct {
+	start  uint64
+	cursor *messagev1.Cursor // the next page's; nil: from start
+	// gen counts restarts: the answer to a page asked before one is
+	// delivered, but does not move the chase.
+	gen uint64
+	// floor is the oldest timestamp of envelopes that the topic's hold
+	// dropped undelivered since the chase's page was asked (noFloor:
+	// none); a later page must fetch them.
+	floor uint64
+	// probe: only a probe wants the chase (probe); a round pages the
+	// other chases first, and a bounded number of probes.
+	probe bool
 }
 
-func (s *Subscription) schedule(from map[string]uint64) {
-	s.mu.Lock()
-	s.queue(from)
-	s.mu.Unlock()
+// position is the timestamp the chase's next page starts from.
+func (c *chase) position() uint64 {
+	if ix := c.cursor.GetIndex(); ix != nil {
+		return ix.SenderTimeNs
+	}
+	return c.start
+}
+
+// restart makes t's catch-up fetch, from its next page on, everything
+// stored with a timestamp from from, and what the chase in progress had
+// still to fetch; s.mu is held.
+func (s *Subscription) restart(t string, from uint64) {
+	if _, ok := s.topics[t]; !ok {
+		return
+	}
+	c := s.chases[t]
+	if c == nil {
+		s.chases[t] = &chase{start: from, floor: noFloor}
+		return
+	}
+	c.start, c.cursor = min(from, c.position()), nil
+	c.gen++
+	c.probe = false
+}
+
+// dropped makes t's catch-up fetch the envelopes its hold dropped, the
+// oldest at floor: the chase in progress pages on to them, or a new one
+// starts there. s.mu is held.
+func (s *Subscription) dropped(t string, floor uint64) {
+	if c := s.chases[t]; c != nil {
+		c.floor = min(c.floor, floor)
+		c.probe = false
+	} else {
+		s.chases[t] = &chase{start: floor, floor: noFloor}
+	}
 	signal(s.wake)
 }
 
-// queue adds from to the pending catch-up; s.mu is held.
-func (s *Subscription) queue(from map[string]uint64) {
-	for t, ns := range from {
-		if _, ok := s.topics[t]; !ok {
+// probe catches up the topics of st's connection epoch whose holds wait
+// for proof that the node streams them (hold.go): now, then again after
+// wait, four times that and so on up to proofProbeMax, each wait
+// jittered down to half, as long as their holds wait. A topic whose
+// catch-up is in progress waits for the next. A probe's catch-ups go after
+// the others in each round, at most probeRoundPages of them a round, so
+// that the probes of a reconnected stream's many idle topics neither
+// delay a proven or overflowed topic's catch-up by more than that nor
+// come as one burst of pages.
+func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, wait time.Duration) {
+	left := make(map[string]*hold, len(holds))
+	s.mu.Lock()
+	for t, was := range holds {
+		h, ts := s.holds[t], s.topics[t]
+		if h == nil || h != was && was != nil || ts == nil || ts.stream != st || h.epoch != epoch || h.proven {
 			continue
 		}
-		if cur, ok := s.pending[t]; !ok || ns < cur {
-			s.pending[t] = ns
+		if s.chases[t] == nil {
+			s.restart(t, s.startFor(ts, h))
+			s.chases[t].probe = true
 		}
+		left[t] = h
 	}
+	s.mu.Unlock()
+	if len(left) == 0 {
+		return
+	}
+	signal(s.wake)
+	next := min(4*wait, proofProbeMax)
+	// Jittered, between half and all of wait, so that the chains of
+	// sets sent together do not probe together for ever.
+	half := wait / 2
+	time.AfterFunc(half+time.Duration(rand.Int64N(int64(half)+1)), func() {
+		if s.ctx.Err() == nil {
+			s.probe(st, left, epoch, next)
+		}
+	})
 }
 
-// catchUpLoop runs the queued catch-up queries, retrying with backoff
-// while they fail.
+// catchUpLoop runs rounds of catch-up pages while there are catch-ups in
+// progress. While they fail it waits out its backoff before the next
+// round, whatever asks for one sooner; held topics deliver nothing
+// meanwhile, so each failure is logged as a warning.
 func (s *Subscription) catchUpLoop() {
 	attempt := 0
+	var failing time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-s.wake:
 		}
-		s.mu.Lock()
-		work := s.pending
-		s.pending = map[string]uint64{}
-		if len(work) > 0 {
-			s.catchSeq++
-		}
-		seq := s.catchSeq
-		s.mu.Unlock()
-		if len(work) == 0 {
-			continue
-		}
-		if err := s.catchUp(work); err != nil {
-			if s.ctx.Err() != nil {
-				return
+		err := s.round()
+		if err == nil {
+			if attempt > 0 {
+				s.c.opts.logger.Info("xmtp catch-up recovered", "failed_for", time.Since(failing).Round(time.Millisecond))
 			}
-			wait := s.backoff(attempt)
-			attempt++
-			s.c.opts.logger.Info("retry xmtp catch-up", "err", err, "topics", len(work), "retry_in", wait)
-			time.AfterFunc(wait, func() { s.schedule(work) })
+			attempt = 0
+			s.mu.Lock()
+			more := len(s.chases) > 0
+			s.mu.Unlock()
+			if more {
+				signal(s.wake)
+			}
 			continue
 		}
-		attempt = 0
-		s.releaseHolds(seq, work)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if attempt == 0 {
+			failing = time.Now()
+		}
+		wait := s.backoff(attempt)
+		attempt++
+		s.mu.Lock()
+		topics, held, heldBytes := len(s.chases), len(s.holds), s.heldBytes
+		s.mu.Unlock()
+		s.c.opts.logger.Warn("xmtp catch-up failing; held topics deliver nothing until it succeeds",
+			"err", err, "failing_for", time.Since(failing).Round(time.Millisecond), "topics", topics,
+			"held_topics", held, "held_bytes", heldBytes, "retry_in", wait)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		signal(s.wake)
 	}
 }
 
-// catchUp queries each topic from its start and delivers what it finds.
-func (s *Subscription) catchUp(work map[string]uint64) error {
-	topics := make([]string, 0, len(work))
-	for t := range work {
-		topics = append(topics, t)
+// page is one catch-up query of a round.
+type page struct {
+	topic string
+	// chase and gen are the chase the page was asked for and its
+	// restarts then: a chase of a topic removed and added again is
+	// another one, though its gen starts at 0 as well.
+	chase *chase
+	gen   uint64
+	req   *messagev1.QueryRequest
+}
+
+// pageOf returns the next page of c, t's chase; s.mu is held.
+func (s *Subscription) pageOf(t string, c *chase) page {
+	return page{topic: t, chase: c, gen: c.gen, req: &messagev1.QueryRequest{
+		ContentTopics: []string{t},
+		StartTimeNs:   c.start,
+		PagingInfo:    &messagev1.PagingInfo{Limit: pageSize, Direction: messagev1.SortDirection_SORT_DIRECTION_ASCENDING, Cursor: c.cursor},
+	}}
+}
+
+// round asks every catch-up in progress for its next page, delivers the
+// pages, and releases the holds of the catch-ups that are done.
+func (s *Subscription) round() error {
+	s.mu.Lock()
+	if len(s.chases) == 0 {
+		s.mu.Unlock()
+		return nil
 	}
-	sort.Strings(topics)
-	reqs := make([]*messagev1.QueryRequest, len(topics))
-	for i, t := range topics {
-		reqs[i] = &messagev1.QueryRequest{
-			ContentTopics: []string{t},
-			StartTimeNs:   work[t],
-			PagingInfo:    &messagev1.PagingInfo{Limit: pageSize, Direction: messagev1.SortDirection_SORT_DIRECTION_ASCENDING},
+	s.catchSeq++
+	pages := make([]page, 0, min(len(s.chases), 4*probeRoundPages))
+	var probes []page
+	for t, c := range s.chases {
+		if c.probe {
+			// Probes wait behind every other chase, the proven and
+			// overflowed ones, and a round asks at most
+			// probeRoundPages of them, those the map gives first.
+			if len(probes) < probeRoundPages {
+				probes = append(probes, s.pageOf(t, c))
+			}
+			continue
 		}
+		if c.floor != noFloor {
+			// Envelopes dropped before this page is asked: it fetches
+			// them if it starts before them, else the chase starts
+			// again at them.
+			if c.cursor != nil && c.position() >= c.floor || c.cursor == nil && c.start > c.floor {
+				c.start, c.cursor = c.floor, nil
+			}
+			c.floor = noFloor
+		}
+		pages = append(pages, s.pageOf(t, c))
+	}
+	s.mu.Unlock()
+	sort.Slice(pages, func(i, j int) bool { return pages[i].topic < pages[j].topic })
+	sort.Slice(probes, func(i, j int) bool { return probes[i].topic < probes[j].topic })
+	pages = append(pages, probes...)
+	// A batch that fails is asked again page by page, so that a page
+	// failing on every try fails alone: the others of its batch, and
+	// the batches after it, still move on. The round reports the first
+	// failure, and the loop backs off.
+	var failed error
+	for len(pages) > 0 && s.ctx.Err() == nil {
+		chunk := pages[:min(len(pages), maxBatch)]
+		pages = pages[len(chunk):]
+		err := s.ask(chunk)
+		if err != nil && len(chunk) > 1 {
+			err = nil
+			for i := range chunk {
+				if e := s.ask(chunk[i : i+1]); e != nil && err == nil {
+					err = e
+				}
+			}
+		}
+		if err != nil && failed == nil {
+			failed = err
+		}
+	}
+	if failed == nil {
+		failed = s.ctx.Err()
+	}
+	return failed
+}
+
+// ask sends the pages of chunk in one batch, delivers their answers, and
+// releases the holds of the catch-ups that are done.
+func (s *Subscription) ask(chunk []page) error {
+	reqs := make([]*messagev1.QueryRequest, len(chunk))
+	for i, p := range chunk {
+		reqs[i] = p.req
 	}
 	resps, err := s.c.BatchQuery(s.ctx, reqs)
 	if err != nil {
 		return err
 	}
 	for i, resp := range resps {
+		s.pages.Add(1)
+		s.queried.Add(int64(len(resp.Envelopes)))
 		for _, env := range resp.Envelopes {
 			s.deliver(env)
 		}
-		cursor := resp.GetPagingInfo().GetCursor()
-		if cursor == nil || len(resp.Envelopes) < pageSize {
-			continue
+		s.unhold(chunk[i].topic, resp.Envelopes)
+		if h := s.advance(chunk[i], resp); h != nil {
+			s.release(chunk[i].topic, h)
 		}
-		// A full first page: walk the rest of this topic.
-		req := reqs[i]
-		for cursor != nil {
-			req.PagingInfo.Cursor = cursor
-			page, err := s.c.Query(s.ctx, req)
-			if err != nil {
-				return err
-			}
-			for _, env := range page.Envelopes {
-				s.deliver(env)
-			}
-			if len(page.Envelopes) == 0 {
-				break
-			}
-			cursor = page.GetPagingInfo().GetCursor()
+	}
+	return nil
+}
+
+// advance moves p's chase past its answer resp. It returns the hold to
+// release when the chase is done and its topic's hold proven.
+func (s *Subscription) advance(p page, resp *messagev1.QueryResponse) *hold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.chases[p.topic]
+	if c == nil || c != p.chase || c.gen != p.gen {
+		return nil
+	}
+	// A page ends before its limit once it holds the node's budget of
+	// bytes, with a cursor to the rest: the chase goes on while a cursor
+	// comes.
+	if cur := resp.GetPagingInfo().GetCursor(); cur != nil && len(resp.Envelopes) > 0 {
+		c.cursor = cur
+		if h := s.holds[p.topic]; h != nil && h.proven && h.chase == c {
+			h.reached = max(h.reached, resp.Envelopes[len(resp.Envelopes)-1].TimestampNs)
 		}
+		return nil
+	}
+	if c.floor != noFloor {
+		// The hold dropped envelopes while the page was asked.
+		c.start, c.cursor, c.floor = c.floor, nil, noFloor
+		return nil
+	}
+	delete(s.chases, p.topic)
+	if h := s.holds[p.topic]; h != nil && h.proven {
+		return h
 	}
 	return nil
 }
@@ -184,4 +353,10 @@ func (r *recentSet) add(key string) bool {
 	r.next = (r.next + 1) % len(r.ring)
 	r.keys[key] = struct{}{}
 	return true
+}
+
+// has reports whether key was added and is still remembered.
+func (r *recentSet) has(key string) bool {
+	_, ok := r.keys[key]
+	return ok
 }

@@ -72,8 +72,9 @@ func WithTLS(cfg *tls.Config) Option { return func(o *options) { o.tls = cfg } }
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithReconnectBackoff sets the first and the longest wait between
-// reconnection attempts of a subscription; defaults 100ms and 10s. Each
-// wait is drawn with jitter between half and all of the current step.
+// reconnection attempts of a subscription, and between its tries of a
+// failing catch-up query; defaults 100ms and 10s. Each wait is drawn with
+// jitter between half and all of the current step.
 func WithReconnectBackoff(min, max time.Duration) Option {
 	return func(o *options) { o.minBackoff, o.maxBackoff = min, max }
 }

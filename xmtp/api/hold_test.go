@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/xmtp/node"
+	"google.golang.org/grpc"
 )
 
 // orderRun publishes stored envelopes to a topic, then adds the topic
@@ -206,8 +210,8 @@ func topicSets(t *testing.T, reg *prometheus.Registry) int {
 }
 
 // TestSubscriptionHoldOverflowKeepsEnvelopesOfASlowClock: senders set an
-// envelope's timestamp, and one whose clock is ten minutes behind sends
-// envelopes far below the topic's last delivered one. When such envelopes
+// envelope's timestamp, and one whose clock is ten seconds behind sends
+// envelopes below the topic's last delivered one. When such envelopes
 // overflow a hold and are dropped, the query made again must start no
 // later than the oldest of them, or they are never fetched again. The
 // topic is held as a reconnect holds it, with a bound no envelope fits.
@@ -242,9 +246,12 @@ func TestSubscriptionHoldOverflowKeepsEnvelopesOfASlowClock(t *testing.T) {
 		return sub.holds[topic(name)] == nil
 	}, "the first hold ended")
 	sub.mu.Lock()
-	sub.holdTopic(topic(name), sub.topics[topic(name)].stream.epoch)
+	sub.holdTopic(topic(name), sub.topics[topic(name)].stream)
 	sub.mu.Unlock()
-	behind := now() - uint64(10*time.Minute)
+	// Ten seconds behind, within the clock-skew allowance: stamped
+	// after where the topic's catch-up starts, so they are held (one
+	// stamped before it goes as it comes).
+	behind := now() - uint64(10*time.Second)
 	const count = 5
 	for i := range count {
 		if err := c.Publish(ctx, nil, envAt(name, behind+uint64(i), fmt.Sprintf("behind %d", i))); err != nil {
@@ -264,4 +271,711 @@ func TestSubscriptionHoldOverflowKeepsEnvelopesOfASlowClock(t *testing.T) {
 	if sub.overflows.Load() < 2 {
 		t.Fatalf("%d overflows; the test did not exercise the bound", sub.overflows.Load())
 	}
+}
+
+// TestSubscriptionFloodedTopicPagesForward: a sender floods a topic, more
+// envelopes per catch-up than its hold keeps, from before the topic
+// is added until long after. Each overflow drops the hold, and the query
+// that fetches the dropped envelopes must page on from where the topic's
+// catch-up got to rather than read the flood again from the clock-skew
+// allowance before its last delivered envelope; and a topic added during
+// the flood must not wait behind the flooded topic's pages. Every
+// envelope of both still arrives once, in order.
+func TestSubscriptionFloodedTopicPagesForward(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	// Holds of eight envelopes: the sender's publishes of sixteen
+	// overflow the topic's hold faster than its catch-up can release it.
+	c.opts.holdEnvelopes = 8
+	ctx := testkit.Context(t, 120*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+
+	// Four senders, each publishing sixteen envelopes at a time.
+	const name, other, senders, stored, flood, otherStored = "flood", "zz-other", 4, 50, 1500, 5
+	publish := func(sender, from, k int) {
+		envs := make([]*messagev1.Envelope, 0, k)
+		for i := from; i < from+k; i++ {
+			envs = append(envs, envAt(name, now(), fmt.Sprintf("%s %d %06d", name, sender, i)))
+		}
+		if err := c.Publish(ctx, nil, envs...); err != nil {
+			t.Errorf("publish: %v", err)
+		}
+	}
+	for sender := range senders {
+		for i := 0; i < stored; i += 10 {
+			publish(sender, i, min(10, stored-i))
+		}
+	}
+	for i := range otherStored {
+		if err := c.Publish(ctx, nil, envAt(other, now(), fmt.Sprintf("%s %06d", other, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for sender := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := stored; i < stored+flood && ctx.Err() == nil; i += 16 {
+				publish(sender, i, min(16, stored+flood-i))
+			}
+		}()
+	}
+	sub.Add(topic(name))
+	chased := func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.chases[topic(other)] != nil
+	}
+	added := false
+	var pagesAtOther, pagesWaited int64 = -1, -1
+	floodGot := make([][]int, senders)
+	var floodCount int
+	var otherGot []int
+	const total = senders * (stored + flood)
+	timeout := time.After(90 * time.Second)
+	for floodCount < total || len(otherGot) < otherStored {
+		if !added && (sub.overflows.Load() > 2 || floodCount >= total/2) {
+			// The flood is overflowing the hold: a new topic now.
+			added = true
+			sub.Add(topic(other))
+		}
+		if added && pagesAtOther < 0 && (chased() || len(otherGot) > 0) {
+			// Its catch-up is queued once its set is sent: the pages
+			// count from then (or from its first envelope, if the
+			// catch-up went by between two looks).
+			pagesAtOther = sub.pages.Load()
+		}
+		select {
+		case env := <-sub.Envelopes():
+			f := strings.Fields(string(env.Message))
+			k, err := strconv.Atoi(f[len(f)-1])
+			if err != nil {
+				t.Fatalf("envelope %q", env.Message)
+			}
+			if f[0] == other {
+				otherGot = append(otherGot, k)
+				if len(otherGot) == otherStored {
+					pagesWaited = sub.pages.Load() - pagesAtOther
+				}
+			} else {
+				sender, _ := strconv.Atoi(f[1])
+				floodGot[sender] = append(floodGot[sender], k)
+				floodCount++
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d flooded and %d of %d other envelopes after 90 s (%d overflows)", floodCount, total, len(otherGot), otherStored, sub.overflows.Load())
+		}
+	}
+	wg.Wait()
+	for sender, got := range floodGot {
+		checkOrder(t, fmt.Sprintf("%s sender %d", name, sender), got)
+	}
+	checkOrder(t, other, otherGot)
+	// Once the flood's catch-up has caught up, the hold may end before
+	// it overflows again.
+	if sub.overflows.Load() == 0 {
+		t.Fatal("no overflow; the flood did not overflow the hold")
+	}
+	read := sub.queried.Load()
+	t.Logf("%d overflows; catch-ups read %d envelopes for %d published, in %d pages; the new topic waited %d pages", sub.overflows.Load(), read, total+otherStored, sub.pages.Load(), pagesWaited)
+	// Each envelope is read about once by the catch-ups: those the hold
+	// dropped, and a page's worth around each overflow.
+	if limit := int64(2 * (total + otherStored)); read > limit {
+		t.Fatalf("catch-ups read %d envelopes for %d published; want at most %d: the flood is read again after each overflow", read, total+otherStored, limit)
+	}
+	// The new topic's catch-up goes in the next round of pages, beside
+	// one page of the flooded topic (and of the idle topic's probe), not
+	// after all of its pages.
+	if pagesWaited > 6 {
+		t.Fatalf("the topic added during the flood waited %d pages for its envelopes; want its catch-up beside the flood's next page", pagesWaited)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] == nil && sub.heldBytes == 0
+	}, "the flooded topic's hold ended after the flood")
+}
+
+// queriesSeen returns how many queries the node has answered, from its
+// bridge_xmtpnode_query_duration_seconds histogram in reg.
+func queriesSeen(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "bridge_xmtpnode_query_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				total += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return total
+}
+
+// syncBuffer is a log sink tests read while the subscription writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSubscriptionOverflowDuringQueryOutageKeepsTheBackoff: while its
+// catch-up queries fail, a held topic's hold overflows again and again.
+// The failure is logged as a warning, and the failed catch-up waits out
+// its backoff (an hour here) before it is tried again, however many
+// overflows want it sooner. The queries fail for real: the client refuses
+// answers larger than 2 KiB, which a page of the topic's stored envelopes
+// is, while each envelope the stream brings is smaller.
+func TestSubscriptionOverflowDuringQueryOutageKeepsTheBackoff(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), Registerer: reg})
+	logs := &syncBuffer{}
+	c := dial(t, n.GRPCAddr(),
+		WithReconnectBackoff(time.Hour, time.Hour),
+		WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2048))))
+	c.opts.holdEnvelopes = 2
+	c.opts.settle = 50 * time.Millisecond
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	const name = "outage"
+	pad := strings.Repeat("x", 200)
+	for i := range 20 {
+		if err := c.Publish(ctx, nil, envAt(name, now(), fmt.Sprintf("stored %d %s", i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(logs.String(), "catch-up") }, "a log of the failed catch-up")
+	before := queriesSeen(t, reg)
+	for i := range 60 {
+		if err := c.Publish(ctx, nil, envAt(name, now(), fmt.Sprintf("live %d", i))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return sub.overflows.Load() >= 10 }, "ten overflows")
+	// The settle delay's probes have long passed as well.
+	time.Sleep(500 * time.Millisecond)
+	if q := queriesSeen(t, reg) - before; q > 0 {
+		t.Fatalf("the node answered %d catch-up queries after the first failed, during %d overflows; want none, the backoff being an hour", q, sub.overflows.Load())
+	}
+	if !strings.Contains(logs.String(), "level=WARN msg=\"xmtp catch-up failing") {
+		t.Fatalf("the failed catch-up was not logged as a warning:\n%s", logs.String())
+	}
+}
+
+// TestSubscriptionEmptyHoldEndsOnEvidence: a topic nothing is published
+// to stays held, however many catch-ups run past the settle delay, until
+// the stream shows that the node has applied the set that carries it: an
+// envelope of that topic, or of a topic first carried by that set or a
+// later one. A node that applied the set after the last of those
+// catch-ups would otherwise have streamed nothing of what it stored in
+// between, and nothing would have fetched it.
+func TestSubscriptionEmptyHoldEndsOnEvidence(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	c.opts.settle = 10 * time.Millisecond
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	held := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil
+	}
+	sent := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.setSent(topic(name))
+	}
+	seq := func() uint64 {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.catchSeq
+	}
+	// Three idle topics, each in a set of its own.
+	from := seq()
+	for _, name := range []string{"idle-a", "idle-b", "idle-c"} {
+		sub.Add(topic(name))
+		testkit.WaitFor(t, 10*time.Second, func() bool { return sent(name) }, "%s sent", name)
+		time.Sleep(60 * time.Millisecond)
+	}
+	testkit.WaitFor(t, 10*time.Second, func() bool { return seq() >= from+4 }, "four catch-ups")
+	// Those after the settle delay have run too.
+	time.Sleep(100 * time.Millisecond)
+	for _, name := range []string{"idle-a", "idle-b", "idle-c"} {
+		if !held(name) {
+			t.Fatalf("%s: its hold ended without any sign that the node streams it", name)
+		}
+	}
+	// An envelope of idle-b shows that the node applied idle-b's set,
+	// and with it the earlier one of idle-a; idle-c's set may still wait.
+	if err := c.Publish(ctx, nil, envAt("idle-b", now(), "b")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "b")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return !held("idle-a") && !held("idle-b") }, "the holds of idle-a and idle-b ended")
+	if !held("idle-c") {
+		t.Fatal("idle-c: its hold ended on an envelope of a topic of an earlier set")
+	}
+	if err := c.Publish(ctx, nil, envAt("idle-a", now(), "a"), envAt("idle-c", now(), "c")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "a", "c")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return !held("idle-c") }, "the hold of idle-c ended")
+}
+
+// TestSubscriptionTopicAddedAgainIsDeliveredWithoutProof: a topic removed
+// and added again on the same connection proves nothing by its own
+// envelopes, which may come from the set that carried it before; with no
+// other traffic its hold stays, and each envelope the stream brings is
+// fetched by a catch-up queued then, not at the next of the backed-off
+// catch-ups (ten minutes away here).
+func TestSubscriptionTopicAddedAgainIsDeliveredWithoutProof(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	const name = "again"
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	held := func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil
+	}
+	// The first hold ends on an envelope the node streams: one
+	// published before it applied the set is only fetched.
+	for k := 0; held(); k++ {
+		if k == 100 {
+			t.Fatal("the first hold did not end")
+		}
+		msg := fmt.Sprintf("first %d", k)
+		if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+			t.Fatal(err)
+		}
+		got.expect(t, msg)
+		time.Sleep(20 * time.Millisecond)
+	}
+	sub.Remove(topic(name))
+	time.Sleep(100 * time.Millisecond)
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.setSent(topic(name))
+	}, "the set carrying it again sent")
+	time.Sleep(100 * time.Millisecond)
+	for i := range 3 {
+		msg := fmt.Sprintf("again %d", i)
+		if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+			t.Fatal(err)
+		}
+		got.expect(t, msg)
+	}
+	if !held() {
+		t.Fatal("the hold of the topic added again ended on its own envelopes")
+	}
+	// The catch-ups delivered what the hold kept: it keeps none of it,
+	// or holds waiting for proof would fill the subscription's bound
+	// with duplicates.
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		h := sub.holds[topic(name)]
+		return h != nil && len(h.envs) == 0 && sub.heldBytes == 0
+	}, "the hold waiting for proof empty of what the catch-ups delivered")
+}
+
+// TestSubscriptionLateSetLosesNothing: the node applies a topic set some
+// time after the stream sends it, here because each set carries thousands
+// of long topics, which the node must read, check and index, while the
+// queries sent after it are small; the settle delay is shorter than that.
+// A topic added while a sender keeps publishing to it must still get every
+// envelope, in order: its hold may not end before the stream shows that
+// the node streams it, or what the node stored between the last catch-up
+// and applying the set would be neither streamed nor fetched.
+func TestSubscriptionLateSetLosesNothing(t *testing.T) {
+	const topics = 4000
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxTopicsPerRequest: topics + 10})
+	c := dial(t, n.GRPCAddr(), WithMaxTopicsPerStream(topics+10))
+	c.opts.settle = time.Millisecond
+	ctx := testkit.Context(t, 120*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	pad := strings.Repeat("p", 270)
+	padding := make([]string, 0, topics)
+	for i := range topics {
+		padding = append(padding, topic(fmt.Sprintf("pad-%04d-%s", i, pad)))
+	}
+	sub.Add(padding...)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	for i := range 10 {
+		name := fmt.Sprintf("late-%d", i)
+		checkOrder(t, name, orderRun(t, c, sub, sub.Envelopes(), name, 0, 300, 1, 0))
+	}
+}
+
+// TestSubscriptionEnvelopesStampedInThePastDoNotStallAHold: the node
+// takes any timestamp, and a hostile sender publishes batches of sixteen
+// envelopes with the same sixteen stamps into a topic while it is held,
+// more at a time than its hold keeps: stamped 1 to 16 ns, before where the
+// topic's catch-up starts, or twenty seconds before the test, within the
+// clock-skew allowance of that start. Their order against the topic's
+// other envelopes means nothing, and they must neither restart the topic's
+// catch-up from their stamps again and again nor keep its hold from
+// ending: an honest sender's envelopes still all arrive, once and in
+// order, the catch-ups read each envelope about once (those stored within
+// the allowance are read by the topic's first catch-up and by the one of
+// its proof), and the hold ends.
+func TestSubscriptionEnvelopesStampedInThePastDoNotStallAHold(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	start := now()
+	for _, tc := range []struct {
+		name  string
+		stamp uint64
+		// limit is the most envelopes the catch-ups may read, given
+		// how many were published in the past.
+		limit func(past int) int64
+	}{
+		{"far-past", 1, func(int) int64 { return 4 * 90 }},
+		{"within-skew", start - uint64(20*time.Second), func(past int) int64 { return int64(2 * (past + 90)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stampedRun(t, n, "stamped-"+tc.name, tc.stamp, tc.limit)
+		})
+	}
+}
+
+func stampedRun(t *testing.T, n *node.Node, name string, stamp uint64, limit func(past int) int64) {
+	c := dial(t, n.GRPCAddr())
+	c.opts.holdEnvelopes = 8
+	ctx := testkit.Context(t, 120*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	const honest = 90
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var past int
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			envs := make([]*messagev1.Envelope, 0, 16)
+			for k := range 16 {
+				envs = append(envs, envAt(name, stamp+uint64(k), fmt.Sprintf("past %d %d", i, k)))
+			}
+			if err := c.Publish(ctx, nil, envs...); err != nil && ctx.Err() == nil {
+				t.Errorf("publish: %v", err)
+			}
+			past += 16
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	honestGot := make(chan *messagev1.Envelope, 1024)
+	seenPast := map[string]bool{}
+	var dupPast int
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		for env := range sub.Envelopes() {
+			if m := string(env.Message); strings.HasPrefix(m, "past ") {
+				if seenPast[m] {
+					dupPast++
+				}
+				seenPast[m] = true
+				continue
+			}
+			honestGot <- env
+		}
+	}()
+	// Thousands of the sender's envelopes are stored before the topic is
+	// added.
+	for i := range 200 {
+		envs := make([]*messagev1.Envelope, 0, 16)
+		for k := range 16 {
+			envs = append(envs, envAt(name, stamp+uint64(k), fmt.Sprintf("past stored %d %d", i, k)))
+		}
+		if err := c.Publish(ctx, nil, envs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkOrder(t, name, orderRun(t, c, sub, honestGot, name, 0, honest, 1, 10*time.Millisecond))
+	close(stop)
+	wg.Wait()
+	past += 200 * 16
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] == nil && sub.heldBytes == 0
+	}, "the hold ended")
+	read := sub.queried.Load()
+	t.Logf("%d envelopes stamped in the past published; catch-ups read %d envelopes in %d pages; %d overflows", past, read, sub.pages.Load(), sub.overflows.Load())
+	if most := limit(past); read > most {
+		t.Fatalf("catch-ups read %d envelopes for %d honest ones and %d stamped in the past; want at most %d: the envelopes stamped in the past restart the catch-up", read, honest, past, most)
+	}
+	sub.Close()
+	<-forwarded
+	if dupPast > 0 {
+		t.Fatalf("%d envelopes stamped in the past delivered twice", dupPast)
+	}
+}
+
+// TestSubscriptionPageOfARemovedTopicLeavesItsNewCatchUp: a catch-up page
+// asked for a topic before it was removed comes back after the topic was
+// added again and a new catch-up of it began. The page must not move or
+// end the new catch-up: a new chase starts at the same generation as the
+// old, and ending it would end the hold of the topic added again with no
+// query begun after its proof. The catch-up loop is kept from running the
+// new catch-up by a failing query (the client refuses answers over 2 KiB,
+// which a page of the padded topic is) and a backoff of an hour; the page
+// is answered by the node, and handed to the subscription as a round
+// would.
+func TestSubscriptionPageOfARemovedTopicLeavesItsNewCatchUp(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	logs := &syncBuffer{}
+	c := dial(t, n.GRPCAddr(),
+		WithReconnectBackoff(time.Hour, time.Hour),
+		WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2048))))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	const name = "removed"
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	state := func() (held, chased bool) {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil, sub.chases[topic(name)] != nil
+	}
+	for k := 0; ; k++ {
+		if held, chased := state(); !held && !chased {
+			break
+		}
+		if k == 100 {
+			t.Fatal("the first hold did not end")
+		}
+		msg := fmt.Sprintf("first %d", k)
+		if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+			t.Fatal(err)
+		}
+		got.expect(t, msg)
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A page of a catch-up of the topic, as a round asks it.
+	sub.mu.Lock()
+	sub.restart(topic(name), sub.startOf(sub.topics[topic(name)]))
+	p := sub.pageOf(topic(name), sub.chases[topic(name)])
+	sub.mu.Unlock()
+	resps, err := c.BatchQuery(ctx, []*messagev1.QueryRequest{p.req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Remove(topic(name))
+	// Stall the catch-up loop.
+	pad := strings.Repeat("x", 200)
+	for i := range 20 {
+		if err := c.Publish(ctx, nil, envAt("padded", now(), fmt.Sprintf("stored %d %s", i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub.Add(topic("padded"))
+	testkit.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(logs.String(), "catch-up failing") }, "the catch-up failing")
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, func() bool { _, chased := state(); return chased }, "a new catch-up of the topic added again")
+	sub.advance(p, resps[0])
+	if _, chased := state(); !chased {
+		t.Fatal("the answer to a page asked before the topic was removed ended the catch-up of the topic added again")
+	}
+}
+
+// TestSubscriptionManyRemovesLeaveNewTopicsProvable: a connection on which
+// thousands of topics were removed still proves the holds of topics added
+// after, by their own envelopes; and once the node has applied the set
+// that removed a topic, that topic added again proves itself too, and the
+// stream forgets that it was removed.
+func TestSubscriptionManyRemovesLeaveNewTopicsProvable(t *testing.T) {
+	const topics = 4100
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxTopicsPerRequest: topics + 10})
+	c := dial(t, n.GRPCAddr(), WithMaxTopicsPerStream(topics+10))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	many := make([]string, 0, topics)
+	for i := range topics {
+		many = append(many, topic(fmt.Sprintf("many-%04d", i)))
+	}
+	sub.Add(many...)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	sent := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.setSent(topic(name))
+	}
+	held := func(name string) bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.holds[topic(name)] != nil
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return sent(fmt.Sprintf("many-%04d", topics-1)) }, "the set sent")
+	sub.Remove(many...)
+	for _, name := range []string{"new", "many-0000"} {
+		sub.Add(topic(name))
+		testkit.WaitFor(t, 20*time.Second, func() bool { return sent(name) }, "%s sent", name)
+		// One published before the node applied the set is only
+		// fetched; one it streams proves the hold.
+		for k := 0; held(name); k++ {
+			if k == 100 {
+				t.Fatalf("%s: its hold did not end on its own envelopes", name)
+			}
+			msg := fmt.Sprintf("%s %d", name, k)
+			if err := c.Publish(ctx, nil, envAt(name, now(), msg)); err != nil {
+				t.Fatal(err)
+			}
+			got.expect(t, msg)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	sub.mu.Lock()
+	gone := len(sub.streams[0].gone)
+	sub.mu.Unlock()
+	if gone > 0 {
+		t.Fatalf("the stream still remembers %d removed topics after the node applied the set removing them", gone)
+	}
+}
+
+// TestSubscriptionProvenTopicGoesBeforeProbes: thousands of idle topics
+// are added, and their first catch-ups, probes that run until the stream
+// proves them, make a long round of pages. A topic of an earlier set,
+// proven by its own envelope meanwhile, must not wait for all of them:
+// its catch-up, begun at the proof, goes in the next round, before the
+// probes, and a round asks a bounded number of probe pages.
+func TestSubscriptionProvenTopicGoesBeforeProbes(t *testing.T) {
+	const topics = 3000
+	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxTopicsPerRequest: topics + 10})
+	c := dial(t, n.GRPCAddr(), WithMaxTopicsPerStream(topics+10))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	const name = "proven"
+	sub.Add(topic(name))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	quiet := func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return len(sub.chases) == 0 && sub.setSent(topic(name))
+	}
+	testkit.WaitFor(t, 20*time.Second, quiet, "the topic's first catch-up done")
+	idle := make([]string, 0, topics)
+	for i := range topics {
+		idle = append(idle, topic(fmt.Sprintf("idle-%04d", i)))
+	}
+	before := sub.pages.Load()
+	sub.Add(idle...)
+	testkit.WaitFor(t, 20*time.Second, func() bool { return sub.pages.Load() > before }, "the probes begun")
+	if err := c.Publish(ctx, nil, envAt(name, now(), "proof")); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (proven, held bool) {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		h := sub.holds[topic(name)]
+		return h != nil && h.proven, h != nil
+	}
+	var atProof int64 = -1
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		proven, held := state()
+		if proven && atProof < 0 {
+			atProof = sub.pages.Load()
+		}
+		if !held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the proven topic's hold did not end")
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	waited := sub.pages.Load() - atProof
+	got.expect(t, "proof")
+	t.Logf("the proven topic's hold ended %d pages after its proof; %d pages in all", waited, sub.pages.Load()-before)
+	if atProof < 0 {
+		t.Fatal("the proof was not seen")
+	}
+	if limit := int64(2*probeRoundPages + 1); waited > limit {
+		t.Fatalf("the proven topic's catch-up waited %d pages; want at most %d", waited, limit)
+	}
+}
+
+// TestSubscriptionFailingPageLeavesOtherTopicsCaughtUp: the catch-up of
+// one topic fails on every try, here because the client refuses answers
+// over 2 KiB and a page of the topic's stored envelopes is larger; the
+// catch-ups of the other topics, asked in the same batch of queries, must
+// still deliver what they find.
+func TestSubscriptionFailingPageLeavesOtherTopicsCaughtUp(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr(),
+		WithReconnectBackoff(time.Hour, time.Hour),
+		WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(2048))))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	sub.Add(topic("warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	pad := strings.Repeat("x", 200)
+	for i := range 20 {
+		if err := c.Publish(ctx, nil, envAt("a-padded", now(), fmt.Sprintf("stored %d %s", i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Publish(ctx, nil, envAt("b-healthy", now(), "healthy")); err != nil {
+		t.Fatal(err)
+	}
+	sub.Add(topic("a-padded"), topic("b-healthy"))
+	got.expect(t, "healthy")
 }

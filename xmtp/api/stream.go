@@ -67,28 +67,27 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 	case <-st.changed:
 	default:
 	}
+	// The connection's sets are numbered from 1, and none is known to
+	// be applied: every topic is held until the stream proves it.
 	s.mu.Lock()
 	st.epoch++
 	epoch := st.epoch
+	st.sets, st.applied, st.gone = 0, 0, nil
 	for t := range st.topics {
-		s.holdTopic(t, epoch)
+		ts := s.topics[t]
+		ts.set, ts.goneAt = 0, 0
+		s.holdTopic(t, st)
 	}
 	s.mu.Unlock()
-	list, _, _ := s.topicList(st)
+	list, _, _ := s.topicList(st, epoch)
 	if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
 		return false, err
 	}
 
 	// Everything since each topic's last seen envelope is fetched again.
-	s.mu.Lock()
-	from := make(map[string]uint64, len(st.topics))
-	for t := range st.topics {
-		from[t] = s.startOf(s.topics[t])
-	}
-	s.mu.Unlock()
 	s.setConnected(st, true)
 	defer s.setConnected(st, false)
-	s.scheduleTwice(from, epoch)
+	s.probeTopics(st, list, epoch)
 
 	sendErr := make(chan error, 1)
 	go func() {
@@ -117,7 +116,10 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 			if ctx.Err() != nil {
 				return
 			}
-			list, fresh, epoch := s.topicList(st)
+			list, fresh, ok := s.topicList(st, epoch)
+			if !ok {
+				return
+			}
 			if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
 				// The next connection sends them, and catches them up,
 				// with all the stream's topics.
@@ -127,12 +129,16 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 				return
 			}
 			last = time.Now()
-			// The node has the new topics once it applied this set:
-			// their catch-up now and after the settle delay covers
-			// what was published before, and their holds keep what
-			// the stream brings meanwhile in order.
+			// The node has the new topics once it applied this set,
+			// which the stream will show: until then their catch-ups
+			// fetch what was published, and their holds keep what the
+			// stream brings in order.
 			if len(fresh) > 0 {
-				s.scheduleTwice(fresh, epoch)
+				topics := make([]string, 0, len(fresh))
+				for t := range fresh {
+					topics = append(topics, t)
+				}
+				s.probeTopics(st, topics, epoch)
 			}
 		}
 	}()
@@ -146,6 +152,16 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 			}
 			return true, err
 		}
-		s.fromStream(env)
+		s.fromStream(st, env)
 	}
+}
+
+// probeTopics starts the catch-ups of topics, just sent on st's
+// connection epoch, that repeat until the stream proves them (probe).
+func (s *Subscription) probeTopics(st *stream, topics []string, epoch uint64) {
+	holds := make(map[string]*hold, len(topics))
+	for _, t := range topics {
+		holds[t] = nil
+	}
+	s.probe(st, holds, epoch, s.c.opts.settle)
 }

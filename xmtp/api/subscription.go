@@ -21,11 +21,12 @@ import (
 // timestamp (or from when it was added), less the clock-skew allowance, so
 // nothing published while a stream was down or not yet in place is
 // missed; envelopes seen twice are delivered once. Meanwhile the stream's
-// envelopes of those topics are held, so that each topic's envelopes are
-// delivered in order (hold.go).
+// envelopes of those topics are held, until the stream shows that the
+// node streams them and a query begun after that is done, so that each
+// topic's envelopes are delivered in order (hold.go).
 //
 // Goroutines: one per stream (plus its sender), and catchUpLoop for the
-// catch-up queries. All deliver into out, which is closed after they have
+// catch-up queries, which pages every topic's catch-up forward in turn. All deliver into out, which is closed after they have
 // ended. Lock order: Subscription.mu, then Subscription.stateMu.
 type Subscription struct {
 	c      *Client
@@ -40,15 +41,17 @@ type Subscription struct {
 	closed  bool // no more stream goroutines may start
 	topics  map[string]*topicState
 	streams []*stream
-	pending map[string]uint64 // topic -> catch-up start, ns
+	chases  map[string]*chase // catch-ups in progress (catchup.go)
 	recent  recentSet
 	// holds are the topics whose stream envelopes wait for a catch-up,
 	// and heldBytes the size of all they hold (hold.go).
 	holds     map[string]*hold
 	heldBytes int
-	// catchSeq numbers the catch-ups: the last one begun.
-	catchSeq  uint64
-	overflows atomic.Int64 // holds dropped for size, for tests
+	// catchSeq numbers the rounds of catch-up pages: the last one begun.
+	catchSeq uint64
+	// For tests: holds dropped for size, and catch-up pages and the
+	// envelopes they brought.
+	overflows, pages, queried atomic.Int64
 
 	stateMu   sync.Mutex
 	reported  bool // the last connection state given to the callback
@@ -59,19 +62,34 @@ type topicState struct {
 	added    uint64 // ns
 	lastSeen uint64 // ns; 0 until an envelope is seen
 	stream   *stream
+	// set is the number of the first set of its stream's connection
+	// that carried the topic; 0 until one is sent. goneAt: the topic
+	// was removed from the stream during the connection, by set goneAt,
+	// and given to it again, so its envelopes prove nothing while the
+	// node has not applied that set (hold.go); 0: not removed.
+	set    uint64
+	goneAt uint64
 }
 
 // stream is one Subscribe2 stream and the topics it carries.
 type stream struct {
 	topics map[string]struct{} // guarded by Subscription.mu
-	// fresh are the topics added since the stream last sent its set, with
-	// where their catch-up starts: it is queued once the set that carries
-	// them is sent. Guarded by Subscription.mu.
-	fresh map[string]uint64
-	// epoch counts the stream's connections. Guarded by Subscription.mu.
-	epoch     uint64
-	changed   chan struct{} // the topic set changed; resend it
-	connected atomic.Bool
+	// fresh are the topics added since the stream last sent its set:
+	// their catch-up is queued once the set that carries them is sent.
+	// Guarded by Subscription.mu.
+	fresh map[string]struct{}
+	// epoch counts the stream's connections; sets counts the sets sent
+	// on the connection, and applied is the last of them the stream has
+	// shown the node applied (hold.go). waiting are the topics whose
+	// holds wait for that proof, and gone those removed from the stream
+	// during the connection, each with the number of the set that
+	// removes it, until the stream shows the node applied that set.
+	// Guarded by Subscription.mu.
+	epoch, sets, applied uint64
+	waiting              map[string]struct{}
+	gone                 map[string]uint64
+	changed              chan struct{} // the topic set changed; resend it
+	connected            atomic.Bool
 }
 
 // resendGap is the shortest time between two topic sets sent on one
@@ -87,16 +105,16 @@ const resendGap = 50 * time.Millisecond
 func (c *Client) Subscribe(ctx context.Context) *Subscription {
 	sctx, cancel := context.WithCancel(ctx)
 	s := &Subscription{
-		c:       c,
-		ctx:     sctx,
-		cancel:  cancel,
-		out:     make(chan *messagev1.Envelope, c.opts.buffer),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		topics:  map[string]*topicState{},
-		pending: map[string]uint64{},
-		recent:  newRecentSet(1 << 16),
-		holds:   map[string]*hold{},
+		c:      c,
+		ctx:    sctx,
+		cancel: cancel,
+		out:    make(chan *messagev1.Envelope, c.opts.buffer),
+		done:   make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		topics: map[string]*topicState{},
+		chases: map[string]*chase{},
+		recent: newRecentSet(1 << 16),
+		holds:  map[string]*hold{},
 	}
 	s.mu.Lock()
 	s.addStream()
@@ -146,8 +164,9 @@ func (s *Subscription) Close() {
 // the moment it is added, including those published while the node learns
 // of the change, in order: once the stream has sent the set that carries
 // the topic, the topic is queried from its addition (less the clock-skew
-// allowance), and the stream's envelopes of the topic wait for that
-// query's (hold.go).
+// allowance), and the stream's envelopes of the topic wait until the
+// stream shows that the node streams it and a query begun after that is
+// done (hold.go).
 func (s *Subscription) Add(topics ...string) {
 	now := uint64(time.Now().UnixNano())
 	var changed []*stream
@@ -158,16 +177,16 @@ func (s *Subscription) Add(topics ...string) {
 		}
 		st := s.streamWithRoom()
 		st.topics[t] = struct{}{}
-		ts := &topicState{added: now, stream: st}
+		ts := &topicState{added: now, stream: st, goneAt: st.gone[t]}
 		s.topics[t] = ts
-		s.holdTopic(t, st.epoch)
+		s.holdTopic(t, st)
 		if st.fresh == nil {
-			st.fresh = map[string]uint64{}
+			st.fresh = map[string]struct{}{}
 			changed = append(changed, st)
 		}
 		// A stream that is down catches up on all its topics when it
 		// reconnects, and drops this.
-		st.fresh[t] = s.startOf(ts)
+		st.fresh[t] = struct{}{}
 	}
 	s.mu.Unlock()
 	for _, st := range changed {
@@ -195,10 +214,20 @@ func (s *Subscription) Remove(topics ...string) {
 		if !ok {
 			continue
 		}
-		delete(ts.stream.topics, t)
-		delete(ts.stream.fresh, t)
+		st := ts.stream
+		delete(st.topics, t)
+		delete(st.fresh, t)
+		delete(st.waiting, t)
+		if ts.set != 0 {
+			// A set of the connection carried it: given again before
+			// the node applied the next set, which removes it, its
+			// envelopes may come from the one that carried it.
+			if st.gone == nil {
+				st.gone = map[string]uint64{}
+			}
+			st.gone[t] = st.sets + 1
+		}
 		delete(s.topics, t)
-		delete(s.pending, t)
 		s.dropHold(t)
 		changed[ts.stream] = true
 	}
@@ -228,43 +257,57 @@ func (s *Subscription) startOf(t *topicState) uint64 {
 	return from - skew
 }
 
-// topicList returns the topics of st, sorted, to be sent; the topics
-// added since the last list, with where their catch-up starts; and the
-// stream's connection.
-func (s *Subscription) topicList(st *stream) ([]string, map[string]uint64, uint64) {
+// topicList returns the topics of st, sorted, to be sent as the next set
+// of connection epoch, and the topics added since the last list. It
+// numbers the set, and gives its number to the topics no earlier set of
+// the connection carried. It returns false, and nothing, once the stream
+// is on another connection.
+func (s *Subscription) topicList(st *stream, epoch uint64) ([]string, map[string]struct{}, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if st.epoch != epoch {
+		return nil, nil, false
+	}
+	st.sets++
 	out := make([]string, 0, len(st.topics))
 	for t := range st.topics {
 		out = append(out, t)
+		if ts := s.topics[t]; ts.set == 0 {
+			ts.set = st.sets
+		}
 	}
 	sort.Strings(out)
 	fresh := st.fresh
 	st.fresh = nil
-	return out, fresh, st.epoch
+	return out, fresh, true
+}
+
+// setSent reports whether a set carrying t has been numbered for sending;
+// s.mu is held. For tests.
+func (s *Subscription) setSent(t string) bool {
+	ts := s.topics[t]
+	return ts != nil && ts.set != 0
 }
 
 // unsent gives back to st the fresh topics of a set it could not send,
 // those still its own, and signals a change: the connection that follows
 // sends them, and queues their catch-up, if its own first set did not
 // carry them already (a second catch-up only finds what was delivered).
-func (s *Subscription) unsent(st *stream, fresh map[string]uint64) {
+func (s *Subscription) unsent(st *stream, fresh map[string]struct{}) {
 	if len(fresh) == 0 {
 		return
 	}
 	defer signal(st.changed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for t, from := range fresh {
+	for t := range fresh {
 		if _, ok := st.topics[t]; !ok {
 			continue
 		}
 		if st.fresh == nil {
-			st.fresh = map[string]uint64{}
+			st.fresh = map[string]struct{}{}
 		}
-		if old, ok := st.fresh[t]; !ok || from < old {
-			st.fresh[t] = from
-		}
+		st.fresh[t] = struct{}{}
 	}
 }
 
