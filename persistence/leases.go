@@ -52,6 +52,17 @@ type Lease struct {
 const leaseLive = `NOT l.released AND l.expires_at > now() AND (l.node_lease IS NULL OR
 	EXISTS (SELECT 1 FROM node_leases n WHERE n.id = l.node_lease AND n.expires_at > now()))`
 
+// leaseDead is the SQL condition under which the identity_leases row l is
+// known to be void: released, past its own expiry, or under a node lease
+// that ran out. It is not NOT (leaseLive): a takeover's ON CONFLICT
+// re-reads a row it waited for at its newest version, but its subqueries
+// see the statement's snapshot, which may predate the node lease of the
+// row's new holder. leaseLive finds no such node lease and calls the
+// lease void; leaseDead finds no node lease that ran out and refuses, as
+// a node lease that ran out can never be renewed.
+const leaseDead = `(l.released OR l.expires_at <= now() OR
+	EXISTS (SELECT 1 FROM node_leases n WHERE n.id = l.node_lease AND n.expires_at <= now()))`
+
 // leaseExpiry is the SQL expression of the identity_leases row l's expiry,
 // given n, its node lease (LEFT JOINed).
 const leaseExpiry = `CASE WHEN l.node_lease IS NULL THEN l.expires_at ELSE least(l.expires_at, n.expires_at) END`
@@ -107,7 +118,7 @@ func (s *Store) acquireLease(ctx context.Context, identity, owner string, ttl ti
 				node_lease = EXCLUDED.node_lease,
 				released = false,
 				updated_at = now()
-			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR NOT (`+leaseLive+`)
+			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR `+leaseDead+`
 			RETURNING l.epoch, l.expires_at),
 		lost AS (
 			UPDATE node_leases n SET lost = n.lost + 1 FROM prev

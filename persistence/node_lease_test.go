@@ -494,3 +494,66 @@ func TestNodeLeaseRenewsWhileThePoolIsFull(t *testing.T) {
 		t.Fatalf("end a node lease on a full pool: %v", err)
 	}
 }
+
+// TestTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee: a takeover
+// that waits for the row of a void lease while another node takes it, under
+// a node lease started after the waiting statement began, is refused: it
+// must not judge the new lease void because its snapshot predates the new
+// node lease.
+func TestTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee(t *testing.T) {
+	s, ids, db := nodeLeaseFixture(t, 1)
+	ctx := context.Background()
+	dead, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLeaseOn(ctx, dead, ids[0], "node-a.m1/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EndNodeLease(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	waiter, err := s.StartNodeLease(ctx, "node-b", "node-b.m2", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other node's takeover holds the row while node-b's statement
+	// starts and waits for it.
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM identity_leases WHERE identity = $1 FOR UPDATE`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	taken := make(chan error, 1)
+	go func() {
+		_, err := s.AcquireLeaseOn(ctx, waiter, ids[0], "node-b.m2/x")
+		taken <- err
+	}()
+	waitBlocked(t, db, "INSERT INTO identity_leases")
+	// node-c starts after the waiting statement's snapshot and takes the
+	// lease, as its own AcquireLeaseOn would.
+	holder, err := s.StartNodeLease(ctx, "node-c", "node-c.m3", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE identity_leases SET owner = 'node-c.m3/x', epoch = epoch + 1,
+		node_lease = $2, released = false, updated_at = now() WHERE identity = $1`, ids[0], holder.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-taken; !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("a takeover of node-c's live lease: %v, want ErrLeaseHeld", err)
+	}
+	var owner string
+	if err := s.Pool().QueryRow(ctx, `SELECT owner FROM identity_leases WHERE identity = $1`, ids[0]).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	if owner != "node-c.m3/x" {
+		t.Fatalf("the lease's owner is %q, want node-c's", owner)
+	}
+}
