@@ -5,12 +5,14 @@ package actors
 // A node that starts with tens of thousands of identities activates many
 // at once (cluster/placement.go), and each activation first takes its
 // identity's lease (a statement and a commit) and then reads its bridge's
-// state (five statements). The activations' requests go through two
-// batchers instead: those that queue while a batch is in flight go as the
-// next, the leases in one statement and one commit
-// (persistence.Store.AcquireLeasesOn) and the states in one round trip of
-// four statements (persistence.Store.ActivationStates), each answered as
-// it would be alone. A lone activation's requests go at once.
+// state (five statements); one that publishes its contact records it (a
+// statement). The activations' requests go through batchers instead:
+// those that queue while a batch is in flight go as the next, the leases
+// in one statement and one commit (persistence.Store.AcquireLeasesOn), the
+// states in one round trip of four statements
+// (persistence.Store.ActivationStates) and the contacts in one statement
+// (persistence.Store.SetContactsPublished), each answered as it would be
+// alone. A lone activation's requests go at once.
 
 import (
 	"context"
@@ -63,5 +65,15 @@ func readStates(store Store) func([]string) []persistence.ActivationStateResult 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return store.ActivationStates(ctx, bridgeIDs)
+	}
+}
+
+// recordContacts records the contacts of many activations in one
+// statement.
+func recordContacts(store Store) func([]persistence.ContactPublished) []error {
+	return func(ps []persistence.ContactPublished) []error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return store.SetContactsPublished(ctx, ps)
 	}
 }

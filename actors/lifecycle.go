@@ -83,6 +83,9 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	// One authorizer (and its cached token) and one logger serve the
 	// activation and its conversations.
 	convs := newConversations(bridgeID, bundle, rt.cfg.XMTP, rt.cfg.Store)
+	convs.recordContact = func(bridgeID string, digest []byte) error {
+		return rt.contacts.do(persistence.ContactPublished{BridgeID: bridgeID, Digest: digest})
+	}
 	a := &activation{
 		rt: rt, bridgeID: bridgeID, address: bundle.Address(), bundle: bundle, auth: convs.auth,
 		convs: convs, log: identityLogger(rt.log, bridgeID, bundle.Address()),

@@ -25,6 +25,7 @@ type Store interface {
 	ActivationState(ctx context.Context, bridgeID string) (persistence.ActivationState, error)
 	ActivationStates(ctx context.Context, bridgeIDs []string) []persistence.ActivationStateResult
 	SetContactPublished(ctx context.Context, bridgeID string, digest []byte) error
+	SetContactsPublished(ctx context.Context, ps []persistence.ContactPublished) []error
 	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
 
 	AcquireLeaseOn(ctx context.Context, nl persistence.NodeLease, identity, owner string) (persistence.Lease, error)

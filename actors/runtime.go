@@ -58,6 +58,9 @@ type Runtime struct {
 	// states reads their bridges' states in batches (activate_batch.go).
 	leases *batcher[leaseCall, persistence.LeaseResult]
 	states *batcher[string, persistence.ActivationStateResult]
+	// contacts records the contacts the activations published, in
+	// batches (activate_batch.go).
+	contacts *batcher[persistence.ContactPublished, error]
 	// due wakes the forward children of bridges with work due (due.go).
 	due *scheduler
 	// workers runs the node's mailboxes, attempts and batch drains on
@@ -119,6 +122,8 @@ func New(cfg Config) (*Runtime, error) {
 		run: readStates(cfg.Store), fail: func(err error) persistence.ActivationStateResult {
 			return persistence.ActivationStateResult{Err: err}
 		}}
+	rt.contacts = &batcher[persistence.ContactPublished, error]{max: maxActivationBatch, spawn: rt.workers.Go,
+		run: recordContacts(cfg.Store), fail: func(err error) error { return err }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{

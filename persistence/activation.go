@@ -97,6 +97,78 @@ func (s *Store) SetContactPublished(ctx context.Context, bridgeID string, digest
 	return nil
 }
 
+// ContactPublished is one record of SetContactsPublished: the bridge
+// whose identity published the contact bundle of Digest.
+type ContactPublished struct {
+	BridgeID string
+	Digest   []byte
+}
+
+// SetContactsPublished is SetContactPublished for many bridges in one
+// statement, which commits without waiting for the disk; the errors are in
+// the order of ps, each what SetContactPublished returns for its record. A
+// bridge named twice keeps the digest of its last record, as two calls
+// one after the other leave it.
+func (s *Store) SetContactsPublished(ctx context.Context, ps []ContactPublished) []error {
+	out := make([]error, len(ps))
+	last := map[string]int{} // canonical id -> its last record
+	var ids []string
+	var digests [][]byte
+	for i, p := range ps {
+		if !validID(p.BridgeID) {
+			out[i] = fmt.Errorf("record published contact: %w", ErrNotFound)
+			continue
+		}
+		c := canonicalID(p.BridgeID)
+		if k, ok := last[c]; ok {
+			digests[k] = p.Digest
+			continue
+		}
+		last[c] = len(ids)
+		ids, digests = append(ids, c), append(digests, p.Digest)
+	}
+	if len(ids) == 0 {
+		return out
+	}
+	// Only bridges that exist are written: one deleted meanwhile is
+	// ErrNotFound for its record alone, not a foreign-key error for all.
+	rows, err := s.pool.Query(ctx, `
+		WITH up AS (
+			INSERT INTO contact_publications AS p (bridge_id, digest)
+			SELECT u.id, u.digest FROM unnest($1::uuid[], $2::bytea[]) AS u(id, digest)
+			WHERE EXISTS (SELECT 1 FROM bridges b WHERE b.id = u.id)
+			ORDER BY u.id
+			ON CONFLICT (bridge_id) DO UPDATE SET digest = EXCLUDED.digest, published_at = now()
+			RETURNING p.bridge_id::text)
+		SELECT up.bridge_id FROM up, `+asyncCommit, ids, digests)
+	written := map[string]bool{}
+	if err == nil {
+		for rows.Next() {
+			var id string
+			if err = rows.Scan(&id); err != nil {
+				break
+			}
+			written[id] = true
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	for i, p := range ps {
+		if out[i] != nil {
+			continue
+		}
+		switch {
+		case err != nil:
+			out[i] = fmt.Errorf("record published contact: %w", mapError(err))
+		case !written[canonicalID(p.BridgeID)]:
+			out[i] = fmt.Errorf("record published contact: %w", ErrNotFound)
+		}
+	}
+	return out
+}
+
 // ActivationStateResult is the answer to one bridge of ActivationStates:
 // its state, or the error ActivationState would have returned for it.
 type ActivationStateResult struct {

@@ -139,3 +139,52 @@ func TestActivationStatesAnswersAsOneAtATime(t *testing.T) {
 		t.Fatalf("the bridge with three conversations: %+v", got[0].State)
 	}
 }
+
+// TestSetContactsPublishedRecordsAsOneAtATime: SetContactsPublished leaves
+// each bridge's digest and answers each record as SetContactPublished
+// does alone: a new record, one replacing an earlier digest, a bridge
+// named twice (its last digest kept), a deleted bridge and a malformed id.
+func TestSetContactsPublishedRecordsAsOneAtATime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	a, _ := newAccount(t, s, "alice")
+	var ids []string
+	for i := range 3 {
+		b, _ := newBridge(t, s, a.ID, []byte{'b', byte(i)})
+		ids = append(ids, b.ID)
+	}
+	if err := s.SetContactPublished(ctx, ids[1], bytes.Repeat([]byte{1}, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBridge(ctx, a.ID, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	digest := func(n byte) []byte { return bytes.Repeat([]byte{n}, 32) }
+	ps := []ContactPublished{{ids[0], digest(5)}, {ids[1], digest(6)}, {ids[2], digest(7)}, {"not-an-id", digest(8)},
+		{strings.ToUpper(ids[0]), digest(9)}}
+	errs := s.SetContactsPublished(ctx, ps)
+	if len(errs) != len(ps) {
+		t.Fatalf("%d answers to %d records", len(errs), len(ps))
+	}
+	for i, p := range ps {
+		alone := s.SetContactPublished(ctx, p.BridgeID, p.Digest)
+		if errors.Is(alone, ErrNotFound) != errors.Is(errs[i], ErrNotFound) || (alone == nil) != (errs[i] == nil) {
+			t.Errorf("record %d (%s): alone %v, with others %v", i, p.BridgeID, alone, errs[i])
+		}
+	}
+	// The records alone wrote the same digests again; the batch's are
+	// read after it, before them, here.
+	s2 := s.SetContactsPublished(ctx, []ContactPublished{{ids[1], digest(3)}, {ids[0], digest(4)}, {ids[0], digest(2)}})
+	for i, err := range s2 {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	for i, want := range [][]byte{digest(2), digest(3)} {
+		st, err := s.ActivationState(ctx, ids[i])
+		if err != nil || !bytes.Equal(st.ContactDigest, want) {
+			t.Errorf("bridge %d: digest %x, %v; want %x", i, st.ContactDigest, err, want)
+		}
+	}
+}
