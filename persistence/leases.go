@@ -167,7 +167,7 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 				node_lease = EXCLUDED.node_lease,
 				released = false,
 				updated_at = now()
-			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR NOT (`+leaseLive+`)
+			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR `+leaseDead+`
 			RETURNING l.identity, l.epoch),
 		lost AS (
 			UPDATE node_leases n SET lost = n.lost + c.taken

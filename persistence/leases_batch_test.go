@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"errors"
+	"sort"
 	"testing"
 	"time"
 )
@@ -124,5 +125,69 @@ func TestAcquireLeasesOnAnswersAsOneAtATime(t *testing.T) {
 		if !errors.Is(r.Err, ErrFenced) {
 			t.Errorf("a request under a node lease that ran out: %v, want ErrFenced", r.Err)
 		}
+	}
+}
+
+// TestBatchTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee: a batch
+// that waits for one identity's row while another node takes a later
+// identity of the batch, under a node lease started after the batch's
+// statement began, refuses that identity instead of judging the new lease
+// void because its snapshot predates the new node lease.
+func TestBatchTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee(t *testing.T) {
+	s, ids, db := nodeLeaseFixture(t, 2)
+	sort.Strings(ids)
+	ctx := context.Background()
+	dead, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := s.AcquireLeaseOn(ctx, dead, id, "node-a.m1/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EndNodeLease(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	waiter, err := s.StartNodeLease(ctx, "node-b", "node-b.m2", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another transaction holds the first identity's row while node-b's
+	// batch starts and waits for it.
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM identity_leases WHERE identity = $1 FOR UPDATE`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []LeaseResult, 1)
+	go func() {
+		done <- s.AcquireLeasesOn(ctx, waiter, []LeaseRequest{{ids[0], "node-b.m2/x"}, {ids[1], "node-b.m2/y"}})
+	}()
+	waitBlocked(t, db, "INSERT INTO identity_leases")
+	// node-c starts after the batch's snapshot and takes the second
+	// identity, which the batch has not reached.
+	holder, err := s.StartNodeLease(ctx, "node-c", "node-c.m3", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireLeaseOn(ctx, holder, ids[1], "node-c.m3/y"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got[0].Err != nil {
+		t.Fatalf("the void lease: %v", got[0].Err)
+	}
+	if !errors.Is(got[1].Err, ErrLeaseHeld) {
+		t.Fatalf("a takeover of node-c's live lease: %+v, want ErrLeaseHeld", got[1])
+	}
+	if l, err := s.LeaseOf(ctx, ids[1]); err != nil || l.Owner != "node-c.m3/y" {
+		t.Fatalf("the lease is %+v (%v), want node-c's", l, err)
 	}
 }
