@@ -148,6 +148,16 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 	// under a node lease counts on that node lease (lost), so its renewer
 	// checks its identities: one update per node lease, by the number of
 	// its leases taken.
+	//
+	// ON CONFLICT locks every row it reaches until the commit, even one
+	// its WHERE refuses, and a row in share mode (a live holder's send)
+	// makes it wait: an identity the snapshot shows live under another
+	// owner and another node lease is left out of the INSERT, refused
+	// without being locked, so a live holder's transaction holds up
+	// neither the batch nor is held up by it. That only ever refuses: a
+	// lease live as of the statement's start is held, as AcquireLeaseOn
+	// started then would answer; the ON CONFLICT WHERE alone decides what
+	// is taken.
 	rows, err := s.pool.Query(ctx, `
 		WITH req AS (
 			SELECT r.identity, r.owner, r.ord FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(identity, owner, ord)),
@@ -158,7 +168,9 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 		taken AS (
 			INSERT INTO identity_leases AS l (identity, owner, epoch, expires_at, node_lease)
 			SELECT req.identity, req.owner, 1, 'infinity', $3 FROM req
-			WHERE EXISTS (SELECT 1 FROM node)
+			WHERE EXISTS (SELECT 1 FROM node) AND NOT EXISTS (
+				SELECT 1 FROM identity_leases l WHERE l.identity = req.identity AND l.owner <> req.owner
+					AND l.node_lease IS DISTINCT FROM $3 AND `+leaseLive+`)
 			ORDER BY req.identity
 			ON CONFLICT (identity) DO UPDATE SET
 				owner = EXCLUDED.owner,
