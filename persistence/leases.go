@@ -190,15 +190,22 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 		SELECT req.ord, t.epoch, (SELECT expires_at FROM node), EXISTS (SELECT 1 FROM node), p.owner, p.unreleased
 		FROM req LEFT JOIN taken t ON t.identity = req.identity LEFT JOIN prev p ON p.identity = req.identity`,
 		identities, owners, nl.ID)
-	// Every request gets the statement's error if it failed: then it took
-	// no lease, whatever rows came before the error.
-	fail := func(err error) {
+	// If the statement fails, each request is asked for again on its own,
+	// so the error of one (a value its columns refuse) fails only that
+	// one, and a deadlock between two nodes' batches (they may update
+	// node_leases rows for lost in different orders) or a timeout is
+	// answered as one-at-a-time calls would answer it. The failed statement
+	// took nothing; a statement whose answer could not be read took its
+	// leases for the same owners, which the calls again keep at the same
+	// epochs.
+	fail := func() {
 		for _, i := range idx {
-			out[i] = LeaseResult{Err: fmt.Errorf("acquire lease on %s: %w", reqs[i].Identity, err)}
+			l, err := s.acquireLease(ctx, reqs[i].Identity, reqs[i].Owner, 0, &nl.ID)
+			out[i] = LeaseResult{Lease: l, Err: err}
 		}
 	}
 	if err != nil {
-		fail(mapError(err))
+		fail()
 		return
 	}
 	got := make([]LeaseResult, len(idx))
@@ -214,7 +221,7 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 		)
 		if err := rows.Scan(&ord, &epoch, &expires, &nodeLive, &prevOwner, &prevUnreleased); err != nil {
 			rows.Close()
-			fail(mapError(err))
+			fail()
 			return
 		}
 		if ord < 1 || int(ord) > len(idx) {
@@ -239,7 +246,7 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		fail(mapError(err))
+		fail()
 		return
 	}
 	for k, i := range idx {
