@@ -155,13 +155,24 @@ func (s *Store) SetContactsPublished(ctx context.Context, ps []ContactPublished)
 			err = rows.Err()
 		}
 	}
+	// A failed statement wrote nothing; each bridge's record is written
+	// again on its own, so a bridge deleted after the statement's snapshot
+	// saw it (its foreign key fails) is ErrNotFound for its own records
+	// alone, as is any other error of one record.
+	var alone []error
+	if err != nil {
+		alone = make([]error, len(ids))
+		for k := range ids {
+			alone[k] = s.SetContactPublished(ctx, ids[k], digests[k])
+		}
+	}
 	for i, p := range ps {
 		if out[i] != nil {
 			continue
 		}
 		switch {
-		case err != nil:
-			out[i] = fmt.Errorf("record published contact: %w", mapError(err))
+		case alone != nil:
+			out[i] = alone[last[canonicalID(p.BridgeID)]]
 		case !written[canonicalID(p.BridgeID)]:
 			out[i] = fmt.Errorf("record published contact: %w", ErrNotFound)
 		}
