@@ -25,6 +25,10 @@ type conversations struct {
 	auth     *keys.Authorizer
 	xmtp     Transport
 	store    Store
+	// recordContact records the contact published; nil is the store's
+	// SetContactPublished. The runtime's batches the records of the
+	// activations under way together (activate_batch.go).
+	recordContact func(bridgeID string, digest []byte) error
 
 	mu      sync.Mutex
 	byTopic map[string]*conversation.Conversation
@@ -216,7 +220,11 @@ func (cs *conversations) publishContact(ctx context.Context, published []byte, n
 	if err := cs.xmtp.Publish(ctx, keys.NewAuthorizer(cs.bundle), envs...); err != nil {
 		return fmt.Errorf("publish contact: %w", err)
 	}
-	if err := cs.store.SetContactPublished(ctx, cs.bridgeID, digest); err != nil {
+	record := func() error { return cs.store.SetContactPublished(ctx, cs.bridgeID, digest) }
+	if cs.recordContact != nil {
+		record = func() error { return cs.recordContact(cs.bridgeID, digest) }
+	}
+	if err := record(); err != nil {
 		return fmt.Errorf("publish contact: %w", err)
 	}
 	return nil

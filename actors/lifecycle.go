@@ -41,7 +41,10 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	// The owner names the node, the process (its member id) and the
 	// activation.
 	owner := rt.cfg.NodeID + "." + rt.system.ID + "/" + hex.EncodeToString(nonce)
-	lease, err := rt.cfg.Store.AcquireLeaseOn(octx, rt.cluster.NodeLease(), bridgeID, owner)
+	// The lease goes with those of the activations under way meanwhile,
+	// in one statement (activate_batch.go).
+	got := rt.leases.do(leaseCall{nl: rt.cluster.NodeLease(), req: persistence.LeaseRequest{Identity: bridgeID, Owner: owner}})
+	lease, err := got.Lease, got.Err
 	if err != nil {
 		result := "error"
 		if errors.Is(err, persistence.ErrLeaseHeld) {
@@ -58,10 +61,12 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		return fmt.Errorf("activate %s: %w", bridgeID, err)
 	}
 	// The key bundle, the conversations, the cursors, the contact last
-	// published and the bridge's status, in one round trip. Placement
-	// activates only enabled bridges; one disabled since stops here, and
-	// its lease is released.
-	st, err := rt.cfg.Store.ActivationState(octx, bridgeID)
+	// published and the bridge's status, in one round trip with those of
+	// the activations under way meanwhile. Placement activates only
+	// enabled bridges; one disabled since stops here, and its lease is
+	// released.
+	read := rt.states.do(bridgeID)
+	st, err := read.State, read.Err
 	if err == nil && st.Status == persistence.StatusDisabled {
 		err = ErrDisabled
 	}
@@ -78,6 +83,9 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	// One authorizer (and its cached token) and one logger serve the
 	// activation and its conversations.
 	convs := newConversations(bridgeID, bundle, rt.cfg.XMTP, rt.cfg.Store)
+	convs.recordContact = func(bridgeID string, digest []byte) error {
+		return rt.contacts.do(persistence.ContactPublished{BridgeID: bridgeID, Digest: digest})
+	}
 	a := &activation{
 		rt: rt, bridgeID: bridgeID, address: bundle.Address(), bundle: bundle, auth: convs.auth,
 		convs: convs, log: identityLogger(rt.log, bridgeID, bundle.Address()),

@@ -23,10 +23,13 @@ type Store interface {
 	SetLeasedBridgeStatus(ctx context.Context, l persistence.Lease, bridgeID string, status persistence.BridgeStatus) error
 	KeyBundle(ctx context.Context, bridgeID string) ([]byte, error)
 	ActivationState(ctx context.Context, bridgeID string) (persistence.ActivationState, error)
+	ActivationStates(ctx context.Context, bridgeIDs []string) []persistence.ActivationStateResult
 	SetContactPublished(ctx context.Context, bridgeID string, digest []byte) error
+	SetContactsPublished(ctx context.Context, ps []persistence.ContactPublished) []error
 	WebhookSecrets(ctx context.Context, bridgeID string) ([]persistence.WebhookSecret, error)
 
 	AcquireLeaseOn(ctx context.Context, nl persistence.NodeLease, identity, owner string) (persistence.Lease, error)
+	AcquireLeasesOn(ctx context.Context, nl persistence.NodeLease, reqs []persistence.LeaseRequest) []persistence.LeaseResult
 	StartNodeLease(ctx context.Context, node, member string, ttl time.Duration) (persistence.NodeLease, error)
 	RenewNodeLease(ctx context.Context, nl persistence.NodeLease, ttl time.Duration) (persistence.NodeLease, error)
 	EndNodeLease(ctx context.Context, nl persistence.NodeLease) error

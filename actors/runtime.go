@@ -54,6 +54,13 @@ type Runtime struct {
 	completes *batcher[completeRequest, persistence.Completed]
 	// cursors writes the node's cursor moves in batches (cursor.go).
 	cursors *batcher[cursorMove, error]
+	// leases takes the leases of the node's activations in batches, and
+	// states reads their bridges' states in batches (activate_batch.go).
+	leases *batcher[leaseCall, persistence.LeaseResult]
+	states *batcher[string, persistence.ActivationStateResult]
+	// contacts records the contacts the activations published, in
+	// batches (activate_batch.go).
+	contacts *batcher[persistence.ContactPublished, error]
 	// due wakes the forward children of bridges with work due (due.go).
 	due *scheduler
 	// workers runs the node's mailboxes, attempts and batch drains on
@@ -109,6 +116,14 @@ func New(cfg Config) (*Runtime, error) {
 		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
 	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, linger: cursorLinger,
 		run: saveCursors(cfg.Store), fail: func(err error) error { return err }}
+	rt.leases = &batcher[leaseCall, persistence.LeaseResult]{max: maxActivationBatch, spawn: rt.workers.Go,
+		run: acquireLeases(cfg.Store), fail: func(err error) persistence.LeaseResult { return persistence.LeaseResult{Err: err} }}
+	rt.states = &batcher[string, persistence.ActivationStateResult]{max: maxActivationBatch, spawn: rt.workers.Go,
+		run: readStates(cfg.Store), fail: func(err error) persistence.ActivationStateResult {
+			return persistence.ActivationStateResult{Err: err}
+		}}
+	rt.contacts = &batcher[persistence.ContactPublished, error]{max: maxActivationBatch, spawn: rt.workers.Go,
+		run: recordContacts(cfg.Store), fail: func(err error) error { return err }}
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{

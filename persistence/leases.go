@@ -89,6 +89,176 @@ func (s *Store) AcquireLeaseOn(ctx context.Context, nl NodeLease, identity, owne
 	return s.acquireLease(ctx, identity, owner, 0, &nl.ID)
 }
 
+// LeaseRequest asks AcquireLeasesOn for the lease on Identity for Owner.
+type LeaseRequest struct {
+	Identity string
+	Owner    string
+}
+
+// LeaseResult is the answer to one LeaseRequest: the lease, or the error
+// AcquireLeaseOn would have returned for it.
+type LeaseResult struct {
+	Lease Lease
+	Err   error
+}
+
+// AcquireLeasesOn is AcquireLeaseOn for many identities under the node
+// lease nl, in one statement and one commit: a node that activates
+// thousands of identities at its start makes one round trip for many
+// instead of one each. Each request is answered as AcquireLeaseOn answers
+// it alone (the same epochs, the same refusals, the same takeovers
+// counted on the node lease they were taken from); the answers are in the
+// order of reqs. An identity named twice is asked for again in a later
+// statement, after the first, as two calls one after the other would.
+func (s *Store) AcquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseRequest) []LeaseResult {
+	out := make([]LeaseResult, len(reqs))
+	todo := make([]int, len(reqs))
+	for i := range reqs {
+		todo[i] = i
+	}
+	for len(todo) > 0 {
+		seen := make(map[string]bool, len(todo))
+		var now, later []int
+		for _, i := range todo {
+			if seen[reqs[i].Identity] {
+				later = append(later, i)
+				continue
+			}
+			seen[reqs[i].Identity] = true
+			now = append(now, i)
+		}
+		s.acquireLeasesOn(ctx, nl, reqs, now, out)
+		todo = later
+	}
+	return out
+}
+
+// acquireLeasesOn takes the leases of reqs[idx] (distinct identities) in
+// one statement, into out. The rows are inserted in identity order, so two
+// nodes' statements that name the same identities lock them in the same
+// order.
+func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseRequest, idx []int, out []LeaseResult) {
+	identities, owners := make([]string, len(idx)), make([]string, len(idx))
+	for k, i := range idx {
+		identities[k], owners[k] = reqs[i].Identity, reqs[i].Owner
+	}
+	// req is the requests, numbered; prev each one's row before, node the
+	// node lease if it is live; taken the rows as the statement leaves
+	// them, for the leases it took. A takeover of a lease held unreleased
+	// under a node lease counts on that node lease (lost), so its renewer
+	// checks its identities: one update per node lease, by the number of
+	// its leases taken.
+	//
+	// ON CONFLICT locks every row it reaches until the commit, even one
+	// its WHERE refuses, and a row in share mode (a live holder's send)
+	// makes it wait: an identity the snapshot shows live under another
+	// owner and another node lease is left out of the INSERT, refused
+	// without being locked, so a live holder's transaction holds up
+	// neither the batch nor is held up by it. That only ever refuses: a
+	// lease live as of the statement's start is held, as AcquireLeaseOn
+	// started then would answer; the ON CONFLICT WHERE alone decides what
+	// is taken.
+	rows, err := s.pool.Query(ctx, `
+		WITH req AS (
+			SELECT r.identity, r.owner, r.ord FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r(identity, owner, ord)),
+		prev AS (
+			SELECT l.identity, l.owner, l.node_lease, NOT l.released AS unreleased
+			FROM identity_leases l JOIN req ON l.identity = req.identity),
+		node AS (SELECT n.expires_at FROM node_leases n WHERE n.id = $3 AND n.expires_at > now()),
+		taken AS (
+			INSERT INTO identity_leases AS l (identity, owner, epoch, expires_at, node_lease)
+			SELECT req.identity, req.owner, 1, 'infinity', $3 FROM req
+			WHERE EXISTS (SELECT 1 FROM node) AND NOT EXISTS (
+				SELECT 1 FROM identity_leases l WHERE l.identity = req.identity AND l.owner <> req.owner
+					AND l.node_lease IS DISTINCT FROM $3 AND `+leaseLive+`)
+			ORDER BY req.identity
+			ON CONFLICT (identity) DO UPDATE SET
+				owner = EXCLUDED.owner,
+				epoch = CASE WHEN l.owner = EXCLUDED.owner AND `+leaseLive+` THEN l.epoch ELSE l.epoch + 1 END,
+				expires_at = EXCLUDED.expires_at,
+				node_lease = EXCLUDED.node_lease,
+				released = false,
+				updated_at = now()
+			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR `+leaseDead+`
+			RETURNING l.identity, l.epoch),
+		lost AS (
+			UPDATE node_leases n SET lost = n.lost + c.taken
+			FROM (SELECT p.node_lease, count(*) AS taken FROM prev p JOIN req ON req.identity = p.identity
+				WHERE p.unreleased AND p.owner <> req.owner AND EXISTS (SELECT 1 FROM taken t WHERE t.identity = p.identity)
+				GROUP BY p.node_lease) c
+			WHERE n.id = c.node_lease)
+		SELECT req.ord, t.epoch, (SELECT expires_at FROM node), EXISTS (SELECT 1 FROM node), p.owner, p.unreleased
+		FROM req LEFT JOIN taken t ON t.identity = req.identity LEFT JOIN prev p ON p.identity = req.identity`,
+		identities, owners, nl.ID)
+	// If the statement fails, each request is asked for again on its own,
+	// so the error of one (a value its columns refuse) fails only that
+	// one, and a deadlock between two nodes' batches (they may update
+	// node_leases rows for lost in different orders) or a timeout is
+	// answered as one-at-a-time calls would answer it. The failed statement
+	// took nothing; a statement whose answer could not be read took its
+	// leases for the same owners, which the calls again keep at the same
+	// epochs.
+	fail := func() {
+		for _, i := range idx {
+			l, err := s.acquireLease(ctx, reqs[i].Identity, reqs[i].Owner, 0, &nl.ID)
+			out[i] = LeaseResult{Lease: l, Err: err}
+		}
+	}
+	if err != nil {
+		fail()
+		return
+	}
+	got := make([]LeaseResult, len(idx))
+	answered := make([]bool, len(idx))
+	for rows.Next() {
+		var (
+			ord            int64
+			epoch          *int64
+			expires        *time.Time
+			nodeLive       bool
+			prevOwner      *string
+			prevUnreleased *bool
+		)
+		if err := rows.Scan(&ord, &epoch, &expires, &nodeLive, &prevOwner, &prevUnreleased); err != nil {
+			rows.Close()
+			fail()
+			return
+		}
+		if ord < 1 || int(ord) > len(idx) {
+			continue
+		}
+		k := ord - 1
+		r := reqs[idx[k]]
+		answered[k] = true
+		switch {
+		case !nodeLive:
+			got[k].Err = fmt.Errorf("acquire lease on %s: node lease %d ran out: %w", r.Identity, nl.ID, ErrFenced)
+		case epoch == nil:
+			got[k].Err = fmt.Errorf("acquire lease on %s: %w", r.Identity, ErrLeaseHeld)
+		default:
+			l := Lease{Identity: r.Identity, Owner: r.Owner, Epoch: *epoch, Node: nl.ID}
+			if expires != nil {
+				l.ExpiresAt = *expires
+			}
+			l.TookOver = prevOwner != nil && *prevOwner != r.Owner && prevUnreleased != nil && *prevUnreleased
+			got[k].Lease = l
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		fail()
+		return
+	}
+	for k, i := range idx {
+		if !answered[k] {
+			// The statement answers every request; a caller must not
+			// take a zero lease for one it did not.
+			got[k].Err = fmt.Errorf("acquire lease on %s: no answer", reqs[i].Identity)
+		}
+		out[i] = got[k]
+	}
+}
+
 func (s *Store) acquireLease(ctx context.Context, identity, owner string, ttl time.Duration, node *int64) (Lease, error) {
 	l := Lease{Identity: identity, Owner: owner}
 	if node != nil {
