@@ -197,10 +197,14 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 	// answered as one-at-a-time calls would answer it. The failed statement
 	// took nothing; a statement whose answer could not be read took its
 	// leases for the same owners, which the calls again keep at the same
-	// epochs.
+	// epochs. The calls get a budget of their own: after a timeout, the
+	// caller's context has run out, and a statement that committed before
+	// it would otherwise leave leases taken that no caller knows it holds.
 	fail := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		for _, i := range idx {
-			l, err := s.acquireLease(ctx, reqs[i].Identity, reqs[i].Owner, 0, &nl.ID)
+			l, err := s.acquireLease(rctx, reqs[i].Identity, reqs[i].Owner, 0, &nl.ID)
 			out[i] = LeaseResult{Lease: l, Err: err}
 		}
 	}
