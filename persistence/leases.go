@@ -63,6 +63,21 @@ const leaseLive = `NOT l.released AND l.expires_at > now() AND (l.node_lease IS 
 const leaseDead = `(l.released OR l.expires_at <= now() OR
 	EXISTS (SELECT 1 FROM node_leases n WHERE n.id = l.node_lease AND n.expires_at <= now()))`
 
+// leaseTake is the ON CONFLICT clause of an INSERT INTO identity_leases
+// AS l that takes a lease: the row changes hands when it is the caller's
+// already, held under the caller's node lease, or known void (leaseDead),
+// and its epoch moves on unless the caller keeps a live lease of its own.
+// AcquireLease, AcquireLeaseOn and AcquireLeasesOn share it, so that a
+// batch takes exactly what calls one at a time would.
+const leaseTake = `ON CONFLICT (identity) DO UPDATE SET
+	owner = EXCLUDED.owner,
+	epoch = CASE WHEN l.owner = EXCLUDED.owner AND ` + leaseLive + ` THEN l.epoch ELSE l.epoch + 1 END,
+	expires_at = EXCLUDED.expires_at,
+	node_lease = EXCLUDED.node_lease,
+	released = false,
+	updated_at = now()
+	WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR ` + leaseDead
+
 // leaseExpiry is the SQL expression of the identity_leases row l's expiry,
 // given n, its node lease (LEFT JOINed).
 const leaseExpiry = `CASE WHEN l.node_lease IS NULL THEN l.expires_at ELSE least(l.expires_at, n.expires_at) END`
@@ -172,14 +187,7 @@ func (s *Store) acquireLeasesOn(ctx context.Context, nl NodeLease, reqs []LeaseR
 				SELECT 1 FROM identity_leases l WHERE l.identity = req.identity AND l.owner <> req.owner
 					AND l.node_lease IS DISTINCT FROM $3 AND `+leaseLive+`)
 			ORDER BY req.identity
-			ON CONFLICT (identity) DO UPDATE SET
-				owner = EXCLUDED.owner,
-				epoch = CASE WHEN l.owner = EXCLUDED.owner AND `+leaseLive+` THEN l.epoch ELSE l.epoch + 1 END,
-				expires_at = EXCLUDED.expires_at,
-				node_lease = EXCLUDED.node_lease,
-				released = false,
-				updated_at = now()
-			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR `+leaseDead+`
+			`+leaseTake+`
 			RETURNING l.identity, l.epoch),
 		lost AS (
 			UPDATE node_leases n SET lost = n.lost + c.taken
@@ -285,14 +293,7 @@ func (s *Store) acquireLease(ctx context.Context, identity, owner string, ttl ti
 			INSERT INTO identity_leases AS l (identity, owner, epoch, expires_at, node_lease)
 			SELECT $1, $2, 1, CASE WHEN $4::bigint IS NULL THEN now() + make_interval(secs => $3) ELSE 'infinity' END, $4
 			WHERE $4::bigint IS NULL OR EXISTS (SELECT 1 FROM node)
-			ON CONFLICT (identity) DO UPDATE SET
-				owner = EXCLUDED.owner,
-				epoch = CASE WHEN l.owner = EXCLUDED.owner AND `+leaseLive+` THEN l.epoch ELSE l.epoch + 1 END,
-				expires_at = EXCLUDED.expires_at,
-				node_lease = EXCLUDED.node_lease,
-				released = false,
-				updated_at = now()
-			WHERE l.owner = EXCLUDED.owner OR l.node_lease = EXCLUDED.node_lease OR `+leaseDead+`
+			`+leaseTake+`
 			RETURNING l.epoch, l.expires_at),
 		lost AS (
 			UPDATE node_leases n SET lost = n.lost + 1 FROM prev

@@ -16,18 +16,12 @@ func TestBatchIsNotHeldUpByALiveHoldersLock(t *testing.T) {
 	s, ids, _ := nodeLeaseFixture(t, 2)
 	sort.Strings(ids)
 	ctx := context.Background()
-	other, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := startNodeLease(t, s, "node-a", "node-a.m1")
 	held, err := s.AcquireLeaseOn(ctx, other, ids[0], "node-a.m1/x")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine, err := s.StartNodeLease(ctx, "node-b", "node-b.m2", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mine := startNodeLease(t, s, "node-b", "node-b.m2")
 	tx, err := s.Pool().Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -137,32 +137,11 @@ func TestBatchTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee(t *testing.T)
 	s, ids, db := nodeLeaseFixture(t, 2)
 	sort.Strings(ids)
 	ctx := context.Background()
-	dead, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		if _, err := s.AcquireLeaseOn(ctx, dead, id, "node-a.m1/x"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.EndNodeLease(ctx, dead); err != nil {
-		t.Fatal(err)
-	}
-	waiter, err := s.StartNodeLease(ctx, "node-b", "node-b.m2", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	voidLeases(t, s, ids...)
+	waiter := startNodeLease(t, s, "node-b", "node-b.m2")
 	// Another transaction holds the first identity's row while node-b's
 	// batch starts and waits for it.
-	tx, err := s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM identity_leases WHERE identity = $1 FOR UPDATE`, ids[0]); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockLeaseRow(t, s, ids[0])
 	done := make(chan []LeaseResult, 1)
 	go func() {
 		done <- s.AcquireLeasesOn(ctx, waiter, []LeaseRequest{{ids[0], "node-b.m2/x"}, {ids[1], "node-b.m2/y"}})
@@ -170,10 +149,7 @@ func TestBatchTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee(t *testing.T)
 	waitBlocked(t, db, "INSERT INTO identity_leases")
 	// node-c starts after the batch's snapshot and takes the second
 	// identity, which the batch has not reached.
-	holder, err := s.StartNodeLease(ctx, "node-c", "node-c.m3", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := startNodeLease(t, s, "node-c", "node-c.m3")
 	if _, err := s.AcquireLeaseOn(ctx, holder, ids[1], "node-c.m3/y"); err != nil {
 		t.Fatal(err)
 	}

@@ -495,6 +495,48 @@ func TestNodeLeaseRenewsWhileThePoolIsFull(t *testing.T) {
 	}
 }
 
+// startNodeLease is StartNodeLease for a minute, failing the test on error.
+func startNodeLease(t *testing.T, s *Store, node, member string) NodeLease {
+	t.Helper()
+	nl, err := s.StartNodeLease(context.Background(), node, member, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nl
+}
+
+// voidLeases leaves a lease on each of ids, held under a node lease that
+// has ended: void, for any node to take.
+func voidLeases(t *testing.T, s *Store, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	dead := startNodeLease(t, s, "node-a", "node-a.m1")
+	for _, id := range ids {
+		if _, err := s.AcquireLeaseOn(ctx, dead, id, "node-a.m1/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.EndNodeLease(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lockLeaseRow holds the lease row of identity in a transaction that the
+// test commits, or that is rolled back when the test ends.
+func lockLeaseRow(t *testing.T, s *Store, identity string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM identity_leases WHERE identity = $1 FOR UPDATE`, identity); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 // TestTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee: a takeover
 // that waits for the row of a void lease while another node takes it, under
 // a node lease started after the waiting statement began, is refused: it
@@ -503,30 +545,11 @@ func TestNodeLeaseRenewsWhileThePoolIsFull(t *testing.T) {
 func TestTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee(t *testing.T) {
 	s, ids, db := nodeLeaseFixture(t, 1)
 	ctx := context.Background()
-	dead, err := s.StartNodeLease(ctx, "node-a", "node-a.m1", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AcquireLeaseOn(ctx, dead, ids[0], "node-a.m1/x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.EndNodeLease(ctx, dead); err != nil {
-		t.Fatal(err)
-	}
-	waiter, err := s.StartNodeLease(ctx, "node-b", "node-b.m2", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	voidLeases(t, s, ids[0])
+	waiter := startNodeLease(t, s, "node-b", "node-b.m2")
 	// The other node's takeover holds the row while node-b's statement
 	// starts and waits for it.
-	tx, err := s.Pool().Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM identity_leases WHERE identity = $1 FOR UPDATE`, ids[0]); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockLeaseRow(t, s, ids[0])
 	taken := make(chan error, 1)
 	go func() {
 		_, err := s.AcquireLeaseOn(ctx, waiter, ids[0], "node-b.m2/x")
@@ -535,10 +558,7 @@ func TestTakeoverRefusesALeaseTakenUnderANodeLeaseItCannotSee(t *testing.T) {
 	waitBlocked(t, db, "INSERT INTO identity_leases")
 	// node-c starts after the waiting statement's snapshot and takes the
 	// lease, as its own AcquireLeaseOn would.
-	holder, err := s.StartNodeLease(ctx, "node-c", "node-c.m3", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := startNodeLease(t, s, "node-c", "node-c.m3")
 	if _, err := tx.Exec(ctx, `UPDATE identity_leases SET owner = 'node-c.m3/x', epoch = epoch + 1,
 		node_lease = $2, released = false, updated_at = now() WHERE identity = $1`, ids[0], holder.ID); err != nil {
 		t.Fatal(err)
