@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -457,10 +458,22 @@ func TestPublishRetriesABusyNode(t *testing.T) {
 	ctx := testkit.Context(t, 30*time.Second)
 	const publish = "/xmtp.message_api.v1.MessageApi/Publish"
 
-	stalled := testkit.StallGRPCCall(t, n.GRPCAddr(), publish, 1<<20)
+	// The stalled call's connection is new, so on a loaded machine the node
+	// may read its headers while a probe holds the slot, and refuse it: a
+	// probe that goes through starts another stalled call. Probes go to a
+	// topic of their own, so what they store is not counted below.
+	var stalled net.Conn
 	testkit.WaitFor(t, 10*time.Second, func() bool {
-		_, err := messagev1.NewMessageApiClient(c.conn).Publish(ctx, &messagev1.PublishRequest{Envelopes: []*messagev1.Envelope{envAt("busy", 1, "probe")}})
-		return status.Code(err) == codes.Unavailable
+		if stalled == nil {
+			stalled = testkit.StallGRPCCall(t, n.GRPCAddr(), publish, 1<<20)
+		}
+		_, err := messagev1.NewMessageApiClient(c.conn).Publish(ctx, &messagev1.PublishRequest{Envelopes: []*messagev1.Envelope{envAt("busy-probe", 1, "probe")}})
+		if status.Code(err) == codes.Unavailable {
+			return true
+		}
+		stalled.Close()
+		stalled = nil
+		return false
 	}, "the stalled publish to hold the node's only slot")
 
 	// Busy for longer than the retries last: the node's status comes back.
