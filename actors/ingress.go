@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
@@ -55,6 +56,7 @@ type subscription interface {
 	Remove(topics ...string)
 	Envelopes() <-chan *messagev1.Envelope
 	Connected() bool
+	CatchUpFailingFor() time.Duration
 	Close()
 }
 

@@ -39,6 +39,7 @@ type metrics struct {
 	startedRead, startedRecorded prometheus.Counter
 	mailbox                      prometheus.GaugeFunc
 	connected                    prometheus.GaugeFunc
+	catchUpFailing               prometheus.GaugeFunc
 	// spawns and stops count the node's actors by actor: identity (the
 	// grain of a bridge identity) and its children forward, reverse and
 	// canary (children.go); their series are resolved once, below.
@@ -52,8 +53,9 @@ type metrics struct {
 
 // runtimeGauges are the values the runtime's gauges read at scrape time.
 type runtimeGauges struct {
-	backlog   func() float64
-	connected func() float64
+	backlog        func() float64
+	connected      func() float64
+	catchUpFailing func() float64
 }
 
 func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
@@ -160,8 +162,12 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Name: "bridge_ingress_subscription_connected",
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
+	m.catchUpFailing = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bridge_ingress_catchup_failing_seconds",
+		Help: "How long the node subscription's catch-up queries have failed without one round succeeding, 0 while they work. While they fail, topics newly held or reconnected deliver nothing, though the subscription is connected.",
+	}, g.catchUpFailing)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected,
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected, m.catchUpFailing,
 		m.spawns, m.stops, m.undelivered} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)

@@ -134,6 +134,7 @@ func New(cfg Config) (*Runtime, error) {
 			}
 			return 0
 		},
+		catchUpFailing: func() float64 { return rt.CatchUpFailingFor().Seconds() },
 	}
 	if rt.metrics, err = newMetrics(cfg.Registerer, gauges); err != nil {
 		return nil, err
@@ -429,6 +430,15 @@ func (rt *Runtime) Hosted() []string {
 // readiness.
 func (rt *Runtime) Connected() bool {
 	return rt.ingress != nil && rt.ingress.sub.Connected()
+}
+
+// CatchUpFailingFor returns how long the node subscription's catch-up
+// queries have failed, or 0 while they work (api.Subscription).
+func (rt *Runtime) CatchUpFailingFor() time.Duration {
+	if rt.ingress == nil {
+		return 0
+	}
+	return rt.ingress.sub.CatchUpFailingFor()
 }
 
 // Stop stops intake (the node subscription), stops every identity (each

@@ -214,10 +214,11 @@ const (
 	dependencyNodeLease        = "node_lease"
 )
 
-// Ready reports whether every dependency answers: Postgres, the XMTP node,
-// the runtime's XMTP subscription, the renewals of the node lease (on a
-// Postgres connection of their own) and, with the etcd provider, etcd.
-// /readyz is red while it returns an error.
+// Ready reports whether every dependency answers: Postgres, the XMTP node
+// (it answers a query, and the subscription's catch-up queries have not
+// failed for catchUpUnready), the runtime's XMTP subscription, the
+// renewals of the node lease (on a Postgres connection of their own) and,
+// with the etcd provider, etcd. /readyz is red while it returns an error.
 func (n *Node) Ready(ctx context.Context) error {
 	n.refs.RLock()
 	store, xmtp, rt := n.store, n.xmtp, n.runtime
@@ -232,6 +233,8 @@ func (n *Node) Ready(ctx context.Context) error {
 		errs = append(errs, bridgehttp.DependencyDown(bridgehttp.DependencyPostgres, fmt.Errorf("ping postgres: %w", err)))
 	}
 	if err := xmtp.ready(ctx); err != nil {
+		errs = append(errs, bridgehttp.DependencyDown(dependencyXMTP, err))
+	} else if err := rt.xmtpQueriesReady(ctx); err != nil {
 		errs = append(errs, bridgehttp.DependencyDown(dependencyXMTP, err))
 	}
 	if err := rt.connected(); err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/system/config"
@@ -210,6 +212,58 @@ func TestNodeReadinessFollowsRemoteXMTPNode(t *testing.T) {
 	if code, _, err := get(base + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("/healthz must stay green while a dependency is down: %d %v", code, err)
 	}
+}
+
+// TestNodeReadinessFollowsRemoteXMTPNodeQueries: a remote XMTP node that
+// accepts connections but fails every query (its envelope table is gone)
+// turns /readyz red, naming the query, and green again once its queries
+// work; nothing but a TCP connection was checked before.
+func TestNodeReadinessFollowsRemoteXMTPNodeQueries(t *testing.T) {
+	url := pgtest.NewDatabase(t, template)
+	xmtpURL := pgtest.NewDatabase(t, pgtest.Template{Name: "system_xmtpnode", Migrate: node.Migrate})
+	xn, err := node.New(node.Config{DatabaseURL: xmtpURL, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testkit.Context(t, 2*time.Minute)
+	if err := xn.Start(ctx); err != nil {
+		t.Fatalf("start xmtp node: %v", err)
+	}
+	t.Cleanup(func() { xn.Stop(context.Background()) })
+
+	cfg := loadConfig(t, config.ModeNode, config.EnvDatabaseURL, url, config.EnvXMTPNode, xn.GRPCAddr())
+	n := startNode(t, cfg, io.Discard)
+	base := "http://" + n.HTTPAddr()
+	readyz := func(want int) func() error {
+		return func() error {
+			code, body, err := get(base + "/readyz")
+			if err != nil {
+				return err
+			}
+			if code != want {
+				return &statusError{code, body}
+			}
+			return nil
+		}
+	}
+	testkit.WaitFor(t, 20*time.Second, readyz(http.StatusOK), "/readyz green with the xmtp node up")
+
+	db, err := pgx.Connect(ctx, xmtpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	if _, err := db.Exec(ctx, `ALTER TABLE xmtp_envelopes RENAME TO xmtp_envelopes_away`); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, readyz(http.StatusServiceUnavailable), "/readyz to turn red while the xmtp node's queries fail")
+	if err := n.Ready(ctx); err == nil || !strings.Contains(err.Error(), "query xmtp node") {
+		t.Fatalf("Ready while the xmtp node's queries fail: %v; want the failed query named", err)
+	}
+	if _, err := db.Exec(ctx, `ALTER TABLE xmtp_envelopes_away RENAME TO xmtp_envelopes`); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, readyz(http.StatusOK), "/readyz green again once the queries work")
 }
 
 type statusError struct {

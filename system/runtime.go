@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 
 	"github.com/xmtpbridge/bridge/actors"
 	"github.com/xmtpbridge/bridge/actors/plugin"
@@ -232,6 +233,40 @@ func (p *runtimeParts) connected() error {
 	}
 	return nil
 }
+
+// xmtpQueriesReady runs one query on the XMTP node over the runtime's
+// own connection: a node whose listener accepts connections may still
+// fail every query (its database is down), and then nothing stored while
+// a stream was down, nor any newly held topic, reaches the identities.
+// It also reports catch-up queries of the subscription that have failed
+// for catchUpUnready or longer.
+func (p *runtimeParts) xmtpQueriesReady(ctx context.Context) error {
+	if p.xmtp == nil {
+		return nil
+	}
+	_, err := p.xmtp.Query(ctx, &messagev1.QueryRequest{
+		ContentTopics: []string{readinessTopic},
+		PagingInfo:    &messagev1.PagingInfo{Limit: 1},
+	})
+	if err != nil {
+		return fmt.Errorf("query xmtp node: %w", err)
+	}
+	if p.rt != nil {
+		if d := p.rt.CatchUpFailingFor(); d >= catchUpUnready {
+			return fmt.Errorf("catch-up queries of the xmtp subscription have failed for %s", d.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// readinessTopic is the topic readiness queries: a valid topic no one
+// publishes to, so its answer is empty and cheap.
+const readinessTopic = "/xmtp/0/bridge-readiness/proto"
+
+// catchUpUnready is how long the catch-up queries may fail before the
+// node is not ready: a failure or two within their backoff is not an
+// outage.
+const catchUpUnready = 30 * time.Second
 
 // membershipReady reports whether the cluster's membership engine answers.
 func (p *runtimeParts) membershipReady(ctx context.Context) error {

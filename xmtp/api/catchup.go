@@ -148,6 +148,7 @@ func (s *Subscription) catchUpLoop() {
 				s.c.opts.logger.Info("xmtp catch-up recovered", "failed_for", time.Since(failing).Round(time.Millisecond))
 			}
 			attempt = 0
+			s.failingSince.Store(0)
 			s.mu.Lock()
 			more := len(s.chases) > 0
 			s.mu.Unlock()
@@ -161,6 +162,7 @@ func (s *Subscription) catchUpLoop() {
 		}
 		if attempt == 0 {
 			failing = time.Now()
+			s.failingSince.Store(failing.UnixNano())
 		}
 		wait := s.backoff(attempt)
 		attempt++

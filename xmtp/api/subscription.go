@@ -52,6 +52,9 @@ type Subscription struct {
 	// For tests: holds dropped for size, and catch-up pages and the
 	// envelopes they brought.
 	overflows, pages, queried atomic.Int64
+	// failingSince is when the catch-up queries began to fail, in Unix
+	// nanoseconds; 0 while the last round succeeded (CatchUpFailingFor).
+	failingSince atomic.Int64
 
 	stateMu   sync.Mutex
 	reported  bool // the last connection state given to the callback
@@ -153,6 +156,19 @@ func (s *Subscription) Envelopes() <-chan *messagev1.Envelope { return s.out }
 // established. Readiness checks and the "XMTP subscription disconnected"
 // alert use it.
 func (s *Subscription) Connected() bool { return s.connected.Load() }
+
+// CatchUpFailingFor returns how long the catch-up queries have failed
+// without a round succeeding since, or 0 while they work. Held topics
+// deliver nothing while they fail, nor does anything stored while a
+// stream was down reach the consumer, though every stream may be
+// connected.
+func (s *Subscription) CatchUpFailingFor() time.Duration {
+	since := s.failingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return max(time.Since(time.Unix(0, since)), time.Nanosecond)
+}
 
 // Close ends the subscription and waits for its goroutines.
 func (s *Subscription) Close() {
