@@ -64,7 +64,7 @@ func (a *activation) subscriptionCommand(b persistence.Bridge, d persistence.Del
 		a.log.Warn("set subscription", "delivery", d.ID, "error", err)
 		return true // the delivery stays due and is tried again
 	}
-	a.complete(d, persistence.DeliveryAttempt{}, webhook.Result{Outcome: webhook.OutcomeDelivered, HasReply: true, Reply: reply})
+	a.complete(d, persistence.DeliveryAttempt{}, webhook.Result{Outcome: webhook.OutcomeDelivered, HasReply: true, Reply: reply}, isAutoReply(d.Payload))
 	return true
 }
 

@@ -293,9 +293,9 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	if !a.admit(b, d.ID) {
 		return
 	}
-	contentType, text, err := decodePayload(d.Payload)
+	contentType, text, auto, err := decodePayload(d.Payload)
 	if err != nil {
-		a.finish(b, d, webhook.Result{Outcome: webhook.OutcomeInvalid, Err: err})
+		a.finish(b, d, webhook.Result{Outcome: webhook.OutcomeInvalid, Err: err}, false)
 		return
 	}
 	if a.subscriptionCommand(b, d, text) { // broadcast.go
@@ -329,7 +329,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	ctx, cancel := context.WithTimeout(a.ctx, timeout)
 	res := rt.cfg.Deliverer.Deliver(ctx, ep, msg)
 	cancel()
-	a.finish(b, d, res)
+	a.finish(b, d, res, auto)
 }
 
 // logAttempt writes the one line of an attempt: its delivery, number,
@@ -348,8 +348,9 @@ func (a *activation) logAttempt(d persistence.Delivery, res webhook.Result, then
 
 // finish records the outcome of an attempt: success (with its reply in the
 // outbox), a retry, a dead letter, or the endpoint gone. The bridge's
-// retry mode and the node's webhook.RetryPolicy decide which.
-func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res webhook.Result) {
+// retry mode and the node's webhook.RetryPolicy decide which. auto says
+// whether d's message is another bridge's automatic reply (isAutoReply).
+func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res webhook.Result, auto bool) {
 	rt := a.rt
 	att := persistence.DeliveryAttempt{StatusCode: res.Status, Latency: res.Latency}
 	if res.Err != nil {
@@ -361,7 +362,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 	if res.Outcome == webhook.OutcomeDelivered || res.Outcome == webhook.OutcomeBadReply {
 		a.reportOutcome(res)
 		a.logAttempt(d, res, "done")
-		a.complete(d, att, res)
+		a.complete(d, att, res, auto)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -418,14 +419,14 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 // complete marks a delivery succeeded and, when the endpoint replied,
 // seals the reply once, at a fixed timestamp, into the outbox, then
 // publishes it. A delivery that had already succeeded gets no second reply.
-func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAttempt, res webhook.Result) {
+// auto is isAutoReply of d's payload, which the caller has decoded.
+func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAttempt, res webhook.Result, auto bool) {
 	rt := a.rt
 	var reply *persistence.Reply
 	var env *messagev1.Envelope
 	if res.HasReply && res.Reply != "" {
 		rt.replyOrder.wait(a.bridgeID, d.Topic, d.ID)
 		conv := a.convs.get(d.Topic)
-		auto := isAutoReply(d.Payload)
 		if !auto {
 			rt.loops.reset(a.bridgeID, d.Topic)
 		}

@@ -51,6 +51,8 @@ func FuzzDecodeCanaryAnswer(f *testing.F) {
 func FuzzDecodePayload(f *testing.F) {
 	good, _ := content.Encode(content.Text("hello"))
 	f.Add(good)
+	auto, _ := content.Encode(autoReply("hello"))
+	f.Add(auto)
 	f.Add([]byte("héllo, ünïcode ✓"))
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff})
@@ -60,7 +62,10 @@ func FuzzDecodePayload(f *testing.F) {
 		if err != nil {
 			t.Fatalf("encode text: %v", err)
 		}
-		ct, text, err := decodePayload(encoded)
+		ct, text, auto, err := decodePayload(encoded)
+		if auto != isAutoReply(encoded) {
+			t.Fatalf("text %q: auto-reply %v, isAutoReply %v", data, auto, isAutoReply(encoded))
+		}
 		switch {
 		case !utf8.Valid(data):
 			if err == nil {
@@ -70,7 +75,10 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("text %q decoded to %q %q %v", data, ct, text, err)
 		}
 
-		ct, text, err = decodePayload(data)
+		ct, text, auto, err = decodePayload(data)
+		if auto != (err == nil && isAutoReply(data)) {
+			t.Fatalf("payload %x: auto-reply %v, isAutoReply %v", data, auto, isAutoReply(data))
+		}
 		if err != nil || ct != content.TypeText.String() {
 			return
 		}
@@ -78,7 +86,7 @@ func FuzzDecodePayload(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode %q: %v", text, err)
 		}
-		if ct2, text2, err := decodePayload(again); err != nil || ct2 != ct || text2 != text {
+		if ct2, text2, _, err := decodePayload(again); err != nil || ct2 != ct || text2 != text {
 			t.Fatalf("round trip of %q gave %q %q %v", text, ct2, text2, err)
 		}
 	})
@@ -91,7 +99,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, text, err := decodePayload(raw)
+	ct, text, _, err := decodePayload(raw)
 	if err != nil || text != "héllo" || ct != content.TypeText.String() {
 		t.Fatalf("decode = %q %q %v", ct, text, err)
 	}

@@ -24,18 +24,20 @@ func encodePayload(m *conversation.Message) ([]byte, error) {
 
 // decodePayload returns a delivery's content type and its content as the
 // webhook body carries it: the text of text content, the fallback text of
-// other types.
-func decodePayload(payload []byte) (contentType, text string, err error) {
+// other types; and whether it is another bridge's automatic reply
+// (isAutoReply), from the same decoding.
+func decodePayload(payload []byte) (contentType, text string, auto bool, err error) {
 	c, err := content.Decode(payload)
 	if err != nil {
-		return "", "", fmt.Errorf("decode payload: %w", err)
+		return "", "", false, fmt.Errorf("decode payload: %w", err)
 	}
+	auto = c.Parameters[autoReplyParameter] != ""
 	if c.IsText() {
 		t, err := c.Text()
 		if err != nil {
-			return "", "", fmt.Errorf("decode payload: %w", err)
+			return "", "", false, fmt.Errorf("decode payload: %w", err)
 		}
-		return c.Type.String(), t, nil
+		return c.Type.String(), t, auto, nil
 	}
-	return c.Type.String(), c.Fallback, nil
+	return c.Type.String(), c.Fallback, auto, nil
 }

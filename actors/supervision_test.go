@@ -32,7 +32,7 @@ func TestChildPanicAndPoison(t *testing.T) {
 			if d.BridgeID != b1.ID {
 				return
 			}
-			_, text, _ := decodePayload(d.Payload)
+			_, text, _, _ := decodePayload(d.Payload)
 			if text == "panic once" && panickedOnce.CompareAndSwap(false, true) {
 				panic("injected failure")
 			}
@@ -88,7 +88,7 @@ func TestChildPanicAndPoison(t *testing.T) {
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead letters = %d (%v), want the poison message", len(dead), err)
 	}
-	if _, text, _ := decodePayload(dead[0].Payload); text != "poison" {
+	if _, text, _, _ := decodePayload(dead[0].Payload); text != "poison" {
 		t.Fatalf("dead letter = %q", text)
 	}
 }

@@ -98,7 +98,7 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 	}
 	const input = `unnest((SELECT $1::text[]), (SELECT $2::text[]), (SELECT $3::bigint[]), (SELECT $4::text[]::uuid[]), (SELECT $5::bigint[])) WITH ORDINALITY
 		AS i(l_identity, l_owner, l_epoch, bridge_id, delivery_id, ord)`
-	args := []any{identities, owners, epochs, bridges, ids}
+	args := pgArrays(identities, owners, epochs, bridges, ids)
 	var batch pgx.Batch
 	batch.Queue(`SELECT i.ord FROM `+input+` WHERE EXISTS (SELECT 1 FROM identity_leases l
 		WHERE l.identity = i.l_identity AND l.owner = i.l_owner AND l.epoch = i.l_epoch AND `+leaseLive+`)`, args...)
@@ -108,7 +108,7 @@ func (s *Store) StartAttempts(ctx context.Context, keys []AttemptKey) []AttemptS
 	// sequential scan of every delivery, for every batch.
 	batch.Queue(`SELECT i.ord, `+deliveryColumns+` FROM `+input+`
 		CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = i.delivery_id AND d.bridge_id = i.bridge_id LIMIT 1) d`, args...)
-	batch.Queue(bridgesSecretsQuery, distinct(bridges))
+	batch.Queue(bridgesSecretsQuery, pgArrays(distinct(bridges))...)
 	fail := func(err error) []AttemptStarted {
 		for _, i := range index {
 			out[i].Err = err

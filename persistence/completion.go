@@ -251,7 +251,7 @@ func (s *Store) completeBatch(ctx context.Context, cs []Completion, out []Comple
 			RETURNING delivery_id)
 		SELECT i.ord, f.ord IS NOT NULL, t.id IS NOT NULL, dn.id IS NOT NULL, o.delivery_id IS NOT NULL
 		FROM input i LEFT JOIN fresh f ON f.ord = i.ord LEFT JOIN target t ON t.id = i.delivery_id
-			LEFT JOIN done dn ON dn.id = i.delivery_id LEFT JOIN outbox o ON o.delivery_id = i.delivery_id`, args...)
+			LEFT JOIN done dn ON dn.id = i.delivery_id LEFT JOIN outbox o ON o.delivery_id = i.delivery_id`, pgArrays(args...)...)
 	replyIDs := args[7].([]*int64)
 	if err != nil {
 		s.completeAgain(ctx, cs, out, index, replyIDs)

@@ -103,7 +103,7 @@ func (s *Store) SaveCursors(ctx context.Context, moves []CursorMove) []error {
 			ON CONFLICT (bridge_id, topic) DO UPDATE SET last_timestamp_ns = EXCLUDED.last_timestamp_ns,
 				last_digest = EXCLUDED.last_digest, updated_at = now()
 			WHERE c.last_timestamp_ns <= EXCLUDED.last_timestamp_ns)
-		SELECT ord FROM live, `+asyncCommit+``, identities, owners, epochs, bridges, topics, stamps, digests)
+		SELECT ord FROM live, `+asyncCommit+``, pgArrays(identities, owners, epochs, bridges, topics, stamps, digests)...)
 	fail := func(err error) []error {
 		for _, i := range index {
 			out[i] = fmt.Errorf("save cursors: %w", mapError(err))

@@ -164,7 +164,7 @@ func (s *Store) RecordReplyAttempts(ctx context.Context, l Lease, replyIDs []int
 	if len(replyIDs) == 1 {
 		args[3] = replyIDs[0]
 	} else {
-		match, args = `id = ANY ($4::bigint[])`, append([]any{pgx.QueryExecModeCacheDescribe}, leaseArgs(l, replyIDs, string(status), lastError, nextAttemptAt)...)
+		match, args = `id = ANY ($4::bigint[])`, append([]any{pgx.QueryExecModeCacheDescribe}, leaseArgs(l, int8Array(replyIDs), string(status), lastError, nextAttemptAt)...)
 	}
 	var leased bool
 	var found int

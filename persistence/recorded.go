@@ -104,8 +104,8 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
 		ON CONFLICT (bridge_id, message_id) DO NOTHING
 		RETURNING `+deliveryColumns,
-		bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)
-	batch.Queue(bridgesSecretsQuery, distinct(bridges))
+		pgArrays(bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)...)
+	batch.Queue(bridgesSecretsQuery, pgArrays(distinct(bridges))...)
 	br := s.pool.SendBatch(ctx, &batch)
 	rows, err := br.Query()
 	if err != nil {

@@ -109,6 +109,11 @@ func Open(ctx context.Context, databaseURL string, sealer *Sealer, opts ...Optio
 	if _, ok := cfg.ConnConfig.RuntimeParams["jit"]; !ok {
 		cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	}
+	// The batch statements' array parameters (pgarrays.go).
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerArrayTypes(c.TypeMap())
+		return nil
+	}
 	leaseCfg := cfg.Copy()
 	leaseCfg.MaxConns, leaseCfg.MinConns = 1, 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
