@@ -127,6 +127,11 @@ func heldSize(env *messagev1.Envelope) int {
 func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 	t := env.ContentTopic
 	s.mu.Lock()
+	if s.proofOf(st, env) {
+		// A set's proof (proof.go): never the consumer's.
+		s.mu.Unlock()
+		return
+	}
 	ts := s.topics[t]
 	if ts != nil && ts.stream == st && ts.goneAt <= st.applied && ts.set > st.applied {
 		s.applied(st, ts.set)
@@ -220,6 +225,7 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 // proves the holds waiting for it; s.mu is held.
 func (s *Subscription) applied(st *stream, n uint64) {
 	st.applied = n
+	st.proved(n)
 	// The node no longer streams a topic removed by set n or earlier:
 	// given again, its envelopes come from a later set.
 	for t, gone := range st.gone {

@@ -52,6 +52,11 @@ type Subscription struct {
 	// For tests: holds dropped for size, and catch-up pages and the
 	// envelopes they brought.
 	overflows, pages, queried atomic.Int64
+	// Proof publishes that went through and failed, and proof
+	// envelopes the streams brought (proof.go); proofWarned: a failed
+	// publish was logged as a warning.
+	proofsSent, proofsFailed, proofsSeen atomic.Int64
+	proofWarned                          atomic.Bool
 
 	stateMu   sync.Mutex
 	reported  bool // the last connection state given to the callback
@@ -88,8 +93,15 @@ type stream struct {
 	epoch, sets, applied uint64
 	waiting              map[string]struct{}
 	gone                 map[string]uint64
-	changed              chan struct{} // the topic set changed; resend it
-	connected            atomic.Bool
+	// proofs are the proof topics of the connection's sets whose
+	// envelopes may still come, each with its set's number, proof the
+	// last set's ("" if it had none), and reproving: a publish of it
+	// again is under way (proof.go). Guarded by Subscription.mu.
+	proofs    map[string]uint64
+	proof     string
+	reproving bool
+	changed   chan struct{} // the topic set changed; resend it
+	connected atomic.Bool
 }
 
 // resendGap is the shortest time between two topic sets sent on one
@@ -198,7 +210,7 @@ func (s *Subscription) Add(topics ...string) {
 // held.
 func (s *Subscription) streamWithRoom() *stream {
 	for _, st := range s.streams {
-		if len(st.topics) < s.c.opts.perStream {
+		if len(st.topics) < s.room() {
 			return st
 		}
 	}
@@ -259,17 +271,18 @@ func (s *Subscription) startOf(t *topicState) uint64 {
 
 // topicList returns the topics of st, sorted, to be sent as the next set
 // of connection epoch, and the topics added since the last list. It
-// numbers the set, and gives its number to the topics no earlier set of
-// the connection carried. It returns false, and nothing, once the stream
-// is on another connection.
-func (s *Subscription) topicList(st *stream, epoch uint64) ([]string, map[string]struct{}, bool) {
+// numbers the set, n, and gives its number to the topics no earlier set
+// of the connection carried. p is the set's proof topic, "" if none
+// (proof.go), which the set carries besides the list. It returns false,
+// and nothing, once the stream is on another connection.
+func (s *Subscription) topicList(st *stream, epoch uint64) (list []string, fresh map[string]struct{}, p string, n uint64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st.epoch != epoch {
-		return nil, nil, false
+		return nil, nil, "", 0, false
 	}
 	st.sets++
-	out := make([]string, 0, len(st.topics))
+	out := make([]string, 0, len(st.topics)+1)
 	for t := range st.topics {
 		out = append(out, t)
 		if ts := s.topics[t]; ts.set == 0 {
@@ -277,9 +290,17 @@ func (s *Subscription) topicList(st *stream, epoch uint64) ([]string, map[string
 		}
 	}
 	sort.Strings(out)
-	fresh := st.fresh
+	fresh = st.fresh
 	st.fresh = nil
-	return out, fresh, true
+	return out, fresh, s.nextProof(st, st.sets), st.sets, true
+}
+
+// request is the set list with its proof topic p, if any.
+func request(list []string, p string) *messagev1.SubscribeRequest {
+	if p != "" {
+		list = append(list, p)
+	}
+	return &messagev1.SubscribeRequest{ContentTopics: list}
 }
 
 // setSent reports whether a set carrying t has been numbered for sending;

@@ -1,0 +1,212 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// heldTopics returns how many of names the subscription still holds.
+func heldTopics(sub *Subscription, names ...string) int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	n := 0
+	for _, name := range names {
+		if sub.holds[topic(name)] != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSubscriptionProofEndsIdleHolds: with set proofs, idle topics that
+// nothing is ever published to, added in two sets, are proven by their
+// sets' own proof envelopes: each hold ends after one catch-up query,
+// and no probe queries them after that, over many settle delays. A
+// reconnection proves them all again the same way. Without proofs their
+// holds would stay, probed for ever.
+func TestSubscriptionProofEndsIdleHolds(t *testing.T) {
+	db := testDatabase(t)
+	first := startNode(t, db, "", false)
+	addr := first.GRPCAddr()
+	c := dial(t, addr, WithSetProofs(nil), WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond))
+	c.opts.settle = 200 * time.Millisecond
+	ctx := testkit.Context(t, 90*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	idle := []string{"idle-a", "idle-b", "idle-c"}
+	var later []string
+	for i := range 20 {
+		later = append(later, fmt.Sprintf("idle-later-%02d", i))
+	}
+	all := append(append([]string(nil), idle...), later...)
+	add := func(names []string) {
+		for _, name := range names {
+			sub.Add(topic(name))
+		}
+	}
+	add(idle)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	testkit.WaitFor(t, 10*time.Second, func() bool { return heldTopics(sub, idle...) == 0 }, "the holds of the first set ended")
+	time.Sleep(100 * time.Millisecond)
+	add(later)
+	testkit.WaitFor(t, 10*time.Second, func() bool { return heldTopics(sub, all...) == 0 }, "the holds of the second set ended")
+	if q := sub.pages.Load(); q > int64(len(all)) {
+		t.Fatalf("%d catch-up queries to end the holds of %d idle topics; want one each at most", q, len(all))
+	}
+	// The probes would have run at about 0.2 s, 1 s and 4 s.
+	before := sub.pages.Load()
+	time.Sleep(6 * time.Second)
+	if q := sub.pages.Load() - before; q != 0 {
+		t.Fatalf("%d catch-up queries of proven idle topics; want none", q)
+	}
+	if sub.proofsSeen.Load() == 0 || sub.proofsFailed.Load() != 0 {
+		t.Fatalf("proofs seen %d, failed %d", sub.proofsSeen.Load(), sub.proofsFailed.Load())
+	}
+
+	// A reconnection holds every topic again; its first set's proof
+	// proves them all.
+	stopNode(t, first)
+	testkit.WaitFor(t, 20*time.Second, func() bool { return !sub.Connected() }, "disconnected")
+	startNode(t, db, addr, false)
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "reconnected")
+	seen := sub.proofsSeen.Load()
+	testkit.WaitFor(t, 10*time.Second, func() bool { return heldTopics(sub, all...) == 0 }, "the holds ended after the reconnection")
+	if sub.proofsSeen.Load() == seen && heldTopics(sub, all...) == 0 {
+		// The proof may have come between the two reads above.
+		testkit.WaitFor(t, 10*time.Second, func() bool { return sub.proofsSeen.Load() > 1 }, "a proof of the new connection")
+	}
+	before = sub.pages.Load()
+	time.Sleep(2 * time.Second)
+	if q := sub.pages.Load() - before; q != 0 {
+		t.Fatalf("%d catch-up queries of proven idle topics after the reconnection; want none", q)
+	}
+	// And a topic of them still gets what is published to it.
+	if err := c.Publish(ctx, nil, envAt("idle-b", now(), "b")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "b")
+}
+
+// TestSubscriptionProofEnvelopesStayInside: the envelopes a subscription
+// publishes to prove its sets never reach its consumer, while the
+// envelopes of its topics do, once each, whether they were stored before
+// the topic was added or published after.
+func TestSubscriptionProofEnvelopesStayInside(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr(), WithSetProofs(nil))
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	out := make(chan string, 1000)
+	go func() {
+		for e := range sub.Envelopes() {
+			out <- e.ContentTopic + " " + string(e.Message)
+		}
+		close(out)
+	}()
+	var want []string
+	for i := range 10 {
+		name := fmt.Sprintf("inside-%d", i)
+		if err := c.Publish(ctx, nil, envAt(name, now(), "stored")); err != nil {
+			t.Fatal(err)
+		}
+		sub.Add(topic(name))
+		want = append(want, topic(name)+" stored")
+		time.Sleep(70 * time.Millisecond) // a set each, and a proof each
+	}
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	for i := range 10 {
+		name := fmt.Sprintf("inside-%d", i)
+		testkit.WaitFor(t, 10*time.Second, func() bool { return heldTopics(sub, name) == 0 }, "%s proven", name)
+		if err := c.Publish(ctx, nil, envAt(name, now(), "live")); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, topic(name)+" live")
+	}
+	need := map[string]bool{}
+	for _, w := range want {
+		need[w] = true
+	}
+	timeout := time.After(30 * time.Second)
+	for len(need) > 0 {
+		select {
+		case m := <-out:
+			if strings.HasPrefix(m, proofTopicPrefix) || !need[m] {
+				t.Fatalf("the consumer got %q", m)
+			}
+			delete(need, m)
+		case <-timeout:
+			t.Fatalf("still waiting for %v", need)
+		}
+	}
+	if sub.proofsSeen.Load() == 0 {
+		t.Fatal("no proof envelope came back")
+	}
+	// Proofs of later sets, and anything else, would come now.
+	select {
+	case m := <-out:
+		t.Fatalf("the consumer got %q", m)
+	case <-time.After(time.Second):
+	}
+}
+
+// TestSubscriptionRefusedProofsFallBackToProbes: the node requires auth
+// and the subscription has no token for its proofs, so every proof
+// publish is refused. The probes still deliver everything, stored before
+// a topic was added or published while it is held, and keep their
+// backoff: a held idle topic is queried a few times in three seconds,
+// not at every settle delay.
+func TestSubscriptionRefusedProofsFallBackToProbes(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", true)
+	c := dial(t, n.GRPCAddr(), WithSetProofs(nil))
+	c.opts.settle = 100 * time.Millisecond
+	ctx := testkit.Context(t, 60*time.Second)
+	bundle, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := keys.NewAuthorizer(bundle)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	sub.Add(topic("refused-warm"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	if err := c.Publish(ctx, auth, envAt("refused", now(), "stored")); err != nil {
+		t.Fatal(err)
+	}
+	sub.Add(topic("refused"))
+	got.expect(t, "stored")
+	for i := range 5 {
+		msg := fmt.Sprintf("live %d", i)
+		if err := c.Publish(ctx, auth, envAt("refused", now(), msg)); err != nil {
+			t.Fatal(err)
+		}
+		got.expect(t, msg)
+	}
+	// An idle topic in a set of its own: nothing proves it.
+	before := sub.pages.Load()
+	sub.Add(topic("refused-idle"))
+	time.Sleep(3 * time.Second)
+	if sub.proofsFailed.Load() == 0 || sub.proofsSeen.Load() != 0 {
+		t.Fatalf("proofs failed %d, seen %d; want every one refused", sub.proofsFailed.Load(), sub.proofsSeen.Load())
+	}
+	if heldTopics(sub, "refused-idle") != 1 {
+		t.Fatal("the idle topic's hold ended without proof")
+	}
+	// Probed at once when its proof was refused, then at about 0.1, 0.5
+	// and 2.1 s: at most four catch-ups in the three seconds, at least
+	// one.
+	if q := sub.pages.Load() - before; q < 1 || q > 4 {
+		t.Fatalf("%d catch-up queries of a held idle topic in 3 s; want the probes, with their backoff", q)
+	}
+	if err := c.Publish(ctx, auth, envAt("refused-idle", now(), "idle")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "idle")
+}
