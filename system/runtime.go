@@ -72,7 +72,17 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	store *persistence.Store, xmtpAddr, canaryURL string, failures chan<- error) (_ *runtimeParts, err error) {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout+cfg.LeaseTTL)
 	defer cancel()
-	opts := []api.Option{api.WithLogger(log.With("component", "xmtp-client"))}
+	// The subscription proves each topic set it sends by publishing one
+	// envelope to a private topic the set carries (xmtp/api/proof.go),
+	// so that idle identities' topics need no catch-up probes. The
+	// publishes are authorised by a key of this process alone, made
+	// here and never stored: it owns no topic and names nobody, and a
+	// node that refuses it leaves the probes to do the work.
+	proofKey, err := keys.Generate()
+	if err != nil {
+		return nil, fmt.Errorf("generate the topic set proof key: %w", err)
+	}
+	opts := []api.Option{api.WithLogger(log.With("component", "xmtp-client")), api.WithSetProofs(keys.NewAuthorizer(proofKey))}
 	if cfg.XMTPTLS {
 		opts = append(opts, api.WithTLS(xmtpTLSConfig(cfg)))
 	}
