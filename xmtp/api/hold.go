@@ -42,7 +42,10 @@ import (
 // and so on up to proofProbeMax between catch-ups: what those find is
 // delivered, so a topic nothing else is published to still gets what was
 // stored while the node had not applied its set, but its hold stays until
-// the proof, and an empty hold costs a few words.
+// the proof, and an empty hold costs a few words. With WithSetProofs the
+// subscription does not wait for traffic: each set carries a private
+// proof topic, and the envelope it publishes there proves the set
+// (proof.go); the catch-ups above remain for when that proof fails.
 //
 // A sender sets an envelope's timestamp, and the node takes any: one the
 // stream brings stamped before where the topic's catch-up started (the
