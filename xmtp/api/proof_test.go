@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/xmtp/keys"
 )
@@ -212,4 +214,73 @@ func TestSubscriptionRefusedProofsFallBackToProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	got.expect(t, "idle")
+}
+
+// proofOfSet returns the stream and proof topic of the set that numbered
+// name's topic, once one did.
+func proofOfSet(sub *Subscription, name string) (*stream, string, uint64) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	ts := sub.topics[topic(name)]
+	if ts == nil || ts.stream == nil || ts.set == 0 {
+		return nil, "", 0
+	}
+	for p, n := range ts.stream.proofs {
+		if n == ts.set {
+			return ts.stream, p, n
+		}
+	}
+	return nil, "", 0
+}
+
+// TestSubscriptionProofProvesOnlyItsSets: the proof of set N comes after
+// set N+1 is numbered. It proves set N and the ones before, never N+1,
+// whose topics stay held, probed, until their own set's proof comes.
+// The node requires auth and the subscription's own proof publishes are
+// refused, so nothing else proves a set; the test publishes N+1's proof
+// itself. Set N's envelope is given to the stream's handler as the
+// stream would bring it: the node streams it only between applying N
+// and N+1, a window the test cannot aim at from outside.
+func TestSubscriptionProofProvesOnlyItsSets(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", true)
+	c := dial(t, n.GRPCAddr(), WithSetProofs(nil))
+	c.opts.settle = 100 * time.Millisecond
+	ctx := testkit.Context(t, 60*time.Second)
+	bundle, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := keys.NewAuthorizer(bundle)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	sub.Add(topic("only-early"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	var st *stream
+	var early string
+	var setN uint64
+	testkit.WaitFor(t, 10*time.Second, func() bool { st, early, setN = proofOfSet(sub, "only-early"); return early != "" }, "the first set numbered")
+	sub.Add(topic("only-late"))
+	var late string
+	var setM uint64
+	testkit.WaitFor(t, 10*time.Second, func() bool { _, late, setM = proofOfSet(sub, "only-late"); return late != "" }, "the second set numbered")
+	if setM <= setN {
+		t.Fatalf("sets %d then %d", setN, setM)
+	}
+	sub.fromStream(st, &messagev1.Envelope{ContentTopic: early, TimestampNs: now(), Message: []byte("proof")})
+	testkit.WaitFor(t, 10*time.Second, func() bool { return heldTopics(sub, "only-early") == 0 }, "the early topic proven")
+	// The late topic's probes go on, and prove nothing.
+	time.Sleep(time.Second)
+	if heldTopics(sub, "only-late") != 1 {
+		t.Fatalf("the proof of set %d ended the hold of a topic of set %d", setN, setM)
+	}
+	env := &messagev1.Envelope{ContentTopic: late, TimestampNs: now(), Message: []byte("proof")}
+	if err := c.Publish(ctx, auth, env); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, func() bool { return heldTopics(sub, "only-late") == 0 }, "the late topic proven by its own set's proof")
+	if err := c.Publish(ctx, auth, envAt("only-late", now(), "late")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "late")
 }
