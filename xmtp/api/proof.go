@@ -30,14 +30,19 @@ import (
 // for each set of each connection: a topic the local node and
 // xmtp-node-go take (ParseTopic, no owner), that nobody else can guess,
 // and that is never added again, so no envelope of an earlier set can be
-// taken for its proof. Nobody else learns it: it goes only in this
-// stream's set and in the proof publish, and the node lists no topics. A
-// forged envelope on it could not end a hold wrongly anyway: what proves
-// the set is that the stream brings an envelope of that topic, and the
-// node streams no topic before it applies the set that carries it, whoever
-// published the envelope. The consumer never sees a proof envelope: proof
-// topics are the stream's (stream.proofs), never the subscription's
-// topics, so no catch-up queries them and deliver drops them.
+// taken for its proof. Its secrecy is not relied on: the local node
+// serves SubscribeAll (gRPC, and /message/v1/subscribe-all over HTTP)
+// without auth, so anyone who can reach it may see the topic and publish
+// to it. What proves the set is that this stream brings an envelope of
+// that topic, and the node streams no topic to it before it applies the
+// set that carries it, whoever published the envelope: a forged or early
+// envelope proves nothing false. A flood on a proof topic costs only
+// traffic, and the node's storage of it as of any topic: the first envelope of a topic in stream.proofs proves its
+// set, which forgets it (proved), and every other envelope of a proof
+// topic finds no subscription topic and no hold (a proof topic is never
+// one of the subscription's topics), so fromStream gives it to deliver,
+// which drops it after a map lookup; nothing is kept. The consumer never
+// sees a proof envelope, and no catch-up queries a proof topic.
 //
 // Sets are already coalesced (resendGap): the hundreds of topics added
 // within 50 ms share one set and one proof publish, which stores one small
