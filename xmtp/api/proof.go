@@ -81,12 +81,26 @@ func (s *Subscription) room() int {
 	return s.c.opts.perStream
 }
 
-// nextProof returns the proof topic of set n of st's connection, a fresh
-// one, or "" when the set has nothing to prove; s.mu is held.
-func (s *Subscription) nextProof(st *stream, n uint64) string {
-	st.proof = ""
-	if !s.proving() || len(st.waiting) == 0 && len(st.gone) == 0 {
-		return ""
+// nextProof returns the proof topic set n of st's connection carries,
+// and whether the set needs its envelope published; s.mu is held. A set
+// that gives its number to topics (numbered: new ones, or all of a
+// connection's first set) carries a fresh proof topic, to be published.
+// A set that numbers none, one that only removes topics, carries the
+// proof topic of the set before again while that one is not proven, and
+// publishes nothing: that envelope still proves the earlier set (and so
+// the holds waiting for it), and the removals are proven by the proof of
+// a later set, which a re-added topic's set brings. Otherwise it carries
+// none.
+func (s *Subscription) nextProof(st *stream, n uint64, numbered bool) (string, bool) {
+	if !s.proving() {
+		return "", false
+	}
+	if !numbered {
+		if _, ok := st.proofs[st.proof]; ok && st.proof != "" {
+			return st.proof, false
+		}
+		st.proof = ""
+		return "", false
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -105,7 +119,7 @@ func (s *Subscription) nextProof(st *stream, n uint64) string {
 	}
 	st.proofs[p] = n
 	st.proof = p
-	return p
+	return p, true
 }
 
 // proofOf takes an envelope the stream brought on one of its proof topics:
@@ -155,6 +169,14 @@ func (s *Subscription) publishProof(p string, n uint64) error {
 	return nil
 }
 
+// A proofJob is the publish of the proof of set n, p, and the holds of
+// the set's topics, probed at once if it fails.
+type proofJob struct {
+	p     string
+	n     uint64
+	holds map[string]*hold
+}
+
 // sent starts what follows a set sent on st's connection epoch: the
 // catch-ups of topics, those the set carries first, and the publish of
 // the set's proof, p for set n (none if ""). With a proof on its way the
@@ -174,33 +196,78 @@ func (s *Subscription) sent(st *stream, epoch uint64, topics []string, p string,
 	if len(holds) > 0 {
 		s.probeLater(st, holds, epoch, s.c.opts.settle)
 	}
-	go func() {
-		if s.publishProof(p, n) != nil && s.ctx.Err() == nil && len(holds) > 0 {
-			// No proof: the probes are the safety net, the first now.
-			if len(s.probeNow(st, holds, epoch)) > 0 {
-				signal(s.wake)
+	s.publishProofs(st, epoch, &proofJob{p: p, n: n, holds: holds})
+}
+
+// publishProofs publishes job's proof on st's connection epoch, at most
+// one publish at a time for the connection: while one is under way, job
+// waits, and takes the place of any job waiting before it, whose holds
+// it takes too: the proof of a later set proves the earlier ones, and
+// the node no longer streams an earlier set's proof topic once it has
+// applied the later set. A job whose set is proven by then is not
+// published. A nil job.holds: a publish again (reprove), which probes
+// nothing when it fails.
+func (s *Subscription) publishProofs(st *stream, epoch uint64, job *proofJob) {
+	s.mu.Lock()
+	if st.epoch != epoch || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if st.proofBusy == epoch {
+		if w := st.proofNext; w != nil && len(w.holds) > 0 {
+			if job.holds == nil {
+				job.holds = map[string]*hold{}
 			}
+			for t, h := range w.holds {
+				job.holds[t] = h
+			}
+		}
+		st.proofNext = job
+		s.mu.Unlock()
+		return
+	}
+	st.proofBusy, st.proofNext = epoch, nil
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		for job != nil {
+			if s.publishProof(job.p, job.n) != nil && s.ctx.Err() == nil && len(job.holds) > 0 {
+				// No proof: the probes are the safety net, the first now.
+				if len(s.probeNow(st, job.holds, epoch)) > 0 {
+					signal(s.wake)
+				}
+			}
+			s.mu.Lock()
+			if st.proofBusy != epoch {
+				// A new connection: its publishes are its own.
+				s.mu.Unlock()
+				return
+			}
+			job, st.proofNext = st.proofNext, nil
+			if job != nil && job.n <= st.applied {
+				job = nil
+			}
+			if job == nil || st.epoch != epoch || s.ctx.Err() != nil {
+				job = nil
+				st.proofBusy = 0
+			}
+			s.mu.Unlock()
 		}
 	}()
 }
 
 // reprove publishes st's last proof again while the node has not been
-// shown to apply its set, at most one publish at a time: the first
+// shown to apply its set, unless a publish is under way: the first
 // envelope may have reached the node before the set, or not at all.
 func (s *Subscription) reprove(st *stream, epoch uint64) {
 	s.mu.Lock()
 	p := st.proof
 	n, ok := st.proofs[p]
-	if st.epoch != epoch || p == "" || !ok || n <= st.applied || st.reproving {
+	if st.epoch != epoch || p == "" || !ok || n <= st.applied || st.proofBusy == epoch {
 		s.mu.Unlock()
 		return
 	}
-	st.reproving = true
 	s.mu.Unlock()
-	go func() {
-		_ = s.publishProof(p, n)
-		s.mu.Lock()
-		st.reproving = false
-		s.mu.Unlock()
-	}()
+	s.publishProofs(st, epoch, &proofJob{p: p, n: n})
 }

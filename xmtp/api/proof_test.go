@@ -286,3 +286,40 @@ func TestSubscriptionProofProvesOnlyItsSets(t *testing.T) {
 	}
 	got.expect(t, "late")
 }
+
+// TestSubscriptionRemovalSetsPublishNoProof: a set that only removes a
+// topic publishes no proof; the set that adds it again does, and proves
+// it, so that what is published to it then is delivered.
+func TestSubscriptionRemovalSetsPublishNoProof(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr(), WithSetProofs(nil))
+	c.opts.settle = 10 * time.Minute
+	ctx := testkit.Context(t, 60*time.Second)
+	sub := c.Subscribe(ctx)
+	defer sub.Close()
+	got := collect(sub)
+	sub.Add(topic("removal-kept"), topic("removal-gone"))
+	testkit.WaitFor(t, 20*time.Second, sub.Connected, "connected")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return heldTopics(sub, "removal-kept", "removal-gone") == 0 }, "proven")
+	sets := func() uint64 {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.streams[0].sets
+	}
+	before, sent := sets(), sub.proofsSent.Load()
+	sub.Remove(topic("removal-gone"))
+	testkit.WaitFor(t, 10*time.Second, func() bool { return sets() > before }, "the removal's set sent")
+	time.Sleep(500 * time.Millisecond)
+	if d := sub.proofsSent.Load() - sent; d != 0 {
+		t.Fatalf("%d proofs published for a set that only removes a topic; want none", d)
+	}
+	sub.Add(topic("removal-gone"))
+	testkit.WaitFor(t, 20*time.Second, func() bool { return heldTopics(sub, "removal-gone") == 0 }, "the re-added topic proven")
+	if sub.proofsSent.Load() != sent+1 {
+		t.Fatalf("proofs published %d, want %d", sub.proofsSent.Load(), sent+1)
+	}
+	if err := c.Publish(ctx, nil, envAt("removal-gone", now(), "back")); err != nil {
+		t.Fatal(err)
+	}
+	got.expect(t, "back")
+}

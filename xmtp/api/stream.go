@@ -72,15 +72,15 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 	st.epoch++
 	epoch := st.epoch
 	st.sets, st.applied, st.gone = 0, 0, nil
-	st.proofs, st.proof = nil, ""
+	st.proofs, st.proof, st.proofNext = nil, "", nil
 	for t := range st.topics {
 		ts := s.topics[t]
 		ts.set, ts.goneAt = 0, 0
 		s.holdTopic(t, st)
 	}
 	s.mu.Unlock()
-	list, _, proof, n, _ := s.topicList(st, epoch)
-	if err := call.Send(request(list, proof)); err != nil {
+	list, _, carry, proof, n, _ := s.topicList(st, epoch)
+	if err := call.Send(request(list, carry)); err != nil {
 		return false, err
 	}
 
@@ -117,11 +117,11 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 			if ctx.Err() != nil {
 				return
 			}
-			list, fresh, proof, n, ok := s.topicList(st, epoch)
+			list, fresh, carry, proof, n, ok := s.topicList(st, epoch)
 			if !ok {
 				return
 			}
-			if err := call.Send(request(list, proof)); err != nil {
+			if err := call.Send(request(list, carry)); err != nil {
 				// The next connection sends them, and catches them up,
 				// with all the stream's topics.
 				s.unsent(st, fresh)

@@ -95,11 +95,14 @@ type stream struct {
 	gone                 map[string]uint64
 	// proofs are the proof topics of the connection's sets whose
 	// envelopes may still come, each with its set's number, proof the
-	// last set's ("" if it had none), and reproving: a publish of it
-	// again is under way (proof.go). Guarded by Subscription.mu.
+	// one the last set carried ("" if none); proofBusy is the epoch of
+	// the connection whose proof publish is under way (0: none), and
+	// proofNext the publish waiting for it (proof.go). Guarded by
+	// Subscription.mu.
 	proofs    map[string]uint64
 	proof     string
-	reproving bool
+	proofBusy uint64
+	proofNext *proofJob
 	changed   chan struct{} // the topic set changed; resend it
 	connected atomic.Bool
 }
@@ -272,27 +275,35 @@ func (s *Subscription) startOf(t *topicState) uint64 {
 // topicList returns the topics of st, sorted, to be sent as the next set
 // of connection epoch, and the topics added since the last list. It
 // numbers the set, n, and gives its number to the topics no earlier set
-// of the connection carried. p is the set's proof topic, "" if none
-// (proof.go), which the set carries besides the list. It returns false,
-// and nothing, once the stream is on another connection.
-func (s *Subscription) topicList(st *stream, epoch uint64) (list []string, fresh map[string]struct{}, p string, n uint64, ok bool) {
+// of the connection carried. carry is the proof topic the set carries
+// besides the list, "" if none, and p the one to publish for it, "" if
+// none (proof.go). It returns false, and nothing, once the stream is on
+// another connection.
+func (s *Subscription) topicList(st *stream, epoch uint64) (list []string, fresh map[string]struct{}, carry, p string, n uint64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st.epoch != epoch {
-		return nil, nil, "", 0, false
+		return nil, nil, "", "", 0, false
 	}
 	st.sets++
 	out := make([]string, 0, len(st.topics)+1)
+	numbered := false
 	for t := range st.topics {
 		out = append(out, t)
 		if ts := s.topics[t]; ts.set == 0 {
 			ts.set = st.sets
+			numbered = true
 		}
 	}
 	sort.Strings(out)
 	fresh = st.fresh
 	st.fresh = nil
-	return out, fresh, s.nextProof(st, st.sets), st.sets, true
+	p, publish := s.nextProof(st, st.sets, numbered)
+	carry = p
+	if !publish {
+		p = ""
+	}
+	return out, fresh, carry, p, st.sets, true
 }
 
 // request is the set list with its proof topic p, if any.
