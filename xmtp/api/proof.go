@@ -147,6 +147,19 @@ func (st *stream) proved(n uint64) {
 	}
 }
 
+// ProofCounts are the subscription's set proof publishes that went
+// through (Published) and failed (Failed), and the proof envelopes its
+// streams brought (Seen), since it started.
+type ProofCounts struct {
+	Published, Failed, Seen int64
+}
+
+// ProofCounts returns the counts of the subscription's set proofs, for
+// metrics; all 0 without WithSetProofs.
+func (s *Subscription) ProofCounts() ProofCounts {
+	return ProofCounts{Published: s.proofsSent.Load(), Failed: s.proofsFailed.Load(), Seen: s.proofsSeen.Load()}
+}
+
 // publishProof publishes one envelope to p, the proof topic of set n.
 func (s *Subscription) publishProof(p string, n uint64) error {
 	ctx, cancel := context.WithTimeout(s.ctx, proofTimeout)
@@ -166,6 +179,8 @@ func (s *Subscription) publishProof(p string, n uint64) error {
 		return err
 	}
 	s.proofsSent.Add(1)
+	// The node takes proofs again: a later failure warns again.
+	s.proofWarned.Store(false)
 	return nil
 }
 

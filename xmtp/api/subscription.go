@@ -53,8 +53,9 @@ type Subscription struct {
 	// envelopes they brought.
 	overflows, pages, queried atomic.Int64
 	// Proof publishes that went through and failed, and proof
-	// envelopes the streams brought (proof.go); proofWarned: a failed
-	// publish was logged as a warning.
+	// envelopes the streams brought (proof.go; ProofCounts, for
+	// metrics); proofWarned: a failed publish was logged as a warning
+	// since the last that went through, so each outage warns once.
 	proofsSent, proofsFailed, proofsSeen atomic.Int64
 	proofWarned                          atomic.Bool
 
