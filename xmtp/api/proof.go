@@ -73,6 +73,10 @@ const proofsKept = 8
 // must have room for a topic besides the proof topic.
 func (s *Subscription) proving() bool { return s.c.opts.proofs && s.c.opts.perStream > 1 }
 
+// Proving reports whether the subscription's topic sets carry proofs
+// and it publishes them (WithSetProofs).
+func (s *Subscription) Proving() bool { return s.proving() }
+
 // room is how many of the subscription's topics a stream carries.
 func (s *Subscription) room() int {
 	if s.proving() {
