@@ -128,7 +128,9 @@ func (s *Subscription) nextProof(st *stream, n uint64, numbered bool) (string, b
 
 // proofOf takes an envelope the stream brought on one of its proof topics:
 // it proves the set that carried that topic and every earlier one. It
-// reports whether env was a proof, which goes no further. s.mu is held.
+// reports whether env was a proof, which goes no further: that only
+// saves fromStream's lookups, since deliver would drop it anyway (a
+// proof topic is never one of the subscription's topics). s.mu is held.
 func (s *Subscription) proofOf(st *stream, env *messagev1.Envelope) bool {
 	n, ok := st.proofs[env.ContentTopic]
 	if !ok {

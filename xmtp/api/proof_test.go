@@ -102,7 +102,11 @@ func TestSubscriptionProofEndsIdleHolds(t *testing.T) {
 // own proof envelope (the settle delay is longer than the test, so no
 // probe runs and only a proof ends a hold), deliver the envelopes of
 // their topics once each, whether stored before the topic was added or
-// published after, and the consumer never gets a proof envelope.
+// published after, and the consumer never gets a proof envelope. That
+// last holds twice over: fromStream stops at a proof (proofOf), and
+// deliver drops any envelope of a topic the subscription does not have,
+// as a proof topic never is; no test can tell the two apart, so this one
+// does not claim to test proofOf's answer, only that proofs prove.
 func TestSubscriptionProvenSetsDeliverOnce(t *testing.T) {
 	n := startNode(t, testDatabase(t), "", false)
 	c := dial(t, n.GRPCAddr(), WithSetProofs(nil))
