@@ -7,6 +7,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/conversation"
 )
 
@@ -40,6 +41,10 @@ type metrics struct {
 	mailbox                      prometheus.GaugeFunc
 	connected                    prometheus.GaugeFunc
 	catchUpFailing               prometheus.GaugeFunc
+	// proofs* read the subscription's set proof counts (xmtp/api
+	// proof.go): publishes that went through and failed, and proofs
+	// that came back.
+	proofsPublished, proofsFailed, proofsSeen prometheus.CounterFunc
 	// spawns and stops count the node's actors by actor: identity (the
 	// grain of a bridge identity) and its children forward, reverse and
 	// canary (children.go); their series are resolved once, below.
@@ -56,6 +61,7 @@ type runtimeGauges struct {
 	backlog        func() float64
 	connected      func() float64
 	catchUpFailing func() float64
+	proofs         func() api.ProofCounts
 }
 
 func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
@@ -166,7 +172,22 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Name: "bridge_ingress_catchup_failing_seconds",
 		Help: "How long the node subscription's catch-up queries have failed without one round succeeding, 0 while they work. While they fail, topics newly held or reconnected deliver nothing, though the subscription is connected.",
 	}, g.catchUpFailing)
-	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
+	proof := func(f func(api.ProofCounts) int64) func() float64 {
+		return func() float64 { return float64(f(g.proofs())) }
+	}
+	m.proofsPublished = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "bridge_ingress_set_proofs_published_total",
+		Help: "Proof envelopes the node subscription published to prove its topic sets.",
+	}, proof(func(c api.ProofCounts) int64 { return c.Published }))
+	m.proofsFailed = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "bridge_ingress_set_proofs_failed_total",
+		Help: "Proof publishes of the node subscription that failed; its held topics are probed instead.",
+	}, proof(func(c api.ProofCounts) int64 { return c.Failed }))
+	m.proofsSeen = prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "bridge_ingress_set_proofs_seen_total",
+		Help: "Proof envelopes the node subscription's streams brought back, each proving its topic set.",
+	}, proof(func(c api.ProofCounts) int64 { return c.Seen }))
+	for _, c := range []prometheus.Collector{m.proofsPublished, m.proofsFailed, m.proofsSeen, m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
 		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected, m.catchUpFailing,
 		m.spawns, m.stops, m.undelivered} {
 		if err := reg.Register(c); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/xmtpbridge/bridge/actors/supervision"
 	"github.com/xmtpbridge/bridge/cluster"
 	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/api"
 	"github.com/xmtpbridge/bridge/xmtp/content"
 )
 
@@ -135,6 +136,7 @@ func New(cfg Config) (*Runtime, error) {
 			return 0
 		},
 		catchUpFailing: func() float64 { return rt.CatchUpFailingFor().Seconds() },
+		proofs:         rt.proofCounts,
 	}
 	if rt.metrics, err = newMetrics(cfg.Registerer, gauges); err != nil {
 		return nil, err
@@ -149,6 +151,18 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	return rt, nil
+}
+
+// proofCounts returns the set proof counts of the node subscription, 0
+// before it starts.
+func (rt *Runtime) proofCounts() api.ProofCounts {
+	if rt.ingress == nil {
+		return api.ProofCounts{}
+	}
+	if p, ok := rt.ingress.sub.(interface{ ProofCounts() api.ProofCounts }); ok {
+		return p.ProofCounts()
+	}
+	return api.ProofCounts{}
 }
 
 func (rt *Runtime) backlog() float64 {

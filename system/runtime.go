@@ -65,6 +65,30 @@ func proberLeader(store *persistence.Store, nodeID string, interval time.Duratio
 	}
 }
 
+// xmtpClientOptions are the options of the runtime's XMTP client. Unless
+// BRIDGE_XMTP_SET_PROOFS is false, its subscription proves each topic
+// set it sends by publishing one envelope to a private topic the set
+// carries (xmtp/api/proof.go), so that idle identities' topics need no
+// catch-up probes. The publishes are authorised by a key of this process
+// alone, made here and never stored: it owns no topic and names nobody,
+// and a node that refuses it leaves the probes to do the work. They
+// count against the node's publish limits like the replies, which is
+// why they can be turned off.
+func xmtpClientOptions(cfg *config.Config, log *slog.Logger) ([]api.Option, error) {
+	opts := []api.Option{api.WithLogger(log.With("component", "xmtp-client"))}
+	if cfg.XMTPSetProofs {
+		proofKey, err := keys.Generate()
+		if err != nil {
+			return nil, fmt.Errorf("generate the topic set proof key: %w", err)
+		}
+		opts = append(opts, api.WithSetProofs(keys.NewAuthorizer(proofKey)))
+	}
+	if cfg.XMTPTLS {
+		opts = append(opts, api.WithTLS(xmtpTLSConfig(cfg)))
+	}
+	return opts, nil
+}
+
 // startRuntime dials the XMTP node, loads (or creates, once) the system
 // identities, starts the actor runtime as a one-member cluster and the
 // canary prober. canaryURL is this node's /canary unless the configuration
@@ -73,9 +97,9 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 	store *persistence.Store, xmtpAddr, canaryURL string, failures chan<- error) (_ *runtimeParts, err error) {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout+cfg.LeaseTTL)
 	defer cancel()
-	opts := []api.Option{api.WithLogger(log.With("component", "xmtp-client"))}
-	if cfg.XMTPTLS {
-		opts = append(opts, api.WithTLS(xmtpTLSConfig(cfg)))
+	opts, err := xmtpClientOptions(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	xc, err := api.Dial(ctx, xmtpAddr, opts...)
 	if err != nil {

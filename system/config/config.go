@@ -99,6 +99,9 @@ type Config struct {
 	XMTPNode string
 	// XMTPTLS dials XMTPNode with TLS.
 	XMTPTLS bool
+	// XMTPSetProofs makes the node subscription prove its topic sets
+	// with publishes of its own (xmtp/api proof.go).
+	XMTPSetProofs bool
 	// XMTPCAFile names the PEM file of the authorities trusted for
 	// XMTPNode's certificate; empty trusts the system's roots.
 	XMTPCAFile string
@@ -270,6 +273,7 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 
 	c.XMTPNode = p.hostPort(EnvXMTPNode, "")
 	c.XMTPTLS = p.boolean(EnvXMTPTLS, false)
+	c.XMTPSetProofs = p.boolean(EnvXMTPSetProofs, true)
 	c.XMTPCAFile, c.XMTPRootCAs = p.certPool(EnvXMTPCAFile)
 	c.XMTPNodeGRPCAddr = p.hostPort(EnvXMTPNodeGRPCAddr, "127.0.0.1:5556")
 	c.XMTPNodeHTTPAddr = p.hostPort(EnvXMTPNodeHTTPAddr, "127.0.0.1:5555")

@@ -55,7 +55,7 @@ func TestLoadDevDefaults(t *testing.T) {
 		MasterKey: MasterKey{ID: "k1"}, SignupRatePerMinute: 10, AllowPrivateTargets: true,
 		TokenFailuresPerMinute: 10, MaxBridgesPerAccount: 100, SendRatePerSecond: 20, SendBurst: 40,
 		MaxBodyBytes: 1 << 20, XMTPNodeGRPCAddr: "127.0.0.1:5556", XMTPNodeHTTPAddr: "127.0.0.1:5555",
-		XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
+		XMTPSetProofs: true, XMTPNodeAuthn: true, XMTPMaxEnvelopeBytes: 1 << 20, XMTPMaxTopicsPerRequest: 1000,
 		XMTPMaxEnvelopesPerPublish: 16, XMTPSubscriberBufferBytes: 8 << 20, XMTPMaxSubscriptionsPerClient: 256,
 		XMTPMaxSubscriptions: 10_000, XMTPNodeMaxConns: 16,
 		CanaryInterval: time.Minute, LeaseTTL: 15 * time.Second, ReconcileInterval: 15 * time.Second,
@@ -96,6 +96,7 @@ func TestLoadNodeAllValues(t *testing.T) {
 		EnvMaxBodyBytes, "2048",
 		EnvXMTPNode, "xmtp.example.net:5556",
 		EnvXMTPTLS, "true",
+		EnvXMTPSetProofs, "false",
 	), WithHostname(fixedHost))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -103,7 +104,7 @@ func TestLoadNodeAllValues(t *testing.T) {
 	if c.Mode != ModeNode || c.HTTPAddr != "0.0.0.0:9000" || c.NodeID != "node-7" || c.LogLevel != slog.LevelDebug ||
 		c.LogFormat != "json" || c.ShutdownTimeout != 5*time.Second || c.MasterKey.ID != "k2" || len(c.MasterKey.Key) != 32 ||
 		c.SignupRatePerMinute != 30 || !c.AllowPrivateTargets || c.MaxBodyBytes != 2048 || c.XMTPNode != "xmtp.example.net:5556" ||
-		!c.XMTPTLS || c.RunsLocalXMTPNode() || !c.RelayccSharedKey || c.TokenFailuresPerMinute != 5 ||
+		!c.XMTPTLS || c.XMTPSetProofs || c.RunsLocalXMTPNode() || !c.RelayccSharedKey || c.TokenFailuresPerMinute != 5 ||
 		c.MaxBridgesPerAccount != 7 || c.SendRatePerSecond != 3 || c.SendBurst != 4 {
 		t.Fatalf("unexpected config: %v", c)
 	}
@@ -159,6 +160,7 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		EnvMaxBodyBytes, "1k",
 		EnvXMTPNode, ":5556",
 		EnvXMTPTLS, "sure",
+		EnvXMTPSetProofs, "perhaps",
 		EnvXMTPNodeGRPCAddr, "127.0.0.1:99999",
 		EnvXMTPNodeHTTPAddr, "127.0.0.1",
 		EnvXMTPNodeAuthn, "nope",
@@ -195,6 +197,7 @@ func TestLoadReportsEveryBadValueAtOnce(t *testing.T) {
 		`BRIDGE_MAX_BODY_BYTES: "1k" is not a whole number (example: 262144)`,
 		`BRIDGE_XMTP_NODE: ":5556" needs a host and a non-zero port to dial (example: xmtp.example.net:5556)`,
 		`BRIDGE_XMTP_TLS: "sure" is not a boolean (true or false) (example: true)`,
+		`BRIDGE_XMTP_SET_PROOFS: "perhaps" is not a boolean (true or false) (example: false)`,
 		`BRIDGE_XMTP_NODE_GRPC_ADDR: "127.0.0.1:99999" is not host:port (example: 0.0.0.0:5556)`,
 		`BRIDGE_XMTP_NODE_HTTP_ADDR: "127.0.0.1" is not host:port (example: 0.0.0.0:5555)`,
 		`BRIDGE_XMTP_NODE_AUTHN: "nope" is not a boolean (true or false) (example: false)`,

@@ -53,6 +53,7 @@ const (
 	EnvXMTPNode                = "BRIDGE_XMTP_NODE"
 	EnvXMTPTLS                 = "BRIDGE_XMTP_TLS"
 	EnvXMTPCAFile              = "BRIDGE_XMTP_CA_FILE"
+	EnvXMTPSetProofs           = "BRIDGE_XMTP_SET_PROOFS"
 	EnvXMTPNodeGRPCAddr        = "BRIDGE_XMTP_NODE_GRPC_ADDR"
 	EnvXMTPNodeHTTPAddr        = "BRIDGE_XMTP_NODE_HTTP_ADDR"
 	EnvXMTPNodeAuthn           = "BRIDGE_XMTP_NODE_AUTHN"
@@ -155,6 +156,8 @@ var Vars = []Var{
 		Description: "Use TLS to reach BRIDGE_XMTP_NODE."},
 	{Name: EnvXMTPCAFile, Default: "(the system's roots)", Example: "/etc/bridge/xmtp-ca.pem",
 		Description: "PEM file of the certificate authorities trusted for BRIDGE_XMTP_NODE's TLS certificate instead of the system's roots; needs BRIDGE_XMTP_TLS=true."},
+	{Name: EnvXMTPSetProofs, Default: "true", Example: "false",
+		Description: "Make the node's XMTP subscription prove each topic set it sends by publishing one small envelope to a private topic the set carries, so that idle topics need no catch-up probes. The publishes count against the XMTP node's publish limits like replies do; false turns them off and the probes do the work."},
 	{Name: EnvXMTPNodeGRPCAddr, Default: "127.0.0.1:5556", Example: "0.0.0.0:5556",
 		Description: "gRPC listen address of the local XMTP node (xmtp-node, and dev without BRIDGE_XMTP_NODE)."},
 	{Name: EnvXMTPNodeHTTPAddr, Default: "127.0.0.1:5555", Example: "0.0.0.0:5555",

@@ -98,10 +98,28 @@ func (s *Subscription) dropped(t string, floor uint64) {
 // the others in each round, at most probeRoundPages of them a round, so
 // that the probes of a reconnected stream's many idle topics neither
 // delay a proven or overflowed topic's catch-up by more than that nor
-// come as one burst of pages.
+// come as one burst of pages. With set proofs (proof.go) each probe also
+// publishes the stream's last proof again, and a proof that comes ends
+// the chain.
 func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, wait time.Duration) {
+	left := s.probeNow(st, holds, epoch)
+	if len(left) == 0 {
+		return
+	}
+	signal(s.wake)
+	// The stream's last proof goes again too (proof.go): one envelope
+	// for the whole stream, which may prove these holds by the next.
+	s.reprove(st, epoch)
+	s.probeLater(st, left, epoch, wait)
+}
+
+// probeNow starts the catch-ups of the topics of holds that still wait
+// for proof on st's connection epoch, and returns those holds. A nil hold
+// in holds stands for whatever hold its topic has.
+func (s *Subscription) probeNow(st *stream, holds map[string]*hold, epoch uint64) map[string]*hold {
 	left := make(map[string]*hold, len(holds))
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for t, was := range holds {
 		h, ts := s.holds[t], s.topics[t]
 		if h == nil || h != was && was != nil || ts == nil || ts.stream != st || h.epoch != epoch || h.proven {
@@ -113,18 +131,17 @@ func (s *Subscription) probe(st *stream, holds map[string]*hold, epoch uint64, w
 		}
 		left[t] = h
 	}
-	s.mu.Unlock()
-	if len(left) == 0 {
-		return
-	}
-	signal(s.wake)
-	next := min(4*wait, proofProbeMax)
-	// Jittered, between half and all of wait, so that the chains of
-	// sets sent together do not probe together for ever.
+	return left
+}
+
+// probeLater probes holds after wait, jittered down to half of it, so
+// that the chains of sets sent together do not probe together for ever;
+// the probe after that waits four times as long, up to proofProbeMax.
+func (s *Subscription) probeLater(st *stream, holds map[string]*hold, epoch uint64, wait time.Duration) {
 	half := wait / 2
 	time.AfterFunc(half+time.Duration(rand.Int64N(int64(half)+1)), func() {
 		if s.ctx.Err() == nil {
-			s.probe(st, left, epoch, next)
+			s.probe(st, holds, epoch, min(4*wait, proofProbeMax))
 		}
 	})
 }

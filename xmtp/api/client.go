@@ -63,6 +63,11 @@ type options struct {
 	holdTotalBytes int
 	onConnected    func(connected bool)
 	dialOpts       []grpc.DialOption
+	// proofs: each topic set a subscription sends carries a proof topic
+	// of its own, and one envelope is published to it with proofAuth
+	// (proof.go).
+	proofs    bool
+	proofAuth Authorizer
 }
 
 // WithTLS makes the client use TLS with cfg instead of a plain connection.
@@ -102,6 +107,18 @@ func WithMaxTopicsPerStream(n int) Option {
 			o.perStream = n
 		}
 	}
+}
+
+// WithSetProofs makes every topic set a subscription sends prove itself:
+// the set also carries a fresh, private proof topic, and the subscription
+// publishes one small envelope to it, authorised by auth (nil: no token,
+// for a node without authn). When the stream brings it back, the node has
+// applied the set and every earlier one, so the holds of their topics end
+// after one catch-up, and idle topics need no probes (proof.go). Each
+// stream then carries one topic fewer than WithMaxTopicsPerStream. Without
+// it, or while proof publishes fail, held topics are probed as before.
+func WithSetProofs(auth Authorizer) Option {
+	return func(o *options) { o.proofs, o.proofAuth = true, auth }
 }
 
 // WithDialOptions adds raw gRPC dial options.

@@ -42,7 +42,10 @@ import (
 // and so on up to proofProbeMax between catch-ups: what those find is
 // delivered, so a topic nothing else is published to still gets what was
 // stored while the node had not applied its set, but its hold stays until
-// the proof, and an empty hold costs a few words.
+// the proof, and an empty hold costs a few words. With WithSetProofs the
+// subscription does not wait for traffic: each set carries a private
+// proof topic, and the envelope it publishes there proves the set
+// (proof.go); the catch-ups above remain for when that proof fails.
 //
 // A sender sets an envelope's timestamp, and the node takes any: one the
 // stream brings stamped before where the topic's catch-up started (the
@@ -127,6 +130,11 @@ func heldSize(env *messagev1.Envelope) int {
 func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 	t := env.ContentTopic
 	s.mu.Lock()
+	if s.proofOf(st, env) {
+		// A set's proof (proof.go): never the consumer's.
+		s.mu.Unlock()
+		return
+	}
 	ts := s.topics[t]
 	if ts != nil && ts.stream == st && ts.goneAt <= st.applied && ts.set > st.applied {
 		s.applied(st, ts.set)
@@ -220,6 +228,7 @@ func (s *Subscription) fromStream(st *stream, env *messagev1.Envelope) {
 // proves the holds waiting for it; s.mu is held.
 func (s *Subscription) applied(st *stream, n uint64) {
 	st.applied = n
+	st.proved(n)
 	// The node no longer streams a topic removed by set n or earlier:
 	// given again, its envelopes come from a later set.
 	for t, gone := range st.gone {

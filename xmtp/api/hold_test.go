@@ -623,10 +623,19 @@ func TestSubscriptionTopicAddedAgainIsDeliveredWithoutProof(t *testing.T) {
 // envelope, in order: its hold may not end before the stream shows that
 // the node streams it, or what the node stored between the last catch-up
 // and applying the set would be neither streamed nor fetched.
-func TestSubscriptionLateSetLosesNothing(t *testing.T) {
+func TestSubscriptionLateSetLosesNothing(t *testing.T) { lateSetRun(t) }
+
+// TestSubscriptionLateSetWithProofsLosesNothing is
+// TestSubscriptionLateSetLosesNothing with set proofs (proof.go): a
+// proof published before the node applies its set is stored, not
+// streamed, and proves nothing; the probes and the proofs published
+// again with them still get every envelope, in order.
+func TestSubscriptionLateSetWithProofsLosesNothing(t *testing.T) { lateSetRun(t, WithSetProofs(nil)) }
+
+func lateSetRun(t *testing.T, opts ...Option) {
 	const topics = 4000
 	n := startNodeWith(t, node.Config{DatabaseURL: testDatabase(t), MaxTopicsPerRequest: topics + 10})
-	c := dial(t, n.GRPCAddr(), WithMaxTopicsPerStream(topics+10))
+	c := dial(t, n.GRPCAddr(), append(opts, WithMaxTopicsPerStream(topics+10))...)
 	c.opts.settle = time.Millisecond
 	ctx := testkit.Context(t, 120*time.Second)
 	sub := c.Subscribe(ctx)

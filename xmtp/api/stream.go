@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"google.golang.org/grpc/connectivity"
 )
 
@@ -73,21 +72,23 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 	st.epoch++
 	epoch := st.epoch
 	st.sets, st.applied, st.gone = 0, 0, nil
+	st.proofs, st.proof, st.proofNext = nil, "", nil
 	for t := range st.topics {
 		ts := s.topics[t]
 		ts.set, ts.goneAt = 0, 0
 		s.holdTopic(t, st)
 	}
 	s.mu.Unlock()
-	list, _, _ := s.topicList(st, epoch)
-	if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
+	list, _, carry, proof, n, _ := s.topicList(st, epoch)
+	if err := call.Send(request(list, carry)); err != nil {
 		return false, err
 	}
 
-	// Everything since each topic's last seen envelope is fetched again.
+	// Everything since each topic's last seen envelope is fetched again,
+	// once the set's proof comes or the probes of hold.go find it.
 	s.setConnected(st, true)
 	defer s.setConnected(st, false)
-	s.probeTopics(st, list, epoch)
+	s.sent(st, epoch, list, proof, n)
 
 	sendErr := make(chan error, 1)
 	go func() {
@@ -116,11 +117,11 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 			if ctx.Err() != nil {
 				return
 			}
-			list, fresh, ok := s.topicList(st, epoch)
+			list, fresh, carry, proof, n, ok := s.topicList(st, epoch)
 			if !ok {
 				return
 			}
-			if err := call.Send(&messagev1.SubscribeRequest{ContentTopics: list}); err != nil {
+			if err := call.Send(request(list, carry)); err != nil {
 				// The next connection sends them, and catches them up,
 				// with all the stream's topics.
 				s.unsent(st, fresh)
@@ -130,16 +131,14 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 			}
 			last = time.Now()
 			// The node has the new topics once it applied this set,
-			// which the stream will show: until then their catch-ups
-			// fetch what was published, and their holds keep what the
-			// stream brings in order.
-			if len(fresh) > 0 {
-				topics := make([]string, 0, len(fresh))
-				for t := range fresh {
-					topics = append(topics, t)
-				}
-				s.probeTopics(st, topics, epoch)
+			// which the stream will show (its proof, proof.go): until
+			// then their catch-ups fetch what was published, and their
+			// holds keep what the stream brings in order.
+			topics := make([]string, 0, len(fresh))
+			for t := range fresh {
+				topics = append(topics, t)
 			}
+			s.sent(st, epoch, topics, proof, n)
 		}
 	}()
 	for {
@@ -154,14 +153,4 @@ func (s *Subscription) serve(st *stream) (bool, error) {
 		}
 		s.fromStream(st, env)
 	}
-}
-
-// probeTopics starts the catch-ups of topics, just sent on st's
-// connection epoch, that repeat until the stream proves them (probe).
-func (s *Subscription) probeTopics(st *stream, topics []string, epoch uint64) {
-	holds := make(map[string]*hold, len(topics))
-	for _, t := range topics {
-		holds[t] = nil
-	}
-	s.probe(st, holds, epoch, s.c.opts.settle)
 }

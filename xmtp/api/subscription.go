@@ -55,6 +55,12 @@ type Subscription struct {
 	// failingSince is when the catch-up queries began to fail, in Unix
 	// nanoseconds; 0 while the last round succeeded (CatchUpFailingFor).
 	failingSince atomic.Int64
+	// Proof publishes that went through and failed, and proof
+	// envelopes the streams brought (proof.go; ProofCounts, for
+	// metrics); proofWarned: a failed publish was logged as a warning
+	// since the last that went through, so each outage warns once.
+	proofsSent, proofsFailed, proofsSeen atomic.Int64
+	proofWarned                          atomic.Bool
 
 	stateMu   sync.Mutex
 	reported  bool // the last connection state given to the callback
@@ -91,8 +97,18 @@ type stream struct {
 	epoch, sets, applied uint64
 	waiting              map[string]struct{}
 	gone                 map[string]uint64
-	changed              chan struct{} // the topic set changed; resend it
-	connected            atomic.Bool
+	// proofs are the proof topics of the connection's sets whose
+	// envelopes may still come, each with its set's number, proof the
+	// one the last set carried ("" if none); proofBusy is the epoch of
+	// the connection whose proof publish is under way (0: none), and
+	// proofNext the publish waiting for it (proof.go). Guarded by
+	// Subscription.mu.
+	proofs    map[string]uint64
+	proof     string
+	proofBusy uint64
+	proofNext *proofJob
+	changed   chan struct{} // the topic set changed; resend it
+	connected atomic.Bool
 }
 
 // resendGap is the shortest time between two topic sets sent on one
@@ -214,7 +230,7 @@ func (s *Subscription) Add(topics ...string) {
 // held.
 func (s *Subscription) streamWithRoom() *stream {
 	for _, st := range s.streams {
-		if len(st.topics) < s.c.opts.perStream {
+		if len(st.topics) < s.room() {
 			return st
 		}
 	}
@@ -275,27 +291,44 @@ func (s *Subscription) startOf(t *topicState) uint64 {
 
 // topicList returns the topics of st, sorted, to be sent as the next set
 // of connection epoch, and the topics added since the last list. It
-// numbers the set, and gives its number to the topics no earlier set of
-// the connection carried. It returns false, and nothing, once the stream
-// is on another connection.
-func (s *Subscription) topicList(st *stream, epoch uint64) ([]string, map[string]struct{}, bool) {
+// numbers the set, n, and gives its number to the topics no earlier set
+// of the connection carried. carry is the proof topic the set carries
+// besides the list, "" if none, and p the one to publish for it, "" if
+// none (proof.go). It returns false, and nothing, once the stream is on
+// another connection.
+func (s *Subscription) topicList(st *stream, epoch uint64) (list []string, fresh map[string]struct{}, carry, p string, n uint64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st.epoch != epoch {
-		return nil, nil, false
+		return nil, nil, "", "", 0, false
 	}
 	st.sets++
-	out := make([]string, 0, len(st.topics))
+	out := make([]string, 0, len(st.topics)+1)
+	numbered := false
 	for t := range st.topics {
 		out = append(out, t)
 		if ts := s.topics[t]; ts.set == 0 {
 			ts.set = st.sets
+			numbered = true
 		}
 	}
 	sort.Strings(out)
-	fresh := st.fresh
+	fresh = st.fresh
 	st.fresh = nil
-	return out, fresh, true
+	p, publish := s.nextProof(st, st.sets, numbered)
+	carry = p
+	if !publish {
+		p = ""
+	}
+	return out, fresh, carry, p, st.sets, true
+}
+
+// request is the set list with its proof topic p, if any.
+func request(list []string, p string) *messagev1.SubscribeRequest {
+	if p != "" {
+		list = append(list, p)
+	}
+	return &messagev1.SubscribeRequest{ContentTopics: list}
 }
 
 // setSent reports whether a set carrying t has been numbered for sending;
