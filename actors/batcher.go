@@ -19,6 +19,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -218,9 +219,16 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 	}
 	res := store.CompleteDeliveries(ctx, cs)
 	for i, r := range reqs {
-		if res[i].Err == nil && res[i].ReplyID != 0 {
+		switch {
+		case res[i].Err == nil && res[i].ReplyID != 0:
 			r.a.own.Add(r.env.Message)
-			r.a.publishSoon(res[i].ReplyID, r.env)
+			r.a.publishSoon(res[i].ReplyID, r.c.Reply.Topic, r.env)
+		case r.c.Reply != nil && !errors.Is(res[i].Err, persistence.ErrFenced):
+			// The statement may have stored the reply all the same, its
+			// outcome lost (completeAgain could not find it, the
+			// connection broke): the younger replies of the conversation,
+			// handed over next, wait until the sweep has looked.
+			r.a.holdConversation(r.c.Reply.Topic)
 		}
 	}
 	return res

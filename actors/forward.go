@@ -209,6 +209,18 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		}
 		a.fanOut(sctx, b) // broadcast.go
 	}
+	// A new activation first holds the conversations with replies unsent
+	// in the outbox, before the batch publishes a younger one (replies.go).
+	if !a.replies.isLoaded() {
+		topics, err := a.rt.cfg.Store.UnsentReplyTopics(sctx, a.bridgeID, nil)
+		if err != nil {
+			if a.ctx.Err() == nil {
+				a.log.Warn("load conversations with unsent replies", "error", err)
+			}
+			return // the replies stay parked; the next sweep loads them
+		}
+		a.loadHeld(topics)
+	}
 	// A reply the batch publishes and records while the read runs comes
 	// back as due from a snapshot taken before the record: watch remembers
 	// it until the loop is done.
@@ -218,8 +230,23 @@ func (f *forwarder) sweep(ctx actor.Context) {
 	if err != nil && a.ctx.Err() == nil {
 		a.log.Warn("load due replies", "error", err)
 	}
+	// The replies of a conversation come in message order, and stop at
+	// the first that does not go out now: behind holds those conversations.
+	var behind map[string]bool
+	stop := func(r persistence.Reply) {
+		if r.DeliveryID != nil {
+			if behind == nil {
+				behind = map[string]bool{}
+			}
+			behind[r.Topic] = true
+		}
+	}
 	for _, r := range replies {
+		if r.DeliveryID != nil && behind[r.Topic] {
+			continue
+		}
 		if taken(r.ID) {
+			stop(r)
 			continue // on its way out in a batch, or out already (replies.go)
 		}
 		// A completion commits its reply due at once and hands it to the
@@ -230,15 +257,49 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		// after all, the next sweep has it.
 		if r.DeliveryID != nil {
 			if _, busy := a.running.Load(*r.DeliveryID); busy {
+				stop(r)
+				if a.replies.topicHeld(r.Topic) {
+					a.leftBehind(0) // left to the sweep: look again once it ends
+				}
 				continue
 			}
 		}
 		env := &messagev1.Envelope{}
 		if err := proto.Unmarshal(r.Envelope, env); err != nil {
+			// It can never go out: held behind, its conversation would
+			// wait for ever.
 			a.log.Error("decode outbox reply", "reply", r.ID, "error", err)
+			a.giveUpReply(sctx, r, "undecodable envelope: "+err.Error())
 			continue
 		}
-		a.publishReply(sctx, r.ID, r.Attempts, env)
+		if !a.publishReply(sctx, r, env) {
+			stop(r)
+		}
+	}
+	a.releaseHeld(sctx)
+}
+
+// releaseHeld ends the hold of the conversations that have nothing left
+// unsent in the outbox (replies.go). It reads the outbox only while a
+// conversation is held.
+func (a *activation) releaseHeld(ctx context.Context) {
+	seen := a.replies.heldTopics()
+	if len(seen) == 0 {
+		return
+	}
+	topics := make([]string, 0, len(seen))
+	for t := range seen {
+		topics = append(topics, t)
+	}
+	unsent, err := a.rt.cfg.Store.UnsentReplyTopics(ctx, a.bridgeID, topics)
+	if err != nil {
+		if a.ctx.Err() == nil {
+			a.log.Warn("load conversations with unsent replies", "error", err)
+		}
+		return
+	}
+	if n := a.replies.releaseHeld(seen, unsent); n > 0 {
+		a.log.Info("conversations' replies no longer held", "conversations", n, "still_held", len(seen)-n)
 	}
 }
 
@@ -464,42 +525,77 @@ func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAt
 	if done := <-queued; done.Err != nil {
 		a.noteFenced(done.Err)
 		a.log.Error("complete delivery", "delivery", d.ID, "error", done.Err)
+		if reply != nil && !errors.Is(done.Err, persistence.ErrFenced) {
+			// Its batch may have failed after storing the reply, before
+			// handing it over (completeBatch): see holdConversation.
+			a.holdConversation(d.Topic)
+		}
 	}
 }
 
-// publishReply publishes an outbox reply and records the result. A reply
-// published twice is the same envelope, byte for byte, which the node
-// stores once.
-func (a *activation) publishReply(ctx context.Context, replyID int64, attempts int, env *messagev1.Envelope) {
+// publishReply publishes an outbox reply and records the result, and
+// reports whether it is out (or given up: it holds nothing back any
+// more). A reply published twice is the same envelope, byte for byte,
+// which the node stores once.
+func (a *activation) publishReply(ctx context.Context, r persistence.Reply, env *messagev1.Envelope) bool {
 	if err := a.checkLease(ctx); err != nil {
-		return
+		return false
 	}
-	a.publishReplyChecked(ctx, replyID, attempts, env)
+	return a.publishReplyChecked(ctx, r, env)
 }
 
 // publishReplyChecked is publishReply for a caller that has just checked
 // the lease.
-func (a *activation) publishReplyChecked(ctx context.Context, replyID int64, attempts int, env *messagev1.Envelope) {
+func (a *activation) publishReplyChecked(ctx context.Context, r persistence.Reply, env *messagev1.Envelope) bool {
 	rt := a.rt
 	err := rt.cfg.XMTP.Publish(ctx, a.auth, env)
 	status, lastErr, next := persistence.ReplySent, "", time.Now()
 	if err != nil {
 		lastErr = err.Error()
+		if r.DeliveryID != nil && time.Since(r.CreatedAt) >= rt.cfg.ReplyMaxAge {
+			// The younger replies of its conversation wait behind it:
+			// it is given up, loudly, and they go.
+			a.giveUpReply(ctx, r, lastErr)
+			return true
+		}
 		// Replies are retried until they are published, at most a
 		// minute apart.
-		wait := time.Second << min(attempts, 6)
+		wait := time.Second << min(r.Attempts, 6)
 		status, next = persistence.ReplyFailed, time.Now().Add(min(wait, time.Minute))
 		rt.metrics.replies.WithLabelValues("retry").Inc()
-		a.log.Warn("publish reply", "reply", replyID, "error", err)
+		a.log.Warn("publish reply", "reply", r.ID, "error", err)
 		rt.due.wake(a.bridgeID, next)
 	} else {
 		rt.metrics.replies.WithLabelValues("sent").Inc()
 		rt.metrics.messagesOut.WithLabelValues("forward").Inc()
 	}
-	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), replyID, status, lastErr, next); err != nil {
+	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), r.ID, status, lastErr, next); err != nil {
 		a.noteFenced(err)
 		if !errors.Is(err, persistence.ErrFenced) {
-			a.log.Error("record reply attempt", "reply", replyID, "error", err)
+			a.log.Error("record reply attempt", "reply", r.ID, "error", err)
+		}
+		// Not recorded as out: the conversation's younger replies stay
+		// behind it, and the next sweep looks again.
+		return false
+	}
+	return err == nil
+}
+
+// giveUpReply records an outbox reply as dead: it will never be published,
+// and the younger replies of its conversation no longer wait for it.
+func (a *activation) giveUpReply(ctx context.Context, r persistence.Reply, lastErr string) {
+	rt := a.rt
+	rt.metrics.replies.WithLabelValues("dead").Inc()
+	var delivery int64
+	if r.DeliveryID != nil {
+		delivery = *r.DeliveryID
+	}
+	a.log.Error("reply given up, its conversation's younger replies go", "reply", r.ID, "delivery", delivery, "topic", r.Topic,
+		"attempts", r.Attempts+1, "age", time.Since(r.CreatedAt).Round(time.Second).String(), "error", lastErr)
+	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), r.ID, persistence.ReplyDead, lastErr, time.Now()); err != nil {
+		a.noteFenced(err)
+		if !errors.Is(err, persistence.ErrFenced) {
+			a.log.Error("record reply attempt", "reply", r.ID, "error", err)
 		}
 	}
 }

@@ -31,6 +31,9 @@ type metrics struct {
 	loopSuppressed prometheus.Counter
 	deadLetters    prometheus.Counter
 	replies        *prometheus.CounterVec
+	// repliesHeld counts replies left for the sweep behind an older reply
+	// of their conversation (replies.go).
+	repliesHeld prometheus.Counter
 	// attemptStarts counts webhook attempts by where they started from:
 	// the row and secrets read with the delivery's record (recorded) or
 	// read by the attempt (read); startedRead and startedRecorded are
@@ -115,6 +118,10 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			Name: "bridge_forward_replies_total",
 			Help: "Outbox replies, by result (sent, retry, dead).",
 		}, []string{"result"}),
+		repliesHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_forward_replies_held_total",
+			Help: "Replies to forwarded messages left in the outbox for the sweep because an older reply of their conversation had not gone out (its publish failed): they go out behind it, in order. It keeps growing while a reply fails to publish; a reply given up after BRIDGE_REPLY_MAX_AGE counts as dead in bridge_forward_replies_total and frees its conversation.",
+		}),
 		attemptStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_forward_attempt_starts_total",
 			Help: "Webhook attempts started, by what they started from: recorded (a new delivery's first attempt, with the row and the webhook secrets read in the round trip that recorded it), read (the attempt read them itself: retries, queued and swept deliveries).",
@@ -161,7 +168,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected,
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.mailbox, m.connected,
 		m.spawns, m.stops, m.undelivered} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
