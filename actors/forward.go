@@ -226,13 +226,14 @@ func (f *forwarder) sweep(ctx actor.Context) {
 	// it until the loop is done.
 	taken, end := a.replies.watch()
 	defer end()
-	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, 200)
+	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, dueReplyPage)
 	if err != nil && a.ctx.Err() == nil {
 		a.log.Warn("load due replies", "error", err)
 	}
 	// The replies of a conversation come in message order, and stop at
 	// the first that does not go out now: behind holds those conversations.
 	var behind map[string]bool
+	published := 0
 	stop := func(r persistence.Reply) {
 		if r.DeliveryID != nil {
 			if behind == nil {
@@ -274,10 +275,20 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		}
 		if !a.publishReply(sctx, r, env) {
 			stop(r)
+		} else {
+			published++
 		}
+	}
+	if len(replies) == dueReplyPage && published > 0 {
+		// A full page, and it went: the next one now, not at the next
+		// pass (the replies held behind an outage).
+		a.rt.due.wake(a.bridgeID, time.Now())
 	}
 	a.releaseHeld(sctx)
 }
+
+// dueReplyPage is the most due replies one sweep publishes.
+const dueReplyPage = 200
 
 // releaseHeld ends the hold of the conversations that have nothing left
 // unsent in the outbox (replies.go). It reads the outbox only while a
