@@ -89,11 +89,6 @@ type Config struct {
 	// BroadcastRate is how many copies of a broadcast a bridge queues a
 	// second (BRIDGE_BROADCAST_RATE); DefaultBroadcastRate when 0.
 	BroadcastRate int
-	// ReplyMaxAge is how long a reply to a forwarded message that fails
-	// to publish is tried (BRIDGE_REPLY_MAX_AGE); the younger replies of
-	// its conversation wait behind it (replies.go). Past it the reply is
-	// given up as dead, and they go. Default 1h.
-	ReplyMaxAge time.Duration
 	// ReconcileInterval is how often the runtime activates bridges that
 	// should be online and are not, and stops disabled ones; default 15s.
 	ReconcileInterval time.Duration
@@ -194,9 +189,6 @@ func (c *Config) defaults() error {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 5 * time.Second
-	}
-	if c.ReplyMaxAge <= 0 {
-		c.ReplyMaxAge = time.Hour
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = 15 * time.Second

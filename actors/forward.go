@@ -24,6 +24,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xmtpbridge/bridge/actors/webhook"
@@ -270,7 +272,9 @@ func (f *forwarder) sweep(ctx actor.Context) {
 			// It can never go out: held behind, its conversation would
 			// wait for ever.
 			a.log.Error("decode outbox reply", "reply", r.ID, "error", err)
-			a.giveUpReply(sctx, r, "undecodable envelope: "+err.Error())
+			if !a.giveUpReply(sctx, r, "undecodable envelope: "+err.Error()) {
+				stop(r)
+			}
 			continue
 		}
 		if !a.publishReply(sctx, r, env) {
@@ -556,29 +560,32 @@ func (a *activation) publishReply(ctx context.Context, r persistence.Reply, env 
 }
 
 // publishReplyChecked is publishReply for a caller that has just checked
-// the lease.
+// the lease. A reply the node cannot take now (it is down, busy, slow or
+// unreachable) is retried, however long that lasts, at most a minute
+// apart: the younger replies of its conversation wait behind it, and
+// bridge_forward_reply_oldest_failing_seconds shows how long. Only a reply
+// the node rejects as invalid, which no retry changes, is given up.
 func (a *activation) publishReplyChecked(ctx context.Context, r persistence.Reply, env *messagev1.Envelope) bool {
 	rt := a.rt
 	err := rt.cfg.XMTP.Publish(ctx, a.auth, env)
 	status, lastErr, next := persistence.ReplySent, "", time.Now()
 	if err != nil {
 		lastErr = err.Error()
-		if r.DeliveryID != nil && time.Since(r.CreatedAt) >= rt.cfg.ReplyMaxAge {
-			// The younger replies of its conversation wait behind it:
-			// it is given up, loudly, and they go.
-			a.giveUpReply(ctx, r, lastErr)
-			return true
+		if rejectedEnvelope(err) {
+			return a.giveUpReply(ctx, r, lastErr)
 		}
-		// Replies are retried until they are published, at most a
-		// minute apart.
 		wait := time.Second << min(r.Attempts, 6)
 		status, next = persistence.ReplyFailed, time.Now().Add(min(wait, time.Minute))
 		rt.metrics.replies.WithLabelValues("retry").Inc()
-		a.log.Warn("publish reply", "reply", r.ID, "error", err)
+		a.replies.failing(r.ID, r.CreatedAt)
+		var delivery int64
+		if r.DeliveryID != nil {
+			delivery = *r.DeliveryID
+		}
+		a.log.Warn("publish reply", "reply", r.ID, "delivery", delivery, "topic", r.Topic, "attempts", r.Attempts+1,
+			"age", time.Since(r.CreatedAt).Round(time.Second).String(), "retry_in", next.Sub(time.Now()).Round(time.Second).String(),
+			"error", err)
 		rt.due.wake(a.bridgeID, next)
-	} else {
-		rt.metrics.replies.WithLabelValues("sent").Inc()
-		rt.metrics.messagesOut.WithLabelValues("forward").Inc()
 	}
 	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), r.ID, status, lastErr, next); err != nil {
 		a.noteFenced(err)
@@ -586,27 +593,48 @@ func (a *activation) publishReplyChecked(ctx context.Context, r persistence.Repl
 			a.log.Error("record reply attempt", "reply", r.ID, "error", err)
 		}
 		// Not recorded as out: the conversation's younger replies stay
-		// behind it, and the next sweep looks again.
+		// behind it, and the next sweep looks again (it is published
+		// again, the same envelope, which the node stores once).
 		return false
+	}
+	if err == nil {
+		a.replies.notFailing(r.ID)
+		rt.metrics.replies.WithLabelValues("sent").Inc()
+		rt.metrics.messagesOut.WithLabelValues("forward").Inc()
 	}
 	return err == nil
 }
 
+// rejectedEnvelope reports whether the XMTP node refused a publish for
+// what its envelopes are (gRPC InvalidArgument: too large, empty, a bad
+// topic or timestamp), which no retry changes. Every other failure (the
+// node down, busy, slow or unreachable, the call cancelled, its store
+// failing) may pass.
+func rejectedEnvelope(err error) bool {
+	return status.Code(err) == codes.InvalidArgument
+}
+
 // giveUpReply records an outbox reply as dead: it will never be published,
-// and the younger replies of its conversation no longer wait for it.
-func (a *activation) giveUpReply(ctx context.Context, r persistence.Reply, lastErr string) {
+// and the younger replies of its conversation no longer wait for it. It
+// reports whether the record was made; if not, the reply is still unsent,
+// and the next sweep gives it up again.
+func (a *activation) giveUpReply(ctx context.Context, r persistence.Reply, lastErr string) bool {
 	rt := a.rt
-	rt.metrics.replies.WithLabelValues("dead").Inc()
-	var delivery int64
-	if r.DeliveryID != nil {
-		delivery = *r.DeliveryID
-	}
-	a.log.Error("reply given up, its conversation's younger replies go", "reply", r.ID, "delivery", delivery, "topic", r.Topic,
-		"attempts", r.Attempts+1, "age", time.Since(r.CreatedAt).Round(time.Second).String(), "error", lastErr)
 	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), r.ID, persistence.ReplyDead, lastErr, time.Now()); err != nil {
 		a.noteFenced(err)
 		if !errors.Is(err, persistence.ErrFenced) {
 			a.log.Error("record reply attempt", "reply", r.ID, "error", err)
 		}
+		return false
 	}
+	a.replies.notFailing(r.ID)
+	rt.metrics.replies.WithLabelValues("dead").Inc()
+	var delivery int64
+	if r.DeliveryID != nil {
+		delivery = *r.DeliveryID
+	}
+	a.log.Error("reply given up: it can never be published; its conversation's younger replies go", "reply", r.ID,
+		"delivery", delivery, "topic", r.Topic, "attempts", r.Attempts+1, "age", time.Since(r.CreatedAt).Round(time.Second).String(),
+		"error", lastErr)
+	return true
 }

@@ -41,7 +41,9 @@ type metrics struct {
 	attemptStarts                *prometheus.CounterVec
 	startedRead, startedRecorded prometheus.Counter
 	mailbox                      prometheus.GaugeFunc
-	connected                    prometheus.GaugeFunc
+	// failingReply is the age of the node's oldest reply failing to publish.
+	failingReply prometheus.GaugeFunc
+	connected    prometheus.GaugeFunc
 	// spawns and stops count the node's actors by actor: identity (the
 	// grain of a bridge identity) and its children forward, reverse and
 	// canary (children.go); their series are resolved once, below.
@@ -57,6 +59,9 @@ type metrics struct {
 type runtimeGauges struct {
 	backlog   func() float64
 	connected func() float64
+	// oldestFailingReply is the age in seconds of the oldest reply of the
+	// node's activations whose publish failed and that is not out yet.
+	oldestFailingReply func() float64
 }
 
 func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
@@ -120,7 +125,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		}, []string{"result"}),
 		repliesHeld: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_forward_replies_held_total",
-			Help: "Replies to forwarded messages left in the outbox for the sweep because an older reply of their conversation had not gone out (its publish failed): they go out behind it, in order. It keeps growing while a reply fails to publish; a reply given up after BRIDGE_REPLY_MAX_AGE counts as dead in bridge_forward_replies_total and frees its conversation.",
+			Help: "Replies to forwarded messages left in the outbox for the sweep because an older reply of their conversation had not gone out (its publish failed): they go out behind it, in order. It keeps growing while a reply fails to publish (see bridge_forward_reply_oldest_failing_seconds); a reply the XMTP node rejects as invalid is given up, counts as dead in bridge_forward_replies_total and frees its conversation.",
 		}),
 		attemptStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_forward_attempt_starts_total",
@@ -163,12 +168,16 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 	for r := range (&conversation.Rejections{}).Snapshot() {
 		m.rejected.WithLabelValues(r)
 	}
+	m.failingReply = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bridge_forward_reply_oldest_failing_seconds",
+		Help: "Age of the oldest outbox reply of the identities this node hosts whose last publish failed because the XMTP node could not take it (down, busy, unreachable) and that is not out yet; 0 when none fails. Such a reply is retried, at most a minute apart, for as long as it takes, and the younger replies of its conversation wait behind it.",
+	}, g.oldestFailingReply)
 	m.connected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_subscription_connected",
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
 	}, g.connected)
 	for _, c := range []prometheus.Collector{m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.mailbox, m.connected,
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.mailbox, m.failingReply, m.connected,
 		m.spawns, m.stops, m.undelivered} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)

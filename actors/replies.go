@@ -30,8 +30,10 @@ package actors
 // ends and the batch publishes its replies again. A new activation holds
 // the conversations with unsent replies in the outbox before it publishes
 // a reply of them (load). The state is one entry per held conversation;
-// a reply the sweep gives up (ReplyMaxAge) ends the hold of its
-// conversation, loudly.
+// a reply that fails to publish because the XMTP node cannot take it now
+// keeps its conversation held for as long as that lasts (it is retried,
+// and bridge_forward_reply_oldest_failing_seconds grows); one the node
+// rejects as invalid is given up, loudly, which ends the hold.
 
 import (
 	"context"
@@ -80,6 +82,41 @@ type replyBatch struct {
 	parked []outboxReply
 	// wokeAt is when the sweep woken for replies left to it runs.
 	wokeAt time.Time
+	// failingSince holds the replies whose last publish by the sweep
+	// failed and that are not out yet, with when each was created
+	// (bridge_forward_reply_oldest_failing_seconds).
+	failingSince map[int64]time.Time
+}
+
+// failing notes that the publish of reply id, created at created, failed.
+func (b *replyBatch) failing(id int64, created time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failingSince == nil {
+		b.failingSince = map[int64]time.Time{}
+	}
+	b.failingSince[id] = created
+}
+
+// notFailing notes that reply id is out, or given up.
+func (b *replyBatch) notFailing(id int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.failingSince, id)
+}
+
+// oldestFailing returns when the oldest reply whose publish failed, and
+// that is not out yet, was created; zero when there is none.
+func (b *replyBatch) oldestFailing() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var oldest time.Time
+	for _, t := range b.failingSince {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return oldest
 }
 
 // replyOutcome is the outcome of one Publish of replies, to record.

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/xmtpbridge/bridge/persistence"
 	"github.com/xmtpbridge/bridge/persistence/pgtest"
 	"github.com/xmtpbridge/bridge/xmtp/content"
+	"github.com/xmtpbridge/bridge/xmtp/node"
 )
 
 // refusePublishes makes the local XMTP node refuse, in its own store, the
@@ -226,20 +228,75 @@ func TestHeldRepliesStayInOrderAcrossARestart(t *testing.T) {
 	h.inOrder(t, 5)
 }
 
-// TestReplyGivenUpFreesItsConversation: a reply that keeps failing to
-// publish holds its conversation's younger replies only until ReplyMaxAge;
-// then it is given up, counted as dead, and they go, in order.
+// TestReplyGivenUpFreesItsConversation: the XMTP node rejects a reply as
+// invalid (its envelope is over the node's MaxEnvelopeBytes: gRPC
+// InvalidArgument), which no retry changes; it is given up at once,
+// counted as dead, and the younger replies of its conversation, held
+// behind it, go, in order.
 func TestReplyGivenUpFreesItsConversation(t *testing.T) {
-	h := refuseFirstReply(t, func(c *Config) { c.ReplyMaxAge = 3 * time.Second })
-	h.sendHeld(t, h.reg, 0, "m2", "m3")
+	const maxEnvelope = 16 << 10
+	e := newEnvNode(t, func(c *node.Config) { c.MaxEnvelopeBytes = maxEnvelope })
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
+	tg.SetReply(func(content string) string {
+		if content == "m1" {
+			return strings.Repeat("x", 2*maxEnvelope) // no envelope of the node holds it
+		}
+		return "echo: " + content
+	})
+	// m1's webhook call ends only once m2 and m3 have reached the
+	// endpoint: their replies come behind the reply to m1.
+	release := make(chan struct{})
+	tg.SetStatus(func(content string) int {
+		if content == "m1" {
+			<-release
+		}
+		return 200
+	})
+	_, reg := e.runtime("n1", nil)
+	topic, send := conversationStart(t, e, b.Address)
+	send("m1")
+	send("m2")
+	send("m3")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return tg.Has("m2") && tg.Has("m3") }, "m2 and m3 at the endpoint")
+	close(release)
 	testkit.WaitFor(t, 30*time.Second, func() bool {
-		return counterValue(t, h.reg, "bridge_forward_replies_total", map[string]string{"result": "dead"}) == 1
+		return counterValue(t, reg, "bridge_forward_replies_total", map[string]string{"result": "dead"}) == 1
 	}, "the reply to m1 given up")
-	testkit.WaitFor(t, 30*time.Second, func() bool { return len(repliesOnNode(t, h.e, h.b.ID, h.topic)) == 3 }, "the other replies on the node")
+	h := &heldConversation{e: e, b: b, reg: reg, topic: topic}
+	testkit.WaitFor(t, 30*time.Second, func() bool { return len(repliesOnNode(t, e, b.ID, topic)) == 3 }, "the other replies on the node")
 	got := h.inOrder(t, 3)
 	var dead int64
-	if err := h.e.store.Pool().QueryRow(context.Background(), `SELECT delivery_id FROM reply_outbox WHERE bridge_id = $1 AND status = 'dead'`,
-		h.b.ID).Scan(&dead); err != nil || dead <= got[0] || dead >= got[1] {
+	var attempts int
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT delivery_id, attempts FROM reply_outbox WHERE bridge_id = $1 AND status = 'dead'`,
+		b.ID).Scan(&dead, &attempts); err != nil || dead <= got[0] || dead >= got[1] {
 		t.Fatalf("the dead reply answers delivery %d (%v); the conversation got %v", dead, err, got)
 	}
+	// Its batch's publish, then the sweep's, which gives it up.
+	if attempts > 2 {
+		t.Fatalf("the rejected reply was tried %d times; a rejection is final", attempts)
+	}
+}
+
+// TestRepliesOutlastALongPublishOutage: the XMTP node refuses a reply
+// with an error that passes (it cannot store it) for longer than any
+// bound a reply was once given; the reply is retried, its conversation's
+// younger replies wait, none is given up, and once the node stores again
+// the conversation gets every reply once, in order.
+func TestRepliesOutlastALongPublishOutage(t *testing.T) {
+	h := refuseFirstReply(t, nil)
+	h.sendHeld(t, h.reg, 0, "m2", "m3")
+	// The refusal lasts well past the old bound, over several retries.
+	refusedSince := time.Now()
+	testkit.WaitFor(t, 60*time.Second, func() bool { return time.Since(refusedSince) > 6*time.Second }, "a long refusal")
+	if dead := counterValue(t, h.reg, "bridge_forward_replies_total", map[string]string{"result": "dead"}); dead != 0 {
+		t.Fatalf("%v replies given up while the node could not store them", dead)
+	}
+	if got := repliesOnNode(t, h.e, h.b.ID, h.topic); len(got) != 1 {
+		t.Fatalf("replies on the node while the reply to m1 is refused: deliveries %v, want only m0's", got)
+	}
+	h.refused.clear()
+	testkit.WaitFor(t, 60*time.Second, func() bool { return len(repliesOnNode(t, h.e, h.b.ID, h.topic)) == 4 }, "every reply on the node")
+	h.inOrder(t, 4)
 }

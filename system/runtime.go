@@ -135,7 +135,6 @@ func startRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger, reg
 		SweepInterval:    cfg.SweepInterval,
 		ReplyLoopLimit:   cfg.ReplyLoopLimit,
 		BroadcastRate:    cfg.BroadcastRate,
-		ReplyMaxAge:      cfg.ReplyMaxAge,
 		Breaker: actors.BreakerConfig{OpenAfter: cfg.BreakerOpenAfter, ProbeMin: cfg.BreakerProbeMin,
 			ProbeMax: cfg.BreakerProbeMax, DisableAfter: cfg.BreakerDisableAfter},
 		ReconcileInterval: cfg.ReconcileInterval,

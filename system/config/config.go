@@ -189,8 +189,6 @@ type Config struct {
 	LiveClaimTTL time.Duration
 	// BroadcastRate is how many broadcast copies a bridge queues a second.
 	BroadcastRate int
-	// ReplyMaxAge is how long a reply to a forwarded message is tried.
-	ReplyMaxAge time.Duration
 
 	// Cluster is how the node finds and joins the other nodes.
 	Cluster Cluster
@@ -312,7 +310,6 @@ func Load(lookup func(string) (string, bool), opts ...Option) (*Config, error) {
 	c.LiveWindow = p.integer(EnvLiveWindow, 100, 1, 1000)
 	c.LiveClaimTTL = p.duration(EnvLiveClaimTTL, 15*time.Second, time.Second, time.Hour)
 	c.BroadcastRate = p.integer(EnvBroadcastRate, 50, 1, 100_000)
-	c.ReplyMaxAge = p.duration(EnvReplyMaxAge, time.Hour, time.Second, 30*24*time.Hour)
 
 	c.Cluster.Provider = p.oneOf(EnvClusterProvider, ProviderAutomanaged, ProviderAutomanaged, ProviderEtcd, ProviderKubernetes)
 	c.Cluster.Name = p.name(EnvClusterName, "xmtp-bridge")

@@ -87,7 +87,6 @@ const (
 	EnvLiveWindow              = "BRIDGE_LIVE_WINDOW"
 	EnvLiveClaimTTL            = "BRIDGE_LIVE_CLAIM_TTL"
 	EnvBroadcastRate           = "BRIDGE_BROADCAST_RATE"
-	EnvReplyMaxAge             = "BRIDGE_REPLY_MAX_AGE"
 	EnvProxyHeader             = "BRIDGE_PROXY_HEADER"
 	EnvTrustedProxies          = "BRIDGE_TRUSTED_PROXIES"
 	EnvClusterProvider         = "BRIDGE_CLUSTER_PROVIDER"
@@ -224,8 +223,6 @@ var Vars = []Var{
 		Description: "How long messages sent to a live consumer stay its own after its node stops renewing them (a node that died); then they go to the next consumer."},
 	{Name: EnvBroadcastRate, Default: "50", Example: "200",
 		Description: "Most copies of a broadcast one bridge queues to its subscribers per second."},
-	{Name: EnvReplyMaxAge, Default: "1h", Example: "6h",
-		Description: "How long a reply to a forwarded message is tried when it fails to publish. The younger replies of its conversation wait behind it, to go out in order; past this age a failed reply is given up (logged, counted as dead in bridge_forward_replies_total) and they go."},
 	{Name: EnvClusterProvider, Default: "automanaged", Example: "etcd",
 		Description: "How nodes find each other: automanaged (a static list in BRIDGE_CLUSTER_PEERS, or a node alone), etcd (the choice for several nodes) or kubernetes (pods of the same cluster name, through the Kubernetes API)."},
 	{Name: EnvClusterName, Default: "xmtp-bridge", Example: "bridge-prod",
