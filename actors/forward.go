@@ -540,7 +540,7 @@ func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAt
 	if done := <-queued; done.Err != nil {
 		a.noteFenced(done.Err)
 		a.log.Error("complete delivery", "delivery", d.ID, "error", done.Err)
-		if reply != nil && !errors.Is(done.Err, persistence.ErrFenced) {
+		if reply != nil && replyOutcomeLost(done.Err) {
 			// Its batch may have failed after storing the reply, before
 			// handing it over (completeBatch): see holdConversation.
 			a.holdConversation(d.Topic)

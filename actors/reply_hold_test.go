@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
@@ -299,4 +300,39 @@ func TestRepliesOutlastALongPublishOutage(t *testing.T) {
 	h.refused.clear()
 	testkit.WaitFor(t, 60*time.Second, func() bool { return len(repliesOnNode(t, h.e, h.b.ID, h.topic)) == 4 }, "every reply on the node")
 	h.inOrder(t, 4)
+}
+
+// TestCompletingACompletedDeliveryHoldsNothing: a completion of a delivery
+// that has already succeeded (a second attempt's, as after a lost
+// outcome) adds no reply, and its outcome is known: the conversation is
+// not held, and the replies of its next messages go out with the batch.
+func TestCompletingACompletedDeliveryHoldsNothing(t *testing.T) {
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
+	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
+	tg.SetSecret(secret)
+	rt, reg := e.runtime("n1", nil)
+	topic, send := conversationStart(t, e, b.Address)
+	pgtest.WaitQuiet(t, e.db, 30*time.Second, b.ID)
+	var id int64
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT id FROM deliveries WHERE bridge_id = $1 AND status = 'succeeded'`,
+		b.ID).Scan(&id); err != nil {
+		t.Fatalf("m0's delivery: %v", err)
+	}
+	a := rt.activation(b.ID)
+	if a == nil {
+		t.Fatal("the bridge is not hosted")
+	}
+	a.complete(persistence.Delivery{ID: id, BridgeID: b.ID, Topic: topic}, persistence.DeliveryAttempt{StatusCode: 200},
+		webhook.Result{Outcome: webhook.OutcomeDelivered, Status: 200, HasReply: true, Reply: "a second answer"})
+	if a.replies.topicHeld(topic) {
+		t.Fatal("the conversation is held after a completion whose outcome is known: its delivery had succeeded")
+	}
+	send("m1")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(repliesOnNode(t, e, b.ID, topic)) == 2 }, "the reply to m1")
+	if held := counterValue(t, reg, "bridge_forward_replies_held_total", nil); held != 0 {
+		t.Fatalf("%v replies held", held)
+	}
+	h := &heldConversation{e: e, b: b, reg: reg, topic: topic}
+	h.inOrder(t, 2)
 }
