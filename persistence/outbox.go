@@ -126,23 +126,15 @@ func (s *Store) EnqueueReply(ctx context.Context, l Lease, r Reply) (int64, erro
 // by delivery id, and only up to the first of them that is not due yet (a
 // reply waiting for its retry): the ones behind it wait for it, so that
 // the conversation gets its replies in order, after a restart too. Other
-// replies (sends, live replies, broadcast copies) come after them, by id.
+// replies (sends, live replies, broadcast copies) come by id. The page
+// takes the first due reply of every conversation (and of the other
+// replies of each) before the second of any (dueRepliesQuery).
 func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]Reply, error) {
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load due replies: %w", ErrNotFound)
 	}
 	limit = Page{Limit: limit}.limit()
-	// waiting is, per conversation, its oldest reply that waits for a
-	// retry; both halves read reply_outbox_due_idx, the unsent replies
-	// of the bridge, and waiting is empty unless a publish failed.
-	rows, err := s.pool.Query(ctx, `WITH waiting AS (
-			SELECT o.topic, min(o.delivery_id) AS first FROM reply_outbox o
-			WHERE o.bridge_id = $1 AND o.status IN ('pending', 'failed') AND o.next_attempt_at > now() AND o.delivery_id IS NOT NULL
-			GROUP BY o.topic)
-		SELECT `+qualified("r.", replyColumns)+` FROM reply_outbox r LEFT JOIN waiting w ON w.topic = r.topic
-		WHERE r.bridge_id = $1 AND r.status IN ('pending', 'failed') AND r.next_attempt_at <= now()
-			AND (w.first IS NULL OR r.delivery_id IS NULL OR r.delivery_id < w.first)
-		ORDER BY r.delivery_id NULLS LAST, r.id LIMIT $2`, bridgeID, limit)
+	rows, err := s.pool.Query(ctx, dueRepliesQuery, bridgeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load due replies: %w", mapError(err))
 	}
@@ -152,6 +144,27 @@ func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]R
 	}
 	return out, nil
 }
+
+// dueRepliesQuery is DueReplies' read ($1 the bridge, $2 the limit).
+// waiting is, per conversation, its oldest reply to a message that waits
+// for a retry; both halves read reply_outbox_due_idx, the unsent replies
+// of the bridge, and waiting is empty unless a publish failed. n numbers
+// the due replies of each conversation to its messages in message order,
+// and the other replies of each conversation by id: the page takes the
+// first of every conversation before the second of any, so that a
+// conversation with many replies held behind a failing one does not fill
+// it, and a conversation's replies still come in order.
+var dueRepliesQuery = `WITH waiting AS (
+			SELECT o.topic, min(o.delivery_id) AS first FROM reply_outbox o
+			WHERE o.bridge_id = $1 AND o.status IN ('pending', 'failed') AND o.next_attempt_at > now() AND o.delivery_id IS NOT NULL
+			GROUP BY o.topic),
+		due AS (
+			SELECT ` + qualified("r.", replyColumns) + `,
+				row_number() OVER (PARTITION BY r.topic, r.delivery_id IS NULL ORDER BY r.delivery_id, r.id) AS n
+			FROM reply_outbox r LEFT JOIN waiting w ON w.topic = r.topic
+			WHERE r.bridge_id = $1 AND r.status IN ('pending', 'failed') AND r.next_attempt_at <= now()
+				AND (w.first IS NULL OR r.delivery_id IS NULL OR r.delivery_id < w.first))
+		SELECT ` + replyColumns + ` FROM due ORDER BY n, delivery_id NULLS LAST, id LIMIT $2`
 
 // qualified qualifies each of a comma-separated list of columns.
 func qualified(p, columns string) string {

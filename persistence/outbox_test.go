@@ -2,7 +2,9 @@ package persistence
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,9 +101,11 @@ func TestDueRepliesKeepConversationOrder(t *testing.T) {
 		}
 		return out
 	}
-	want := []int64{replyOf[ds[0].ID], replyOf[ds[1].ID], replyOf[ds[2].ID], replyOf[ds[3].ID], send}
+	// The first of each conversation (the send's too), then the rest of
+	// A in message order (TestDueRepliesShareThePage).
+	want := []int64{replyOf[ds[0].ID], replyOf[ds[3].ID], send, replyOf[ds[1].ID], replyOf[ds[2].ID]}
 	if got := ids(); !slices.Equal(got, want) {
-		t.Fatalf("due replies %v, want %v: in message order, then the send", got, want)
+		t.Fatalf("due replies %v, want %v: each conversation's first, then A's others in message order", got, want)
 	}
 	// The first reply of conversation A waits for its retry: the two
 	// behind it wait too.
@@ -126,7 +130,81 @@ func TestDueRepliesKeepConversationOrder(t *testing.T) {
 	if err := s.RecordReplyAttempt(ctx, l, replyOf[ds[0].ID], ReplyDead, "publish: refused", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ids(), []int64{replyOf[ds[1].ID], replyOf[ds[2].ID], send}; !slices.Equal(got, want) {
+	if got, want := ids(), []int64{replyOf[ds[1].ID], send, replyOf[ds[2].ID]}; !slices.Equal(got, want) {
 		t.Fatalf("due replies once the failed one is dead %v, want %v", got, want)
+	}
+}
+
+// TestDueRepliesShareThePage: a conversation with many due replies behind
+// an oldest one that keeps failing does not fill the page: the page takes
+// the first due reply of every conversation, and the replies that answer
+// no message, before the second of any, so the others are not pushed past
+// it; each conversation's replies still come in message order. The read
+// uses reply_outbox_due_idx.
+func TestDueRepliesShareThePage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, b, l := leasedBridge(t, "n1")
+	const busy, other = "/xmtp/0/m-page-busy/proto", "/xmtp/0/m-page-other/proto"
+	const page, held = 10, 30
+	reply := func(topic string, k int) int64 {
+		t.Helper()
+		d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: b.ID, MessageID: fmt.Sprintf("m-%s-%d", topic, k), Topic: topic,
+			SenderAddress: randomAddress(t), Lease: &l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, err := s.CompleteDelivery(ctx, l, d.ID, DeliveryAttempt{StatusCode: 200},
+			&Reply{BridgeID: b.ID, Topic: topic, TimestampNs: int64(k + 1), Envelope: []byte("r")})
+		if err != nil || id == 0 {
+			t.Fatalf("complete %d: %d %v", k, id, err)
+		}
+		return id
+	}
+	var busyIDs []int64
+	for k := range held {
+		busyIDs = append(busyIDs, reply(busy, k))
+	}
+	otherID := reply(other, 0)
+	send, err := s.EnqueueSend(ctx, l, Reply{BridgeID: b.ID, Topic: busy, TimestampNs: 99, Envelope: []byte("s")}, "send-page", SendREST, randomAddress(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The busy conversation's first reply failed and is due again.
+	if err := s.RecordReplyAttempt(ctx, l, busyIDs[0], ReplyFailed, "publish: unavailable", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueReplies(ctx, b.ID, page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, gotBusy []int64
+	for _, r := range due {
+		got = append(got, r.ID)
+		if r.Topic == busy && r.DeliveryID != nil {
+			gotBusy = append(gotBusy, r.ID)
+		}
+	}
+	if len(got) != page || !slices.Contains(got, otherID) || !slices.Contains(got, send) {
+		t.Fatalf("due replies %v: a page of %d with the other conversation's reply %d and the send %d", got, page, otherID, send)
+	}
+	if !slices.Equal(gotBusy, busyIDs[:len(gotBusy)]) {
+		t.Fatalf("the busy conversation's replies %v, want them in message order from its first, %v", gotBusy, busyIDs)
+	}
+	rows, err := s.pool.Query(ctx, `EXPLAIN (FORMAT TEXT) `+dueRepliesQuery, b.ID, page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, line)
+	}
+	rows.Close()
+	if text := strings.Join(lines, "\n"); strings.Count(text, "reply_outbox_due_idx") < 2 {
+		t.Fatalf("the due replies' read does not use reply_outbox_due_idx for both its halves:\n%s", text)
 	}
 }
