@@ -244,6 +244,32 @@ func (f *forwarder) sweep(ctx actor.Context) {
 			behind[r.Topic] = true
 		}
 	}
+	// The replies that go out now are published up to maxReplyBatch in
+	// one call, in page order, so a busy held conversation drains in
+	// batches; a batch the node refuses is published again one reply at
+	// a time, each stopping its conversation if it fails.
+	var batch []sweptReply
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if a.publishSwept(sctx, batch) {
+			published += len(batch)
+			batch = batch[:0]
+			return
+		}
+		for _, s := range batch {
+			if s.r.DeliveryID != nil && behind[s.r.Topic] {
+				continue
+			}
+			if !a.publishReply(sctx, s.r, s.env) {
+				stop(s.r)
+			} else {
+				published++
+			}
+		}
+		batch = batch[:0]
+	}
 	for _, r := range replies {
 		if r.DeliveryID != nil && behind[r.Topic] {
 			continue
@@ -283,18 +309,60 @@ func (f *forwarder) sweep(ctx actor.Context) {
 			}
 			continue
 		}
-		if !a.publishReply(sctx, r, env) {
-			stop(r)
-		} else {
-			published++
+		batch = append(batch, sweptReply{r: r, env: env})
+		if len(batch) == maxReplyBatch {
+			flush()
 		}
 	}
+	flush()
 	if len(replies) == dueReplyPage && published > 0 {
 		// A full page, and it went: the next one now, not at the next
 		// pass (the replies held behind an outage).
 		a.rt.due.wake(a.bridgeID, time.Now())
 	}
 	a.releaseHeld(sctx)
+}
+
+// sweptReply is a due reply the sweep publishes, with its envelope.
+type sweptReply struct {
+	r   persistence.Reply
+	env *messagev1.Envelope
+}
+
+// publishSwept publishes several due replies in one call, in order, and
+// records them sent in one statement; it reports whether they are out
+// and recorded. When it reports false, none is recorded, and the caller
+// publishes them one at a time (the node stores an envelope it got twice
+// once).
+func (a *activation) publishSwept(ctx context.Context, batch []sweptReply) bool {
+	if len(batch) < 2 {
+		return false
+	}
+	rt := a.rt
+	if err := a.checkLease(ctx); err != nil {
+		return false
+	}
+	envs := make([]*messagev1.Envelope, len(batch))
+	ids := make([]int64, len(batch))
+	for i, s := range batch {
+		envs[i], ids[i] = s.env, s.r.ID
+	}
+	if err := rt.cfg.XMTP.Publish(ctx, a.auth, envs...); err != nil {
+		return false
+	}
+	if err := rt.cfg.Store.RecordReplyAttempts(ctx, a.currentLease(), ids, persistence.ReplySent, "", time.Now()); err != nil {
+		a.noteFenced(err)
+		if !errors.Is(err, persistence.ErrFenced) {
+			a.log.Error("record reply attempts", "replies", len(ids), "error", err)
+		}
+		return false
+	}
+	for _, id := range ids {
+		a.replies.notFailing(id)
+	}
+	rt.metrics.replies.WithLabelValues("sent").Add(float64(len(batch)))
+	rt.metrics.messagesOut.WithLabelValues("forward").Add(float64(len(batch)))
+	return true
 }
 
 // dueReplyPage is the most due replies one sweep publishes.

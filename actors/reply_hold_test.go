@@ -336,3 +336,24 @@ func TestCompletingACompletedDeliveryHoldsNothing(t *testing.T) {
 	h := &heldConversation{e: e, b: b, reg: reg, topic: topic}
 	h.inOrder(t, 2)
 }
+
+// TestHeldConversationDrainsInBatches: once the reply its conversation was
+// held behind goes through, the sweep publishes the held replies in order
+// in multi-envelope publishes, not one call each: the node stores the
+// envelopes of one publish in one transaction, which they share.
+func TestHeldConversationDrainsInBatches(t *testing.T) {
+	h := refuseFirstReply(t, nil)
+	h.sendHeld(t, h.reg, 0, "m2", "m3", "m4", "m5")
+	h.refused.clear()
+	testkit.WaitFor(t, 30*time.Second, func() bool { return len(repliesOnNode(t, h.e, h.b.ID, h.topic)) == 6 }, "every reply on the node")
+	got := h.inOrder(t, 6)
+	var publishes int
+	if err := h.e.store.Pool().QueryRow(context.Background(), `SELECT count(DISTINCT x.xmin::text) FROM xmtp_envelopes x
+		JOIN reply_outbox r ON r.bridge_id = $1 AND r.topic = x.topic AND r.timestamp_ns = x.timestamp_ns
+		WHERE x.topic = $2 AND r.delivery_id = ANY ($3)`, h.b.ID, h.topic, got[1:]).Scan(&publishes); err != nil {
+		t.Fatalf("read the node's transactions: %v", err)
+	}
+	if publishes >= len(got)-1 {
+		t.Fatalf("the reply to m1 and the %d held behind it went out in %d publishes, one each", len(got)-2, publishes)
+	}
+}
