@@ -19,6 +19,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -201,6 +202,14 @@ type completeRequest struct {
 	c   persistence.Completion
 }
 
+// replyOutcomeLost reports whether a completion that failed with err may
+// have stored its reply all the same. A completion that succeeded without
+// a reply (its delivery had succeeded already) and one refused for a lost
+// lease or a delivery that does not exist stored none.
+func replyOutcomeLost(err error) bool {
+	return err != nil && !errors.Is(err, persistence.ErrFenced) && !errors.Is(err, persistence.ErrNotFound)
+}
+
 // completeBatch records a batch of completions in one statement and queues
 // the replies it put in the outbox for publishing, in the order they were
 // handed over: that is what keeps the replies of a conversation in order
@@ -218,9 +227,16 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 	}
 	res := store.CompleteDeliveries(ctx, cs)
 	for i, r := range reqs {
-		if res[i].Err == nil && res[i].ReplyID != 0 {
+		switch {
+		case res[i].Err == nil && res[i].ReplyID != 0:
 			r.a.own.Add(r.env.Message)
-			r.a.publishSoon(res[i].ReplyID, r.env)
+			r.a.publishSoon(res[i].ReplyID, r.c.Reply.Topic, r.env)
+		case r.c.Reply != nil && replyOutcomeLost(res[i].Err):
+			// The statement may have stored the reply all the same, its
+			// outcome lost (completeAgain could not find it, the
+			// connection broke): the younger replies of the conversation,
+			// handed over next, wait until the sweep has looked.
+			r.a.holdConversation(r.c.Reply.Topic)
 		}
 	}
 	return res

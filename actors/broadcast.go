@@ -152,6 +152,6 @@ func (a *activation) queueCopy(ctx context.Context, c persistence.BroadcastCopy)
 	if ok {
 		// Queued under the lease just checked; published with the other
 		// copies and replies waiting, many to a call (replies.go).
-		a.publishSoon(replyID, env)
+		a.publishSoon(replyID, "", env) // a copy of its own, in no conversation's order
 	}
 }

@@ -24,6 +24,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xmtpbridge/bridge/actors/webhook"
@@ -209,18 +211,78 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		}
 		a.fanOut(sctx, b) // broadcast.go
 	}
+	// A new activation first holds the conversations with replies unsent
+	// in the outbox, before the batch publishes a younger one (replies.go).
+	if !a.replies.isLoaded() {
+		topics, err := a.rt.cfg.Store.UnsentReplyTopics(sctx, a.bridgeID, nil)
+		if err != nil {
+			if a.ctx.Err() == nil {
+				a.log.Warn("load conversations with unsent replies", "error", err)
+			}
+			return // the replies stay parked; the next sweep loads them
+		}
+		a.loadHeld(topics)
+	}
 	// A reply the batch publishes and records while the read runs comes
 	// back as due from a snapshot taken before the record: watch remembers
 	// it until the loop is done.
 	taken, end := a.replies.watch()
 	defer end()
-	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, 200)
+	replies, err := a.rt.cfg.Store.DueReplies(sctx, a.bridgeID, dueReplyPage)
 	if err != nil && a.ctx.Err() == nil {
 		a.log.Warn("load due replies", "error", err)
 	}
+	// The replies of a conversation come in message order, and stop at
+	// the first that does not go out now: behind holds those conversations.
+	var behind map[string]bool
+	published := 0
+	stop := func(r persistence.Reply) {
+		if r.DeliveryID != nil {
+			if behind == nil {
+				behind = map[string]bool{}
+			}
+			behind[r.Topic] = true
+		}
+	}
+	// The replies that go out now are published up to maxReplyBatch in
+	// one call, in page order, so a busy held conversation drains in
+	// batches; a batch the node refuses is published again one reply at
+	// a time, each stopping its conversation if it fails.
+	var batch []sweptReply
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if a.publishSwept(sctx, batch) {
+			published += len(batch)
+			batch = batch[:0]
+			return
+		}
+		for _, s := range batch {
+			if s.r.DeliveryID != nil && behind[s.r.Topic] {
+				continue
+			}
+			if !a.publishReply(sctx, s.r, s.env) {
+				stop(s.r)
+			} else {
+				published++
+			}
+		}
+		batch = batch[:0]
+	}
 	for _, r := range replies {
+		if r.DeliveryID != nil && behind[r.Topic] {
+			continue
+		}
 		if taken(r.ID) {
-			continue // on its way out in a batch, or out already (replies.go)
+			// On its way out in a batch, or out already (replies.go). The
+			// replies held behind it go at the next look, soon: nothing
+			// else wakes the sweep for them once it is out.
+			stop(r)
+			if r.DeliveryID != nil && a.replies.topicHeld(r.Topic) {
+				a.leftBehind(0)
+			}
+			continue
 		}
 		// A completion commits its reply due at once and hands it to the
 		// batch (publishSoon) only after the commit, while its delivery is
@@ -230,15 +292,103 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		// after all, the next sweep has it.
 		if r.DeliveryID != nil {
 			if _, busy := a.running.Load(*r.DeliveryID); busy {
+				stop(r)
+				if a.replies.topicHeld(r.Topic) {
+					a.leftBehind(0) // left to the sweep: look again once it ends
+				}
 				continue
 			}
 		}
 		env := &messagev1.Envelope{}
 		if err := proto.Unmarshal(r.Envelope, env); err != nil {
+			// It can never go out: held behind, its conversation would
+			// wait for ever.
 			a.log.Error("decode outbox reply", "reply", r.ID, "error", err)
+			if !a.giveUpReply(sctx, r, "undecodable envelope: "+err.Error()) {
+				stop(r)
+			}
 			continue
 		}
-		a.publishReply(sctx, r.ID, r.Attempts, env)
+		batch = append(batch, sweptReply{r: r, env: env})
+		if len(batch) == maxReplyBatch {
+			flush()
+		}
+	}
+	flush()
+	if len(replies) == dueReplyPage && published > 0 {
+		// A full page, and it went: the next one now, not at the next
+		// pass (the replies held behind an outage).
+		a.rt.due.wake(a.bridgeID, time.Now())
+	}
+	a.releaseHeld(sctx)
+}
+
+// sweptReply is a due reply the sweep publishes, with its envelope.
+type sweptReply struct {
+	r   persistence.Reply
+	env *messagev1.Envelope
+}
+
+// publishSwept publishes several due replies in one call, in order, and
+// records them sent in one statement; it reports whether they are out
+// and recorded. When it reports false, none is recorded, and the caller
+// publishes them one at a time (the node stores an envelope it got twice
+// once).
+func (a *activation) publishSwept(ctx context.Context, batch []sweptReply) bool {
+	if len(batch) < 2 {
+		return false
+	}
+	rt := a.rt
+	if err := a.checkLease(ctx); err != nil {
+		return false
+	}
+	envs := make([]*messagev1.Envelope, len(batch))
+	ids := make([]int64, len(batch))
+	for i, s := range batch {
+		envs[i], ids[i] = s.env, s.r.ID
+	}
+	if err := rt.cfg.XMTP.Publish(ctx, a.auth, envs...); err != nil {
+		return false
+	}
+	if err := rt.cfg.Store.RecordReplyAttempts(ctx, a.currentLease(), ids, persistence.ReplySent, "", time.Now()); err != nil {
+		a.noteFenced(err)
+		if !errors.Is(err, persistence.ErrFenced) {
+			a.log.Error("record reply attempts", "replies", len(ids), "error", err)
+		}
+		return false
+	}
+	for _, id := range ids {
+		a.replies.notFailing(id)
+	}
+	rt.metrics.replies.WithLabelValues("sent").Add(float64(len(batch)))
+	rt.metrics.messagesOut.WithLabelValues("forward").Add(float64(len(batch)))
+	return true
+}
+
+// dueReplyPage is the most due replies one sweep publishes.
+const dueReplyPage = 200
+
+// releaseHeld ends the hold of the conversations that have nothing left
+// unsent in the outbox (replies.go). It reads the outbox only while a
+// conversation is held.
+func (a *activation) releaseHeld(ctx context.Context) {
+	seen := a.replies.heldTopics()
+	if len(seen) == 0 {
+		return
+	}
+	topics := make([]string, 0, len(seen))
+	for t := range seen {
+		topics = append(topics, t)
+	}
+	unsent, err := a.rt.cfg.Store.UnsentReplyTopics(ctx, a.bridgeID, topics)
+	if err != nil {
+		if a.ctx.Err() == nil {
+			a.log.Warn("load conversations with unsent replies", "error", err)
+		}
+		return
+	}
+	if n := a.replies.releaseHeld(seen, unsent); n > 0 {
+		a.log.Info("conversations' replies no longer held", "conversations", n, "still_held", len(seen)-n)
 	}
 }
 
@@ -465,42 +615,101 @@ func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAt
 	if done := <-queued; done.Err != nil {
 		a.noteFenced(done.Err)
 		a.log.Error("complete delivery", "delivery", d.ID, "error", done.Err)
+		if reply != nil && replyOutcomeLost(done.Err) {
+			// Its batch may have failed after storing the reply, before
+			// handing it over (completeBatch): see holdConversation.
+			a.holdConversation(d.Topic)
+		}
 	}
 }
 
-// publishReply publishes an outbox reply and records the result. A reply
-// published twice is the same envelope, byte for byte, which the node
-// stores once.
-func (a *activation) publishReply(ctx context.Context, replyID int64, attempts int, env *messagev1.Envelope) {
+// publishReply publishes an outbox reply and records the result, and
+// reports whether it is out (or given up: it holds nothing back any
+// more). A reply published twice is the same envelope, byte for byte,
+// which the node stores once.
+func (a *activation) publishReply(ctx context.Context, r persistence.Reply, env *messagev1.Envelope) bool {
 	if err := a.checkLease(ctx); err != nil {
-		return
+		return false
 	}
-	a.publishReplyChecked(ctx, replyID, attempts, env)
+	return a.publishReplyChecked(ctx, r, env)
 }
 
 // publishReplyChecked is publishReply for a caller that has just checked
-// the lease.
-func (a *activation) publishReplyChecked(ctx context.Context, replyID int64, attempts int, env *messagev1.Envelope) {
+// the lease. A reply the node cannot take now (it is down, busy, slow or
+// unreachable) is retried, however long that lasts, at most a minute
+// apart: the younger replies of its conversation wait behind it, and
+// bridge_forward_reply_oldest_failing_seconds shows how long. Only a reply
+// the node rejects as invalid, which no retry changes, is given up.
+func (a *activation) publishReplyChecked(ctx context.Context, r persistence.Reply, env *messagev1.Envelope) bool {
 	rt := a.rt
 	err := rt.cfg.XMTP.Publish(ctx, a.auth, env)
 	status, lastErr, next := persistence.ReplySent, "", time.Now()
 	if err != nil {
 		lastErr = err.Error()
-		// Replies are retried until they are published, at most a
-		// minute apart.
-		wait := time.Second << min(attempts, 6)
+		if rejectedEnvelope(err) {
+			return a.giveUpReply(ctx, r, lastErr)
+		}
+		wait := time.Second << min(r.Attempts, 6)
 		status, next = persistence.ReplyFailed, time.Now().Add(min(wait, time.Minute))
 		rt.metrics.replies.WithLabelValues("retry").Inc()
-		a.log.Warn("publish reply", "reply", replyID, "error", err)
+		a.replies.failing(r.ID, r.CreatedAt)
+		var delivery int64
+		if r.DeliveryID != nil {
+			delivery = *r.DeliveryID
+		}
+		a.log.Warn("publish reply", "reply", r.ID, "delivery", delivery, "topic", r.Topic, "attempts", r.Attempts+1,
+			"age", time.Since(r.CreatedAt).Round(time.Second).String(), "retry_in", next.Sub(time.Now()).Round(time.Second).String(),
+			"error", err)
 		rt.due.wake(a.bridgeID, next)
-	} else {
+	}
+	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), r.ID, status, lastErr, next); err != nil {
+		a.noteFenced(err)
+		if !errors.Is(err, persistence.ErrFenced) {
+			a.log.Error("record reply attempt", "reply", r.ID, "error", err)
+		}
+		// Not recorded as out: the conversation's younger replies stay
+		// behind it, and the next sweep looks again (it is published
+		// again, the same envelope, which the node stores once).
+		return false
+	}
+	if err == nil {
+		a.replies.notFailing(r.ID)
 		rt.metrics.replies.WithLabelValues("sent").Inc()
 		rt.metrics.messagesOut.WithLabelValues("forward").Inc()
 	}
-	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), replyID, status, lastErr, next); err != nil {
+	return err == nil
+}
+
+// rejectedEnvelope reports whether the XMTP node refused a publish for
+// what its envelopes are (gRPC InvalidArgument: too large, empty, a bad
+// topic or timestamp), which no retry changes. Every other failure (the
+// node down, busy, slow or unreachable, the call cancelled, its store
+// failing) may pass.
+func rejectedEnvelope(err error) bool {
+	return status.Code(err) == codes.InvalidArgument
+}
+
+// giveUpReply records an outbox reply as dead: it will never be published,
+// and the younger replies of its conversation no longer wait for it. It
+// reports whether the record was made; if not, the reply is still unsent,
+// and the next sweep gives it up again.
+func (a *activation) giveUpReply(ctx context.Context, r persistence.Reply, lastErr string) bool {
+	rt := a.rt
+	if err := rt.cfg.Store.RecordReplyAttempt(ctx, a.currentLease(), r.ID, persistence.ReplyDead, lastErr, time.Now()); err != nil {
 		a.noteFenced(err)
 		if !errors.Is(err, persistence.ErrFenced) {
-			a.log.Error("record reply attempt", "reply", replyID, "error", err)
+			a.log.Error("record reply attempt", "reply", r.ID, "error", err)
 		}
+		return false
 	}
+	a.replies.notFailing(r.ID)
+	rt.metrics.replies.WithLabelValues("dead").Inc()
+	var delivery int64
+	if r.DeliveryID != nil {
+		delivery = *r.DeliveryID
+	}
+	a.log.Error("reply given up: it can never be published; its conversation's younger replies go", "reply", r.ID,
+		"delivery", delivery, "topic", r.Topic, "attempts", r.Attempts+1, "age", time.Since(r.CreatedAt).Round(time.Second).String(),
+		"error", lastErr)
+	return true
 }

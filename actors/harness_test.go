@@ -50,11 +50,21 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvNode(t, nil)
+}
+
+// newEnvNode is newEnv with the local XMTP node's config adjusted by tune.
+func newEnvNode(t testing.TB, tune func(*node.Config)) *env {
+	t.Helper()
 	db := pgtest.NewDatabase(t, pgtest.Template{Name: "actors", Migrate: migrateAll})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nodeReg := prometheus.NewRegistry()
-	n := nodetest.Start(t, node.Config{DatabaseURL: db, Registerer: nodeReg})
+	nc := node.Config{DatabaseURL: db, Registerer: nodeReg}
+	if tune != nil {
+		tune(&nc)
+	}
+	n := nodetest.Start(t, nc)
 	xc, err := api.Dial(ctx, n.GRPCAddr())
 	if err != nil {
 		t.Fatalf("dial node: %v", err)

@@ -32,6 +32,9 @@ type metrics struct {
 	loopSuppressed prometheus.Counter
 	deadLetters    prometheus.Counter
 	replies        *prometheus.CounterVec
+	// repliesHeld counts replies left for the sweep behind an older reply
+	// of their conversation (replies.go).
+	repliesHeld prometheus.Counter
 	// attemptStarts counts webhook attempts by where they started from:
 	// the row and secrets read with the delivery's record (recorded) or
 	// read by the attempt (read); startedRead and startedRecorded are
@@ -39,8 +42,10 @@ type metrics struct {
 	attemptStarts                *prometheus.CounterVec
 	startedRead, startedRecorded prometheus.Counter
 	mailbox                      prometheus.GaugeFunc
-	connected                    prometheus.GaugeFunc
-	catchUpFailing               prometheus.GaugeFunc
+	// failingReply is the age of the node's oldest reply failing to publish.
+	failingReply   prometheus.GaugeFunc
+	connected      prometheus.GaugeFunc
+	catchUpFailing prometheus.GaugeFunc
 	// proofs* read the subscription's set proof counts (xmtp/api
 	// proof.go): publishes that went through and failed, and proofs
 	// that came back.
@@ -62,6 +67,9 @@ type runtimeGauges struct {
 	connected      func() float64
 	catchUpFailing func() float64
 	proofs         func() api.ProofCounts
+	// oldestFailingReply is the age in seconds of the oldest reply of the
+	// node's activations whose publish failed and that is not out yet.
+	oldestFailingReply func() float64
 }
 
 func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
@@ -123,6 +131,10 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			Name: "bridge_forward_replies_total",
 			Help: "Outbox replies, by result (sent, retry, dead).",
 		}, []string{"result"}),
+		repliesHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_forward_replies_held_total",
+			Help: "Replies to forwarded messages left in the outbox for the sweep because an older reply of their conversation had not gone out (its publish failed): they go out behind it, in order. It keeps growing while a reply fails to publish (see bridge_forward_reply_oldest_failing_seconds); a reply the XMTP node rejects as invalid is given up, counts as dead in bridge_forward_replies_total and frees its conversation.",
+		}),
 		attemptStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_forward_attempt_starts_total",
 			Help: "Webhook attempts started, by what they started from: recorded (a new delivery's first attempt, with the row and the webhook secrets read in the round trip that recorded it), read (the attempt read them itself: retries, queued and swept deliveries).",
@@ -164,6 +176,10 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 	for r := range (&conversation.Rejections{}).Snapshot() {
 		m.rejected.WithLabelValues(r)
 	}
+	m.failingReply = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bridge_forward_reply_oldest_failing_seconds",
+		Help: "Age of the oldest outbox reply of the identities this node hosts whose last publish failed because the XMTP node could not take it (down, busy, unreachable) and that is not out yet; 0 when none fails. Such a reply is retried, at most a minute apart, for as long as it takes, and the younger replies of its conversation wait behind it.",
+	}, g.oldestFailingReply)
 	m.connected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_subscription_connected",
 		Help: "1 when the node's XMTP subscription is established, 0 when it is down.",
@@ -188,7 +204,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "Proof envelopes the node subscription's streams brought back, each proving its topic set.",
 	}, proof(func(c api.ProofCounts) int64 { return c.Seen }))
 	for _, c := range []prometheus.Collector{m.proofsPublished, m.proofsFailed, m.proofsSeen, m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.attemptStarts, m.mailbox, m.connected, m.catchUpFailing,
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.mailbox, m.failingReply, m.connected, m.catchUpFailing,
 		m.spawns, m.stops, m.undelivered} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)

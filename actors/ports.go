@@ -55,6 +55,7 @@ type Store interface {
 	Listen(ctx context.Context, channels []string, ready func(), fn func(channel, payload string)) error
 
 	DueReplies(ctx context.Context, bridgeID string, limit int) ([]persistence.Reply, error)
+	UnsentReplyTopics(ctx context.Context, bridgeID string, topics []string) ([]string, error)
 	RecordReplyAttempt(ctx context.Context, l persistence.Lease, replyID int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
 	RecordReplyAttempts(ctx context.Context, l persistence.Lease, replyIDs []int64, status persistence.ReplyStatus, lastError string, nextAttemptAt time.Time) error
 

@@ -14,6 +14,26 @@ package actors
 // published whose outcome is not recorded (a crash in between) is
 // published again, the same envelope byte for byte, which the XMTP node
 // stores once.
+//
+// Conversations held behind a reply. The replies of one conversation to
+// the messages it forwarded reach the batch in the order of their messages
+// (reply_order.go). A reply of them that leaves that queue for the sweep
+// (its publish failed; its completion's outcome was lost, so that it may
+// sit in the outbox unannounced, as after completeAgain; an earlier
+// activation left it there) would let the younger ones overtake it. So
+// its conversation is held (replyBatch.waiting): a younger reply of it is
+// not published by the batch, but left in the outbox, pending, for the
+// sweep, which publishes a conversation's replies in message order and
+// stops at the first that does not go out (persistence.DueReplies,
+// forwarder.sweep). Once the sweep finds nothing of the conversation
+// unsent in the outbox, and nothing was left to it meanwhile, the hold
+// ends and the batch publishes its replies again. A new activation holds
+// the conversations with unsent replies in the outbox before it publishes
+// a reply of them (load). The state is one entry per held conversation;
+// a reply that fails to publish because the XMTP node cannot take it now
+// keeps its conversation held for as long as that lasts (it is retried,
+// and bridge_forward_reply_oldest_failing_seconds grows); one the node
+// rejects as invalid is given up, loudly, which ends the hold.
 
 import (
 	"context"
@@ -51,6 +71,52 @@ type replyBatch struct {
 	// read them as due just before the record committed.
 	released map[int64]bool
 	watchers int
+	// waiting holds the conversations (topics) held behind a reply left
+	// for the sweep, each with a count of the replies left to the sweep
+	// so far, which tells the sweep whether one was left while it looked.
+	waiting map[string]uint64
+	// loaded says the conversations that had replies unsent in the
+	// outbox when the activation began are in waiting; until then the
+	// replies to forwarded messages are parked, held from the sweep.
+	loaded bool
+	parked []outboxReply
+	// wokeAt is when the sweep woken for replies left to it runs.
+	wokeAt time.Time
+	// failingSince holds the replies whose last publish by the sweep
+	// failed and that are not out yet, with when each was created
+	// (bridge_forward_reply_oldest_failing_seconds).
+	failingSince map[int64]time.Time
+}
+
+// failing notes that the publish of reply id, created at created, failed.
+func (b *replyBatch) failing(id int64, created time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failingSince == nil {
+		b.failingSince = map[int64]time.Time{}
+	}
+	b.failingSince[id] = created
+}
+
+// notFailing notes that reply id is out, or given up.
+func (b *replyBatch) notFailing(id int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.failingSince, id)
+}
+
+// oldestFailing returns when the oldest reply whose publish failed, and
+// that is not out yet, was created; zero when there is none.
+func (b *replyBatch) oldestFailing() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var oldest time.Time
+	for _, t := range b.failingSince {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return oldest
 }
 
 // replyOutcome is the outcome of one Publish of replies, to record.
@@ -101,25 +167,194 @@ func (b *replyBatch) watch() (taken func(replyID int64) bool, end func()) {
 type outboxReply struct {
 	id  int64
 	env *messagev1.Envelope
+	// topic is the conversation of a reply to a forwarded message, whose
+	// replies go out in order; empty for a broadcast copy.
+	topic string
 }
 
 // publishSoon queues an outbox reply, written under a lease checked just
 // now, for the next batch. Stopping the activation waits for the batch
-// (a.attempts).
-func (a *activation) publishSoon(replyID int64, env *messagev1.Envelope) {
+// (a.attempts). topic is the conversation of a reply to a forwarded
+// message, empty for others: a reply of a held conversation is left in
+// the outbox for the sweep, behind the older ones.
+func (a *activation) publishSoon(replyID int64, topic string, env *messagev1.Envelope) {
 	b := &a.replies
+	r := outboxReply{id: replyID, env: env, topic: topic}
 	b.mu.Lock()
-	b.queue = append(b.queue, outboxReply{id: replyID, env: env})
-	if b.held == nil {
-		b.held = map[int64]bool{}
-	}
-	b.held[replyID] = true
-	if b.running {
+	if topic != "" && !b.loaded {
+		b.hold(replyID)
+		b.parked = append(b.parked, r)
 		b.mu.Unlock()
 		return
 	}
-	b.running = true
+	if topic != "" && b.isHeld(topic) {
+		b.leave(topic)
+		b.mu.Unlock()
+		a.leftBehind(1)
+		return
+	}
+	start := b.enqueue(r)
 	b.mu.Unlock()
+	if start {
+		a.startDrain()
+	}
+}
+
+// enqueue queues r for the batch and reports whether a drain must start;
+// b.mu is held.
+func (b *replyBatch) enqueue(r outboxReply) (start bool) {
+	b.queue = append(b.queue, r)
+	b.hold(r.id)
+	if b.running {
+		return false
+	}
+	b.running = true
+	return true
+}
+
+// hold keeps the sweep off a reply the batch has; b.mu is held.
+func (b *replyBatch) hold(id int64) {
+	if b.held == nil {
+		b.held = map[int64]bool{}
+	}
+	b.held[id] = true
+}
+
+// isHeld reports whether topic is held behind a reply left for the sweep;
+// b.mu is held.
+func (b *replyBatch) isHeld(topic string) bool {
+	_, ok := b.waiting[topic]
+	return ok
+}
+
+// leave notes that a reply of topic is left for the sweep: the
+// conversation is held until the sweep has it all out; b.mu is held.
+func (b *replyBatch) leave(topic string) {
+	if b.waiting == nil {
+		b.waiting = map[string]uint64{}
+	}
+	b.waiting[topic]++
+}
+
+// leftBehind counts n replies left in the outbox behind an older reply of
+// their conversation, and has the sweep look soon: the older one may be
+// due already, or out, with nothing else to wake the sweep.
+func (a *activation) leftBehind(n int) {
+	a.rt.metrics.repliesHeld.Add(float64(n))
+	b := &a.replies
+	now := time.Now()
+	b.mu.Lock()
+	if b.wokeAt.After(now) {
+		b.mu.Unlock()
+		return
+	}
+	b.wokeAt = now.Add(heldSweepDelay)
+	b.mu.Unlock()
+	a.rt.due.wake(a.bridgeID, now.Add(heldSweepDelay))
+}
+
+// heldSweepDelay is how soon the sweep looks at replies left behind an
+// older one; the replies left meanwhile share its look.
+const heldSweepDelay = 50 * time.Millisecond
+
+// holdConversation holds topic: a reply of it may be in the outbox
+// unannounced (its completion's outcome was lost), and the younger ones
+// wait until the sweep has looked.
+func (a *activation) holdConversation(topic string) {
+	b := &a.replies
+	b.mu.Lock()
+	held := b.isHeld(topic)
+	b.leave(topic)
+	b.mu.Unlock()
+	if !held {
+		a.log.Warn("conversation's replies held for the sweep", "topic", topic, "reason", "completion outcome unknown")
+	}
+	a.leftBehind(0)
+}
+
+// loadHeld holds the conversations of topics, which have replies unsent in
+// the outbox, and lets the batch have the replies parked until then, or
+// leaves those of a held conversation to the sweep.
+func (a *activation) loadHeld(topics []string) {
+	b := &a.replies
+	b.mu.Lock()
+	for _, t := range topics {
+		b.leave(t)
+	}
+	b.loaded = true
+	parked := b.parked
+	b.parked = nil
+	start, left := false, 0
+	for _, r := range parked {
+		if b.isHeld(r.topic) {
+			b.leave(r.topic)
+			delete(b.held, r.id)
+			left++
+			continue
+		}
+		start = b.enqueue(r) || start
+	}
+	b.mu.Unlock()
+	if len(topics) > 0 {
+		a.log.Info("conversations' replies held for the sweep", "conversations", len(topics), "reason", "unsent replies in the outbox")
+	}
+	if left > 0 {
+		a.leftBehind(left)
+	}
+	if start {
+		a.startDrain()
+	}
+}
+
+// topicHeld reports whether topic is held.
+func (b *replyBatch) topicHeld(topic string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.isHeld(topic)
+}
+
+// isLoaded reports whether loadHeld has run.
+func (b *replyBatch) isLoaded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.loaded
+}
+
+// heldTopics returns the held conversations with their counts of replies
+// left, for the sweep to compare after its look (release).
+func (b *replyBatch) heldTopics() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.waiting) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(b.waiting))
+	for t, n := range b.waiting {
+		out[t] = n
+	}
+	return out
+}
+
+// releaseHeld ends the hold of the conversations of seen (heldTopics) that
+// have nothing unsent in the outbox (unsent lists those that do), unless a
+// reply of theirs was left for the sweep since seen was taken.
+func (b *replyBatch) releaseHeld(seen map[string]uint64, unsent []string) (released int) {
+	still := make(map[string]bool, len(unsent))
+	for _, t := range unsent {
+		still[t] = true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for t, n := range seen {
+		if !still[t] && b.waiting[t] == n {
+			delete(b.waiting, t)
+			released++
+		}
+	}
+	return released
+}
+
+func (a *activation) startDrain() {
 	a.attempts.Add(1)
 	a.rt.workers.Go(func() {
 		defer a.attempts.Done()
@@ -141,8 +376,29 @@ func (a *activation) drainReplies() {
 		}
 		batch := b.queue[:n:n]
 		b.queue = b.queue[n:]
+		left := 0
+		if len(b.waiting) > 0 {
+			// Replies of a conversation held since they were queued (an
+			// older one's publish failed) are left for the sweep.
+			kept := make([]outboxReply, 0, len(batch))
+			for _, r := range batch {
+				if r.topic != "" && b.isHeld(r.topic) {
+					b.leave(r.topic)
+					delete(b.held, r.id)
+					left++
+					continue
+				}
+				kept = append(kept, r)
+			}
+			batch = kept
+		}
 		b.mu.Unlock()
-		a.recordSoon(a.publishBatch(batch))
+		if left > 0 {
+			a.leftBehind(left)
+		}
+		if len(batch) > 0 {
+			a.recordSoon(a.publishBatch(batch))
+		}
 	}
 }
 
@@ -274,6 +530,16 @@ func (a *activation) publishBatch(batch []outboxReply) replyOutcome {
 		status, next = persistence.ReplyFailed, time.Now().Add(time.Second)
 		rt.metrics.replies.WithLabelValues("retry").Add(float64(len(batch)))
 		a.log.Warn("publish replies", "replies", len(batch), "error", err)
+		// Their conversations are held: the replies queued behind them
+		// must not go first.
+		b := &a.replies
+		b.mu.Lock()
+		for _, r := range batch {
+			if r.topic != "" {
+				b.leave(r.topic)
+			}
+		}
+		b.mu.Unlock()
 		rt.due.wake(a.bridgeID, next)
 	} else {
 		rt.metrics.replies.WithLabelValues("sent").Add(float64(len(batch)))

@@ -128,7 +128,8 @@ func New(cfg Config) (*Runtime, error) {
 	rt.events = newEvents(rt)
 	var err error
 	gauges := runtimeGauges{
-		backlog: rt.backlog,
+		backlog:            rt.backlog,
+		oldestFailingReply: rt.oldestFailingReply,
 		connected: func() float64 {
 			if rt.Connected() {
 				return 1
@@ -598,4 +599,26 @@ func (rt *Runtime) cachedBridge(bridgeID string) (persistence.Bridge, bool) {
 	defer rt.mu.Unlock()
 	b, ok := rt.bridges[bridgeID]
 	return b, ok
+}
+
+// oldestFailingReply is the age in seconds of the oldest reply of the
+// node's activations whose publish failed and that is not out yet; 0 when
+// none fails.
+func (rt *Runtime) oldestFailingReply() float64 {
+	rt.mu.Lock()
+	active := make([]*activation, 0, len(rt.active))
+	for _, a := range rt.active {
+		active = append(active, a)
+	}
+	rt.mu.Unlock()
+	var oldest time.Time
+	for _, a := range active {
+		if t := a.replies.oldestFailing(); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	return max(0, time.Since(oldest).Seconds())
 }

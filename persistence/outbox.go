@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -120,21 +121,77 @@ func (s *Store) EnqueueReply(ctx context.Context, l Lease, r Reply) (int64, erro
 }
 
 // DueReplies returns up to limit replies of a bridge that are due for a
-// publish attempt, oldest first.
+// publish attempt. The replies of one conversation to the messages it
+// forwarded (those with a delivery) come in the order of their messages,
+// by delivery id, and only up to the first of them that is not due yet (a
+// reply waiting for its retry): the ones behind it wait for it, so that
+// the conversation gets its replies in order, after a restart too. Other
+// replies (sends, live replies, broadcast copies) come by id. The page
+// takes the first due reply of every conversation (and of the other
+// replies of each) before the second of any (dueRepliesQuery).
 func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]Reply, error) {
 	if !validID(bridgeID) {
 		return nil, fmt.Errorf("load due replies: %w", ErrNotFound)
 	}
 	limit = Page{Limit: limit}.limit()
-	rows, err := s.pool.Query(ctx, `SELECT `+replyColumns+` FROM reply_outbox
-		WHERE bridge_id = $1 AND status IN ('pending', 'failed') AND next_attempt_at <= now()
-		ORDER BY id LIMIT $2`, bridgeID, limit)
+	rows, err := s.pool.Query(ctx, dueRepliesQuery, bridgeID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("load due replies: %w", mapError(err))
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Reply, error) { return s.scanReply(r) })
 	if err != nil {
 		return nil, fmt.Errorf("load due replies: %w", mapError(err))
+	}
+	return out, nil
+}
+
+// dueRepliesQuery is DueReplies' read ($1 the bridge, $2 the limit).
+// waiting is, per conversation, its oldest reply to a message that waits
+// for a retry; both halves read reply_outbox_due_idx, the unsent replies
+// of the bridge, and waiting is empty unless a publish failed. n numbers
+// the due replies of each conversation to its messages in message order,
+// and the other replies of each conversation by id: the page takes the
+// first of every conversation before the second of any, so that a
+// conversation with many replies held behind a failing one does not fill
+// it, and a conversation's replies still come in order.
+var dueRepliesQuery = `WITH waiting AS (
+			SELECT o.topic, min(o.delivery_id) AS first FROM reply_outbox o
+			WHERE o.bridge_id = $1 AND o.status IN ('pending', 'failed') AND o.next_attempt_at > now() AND o.delivery_id IS NOT NULL
+			GROUP BY o.topic),
+		due AS (
+			SELECT ` + qualified("r.", replyColumns) + `,
+				row_number() OVER (PARTITION BY r.topic, r.delivery_id IS NULL ORDER BY r.delivery_id, r.id) AS n
+			FROM reply_outbox r LEFT JOIN waiting w ON w.topic = r.topic
+			WHERE r.bridge_id = $1 AND r.status IN ('pending', 'failed') AND r.next_attempt_at <= now()
+				AND (w.first IS NULL OR r.delivery_id IS NULL OR r.delivery_id < w.first))
+		SELECT ` + replyColumns + ` FROM due ORDER BY n, delivery_id NULLS LAST, id LIMIT $2`
+
+// qualified qualifies each of a comma-separated list of columns.
+func qualified(p, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// UnsentReplyTopics returns those of topics (every topic when topics is
+// nil) in which the bridge has a reply to a forwarded message that is not
+// out yet: pending or failed, due or not. The forward child holds the
+// replies of such a conversation back until the older ones are out.
+func (s *Store) UnsentReplyTopics(ctx context.Context, bridgeID string, topics []string) ([]string, error) {
+	if !validID(bridgeID) {
+		return nil, fmt.Errorf("load unsent reply topics: %w", ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT topic FROM reply_outbox
+		WHERE bridge_id = $1 AND status IN ('pending', 'failed') AND delivery_id IS NOT NULL
+			AND ($2::text[] IS NULL OR topic = ANY ($2::text[]))`, bridgeID, topics)
+	if err != nil {
+		return nil, fmt.Errorf("load unsent reply topics: %w", mapError(err))
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("load unsent reply topics: %w", mapError(err))
 	}
 	return out, nil
 }

@@ -34,6 +34,7 @@ type Target struct {
 	secret  string
 	hooks   map[string]string // slug -> webhook secret
 	status  func(content string) int
+	reply   func(content string) string
 	got     []Request
 	bad     []string // why each bad signature failed
 	unknown int      // requests to a slug without a secret
@@ -87,11 +88,19 @@ func (tg *Target) SetStatus(status func(content string) int) {
 	tg.status = status
 }
 
+// SetReply sets the reply text the target answers a content with, instead
+// of "echo: " and the content.
+func (tg *Target) SetReply(reply func(content string) string) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	tg.reply = reply
+}
+
 func (tg *Target) serve(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)
 	slug, hooked := strings.CutPrefix(r.URL.Path, "/hook/")
 	tg.mu.Lock()
-	secret, status := tg.secret, tg.status
+	secret, status, reply := tg.secret, tg.status, tg.reply
 	if hooked {
 		s, known := tg.hooks[slug]
 		if !known {
@@ -131,10 +140,14 @@ func (tg *Target) serve(w http.ResponseWriter, r *http.Request) {
 	tg.got = append(tg.got, Request{Slug: slug, ID: r.Header.Get(webhook.HeaderID), Content: text, Body: body})
 	tg.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
+	answer := "echo: " + text
+	if reply != nil {
+		answer = reply(text)
+	}
 	if tg.format == persistence.FormatRelaycc {
-		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "data": "echo: " + text})
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "data": answer})
 	} else {
-		_ = json.NewEncoder(w).Encode(map[string]any{"reply": "echo: " + text})
+		_ = json.NewEncoder(w).Encode(map[string]any{"reply": answer})
 	}
 }
 
