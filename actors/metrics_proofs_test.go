@@ -17,6 +17,9 @@ func TestMetricsCountSetProofs(t *testing.T) {
 		backlog:   func() float64 { return 0 },
 		connected: func() float64 { return 1 },
 		proofs:    func() api.ProofCounts { return counts },
+
+		catchUpFailing:     func() float64 { return 0 },
+		oldestFailingReply: func() float64 { return 0 },
 	}
 	if _, err := newMetrics(reg, g); err != nil {
 		t.Fatal(err)
