@@ -275,14 +275,8 @@ func (f *forwarder) sweep(ctx actor.Context) {
 			continue
 		}
 		if taken(r.ID) {
-			// On its way out in a batch, or out already (replies.go). The
-			// replies held behind it go at the next look, soon: nothing
-			// else wakes the sweep for them once it is out.
 			stop(r)
-			if r.DeliveryID != nil && a.replies.topicHeld(r.Topic) {
-				a.leftBehind(0)
-			}
-			continue
+			continue // on its way out in a batch, or out already (replies.go)
 		}
 		// A completion commits its reply due at once and hands it to the
 		// batch (publishSoon) only after the commit, while its delivery is
