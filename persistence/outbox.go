@@ -153,18 +153,23 @@ func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]R
 // and the other replies of each conversation by id: the page takes the
 // first of every conversation before the second of any, so that a
 // conversation with many replies held behind a failing one does not fill
-// it, and a conversation's replies still come in order.
+// it, and a conversation's replies still come in order. The ranking sorts
+// every due row of the bridge, so it carries only ids, and the page's
+// rows are read whole by primary key once chosen: a backlog of envelopes
+// is not sorted, nor spilled, for each page.
 var dueRepliesQuery = `WITH waiting AS (
 			SELECT o.topic, min(o.delivery_id) AS first FROM reply_outbox o
 			WHERE o.bridge_id = $1 AND o.status IN ('pending', 'failed') AND o.next_attempt_at > now() AND o.delivery_id IS NOT NULL
 			GROUP BY o.topic),
 		due AS (
-			SELECT ` + qualified("r.", replyColumns) + `,
+			SELECT r.id, r.delivery_id,
 				row_number() OVER (PARTITION BY r.topic, r.delivery_id IS NULL ORDER BY r.delivery_id, r.id) AS n
 			FROM reply_outbox r LEFT JOIN waiting w ON w.topic = r.topic
 			WHERE r.bridge_id = $1 AND r.status IN ('pending', 'failed') AND r.next_attempt_at <= now()
-				AND (w.first IS NULL OR r.delivery_id IS NULL OR r.delivery_id < w.first))
-		SELECT ` + replyColumns + ` FROM due ORDER BY n, delivery_id NULLS LAST, id LIMIT $2`
+				AND (w.first IS NULL OR r.delivery_id IS NULL OR r.delivery_id < w.first)),
+		page AS (SELECT id, delivery_id, n FROM due ORDER BY n, delivery_id NULLS LAST, id LIMIT $2)
+		SELECT ` + qualified("o.", replyColumns) + ` FROM page p JOIN reply_outbox o ON o.id = p.id
+		ORDER BY p.n, p.delivery_id NULLS LAST, p.id`
 
 // qualified qualifies each of a comma-separated list of columns.
 func qualified(p, columns string) string {
