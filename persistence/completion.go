@@ -319,12 +319,18 @@ func (s *Store) completeAgain(ctx context.Context, cs []Completion, out []Comple
 		return
 	}
 	rows, err := s.pool.Query(ctx, `SELECT o.id FROM unnest($1::bigint[]) AS r(id) JOIN reply_outbox o ON o.id = r.id`, drawn)
-	if err != nil {
-		// The replies stay in the outbox for the sweep to publish.
-		return
+	var ids []int64
+	if err == nil {
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
+		// The replies, if the first statement stored them, stay in the
+		// outbox for the sweep to publish; the error says that the
+		// outcome is not known, so that the caller holds their
+		// conversations back until the sweep has looked.
+		for id, i := range at {
+			out[i].Err = fmt.Errorf("complete delivery %d: look up the reply %d its first statement may have stored: %w", cs[i].DeliveryID, id, mapError(err))
+		}
 		return
 	}
 	for _, id := range ids {
