@@ -675,12 +675,18 @@ func (a *activation) publishReplyChecked(ctx context.Context, r persistence.Repl
 }
 
 // rejectedEnvelope reports whether the XMTP node refused a publish for
-// what its envelopes are (gRPC InvalidArgument: too large, empty, a bad
-// topic or timestamp), which no retry changes. Every other failure (the
-// node down, busy, slow or unreachable, the call cancelled, its store
-// failing) may pass.
+// what its envelopes are, which no retry changes: InvalidArgument (too
+// large, empty, a bad topic or timestamp) or PermissionDenied (a topic
+// that belongs to another wallet, such as a contact or private-store
+// topic an invitation named). Every other failure (the node down, busy,
+// slow or unreachable, the call cancelled, its store failing, a token it
+// refused) may pass.
 func rejectedEnvelope(err error) bool {
-	return status.Code(err) == codes.InvalidArgument
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.PermissionDenied:
+		return true
+	}
+	return false
 }
 
 // giveUpReply records an outbox reply as dead: it will never be published,
