@@ -352,7 +352,7 @@ func (a *activation) publishSwept(ctx context.Context, batch []sweptReply) bool 
 		return false
 	}
 	for _, id := range ids {
-		a.replies.notFailing(id)
+		rt.failing.remove(a, id)
 	}
 	rt.metrics.replies.WithLabelValues("sent").Add(float64(len(batch)))
 	rt.metrics.messagesOut.WithLabelValues("forward").Add(float64(len(batch)))
@@ -646,7 +646,7 @@ func (a *activation) publishReplyChecked(ctx context.Context, r persistence.Repl
 		wait := time.Second << min(r.Attempts, 6)
 		status, next = persistence.ReplyFailed, time.Now().Add(min(wait, time.Minute))
 		rt.metrics.replies.WithLabelValues("retry").Inc()
-		a.replies.failing(r.ID, r.CreatedAt)
+		rt.failing.add(a, r.ID, r.CreatedAt)
 		var delivery int64
 		if r.DeliveryID != nil {
 			delivery = *r.DeliveryID
@@ -667,7 +667,7 @@ func (a *activation) publishReplyChecked(ctx context.Context, r persistence.Repl
 		return false
 	}
 	if err == nil {
-		a.replies.notFailing(r.ID)
+		rt.failing.remove(a, r.ID)
 		rt.metrics.replies.WithLabelValues("sent").Inc()
 		rt.metrics.messagesOut.WithLabelValues("forward").Inc()
 	}
@@ -702,7 +702,7 @@ func (a *activation) giveUpReply(ctx context.Context, r persistence.Reply, lastE
 		}
 		return false
 	}
-	a.replies.notFailing(r.ID)
+	rt.failing.remove(a, r.ID)
 	rt.metrics.replies.WithLabelValues("dead").Inc()
 	var delivery int64
 	if r.DeliveryID != nil {

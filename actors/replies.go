@@ -82,38 +82,70 @@ type replyBatch struct {
 	parked []outboxReply
 	// wokeAt is when the sweep woken for replies left to it runs.
 	wokeAt time.Time
-	// failingSince holds the replies whose last publish by the sweep
-	// failed and that are not out yet, with when each was created
-	// (bridge_forward_reply_oldest_failing_seconds).
-	failingSince map[int64]time.Time
 }
 
-// failing notes that the publish of reply id, created at created, failed.
-func (b *replyBatch) failing(id int64, created time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.failingSince == nil {
-		b.failingSince = map[int64]time.Time{}
+// failingReplies holds, for the whole node, the replies whose last publish
+// by the sweep failed and that are not out yet, by activation, with when
+// each was created (bridge_forward_reply_oldest_failing_seconds). A scrape
+// looks at these replies only, not at every hosted identity.
+type failingReplies struct {
+	mu    sync.Mutex
+	byAct map[*activation]map[int64]time.Time
+}
+
+// add notes that the publish of activation a's reply id, created at
+// created, failed. Once the activation is cancelled nothing is noted: it
+// stops, and forget (after the cancel) drops what it noted before.
+func (f *failingReplies) add(a *activation, id int64, created time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a.ctx != nil && a.ctx.Err() != nil {
+		return
 	}
-	b.failingSince[id] = created
+	if f.byAct == nil {
+		f.byAct = map[*activation]map[int64]time.Time{}
+	}
+	m := f.byAct[a]
+	if m == nil {
+		m = map[int64]time.Time{}
+		f.byAct[a] = m
+	}
+	m[id] = created
 }
 
-// notFailing notes that reply id is out, or given up.
-func (b *replyBatch) notFailing(id int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.failingSince, id)
+// remove notes that activation a's reply id is out, or given up.
+func (f *failingReplies) remove(a *activation, id int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.byAct[a]
+	if m == nil {
+		return
+	}
+	delete(m, id)
+	if len(m) == 0 {
+		delete(f.byAct, a)
+	}
 }
 
-// oldestFailing returns when the oldest reply whose publish failed, and
-// that is not out yet, was created; zero when there is none.
-func (b *replyBatch) oldestFailing() time.Time {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// forget drops what activation a noted: it stopped, and the node that
+// activates the identity next notes its own failures.
+func (f *failingReplies) forget(a *activation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.byAct, a)
+}
+
+// oldest returns when the oldest failing reply was created; zero when
+// there is none.
+func (f *failingReplies) oldest() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var oldest time.Time
-	for _, t := range b.failingSince {
-		if oldest.IsZero() || t.Before(oldest) {
-			oldest = t
+	for _, m := range f.byAct {
+		for _, t := range m {
+			if oldest.IsZero() || t.Before(oldest) {
+				oldest = t
+			}
 		}
 	}
 	return oldest

@@ -201,12 +201,24 @@ func (h *heldConversation) inOrder(t *testing.T, want int) []int64 {
 // sweep, while the later messages of the conversation are answered; the
 // later replies wait behind it, and the conversation gets every reply
 // once, in the order of its messages.
+//
+// While the reply fails, bridge_forward_reply_oldest_failing_seconds
+// gives its age, and once it is out the gauge is 0 again.
 func TestRepliesStayInOrderWhenOneFailsToPublish(t *testing.T) {
 	h := refuseFirstReply(t, nil)
 	h.sendHeld(t, h.reg, 0, "m2", "m3")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return oldestFailing(t, h.reg) >= 1 }, "the failing reply's age on the gauge")
 	h.refused.clear()
 	testkit.WaitFor(t, 30*time.Second, func() bool { return len(repliesOnNode(t, h.e, h.b.ID, h.topic)) == 4 }, "every reply on the node")
 	h.inOrder(t, 4)
+	if age := oldestFailing(t, h.reg); age != 0 {
+		t.Fatalf("oldest failing reply %.1f s old after every reply went out, want 0", age)
+	}
+}
+
+// oldestFailing reads bridge_forward_reply_oldest_failing_seconds.
+func oldestFailing(t *testing.T, reg *prometheus.Registry) float64 {
+	return counterValue(t, reg, "bridge_forward_reply_oldest_failing_seconds", nil)
 }
 
 // TestHeldRepliesStayInOrderAcrossARestart: replies held behind a reply
@@ -219,8 +231,13 @@ func TestHeldRepliesStayInOrderAcrossARestart(t *testing.T) {
 	h.sendHeld(t, h.reg, 0, "m2", "m3")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	testkit.WaitFor(t, 20*time.Second, func() bool { return oldestFailing(t, h.reg) > 0 }, "the failing reply on the first node's gauge")
 	if err := h.rt.Stop(ctx); err != nil {
 		t.Fatalf("stop the first runtime: %v", err)
+	}
+	// The node that stopped hosting the bridge no longer reports its reply.
+	if age := oldestFailing(t, h.reg); age != 0 {
+		t.Fatalf("the first node reports a failing reply %.1f s old after it stopped", age)
 	}
 	_, reg2 := h.e.runtime("n2", nil)
 	h.sendHeld(t, reg2, 0, "m4")

@@ -45,6 +45,9 @@ type Runtime struct {
 	// the log lines of replies it held back.
 	loops   *loopGuard
 	loopLog *logSampler
+	// failing holds the node's replies whose publish failed, for the
+	// oldest-failing gauge.
+	failing failingReplies
 	// commits writes the node's inbound deliveries in batches (commit.go).
 	commits *committer
 	// starts reads what the node's attempts start from in batches
@@ -530,6 +533,7 @@ func (rt *Runtime) register(a *activation) {
 // unregister forgets a, unless a newer activation replaced it. The hosted
 // gauge moves under the same lock, so it agrees with Status and Hosted.
 func (rt *Runtime) unregister(a *activation) {
+	rt.failing.forget(a)
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.active[a.bridgeID] != a {
@@ -605,18 +609,7 @@ func (rt *Runtime) cachedBridge(bridgeID string) (persistence.Bridge, bool) {
 // node's activations whose publish failed and that is not out yet; 0 when
 // none fails.
 func (rt *Runtime) oldestFailingReply() float64 {
-	rt.mu.Lock()
-	active := make([]*activation, 0, len(rt.active))
-	for _, a := range rt.active {
-		active = append(active, a)
-	}
-	rt.mu.Unlock()
-	var oldest time.Time
-	for _, a := range active {
-		if t := a.replies.oldestFailing(); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
-			oldest = t
-		}
-	}
+	oldest := rt.failing.oldest()
 	if oldest.IsZero() {
 		return 0
 	}
