@@ -321,7 +321,7 @@ func TestFirstAttemptsStartFromTheRecord(t *testing.T) {
 	// moment, and a sweep that reads a new row before its identity hands
 	// it over starts its attempt first, reading the row (harmless, but
 	// not what is counted here).
-	_, reg := e.runtime("n1", func(c *Config) { c.SweepInterval = time.Hour })
+	rt, reg := e.runtime("n1", func(c *Config) { c.SweepInterval = time.Hour })
 	c := e.sender()
 	ctx := context.Background()
 	starts := func(source string) float64 {
@@ -342,6 +342,9 @@ func TestFirstAttemptsStartFromTheRecord(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 		testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == i+2 }, "the reply to %s", text)
+		// The reply is out before its attempt gives its slot back; the
+		// next message comes once the slot is free.
+		testkit.WaitFor(t, 20*time.Second, func() bool { return attemptsRunning(rt, b.ID) == 0 }, "the slot of %s free", text)
 	}
 	// (A sweep that read a row just before its attempt ended may start
 	// a second attempt, which reads the row, finds it done and stops: a
@@ -606,4 +609,16 @@ func TestSweepLeavesTheReplyOfACompletionInFlight(t *testing.T) {
 	if got := counterValue(t, reg, "bridge_forward_replies_total", map[string]string{"result": "sent"}); got != 1 {
 		t.Fatalf("%v replies published, want 1", got)
 	}
+}
+
+// attemptsRunning counts the attempts the bridge's activation has running,
+// whose slots are not given back yet.
+func attemptsRunning(rt *Runtime, bridgeID string) int {
+	a := rt.activation(bridgeID)
+	if a == nil {
+		return 0
+	}
+	n := 0
+	a.running.Range(func(any, any) bool { n++; return true })
+	return n
 }

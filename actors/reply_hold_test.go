@@ -345,10 +345,14 @@ func TestCompletingACompletedDeliveryHoldsNothing(t *testing.T) {
 	if a.replies.topicHeld(topic) {
 		t.Fatal("the conversation is held after a completion whose outcome is known: its delivery had succeeded")
 	}
+	// (The reply to m0 may have been held already: one that comes before
+	// the activation's first look at the outbox waits for it, and its
+	// conversation, with that reply unsent, is held.)
+	before := counterValue(t, reg, "bridge_forward_replies_held_total", nil)
 	send("m1")
 	testkit.WaitFor(t, 20*time.Second, func() bool { return len(repliesOnNode(t, e, b.ID, topic)) == 2 }, "the reply to m1")
-	if held := counterValue(t, reg, "bridge_forward_replies_held_total", nil); held != 0 {
-		t.Fatalf("%v replies held", held)
+	if held := counterValue(t, reg, "bridge_forward_replies_held_total", nil) - before; held != 0 {
+		t.Fatalf("%v replies held after the completion done again", held)
 	}
 	h := &heldConversation{e: e, b: b, reg: reg, topic: topic}
 	h.inOrder(t, 2)
