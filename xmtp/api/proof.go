@@ -26,18 +26,20 @@ import (
 // topic's hold ends after one catch-up, and an idle one costs nothing
 // after it.
 //
-// The proof topic is /xmtp/0/bridge-proof-<128 random bits>/proto, drawn
-// for each set of each connection: a topic the local node and
+// The proof topic is /xmtp/0/mE-bridge-proof-<128 random bits>/proto,
+// drawn for each set of each connection: a topic the local node and
 // xmtp-node-go take (ParseTopic, no owner), that nobody else can guess,
 // and that is never added again, so no envelope of an earlier set can be
-// taken for its proof. Its secrecy is not relied on: the local node
+// taken for its proof. It is ephemeral (mE-): both nodes relay its
+// envelope to the streams subscribed to it and store nothing, so proofs
+// cost the node no storage. Its secrecy is not relied on: the local node
 // serves SubscribeAll (gRPC, and /message/v1/subscribe-all over HTTP)
 // without auth, so anyone who can reach it may see the topic and publish
 // to it. What proves the set is that this stream brings an envelope of
 // that topic, and the node streams no topic to it before it applies the
 // set that carries it, whoever published the envelope: a forged or early
 // envelope proves nothing false. A flood on a proof topic costs only
-// traffic, and the node's storage of it as of any topic: the first envelope of a topic in stream.proofs proves its
+// traffic: the first envelope of a topic in stream.proofs proves its
 // set, which forgets it (proved), and every other envelope of a proof
 // topic finds no subscription topic and no hold (a proof topic is never
 // one of the subscription's topics), so fromStream gives it to deliver,
@@ -45,13 +47,13 @@ import (
 // sees a proof envelope, and no catch-up queries a proof topic.
 //
 // Sets are already coalesced (resendGap): the hundreds of topics added
-// within 50 ms share one set and one proof publish, which stores one small
-// envelope in the node. A reconnection's first set carries a proof topic
+// within 50 ms share one set and one proof publish, one small envelope
+// that the node relays. A reconnection's first set carries a proof topic
 // too, and proves all the stream's topics again the same way.
 //
 // A proof may not come: the publish fails (no token, the node refuses
-// it), or reaches the node before it applies the set (the node streams
-// only what it stores after). Then the probes of hold.go remain the
+// it), or reaches the node before it applies the set (the node relays an
+// ephemeral envelope only to the streams subscribed to its topic then). Then the probes of hold.go remain the
 // safety net: the topics' catch-ups begin at once when the publish fails,
 // and in any case the catch-ups of held topics go on at the settle delay,
 // four times that and so on, as without proofs, each also publishing the
@@ -59,7 +61,7 @@ import (
 // proof is on its way, the first catch-up of a set's topics waits for the
 // settle delay rather than going at once: the proof's catch-up fetches
 // the same, so a topic costs one catch-up, not two.
-const proofTopicPrefix = "/xmtp/0/bridge-proof-"
+const proofTopicPrefix = "/xmtp/0/mE-bridge-proof-"
 
 // proofTimeout bounds one proof publish.
 const proofTimeout = 10 * time.Second
@@ -253,11 +255,15 @@ func (s *Subscription) publishProofs(st *stream, epoch uint64, job *proofJob) {
 	go func() {
 		defer s.wg.Done()
 		for job != nil {
-			if s.publishProof(job.p, job.n) != nil && s.ctx.Err() == nil && len(job.holds) > 0 {
-				// No proof: the probes are the safety net, the first now.
-				if len(s.probeNow(st, job.holds, epoch)) > 0 {
-					signal(s.wake)
+			if err := s.publishProof(job.p, job.n); err != nil {
+				if s.ctx.Err() == nil && len(job.holds) > 0 {
+					// No proof: the probes are the safety net, the first now.
+					if len(s.probeNow(st, job.holds, epoch)) > 0 {
+						signal(s.wake)
+					}
 				}
+			} else {
+				s.repeatProof(st, epoch, job)
 			}
 			s.mu.Lock()
 			if st.proofBusy != epoch {
@@ -276,6 +282,39 @@ func (s *Subscription) publishProofs(st *stream, epoch uint64, job *proofJob) {
 			s.mu.Unlock()
 		}
 	}()
+}
+
+// proofRepeats are the delays after a proof's publish at which it is
+// published again while the stream has not brought it and no later set
+// waits for its own proof: an envelope of an ephemeral topic reaches only
+// the streams subscribed to it when it is published, and the node may
+// relay it before it applies the set, which it gets on another call. The
+// repeats cost the node no storage; after the last one, the probes remain.
+var proofRepeats = [...]time.Duration{5 * time.Millisecond, 20 * time.Millisecond, 80 * time.Millisecond, 320 * time.Millisecond}
+
+// repeatProof publishes job's proof again at the proofRepeats delays until
+// st's connection epoch has applied its set, ends, or has a later set's
+// proof to publish (which proves this set too), or a publish fails.
+func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob) {
+	for _, d := range proofRepeats {
+		t := time.NewTimer(d)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		done := st.epoch != epoch || s.closed || st.applied >= job.n || st.proofNext != nil
+		s.mu.Unlock()
+		if done {
+			return
+		}
+		s.proofsRepeated.Add(1)
+		if s.publishProof(job.p, job.n) != nil {
+			return
+		}
+	}
 }
 
 // reprove publishes st's last proof again while the node has not been

@@ -58,9 +58,11 @@ type Subscription struct {
 	// Proof publishes that went through and failed, and proof
 	// envelopes the streams brought (proof.go; ProofCounts, for
 	// metrics); proofWarned: a failed publish was logged as a warning
-	// since the last that went through, so each outage warns once.
-	proofsSent, proofsFailed, proofsSeen atomic.Int64
-	proofWarned                          atomic.Bool
+	// since the last that went through, so each outage warns once;
+	// proofsRepeated counts the publishes of a proof again
+	// (repeatProof), which proofsSent includes.
+	proofsSent, proofsFailed, proofsSeen, proofsRepeated atomic.Int64
+	proofWarned                                          atomic.Bool
 
 	stateMu   sync.Mutex
 	reported  bool // the last connection state given to the callback

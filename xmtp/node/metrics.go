@@ -26,6 +26,7 @@ const (
 // metrics are the node's Prometheus instruments.
 type metrics struct {
 	published   prometheus.Counter
+	relayed     prometheus.Counter
 	subscribers prometheus.Gauge
 	cutOff      prometheus.Counter
 	rejected    *prometheus.CounterVec
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_xmtpnode_envelopes_published_total",
 			Help: "Envelopes stored by the local XMTP node (duplicates not counted).",
+		}),
+		relayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_xmtpnode_envelopes_relayed_total",
+			Help: "Envelopes of ephemeral topics (/xmtp/0/mE-...) the local XMTP node relayed to its streams without storing them.",
 		}),
 		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bridge_xmtpnode_subscribers",
@@ -68,6 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var err error
 	m.published = register(reg, m.published, &err)
+	m.relayed = register(reg, m.relayed, &err)
 	m.subscribers = register(reg, m.subscribers, &err)
 	m.cutOff = register(reg, m.cutOff, &err)
 	m.rejected = register(reg, m.rejected, &err)

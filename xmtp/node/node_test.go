@@ -534,3 +534,46 @@ func TestQueryPagesAreBoundedInBytes(t *testing.T) {
 		t.Fatalf("batch of %d queries: %v, want InvalidArgument", len(many), err)
 	}
 }
+
+// TestEphemeralTopicsAreRelayedNotStored: an envelope of an ephemeral
+// topic (/xmtp/0/mE-...) reaches the streams subscribed to it when it is
+// published, as in xmtp-node-go, and nothing of it is stored: a query
+// finds nothing, and the envelopes table has no row of it. The stored
+// envelopes of the same publish are stored and streamed as ever.
+func TestEphemeralTopicsAreRelayedNotStored(t *testing.T) {
+	db := testDatabase(t)
+	reg := prometheus.NewRegistry()
+	n := startNode(t, db, Config{Registerer: reg}, nil)
+	c := dialNode(t, n.GRPCAddr())
+	ctx := testkit.Context(t, 30*time.Second)
+	sub, err := c.Subscribe(ctx, &messagev1.SubscribeRequest{ContentTopics: []string{topic("s1"), topic("mE-e1")}})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if _, err := sub.Header(); err != nil {
+		t.Fatalf("subscribe header: %v", err)
+	}
+	publish(t, ctx, c, env("s1", 1, "stored"), env("mE-e1", 2, "relayed"))
+	if got := messages(recvN(t, sub.Recv, 2)); got != "stored,relayed" {
+		t.Fatalf("subscriber got %s, want stored,relayed", got)
+	}
+	res, err := c.Query(ctx, &messagev1.QueryRequest{ContentTopics: []string{topic("mE-e1")}})
+	if err != nil || len(res.Envelopes) != 0 {
+		t.Fatalf("query of the ephemeral topic: %d envelopes (%v), want none", len(res.GetEnvelopes()), err)
+	}
+	if res, err := c.Query(ctx, &messagev1.QueryRequest{ContentTopics: []string{topic("s1")}}); err != nil || messages(res.Envelopes) != "stored" {
+		t.Fatalf("query of the stored topic: %v (%v)", res, err)
+	}
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var rows int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM xmtp_envelopes WHERE topic LIKE '/xmtp/0/mE-%'`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("stored ephemeral envelopes: %d (%v), want 0", rows, err)
+	}
+	if published, relayed := metricValue(t, n.metrics.published), metricValue(t, n.metrics.relayed); published != 1 || relayed != 1 {
+		t.Fatalf("published %v, relayed %v; want 1 each", published, relayed)
+	}
+}

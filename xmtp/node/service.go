@@ -64,14 +64,36 @@ func (s *service) Publish(ctx context.Context, req *messagev1.PublishRequest) (*
 			return nil, err
 		}
 	}
-	fresh, err := s.n.store.insert(ctx, req.Envelopes)
+	stored, relayed := splitEphemeral(req.Envelopes)
+	fresh, err := s.n.store.insert(ctx, stored)
 	if err != nil {
-		s.n.log.Error("store envelopes", "err", err, "count", len(req.Envelopes))
+		s.n.log.Error("store envelopes", "err", err, "count", len(stored))
 		return nil, status.Error(codes.Unavailable, "store envelopes")
 	}
 	s.n.metrics.published.Add(float64(len(fresh)))
+	s.n.metrics.relayed.Add(float64(len(relayed)))
 	s.n.fanout.publish(fresh)
+	s.n.fanout.publish(relayed)
 	return &messagev1.PublishResponse{}, nil
+}
+
+// splitEphemeral separates the envelopes of a publish that the node stores
+// from those of ephemeral topics (IsEphemeral), which it only relays.
+func splitEphemeral(envs []*messagev1.Envelope) (stored, relayed []*messagev1.Envelope) {
+	for i, env := range envs {
+		if IsEphemeral(env.ContentTopic) {
+			if relayed == nil {
+				stored = append(make([]*messagev1.Envelope, 0, len(envs)), envs[:i]...)
+			}
+			relayed = append(relayed, env)
+		} else if relayed != nil {
+			stored = append(stored, env)
+		}
+	}
+	if relayed == nil {
+		return envs, nil
+	}
+	return stored, relayed
 }
 
 // publishMethod is the full gRPC name of Publish.

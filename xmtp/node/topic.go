@@ -11,7 +11,11 @@ var ErrMalformedTopic = errors.New("malformed content topic")
 
 const (
 	topicPrefix = "/xmtp/0/"
-	topicSuffix = "/proto"
+	// ephemeralPrefix starts the topics whose envelopes the node relays
+	// to the streams subscribed at the time and never stores, as
+	// xmtp-node-go does (xmtp-js's ephemeral messages use them).
+	ephemeralPrefix = "/xmtp/0/mE-"
+	topicSuffix     = "/proto"
 	// maxTopicBytes bounds a content topic; xmtp-node-go uses the same size.
 	maxTopicBytes = 300
 )
@@ -44,6 +48,11 @@ func ParseTopic(topic string) (string, error) {
 	}
 	return name, nil
 }
+
+// IsEphemeral reports whether topic is ephemeral: /xmtp/0/mE-<name>/proto.
+// Its envelopes go to the streams subscribed when they are published, and
+// a query of it finds nothing.
+func IsEphemeral(topic string) bool { return strings.HasPrefix(topic, ephemeralPrefix) }
 
 // TopicOwner returns the wallet address that owns a topic name, for the
 // topics that only their own wallet may publish to: contact-<addr> and
