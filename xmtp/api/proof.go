@@ -141,6 +141,7 @@ func (s *Subscription) proofOf(st *stream, env *messagev1.Envelope) bool {
 	s.proofsSeen.Add(1)
 	if n > st.applied {
 		s.applied(st, n)
+		signal(st.proofKick)
 	}
 	return true
 }
@@ -246,8 +247,12 @@ func (s *Subscription) publishProofs(st *stream, epoch uint64, job *proofJob) {
 			}
 		}
 		st.proofNext = job
+		signal(st.proofKick)
 		s.mu.Unlock()
 		return
+	}
+	if st.proofKick == nil {
+		st.proofKick = make(chan struct{}, 1)
 	}
 	st.proofBusy, st.proofNext = epoch, nil
 	s.wg.Add(1)
@@ -296,18 +301,32 @@ var proofRepeats = [...]time.Duration{5 * time.Millisecond, 20 * time.Millisecon
 // st's connection epoch has applied its set, ends, or has a later set's
 // proof to publish (which proves this set too), or a publish fails.
 func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob) {
+	s.mu.Lock()
+	kick := st.proofKick
+	s.mu.Unlock()
+	done := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return st.epoch != epoch || s.closed || st.applied >= job.n || st.proofNext != nil
+	}
 	for _, d := range proofRepeats {
 		t := time.NewTimer(d)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+	wait:
+		for {
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			case <-kick:
+				if done() {
+					t.Stop()
+					return
+				}
+			case <-t.C:
+				break wait
+			}
 		}
-		s.mu.Lock()
-		done := st.epoch != epoch || s.closed || st.applied >= job.n || st.proofNext != nil
-		s.mu.Unlock()
-		if done {
+		if done() {
 			return
 		}
 		s.proofsRepeated.Add(1)

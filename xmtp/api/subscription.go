@@ -109,6 +109,9 @@ type stream struct {
 	proof     string
 	proofBusy uint64
 	proofNext *proofJob
+	// proofKick wakes the publisher waiting to repeat a proof
+	// (repeatProof): its set is proven, or a later set's proof waits.
+	proofKick chan struct{}
 	changed   chan struct{} // the topic set changed; resend it
 	connected atomic.Bool
 }
