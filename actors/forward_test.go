@@ -333,6 +333,7 @@ func TestFirstAttemptsStartFromTheRecord(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, c, b.Address)) == 1 }, "the first reply")
+	testkit.WaitFor(t, 20*time.Second, func() bool { return attemptsRunning(rt, b.ID) == 0 }, "the slot of zero free")
 	base := starts("recorded")
 	// One at a time, each after the previous one's reply: with one slot,
 	// a message that comes while the previous attempt is still recording

@@ -118,6 +118,9 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	if err := id.catchUp(ctx, octx, st.Cursors); err != nil {
 		rt.ingress.remove(ctx.Self(), append(topics, a.convs.topics()...)...)
 		acancel()
+		// A reply the catch-up's deliveries failed to publish is not
+		// this node's to report any more (the cancel comes first).
+		rt.failing.forget(a)
 		id.a = nil
 		return fail(err)
 	}

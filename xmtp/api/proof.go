@@ -267,7 +267,9 @@ func (s *Subscription) publishProofs(st *stream, epoch uint64, job *proofJob) {
 						signal(s.wake)
 					}
 				}
-			} else {
+			} else if job.holds != nil {
+				// (A publish again, reprove's, goes once: its set was
+				// sent long before, and the probes go on.)
 				s.repeatProof(st, epoch, job)
 			}
 			s.mu.Lock()
@@ -320,6 +322,11 @@ func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob) {
 			case <-kick:
 				if done() {
 					t.Stop()
+					if s.epochOf(st) != epoch {
+						// The kick may be a new connection's publisher's:
+						// pass it on.
+						signal(kick)
+					}
 					return
 				}
 			case <-t.C:
@@ -334,6 +341,13 @@ func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob) {
 			return
 		}
 	}
+}
+
+// epochOf returns st's connection epoch.
+func (s *Subscription) epochOf(st *stream) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return st.epoch
 }
 
 // reprove publishes st's last proof again while the node has not been

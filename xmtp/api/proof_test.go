@@ -316,6 +316,13 @@ func TestSubscriptionRemovalSetsPublishNoProof(t *testing.T) {
 		defer sub.mu.Unlock()
 		return sub.streams[0].sets
 	}
+	// No publish of the first set's proof under way (a repeat counts
+	// before it publishes, and as sent after).
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		return sub.streams[0].proofBusy == 0
+	}, "the first set's proof publishes done")
 	before, sent, repeated := sets(), sub.proofsSent.Load(), sub.proofsRepeated.Load()
 	sub.Remove(topic("removal-gone"))
 	testkit.WaitFor(t, 10*time.Second, func() bool { return sets() > before }, "the removal's set sent")

@@ -23,6 +23,8 @@ type fanout struct {
 	byTopic map[string]map[*subscriber]struct{}
 	all     map[*subscriber]struct{}
 	onCut   func()
+	// onDrop counts an ephemeral envelope a subscriber had no room for.
+	onDrop func()
 }
 
 // subscriber is one subscription stream.
@@ -135,6 +137,17 @@ func (f *fanout) offer(s *subscriber, env *messagev1.Envelope) {
 	default:
 	}
 	size := envelopeCost(env)
+	if IsEphemeral(env.ContentTopic) && (s.pending.Load()+size > s.budget/2 || len(s.ch) >= cap(s.ch)/2) {
+		// An ephemeral envelope is relayed at best: it costs the
+		// publisher nothing to send again, and anyone may publish to
+		// the topic, so it never cuts a subscriber off. It takes at most
+		// half of a subscriber's room, and is dropped beyond that,
+		// leaving the rest to the stored envelopes.
+		if f.onDrop != nil {
+			f.onDrop()
+		}
+		return
+	}
 	if s.pending.Add(size) > s.budget {
 		s.pending.Add(-size)
 		f.cutOff(s)

@@ -25,14 +25,17 @@ const (
 
 // metrics are the node's Prometheus instruments.
 type metrics struct {
-	published   prometheus.Counter
-	relayed     prometheus.Counter
-	subscribers prometheus.Gauge
-	cutOff      prometheus.Counter
-	rejected    *prometheus.CounterVec
-	refused     *prometheus.CounterVec
-	queryTime   prometheus.Histogram
-	topicSets   prometheus.Counter
+	published prometheus.Counter
+	relayed   prometheus.Counter
+	// ephemeralDropped counts ephemeral envelopes not relayed to a
+	// subscriber without room for them.
+	ephemeralDropped prometheus.Counter
+	subscribers      prometheus.Gauge
+	cutOff           prometheus.Counter
+	rejected         *prometheus.CounterVec
+	refused          *prometheus.CounterVec
+	queryTime        prometheus.Histogram
+	topicSets        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,6 +47,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		relayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_xmtpnode_envelopes_relayed_total",
 			Help: "Envelopes of ephemeral topics (/xmtp/0/mE-...) the local XMTP node relayed to its streams without storing them.",
+		}),
+		ephemeralDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_xmtpnode_ephemeral_dropped_total",
+			Help: "Envelopes of ephemeral topics not relayed to a subscription stream whose buffer was half full: ephemeral delivery is best effort and never cuts a stream off.",
 		}),
 		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bridge_xmtpnode_subscribers",
@@ -74,6 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var err error
 	m.published = register(reg, m.published, &err)
 	m.relayed = register(reg, m.relayed, &err)
+	m.ephemeralDropped = register(reg, m.ephemeralDropped, &err)
 	m.subscribers = register(reg, m.subscribers, &err)
 	m.cutOff = register(reg, m.cutOff, &err)
 	m.rejected = register(reg, m.rejected, &err)

@@ -217,6 +217,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.svc = &service{n: n, tokens: newTokenCache(maxCachedTokens)}
 	n.fanout = newFanout(m.cutOff.Inc)
+	n.fanout.onDrop = m.ephemeralDropped.Inc
 	return n, nil
 }
 

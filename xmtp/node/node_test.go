@@ -546,16 +546,18 @@ func TestEphemeralTopicsAreRelayedNotStored(t *testing.T) {
 	n := startNode(t, db, Config{Registerer: reg}, nil)
 	c := dialNode(t, n.GRPCAddr())
 	ctx := testkit.Context(t, 30*time.Second)
-	sub, err := c.Subscribe(ctx, &messagev1.SubscribeRequest{ContentTopics: []string{topic("s1"), topic("mE-e1")}})
+	sub, err := c.Subscribe(ctx, &messagev1.SubscribeRequest{ContentTopics: []string{topic("s1"), topic("mE-e1"), topic("dmE-e2")}})
 	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
 	if _, err := sub.Header(); err != nil {
 		t.Fatalf("subscribe header: %v", err)
 	}
-	publish(t, ctx, c, env("s1", 1, "stored"), env("mE-e1", 2, "relayed"))
-	if got := messages(recvN(t, sub.Recv, 2)); got != "stored,relayed" {
-		t.Fatalf("subscriber got %s, want stored,relayed", got)
+	// The streams get a publish's envelopes in its order, whichever are
+	// stored.
+	publish(t, ctx, c, env("mE-e1", 2, "relayed"), env("s1", 1, "stored"), env("dmE-e2", 3, "relayed-v1"))
+	if got := messages(recvN(t, sub.Recv, 3)); got != "relayed,stored,relayed-v1" {
+		t.Fatalf("subscriber got %s, want relayed,stored,relayed-v1", got)
 	}
 	res, err := c.Query(ctx, &messagev1.QueryRequest{ContentTopics: []string{topic("mE-e1")}})
 	if err != nil || len(res.Envelopes) != 0 {
@@ -570,10 +572,60 @@ func TestEphemeralTopicsAreRelayedNotStored(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	var rows int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM xmtp_envelopes WHERE topic LIKE '/xmtp/0/mE-%'`).Scan(&rows); err != nil || rows != 0 {
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM xmtp_envelopes WHERE topic <> $1`, topic("s1")).Scan(&rows); err != nil || rows != 0 {
 		t.Fatalf("stored ephemeral envelopes: %d (%v), want 0", rows, err)
 	}
-	if published, relayed := metricValue(t, n.metrics.published), metricValue(t, n.metrics.relayed); published != 1 || relayed != 1 {
-		t.Fatalf("published %v, relayed %v; want 1 each", published, relayed)
+	if published, relayed := metricValue(t, n.metrics.published), metricValue(t, n.metrics.relayed); published != 1 || relayed != 2 {
+		t.Fatalf("published %v, relayed %v; want 1 and 2", published, relayed)
+	}
+}
+
+// TestEphemeralFloodCutsNoSubscriberOff: anyone may publish to an
+// ephemeral topic, again and again at no storage cost, so a flood of one
+// that a stream is subscribed to, while the stream does not read, must
+// not cut the stream off as a stored topic's flood would: the ephemeral
+// envelopes take at most half of its room and the rest are dropped,
+// counted, and the stream still gets the stored envelopes published after
+// the flood, then the rest of its room's worth.
+func TestEphemeralFloodCutsNoSubscriberOff(t *testing.T) {
+	const buffer = 16
+	n := startNode(t, testDatabase(t), Config{}, func(n *Node) { n.subscriberBuffer = buffer })
+	ctx := testkit.Context(t, 30*time.Second)
+	pub := dialNode(t, n.GRPCAddr())
+	// Small flow-control windows: the node's sends block at once, and
+	// what the flood sends waits in the subscriber's buffer.
+	c := dialNode(t, n.GRPCAddr(), grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	sub, err := c.Subscribe(ctx, &messagev1.SubscribeRequest{ContentTopics: []string{topic("mE-proof"), topic("real")}})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if _, err := sub.Header(); err != nil {
+		t.Fatalf("subscribe header: %v", err)
+	}
+	payload := strings.Repeat("f", 8<<10)
+	for i := range 200 {
+		publish(t, ctx, pub, env("mE-proof", uint64(i+1), payload))
+	}
+	for i := range buffer / 2 {
+		publish(t, ctx, pub, env("real", uint64(i+1), fmt.Sprintf("real %d", i)))
+	}
+	if got := metricValue(t, n.metrics.cutOff); got != 0 {
+		t.Fatalf("%v subscribers cut off by an ephemeral flood", got)
+	}
+	if got := metricValue(t, n.metrics.ephemeralDropped); got == 0 {
+		t.Fatal("no ephemeral envelope dropped: the flood did not fill the subscriber's room")
+	}
+	var real []string
+	for len(real) < buffer/2 {
+		e, err := sub.Recv()
+		if err != nil {
+			t.Fatalf("the stream ended after the flood (%v), having got %v", err, real)
+		}
+		if e.ContentTopic == topic("real") {
+			real = append(real, string(e.Message))
+		}
+	}
+	if want := strings.Join(seq("real ", buffer/2), ","); strings.Join(real, ",") != want {
+		t.Fatalf("stored envelopes after the flood: %v, want %s", real, want)
 	}
 }

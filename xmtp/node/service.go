@@ -72,8 +72,7 @@ func (s *service) Publish(ctx context.Context, req *messagev1.PublishRequest) (*
 	}
 	s.n.metrics.published.Add(float64(len(fresh)))
 	s.n.metrics.relayed.Add(float64(len(relayed)))
-	s.n.fanout.publish(fresh)
-	s.n.fanout.publish(relayed)
+	s.n.fanout.publish(inRequestOrder(req.Envelopes, fresh, relayed))
 	return &messagev1.PublishResponse{}, nil
 }
 
@@ -94,6 +93,29 @@ func splitEphemeral(envs []*messagev1.Envelope) (stored, relayed []*messagev1.En
 		return envs, nil
 	}
 	return stored, relayed
+}
+
+// inRequestOrder returns the envelopes of a publish to hand to the
+// streams, fresh (stored now, not duplicates) and relayed, in the order the
+// request gave them.
+func inRequestOrder(envs, fresh, relayed []*messagev1.Envelope) []*messagev1.Envelope {
+	if len(relayed) == 0 {
+		return fresh
+	}
+	if len(fresh) == 0 {
+		return relayed
+	}
+	keep := make(map[*messagev1.Envelope]bool, len(fresh))
+	for _, env := range fresh {
+		keep[env] = true
+	}
+	out := make([]*messagev1.Envelope, 0, len(fresh)+len(relayed))
+	for _, env := range envs {
+		if keep[env] || IsEphemeral(env.ContentTopic) {
+			out = append(out, env)
+		}
+	}
+	return out
 }
 
 // publishMethod is the full gRPC name of Publish.

@@ -11,11 +11,13 @@ var ErrMalformedTopic = errors.New("malformed content topic")
 
 const (
 	topicPrefix = "/xmtp/0/"
-	// ephemeralPrefix starts the topics whose envelopes the node relays
-	// to the streams subscribed at the time and never stores, as
-	// xmtp-node-go does (xmtp-js's ephemeral messages use them).
-	ephemeralPrefix = "/xmtp/0/mE-"
-	topicSuffix     = "/proto"
+	// ephemeralPrefix and ephemeralV1Prefix start the topics whose
+	// envelopes the node relays to the streams subscribed at the time and
+	// never stores, as xmtp-node-go does: those of v2 conversations
+	// (mE-, xmtp-js's ephemeral messages) and of v1 ones (dmE-).
+	ephemeralPrefix   = "/xmtp/0/mE-"
+	ephemeralV1Prefix = "/xmtp/0/dmE-"
+	topicSuffix       = "/proto"
 	// maxTopicBytes bounds a content topic; xmtp-node-go uses the same size.
 	maxTopicBytes = 300
 )
@@ -49,10 +51,12 @@ func ParseTopic(topic string) (string, error) {
 	return name, nil
 }
 
-// IsEphemeral reports whether topic is ephemeral: /xmtp/0/mE-<name>/proto.
-// Its envelopes go to the streams subscribed when they are published, and
-// a query of it finds nothing.
-func IsEphemeral(topic string) bool { return strings.HasPrefix(topic, ephemeralPrefix) }
+// IsEphemeral reports whether topic is ephemeral: /xmtp/0/mE-<name>/proto
+// or /xmtp/0/dmE-<name>/proto. Its envelopes go to the streams subscribed
+// when they are published, and a query of it finds nothing.
+func IsEphemeral(topic string) bool {
+	return strings.HasPrefix(topic, ephemeralPrefix) || strings.HasPrefix(topic, ephemeralV1Prefix)
+}
 
 // TopicOwner returns the wallet address that owns a topic name, for the
 // topics that only their own wallet may publish to: contact-<addr> and
