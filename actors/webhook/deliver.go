@@ -117,6 +117,7 @@ type Deliverer struct {
 	userAgent string
 	maxBody   int64
 	now       func() time.Time
+	urls      urlCache
 }
 
 // NewDeliverer returns a Deliverer for cfg.
@@ -148,11 +149,19 @@ func (d *Deliverer) NewRequest(ctx context.Context, ep Endpoint, m Message) (*ht
 		signed = signed || s.Valid()
 	}
 	body, bodyErr := EncodeBody(ep.Format, m)
-	// The request parses the URL once; it is checked before anything else.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
-	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+	// The URL is checked before anything else. An endpoint's URL is
+	// parsed once and kept (urlCache): each request gets its own copy.
+	u, ok := d.urls.get(ep.URL)
+	if !ok {
 		return nil, fmt.Errorf("build delivery: %w: url must be absolute http or https", ErrInvalidEndpoint)
 	}
+	// An empty URL parses without work; the request's URL and Host are
+	// then the endpoint's, as NewRequestWithContext would set them.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build delivery: %w", err)
+	}
+	req.URL, req.Host = u.clone(), u.host
 	if !signed {
 		return nil, fmt.Errorf("build delivery: %w: no signing secret", ErrInvalidEndpoint)
 	}
