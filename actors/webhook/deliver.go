@@ -155,13 +155,14 @@ func (d *Deliverer) NewRequest(ctx context.Context, ep Endpoint, m Message) (*ht
 	if !ok {
 		return nil, fmt.Errorf("build delivery: %w: url must be absolute http or https", ErrInvalidEndpoint)
 	}
-	// An empty URL parses without work; the request's URL and Host are
-	// then the endpoint's, as NewRequestWithContext would set them.
+	// An empty URL parses without work; the request's URL (its own copy)
+	// and Host are then the endpoint's, as NewRequestWithContext would
+	// set them.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("build delivery: %w", err)
 	}
-	req.URL, req.Host = u.clone(), u.host
+	*req.URL, req.Host = u.u, u.host
 	if !signed {
 		return nil, fmt.Errorf("build delivery: %w: no signing secret", ErrInvalidEndpoint)
 	}

@@ -25,15 +25,8 @@ type urlCache struct {
 }
 
 type parsedURL struct {
-	u    url.URL
-	host string // u.Host without an empty port, as http.NewRequest sets Request.Host
-}
-
-// clone returns a copy of the URL for one request. Its user info may be
-// shared: a url.Userinfo cannot be changed.
-func (p *parsedURL) clone() *url.URL {
-	u := p.u
-	return &u
+	u    url.URL // copied into each request; its user info may be shared, as a url.Userinfo cannot change
+	host string  // u.Host without an empty port, as http.NewRequest sets Request.Host
 }
 
 // get returns raw parsed, and whether it is an absolute http or https URL
