@@ -38,7 +38,7 @@ type activation struct {
 
 	// running holds the ids of deliveries with an attempt running, across
 	// restarts of the forward child.
-	running sync.Map
+	running idSet
 	// attempts tracks running attempt goroutines, so a stop can wait for
 	// them.
 	attempts sync.WaitGroup
@@ -92,4 +92,35 @@ type Status struct {
 func (a *activation) status() Status {
 	return Status{BridgeID: a.bridgeID, Address: a.address, Node: a.rt.cfg.NodeID, Epoch: a.currentLease().Epoch,
 		Since: a.started, Topics: len(a.convs.topics()) + 1}
+}
+
+// idSet is a set of delivery ids safe for concurrent use. The zero value
+// is empty and holds no map until an id is added. Unlike a sync.Map, it
+// allocates nothing to add an id once its map has room: the forward path
+// adds and removes one for every attempt.
+type idSet struct {
+	mu  sync.Mutex
+	ids map[int64]struct{}
+}
+
+func (s *idSet) add(id int64) {
+	s.mu.Lock()
+	if s.ids == nil {
+		s.ids = make(map[int64]struct{})
+	}
+	s.ids[id] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *idSet) remove(id int64) {
+	s.mu.Lock()
+	delete(s.ids, id)
+	s.mu.Unlock()
+}
+
+func (s *idSet) has(id int64) bool {
+	s.mu.Lock()
+	_, ok := s.ids[id]
+	s.mu.Unlock()
+	return ok
 }

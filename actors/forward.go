@@ -79,7 +79,7 @@ func (f *forwarder) Receive(ctx actor.Context) {
 		f.take(ctx, m.delivery, start)
 	case *attemptDone:
 		f.running--
-		f.a.running.Delete(m.deliveryID)
+		f.a.running.remove(m.deliveryID)
 		f.noteAttempted(m.deliveryID)
 		if d, ok := f.again[m.deliveryID]; ok {
 			delete(f.again, m.deliveryID)
@@ -132,7 +132,7 @@ func (f *forwarder) wasAttempted(id int64) bool {
 // take starts an attempt of d now, or queues it for a free slot; start,
 // if not nil, is used only by an attempt that begins now.
 func (f *forwarder) take(ctx actor.Context, d persistence.Delivery, start *persistence.AttemptStart) {
-	if _, busy := f.a.running.Load(d.ID); busy {
+	if f.a.running.has(d.ID) {
 		if f.again == nil {
 			f.again = map[int64]persistence.Delivery{}
 		}
@@ -175,7 +175,7 @@ func (f *forwarder) next(ctx actor.Context) {
 		d, start := f.queue[0].d, f.queue[0].start
 		f.queue = f.queue[1:]
 		delete(f.queued, d.ID)
-		f.a.running.Store(d.ID, true)
+		f.a.running.add(d.ID)
 		f.running++
 		f.a.attempts.Add(1)
 		self := ctx.Self()
@@ -205,7 +205,7 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		// Through the mailbox, as keyed tasks: a delivery that makes the
 		// child fail is counted towards quarantine however it arrives.
 		for _, d := range due {
-			if _, busy := a.running.Load(d.ID); !busy && !f.queued[d.ID] {
+			if !a.running.has(d.ID) && !f.queued[d.ID] {
 				ctx.Send(ctx.Self(), &deliveryTask{delivery: d})
 			}
 		}
@@ -285,7 +285,7 @@ func (f *forwarder) sweep(ctx actor.Context) {
 		// Such a reply is the batch's; if the completion reports an error
 		// after all, the next sweep has it.
 		if r.DeliveryID != nil {
-			if _, busy := a.running.Load(*r.DeliveryID); busy {
+			if a.running.has(*r.DeliveryID) {
 				stop(r)
 				if a.replies.topicHeld(r.Topic) {
 					a.leftBehind(0) // left to the sweep: look again once it ends

@@ -202,7 +202,7 @@ func DecodeRelayccReply(body []byte) (string, bool, error) {
 // {"reply": "…"}, anything else is the reply as UTF-8 text. An empty body,
 // or JSON without a reply, is no reply.
 func DecodeJSONReply(contentType string, body []byte) (string, bool, error) {
-	media, _, _ := mime.ParseMediaType(contentType)
+	media := jsonMediaType(contentType)
 	isJSON := media == "application/json" || strings.HasSuffix(media, "+json")
 	trimmed := bytes.TrimSpace(body)
 	if !isJSON && media == "" && len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed) {
@@ -220,6 +220,9 @@ func DecodeJSONReply(contentType string, body []byte) (string, bool, error) {
 	if len(trimmed) == 0 {
 		return "", false, nil
 	}
+	if reply, ok := plainJSONReply(trimmed); ok {
+		return reply, true, nil
+	}
 	var r struct {
 		Reply *json.RawMessage `json:"reply"`
 	}
@@ -234,4 +237,38 @@ func DecodeJSONReply(contentType string, body []byte) (string, bool, error) {
 		return "", false, fmt.Errorf("decode reply: %w: reply is not a string", ErrBadReply)
 	}
 	return s, true, nil
+}
+
+// jsonMediaType is the media type of contentType as mime.ParseMediaType
+// has it, without parsing (and a map of parameters) for the two usual
+// forms of a JSON answer.
+func jsonMediaType(contentType string) string {
+	switch contentType {
+	case "application/json", "application/json; charset=utf-8":
+		return "application/json"
+	}
+	media, _, _ := mime.ParseMediaType(contentType)
+	return media
+}
+
+// plainJSONReply reads the usual answer, {"reply":"…"} with nothing else
+// and a string that needs no decoding (no escape, quote or control
+// character, valid UTF-8), as json.Unmarshal would, without its
+// allocations. It reports false for every other body, which the caller
+// decodes with encoding/json.
+func plainJSONReply(body []byte) (string, bool) {
+	const prefix, suffix = `{"reply":"`, `"}`
+	if len(body) < len(prefix)+len(suffix) || string(body[:len(prefix)]) != prefix || string(body[len(body)-len(suffix):]) != suffix {
+		return "", false
+	}
+	text := body[len(prefix) : len(body)-len(suffix)]
+	for _, c := range text {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(text) {
+		return "", false
+	}
+	return string(text), true
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,6 +118,7 @@ type Deliverer struct {
 	userAgent string
 	maxBody   int64
 	now       func() time.Time
+	urls      urlCache
 }
 
 // NewDeliverer returns a Deliverer for cfg.
@@ -148,11 +150,20 @@ func (d *Deliverer) NewRequest(ctx context.Context, ep Endpoint, m Message) (*ht
 		signed = signed || s.Valid()
 	}
 	body, bodyErr := EncodeBody(ep.Format, m)
-	// The request parses the URL once; it is checked before anything else.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
-	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+	// The URL is checked before anything else. An endpoint's URL is
+	// parsed once and kept (urlCache): each request gets its own copy.
+	u, ok := d.urls.get(ep.URL)
+	if !ok {
 		return nil, fmt.Errorf("build delivery: %w: url must be absolute http or https", ErrInvalidEndpoint)
 	}
+	// An empty URL parses without work; the request's URL (its own copy)
+	// and Host are then the endpoint's, as NewRequestWithContext would
+	// set them.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build delivery: %w", err)
+	}
+	*req.URL, req.Host = u.u, u.host
 	if !signed {
 		return nil, fmt.Errorf("build delivery: %w: no signing secret", ErrInvalidEndpoint)
 	}
@@ -238,7 +249,7 @@ func (d *Deliverer) attempt(ctx context.Context, ep Endpoint, m Message) Result 
 		}
 		return r
 	}
-	body, err := readLimited(resp.Body, d.maxBody)
+	body, err := readLimited(resp.Body, d.maxBody, resp.ContentLength)
 	r.Latency = time.Since(start)
 	if err != nil {
 		if errors.Is(err, ErrResponseTooLarge) {
@@ -267,18 +278,39 @@ func (d *Deliverer) attempt(ctx context.Context, ep Endpoint, m Message) Result 
 }
 
 // readLimited reads r to its end, failing with ErrResponseTooLarge as soon
-// as more than limit bytes arrive.
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
+// as more than limit bytes arrive. size, the body's declared length (-1
+// if unknown), sizes the first buffer, up to hintBytes: the usual reply
+// is read into one allocation of its own length, and a length declared
+// by an endpoint that never sends its body allocates little. Whatever
+// the declared length, no more than limit+1 bytes are read.
+func readLimited(r io.Reader, limit, size int64) ([]byte, error) {
+	first := int64(512)
+	if size >= 0 {
+		// One byte more than declared, for the read that finds the end.
+		first = min(size+1, hintBytes)
 	}
-	if n > limit {
-		return nil, fmt.Errorf("read more than %d bytes: %w", limit, ErrResponseTooLarge)
+	buf := make([]byte, 0, min(first, limit+1))
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(int64(cap(buf)), limit+1-int64(len(buf)))))
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit+1)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("read more than %d bytes: %w", limit, ErrResponseTooLarge)
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), nil
 }
+
+// hintBytes bounds the first buffer readLimited allocates on the word
+// of a declared length.
+const hintBytes = 64 << 10
 
 // scrubURL drops the URL from a client error: an owner's URL may carry a
 // token in its query.

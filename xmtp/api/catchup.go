@@ -337,45 +337,57 @@ func (s *Subscription) advance(p page, resp *messagev1.QueryResponse) *hold {
 	return nil
 }
 
-// envelopeKey identifies an envelope for de-duplication.
-func envelopeKey(env *messagev1.Envelope) string {
-	h := sha256.New()
-	h.Write([]byte(env.ContentTopic))
-	h.Write([]byte{0})
-	h.Write(env.Message)
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], env.TimestampNs)
-	h.Write(ts[:])
-	return string(h.Sum(nil))
+// envKey identifies an envelope for de-duplication: the SHA-256 of its
+// topic, a zero byte, its timestamp and the SHA-256 of its message. The
+// part after the topic has a fixed length, so that no two envelopes
+// hash the same bytes.
+type envKey [sha256.Size]byte
+
+// envelopeKey is env's envKey. It allocates nothing for a topic of a
+// usual length.
+func envelopeKey(env *messagev1.Envelope) envKey {
+	msg := sha256.Sum256(env.Message)
+	var b [256]byte
+	p := append(b[:0], env.ContentTopic...)
+	p = append(p, 0)
+	p = binary.BigEndian.AppendUint64(p, env.TimestampNs)
+	p = append(p, msg[:]...)
+	return sha256.Sum256(p)
 }
 
-// recentSet remembers the last cap keys added.
+// recentSet remembers the last cap keys added. Its keys are arrays, not
+// strings: the set of a busy subscription holds tens of thousands, and
+// a map and a ring without pointers are not scanned by the garbage
+// collector, nor is each key an object of its own.
 type recentSet struct {
-	keys map[string]struct{}
-	ring []string
+	keys map[envKey]struct{}
+	ring []envKey
 	next int
+	full bool // every slot of ring holds a key
 }
 
 func newRecentSet(capacity int) recentSet {
-	return recentSet{keys: make(map[string]struct{}, capacity), ring: make([]string, capacity)}
+	return recentSet{keys: make(map[envKey]struct{}, capacity), ring: make([]envKey, capacity)}
 }
 
 // add records key and reports whether it was new.
-func (r *recentSet) add(key string) bool {
+func (r *recentSet) add(key envKey) bool {
 	if _, ok := r.keys[key]; ok {
 		return false
 	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.keys, old)
+	if r.full {
+		delete(r.keys, r.ring[r.next])
 	}
 	r.ring[r.next] = key
-	r.next = (r.next + 1) % len(r.ring)
+	if r.next++; r.next == len(r.ring) {
+		r.next, r.full = 0, true
+	}
 	r.keys[key] = struct{}{}
 	return true
 }
 
 // has reports whether key was added and is still remembered.
-func (r *recentSet) has(key string) bool {
+func (r *recentSet) has(key envKey) bool {
 	_, ok := r.keys[key]
 	return ok
 }
