@@ -124,3 +124,10 @@ func (s *idSet) has(id int64) bool {
 	s.mu.Unlock()
 	return ok
 }
+
+// len returns how many ids the set holds.
+func (s *idSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids)
+}

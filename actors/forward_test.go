@@ -619,7 +619,5 @@ func attemptsRunning(rt *Runtime, bridgeID string) int {
 	if a == nil {
 		return 0
 	}
-	n := 0
-	a.running.Range(func(any, any) bool { n++; return true })
-	return n
+	return a.running.len()
 }
