@@ -9,6 +9,16 @@ package actors
 // that queued up meanwhile goes as the next batch, one round trip for all
 // of them. An idle node runs nothing; a lone attempt's call goes at once.
 //
+// A batcher on the critical path of a reply (delivery records,
+// completions) may run more than one batch at once (depth): a call that
+// comes while a batch is in flight goes at once in a batch of its own
+// instead of waiting for the round trip under way, and only the calls that
+// come while depth batches are in flight wait, for the first of them to
+// end. The batches' results are still handed back in the order the batches
+// were taken, and calls of one key (a conversation) are never in two
+// batches in flight at once: one batch of a key commits before the next
+// batch of that key begins, as when batches ran one at a time.
+//
 // A batcher whose calls are off the critical path of a reply (cursor
 // moves) may linger: its batch waits up to linger after its first call
 // for more to join it, so that a node under a steady load makes one
@@ -33,23 +43,39 @@ import (
 const maxAttemptBatch = 128
 
 // batcher runs calls of Req in batches through run, which returns one Res
-// per Req, in order. Batches run one at a time, in the order their
-// requests were queued. It runs a goroutine only while it has work.
+// per Req, in order. Batches are taken in the order their requests were
+// queued, run up to depth at once, and handed back in the order they were
+// taken. It runs a goroutine only while it has work.
 type batcher[Req, Res any] struct {
 	run func([]Req) []Res
 	// fail is the result of a request whose batch panicked or gave it no
 	// result: every caller gets an answer, and the batcher goes on.
 	fail func(error) Res
 	max  int
+	// depth is how many batches may be in flight at once; zero or one
+	// runs them one at a time. A batcher that lingers runs one at a time.
+	depth int
+	// key names what two batches in flight must not share (with depth
+	// above one): a call whose key is in a batch in flight waits, and so
+	// do the calls of that key queued after it. Nil keys nothing.
+	key func(Req) string
+	// deliver, if set, sees each batch's results before its callers get
+	// them, one batch at a time, in the order the batches were taken.
+	deliver func([]Req, []Res)
 	// spawn runs the drain; nil is a goroutine of its own.
 	spawn func(func())
 	mu    sync.Mutex
 	// linger is how long a batch smaller than max waits after its first
 	// call for more calls; zero runs it at once. Set before the first call,
 	// or under mu.
-	linger  time.Duration
-	queue   []batchCall[Req, Res]
-	running bool
+	linger time.Duration
+	queue  []batchCall[Req, Res]
+	// running counts the drains, each with at most one batch in flight.
+	running int
+	// busy counts, by key, the calls in batches in flight; tail is closed
+	// once the last batch taken has been handed back.
+	busy map[string]int
+	tail chan struct{}
 	// hurried says the calls queued so far go without lingering; it lasts
 	// until a batch is taken.
 	hurried bool
@@ -114,8 +140,8 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	if b.linger > 0 && len(b.queue) >= b.max {
 		b.wake.wake()
 	}
-	if !b.running {
-		b.running = true
+	if b.running < b.maxDrains() {
+		b.running++
 		if b.spawn != nil {
 			b.spawn(b.drain)
 		} else {
@@ -124,6 +150,14 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	}
 	b.mu.Unlock()
 	return done
+}
+
+// maxDrains is how many batches may be in flight at once.
+func (b *batcher[Req, Res]) maxDrains() int {
+	if b.depth <= 1 || b.linger > 0 {
+		return 1
+	}
+	return b.depth
 }
 
 // hurry makes the calls queued so far go as soon as the batch in flight, if
@@ -145,7 +179,9 @@ func (b *batcher[Req, Res]) lingerFor() time.Duration {
 	return b.linger - time.Since(b.queue[0].at)
 }
 
-// drain runs the queue in batches until it is empty.
+// drain runs the queue in batches until it is empty, or until what is
+// left waits for keys in flight (a drain that hands back a batch of them
+// takes it next).
 func (b *batcher[Req, Res]) drain() {
 	for {
 		b.mu.Lock()
@@ -154,29 +190,98 @@ func (b *batcher[Req, Res]) drain() {
 			continue
 		}
 		b.hurried = false
-		n := min(len(b.queue), b.max)
-		if n == 0 {
-			b.running = false
-			b.queue = nil
+		batch, keys := b.take()
+		if len(batch) == 0 {
+			b.running--
+			if len(b.queue) == 0 {
+				b.queue = nil
+			}
 			b.mu.Unlock()
 			return
 		}
-		batch := b.queue[:n:n]
-		b.queue = b.queue[n:]
+		prev := b.tail
+		mine := make(chan struct{})
+		b.tail = mine
 		b.mu.Unlock()
 		reqs := make([]Req, len(batch))
 		for i, c := range batch {
 			reqs[i] = c.req
 		}
 		res, err := b.runBatch(reqs)
-		for i, c := range batch {
-			if i < len(res) {
-				c.done <- res[i]
-			} else {
-				c.done <- b.fail(err)
+		if len(res) < len(reqs) {
+			full := make([]Res, len(reqs))
+			copy(full, res)
+			for i := len(res); i < len(reqs); i++ {
+				full[i] = b.fail(err)
 			}
+			res = full
+		}
+		if prev != nil {
+			<-prev // the batch taken before this one is handed back first
+		}
+		if b.deliver != nil {
+			b.deliverBatch(reqs, res)
+		}
+		for i, c := range batch {
+			c.done <- res[i]
+		}
+		close(mine)
+		if len(keys) > 0 {
+			b.mu.Lock()
+			for _, k := range keys {
+				if b.busy[k]--; b.busy[k] <= 0 {
+					delete(b.busy, k)
+				}
+			}
+			b.mu.Unlock()
 		}
 	}
+}
+
+// take removes the next batch from the queue, in queue order, passing over
+// the calls whose key is in a batch in flight (and the later calls of
+// their keys), and marks the keys it takes busy; b.mu is held.
+func (b *batcher[Req, Res]) take() (batch []batchCall[Req, Res], keys []string) {
+	if b.key == nil || b.maxDrains() == 1 {
+		n := min(len(b.queue), b.max)
+		batch = b.queue[:n:n]
+		b.queue = b.queue[n:]
+		return batch, nil
+	}
+	var left []batchCall[Req, Res]
+	var blocked map[string]bool
+	for i, c := range b.queue {
+		if len(batch) == b.max {
+			left = append(left, b.queue[i:]...)
+			break
+		}
+		k := b.key(c.req)
+		if b.busy[k] > 0 || blocked[k] {
+			if blocked == nil {
+				blocked = map[string]bool{}
+			}
+			blocked[k] = true
+			left = append(left, c)
+			continue
+		}
+		batch = append(batch, c)
+		keys = append(keys, k)
+	}
+	if b.busy == nil {
+		b.busy = map[string]int{}
+	}
+	for _, k := range keys {
+		b.busy[k]++
+	}
+	b.queue = left
+	return batch, keys
+}
+
+// deliverBatch runs deliver; a panic in it does not keep the callers from
+// their results, nor the batches after it from theirs.
+func (b *batcher[Req, Res]) deliverBatch(reqs []Req, res []Res) {
+	defer func() { _ = recover() }()
+	b.deliver(reqs, res)
 }
 
 // runBatch runs one batch; a panic in it becomes err, with no results.
@@ -200,6 +305,8 @@ type completeRequest struct {
 	a   *activation
 	env *messagev1.Envelope
 	c   persistence.Completion
+	// topic is the conversation of the completion's delivery.
+	topic string
 }
 
 // replyOutcomeLost reports whether a completion that failed with err may
@@ -210,14 +317,15 @@ func replyOutcomeLost(err error) bool {
 	return err != nil && !errors.Is(err, persistence.ErrFenced) && !errors.Is(err, persistence.ErrNotFound)
 }
 
-// completeBatch records a batch of completions in one statement and queues
-// the replies it put in the outbox for publishing, in the order they were
-// handed over: that is what keeps the replies of a conversation in order
-// (reply_order.go). Each reply is queued under the lease the statement has
-// just checked, once its activation remembers the envelope as its own
-// (conversation.OwnSent), so that it is passed over when the subscription brings it
-// back. An envelope whose completion was refused or stored no reply is
-// never published, and is not remembered.
+// completeDepth is how many completion statements may be in flight at
+// once (batcher.depth). The completions of one conversation are never in
+// two at once: its replies are stored, and handed over, in order.
+const completeDepth = 2
+
+// completeKey is the conversation of a completion.
+func completeKey(r completeRequest) string { return r.a.bridgeID + " " + r.topic }
+
+// completeBatch records a batch of completions in one statement.
 func completeBatch(store Store, reqs []completeRequest) []persistence.Completed {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -225,7 +333,19 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 	for i, r := range reqs {
 		cs[i] = r.c
 	}
-	res := store.CompleteDeliveries(ctx, cs)
+	return store.CompleteDeliveries(ctx, cs)
+}
+
+// handOverCompleted queues the replies a batch of completions put in the
+// outbox for publishing, in the order they were handed over; the batcher
+// hands batches over in the order it took them. That is what keeps the
+// replies of a conversation in order (reply_order.go). Each reply is
+// queued under the lease the statement has just checked, once its
+// activation remembers the envelope as its own (conversation.OwnSent), so
+// that it is passed over when the subscription brings it back. An
+// envelope whose completion was refused or stored no reply is never
+// published, and is not remembered.
+func handOverCompleted(reqs []completeRequest, res []persistence.Completed) {
 	for i, r := range reqs {
 		switch {
 		case res[i].Err == nil && res[i].ReplyID != 0:
@@ -234,10 +354,10 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 		case r.c.Reply != nil && replyOutcomeLost(res[i].Err):
 			// The statement may have stored the reply all the same, its
 			// outcome lost (completeAgain could not find it, the
-			// connection broke): the younger replies of the conversation,
-			// handed over next, wait until the sweep has looked.
+			// connection broke, the batch panicked): the younger replies
+			// of the conversation, handed over next, wait until the sweep
+			// has looked.
 			r.a.holdConversation(r.c.Reply.Topic)
 		}
 	}
-	return res
 }

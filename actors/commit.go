@@ -4,10 +4,13 @@ package actors
 //
 // An identity does not wait for Postgres between two messages: it hands
 // each delivery to the node's committer and goes on decrypting. The
-// committer writes whatever has queued up while its previous batch was in
-// flight as one statement (Store.RecordDeliveries, each row fenced by its
-// own identity's lease), so a busy node makes one round trip per batch
-// instead of one per message, and an idle node runs nothing. Each result
+// committer writes whatever has queued up as one statement
+// (Store.RecordDeliveries, each row fenced by its own identity's lease),
+// so a busy node makes one round trip per batch instead of one per
+// message, and an idle node runs nothing. Up to commitDepth statements
+// are in flight at once: a message that comes while one is under way does
+// not wait for its round trip, only for a slot, and the messages that
+// come while every slot is taken share the next statement. Each result
 // comes back to its identity as a *deliveryRecorded message, in the order
 // the identity sent them.
 //
@@ -18,7 +21,6 @@ package actors
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -31,16 +33,17 @@ import (
 // maxCommitBatch bounds the deliveries of one statement.
 const maxCommitBatch = 256
 
+// commitDepth is how many statements of deliveries may be in flight at
+// once: a message that comes while one is under way is written at once
+// beside it, instead of waiting for its round trip (batcher.depth). The
+// messages of one conversation are never in two statements at once, so
+// their delivery ids still follow their order.
+const commitDepth = 2
+
 // committer batches RecordDelivery across the identities of a node. It
 // runs a goroutine only while it has work.
 type committer struct {
-	store Store
-	// spawn runs the drain; nil is a goroutine of its own.
-	spawn func(func())
-
-	mu      sync.Mutex
-	queue   []commitRequest
-	running bool
+	b *batcher[commitRequest, persistence.Recorded]
 }
 
 type commitRequest struct {
@@ -48,48 +51,33 @@ type commitRequest struct {
 	done func(persistence.Recorded)
 }
 
-// record queues nd; done gets its outcome, on the committer's goroutine.
-func (c *committer) record(nd persistence.NewDelivery, done func(persistence.Recorded)) {
-	c.mu.Lock()
-	c.queue = append(c.queue, commitRequest{nd: nd, done: done})
-	if c.running {
-		c.mu.Unlock()
-		return
-	}
-	c.running = true
-	c.mu.Unlock()
-	if c.spawn != nil {
-		c.spawn(c.drain)
-	} else {
-		go c.drain()
-	}
+// newCommitter returns a committer that writes to store; spawn runs its
+// drains (nil: goroutines of their own).
+func newCommitter(store Store, spawn func(func())) *committer {
+	return &committer{b: &batcher[commitRequest, persistence.Recorded]{max: maxCommitBatch, depth: commitDepth, spawn: spawn,
+		key: func(r commitRequest) string { return r.nd.BridgeID + " " + r.nd.Topic },
+		run: func(reqs []commitRequest) []persistence.Recorded {
+			nds := make([]persistence.NewDelivery, len(reqs))
+			for i, r := range reqs {
+				nds[i] = r.nd
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return store.RecordDeliveries(ctx, nds)
+		},
+		// The answers go in the order the messages were handed over, an
+		// identity's in the order it sent them.
+		deliver: func(reqs []commitRequest, res []persistence.Recorded) {
+			for i, r := range reqs {
+				r.done(res[i])
+			}
+		},
+		fail: func(err error) persistence.Recorded { return persistence.Recorded{Err: err} }}}
 }
 
-// drain writes the queue in batches until it is empty.
-func (c *committer) drain() {
-	for {
-		c.mu.Lock()
-		n := min(len(c.queue), maxCommitBatch)
-		if n == 0 {
-			c.running = false
-			c.queue = nil
-			c.mu.Unlock()
-			return
-		}
-		batch := c.queue[:n:n]
-		c.queue = c.queue[n:]
-		c.mu.Unlock()
-		nds := make([]persistence.NewDelivery, len(batch))
-		for i, r := range batch {
-			nds[i] = r.nd
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		results := c.store.RecordDeliveries(ctx, nds)
-		cancel()
-		for i, r := range batch {
-			r.done(results[i])
-		}
-	}
+// record queues nd; done gets its outcome, on the committer's goroutine.
+func (c *committer) record(nd persistence.NewDelivery, done func(persistence.Recorded)) {
+	c.b.enqueue(commitRequest{nd: nd, done: done})
 }
 
 // deliveryRecorded is the committer's answer to an identity.

@@ -603,7 +603,7 @@ func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAt
 	// moment (batcher.go), which also queues the reply for publishing.
 	// Once this completion is queued, the next reply of the conversation
 	// may be sealed: it is recorded and queued after this one.
-	queued := rt.completes.enqueue(completeRequest{a: a, env: env,
+	queued := rt.completes.enqueue(completeRequest{a: a, env: env, topic: d.Topic,
 		c: persistence.Completion{Lease: a.currentLease(), DeliveryID: d.ID, Attempt: att, Reply: reply}})
 	rt.replyOrder.pass(a.bridgeID, d.Topic, d.ID)
 	if done := <-queued; done.Err != nil {

@@ -101,13 +101,12 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt := &Runtime{cfg: cfg, log: cfg.Logger, active: map[string]*activation{}, bridges: map[string]persistence.Bridge{},
-		commits:       &committer{store: cfg.Store},
 		quarantineLog: newLogSampler(quarantineLogWindow, quarantineLogKeys),
 		invitationLog: newLogSampler(invitationLogPeriod, 1), loops: newLoopGuard(cfg.ReplyLoopLimit, time.Minute),
 		loopLog: newLogSampler(invitationLogPeriod, 1), replyOrder: newReplyOrder()}
 	rt.due = newScheduler(rt)
 	rt.workers = newWorkers(maxParkedWorkers)
-	rt.commits.spawn = rt.workers.Go
+	rt.commits = newCommitter(cfg.Store, rt.workers.Go)
 	rt.starts = &batcher[persistence.AttemptKey, persistence.AttemptStarted]{max: maxAttemptBatch, spawn: rt.workers.Go,
 		run: func(keys []persistence.AttemptKey) []persistence.AttemptStarted {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -116,6 +115,7 @@ func New(cfg Config) (*Runtime, error) {
 		},
 		fail: func(err error) persistence.AttemptStarted { return persistence.AttemptStarted{Err: err} }}
 	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch, spawn: rt.workers.Go,
+		depth: completeDepth, key: completeKey, deliver: handOverCompleted,
 		run:  func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) },
 		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
 	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, linger: cursorLinger,
