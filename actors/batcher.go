@@ -11,10 +11,10 @@ package actors
 //
 // A batcher on the critical path of a reply (delivery records,
 // completions) may run more than one batch at once (depth): a call that
-// comes while a batch is in flight goes at once in a batch of its own
-// instead of waiting for the round trip under way, and only the calls that
-// come while depth batches are in flight wait, for the first of them to
-// end. The batches' results are still handed back in the order the batches
+// comes while a small batch is in flight (smallBatch calls or fewer) goes
+// at once in a batch of its own instead of waiting for the round trip
+// under way; the calls that come while larger batches, or depth batches,
+// are in flight wait, for the first of them to end. The batches' results are still handed back in the order the batches
 // were taken, and calls of one key (a conversation) are never in two
 // batches in flight at once: one batch of a key commits before the next
 // batch of that key begins, as when batches ran one at a time.
@@ -70,8 +70,10 @@ type batcher[Req, Res any] struct {
 	// or under mu.
 	linger time.Duration
 	queue  []batchCall[Req, Res]
-	// running counts the drains, each with at most one batch in flight.
+	// running counts the drains, each with at most one batch in flight,
+	// and flying the calls in those batches.
 	running int
+	flying  int
 	// busy counts, by key, the calls in batches in flight; tail is closed
 	// once the last batch taken has been handed back.
 	busy map[string]int
@@ -140,7 +142,7 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	if b.linger > 0 && len(b.queue) >= b.max {
 		b.wake.wake()
 	}
-	if b.running < b.maxDrains() {
+	if b.running < b.maxDrains() && (b.running == 0 || b.flying <= smallBatch) {
 		b.running++
 		if b.spawn != nil {
 			b.spawn(b.drain)
@@ -151,6 +153,13 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	b.mu.Unlock()
 	return done
 }
+
+// smallBatch is the most calls in flight with which a call that comes
+// opens another batch beside them (depth): a lightly loaded node then
+// does not make a call wait for a round trip under way, while a busy one,
+// whose batches are large, lets the calls queue for the next batch as
+// with one at a time, and makes one round trip for many of them.
+const smallBatch = 4
 
 // maxDrains is how many batches may be in flight at once.
 func (b *batcher[Req, Res]) maxDrains() int {
@@ -202,6 +211,7 @@ func (b *batcher[Req, Res]) drain() {
 		prev := b.tail
 		mine := make(chan struct{})
 		b.tail = mine
+		b.flying += len(batch)
 		b.mu.Unlock()
 		reqs := make([]Req, len(batch))
 		for i, c := range batch {
@@ -226,15 +236,14 @@ func (b *batcher[Req, Res]) drain() {
 			c.done <- res[i]
 		}
 		close(mine)
-		if len(keys) > 0 {
-			b.mu.Lock()
-			for _, k := range keys {
-				if b.busy[k]--; b.busy[k] <= 0 {
-					delete(b.busy, k)
-				}
+		b.mu.Lock()
+		b.flying -= len(batch)
+		for _, k := range keys {
+			if b.busy[k]--; b.busy[k] <= 0 {
+				delete(b.busy, k)
 			}
-			b.mu.Unlock()
 		}
+		b.mu.Unlock()
 	}
 }
 

@@ -1,11 +1,14 @@
 package actors
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xmtpbridge/bridge/internal/testkit"
 )
 
 // TestBatcherAnswersEveryCallerWhenABatchPanics: a batch that panics, or
@@ -310,5 +313,53 @@ func answer(t *testing.T, c <-chan int) int {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a call got no answer")
 		return 0
+	}
+}
+
+// TestBatcherLetsCallsQueueBehindALargeBatch: a second batch opens beside
+// one in flight only while the calls in flight are few (smallBatch): with
+// a large batch in flight a new call waits for it and goes in the next
+// batch, so a busy node makes one round trip for many calls. Seen failing
+// without the check (the ninth call's batch began beside the six).
+func TestBatcherLetsCallsQueueBehindALargeBatch(t *testing.T) {
+	p := newPipelined()
+	first := p.b.enqueue(keyed{"a", 1})
+	_, gate1 := p.next(t)
+	second := p.b.enqueue(keyed{"b", 2})
+	_, gate2 := p.next(t)
+	var queued []<-chan int
+	for i := 3; i <= 8; i++ {
+		queued = append(queued, p.b.enqueue(keyed{fmt.Sprint("k", i), i}))
+	}
+	p.idle(t) // two in flight: the six wait
+	close(gate1)
+	reqs, gate3 := p.next(t)
+	if len(reqs) != 6 {
+		t.Fatalf("the third batch is %v, want the six that waited", reqs)
+	}
+	close(gate2)
+	if a, b := answer(t, first), answer(t, second); a != 1 || b != 2 {
+		t.Fatalf("answers %d and %d", a, b)
+	}
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		p.b.mu.Lock()
+		defer p.b.mu.Unlock()
+		return p.b.running == 1
+	}, "the second drain done")
+	ninth := p.b.enqueue(keyed{"i", 9})
+	p.idle(t) // six in flight: the ninth waits for them
+	close(gate3)
+	reqs, gate4 := p.next(t)
+	if len(reqs) != 1 || reqs[0].v != 9 {
+		t.Fatalf("the fourth batch is %v", reqs)
+	}
+	close(gate4)
+	for i, q := range queued {
+		if got := answer(t, q); got != i+3 {
+			t.Fatalf("call %d answered %d", i+3, got)
+		}
+	}
+	if got := answer(t, ninth); got != 9 {
+		t.Fatalf("the ninth call answered %d", got)
 	}
 }
