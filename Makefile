@@ -21,7 +21,11 @@ BIN       := bin/bridge
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-FUZZTIME  ?= 2s
+# FUZZTIME counts the fuzz engine's first pass over the corpus (the seeds
+# and the inputs it keeps under GOCACHE/fuzz): at 2s the targets of the
+# larger packages (actors, cmd/bridge, http, smoke) spent it all there on
+# 2 cores and tried no new input, so make test keeps 4s.
+FUZZTIME  ?= 4s
 LONGFUZZ  ?= 60s
 BENCHTIME ?= 1s
 SCALE_IDENTITIES ?= 10000
@@ -58,7 +62,7 @@ run:
 	@scripts/ensure-node-deps.sh || echo "make run: the xmtp-js quick start needs Node.js 20 and npm; the bridge runs without them" >&2
 	exec $(BIN) dev
 
-## test: vet, then every test against the real Postgres (the import-direction check of internal/layout among them; -vet=off because the full go vet has just run, and go test's own vet checks are a subset of it), then a short fuzz (FUZZTIME, 2s a target) of every decoder of outside input (scripts/fuzz-smoke.sh lists the targets left to `make fuzz`).
+## test: vet, then every test against the real Postgres (the import-direction check of internal/layout among them; -vet=off because the full go vet has just run, and go test's own vet checks are a subset of it), then a short fuzz (FUZZTIME, 4s a target) of every decoder of outside input (scripts/fuzz-smoke.sh lists the targets left to `make fuzz`).
 test: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
