@@ -21,6 +21,10 @@ BIN       := bin/bridge
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# FUZZTIME counts the fuzz engine's first pass over the corpus (the seeds
+# and the inputs it keeps under GOCACHE/fuzz): at 2s the targets of the
+# larger packages (actors, cmd/bridge, http, smoke) spent it all there on
+# 2 cores and tried no new input, so make test keeps 4s.
 FUZZTIME  ?= 4s
 LONGFUZZ  ?= 60s
 BENCHTIME ?= 1s
@@ -28,6 +32,11 @@ SCALE_IDENTITIES ?= 10000
 BENCH_SUBSCRIBERS ?= 10000
 BENCH     ?= .
 PKGS      ?= ./...
+# TESTP is how many packages `make test` builds and tests at once: twice
+# the cores, because most of a package's test time is spent waiting on
+# its own servers, processes and timers, not on the CPU (go test's
+# default, one per core, lets two sleeping packages hold both slots).
+TESTP     ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 
 PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 
@@ -53,7 +62,7 @@ run:
 	@scripts/ensure-node-deps.sh || echo "make run: the xmtp-js quick start needs Node.js 20 and npm; the bridge runs without them" >&2
 	exec $(BIN) dev
 
-## test: vet, then every test against the real Postgres (the import-direction check of internal/layout among them), then a short fuzz of every decoder of outside input (scripts/fuzz-smoke.sh lists the targets left to `make fuzz`).
+## test: vet, then every test against the real Postgres (the import-direction check of internal/layout among them; -vet=off because the full go vet has just run, and go test's own vet checks are a subset of it), then a short fuzz (FUZZTIME, 4s a target) of every decoder of outside input (scripts/fuzz-smoke.sh lists the targets left to `make fuzz`).
 test: check-go
 	@url=$$(scripts/ensure-postgres.sh); \
 	  scripts/ensure-node-deps.sh; \
@@ -61,7 +70,7 @@ test: check-go
 	  echo "make test: go vet"; \
 	  $(GO) vet $(PKGS); \
 	  echo "make test: go test against $$url"; \
-	  TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 12m $(PKGS); \
+	  TEST_DATABASE_URL="$$url" $(GO) test -count=1 -timeout 12m -p $(TESTP) -vet=off $(PKGS); \
 	  TEST_DATABASE_URL="$$url" FUZZTIME=$(FUZZTIME) FUZZSET=outside scripts/fuzz-smoke.sh
 
 ## bench: run every benchmark of the module and print the figures.

@@ -297,6 +297,7 @@ func TestBreakerFlapping(t *testing.T) {
 // no attempts, but their age still bounds them: past MaxAge they become
 // dead letters, counted.
 func TestBreakerMaxAgeWhileOpen(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ft := newFlakyTarget(t, persistence.FormatJSON, 0)
 	ft.down.Store(true)
@@ -380,6 +381,7 @@ func TestBreakerDisablesAfterLongOutage(t *testing.T) {
 // other, until each has used its attempts; then the endpoint comes back
 // and a new message goes through at once.
 func TestBreakerProbesWithoutSweep(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ft := newFlakyTarget(t, persistence.FormatJSON, 0)
 	ft.down.Store(true)

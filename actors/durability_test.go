@@ -23,6 +23,7 @@ import (
 // TestNewConversationsMidBurst: many senders, each starting its first
 // conversation while traffic flows; not one message is missed.
 func TestNewConversationsMidBurst(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	b, secret := e.bridge(tg.URL, persistence.FormatJSON, func(f *persistence.ForwardConfig) { f.ReplyMode = persistence.ReplyNone })
@@ -66,6 +67,7 @@ func TestNewConversationsMidBurst(t *testing.T) {
 // reaches the target at least once, repeats carry the same webhook-id, and
 // every message gets exactly one reply.
 func TestRestartMidTraffic(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
@@ -161,6 +163,7 @@ func TestRestartMidTraffic(t *testing.T) {
 // TestOutboxRepublishIsIdempotent: publishing an outbox reply again, as
 // recovery does, stores nothing new, because the envelope is the same.
 func TestOutboxRepublishIsIdempotent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
@@ -223,6 +226,7 @@ func mustBundle(t *testing.T, e *env, bridgeID string) *keys.PrivateKeyBundle {
 // TestStaleActivationStops: an activation whose lease another owner took
 // stops itself, is counted, and no longer shows as hosted.
 func TestStaleActivationStops(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
@@ -252,6 +256,7 @@ func TestStaleActivationStops(t *testing.T) {
 // TestCanary: a message from the canary identity goes to the canary URL,
 // never to the target, and its answer comes back as a reply.
 func TestCanary(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)

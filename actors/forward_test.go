@@ -21,6 +21,7 @@ import (
 // receives the body with a valid signature and answers, and the client
 // receives the answer as a reply, in both body formats.
 func TestForwardRoundTrip(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	relay := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	jsonTarget := webhooktest.NewTarget(t, persistence.FormatJSON)
@@ -63,6 +64,7 @@ func TestForwardRoundTrip(t *testing.T) {
 // TestTargetDownThenUp: a target that fails for a while gets every message
 // after it recovers, and each sender gets exactly one reply per message.
 func TestTargetDownThenUp(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)
@@ -107,6 +109,7 @@ func TestTargetDownThenUp(t *testing.T) {
 // TestTargetNeverRecovers: deliveries to a target that never recovers end
 // as dead letters after their attempts.
 func TestTargetNeverRecovers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
@@ -160,6 +163,7 @@ func TestTargetNeverRecovers(t *testing.T) {
 // TestAllowDeny: a denied sender's messages are not forwarded; with an
 // allow-list only listed senders are.
 func TestAllowDeny(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	friend, stranger, enemy := e.sender(), e.sender(), e.sender()
@@ -210,6 +214,7 @@ func TestAllowDeny(t *testing.T) {
 // again it is delivered, on its first attempt, and the 410's dead delivery
 // is not retried.
 func TestEndpointGone(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
@@ -306,6 +311,7 @@ func TestEndpointGone(t *testing.T) {
 // is read again when its turn comes, so a secret rotated with no grace
 // period while it waited signs its request.
 func TestFirstAttemptsStartFromTheRecord(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	release := make(chan struct{})
@@ -394,6 +400,7 @@ func TestFirstAttemptsStartFromTheRecord(t *testing.T) {
 // next activation starts after them, and a clean stop counts no fenced
 // write.
 func TestCursorsAreWrittenBeforeTheLeaseIsReleased(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
@@ -490,6 +497,7 @@ func TestLingeringCursorMovesAreWrittenBeforeTheLeaseIsReleased(t *testing.T) {
 // next publish; every reply ends recorded as sent, and none is published
 // twice (a sweep leaves replies alone until their outcome is stored).
 func TestRepliesOfABurstArePublishedOnceAndRecorded(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)

@@ -19,6 +19,7 @@ import (
 // sent the limit; then the reply is held back, counted, and the exchange
 // stops growing.
 func TestReplyLoopStopsAtLimit(t *testing.T) {
+	t.Parallel()
 	const limit = 5
 	e := newEnv(t)
 	at, bt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
@@ -86,6 +87,7 @@ func TestReplyLoopStopsAtLimit(t *testing.T) {
 // its reply (a person, any client) are always answered, however many
 // arrive in a minute; the limit is for replies to replies.
 func TestPeopleAreAnsweredPastTheLimit(t *testing.T) {
+	t.Parallel()
 	const limit = 3
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)

@@ -21,6 +21,7 @@ import (
 // epoch, and they forward again. The lost node lease counts one fenced
 // write, and each identity it stopped one stale activation.
 func TestNodeLeaseExpiryFencesEveryIdentityOfTheNode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	const n = 3
@@ -88,6 +89,7 @@ func TestNodeLeaseExpiryFencesEveryIdentityOfTheNode(t *testing.T) {
 // stale; once Postgres is back, the renewal finds the node lease run out,
 // the node takes a new one, and hosts its identities again under it.
 func TestNodeCutOffFromPostgresFencesItsIdentities(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	const n = 2

@@ -33,6 +33,7 @@ func ownCount(a *activation) int { return a.own.Len() }
 // as its own; the replies it does publish are remembered until the
 // subscription brings them back, and then forgotten.
 func TestOwnSentRemembersOnlyStoredReplies(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
 	b, secret := e.bridge(tg.URL, persistence.FormatRelaycc, nil)

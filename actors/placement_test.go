@@ -108,6 +108,7 @@ func TestAFailingActivationIsRetriedAlone(t *testing.T) {
 // its bridge disabled (after placement chose it) fails with ErrDisabled,
 // hosts nothing and leaves its lease released for anyone to take.
 func TestActivatingADisabledBridgeReleasesItsLease(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	br, _ := e.bridge(tg.URL, persistence.FormatJSON, nil)

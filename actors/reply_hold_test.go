@@ -205,6 +205,7 @@ func (h *heldConversation) inOrder(t *testing.T, want int) []int64 {
 // While the reply fails, bridge_forward_reply_oldest_failing_seconds
 // gives its age, and once it is out the gauge is 0 again.
 func TestRepliesStayInOrderWhenOneFailsToPublish(t *testing.T) {
+	t.Parallel()
 	h := refuseFirstReply(t, nil)
 	h.sendHeld(t, h.reg, 0, "m2", "m3")
 	testkit.WaitFor(t, 20*time.Second, func() bool { return oldestFailing(t, h.reg) >= 1 }, "the failing reply's age on the gauge")
@@ -227,6 +228,7 @@ func oldestFailing(t *testing.T, reg *prometheus.Registry) float64 {
 // reply of it, so a message answered after the restart waits too, and all
 // go out in message order once the first one does.
 func TestHeldRepliesStayInOrderAcrossARestart(t *testing.T) {
+	t.Parallel()
 	h := refuseFirstReply(t, nil)
 	h.sendHeld(t, h.reg, 0, "m2", "m3")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -252,6 +254,7 @@ func TestHeldRepliesStayInOrderAcrossARestart(t *testing.T) {
 // counted as dead, and the younger replies of its conversation, held
 // behind it, go, in order.
 func TestReplyGivenUpFreesItsConversation(t *testing.T) {
+	t.Parallel()
 	const maxEnvelope = 16 << 10
 	e := newEnvNode(t, func(c *node.Config) { c.MaxEnvelopeBytes = maxEnvelope })
 	tg := webhooktest.NewTarget(t, persistence.FormatRelaycc)
@@ -303,6 +306,7 @@ func TestReplyGivenUpFreesItsConversation(t *testing.T) {
 // younger replies wait, none is given up, and once the node stores again
 // the conversation gets every reply once, in order.
 func TestRepliesOutlastALongPublishOutage(t *testing.T) {
+	t.Parallel()
 	h := refuseFirstReply(t, nil)
 	h.sendHeld(t, h.reg, 0, "m2", "m3")
 	// The refusal lasts well past the old bound, over several retries.
@@ -363,6 +367,7 @@ func TestCompletingACompletedDeliveryHoldsNothing(t *testing.T) {
 // in multi-envelope publishes, not one call each: the node stores the
 // envelopes of one publish in one transaction, which they share.
 func TestHeldConversationDrainsInBatches(t *testing.T) {
+	t.Parallel()
 	h := refuseFirstReply(t, nil)
 	h.sendHeld(t, h.reg, 0, "m2", "m3", "m4", "m5")
 	h.refused.clear()

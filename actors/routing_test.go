@@ -93,6 +93,7 @@ func quarantineRows(t *testing.T, e *env, bridgeID string) int {
 // nothing into quarantine. The same forgery naming a topic of two clients
 // elsewhere is refused because its key opens none of the topic's messages.
 func TestForgedInvitationCannotHijackTopic(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	vt, xt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
 	victim, vsecret := e.bridge(vt.URL, persistence.FormatJSON, nil)
@@ -179,6 +180,7 @@ func TestForgedInvitationCannotHijackTopic(t *testing.T) {
 // conversation's topic; 100 REST-path sends each way all arrive at the
 // other bridge's target.
 func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	at, bt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
 	noReply := func(f *persistence.ForwardConfig) { f.ReplyMode = persistence.ReplyNone }
@@ -281,6 +283,7 @@ func TestTwoBridgesOnOneNodeConverse(t *testing.T) {
 // counted as not_party, never quarantined, and the real party receives
 // everything.
 func TestStaleForeignConversationIsNoFault(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	vt, xt := webhooktest.NewTarget(t, persistence.FormatJSON), webhooktest.NewTarget(t, persistence.FormatJSON)
 	victim, vsecret := e.bridge(vt.URL, persistence.FormatJSON, nil)

@@ -97,6 +97,7 @@ func TestChildPanicAndPoison(t *testing.T) {
 // bridge and reaches a Go client; a command from anyone else is forwarded
 // as an ordinary message; Send over the runtime reaches the client too.
 func TestReverse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
 	b, secret := e.bridge(tg.URL, persistence.FormatJSON, nil)
