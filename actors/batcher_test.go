@@ -363,3 +363,33 @@ func TestBatcherLetsCallsQueueBehindALargeBatch(t *testing.T) {
 		t.Fatalf("the ninth call answered %d", got)
 	}
 }
+
+// TestCursorWaitsForItsOwnTopicsRecords: the committer answers an
+// identity's deliveries in order only within a conversation, so a topic's
+// cursor marked behind a delivery still being recorded waits for that
+// delivery, even when a delivery of another topic handed over later is
+// answered first. Seen failing with identity-wide counts (the cursor of T
+// was ready with a of T unanswered, which a crash would lose).
+func TestCursorWaitsForItsOwnTopicsRecords(t *testing.T) {
+	var r recordState
+	r.submit("T") // p
+	r.submit("T") // a
+	r.mark("T")   // b, skipped: the cursor of T goes past a once ready
+	r.submit("U") // c
+	r.answer("T") // p
+	r.answer("U") // c, before a: another conversation's batch
+	if r.ready("T") {
+		t.Fatal("the cursor of T is ready while a delivery of T handed over before its mark is unanswered")
+	}
+	if !r.ready("U") {
+		t.Fatal("the cursor of U waits with nothing of U in flight")
+	}
+	r.answer("T") // a
+	if !r.ready("T") || r.inFlight() {
+		t.Fatalf("after every answer: T ready %v, in flight %v", r.ready("T"), r.inFlight())
+	}
+	r.submit("T")
+	if !r.ready("T") {
+		t.Fatal("a delivery handed over after the mark holds the cursor back")
+	}
+}

@@ -65,8 +65,11 @@ func newCommitter(store Store, spawn func(func())) *committer {
 			defer cancel()
 			return store.RecordDeliveries(ctx, nds)
 		},
-		// The answers go in the order the messages were handed over, an
-		// identity's in the order it sent them.
+		// The answers go in the order the batches were taken: a
+		// conversation's in the order it sent them, but an identity's
+		// conversations not always (a call whose conversation is in a
+		// batch in flight waits, and a later call of another goes first),
+		// so an identity orders its cursors by topic (recordState).
 		deliver: func(reqs []commitRequest, res []persistence.Recorded) {
 			for i, r := range reqs {
 				r.done(res[i])
@@ -85,18 +88,24 @@ type deliveryRecorded struct {
 	a   *activation
 	env *messagev1.Envelope
 	msg *conversation.Message
-	res persistence.Recorded
+	// topic is the delivery's conversation.
+	topic string
+	res   persistence.Recorded
 	// at is when the batch that recorded it returned.
 	at time.Time
 }
 
-// recordState orders an identity's cursor writes after its deliveries:
+// recordState orders an identity's cursor writes after its deliveries.
 // submitted and completed count the deliveries handed to the committer and
-// answered (answers come in order), and after holds, per dirty topic, the
-// submitted count when it was marked.
+// answered, in all (inFlight) and by topic (sent and answered): the answers
+// of one topic come in the order it handed them over, as the committer
+// never has two batches of one conversation in flight, but those of two
+// topics may not. after holds, per dirty topic, the topic's submitted
+// count when it was marked.
 type recordState struct {
 	owner                *activation
 	submitted, completed uint64
+	sent, answered       map[string]uint64
 	after                map[string]uint64
 	// failed holds, by message id, the topics of deliveries whose record
 	// failed and is being tried again: their topic's cursor stays where it
@@ -116,23 +125,47 @@ func (id *identity) rec() *recordState {
 // inFlight reports whether deliveries of the identity are being recorded.
 func (r *recordState) inFlight() bool { return r.completed < r.submitted }
 
+// submit notes a delivery of topic handed to the committer.
+func (r *recordState) submit(topic string) {
+	r.submitted++
+	if r.sent == nil {
+		r.sent, r.answered = map[string]uint64{}, map[string]uint64{}
+	}
+	r.sent[topic]++
+}
+
+// answer notes the committer's answer for a delivery of topic. A topic
+// with nothing in flight forgets its counts, and its mark, which is ready.
+func (r *recordState) answer(topic string) {
+	r.completed++
+	r.answered[topic]++
+	if r.answered[topic] >= r.sent[topic] {
+		delete(r.sent, topic)
+		delete(r.answered, topic)
+		if _, dirty := r.after[topic]; dirty {
+			r.after[topic] = 0
+		}
+	}
+}
+
 // mark notes that topic's cursor was marked now.
 func (r *recordState) mark(topic string) {
-	if !r.inFlight() {
+	if r.sent[topic] == r.answered[topic] {
 		delete(r.after, topic)
 		return
 	}
 	if r.after == nil {
 		r.after = map[string]uint64{}
 	}
-	r.after[topic] = r.submitted
+	r.after[topic] = r.sent[topic]
 }
 
 // ready reports whether topic's marked cursor may be written: every
-// delivery handed over before it was marked has been answered, and none of
-// the topic's failed to record and waits to be tried again.
+// delivery of the topic handed over before it was marked has been
+// answered, and none of the topic's failed to record and waits to be tried
+// again.
 func (r *recordState) ready(topic string) bool {
-	if r.after[topic] > r.completed {
+	if r.after[topic] > r.answered[topic] {
 		return false
 	}
 	for _, t := range r.failed {
@@ -148,9 +181,9 @@ func (r *recordState) ready(topic string) bool {
 func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, nd persistence.NewDelivery) {
 	a := id.a
 	self, root := ctx.Self(), id.rt.root
-	id.rec().submitted++
+	id.rec().submit(nd.Topic)
 	id.rt.commits.record(nd, func(res persistence.Recorded) {
-		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, res: res, at: time.Now()})
+		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, topic: nd.Topic, res: res, at: time.Now()})
 	})
 }
 
@@ -160,7 +193,7 @@ func (id *identity) delivered(ctx actor.Context, m *deliveryRecorded) {
 	if m.a != id.a || id.a == nil {
 		return // an answer for an activation that has ended
 	}
-	id.rec().completed++
+	id.rec().answer(m.topic)
 	a := id.a
 	defer func() {
 		if !id.rec().inFlight() && len(id.dirty) > 0 && !id.flushPending {
