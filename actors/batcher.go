@@ -14,10 +14,11 @@ package actors
 // comes while a small batch is in flight (smallBatch calls or fewer) goes
 // at once in a batch of its own instead of waiting for the round trip
 // under way; the calls that come while larger batches, or depth batches,
-// are in flight wait, for the first of them to end. The batches' results are still handed back in the order the batches
-// were taken, and calls of one key (a conversation) are never in two
-// batches in flight at once: one batch of a key commits before the next
-// batch of that key begins, as when batches ran one at a time.
+// are in flight wait, for the first of them to end. The batches' results
+// are still handed back in the order the batches were taken, and calls of
+// one key (a conversation) are never in two batches in flight at once:
+// one batch of a key commits before the next batch of that key begins, as
+// when batches ran one at a time.
 //
 // A batcher whose calls are off the critical path of a reply (cursor
 // moves) may linger: its batch waits up to linger after its first call
@@ -124,6 +125,8 @@ type batchCall[Req, Res any] struct {
 	done chan Res
 	// at is when it was queued, for the linger.
 	at time.Time
+	// key is the batcher's key of req, taken once when it is queued.
+	key string
 }
 
 // do queues req and waits for its result.
@@ -138,7 +141,11 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	if b.linger > 0 {
 		at = time.Now()
 	}
-	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done, at: at})
+	var key string
+	if b.key != nil && b.maxDrains() > 1 {
+		key = b.key(req)
+	}
+	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done, at: at, key: key})
 	if b.linger > 0 && len(b.queue) >= b.max {
 		b.wake.wake()
 	}
@@ -264,7 +271,7 @@ func (b *batcher[Req, Res]) take() (batch []batchCall[Req, Res], keys []string) 
 			left = append(left, b.queue[i:]...)
 			break
 		}
-		k := b.key(c.req)
+		k := c.key
 		if b.busy[k] > 0 || blocked[k] {
 			if blocked == nil {
 				blocked = map[string]bool{}

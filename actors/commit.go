@@ -8,11 +8,11 @@ package actors
 // (Store.RecordDeliveries, each row fenced by its own identity's lease),
 // so a busy node makes one round trip per batch instead of one per
 // message, and an idle node runs nothing. Up to commitDepth statements
-// are in flight at once: a message that comes while one is under way does
-// not wait for its round trip, only for a slot, and the messages that
-// come while every slot is taken share the next statement. Each result
-// comes back to its identity as a *deliveryRecorded message, in the order
-// the identity sent them.
+// are in flight at once: a message that comes while a small one is under
+// way does not wait for its round trip (batcher.go), and the messages that
+// come meanwhile share the next statement. Each result comes back to its
+// identity as a *deliveryRecorded message, those of a conversation in the
+// order the identity sent them (recordState orders the cursors by topic).
 //
 // A delivery row is still written before its cursor moves: a cursor marked
 // while deliveries of the identity are in flight is written only once they
@@ -34,8 +34,8 @@ import (
 const maxCommitBatch = 256
 
 // commitDepth is how many statements of deliveries may be in flight at
-// once: a message that comes while one is under way is written at once
-// beside it, instead of waiting for its round trip (batcher.depth). The
+// once: a message that comes while a small one is under way is written at
+// once beside it, instead of waiting for its round trip (batcher.depth). The
 // messages of one conversation are never in two statements at once, so
 // their delivery ids still follow their order.
 const commitDepth = 2
@@ -96,17 +96,16 @@ type deliveryRecorded struct {
 }
 
 // recordState orders an identity's cursor writes after its deliveries.
-// submitted and completed count the deliveries handed to the committer and
-// answered, in all (inFlight) and by topic (sent and answered): the answers
-// of one topic come in the order it handed them over, as the committer
-// never has two batches of one conversation in flight, but those of two
-// topics may not. after holds, per dirty topic, the topic's submitted
+// sent and answered count, by topic, the deliveries handed to the
+// committer and answered; a topic with nothing in flight has neither. The
+// answers of one topic come in the order it handed them over, as the
+// committer never has two batches of one conversation in flight, but those
+// of two topics may not. after holds, per dirty topic, the topic's sent
 // count when it was marked.
 type recordState struct {
-	owner                *activation
-	submitted, completed uint64
-	sent, answered       map[string]uint64
-	after                map[string]uint64
+	owner          *activation
+	sent, answered map[string]uint64
+	after          map[string]uint64
 	// failed holds, by message id, the topics of deliveries whose record
 	// failed and is being tried again: their topic's cursor stays where it
 	// is until it succeeds, or a crash in between would lose them.
@@ -123,11 +122,10 @@ func (id *identity) rec() *recordState {
 }
 
 // inFlight reports whether deliveries of the identity are being recorded.
-func (r *recordState) inFlight() bool { return r.completed < r.submitted }
+func (r *recordState) inFlight() bool { return len(r.sent) > 0 }
 
 // submit notes a delivery of topic handed to the committer.
 func (r *recordState) submit(topic string) {
-	r.submitted++
 	if r.sent == nil {
 		r.sent, r.answered = map[string]uint64{}, map[string]uint64{}
 	}
@@ -137,7 +135,6 @@ func (r *recordState) submit(topic string) {
 // answer notes the committer's answer for a delivery of topic. A topic
 // with nothing in flight forgets its counts, and its mark, which is ready.
 func (r *recordState) answer(topic string) {
-	r.completed++
 	r.answered[topic]++
 	if r.answered[topic] >= r.sent[topic] {
 		delete(r.sent, topic)

@@ -251,9 +251,10 @@ func (s *Subscription) publishProofs(st *stream, epoch uint64, job *proofJob) {
 		s.mu.Unlock()
 		return
 	}
-	if st.proofKick == nil {
-		st.proofKick = make(chan struct{}, 1)
-	}
+	// The publisher's own wake-up: one of an earlier connection's, still
+	// waiting to repeat its proof, never takes it.
+	kick := make(chan struct{}, 1)
+	st.proofKick = kick
 	st.proofBusy, st.proofNext = epoch, nil
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -270,7 +271,7 @@ func (s *Subscription) publishProofs(st *stream, epoch uint64, job *proofJob) {
 			} else if job.holds != nil {
 				// (A publish again, reprove's, goes once: its set was
 				// sent long before, and the probes go on.)
-				s.repeatProof(st, epoch, job)
+				s.repeatProof(st, epoch, job, kick)
 			}
 			s.mu.Lock()
 			if st.proofBusy != epoch {
@@ -301,11 +302,9 @@ var proofRepeats = [...]time.Duration{5 * time.Millisecond, 20 * time.Millisecon
 
 // repeatProof publishes job's proof again at the proofRepeats delays until
 // st's connection epoch has applied its set, ends, or has a later set's
-// proof to publish (which proves this set too), or a publish fails.
-func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob) {
-	s.mu.Lock()
-	kick := st.proofKick
-	s.mu.Unlock()
+// proof to publish (which proves this set too), or a publish fails. kick
+// is the publisher's wake-up (stream.proofKick).
+func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob, kick <-chan struct{}) {
 	done := func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -322,11 +321,6 @@ func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob) {
 			case <-kick:
 				if done() {
 					t.Stop()
-					if s.epochOf(st) != epoch {
-						// The kick may be a new connection's publisher's:
-						// pass it on.
-						signal(kick)
-					}
 					return
 				}
 			case <-t.C:
@@ -341,13 +335,6 @@ func (s *Subscription) repeatProof(st *stream, epoch uint64, job *proofJob) {
 			return
 		}
 	}
-}
-
-// epochOf returns st's connection epoch.
-func (s *Subscription) epochOf(st *stream) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return st.epoch
 }
 
 // reprove publishes st's last proof again while the node has not been

@@ -96,23 +96,20 @@ func splitEphemeral(envs []*messagev1.Envelope) (stored, relayed []*messagev1.En
 }
 
 // inRequestOrder returns the envelopes of a publish to hand to the
-// streams, fresh (stored now, not duplicates) and relayed, in the order the
-// request gave them.
+// streams, fresh (those of stored that were stored now, not duplicates,
+// in their order) and relayed, in the order the request gave them.
 func inRequestOrder(envs, fresh, relayed []*messagev1.Envelope) []*messagev1.Envelope {
 	if len(relayed) == 0 {
 		return fresh
 	}
-	if len(fresh) == 0 {
-		return relayed
-	}
-	keep := make(map[*messagev1.Envelope]bool, len(fresh))
-	for _, env := range fresh {
-		keep[env] = true
-	}
 	out := make([]*messagev1.Envelope, 0, len(fresh)+len(relayed))
 	for _, env := range envs {
-		if keep[env] || IsEphemeral(env.ContentTopic) {
+		switch {
+		case IsEphemeral(env.ContentTopic):
 			out = append(out, env)
+		case len(fresh) > 0 && fresh[0] == env:
+			out = append(out, env)
+			fresh = fresh[1:]
 		}
 	}
 	return out
