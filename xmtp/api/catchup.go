@@ -295,15 +295,43 @@ func (s *Subscription) ask(chunk []page) error {
 	for i, resp := range resps {
 		s.pages.Add(1)
 		s.queried.Add(int64(len(resp.Envelopes)))
-		for _, env := range resp.Envelopes {
+		envs := s.unfetched(chunk[i], resp.Envelopes)
+		for _, env := range envs {
 			s.deliver(env)
 		}
-		s.unhold(chunk[i].topic, resp.Envelopes)
+		s.unhold(chunk[i].topic, envs)
 		if h := s.advance(chunk[i], resp); h != nil {
 			s.release(chunk[i].topic, h)
 		}
 	}
 	return nil
+}
+
+// unfetched returns the envelopes of p's answer, envs, that go to the
+// consumer now: those stamped below what the topic's catch-up has still
+// to fetch. An envelope a hold dropped undelivered while the page was
+// asked (the chase's floor), or the start of a chase started again since,
+// may lie below envelopes of the page: delivered now, a sender's later
+// envelope would overtake its earlier one. The catch-up fetches those
+// left out again, from there, in order. envs are in ascending order of
+// timestamp.
+func (s *Subscription) unfetched(p page, envs []*messagev1.Envelope) []*messagev1.Envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.chases[p.topic]
+	if c == nil {
+		return envs
+	}
+	limit := c.floor
+	if c != p.chase || c.gen != p.gen {
+		limit = min(limit, c.position())
+	}
+	for i, env := range envs {
+		if env.TimestampNs >= limit {
+			return envs[:i]
+		}
+	}
+	return envs
 }
 
 // advance moves p's chase past its answer resp. It returns the hold to
@@ -320,7 +348,14 @@ func (s *Subscription) advance(p page, resp *messagev1.QueryResponse) *hold {
 	// comes.
 	if cur := resp.GetPagingInfo().GetCursor(); cur != nil && len(resp.Envelopes) > 0 {
 		c.cursor = cur
-		if h := s.holds[p.topic]; h != nil && h.proven && h.chase == c {
+		// While a dropped envelope waits to be fetched (c.floor), the
+		// page does not move how far the catch-up has got: asked before
+		// the drop, it may have passed the envelope's stamp without it
+		// (another sender's, stamped later, stored first), and held
+		// envelopes stamped past it would then go at once, ahead of it
+		// (hold.go). Every envelope dropped undelivered stays stamped
+		// past h.reached until a page fetches it.
+		if h := s.holds[p.topic]; h != nil && h.proven && h.chase == c && c.floor == noFloor {
 			h.reached = max(h.reached, resp.Envelopes[len(resp.Envelopes)-1].TimestampNs)
 		}
 		return nil

@@ -988,3 +988,157 @@ func TestSubscriptionFailingPageLeavesOtherTopicsCaughtUp(t *testing.T) {
 	sub.Add(topic("a-padded"), topic("b-healthy"))
 	got.expect(t, "healthy")
 }
+
+// TestOverflowKeepsASendersOrderBehindADroppedEnvelope: a proven hold
+// overflows and drops a sender's envelopes, which its catch-up must fetch;
+// then a catch-up page asked before the drop comes back past their stamps
+// without them (another sender's envelopes, stamped later, stored
+// first). When the hold overflows again, the sender's later envelopes
+// must not go at once as stamped behind where the catch-up has got to:
+// they would overtake the dropped ones. With no drop before the page they
+// go at once, in the order they came. The subscription is built by hand,
+// without its goroutines, so that the catch-up's state is the one set
+// here when each envelope and the page come.
+func TestOverflowKeepsASendersOrderBehindADroppedEnvelope(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	c.opts.holdEnvelopes = 8
+	const name = "overtake"
+	at := func(ns uint64) *messagev1.Cursor {
+		return &messagev1.Cursor{Cursor: &messagev1.Cursor_Index{Index: &messagev1.IndexCursor{SenderTimeNs: ns}}}
+	}
+	for _, tc := range []struct {
+		name string
+		drop bool // the hold overflows before the page comes
+		want int  // envelopes of the second overflow delivered at once
+	}{
+		{"a dropped envelope still to fetch", true, 0},
+		{"nothing dropped before the page", false, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testkit.Context(t, 10*time.Second)
+			st := &stream{topics: map[string]struct{}{topic(name): {}}, epoch: 1, sets: 1, applied: 1}
+			ch := &chase{start: 100, cursor: at(200), floor: noFloor}
+			h := &hold{proven: true, epoch: 1, floor: noFloor, base: 1, reached: 200, chase: ch}
+			s := &Subscription{
+				c: c, ctx: ctx, out: make(chan *messagev1.Envelope, 64), wake: make(chan struct{}, 1),
+				topics: map[string]*topicState{topic(name): {added: 1, stream: st, set: 1}},
+				chases: map[string]*chase{topic(name): ch}, holds: map[string]*hold{topic(name): h}, recent: newRecentSet(64),
+			}
+			delivered := func() []int {
+				var got []int
+				for len(s.out) > 0 {
+					f := strings.Fields(string((<-s.out).Message))
+					k, _ := strconv.Atoi(f[len(f)-1])
+					got = append(got, k)
+				}
+				return got
+			}
+			// One sender's envelopes, each stamped 400 and on; nine
+			// overflow the hold of eight.
+			next := 0
+			overflow := func() {
+				for range 9 {
+					s.fromStream(st, envAt(name, uint64(400+next), fmt.Sprintf("sender %d", next)))
+					next++
+				}
+			}
+			if tc.drop {
+				overflow()
+				if got := delivered(); len(got) != 0 {
+					t.Fatalf("the first overflow delivered %v at once", got)
+				}
+			} else {
+				next = 9
+			}
+			pg := page{topic: topic(name), chase: ch, gen: ch.gen}
+			s.advance(pg, &messagev1.QueryResponse{
+				Envelopes:  []*messagev1.Envelope{envAt(name, 1000, "another sender")},
+				PagingInfo: &messagev1.PagingInfo{Cursor: at(1000)},
+			})
+			overflow()
+			got := delivered()
+			if len(got) != tc.want {
+				t.Fatalf("the second overflow delivered %v at once, want %d envelopes", got, tc.want)
+			}
+			for i, k := range got {
+				if k != 9+i {
+					t.Fatalf("delivered %v at once, want 9 to 17 in order", got)
+				}
+			}
+			if tc.drop && (s.chases[topic(name)] == nil || s.chases[topic(name)].floor > 400) {
+				t.Fatalf("the dropped envelopes are not fetched: chase %+v", s.chases[topic(name)])
+			}
+		})
+	}
+}
+
+// TestPageDeliversNothingPastADroppedEnvelope: a topic's catch-up starts
+// at another sender's envelope, which a hold overflow dropped, and its
+// page is asked; while the page is on its way the hold overflows again
+// and drops a sender's first envelopes, stamped a little before that
+// start (the sender stamped them first, and they were stored after the
+// other's). The page brings that sender's later envelopes but must not
+// deliver them ahead of the dropped ones: the catch-up's next page
+// fetches them all from the oldest dropped one, in order. The envelopes
+// are stored on a real node and the pages asked of it; the subscription
+// is built by hand, without its goroutines, so that the drop comes
+// between the page's question and its answer.
+func TestPageDeliversNothingPastADroppedEnvelope(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	c.opts.holdEnvelopes = 8
+	ctx := testkit.Context(t, 20*time.Second)
+	const name = "page-past-drop"
+	base := now()
+	var mine []*messagev1.Envelope
+	for i := range 21 {
+		mine = append(mine, envAt(name, base+uint64(400+i), fmt.Sprintf("sender %d", i)))
+	}
+	for _, envs := range [][]*messagev1.Envelope{mine[:16], mine[16:]} {
+		if err := c.Publish(ctx, nil, envs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &stream{topics: map[string]struct{}{topic(name): {}}, epoch: 1, sets: 1, applied: 1}
+	ch := &chase{start: base + 405, floor: noFloor}
+	h := &hold{proven: true, epoch: 1, floor: noFloor, base: 1, chase: ch}
+	s := &Subscription{
+		c: c, ctx: ctx, out: make(chan *messagev1.Envelope, 64), wake: make(chan struct{}, 1),
+		topics: map[string]*topicState{topic(name): {added: base, stream: st, set: 1}},
+		chases: map[string]*chase{topic(name): ch}, holds: map[string]*hold{topic(name): h}, recent: newRecentSet(64),
+	}
+	s.mu.Lock()
+	p := s.pageOf(topic(name), ch)
+	s.mu.Unlock()
+	// The stream brings the sender's first nine envelopes while the page
+	// is asked: the ninth overflows the hold of eight.
+	for _, env := range mine[:9] {
+		s.fromStream(st, env)
+	}
+	if err := s.ask([]page{p}); err != nil {
+		t.Fatal(err)
+	}
+	// The next rounds fetch the sender's envelopes from the first dropped
+	// one and release the hold.
+	for range 5 {
+		if err := s.round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for len(s.out) > 0 {
+		got = append(got, string((<-s.out).Message))
+	}
+	if len(got) != len(mine) {
+		t.Fatalf("delivered %v; want the sender's %d envelopes", got, len(mine))
+	}
+	for i, m := range got {
+		if m != string(mine[i].Message) {
+			t.Fatalf("delivered %v; want the sender's envelopes in order", got)
+		}
+	}
+	if s.holds[topic(name)] != nil || s.chases[topic(name)] != nil {
+		t.Fatal("the catch-up did not end and release the hold")
+	}
+}
