@@ -60,9 +60,17 @@ type batcher[Req, Res any] struct {
 	// above one): a call whose key is in a batch in flight waits, and so
 	// do the calls of that key queued after it. Nil keys nothing.
 	key func(Req) string
-	// deliver, if set, sees each batch's results before its callers get
-	// them, one batch at a time, in the order the batches were taken.
-	deliver func([]Req, []Res)
+	// deliver, if set, sees each call's result before its caller gets
+	// it, one batch at a time, in the order the batches were taken and
+	// the calls queued. A panic in it loses that call's hand-over only:
+	// the batch's other calls are handed over, and every caller gets its
+	// result.
+	deliver func(Req, Res)
+	// panicked, if set, hears of each panic the batcher recovered from:
+	// in run, which fails the batch, in deliver, or in key, which puts
+	// the call under the empty key. A recovered panic is a defect, and
+	// the node reports it (bridge_internal_panics_total).
+	panicked func(where string, p any)
 	// spawn runs the drain; nil is a goroutine of its own.
 	spawn func(func())
 	mu    sync.Mutex
@@ -136,14 +144,16 @@ func (b *batcher[Req, Res]) do(req Req) Res { return <-b.enqueue(req) }
 // where its result will be.
 func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	done := make(chan Res, 1)
+	// The key is taken before the lock: a panic in it must not leave
+	// the batcher locked for every call after it.
+	var key string
+	if b.key != nil && b.depth > 1 {
+		key = b.keyOf(req)
+	}
 	b.mu.Lock()
 	var at time.Time
 	if b.linger > 0 {
 		at = time.Now()
-	}
-	var key string
-	if b.key != nil && b.maxDrains() > 1 {
-		key = b.key(req)
 	}
 	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done, at: at, key: key})
 	if b.linger > 0 && len(b.queue) >= b.max {
@@ -237,7 +247,9 @@ func (b *batcher[Req, Res]) drain() {
 			<-prev // the batch taken before this one is handed back first
 		}
 		if b.deliver != nil {
-			b.deliverBatch(reqs, res)
+			for i := range reqs {
+				b.deliverOne(reqs[i], res[i])
+			}
 		}
 		for i, c := range batch {
 			c.done <- res[i]
@@ -293,11 +305,34 @@ func (b *batcher[Req, Res]) take() (batch []batchCall[Req, Res], keys []string) 
 	return batch, keys
 }
 
-// deliverBatch runs deliver; a panic in it does not keep the callers from
-// their results, nor the batches after it from theirs.
-func (b *batcher[Req, Res]) deliverBatch(reqs []Req, res []Res) {
-	defer func() { _ = recover() }()
-	b.deliver(reqs, res)
+// deliverOne runs deliver for one call; a panic in it does not keep the
+// other calls of the batch from their hand-over, the callers from their
+// results, nor the batches after it from theirs.
+func (b *batcher[Req, Res]) deliverOne(req Req, res Res) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.recovered("deliver", p)
+		}
+	}()
+	b.deliver(req, res)
+}
+
+// keyOf is key(req), or the empty key if key panics: such calls still
+// never share a batch in flight with one another.
+func (b *batcher[Req, Res]) keyOf(req Req) (key string) {
+	defer func() {
+		if p := recover(); p != nil {
+			key = ""
+			b.recovered("key", p)
+		}
+	}()
+	return b.key(req)
+}
+
+func (b *batcher[Req, Res]) recovered(where string, p any) {
+	if b.panicked != nil {
+		b.panicked(where, p)
+	}
 }
 
 // runBatch runs one batch; a panic in it becomes err, with no results.
@@ -305,6 +340,7 @@ func (b *batcher[Req, Res]) runBatch(reqs []Req) (res []Res, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("batch of %d panicked: %v", len(reqs), p)
+			b.recovered("run", p)
 		}
 	}()
 	res = b.run(reqs)
@@ -361,19 +397,17 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 // that it is passed over when the subscription brings it back. An
 // envelope whose completion was refused or stored no reply is never
 // published, and is not remembered.
-func handOverCompleted(reqs []completeRequest, res []persistence.Completed) {
-	for i, r := range reqs {
-		switch {
-		case res[i].Err == nil && res[i].ReplyID != 0:
-			r.a.own.Add(r.env.Message)
-			r.a.publishSoon(res[i].ReplyID, r.c.Reply.Topic, r.env)
-		case r.c.Reply != nil && replyOutcomeLost(res[i].Err):
-			// The statement may have stored the reply all the same, its
-			// outcome lost (completeAgain could not find it, the
-			// connection broke, the batch panicked): the younger replies
-			// of the conversation, handed over next, wait until the sweep
-			// has looked.
-			r.a.holdConversation(r.c.Reply.Topic)
-		}
+func handOverCompleted(r completeRequest, res persistence.Completed) {
+	switch {
+	case res.Err == nil && res.ReplyID != 0:
+		r.a.own.Add(r.env.Message)
+		r.a.publishSoon(res.ReplyID, r.c.Reply.Topic, r.env)
+	case r.c.Reply != nil && replyOutcomeLost(res.Err):
+		// The statement may have stored the reply all the same, its
+		// outcome lost (completeAgain could not find it, the connection
+		// broke, the batch panicked): the younger replies of the
+		// conversation, handed over next, wait until the sweep has
+		// looked.
+		r.a.holdConversation(r.c.Reply.Topic)
 	}
 }

@@ -70,12 +70,8 @@ func newCommitter(store Store, spawn func(func())) *committer {
 		// conversations not always (a call whose conversation is in a
 		// batch in flight waits, and a later call of another goes first),
 		// so an identity orders its cursors by topic (recordState).
-		deliver: func(reqs []commitRequest, res []persistence.Recorded) {
-			for i, r := range reqs {
-				r.done(res[i])
-			}
-		},
-		fail: func(err error) persistence.Recorded { return persistence.Recorded{Err: err} }}}
+		deliver: func(r commitRequest, res persistence.Recorded) { r.done(res) },
+		fail:    func(err error) persistence.Recorded { return persistence.Recorded{Err: err} }}}
 }
 
 // record queues nd; done gets its outcome, on the committer's goroutine.

@@ -395,6 +395,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("webhook attempt panicked", "delivery", d.ID, "panic", p)
+			rt.metrics.panics.WithLabelValues("attempt").Inc()
 		}
 	}()
 	// The copy in hand may be stale (a sweep and the identity can both

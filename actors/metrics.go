@@ -56,6 +56,8 @@ type metrics struct {
 	spawns, stops                                              *prometheus.CounterVec
 	spawnsIdentity, spawnsForward, spawnsReverse, spawnsCanary prometheus.Counter
 	stopsIdentity, stopsForward, stopsReverse, stopsCanary     prometheus.Counter
+	// panics counts the panics the node recovered from, by where.
+	panics *prometheus.CounterVec
 	// undelivered counts protoactor's dead letters: messages sent to an
 	// actor that no longer (or never) existed.
 	undelivered prometheus.Counter
@@ -147,6 +149,10 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			Name: "bridge_actor_stops_total",
 			Help: "Actors of this node that stopped, by actor; spawns less stops is the number alive.",
 		}, []string{"actor"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_internal_panics_total",
+			Help: "Panics the node recovered from, by where: a webhook attempt (attempt) or a hook of a batched statement (completes_deliver, commits_run, ...). The work is failed or left for a sweep, but each is a defect.",
+		}, []string{"where"}),
 		undelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bridge_actor_undelivered_messages_total",
 			Help: "Messages sent to an actor of this node that did not exist (it had stopped, or not started yet): protoactor's dead letters. A few around activations and stops are normal; the requests among them are answered and tried again.",
@@ -205,11 +211,12 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 	}, proof(func(c api.ProofCounts) int64 { return c.Seen }))
 	for _, c := range []prometheus.Collector{m.proofsPublished, m.proofsFailed, m.proofsSeen, m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
 		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.mailbox, m.failingReply, m.connected, m.catchUpFailing,
-		m.spawns, m.stops, m.undelivered} {
+		m.spawns, m.stops, m.undelivered, m.panics} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}
 	}
+	m.panics.WithLabelValues("attempt")
 	for _, r := range invitationRefusals {
 		m.invitationsRejected.WithLabelValues(r)
 	}

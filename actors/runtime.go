@@ -107,26 +107,27 @@ func New(cfg Config) (*Runtime, error) {
 	rt.due = newScheduler(rt)
 	rt.workers = newWorkers(maxParkedWorkers)
 	rt.commits = newCommitter(cfg.Store, rt.workers.Go)
-	rt.starts = &batcher[persistence.AttemptKey, persistence.AttemptStarted]{max: maxAttemptBatch, spawn: rt.workers.Go,
+	rt.commits.b.panicked = rt.panicked("commits")
+	rt.starts = &batcher[persistence.AttemptKey, persistence.AttemptStarted]{max: maxAttemptBatch, spawn: rt.workers.Go, panicked: rt.panicked("starts"),
 		run: func(keys []persistence.AttemptKey) []persistence.AttemptStarted {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return cfg.Store.StartAttempts(ctx, keys)
 		},
 		fail: func(err error) persistence.AttemptStarted { return persistence.AttemptStarted{Err: err} }}
-	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch, spawn: rt.workers.Go,
+	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch, spawn: rt.workers.Go, panicked: rt.panicked("completes"),
 		depth: completeDepth, key: completeKey, deliver: handOverCompleted,
 		run:  func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) },
 		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
-	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, linger: cursorLinger,
+	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, linger: cursorLinger, panicked: rt.panicked("cursors"),
 		run: saveCursors(cfg.Store), fail: func(err error) error { return err }}
-	rt.leases = &batcher[leaseCall, persistence.LeaseResult]{max: maxActivationBatch, spawn: rt.workers.Go,
+	rt.leases = &batcher[leaseCall, persistence.LeaseResult]{max: maxActivationBatch, spawn: rt.workers.Go, panicked: rt.panicked("leases"),
 		run: acquireLeases(cfg.Store), fail: func(err error) persistence.LeaseResult { return persistence.LeaseResult{Err: err} }}
-	rt.states = &batcher[string, persistence.ActivationStateResult]{max: maxActivationBatch, spawn: rt.workers.Go,
+	rt.states = &batcher[string, persistence.ActivationStateResult]{max: maxActivationBatch, spawn: rt.workers.Go, panicked: rt.panicked("states"),
 		run: readStates(cfg.Store), fail: func(err error) persistence.ActivationStateResult {
 			return persistence.ActivationStateResult{Err: err}
 		}}
-	rt.contacts = &batcher[persistence.ContactPublished, error]{max: maxActivationBatch, spawn: rt.workers.Go,
+	rt.contacts = &batcher[persistence.ContactPublished, error]{max: maxActivationBatch, spawn: rt.workers.Go, panicked: rt.panicked("contacts"),
 		run: recordContacts(cfg.Store), fail: func(err error) error { return err }}
 	rt.events = newEvents(rt)
 	var err error
@@ -614,4 +615,21 @@ func (rt *Runtime) oldestFailingReply() float64 {
 		return 0
 	}
 	return max(0, time.Since(oldest).Seconds())
+}
+
+// panicked returns the hook by which the node's batcher name reports a
+// panic it recovered from (batcher.panicked): an error in the log and
+// bridge_internal_panics_total{where="name_hook"}.
+func (rt *Runtime) panicked(name string) func(string, any) {
+	return func(hook string, p any) { rt.recoverPanic(name+"_"+hook, p) }
+}
+
+// recoverPanic reports a panic the node recovered from at where. The work
+// it interrupted is failed or left for a sweep, so nothing is lost, but it
+// is a defect, and never a quiet one.
+func (rt *Runtime) recoverPanic(where string, p any) {
+	rt.log.Error("recovered from a panic", "where", where, "panic", fmt.Sprint(p))
+	if rt.metrics != nil {
+		rt.metrics.panics.WithLabelValues(where).Inc()
+	}
 }
