@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -81,8 +82,11 @@ func TestChildPanicAndPoison(t *testing.T) {
 	}
 	// The strategy counts a quarantine once the callback that stored it
 	// has returned.
-	testkit.WaitFor(t, 10*time.Second, func() bool {
-		return counterValue(t, reg, "bridge_actor_quarantined_total", nil) == 1
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if q := counterValue(t, reg, "bridge_actor_quarantined_total", nil); q != 1 {
+			return fmt.Errorf("%v quarantines counted, want 1", q)
+		}
+		return nil
 	}, "quarantine metric")
 	dead, _, err := e.store.ListDeliveries(ctx, e.account.ID, b1.ID, persistence.DeliveryDead, persistence.Page{})
 	if err != nil || len(dead) != 1 {
