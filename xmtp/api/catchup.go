@@ -295,6 +295,9 @@ func (s *Subscription) ask(chunk []page) error {
 	for i, resp := range resps {
 		s.pages.Add(1)
 		s.queried.Add(int64(len(resp.Envelopes)))
+		for _, env := range s.passedHeld(chunk[i].topic) {
+			s.deliver(env)
+		}
 		envs := s.unfetched(chunk[i], resp.Envelopes)
 		for _, env := range envs {
 			s.deliver(env)
@@ -305,6 +308,37 @@ func (s *Subscription) ask(chunk []page) error {
 		}
 	}
 	return nil
+}
+
+// passedHeld takes out of t's hold, in the order they came, the envelopes
+// stamped no later than where the catch-up of its proof has got to
+// (hold.reached): no page fetches them (they were stored after the pages
+// passed their stamps), and every envelope the hold dropped undelivered
+// is stamped past them, so they go now, before the page's envelopes,
+// which may be a sender's later ones. Left for the release, they would go
+// after them.
+func (s *Subscription) passedHeld(t string) []*messagev1.Envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.holds[t]
+	if h == nil || !h.proven || h.reached == 0 || len(h.envs) == 0 {
+		return nil
+	}
+	var out []*messagev1.Envelope
+	kept := h.envs[:0]
+	for _, e := range h.envs {
+		if e.TimestampNs > h.reached {
+			kept = append(kept, e)
+			continue
+		}
+		size := heldSize(e)
+		h.bytes -= size
+		s.heldBytes -= size
+		out = append(out, e)
+	}
+	clear(h.envs[len(kept):])
+	h.envs = kept
+	return out
 }
 
 // unfetched returns the envelopes of p's answer, envs, that go to the

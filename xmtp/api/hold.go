@@ -71,7 +71,9 @@ import (
 // A catch-up page delivers nothing stamped at or past an envelope still
 // to fetch (unfetched, catchup.go), and a page asked before a drop does
 // not move h.reached: either way a sender's later envelope would overtake
-// its dropped earlier one. One race is left: senders stamp their own
+// its dropped earlier one; and before a page's envelopes go, the held
+// ones stamped behind where the catch-up has got to go (passedHeld), as
+// no page fetches them. One race is left: senders stamp their own
 // envelopes, so another sender's envelope stamped later can be stored
 // first, and a catch-up that starts at it (the oldest a hold dropped) can
 // fetch a sender's later envelopes while its earlier ones, stamped below

@@ -1142,3 +1142,52 @@ func TestPageDeliversNothingPastADroppedEnvelope(t *testing.T) {
 		t.Fatal("the catch-up did not end and release the hold")
 	}
 }
+
+// TestPageGoesAfterHeldEnvelopesItPassed: a proven hold keeps a sender's
+// envelope stamped behind where the catch-up of its proof has got to
+// (stored after the pages passed its stamp), and the catch-up, started
+// again at an envelope another overflow dropped, brings the sender's next
+// envelope. The held one goes first: no page fetches it, and left for the
+// release it would go after its successor. The envelopes are stored on a
+// real node and the page asked of it; the subscription is built by hand,
+// without its goroutines.
+func TestPageGoesAfterHeldEnvelopesItPassed(t *testing.T) {
+	n := startNode(t, testDatabase(t), "", false)
+	c := dial(t, n.GRPCAddr())
+	ctx := testkit.Context(t, 20*time.Second)
+	const name = "page-after-held"
+	base := now()
+	first, next := envAt(name, base+500, "sender 0"), envAt(name, base+700, "sender 1")
+	for _, env := range []*messagev1.Envelope{first, next} {
+		if err := c.Publish(ctx, nil, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &stream{topics: map[string]struct{}{topic(name): {}}, epoch: 1, sets: 1, applied: 1}
+	// The chase of the proof got to base+550, then an overflow dropped an
+	// envelope stamped base+600, where the catch-up starts again.
+	proofChase := &chase{start: base + 100, floor: noFloor}
+	h := &hold{proven: true, epoch: 1, floor: noFloor, base: 1, chase: proofChase, reached: base + 550}
+	s := &Subscription{
+		c: c, ctx: ctx, out: make(chan *messagev1.Envelope, 64), wake: make(chan struct{}, 1),
+		topics: map[string]*topicState{topic(name): {added: base, stream: st, set: 1}},
+		chases: map[string]*chase{topic(name): {start: base + 600, floor: noFloor}}, holds: map[string]*hold{topic(name): h}, recent: newRecentSet(64),
+	}
+	s.fromStream(st, first)
+	if len(s.out) != 0 {
+		t.Fatal("the held envelope went before the page came")
+	}
+	if err := s.round(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(s.out) > 0 {
+		got = append(got, string((<-s.out).Message))
+	}
+	if strings.Join(got, ",") != "sender 0,sender 1" {
+		t.Fatalf("delivered %v; want the sender's envelopes in order, [sender 0 sender 1]", got)
+	}
+	if s.holds[topic(name)] != nil {
+		t.Fatal("the hold did not end")
+	}
+}
