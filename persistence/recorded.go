@@ -103,7 +103,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 		INSERT INTO deliveries AS d (bridge_id, message_id, topic, sender_address, sent_ns, payload, payload_key_id, payload_nonce)
 		SELECT bridge_id, message_id, topic, sender_address, sent_ns, payload, key_id, nonce FROM fresh ORDER BY ord
 		ON CONFLICT (bridge_id, message_id) DO NOTHING
-		RETURNING `+deliveryColumns,
+		RETURNING `+createdColumns,
 		pgArrays(bridges, messages, topics, senders, sent, payloads, keyIDs, nonces, identities, owners, epochs)...)
 	batch.Queue(bridgesSecretsQuery, pgArrays(distinct(bridges))...)
 	br := s.pool.SendBatch(ctx, &batch)
@@ -121,7 +121,7 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	}
 	done := make([]bool, len(nds))
 	for rows.Next() {
-		d, err := s.scanDelivery(rows)
+		d, err := scanCreated(rows)
 		if err != nil {
 			rows.Close()
 			br.Close()
@@ -130,6 +130,9 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 			return s.recordOneByOne(ctx, nds, out, index)
 		}
 		for j, i := range byKey[deliveryKey{d.BridgeID, d.MessageID}] {
+			if j == 0 {
+				d.fill(nds[i])
+			}
 			out[i], done[i] = Recorded{Delivery: d, Created: j == 0}, true
 		}
 	}
@@ -171,6 +174,27 @@ func (s *Store) RecordDeliveries(ctx context.Context, nds []NewDelivery) []Recor
 	return out
 }
 
+// createdColumns are the columns of a row RecordDeliveries has just
+// created that its input does not give: the rest are the input's (fill).
+// The payload does not come back, to be opened again, nor the reply
+// columns, which a new row leaves empty.
+const createdColumns = `d.id, d.bridge_id, d.message_id, d.status, d.attempts, d.next_attempt_at, d.last_error,
+	d.created_at, d.updated_at, d.purged_at`
+
+// scanCreated reads a row of createdColumns.
+func scanCreated(r pgx.Row) (Delivery, error) {
+	var d Delivery
+	err := r.Scan(&d.ID, &d.BridgeID, &d.MessageID, &d.Status, &d.Attempts, &d.NextAttemptAt, &d.LastError,
+		&d.CreatedAt, &d.UpdatedAt, &d.PurgedAt)
+	return d, err
+}
+
+// fill sets the columns of a row just created from nd, its input: the
+// values the statement inserted.
+func (d *Delivery) fill(nd NewDelivery) {
+	d.Topic, d.SenderAddress, d.SentNs, d.Payload = nd.Topic, nd.SenderAddress, nd.SentNs, nd.Payload
+}
+
 // deliveryKey names a delivery by its bridge and message.
 type deliveryKey struct{ bridge, message string }
 
@@ -205,7 +229,7 @@ func (s *Store) knownDeliveries(ctx context.Context, nds []NewDelivery, index []
 	defer rows.Close()
 	known := map[deliveryKey]Delivery{}
 	for rows.Next() {
-		d, err := s.scanDelivery(rows)
+		d, err := scanCreated(rows)
 		if err != nil {
 			return nil, err
 		}

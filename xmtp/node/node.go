@@ -277,6 +277,14 @@ func (n *Node) Start(ctx context.Context) error {
 		grpc.MaxRecvMsgSize(n.maxRecvBytes()),
 		grpc.MaxSendMsgSize(n.maxSendBytes()),
 		grpc.InTapHandle(n.svc.tap),
+		// Fixed flow-control windows turn off gRPC's bandwidth-delay
+		// estimator, which on a near link pings a client for nearly
+		// every data frame it sends (a publish), and the client acks
+		// each: a frame to read and one to write per message on both
+		// sides. A stream may send 1 MiB, a connection 4 MiB, before the
+		// node's reads open them again.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(4<<20),
 	)
 	messagev1.RegisterMessageApiServer(n.grpcServer, n.svc)
 	n.wg.Add(1)
