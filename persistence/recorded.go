@@ -229,7 +229,7 @@ func (s *Store) knownDeliveries(ctx context.Context, nds []NewDelivery, index []
 	defer rows.Close()
 	known := map[deliveryKey]Delivery{}
 	for rows.Next() {
-		d, err := scanCreated(rows)
+		d, err := s.scanDelivery(rows)
 		if err != nil {
 			return nil, err
 		}

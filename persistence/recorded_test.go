@@ -56,6 +56,15 @@ func TestRecordDeliveriesInOneBatch(t *testing.T) {
 	if !errors.Is(got[4].Err, ErrInvalid) {
 		t.Fatalf("a refused row: %v", got[4].Err)
 	}
+	// The rows a batch did not create are read in one statement, whole,
+	// not one by one after it fails.
+	known, err := s.knownDeliveries(ctx, batch, []int{2})
+	if err != nil {
+		t.Fatalf("read the rows the batch did not create: %v", err)
+	}
+	if d := known[deliveryKey{canonicalID(b1.ID), "m-old"}]; d.ID != earlier.ID || string(d.Payload) != "payload of m-old" || d.Topic != batch[2].Topic {
+		t.Fatalf("the row read again: %+v", d)
+	}
 
 	// Identity 1 changes hands: its rows are fenced, identity 2's go in.
 	if _, err := s.pool.Exec(ctx, "UPDATE identity_leases SET expires_at = now() - interval '1 second' WHERE identity = $1", b1.ID); err != nil {
