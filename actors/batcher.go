@@ -323,6 +323,8 @@ type completeRequest struct {
 	c   persistence.Completion
 	// topic is the conversation of the completion's delivery.
 	topic string
+	// clock times the reply's stages (stages.go).
+	clock *stageClock
 }
 
 // replyOutcomeLost reports whether a completion that failed with err may
@@ -366,7 +368,8 @@ func handOverCompleted(reqs []completeRequest, res []persistence.Completed) {
 		switch {
 		case res[i].Err == nil && res[i].ReplyID != 0:
 			r.a.own.Add(r.env.Message)
-			r.a.publishSoon(res[i].ReplyID, r.c.Reply.Topic, r.env)
+			r.clock.mark(stageComplete)
+			r.a.publishSoon(res[i].ReplyID, r.c.Reply.Topic, r.env, r.clock)
 		case r.c.Reply != nil && replyOutcomeLost(res[i].Err):
 			// The statement may have stored the reply all the same, its
 			// outcome lost (completeAgain could not find it, the
