@@ -14,11 +14,14 @@ package actors
 // comes while a small batch is in flight (smallBatch calls or fewer) goes
 // at once in a batch of its own instead of waiting for the round trip
 // under way; the calls that come while larger batches, or depth batches,
-// are in flight wait, for the first of them to end. The batches' results
-// are still handed back in the order the batches were taken, and calls of
-// one key (a conversation) are never in two batches in flight at once:
-// one batch of a key commits before the next batch of that key begins, as
-// when batches ran one at a time.
+// are in flight wait, for the first of them to end. Calls of one key (a
+// conversation) are never in two batches in flight at once: one batch of
+// a key commits, and is handed back, before the next batch of that key
+// begins, as when batches ran one at a time. So a key's results come back
+// in the order of its calls, and each batch is handed back as soon as it
+// returns: a batch that returns while one taken before it is slow, which
+// holds none of its keys, does not wait for it. A batcher without keys
+// hands its batches back in the order it took them.
 //
 // A batcher whose calls are off the critical path of a reply (cursor
 // moves) may linger: its batch waits up to linger after its first call
@@ -61,7 +64,10 @@ type batcher[Req, Res any] struct {
 	// do the calls of that key queued after it. Nil keys nothing.
 	key func(Req) string
 	// deliver, if set, sees each batch's results before its callers get
-	// them, one batch at a time, in the order the batches were taken.
+	// them: with keys, as each batch returns (two batches in flight never
+	// share a key, and a key's batches come in the order they were taken),
+	// possibly two at once; without, one batch at a time, in the order the
+	// batches were taken.
 	deliver func([]Req, []Res)
 	// spawn runs the drain; nil is a goroutine of its own.
 	spawn func(func())
@@ -75,8 +81,8 @@ type batcher[Req, Res any] struct {
 	// and flying the calls in those batches.
 	running int
 	flying  int
-	// busy counts, by key, the calls in batches in flight; tail is closed
-	// once the last batch taken has been handed back.
+	// busy counts, by key, the calls in batches in flight; tail, without
+	// keys, is closed once the last batch taken has been handed back.
 	busy map[string]int
 	tail chan struct{}
 	// hurried says the calls queued so far go without lingering; it lasts
@@ -142,7 +148,7 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 		at = time.Now()
 	}
 	var key string
-	if b.key != nil && b.maxDrains() > 1 {
+	if b.keyed() {
 		key = b.key(req)
 	}
 	b.queue = append(b.queue, batchCall[Req, Res]{req: req, done: done, at: at, key: key})
@@ -167,6 +173,10 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 // whose batches are large, lets the calls queue for the next batch as
 // with one at a time, and makes one round trip for many of them.
 const smallBatch = 4
+
+// keyed reports whether the batcher keeps keys out of two batches in
+// flight: it has keys and may run more than one batch at once.
+func (b *batcher[Req, Res]) keyed() bool { return b.key != nil && b.maxDrains() > 1 }
 
 // maxDrains is how many batches may be in flight at once.
 func (b *batcher[Req, Res]) maxDrains() int {
@@ -215,9 +225,13 @@ func (b *batcher[Req, Res]) drain() {
 			b.mu.Unlock()
 			return
 		}
-		prev := b.tail
-		mine := make(chan struct{})
-		b.tail = mine
+		// Without keys, the batches are handed back in the order they
+		// were taken; with keys, each as it returns (take).
+		var prev, mine chan struct{}
+		if !b.keyed() {
+			prev, mine = b.tail, make(chan struct{})
+			b.tail = mine
+		}
 		b.flying += len(batch)
 		b.mu.Unlock()
 		reqs := make([]Req, len(batch))
@@ -242,7 +256,9 @@ func (b *batcher[Req, Res]) drain() {
 		for i, c := range batch {
 			c.done <- res[i]
 		}
-		close(mine)
+		if mine != nil {
+			close(mine)
+		}
 		b.mu.Lock()
 		b.flying -= len(batch)
 		for _, k := range keys {
@@ -258,7 +274,7 @@ func (b *batcher[Req, Res]) drain() {
 // the calls whose key is in a batch in flight (and the later calls of
 // their keys), and marks the keys it takes busy; b.mu is held.
 func (b *batcher[Req, Res]) take() (batch []batchCall[Req, Res], keys []string) {
-	if b.key == nil || b.maxDrains() == 1 {
+	if !b.keyed() {
 		n := min(len(b.queue), b.max)
 		batch = b.queue[:n:n]
 		b.queue = b.queue[n:]
@@ -356,7 +372,8 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 
 // handOverCompleted queues the replies a batch of completions put in the
 // outbox for publishing, in the order they were handed over; the batcher
-// hands batches over in the order it took them. That is what keeps the
+// hands a conversation's batches over in the order it took them (its
+// completions are never in two batches in flight). That is what keeps the
 // replies of a conversation in order (reply_order.go). Each reply is
 // queued under the lease the statement has just checked, once its
 // activation remembers the envelope as its own (conversation.OwnSent), so

@@ -71,11 +71,11 @@ func newCommitter(store Store, spawn func(func()), observe func(time.Duration)) 
 			}
 			return res
 		},
-		// The answers go in the order the batches were taken: a
-		// conversation's in the order it sent them, but an identity's
-		// conversations not always (a call whose conversation is in a
-		// batch in flight waits, and a later call of another goes first),
-		// so an identity orders its cursors by topic (recordState).
+		// The answers of a conversation go in the order it sent them,
+		// but an identity's conversations not always (a call whose
+		// conversation is in a batch in flight waits, and a later call of
+		// another goes first; each batch is handed back as it returns), so
+		// an identity orders its cursors by topic (recordState).
 		deliver: func(reqs []commitRequest, res []persistence.Recorded) {
 			for i, r := range reqs {
 				r.done(res[i])
