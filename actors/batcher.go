@@ -14,11 +14,14 @@ package actors
 // comes while a small batch is in flight (smallBatch calls or fewer) goes
 // at once in a batch of its own instead of waiting for the round trip
 // under way; the calls that come while larger batches, or depth batches,
-// are in flight wait, for the first of them to end. The batches' results
-// are still handed back in the order the batches were taken, and calls of
-// one key (a conversation) are never in two batches in flight at once:
-// one batch of a key commits before the next batch of that key begins, as
-// when batches ran one at a time.
+// are in flight wait, for the first of them to end. Calls of one key (a
+// conversation) are never in two batches in flight at once: one batch of
+// a key commits, and is handed back, before the next batch of that key
+// begins, as when batches ran one at a time. So a key's results come back
+// in the order of its calls, and each batch is handed back as soon as it
+// returns: a batch that returns while one taken before it is slow, which
+// holds none of its keys, does not wait for it. A batcher without keys
+// hands its batches back in the order it took them.
 //
 // A batcher whose calls are off the critical path of a reply (cursor
 // moves) may linger: its batch waits up to linger after its first call
@@ -61,10 +64,12 @@ type batcher[Req, Res any] struct {
 	// do the calls of that key queued after it. Nil keys nothing.
 	key func(Req) string
 	// deliver, if set, sees each call's result before its caller gets
-	// it, one batch at a time, in the order the batches were taken and
-	// the calls queued. A panic in it loses that call's hand-over only:
-	// the batch's other calls are handed over, and every caller gets its
-	// result.
+	// it: with keys, as each batch returns (two batches in flight never
+	// share a key, and a key's batches come in the order they were
+	// taken), possibly two batches at once; without, one batch at a time,
+	// in the order the batches were taken. A panic in it loses that
+	// call's hand-over only: the batch's other calls are handed over, and
+	// every caller gets its result.
 	deliver func(Req, Res)
 	// panicked, if set, hears of each panic the batcher recovered from:
 	// in run, which fails the batch, in deliver, or in key, which puts
@@ -83,8 +88,8 @@ type batcher[Req, Res any] struct {
 	// and flying the calls in those batches.
 	running int
 	flying  int
-	// busy counts, by key, the calls in batches in flight; tail is closed
-	// once the last batch taken has been handed back.
+	// busy counts, by key, the calls in batches in flight; tail, without
+	// keys, is closed once the last batch taken has been handed back.
 	busy map[string]int
 	tail chan struct{}
 	// hurried says the calls queued so far go without lingering; it lasts
@@ -178,6 +183,10 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 // with one at a time, and makes one round trip for many of them.
 const smallBatch = 4
 
+// keyed reports whether the batcher keeps keys out of two batches in
+// flight: it has keys and may run more than one batch at once.
+func (b *batcher[Req, Res]) keyed() bool { return b.key != nil && b.maxDrains() > 1 }
+
 // maxDrains is how many batches may be in flight at once.
 func (b *batcher[Req, Res]) maxDrains() int {
 	if b.depth <= 1 || b.linger > 0 {
@@ -225,9 +234,13 @@ func (b *batcher[Req, Res]) drain() {
 			b.mu.Unlock()
 			return
 		}
-		prev := b.tail
-		mine := make(chan struct{})
-		b.tail = mine
+		// Without keys, the batches are handed back in the order they
+		// were taken; with keys, each as it returns (take).
+		var prev, mine chan struct{}
+		if !b.keyed() {
+			prev, mine = b.tail, make(chan struct{})
+			b.tail = mine
+		}
 		b.flying += len(batch)
 		b.mu.Unlock()
 		reqs := make([]Req, len(batch))
@@ -254,7 +267,9 @@ func (b *batcher[Req, Res]) drain() {
 		for i, c := range batch {
 			c.done <- res[i]
 		}
-		close(mine)
+		if mine != nil {
+			close(mine)
+		}
 		b.mu.Lock()
 		b.flying -= len(batch)
 		for _, k := range keys {
@@ -270,7 +285,7 @@ func (b *batcher[Req, Res]) drain() {
 // the calls whose key is in a batch in flight (and the later calls of
 // their keys), and marks the keys it takes busy; b.mu is held.
 func (b *batcher[Req, Res]) take() (batch []batchCall[Req, Res], keys []string) {
-	if b.key == nil || b.maxDrains() == 1 {
+	if !b.keyed() {
 		n := min(len(b.queue), b.max)
 		batch = b.queue[:n:n]
 		b.queue = b.queue[n:]
@@ -359,6 +374,8 @@ type completeRequest struct {
 	c   persistence.Completion
 	// topic is the conversation of the completion's delivery.
 	topic string
+	// clock times the reply's stages (stages.go).
+	clock *stageClock
 }
 
 // replyOutcomeLost reports whether a completion that failed with err may
@@ -390,7 +407,8 @@ func completeBatch(store Store, reqs []completeRequest) []persistence.Completed 
 
 // handOverCompleted queues the replies a batch of completions put in the
 // outbox for publishing, in the order they were handed over; the batcher
-// hands batches over in the order it took them. That is what keeps the
+// hands a conversation's batches over in the order it took them (its
+// completions are never in two batches in flight). That is what keeps the
 // replies of a conversation in order (reply_order.go). Each reply is
 // queued under the lease the statement has just checked, once its
 // activation remembers the envelope as its own (conversation.OwnSent), so
@@ -401,7 +419,8 @@ func handOverCompleted(r completeRequest, res persistence.Completed) {
 	switch {
 	case res.Err == nil && res.ReplyID != 0:
 		r.a.own.Add(r.env.Message)
-		r.a.publishSoon(res.ReplyID, r.c.Reply.Topic, r.env)
+		r.clock.mark(stageComplete)
+		r.a.publishSoon(res.ReplyID, r.c.Reply.Topic, r.env, r.clock)
 	case r.c.Reply != nil && replyOutcomeLost(res.Err):
 		// The statement may have stored the reply all the same, its
 		// outcome lost (completeAgain could not find it, the connection

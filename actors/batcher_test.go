@@ -245,12 +245,41 @@ func TestBatcherRunsASecondBatchBesideOneInFlight(t *testing.T) {
 	}
 }
 
-// TestBatcherHandsBatchesBackInOrder: a batch that ends before the one
-// taken before it waits for that one to be handed back (deliver, then its
-// callers) before it is handed back itself. Seen failing without the wait
-// for the previous batch (the second was handed back first).
-func TestBatcherHandsBatchesBackInOrder(t *testing.T) {
+// TestBatcherHandsABatchBackAsItReturns: with keys, a batch that ends
+// before the one taken before it, with none of its keys, is handed back at
+// once (deliver, then its callers) instead of waiting for that one. Seen
+// failing with the wait for the previous batch (the second call was not
+// answered until the first batch ended).
+func TestBatcherHandsABatchBackAsItReturns(t *testing.T) {
 	p := newPipelined()
+	first := p.b.enqueue(keyed{"a", 1})
+	_, gate1 := p.next(t)
+	second := p.b.enqueue(keyed{"b", 2})
+	_, gate2 := p.next(t)
+	close(gate2) // the second batch ends first
+	if got := answer(t, second); got != 2 {
+		t.Fatalf("second call answered %d", got)
+	}
+	if got := p.handedBack(); !slices.Equal(got, []int{2}) {
+		t.Fatalf("handed back %v while the first batch is in flight, want [2]", got)
+	}
+	close(gate1)
+	if got := answer(t, first); got != 1 {
+		t.Fatalf("first call answered %d", got)
+	}
+	if got := p.handedBack(); !slices.Equal(got, []int{2, 1}) {
+		t.Fatalf("handed back %v, want [2 1]", got)
+	}
+}
+
+// TestBatcherWithoutKeysHandsBatchesBackInOrder: without keys, a batch
+// that ends before the one taken before it waits for that one to be
+// handed back (deliver, then its callers) before it is handed back
+// itself. Seen failing without the wait for the previous batch (the
+// second was handed back first).
+func TestBatcherWithoutKeysHandsBatchesBackInOrder(t *testing.T) {
+	p := newPipelined()
+	p.b.key = nil
 	first := p.b.enqueue(keyed{"a", 1})
 	_, gate1 := p.next(t)
 	second := p.b.enqueue(keyed{"b", 2})
@@ -300,8 +329,10 @@ func TestBatcherKeepsAKeyOutOfTwoBatchesInFlight(t *testing.T) {
 	if x, y, z, w := answer(t, first), answer(t, b3), answer(t, a2), answer(t, a4); x != 1 || y != 3 || z != 2 || w != 4 {
 		t.Fatalf("answers %d, %d, %d, %d", x, y, z, w)
 	}
-	if got := p.handedBack(); !slices.Equal(got, []int{1, 3, 2, 4}) {
-		t.Fatalf("handed back %v, want [1 3 2 4]", got)
+	// b's batch was handed back as it returned, before a's first; a's
+	// calls come back in order.
+	if got := p.handedBack(); !slices.Equal(got, []int{3, 1, 2, 4}) {
+		t.Fatalf("handed back %v, want [3 1 2 4]", got)
 	}
 }
 

@@ -64,7 +64,7 @@ func (a *activation) subscriptionCommand(b persistence.Bridge, d persistence.Del
 		a.log.Warn("set subscription", "delivery", d.ID, "error", err)
 		return true // the delivery stays due and is tried again
 	}
-	a.complete(d, persistence.DeliveryAttempt{}, webhook.Result{Outcome: webhook.OutcomeDelivered, HasReply: true, Reply: reply}, isAutoReply(d.Payload))
+	a.complete(d, persistence.DeliveryAttempt{}, webhook.Result{Outcome: webhook.OutcomeDelivered, HasReply: true, Reply: reply}, isAutoReply(d.Payload), nil)
 	return true
 }
 
@@ -152,6 +152,6 @@ func (a *activation) queueCopy(ctx context.Context, c persistence.BroadcastCopy)
 	if ok {
 		// Queued under the lease just checked; published with the other
 		// copies and replies waiting, many to a call (replies.go).
-		a.publishSoon(replyID, "", env) // a copy of its own, in no conversation's order
+		a.publishSoon(replyID, "", env, nil) // a copy of its own, in no conversation's order
 	}
 }

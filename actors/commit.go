@@ -52,8 +52,9 @@ type commitRequest struct {
 }
 
 // newCommitter returns a committer that writes to store; spawn runs its
-// drains (nil: goroutines of their own).
-func newCommitter(store Store, spawn func(func())) *committer {
+// drains (nil: goroutines of their own). observe, if not nil, is given
+// each statement's round trip.
+func newCommitter(store Store, spawn func(func()), observe func(time.Duration)) *committer {
 	return &committer{b: &batcher[commitRequest, persistence.Recorded]{max: maxCommitBatch, depth: commitDepth, spawn: spawn,
 		key: func(r commitRequest) string { return r.nd.BridgeID + " " + r.nd.Topic },
 		run: func(reqs []commitRequest) []persistence.Recorded {
@@ -63,13 +64,18 @@ func newCommitter(store Store, spawn func(func())) *committer {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return store.RecordDeliveries(ctx, nds)
+			began := time.Now()
+			res := store.RecordDeliveries(ctx, nds)
+			if observe != nil {
+				observe(time.Since(began))
+			}
+			return res
 		},
-		// The answers go in the order the batches were taken: a
-		// conversation's in the order it sent them, but an identity's
-		// conversations not always (a call whose conversation is in a
-		// batch in flight waits, and a later call of another goes first),
-		// so an identity orders its cursors by topic (recordState).
+		// The answers of a conversation go in the order it sent them,
+		// but an identity's conversations not always (a call whose
+		// conversation is in a batch in flight waits, and a later call of
+		// another goes first; each batch is handed back as it returns), so
+		// an identity orders its cursors by topic (recordState).
 		deliver: func(r commitRequest, res persistence.Recorded) { r.done(res) },
 		fail:    func(err error) persistence.Recorded { return persistence.Recorded{Err: err} }}}
 }
@@ -89,6 +95,8 @@ type deliveryRecorded struct {
 	res   persistence.Recorded
 	// at is when the batch that recorded it returned.
 	at time.Time
+	// clock times the message's stages (stages.go).
+	clock *stageClock
 }
 
 // recordState orders an identity's cursor writes after its deliveries.
@@ -171,12 +179,12 @@ func (r *recordState) ready(topic string) bool {
 
 // recordDelivery hands nd to the committer; the answer arrives as a
 // *deliveryRecorded.
-func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, nd persistence.NewDelivery) {
+func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, clock *stageClock, nd persistence.NewDelivery) {
 	a := id.a
 	self, root := ctx.Self(), id.rt.root
 	id.rec().submit(nd.Topic)
 	id.rt.commits.record(nd, func(res persistence.Recorded) {
-		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, topic: nd.Topic, res: res, at: time.Now()})
+		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, topic: nd.Topic, res: res, at: time.Now(), clock: clock})
 	})
 }
 
@@ -226,6 +234,8 @@ func (id *identity) delivered(ctx actor.Context, m *deliveryRecorded) {
 			// The row was created under a live lease in the round trip
 			// that read its bridge's secrets, at m.at.
 			task.start, task.startAt = &persistence.AttemptStart{Delivery: d, Secrets: m.res.Secrets}, m.at
+			task.clock = m.clock
+			task.clock.markAt(stageRecord, m.at)
 		}
 		ctx.Send(id.forwardChild(ctx), task)
 	}

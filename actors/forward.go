@@ -72,18 +72,18 @@ func (f *forwarder) Receive(ctx actor.Context) {
 		if hook := f.a.rt.cfg.OnForward; hook != nil {
 			hook(m.delivery)
 		}
-		start := m.start
+		start, clock := m.start, m.clock
 		if f.wasAttempted(m.delivery.ID) || time.Since(m.startAt) > maxStartAge {
-			start = nil // read the row again: see maxStartAge, attempted
+			start, clock = nil, nil // read the row again: see maxStartAge, attempted
 		}
-		f.take(ctx, m.delivery, start)
+		f.take(ctx, m.delivery, start, clock)
 	case *attemptDone:
 		f.running--
 		f.a.running.remove(m.deliveryID)
 		f.noteAttempted(m.deliveryID)
 		if d, ok := f.again[m.deliveryID]; ok {
 			delete(f.again, m.deliveryID)
-			f.take(ctx, d, nil)
+			f.take(ctx, d, nil, nil)
 		}
 		f.next(ctx)
 		if f.more && len(f.queue) == 0 {
@@ -100,6 +100,7 @@ func (f *forwarder) Receive(ctx actor.Context) {
 type queuedAttempt struct {
 	d     persistence.Delivery
 	start *persistence.AttemptStart
+	clock *stageClock
 }
 
 // noteAttempted remembers that an attempt of the delivery ended.
@@ -130,8 +131,9 @@ func (f *forwarder) wasAttempted(id int64) bool {
 }
 
 // take starts an attempt of d now, or queues it for a free slot; start,
-// if not nil, is used only by an attempt that begins now.
-func (f *forwarder) take(ctx actor.Context, d persistence.Delivery, start *persistence.AttemptStart) {
+// if not nil, is used only by an attempt that begins now, and so is clock,
+// which times its stages.
+func (f *forwarder) take(ctx actor.Context, d persistence.Delivery, start *persistence.AttemptStart, clock *stageClock) {
 	if f.a.running.has(d.ID) {
 		if f.again == nil {
 			f.again = map[int64]persistence.Delivery{}
@@ -146,12 +148,12 @@ func (f *forwarder) take(ctx actor.Context, d persistence.Delivery, start *persi
 		f.queued = map[int64]bool{}
 	}
 	f.queued[d.ID] = true
-	f.queue = append(f.queue, queuedAttempt{d: d, start: start})
+	f.queue = append(f.queue, queuedAttempt{d: d, start: start, clock: clock})
 	f.next(ctx)
 	if start != nil && len(f.queue) > 0 && f.queue[len(f.queue)-1].start == start {
 		// It waits for a slot: its turn reads the row and the secrets
 		// again, as they are then.
-		f.queue[len(f.queue)-1].start = nil
+		f.queue[len(f.queue)-1].start, f.queue[len(f.queue)-1].clock = nil, nil
 	}
 }
 
@@ -172,7 +174,7 @@ func (f *forwarder) next(ctx actor.Context) {
 		limit = 64 // the API's default
 	}
 	for f.running < limit && len(f.queue) > 0 {
-		d, start := f.queue[0].d, f.queue[0].start
+		d, start, clock := f.queue[0].d, f.queue[0].start, f.queue[0].clock
 		f.queue = f.queue[1:]
 		delete(f.queued, d.ID)
 		f.a.running.add(d.ID)
@@ -185,7 +187,7 @@ func (f *forwarder) next(ctx actor.Context) {
 			defer f.a.attempts.Done()
 			defer f.a.rt.root.Send(self, &attemptDone{deliveryID: d.ID})
 			defer order.leave(f.a.bridgeID, d.Topic, d.ID)
-			f.a.attempt(b, d, start)
+			f.a.attempt(b, d, start, clock)
 		})
 	}
 }
@@ -389,9 +391,11 @@ func (a *activation) releaseHeld(ctx context.Context) {
 // attempt makes one webhook attempt of d and records its outcome. It runs
 // on its own goroutine; a panic is recorded as a failed attempt. start,
 // if not nil, is the row and its secrets as the round trip that created
-// the row read them, and replaces StartAttempt's read.
-func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start *persistence.AttemptStart) {
+// the row read them, and replaces StartAttempt's read; clock, if not nil,
+// times the attempt's stages (stages.go).
+func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start *persistence.AttemptStart, clock *stageClock) {
 	rt := a.rt
+	clock.mark(stageDispatch)
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("webhook attempt panicked", "delivery", d.ID, "panic", p)
@@ -440,7 +444,7 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	}
 	contentType, text, auto, err := decodePayload(d.Payload)
 	if err != nil {
-		a.finish(b, d, webhook.Result{Outcome: webhook.OutcomeInvalid, Err: err}, false)
+		a.finish(b, d, webhook.Result{Outcome: webhook.OutcomeInvalid, Err: err}, false, nil)
 		return
 	}
 	if a.subscriptionCommand(b, d, text) { // broadcast.go
@@ -474,7 +478,8 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	ctx, cancel := context.WithTimeout(a.ctx, timeout)
 	res := rt.cfg.Deliverer.Deliver(ctx, ep, msg)
 	cancel()
-	a.finish(b, d, res, auto)
+	clock.mark(stageWebhook)
+	a.finish(b, d, res, auto, clock)
 }
 
 // logAttempt writes the one line of an attempt: its delivery, number,
@@ -494,8 +499,9 @@ func (a *activation) logAttempt(d persistence.Delivery, res webhook.Result, then
 // finish records the outcome of an attempt: success (with its reply in the
 // outbox), a retry, a dead letter, or the endpoint gone. The bridge's
 // retry mode and the node's webhook.RetryPolicy decide which. auto says
-// whether d's message is another bridge's automatic reply (isAutoReply).
-func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res webhook.Result, auto bool) {
+// whether d's message is another bridge's automatic reply (isAutoReply);
+// clock times the stages of a reply (stages.go).
+func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res webhook.Result, auto bool, clock *stageClock) {
 	rt := a.rt
 	att := persistence.DeliveryAttempt{StatusCode: res.Status, Latency: res.Latency}
 	if res.Err != nil {
@@ -507,7 +513,7 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 	if res.Outcome == webhook.OutcomeDelivered || res.Outcome == webhook.OutcomeBadReply {
 		a.reportOutcome(res)
 		a.logAttempt(d, res, "done")
-		a.complete(d, att, res, auto)
+		a.complete(d, att, res, auto, clock)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -564,8 +570,9 @@ func (a *activation) finish(b persistence.Bridge, d persistence.Delivery, res we
 // complete marks a delivery succeeded and, when the endpoint replied,
 // seals the reply once, at a fixed timestamp, into the outbox, then
 // publishes it. A delivery that had already succeeded gets no second reply.
-// auto is isAutoReply of d's payload, which the caller has decoded.
-func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAttempt, res webhook.Result, auto bool) {
+// auto is isAutoReply of d's payload, which the caller has decoded; clock,
+// if not nil, times the reply's stages (stages.go).
+func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAttempt, res webhook.Result, auto bool, clock *stageClock) {
 	rt := a.rt
 	var reply *persistence.Reply
 	var env *messagev1.Envelope
@@ -600,11 +607,15 @@ func (a *activation) complete(d persistence.Delivery, att persistence.DeliveryAt
 			}
 		}
 	}
+	if reply == nil {
+		clock = nil // only replies are timed
+	}
+	clock.mark(stageSeal)
 	// One statement, shared with the node's other completions of the
 	// moment (batcher.go), which also queues the reply for publishing.
 	// Once this completion is queued, the next reply of the conversation
 	// may be sealed: it is recorded and queued after this one.
-	queued := rt.completes.enqueue(completeRequest{a: a, env: env, topic: d.Topic,
+	queued := rt.completes.enqueue(completeRequest{a: a, env: env, topic: d.Topic, clock: clock,
 		c: persistence.Completion{Lease: a.currentLease(), DeliveryID: d.ID, Attempt: att, Reply: reply}})
 	rt.replyOrder.pass(a.bridgeID, d.Topic, d.ID)
 	if done := <-queued; done.Err != nil {

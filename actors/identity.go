@@ -159,6 +159,7 @@ const invitePrefix = "/xmtp/0/invite-"
 
 func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 	a := id.a
+	taken := time.Now()
 	// The prefix first: the invite topic's checksummed address costs a
 	// hash, and nearly every envelope is a conversation's.
 	if t := env.GetContentTopic(); strings.HasPrefix(t, invitePrefix) && t == keys.InviteTopic(a.address) {
@@ -203,7 +204,7 @@ func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 		id.rt.metrics.messagesIn.WithLabelValues("reverse").Inc()
 		ctx.Send(id.reverseChild(ctx), task)
 	default:
-		id.forwardMessage(ctx, env, msg)
+		id.forwardMessage(ctx, env, msg, taken)
 	}
 }
 
@@ -265,8 +266,9 @@ func (id *identity) readStarted(ctx actor.Context, conv *conversation.Conversati
 
 // forwardMessage records a delivery, then moves the cursor, then hands the
 // delivery to the forward child; the last two happen when the committer
-// has recorded it (commit.go).
-func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message) {
+// has recorded it (commit.go). taken is when the identity took env, from
+// which its stages are timed (stages.go).
+func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, taken time.Time) {
 	a := id.a
 	b, ok := id.rt.bridgeConfig(a.ctx, a.bridgeID)
 	if !ok {
@@ -284,7 +286,9 @@ func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, m
 		return
 	}
 	lease := a.currentLease()
-	id.recordDelivery(ctx, env, msg, persistence.NewDelivery{
+	clock := newStageClock(id.rt.metrics, taken)
+	clock.mark(stageOpen)
+	id.recordDelivery(ctx, env, msg, clock, persistence.NewDelivery{
 		BridgeID: a.bridgeID, MessageID: msg.ID, Topic: msg.Topic, SenderAddress: msg.Sender,
 		SentNs: sentNs(msg.Sent), Payload: payload, Lease: &lease,
 	})

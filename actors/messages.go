@@ -68,6 +68,9 @@ type deliveryTask struct {
 	// as they are when it begins.
 	start   *persistence.AttemptStart
 	startAt time.Time
+	// clock times the stages of the attempt that starts from start
+	// (stages.go); nil for others.
+	clock *stageClock
 }
 
 // Key implements supervision.Keyed.

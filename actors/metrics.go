@@ -61,6 +61,15 @@ type metrics struct {
 	// undelivered counts protoactor's dead letters: messages sent to an
 	// actor that no longer (or never) existed.
 	undelivered prometheus.Counter
+	// stages times the steps of a new message's way through the bridge,
+	// by step (stages.go); stage holds its series, resolved once.
+	stages *prometheus.HistogramVec
+	stage  [numStages]prometheus.Observer
+	// statements times the batched statements on the way of a message
+	// (delivery records, completions); recordStatement and
+	// completeStatement are its series.
+	statements                         *prometheus.HistogramVec
+	recordStatement, completeStatement prometheus.Observer
 }
 
 // runtimeGauges are the values the runtime's gauges read at scrape time.
@@ -162,6 +171,25 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		m.spawns.WithLabelValues("forward"), m.spawns.WithLabelValues("reverse"), m.spawns.WithLabelValues("canary")
 	m.stopsIdentity, m.stopsForward, m.stopsReverse, m.stopsCanary = m.stops.WithLabelValues("identity"),
 		m.stops.WithLabelValues("forward"), m.stops.WithLabelValues("reverse"), m.stops.WithLabelValues("canary")
+	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "bridge_forward_stage_seconds",
+		Help: "Time a new message spends in each step of its way through the bridge, from the node subscription to its reply's publish, by stage: " +
+			"open (the identity opens it and hands it to the committer), record (its delivery row's statement, with the wait for a batch), " +
+			"dispatch (from the record to its attempt starting: the identity's and the forward child's mailboxes), webhook (the owner's endpoint), " +
+			"seal (waiting for the conversation's older replies, and sealing the reply), complete (the completion's statement, with the wait for a batch), " +
+			"publish_queue (the reply waiting for the activation's publish in flight), publish (the XMTP node's publish call). Only first attempts of new deliveries, with a reply, are timed.",
+		Buckets: stageBuckets,
+	}, []string{"stage"})
+	m.statements = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "bridge_forward_statement_seconds",
+		Help: "Round trip of one batched statement on a message's way through the bridge, commit included, by statement: record (delivery rows), complete (completions with their replies). " +
+			"The record and complete stages of bridge_forward_stage_seconds less these are the wait for a batch.",
+		Buckets: stageBuckets,
+	}, []string{"statement"})
+	m.recordStatement, m.completeStatement = m.statements.WithLabelValues("record"), m.statements.WithLabelValues("complete")
+	for i := range m.stage {
+		m.stage[i] = m.stages.WithLabelValues(stageNames[i])
+	}
 	m.startedRead, m.startedRecorded = m.attemptStarts.WithLabelValues("read"), m.attemptStarts.WithLabelValues("recorded")
 	m.mailbox = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_backlog_envelopes",
@@ -211,7 +239,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 	}, proof(func(c api.ProofCounts) int64 { return c.Seen }))
 	for _, c := range []prometheus.Collector{m.proofsPublished, m.proofsFailed, m.proofsSeen, m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
 		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.mailbox, m.failingReply, m.connected, m.catchUpFailing,
-		m.spawns, m.stops, m.undelivered, m.panics} {
+		m.spawns, m.stops, m.undelivered, m.panics, m.stages, m.statements} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)
 		}

@@ -4,8 +4,11 @@ package actors
 //
 // A completed delivery's reply is already in the outbox when it is handed
 // here. The activation publishes the replies that queued up while its
-// previous publish was in flight in one Publish call, and records their
-// outcome in one statement, instead of one call and one write per reply.
+// publishes in flight were under way in one Publish call, and records
+// their outcome in one statement, instead of one call and one write per
+// reply. While the publishes in flight are small, a reply goes at once in
+// a publish of its own beside them (publishDepth); the replies of one
+// conversation are never in two publishes in flight.
 // The outcomes are recorded beside the next publish, not before it: a
 // reply does not wait for the record of the replies published before it.
 // A goroutine runs for each stage only while it has work. A reply whose
@@ -52,9 +55,14 @@ const maxReplyBatch = 16
 
 // replyBatch is an activation's queue of replies to publish.
 type replyBatch struct {
-	mu      sync.Mutex
-	queue   []outboxReply
-	running bool
+	mu    sync.Mutex
+	queue []outboxReply
+	// running counts the drains, each with at most one publish in flight
+	// (publishDepth), and flying the replies in those publishes; busy
+	// counts, by conversation, the replies in publishes in flight.
+	running int
+	flying  int
+	busy    map[string]int
 	// held are the ids queued, being published or having their outcome
 	// recorded, which the sweep leaves alone.
 	held map[int64]bool
@@ -202,16 +210,19 @@ type outboxReply struct {
 	// topic is the conversation of a reply to a forwarded message, whose
 	// replies go out in order; empty for a broadcast copy.
 	topic string
+	// clock times its stages (stages.go).
+	clock *stageClock
 }
 
 // publishSoon queues an outbox reply, written under a lease checked just
 // now, for the next batch. Stopping the activation waits for the batch
 // (a.attempts). topic is the conversation of a reply to a forwarded
 // message, empty for others: a reply of a held conversation is left in
-// the outbox for the sweep, behind the older ones.
-func (a *activation) publishSoon(replyID int64, topic string, env *messagev1.Envelope) {
+// the outbox for the sweep, behind the older ones. clock, if not nil, times
+// the reply's stages (stages.go).
+func (a *activation) publishSoon(replyID int64, topic string, env *messagev1.Envelope, clock *stageClock) {
 	b := &a.replies
-	r := outboxReply{id: replyID, env: env, topic: topic}
+	r := outboxReply{id: replyID, env: env, topic: topic, clock: clock}
 	b.mu.Lock()
 	if topic != "" && !b.loaded {
 		b.hold(replyID)
@@ -232,16 +243,68 @@ func (a *activation) publishSoon(replyID int64, topic string, env *messagev1.Env
 	}
 }
 
-// enqueue queues r for the batch and reports whether a drain must start;
-// b.mu is held.
+// publishDepth is how many publishes of an activation's replies may be in
+// flight at once. A reply that comes while the publishes in flight are
+// small (smallBatch replies or fewer) goes at once in a publish of its
+// own, beside them, instead of waiting for their round trip; while they
+// are large, the replies queue for the next one, as with one at a time.
+// The replies of one conversation are never in two publishes in flight:
+// a reply of a conversation with one in flight waits for its publish to
+// return, so the XMTP node stores them in order.
+const publishDepth = 4
+
+// enqueue queues r for the batch and reports whether a drain must start:
+// it has counted one in running, which the caller starts; b.mu is held.
 func (b *replyBatch) enqueue(r outboxReply) (start bool) {
 	b.queue = append(b.queue, r)
 	b.hold(r.id)
-	if b.running {
+	if b.running >= publishDepth || (b.running > 0 && b.flying > smallBatch) {
 		return false
 	}
-	b.running = true
+	b.running++
 	return true
+}
+
+// take removes the next publish's replies from the queue, in queue order,
+// passing over those of a conversation with a publish in flight (and the
+// later ones of it), and marks their conversations busy; b.mu is held.
+func (b *replyBatch) take() []outboxReply {
+	var batch, left []outboxReply
+	var blocked map[string]bool
+	for i, r := range b.queue {
+		if len(batch) == maxReplyBatch {
+			left = append(left, b.queue[i:]...)
+			break
+		}
+		if r.topic != "" && (b.busy[r.topic] > 0 || blocked[r.topic]) {
+			if blocked == nil {
+				blocked = map[string]bool{}
+			}
+			blocked[r.topic] = true
+			left = append(left, r)
+			continue
+		}
+		batch = append(batch, r)
+	}
+	b.queue = left
+	return batch
+}
+
+// markBusy notes the conversations of batch in flight, or no longer
+// (delta -1); b.mu is held.
+func (b *replyBatch) markBusy(batch []outboxReply, delta int) {
+	for _, r := range batch {
+		if r.topic == "" {
+			continue
+		}
+		if b.busy == nil {
+			b.busy = map[string]int{}
+		}
+		if b.busy[r.topic] += delta; b.busy[r.topic] <= 0 {
+			delete(b.busy, r.topic)
+		}
+	}
+	b.flying += delta * len(batch)
 }
 
 // hold keeps the sweep off a reply the batch has; b.mu is held.
@@ -316,7 +379,7 @@ func (a *activation) loadHeld(topics []string) {
 	b.loaded = true
 	parked := b.parked
 	b.parked = nil
-	start, left := false, 0
+	start, left := 0, 0
 	for _, r := range parked {
 		if b.isHeld(r.topic) {
 			b.leave(r.topic)
@@ -324,7 +387,9 @@ func (a *activation) loadHeld(topics []string) {
 			left++
 			continue
 		}
-		start = b.enqueue(r) || start
+		if b.enqueue(r) {
+			start++ // each drain enqueue counted must run
+		}
 	}
 	b.mu.Unlock()
 	if len(topics) > 0 {
@@ -333,7 +398,7 @@ func (a *activation) loadHeld(topics []string) {
 	if left > 0 {
 		a.leftBehind(left)
 	}
-	if start {
+	for range start {
 		a.startDrain()
 	}
 }
@@ -394,20 +459,22 @@ func (a *activation) startDrain() {
 	})
 }
 
-// drainReplies publishes the queue in batches until it is empty.
+// drainReplies publishes the queue in batches until it is empty, or until
+// what is left waits for conversations with a publish in flight (the drain
+// whose publish returns takes them next).
 func (a *activation) drainReplies() {
 	b := &a.replies
 	for {
 		b.mu.Lock()
-		n := min(len(b.queue), maxReplyBatch)
-		if n == 0 {
-			b.running = false
-			b.queue = nil
+		batch := b.take()
+		if len(batch) == 0 {
+			b.running--
+			if len(b.queue) == 0 {
+				b.queue = nil
+			}
 			b.mu.Unlock()
 			return
 		}
-		batch := b.queue[:n:n]
-		b.queue = b.queue[n:]
 		left := 0
 		if len(b.waiting) > 0 {
 			// Replies of a conversation held since they were queued (an
@@ -424,12 +491,20 @@ func (a *activation) drainReplies() {
 			}
 			batch = kept
 		}
+		b.markBusy(batch, 1)
 		b.mu.Unlock()
 		if left > 0 {
 			a.leftBehind(left)
 		}
 		if len(batch) > 0 {
-			a.recordSoon(a.publishBatch(batch))
+			// A failed publish holds its conversations before they are
+			// free again (publishBatch), so the replies queued behind it
+			// are left for the sweep.
+			o := a.publishBatch(batch)
+			b.mu.Lock()
+			b.markBusy(batch, -1)
+			b.mu.Unlock()
+			a.recordSoon(o)
 		}
 	}
 }
@@ -552,10 +627,17 @@ func (a *activation) publishBatch(batch []outboxReply) replyOutcome {
 	defer cancel()
 	envs := make([]*messagev1.Envelope, len(batch))
 	ids := make([]int64, len(batch))
+	began := time.Now()
 	for i, r := range batch {
 		envs[i], ids[i] = r.env, r.id
+		r.clock.markAt(stagePublishQueue, began)
 	}
 	err := rt.cfg.XMTP.Publish(ctx, a.auth, envs...)
+	if err == nil {
+		for _, r := range batch {
+			r.clock.mark(stagePublish)
+		}
+	}
 	status, lastErr, next := persistence.ReplySent, "", time.Now()
 	if err != nil {
 		lastErr = err.Error()

@@ -345,7 +345,7 @@ func TestCompletingACompletedDeliveryHoldsNothing(t *testing.T) {
 		t.Fatal("the bridge is not hosted")
 	}
 	a.complete(persistence.Delivery{ID: id, BridgeID: b.ID, Topic: topic}, persistence.DeliveryAttempt{StatusCode: 200},
-		webhook.Result{Outcome: webhook.OutcomeDelivered, Status: 200, HasReply: true, Reply: "a second answer"}, false)
+		webhook.Result{Outcome: webhook.OutcomeDelivered, Status: 200, HasReply: true, Reply: "a second answer"}, false, nil)
 	if a.replies.topicHeld(topic) {
 		t.Fatal("the conversation is held after a completion whose outcome is known: its delivery had succeeded")
 	}

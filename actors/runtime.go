@@ -106,7 +106,7 @@ func New(cfg Config) (*Runtime, error) {
 		loopLog: newLogSampler(invitationLogPeriod, 1), replyOrder: newReplyOrder()}
 	rt.due = newScheduler(rt)
 	rt.workers = newWorkers(maxParkedWorkers)
-	rt.commits = newCommitter(cfg.Store, rt.workers.Go)
+	rt.commits = newCommitter(cfg.Store, rt.workers.Go, func(d time.Duration) { rt.metrics.recordStatement.Observe(d.Seconds()) })
 	rt.commits.b.panicked = rt.panicked("commits")
 	rt.starts = &batcher[persistence.AttemptKey, persistence.AttemptStarted]{max: maxAttemptBatch, spawn: rt.workers.Go, panicked: rt.panicked("starts"),
 		run: func(keys []persistence.AttemptKey) []persistence.AttemptStarted {
@@ -117,7 +117,12 @@ func New(cfg Config) (*Runtime, error) {
 		fail: func(err error) persistence.AttemptStarted { return persistence.AttemptStarted{Err: err} }}
 	rt.completes = &batcher[completeRequest, persistence.Completed]{max: maxAttemptBatch, spawn: rt.workers.Go, panicked: rt.panicked("completes"),
 		depth: completeDepth, key: completeKey, deliver: handOverCompleted,
-		run:  func(reqs []completeRequest) []persistence.Completed { return completeBatch(cfg.Store, reqs) },
+		run: func(reqs []completeRequest) []persistence.Completed {
+			began := time.Now()
+			res := completeBatch(cfg.Store, reqs)
+			rt.metrics.completeStatement.Observe(time.Since(began).Seconds())
+			return res
+		},
 		fail: func(err error) persistence.Completed { return persistence.Completed{Err: err} }}
 	rt.cursors = &batcher[cursorMove, error]{max: maxCursorBatch, spawn: rt.workers.Go, linger: cursorLinger, panicked: rt.panicked("cursors"),
 		run: saveCursors(cfg.Store), fail: func(err error) error { return err }}

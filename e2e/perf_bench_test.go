@@ -173,7 +173,9 @@ func BenchmarkForwardGoals(b *testing.B) {
 			loadedFloor <- cryptoFloor(b, perfSenders)
 		}()
 	}
+	stPeak0 := readStages(b, c.api)
 	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
+	logStageHist(b, "bridge-peak", stPeak0, readStages(b, c.api))
 	toBridge.onStall = nil
 	peakCPU := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000
 	if os.Getenv("PERF_LOADED_FLOOR") != "" {
@@ -230,7 +232,9 @@ func BenchmarkForwardGoals(b *testing.B) {
 	pgPaced0 := pg.read()
 	cpu1, pacedStart := cpuTime(b, pid), time.Now()
 	bridgeBusy := machineBusy(b)
+	stHalf0 := readStages(b, c.api)
 	bridgeLat := toBridge.paced("bridge-half", half, total/2)
+	logStageHist(b, "bridge-half", stHalf0, readStages(b, c.api))
 	bridgeShare := bridgeBusy()
 	cpuPaced := float64((cpuTime(b, pid) - cpu1).Microseconds()) / 1000 / float64(total/2)
 	pgPaced1 := pg.read()
