@@ -48,8 +48,9 @@ const maxAttemptBatch = 128
 
 // batcher runs calls of Req in batches through run, which returns one Res
 // per Req, in order. Batches are taken in the order their requests were
-// queued, run up to depth at once, and handed back in the order they were
-// taken. It runs a goroutine only while it has work.
+// queued and run up to depth at once; without keys they are handed back
+// in the order they were taken, with keys each as it returns (a key's
+// batches still in order). It runs a goroutine only while it has work.
 type batcher[Req, Res any] struct {
 	run func([]Req) []Res
 	// fail is the result of a request whose batch panicked or gave it no

@@ -261,13 +261,19 @@ func (b *replyBatch) enqueue(r outboxReply) (start bool) {
 	if b.running >= publishDepth || (b.running > 0 && b.flying > smallBatch) {
 		return false
 	}
+	if r.topic != "" && b.busy[r.topic] > 0 {
+		// The drain whose publish carries the conversation takes it
+		// once that returns; a new one would find nothing to take.
+		return false
+	}
 	b.running++
 	return true
 }
 
 // take removes the next publish's replies from the queue, in queue order,
 // passing over those of a conversation with a publish in flight (and the
-// later ones of it), and marks their conversations busy; b.mu is held.
+// later ones of it); b.mu is held. The caller marks their conversations
+// busy (markBusy) under the same hold of b.mu.
 func (b *replyBatch) take() []outboxReply {
 	var batch, left []outboxReply
 	var blocked map[string]bool
