@@ -72,8 +72,8 @@ const (
 // PERF_ALLOC_PROFILE=<file> saves the node's allocation profile before
 // (<file>.before) and after (<file>) the bridge's closed-loop run, so that
 // `go tool pprof -sample_index=alloc_objects -base <file>.before <file>`
-// shows the allocations of that run alone, and logs the node's allocations
-// per forwarded message.
+// shows the allocations of that run alone. The node's allocations per
+// forwarded message in that run are logged in every run.
 // PERF_NODE_LOG=1 prints the end of the node's log and, after the
 // bridge's closed-loop run, its ingress lag histogram, the XMTP node's
 // subscriber and refusal counters, where the round trips spent their time
@@ -174,7 +174,10 @@ func BenchmarkForwardGoals(b *testing.B) {
 		}()
 	}
 	stPeak0 := readStages(b, c.api)
+	mallocs0 := mallocs(b, c.api)
 	bridgeRate, _ := toBridge.closed("bridge-peak", perfInFlight, total)
+	b.Logf("allocations per forwarded message on the bridge node at %d in flight: %.0f (go_memstats_mallocs_total)",
+		perfInFlight, (mallocs(b, c.api)-mallocs0)/float64(total))
 	logStageHist(b, "bridge-peak", stPeak0, readStages(b, c.api))
 	toBridge.onStall = nil
 	peakCPU := float64((cpuTime(b, pid) - cpu0).Microseconds()) / 1000
@@ -869,4 +872,17 @@ func percentile(lat []time.Duration, p int) float64 {
 		return 0
 	}
 	return float64(s[min(len(s)-1, len(s)*p/100)].Microseconds()) / 1000
+}
+
+// mallocs is the node's go_memstats_mallocs_total, the heap objects it
+// has allocated since it started.
+func mallocs(b *testing.B, api string) float64 {
+	b.Helper()
+	for _, line := range metric(b, api, "go_memstats_mallocs_total ") {
+		if v, err := strconv.ParseFloat(strings.TrimPrefix(line, "go_memstats_mallocs_total "), 64); err == nil {
+			return v
+		}
+	}
+	b.Fatal("the node exports no go_memstats_mallocs_total")
+	return 0
 }
