@@ -165,7 +165,10 @@ func (b *batcher[Req, Res]) enqueue(req Req) <-chan Res {
 	if b.linger > 0 && len(b.queue) >= b.max {
 		b.wake.wake()
 	}
-	if b.running < b.maxDrains() && (b.running == 0 || b.flying <= smallBatch) {
+	// A call whose key is in a batch in flight opens no drain: the drain
+	// of that batch takes it once it has handed the batch back, and a new
+	// one would find nothing to take.
+	if b.running < b.maxDrains() && (b.running == 0 || b.flying <= smallBatch) && b.busy[key] == 0 {
 		b.running++
 		if b.spawn != nil {
 			b.spawn(b.drain)

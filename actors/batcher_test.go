@@ -528,3 +528,44 @@ func TestBatcherSurvivesAPanickingKey(t *testing.T) {
 		t.Fatalf("%d panics reported, want 2", panics.Load())
 	}
 }
+
+// TestBatcherOpensNoDrainForABusyKey: calls of a key whose batch is in
+// flight open no drain of their own (it would find nothing to take): the
+// drain of that batch takes them once it has handed the batch back, and
+// every call is answered. Seen failing with a drain opened beside the busy
+// one (two drains for one key).
+func TestBatcherOpensNoDrainForABusyKey(t *testing.T) {
+	var drains atomic.Int64
+	gate := make(chan struct{})
+	b := &batcher[keyed, int]{max: 8, depth: 2,
+		key: func(k keyed) string { return k.key },
+		run: func(reqs []keyed) []int {
+			<-gate
+			out := make([]int, len(reqs))
+			for i, r := range reqs {
+				out[i] = r.v
+			}
+			return out
+		},
+		fail:  func(error) int { return -1 },
+		spawn: func(f func()) { drains.Add(1); go f() },
+	}
+	calls := []<-chan int{b.enqueue(keyed{"a", 0})}
+	testkit.WaitFor(t, 10*time.Second, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.busy["a"] == 1
+	}, "the first batch in flight")
+	for v := 1; v <= 3; v++ {
+		calls = append(calls, b.enqueue(keyed{"a", v}))
+	}
+	close(gate)
+	for v, ch := range calls {
+		if got := answer(t, ch); got != v {
+			t.Fatalf("call %d answered %d", v, got)
+		}
+	}
+	if n := drains.Load(); n != 1 {
+		t.Fatalf("%d drains opened for calls of one key, want 1", n)
+	}
+}
