@@ -344,9 +344,10 @@ func (s *Subscription) passedHeld(t string) []*messagev1.Envelope {
 // unfetched returns the envelopes of p's answer, envs, that go to the
 // consumer now: those stamped below what the topic's catch-up has still
 // to fetch. An envelope a hold dropped undelivered while the page was
-// asked (the chase's floor), or the start of a chase started again since,
-// may lie below envelopes of the page: delivered now, a sender's later
-// envelope would overtake its earlier one. The catch-up fetches those
+// asked (the chase's floor), stamped below the page's start, or the start
+// of a chase started again since, may lie below envelopes of the page:
+// delivered now, a sender's later envelope would overtake its earlier
+// one. The catch-up fetches those
 // left out again, from there, in order. envs are in ascending order of
 // timestamp.
 func (s *Subscription) unfetched(p page, envs []*messagev1.Envelope) []*messagev1.Envelope {
@@ -356,7 +357,15 @@ func (s *Subscription) unfetched(p page, envs []*messagev1.Envelope) []*messagev
 	if c == nil {
 		return envs
 	}
-	limit := c.floor
+	// A dropped envelope stamped within the page's range was fetched by
+	// it if it was stored before the page was asked, and goes in its
+	// place; stored after, it follows everything of its sender the page
+	// brings. Only one stamped below where the page started can be
+	// overtaken.
+	limit := uint64(noFloor)
+	if c.floor < pageStart(p.req) {
+		limit = c.floor
+	}
 	if c != p.chase || c.gen != p.gen {
 		limit = min(limit, c.position())
 	}
@@ -366,6 +375,14 @@ func (s *Subscription) unfetched(p page, envs []*messagev1.Envelope) []*messagev
 		}
 	}
 	return envs
+}
+
+// pageStart is the timestamp the page of q starts from.
+func pageStart(q *messagev1.QueryRequest) uint64 {
+	if ix := q.GetPagingInfo().GetCursor().GetIndex(); ix != nil {
+		return ix.SenderTimeNs
+	}
+	return q.StartTimeNs
 }
 
 // advance moves p's chase past its answer resp. It returns the hold to
@@ -383,14 +400,16 @@ func (s *Subscription) advance(p page, resp *messagev1.QueryResponse) *hold {
 	if cur := resp.GetPagingInfo().GetCursor(); cur != nil && len(resp.Envelopes) > 0 {
 		c.cursor = cur
 		// While a dropped envelope waits to be fetched (c.floor), the
-		// page does not move how far the catch-up has got: asked before
-		// the drop, it may have passed the envelope's stamp without it
-		// (another sender's, stamped later, stored first), and held
-		// envelopes stamped past it would then go at once, ahead of it
-		// (hold.go). Every envelope dropped undelivered stays stamped
-		// past h.reached until a page fetches it.
-		if h := s.holds[p.topic]; h != nil && h.proven && h.chase == c && c.floor == noFloor {
-			h.reached = max(h.reached, resp.Envelopes[len(resp.Envelopes)-1].TimestampNs)
+		// page moves how far the catch-up has got no further than its
+		// stamp: asked before the drop, it may have passed the stamp
+		// without it (another sender's, stamped later, stored first),
+		// and held envelopes stamped past it would then go at once,
+		// ahead of it (hold.go). Every envelope dropped undelivered
+		// stays stamped at or past h.reached until a page fetches it.
+		// (Holding h.reached where it was instead made a sender that
+		// stamps many envelopes alike restart the catch-up over them.)
+		if h := s.holds[p.topic]; h != nil && h.proven && h.chase == c {
+			h.reached = max(h.reached, min(resp.Envelopes[len(resp.Envelopes)-1].TimestampNs, c.floor))
 		}
 		return nil
 	}

@@ -69,16 +69,17 @@ import (
 // its pages until the flood eases and a page comes back short.
 //
 // A catch-up page delivers nothing stamped at or past an envelope still
-// to fetch (unfetched, catchup.go), and a page asked before a drop does
-// not move h.reached: either way a sender's later envelope would overtake
-// its dropped earlier one; and before a page's envelopes go, the held
-// ones stamped behind where the catch-up has got to go (passedHeld), as
-// no page fetches them. One race is left: senders stamp their own
-// envelopes, so another sender's envelope stamped later can be stored
-// first, and a catch-up that starts at it (the oldest a hold dropped) can
-// fetch a sender's later envelopes while its earlier ones, stamped below
-// that start, are stored but not yet streamed. They then go after the
-// later ones. It needs two senders' stamps crossed within a topic that
+// to fetch below where it started (unfetched, catchup.go), and a page
+// asked before a drop moves h.reached no further than the drop's stamp:
+// either way a sender's later envelope would overtake its dropped
+// earlier one. Before a page's envelopes go, the held ones stamped
+// behind where the catch-up has got to go (passedHeld), as no page
+// fetches them. One race is left: senders stamp their own envelopes, so
+// another sender's envelope stamped later can be stored first, and a
+// catch-up that starts at it (the oldest a hold dropped) can fetch a
+// sender's later envelopes while its earlier ones, stamped below that
+// start, are stored but not yet streamed. They then go after the later
+// ones. It needs two senders' stamps crossed within a topic that
 // overflows its hold, and the stream running behind the queries; the
 // cure is a hold that keeps the order of what it dropped, not only its
 // oldest stamp.
@@ -101,8 +102,8 @@ type hold struct {
 	// chase is the catch-up begun at the proof, and reached how far it
 	// has got: it has fetched every envelope stamped from its start up
 	// to reached that was stored before its last page was asked, and
-	// every envelope the hold dropped undelivered is stamped past it
-	// (advance).
+	// every envelope the hold dropped undelivered is stamped at or past
+	// it (advance).
 	chase   *chase
 	reached uint64
 	// base is where the topic's catch-up started when it was held: the
