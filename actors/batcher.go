@@ -295,24 +295,11 @@ func (b *batcher[Req, Res]) take() (batch []batchCall[Req, Res], keys []string) 
 		b.queue = b.queue[n:]
 		return batch, nil
 	}
-	var left []batchCall[Req, Res]
-	var blocked map[string]bool
-	for i, c := range b.queue {
-		if len(batch) == b.max {
-			left = append(left, b.queue[i:]...)
-			break
-		}
-		k := c.key
-		if b.busy[k] > 0 || blocked[k] {
-			if blocked == nil {
-				blocked = map[string]bool{}
-			}
-			blocked[k] = true
-			left = append(left, c)
-			continue
-		}
-		batch = append(batch, c)
-		keys = append(keys, k)
+	batch, b.queue = takeUnblocked(b.queue, b.max, func(c batchCall[Req, Res]) string { return c.key },
+		func(k string) bool { return b.busy[k] > 0 })
+	keys = make([]string, len(batch))
+	for i, c := range batch {
+		keys[i] = c.key
 	}
 	if b.busy == nil {
 		b.busy = map[string]int{}
@@ -320,8 +307,33 @@ func (b *batcher[Req, Res]) take() (batch []batchCall[Req, Res], keys []string) 
 	for _, k := range keys {
 		b.busy[k]++
 	}
-	b.queue = left
 	return batch, keys
+}
+
+// takeUnblocked takes from queue, in queue order, up to max items whose
+// key is not busy, passing over the items of a busy key and every later
+// item of that key, so that a key's items are taken in order. It returns
+// the items taken and those left, in order. The batcher and an
+// activation's reply publishes (replies.go) take their batches with it.
+func takeUnblocked[T any](queue []T, max int, key func(T) string, busy func(string) bool) (batch, left []T) {
+	var blocked map[string]bool
+	for i, x := range queue {
+		if len(batch) == max {
+			left = append(left, queue[i:]...)
+			break
+		}
+		k := key(x)
+		if blocked[k] || busy(k) {
+			if blocked == nil {
+				blocked = map[string]bool{}
+			}
+			blocked[k] = true
+			left = append(left, x)
+			continue
+		}
+		batch = append(batch, x)
+	}
+	return batch, left
 }
 
 // deliverOne runs deliver for one call; a panic in it does not keep the

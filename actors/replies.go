@@ -275,24 +275,9 @@ func (b *replyBatch) enqueue(r outboxReply) (start bool) {
 // later ones of it); b.mu is held. The caller marks their conversations
 // busy (markBusy) under the same hold of b.mu.
 func (b *replyBatch) take() []outboxReply {
-	var batch, left []outboxReply
-	var blocked map[string]bool
-	for i, r := range b.queue {
-		if len(batch) == maxReplyBatch {
-			left = append(left, b.queue[i:]...)
-			break
-		}
-		if r.topic != "" && (b.busy[r.topic] > 0 || blocked[r.topic]) {
-			if blocked == nil {
-				blocked = map[string]bool{}
-			}
-			blocked[r.topic] = true
-			left = append(left, r)
-			continue
-		}
-		batch = append(batch, r)
-	}
-	b.queue = left
+	var batch []outboxReply
+	batch, b.queue = takeUnblocked(b.queue, maxReplyBatch, func(r outboxReply) string { return r.topic },
+		func(topic string) bool { return topic != "" && b.busy[topic] > 0 })
 	return batch
 }
 

@@ -324,21 +324,7 @@ func (s *Subscription) passedHeld(t string) []*messagev1.Envelope {
 	if h == nil || !h.proven || h.reached == 0 || len(h.envs) == 0 {
 		return nil
 	}
-	var out []*messagev1.Envelope
-	kept := h.envs[:0]
-	for _, e := range h.envs {
-		if e.TimestampNs > h.reached {
-			kept = append(kept, e)
-			continue
-		}
-		size := heldSize(e)
-		h.bytes -= size
-		s.heldBytes -= size
-		out = append(out, e)
-	}
-	clear(h.envs[len(kept):])
-	h.envs = kept
-	return out
+	return s.takeHeld(h, func(e *messagev1.Envelope) bool { return e.TimestampNs <= h.reached })
 }
 
 // unfetched returns the envelopes of p's answer, envs, that go to the

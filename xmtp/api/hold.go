@@ -334,18 +334,30 @@ func (s *Subscription) unhold(t string, envs []*messagev1.Envelope) {
 	for _, e := range envs {
 		paged[heldKey{e.TimestampNs, string(e.Message)}] = struct{}{}
 	}
+	s.takeHeld(h, func(e *messagev1.Envelope) bool {
+		_, ok := paged[heldKey{e.TimestampNs, string(e.Message)}]
+		return ok
+	})
+}
+
+// takeHeld takes out of h the envelopes that take says to, and returns
+// them in the order they came; s.mu is held.
+func (s *Subscription) takeHeld(h *hold, take func(*messagev1.Envelope) bool) []*messagev1.Envelope {
+	var out []*messagev1.Envelope
 	kept := h.envs[:0]
 	for _, e := range h.envs {
-		if _, ok := paged[heldKey{e.TimestampNs, string(e.Message)}]; ok {
-			size := heldSize(e)
-			h.bytes -= size
-			s.heldBytes -= size
+		if !take(e) {
+			kept = append(kept, e)
 			continue
 		}
-		kept = append(kept, e)
+		size := heldSize(e)
+		h.bytes -= size
+		s.heldBytes -= size
+		out = append(out, e)
 	}
 	clear(h.envs[len(kept):])
 	h.envs = kept
+	return out
 }
 
 // dropHold forgets the hold and the catch-up of a removed topic; s.mu is
