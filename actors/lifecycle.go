@@ -53,6 +53,13 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		rt.metrics.activations.WithLabelValues(result).Inc()
 		return fmt.Errorf("activate %s: %w", bridgeID, err)
 	}
+	// The takeover is counted as soon as the lease is taken: an
+	// activation that fails after this releases the lease, and the one
+	// that succeeds later takes a released lease and sees no takeover.
+	if lease.TookOver {
+		rt.cluster.CountTakeover()
+		rt.log.Warn("took over an expired lease its holder never released", "bridge", bridgeID, "epoch", lease.Epoch)
+	}
 	fail := func(err error) error {
 		rt.metrics.activations.WithLabelValues("error").Inc()
 		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -92,10 +99,6 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 		ctx: actx, cancel: acancel, self: ctx.Self(),
 	}
 	a.lease.Store(&lease)
-	if lease.TookOver {
-		rt.cluster.CountTakeover()
-		a.log.Warn("took over an expired lease its holder never released", "epoch", lease.Epoch)
-	}
 	if err := a.convs.restore(st.Conversations); err != nil {
 		acancel()
 		return fail(err)
