@@ -6,8 +6,17 @@
 -- round, and stops once the page is full: this index gives the
 -- conversations of a bridge's unsent replies (one probe each) and, within
 -- one, its replies to messages in message order (delivery_id, id), then
--- the others by id (a NULL delivery_id sorts last).
-CREATE INDEX reply_outbox_order_idx ON reply_outbox (bridge_id, topic, delivery_id, id) WHERE status IN ('pending', 'failed');
+-- the others by id (a NULL delivery_id sorts last), with when each is due,
+-- so that a step need not read the row.
+CREATE INDEX reply_outbox_order_idx ON reply_outbox (bridge_id, topic, delivery_id, id) INCLUDE (next_attempt_at)
+    WHERE status IN ('pending', 'failed');
+-- It serves the other reads of unsent replies too, so that a new reply
+-- still adds one entry to the indexes of unsent replies, not two:
+-- UnsentReplyTopics (a bridge's conversations) and DueWork (the bridges
+-- with a due reply, which reads the entry of every unsent reply in either
+-- index) read it instead of reply_outbox_due_idx (bridge_id,
+-- next_attempt_at), which no read needs any more.
+DROP INDEX reply_outbox_due_idx;
 
 -- The metrics scrape (bridge_endpoint_state, on every node) counted every
 -- bridge with count(*) FROM bridges to know how many endpoints are
