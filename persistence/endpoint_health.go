@@ -218,20 +218,22 @@ func (s *Store) ExpireWaitingDeliveries(ctx context.Context, l Lease, bridgeID s
 // EndpointCounts returns how many bridges' endpoints are in each state
 // (a bridge without a health row counts as healthy) and how many
 // deliveries wait on endpoints that are open or disabled, in one query.
+//
+// Every node runs it on each metrics scrape, so it reads nothing that
+// grows with the number of bridges: the number of bridges is the sum of
+// bridge_counts' 64 slots, which triggers on bridges keep in the
+// transaction that inserts or deletes them (migration 0016); the states
+// other than healthy are counted through endpoint_health_state_idx, which
+// holds only those rows; healthy is the rest. The backlog reads the
+// waiting deliveries of open and disabled endpoints only
+// (deliveries_waiting_idx). TestEndpointCountsPlanReadsNoBridges.
 func (s *Store) EndpointCounts(ctx context.Context) (map[EndpointState]int64, int64, error) {
 	out := make(map[EndpointState]int64, len(EndpointStates))
 	for _, st := range EndpointStates {
 		out[st] = 0
 	}
 	var all, failing, open, disabled, backlog int64
-	err := s.pool.QueryRow(ctx, `SELECT
-			(SELECT count(*) FROM bridges),
-			(SELECT count(*) FROM endpoint_health WHERE state = 'failing'),
-			(SELECT count(*) FROM endpoint_health WHERE state = 'open'),
-			(SELECT count(*) FROM endpoint_health WHERE state = 'disabled'),
-			(SELECT count(*) FROM deliveries d JOIN endpoint_health h ON h.bridge_id = d.bridge_id
-				WHERE h.state IN ('open', 'disabled') AND d.status IN ('pending', 'failed'))`).
-		Scan(&all, &failing, &open, &disabled, &backlog)
+	err := s.pool.QueryRow(ctx, endpointCountsQuery).Scan(&all, &failing, &open, &disabled, &backlog)
 	if err != nil {
 		return nil, 0, fmt.Errorf("count endpoint states: %w", mapError(err))
 	}
@@ -239,3 +241,15 @@ func (s *Store) EndpointCounts(ctx context.Context) (map[EndpointState]int64, in
 	out[EndpointHealthy] = max(all-failing-open-disabled, 0)
 	return out, backlog, nil
 }
+
+// endpointCountsQuery is EndpointCounts' read: the number of bridges, the
+// endpoints failing, open and disabled, and the backlog.
+const endpointCountsQuery = `SELECT
+		(SELECT coalesce(sum(n), 0)::bigint FROM bridge_counts),
+		h.failing, h.open, h.disabled,
+		(SELECT count(*) FROM endpoint_health w JOIN deliveries d ON d.bridge_id = w.bridge_id
+			WHERE w.state IN ('open', 'disabled') AND d.status IN ('pending', 'failed'))
+	FROM (SELECT count(*) FILTER (WHERE state = 'failing') AS failing,
+			count(*) FILTER (WHERE state = 'open') AS open,
+			count(*) FILTER (WHERE state = 'disabled') AS disabled
+		FROM endpoint_health WHERE state <> 'healthy') h`

@@ -146,30 +146,85 @@ func (s *Store) DueReplies(ctx context.Context, bridgeID string, limit int) ([]R
 }
 
 // dueRepliesQuery is DueReplies' read ($1 the bridge, $2 the limit).
-// waiting is, per conversation, its oldest reply to a message that waits
-// for a retry; both halves read reply_outbox_due_idx, the unsent replies
-// of the bridge, and waiting is empty unless a publish failed. n numbers
-// the due replies of each conversation to its messages in message order,
-// and the other replies of each conversation by id: the page takes the
-// first of every conversation before the second of any, so that a
-// conversation with many replies held behind a failing one does not fill
-// it, and a conversation's replies still come in order. The ranking sorts
-// every due row of the bridge, so it carries only ids, and the page's
-// rows are read whole by primary key once chosen: a backlog of envelopes
-// is not sorted, nor spilled, for each page.
-var dueRepliesQuery = `WITH waiting AS (
-			SELECT o.topic, min(o.delivery_id) AS first FROM reply_outbox o
-			WHERE o.bridge_id = $1 AND o.status IN ('pending', 'failed') AND o.next_attempt_at > now() AND o.delivery_id IS NOT NULL
-			GROUP BY o.topic),
-		due AS (
-			SELECT r.id, r.delivery_id,
-				row_number() OVER (PARTITION BY r.topic, r.delivery_id IS NULL ORDER BY r.delivery_id, r.id) AS n
-			FROM reply_outbox r LEFT JOIN waiting w ON w.topic = r.topic
-			WHERE r.bridge_id = $1 AND r.status IN ('pending', 'failed') AND r.next_attempt_at <= now()
-				AND (w.first IS NULL OR r.delivery_id IS NULL OR r.delivery_id < w.first)),
-		page AS (SELECT id, delivery_id, n FROM due ORDER BY n, delivery_id NULLS LAST, id LIMIT $2)
-		SELECT ` + qualified("o.", replyColumns) + ` FROM page p JOIN reply_outbox o ON o.id = p.id
-		ORDER BY p.n, p.delivery_id NULLS LAST, p.id`
+//
+// The page is taken in rounds: round n takes the n-th due reply of every
+// conversation that has one, in delivery id order (then by id), and the
+// n-th of its other replies (sends, live replies, broadcast copies: no
+// delivery) after them, by id; the page is the first $2 in round order.
+// So the page takes the first of every conversation before the second of
+// any, and a conversation with many replies held behind a failing one
+// does not fill it, while a conversation's replies still come in order.
+// A conversation's replies to messages stop at the first that is not due
+// (it waits for its retry), and with it every other reply to the same
+// message: the replies behind it wait. Its other replies that are not due
+// are skipped.
+//
+// It costs one page, not the backlog. topics finds the conversations with
+// unsent replies, one probe of reply_outbox_order_idx each; each round
+// steps every conversation still going one row along that index from
+// where its last round stopped, and the rounds stop once they hold $2
+// replies: the rows read are the page, one per conversation for the round
+// that fills it, and the not-due replies skipped. Ranking every due reply
+// of the bridge for each page made draining a backlog of N replies cost
+// N per page (TestDueRepliesReadAPageNotTheBacklog). The page's rows are
+// then read whole by primary key, one look-up each.
+//
+// A round is one row of arrays, the conversations still going and where
+// each stopped (ts, ks: other replies, ds, ids), so that the recursion
+// can count what it holds.
+var dueRepliesQuery = `WITH RECURSIVE topics AS (
+			SELECT (SELECT min(topic) FROM reply_outbox WHERE bridge_id = $1 AND status IN ('pending', 'failed')) AS t
+			UNION ALL
+			SELECT (SELECT min(topic) FROM reply_outbox WHERE bridge_id = $1 AND status IN ('pending', 'failed') AND topic > p.t)
+			FROM topics p WHERE p.t IS NOT NULL),
+		rounds AS (
+			SELECT 1 AS n, 0::bigint AS before, array_agg(g.t) AS ts, array_agg(k.other) AS ks, array_agg(x.d) AS ds, array_agg(x.id) AS ids
+			FROM topics g CROSS JOIN (VALUES (false), (true)) AS k(other)
+			CROSS JOIN LATERAL (` + dueReplyStep("g.t", "k.other", "") + `) x
+			WHERE g.t IS NOT NULL
+			UNION ALL
+			SELECT r.n + 1, r.before + cardinality(r.ids), nx.ts, nx.ks, nx.ds, nx.ids
+			FROM rounds r CROSS JOIN LATERAL (
+				SELECT array_agg(c.t) AS ts, array_agg(c.other) AS ks, array_agg(x.d) AS ds, array_agg(x.id) AS ids
+				FROM unnest(r.ts, r.ks, r.ds, r.ids) AS c(t, other, d, i)
+				CROSS JOIN LATERAL (` + dueReplyStep("c.t", "c.other", "c") + `) x) nx
+			WHERE r.before + cardinality(r.ids) < $2 AND nx.ids IS NOT NULL),
+		page AS (
+			SELECT u.id, u.d, r.n FROM rounds r CROSS JOIN LATERAL unnest(r.ds, r.ids) AS u(d, id)
+			ORDER BY r.n, u.d NULLS LAST, u.id LIMIT $2)
+		SELECT ` + qualified("o.", replyColumns) + ` FROM page p
+		CROSS JOIN LATERAL (SELECT * FROM reply_outbox o WHERE o.id = p.id LIMIT 1) o
+		ORDER BY p.n, p.d NULLS LAST, p.id`
+
+// dueReplyStep is one round's step of one conversation in dueRepliesQuery:
+// the next due reply (id, d its delivery id) of the conversation topic, of
+// its replies to messages or, when other, of its other replies, after
+// where cursor (a row of d and i) stopped, or its first when cursor is "".
+// A reply to a message is taken when every reply to that message is due
+// (one probe of the index for that message's replies), and ends
+// the conversation's rounds otherwise. Each look-up is a sub-select of
+// the row before, so that it is planned as a probe of the index for that
+// row whatever the table's statistics say.
+func dueReplyStep(topic, other, cursor string) string {
+	afterReply, afterOther := "", ""
+	if cursor != "" {
+		afterReply = " AND (delivery_id, id) > (" + cursor + ".d, " + cursor + ".i)"
+		afterOther = " AND id > " + cursor + ".i"
+	}
+	return `SELECT o.id, o.delivery_id AS d FROM (
+				SELECT id, delivery_id, next_attempt_at FROM reply_outbox
+				WHERE NOT ` + other + ` AND bridge_id = $1 AND topic = ` + topic + ` AND status IN ('pending', 'failed')
+					AND delivery_id IS NOT NULL` + afterReply + `
+				ORDER BY delivery_id, id LIMIT 1) o
+			WHERE NOT (SELECT bool_or(h.next_attempt_at > now()) FROM reply_outbox h
+				WHERE h.bridge_id = $1 AND h.topic = ` + topic + ` AND h.status IN ('pending', 'failed')
+					AND h.delivery_id = o.delivery_id)
+			UNION ALL
+			(SELECT id, NULL::bigint FROM reply_outbox
+				WHERE ` + other + ` AND bridge_id = $1 AND topic = ` + topic + ` AND status IN ('pending', 'failed')
+					AND delivery_id IS NULL` + afterOther + ` AND next_attempt_at <= now()
+				ORDER BY id LIMIT 1)`
+}
 
 // qualified qualifies each of a comma-separated list of columns.
 func qualified(p, columns string) string {
