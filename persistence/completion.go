@@ -18,15 +18,63 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 	// One statement, fenced by l (fenced.go). The update's own condition,
 	// status <> 'succeeded', is what gives one reply only: a concurrent
 	// completion of the same delivery waits for this one's row lock, then
-	// finds the delivery succeeded and inserts nothing. The attempt and
-	// the reply are written only for the delivery row target locks, so
-	// they never outlive a delivery deleted with its bridge (migration
-	// 0014, where foreign keys checked that).
+	// finds the delivery succeeded and inserts nothing. The update is what
+	// locks the row: the attempt and the reply are written only for the
+	// delivery it updated, so they never outlive a delivery deleted with
+	// its bridge (migration 0014, where foreign keys checked that).
+	//
+	// A delivery the update did not complete (already succeeded, or
+	// missing) goes to completeSettled, a second statement that locks the
+	// row first, to record the attempt of a delivery that succeeded before
+	// and to tell a missing one. That is rare (a webhook called twice); the
+	// common completion takes no separate row lock before its update, which
+	// wrote a lock record and dirtied the row's page once more.
 	args, err := s.sealCompletion(ctx, deliveryID, reply)
 	if err != nil {
 		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, err)
 	}
 	code := a.statusCode()
+	params := leaseArgs(l, deliveryID, code, float64(a.Latency)/float64(time.Millisecond), a.Error,
+		args.id, args.bridgeID, args.topic, args.timestampNs, args.envelope, args.keyID, args.nonce,
+		args.text, args.textKeyID, args.textNonce)
+	var leased, inserted bool
+	err = s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
+		done AS (
+			UPDATE deliveries SET status = 'succeeded', attempts = attempts + 1, last_error = '', updated_at = now(),
+				reply = COALESCE($15, reply), reply_key_id = COALESCE($16, reply_key_id), reply_nonce = COALESCE($17, reply_nonce)
+			WHERE id = $4 AND status <> 'succeeded' AND EXISTS (SELECT 1 FROM lease) RETURNING id),
+		attempt AS (
+			INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, error)
+			SELECT id, $5, $6, $7 FROM done),
+		outbox AS (
+			INSERT INTO reply_outbox (id, bridge_id, delivery_id, topic, timestamp_ns, envelope, envelope_key_id, envelope_nonce)
+			OVERRIDING SYSTEM VALUE
+			SELECT $8, $9, done.id, $10, $11, $12, $13, $14 FROM done WHERE $8::bigint IS NOT NULL
+			RETURNING id)
+		SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM done), EXISTS (SELECT 1 FROM outbox)`,
+		params...).Scan(&leased, &completed, &inserted)
+	switch {
+	case err != nil:
+		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, mapError(err))
+	case !leased:
+		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, fencedError(l))
+	case !completed:
+		return s.completeSettled(ctx, l, deliveryID, args, params)
+	}
+	if inserted {
+		replyID = *args.id
+	}
+	return replyID, true, nil
+}
+
+// completeSettled is CompleteDelivery for a delivery its update did not
+// complete: one that had already succeeded, or that is missing. It locks
+// the delivery's row before anything else, and records the attempt of a
+// delivery it finds, whatever its status; the update, with the same
+// condition, then completes it only if it has not succeeded (a delivery
+// that succeeded stays so: this adds no reply to it). params are
+// CompleteDelivery's.
+func (s *Store) completeSettled(ctx context.Context, l Lease, deliveryID int64, args completionArgs, params []any) (replyID int64, completed bool, err error) {
 	var leased, found, inserted bool
 	err = s.pool.QueryRow(ctx, `WITH `+leaseCTE+`,
 		target AS (SELECT id FROM deliveries WHERE id = $4 AND EXISTS (SELECT 1 FROM lease) FOR NO KEY UPDATE),
@@ -44,9 +92,7 @@ func (s *Store) CompleteDelivery(ctx context.Context, l Lease, deliveryID int64,
 			RETURNING id)
 		SELECT EXISTS (SELECT 1 FROM lease), EXISTS (SELECT 1 FROM target), EXISTS (SELECT 1 FROM done),
 			EXISTS (SELECT 1 FROM outbox)`,
-		leaseArgs(l, deliveryID, code, float64(a.Latency)/float64(time.Millisecond), a.Error,
-			args.id, args.bridgeID, args.topic, args.timestampNs, args.envelope, args.keyID, args.nonce,
-			args.text, args.textKeyID, args.textNonce)...).Scan(&leased, &found, &completed, &inserted)
+		params...).Scan(&leased, &found, &completed, &inserted)
 	switch {
 	case err != nil:
 		return 0, false, fmt.Errorf("complete delivery %d: %w", deliveryID, mapError(err))

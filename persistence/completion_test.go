@@ -187,3 +187,56 @@ func TestCompleteDeliveriesHandsBackRepliesOfAStatementWhoseRowsWereLost(t *test
 		}
 	}
 }
+
+// TestCompletionLocksItsDeliveryOnlyByUpdatingIt: the completion of a
+// waiting delivery takes no row lock of its own before its update (which
+// Postgres logs as a separate record and writes to the row's page once
+// more); the update is what locks the row. The WAL of the completion's
+// transaction, read back with pg_walinspect, has the update of the
+// delivery and no lock record on deliveries.
+func TestCompletionLocksItsDeliveryOnlyByUpdatingIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	if _, err := s.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_walinspect`); err != nil {
+		t.Skipf("pg_walinspect is not available on this server: %v", err)
+	}
+	a, _ := newAccount(t, s, "alice")
+	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
+	l, err := s.AcquireLease(ctx, b.ID, "node-1/a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := s.RecordDelivery(ctx, NewDelivery{BridgeID: b.ID, MessageID: "m-1", Topic: "/xmtp/0/m-1/proto",
+		SenderAddress: randomAddress(t), SentNs: 1, Lease: &l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lsn0, lsn1 string
+	if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn0); err != nil {
+		t.Fatal(err)
+	}
+	id, completed, err := s.CompleteDelivery(ctx, l, d.ID, DeliveryAttempt{StatusCode: 200},
+		&Reply{BridgeID: b.ID, Topic: d.Topic, TimestampNs: 2, Envelope: []byte("r"), Text: "reply"})
+	if err != nil || !completed || id == 0 {
+		t.Fatalf("complete: reply %d, completed %v, %v", id, completed, err)
+	}
+	// The completion commits synchronously: its WAL is on disk.
+	if err := s.pool.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn()::text`).Scan(&lsn1); err != nil {
+		t.Fatal(err)
+	}
+	var updates, locks int
+	if err := s.pool.QueryRow(ctx, `
+		WITH r AS (
+			SELECT record_type FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)
+			WHERE resource_manager = 'Heap' AND block_ref ~ ('rel \d+/' ||
+				(SELECT oid FROM pg_database WHERE datname = current_database()) || '/' ||
+				pg_relation_filenode('deliveries') || ' '))
+		SELECT count(*) FILTER (WHERE record_type LIKE '%UPDATE'), count(*) FILTER (WHERE record_type LIKE 'LOCK%') FROM r`,
+		lsn0, lsn1).Scan(&updates, &locks); err != nil {
+		t.Fatal(err)
+	}
+	if updates != 1 || locks != 0 {
+		t.Errorf("the completion logged %d updates and %d row locks of deliveries, want 1 and 0", updates, locks)
+	}
+}
