@@ -1,0 +1,449 @@
+package actors
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
+	"github.com/xmtpbridge/bridge/internal/testkit"
+	"github.com/xmtpbridge/bridge/persistence"
+	"github.com/xmtpbridge/bridge/xmtp/client"
+	"github.com/xmtpbridge/bridge/xmtp/content"
+	"github.com/xmtpbridge/bridge/xmtp/conversation"
+	"github.com/xmtpbridge/bridge/xmtp/keys"
+)
+
+// earlyWorld is a bridge forwarding to a real target, its runtime, and a
+// sender that can seal and publish envelopes of its own making.
+type earlyWorld struct {
+	e      *env
+	b      persistence.Bridge
+	tg     *webhooktest.Target
+	rt     *Runtime
+	c      *client.Client
+	bundle *keys.PrivateKeyBundle
+	auth   *keys.Authorizer
+	conv   *conversation.Conversation
+}
+
+func newEarlyWorld(t *testing.T, fc func(*persistence.ForwardConfig), tune func(*Config)) (*earlyWorld, func(string, map[string]string) float64) {
+	t.Helper()
+	e := newEnv(t)
+	tg := webhooktest.NewTarget(t, persistence.FormatJSON)
+	b, secret := e.bridge(tg.URL, persistence.FormatJSON, fc)
+	tg.SetSecret(secret)
+	rt, reg := e.runtime("n1", tune)
+	bundle, err := keys.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Bundle: bundle, API: e.xmtp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := &earlyWorld{e: e, b: b, tg: tg, rt: rt, c: c, bundle: bundle, auth: keys.NewAuthorizer(bundle)}
+	counter := func(name string, labels map[string]string) float64 { return counterValue(t, reg, name, labels) }
+	return w, counter
+}
+
+// seal makes an envelope of text on the sender's conversation with the
+// bridge, signed as sent at sent.
+func (w *earlyWorld) seal(t *testing.T, text string, sent time.Time) *messagev1.Envelope {
+	t.Helper()
+	if w.conv == nil {
+		conv, err := w.c.Conversation(context.Background(), w.b.Address, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.conv = conv
+	}
+	env, err := w.conv.Seal(w.bundle, content.Text(text), sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func (w *earlyWorld) publish(t *testing.T, env *messagev1.Envelope) {
+	t.Helper()
+	if err := w.e.xmtp.Publish(context.Background(), w.auth, env); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+// send seals text as sent now and publishes it; it returns the message id.
+func (w *earlyWorld) send(t *testing.T, text string) string {
+	t.Helper()
+	env := w.seal(t, text, time.Now())
+	w.publish(t, env)
+	return conversation.MessageID(env.Message)
+}
+
+// warm sends a message and waits for its reply: the conversation is known
+// to the bridge, the endpoint's health is cached.
+func (w *earlyWorld) warm(t *testing.T, text string) {
+	t.Helper()
+	w.send(t, text)
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		for _, r := range messagesFrom(t, w.c, w.b.Address) {
+			if r == "echo: "+text {
+				return true
+			}
+		}
+		return false
+	}, "the reply to %q", text)
+}
+
+// ahead sends a message and returns once its delivery row is recorded:
+// the record statement has just read the bridge's secrets, so a message
+// sent next, in the same conversation, may be called early.
+func (w *earlyWorld) ahead(t *testing.T, text string) {
+	t.Helper()
+	w.waitRecorded(t, w.send(t, text))
+}
+
+// waitRecorded waits until the message id has its delivery row.
+func (w *earlyWorld) waitRecorded(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		if err := w.e.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM deliveries WHERE bridge_id = $1 AND message_id = $2`,
+			w.b.ID, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %s was never recorded", id)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// entered records, by content, when the target began answering it.
+type entered struct {
+	mu  sync.Mutex
+	chs map[string]chan struct{}
+}
+
+func (en *entered) ch(text string) chan struct{} {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if en.chs == nil {
+		en.chs = map[string]chan struct{}{}
+	}
+	if en.chs[text] == nil {
+		en.chs[text] = make(chan struct{})
+	}
+	return en.chs[text]
+}
+
+func (en *entered) mark(text string) {
+	ch := en.ch(text)
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+func (en *entered) wait(t *testing.T, text string) {
+	t.Helper()
+	select {
+	case <-en.ch(text):
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the target never got %q", text)
+	}
+}
+
+// TestEarlyAttemptJoinsItsRecord: a live message whose record is under way
+// is called early; its record creates the row, the result completes it
+// once (its first attempt) and the sender gets one reply. A real target
+// counts the calls.
+func TestEarlyAttemptJoinsItsRecord(t *testing.T) {
+	t.Parallel()
+	w, counter := newEarlyWorld(t, nil, nil)
+	en := &entered{}
+	w.tg.SetStatus(func(text string) int { en.mark(text); return 200 })
+	w.warm(t, "warm")
+	// Each message is sent once the one before it is recorded (its
+	// record read the secrets), so it starts early; a loaded machine may
+	// be too slow for that, so a few are sent.
+	var ids []string
+	texts := map[string]string{}
+	for i := 0; i < 5; i++ {
+		text := "early-" + string(rune('a'+i))
+		id := w.send(t, text)
+		ids, texts[id] = append(ids, id), text
+		w.waitRecorded(t, id)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, w.c, w.b.Address)) == 6 }, "the replies")
+	if got := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "joined"}); got < 1 {
+		t.Fatalf("joined early attempts = %v, want at least 1", got)
+	}
+	time.Sleep(500 * time.Millisecond) // a second call or reply would show by now
+	replies := map[string]int{}
+	for _, r := range messagesFrom(t, w.c, w.b.Address) {
+		replies[r]++
+	}
+	for _, id := range ids {
+		if n := w.tg.IDs()[id]; n != 1 {
+			t.Fatalf("the target was called %d times for %s, want 1", n, texts[id])
+		}
+		if n := replies["echo: "+texts[id]]; n != 1 {
+			t.Fatalf("%d replies to %s, want 1", n, texts[id])
+		}
+		var attempts int
+		var status string
+		if err := w.e.store.Pool().QueryRow(context.Background(), `SELECT attempts, status FROM deliveries WHERE bridge_id = $1 AND message_id = $2`,
+			w.b.ID, id).Scan(&attempts, &status); err != nil {
+			t.Fatal(err)
+		}
+		if attempts != 1 || status != "succeeded" {
+			t.Fatalf("the delivery of %s: %d attempts, %s; want 1, succeeded", texts[id], attempts, status)
+		}
+	}
+}
+
+// TestEarlyAttemptFencedRecordDropsResult: an activation whose lease was
+// taken over calls early, its record is fenced: the result is dropped,
+// nothing is recorded or published for the message.
+func TestEarlyAttemptFencedRecordDropsResult(t *testing.T) {
+	t.Parallel()
+	w, counter := newEarlyWorld(t, nil, nil)
+	en := &entered{}
+	w.tg.SetStatus(func(text string) int { en.mark(text); return 200 })
+	w.warm(t, "warm")
+	ctx := context.Background()
+	w.ahead(t, "ahead") // its record read the secrets just now
+	if _, err := w.e.store.Pool().Exec(ctx, `UPDATE identity_leases SET owner = 'other/x', epoch = epoch + 1 WHERE identity = $1`, w.b.ID); err != nil {
+		t.Fatal(err)
+	}
+	joinedBefore := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "joined"})
+	id := w.send(t, "fenced")
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		return counter("bridge_forward_early_attempts_total", nil) > joinedBefore
+	}, "an early attempt of the fenced message")
+	if got := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "dropped"}); got != 1 {
+		t.Fatalf("dropped early attempts = %v, want 1", got)
+	}
+	if got := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "joined"}); got != joinedBefore {
+		t.Fatalf("joined early attempts = %v, want %v: the fenced message's joined", got, joinedBefore)
+	}
+	time.Sleep(time.Second)
+	for _, r := range messagesFrom(t, w.c, w.b.Address) {
+		if r == "echo: fenced" {
+			t.Fatal("the fenced activation published a reply")
+		}
+	}
+	var rows int
+	if err := w.e.store.Pool().QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE bridge_id = $1 AND message_id = $2`, w.b.ID, id).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Fatalf("the fenced message has %d delivery rows, want 0", rows)
+	}
+}
+
+// TestEarlyAttemptOfARecordedMessageDropsResult: a message whose row
+// exists already (recorded, and succeeded) when it comes live again is
+// called early, but its record creates nothing: the result is dropped,
+// with no attempt row and no reply.
+func TestEarlyAttemptOfARecordedMessageDropsResult(t *testing.T) {
+	t.Parallel()
+	w, counter := newEarlyWorld(t, nil, nil)
+	en := &entered{}
+	w.tg.SetStatus(func(text string) int { en.mark(text); return 200 })
+	w.warm(t, "warm")
+	ctx := context.Background()
+	env := w.seal(t, "dup", time.Now())
+	id := conversation.MessageID(env.Message)
+	lease, err := w.e.store.LeaseOf(ctx, w.b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, created, err := w.e.store.RecordDelivery(ctx, persistence.NewDelivery{BridgeID: w.b.ID, MessageID: id, Topic: env.ContentTopic,
+		SenderAddress: w.c.Address(), SentNs: time.Now().UnixNano(), Payload: []byte{}, Lease: &lease})
+	if err != nil || !created {
+		t.Fatalf("record the message beforehand: created %v, %v", created, err)
+	}
+	if _, err := w.e.store.Pool().Exec(ctx, `UPDATE deliveries SET status = 'succeeded' WHERE id = $1`, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.ahead(t, "ahead")
+	joinedBefore := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "joined"})
+	w.publish(t, env)
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		return counter("bridge_forward_early_attempts_total", nil) > joinedBefore
+	}, "an early attempt of the recorded message")
+	if got := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "dropped"}); got != 1 {
+		t.Fatalf("dropped early attempts = %v, want 1", got)
+	}
+	time.Sleep(time.Second)
+	for _, r := range messagesFrom(t, w.c, w.b.Address) {
+		if r == "echo: dup" {
+			t.Fatal("the recorded message got a second reply")
+		}
+	}
+	var attempts, rows int
+	if err := w.e.store.Pool().QueryRow(ctx, `SELECT d.attempts, (SELECT count(*) FROM delivery_attempts a WHERE a.delivery_id = d.id)
+		FROM deliveries d WHERE d.id = $1`, d.ID).Scan(&attempts, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != 0 || rows != 0 {
+		t.Fatalf("the recorded message's delivery has %d attempts, %d attempt rows; want 0, 0", attempts, rows)
+	}
+}
+
+// TestEarlyAttemptsCountTowardsConcurrency: with a limit of one attempt at
+// once, an early attempt holds the slot; a message of another conversation
+// meanwhile waits for it.
+func TestEarlyAttemptsCountTowardsConcurrency(t *testing.T) {
+	t.Parallel()
+	w, counter := newEarlyWorld(t, func(fc *persistence.ForwardConfig) { fc.MaxConcurrency = 1 }, nil)
+	en := &entered{}
+	var inflight, most atomic.Int32
+	w.tg.SetStatus(func(text string) int {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		en.mark(text)
+		if strings.HasPrefix(text, "slow") {
+			time.Sleep(700 * time.Millisecond)
+		}
+		return 200
+	})
+	w.warm(t, "warm")
+	other := w.e.sender()
+	// The other sender's conversation is known to the bridge first.
+	if _, err := other.SendText(context.Background(), w.b.Address, "other-warm"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, other, w.b.Address)) == 1 }, "the other sender's reply")
+	w.ahead(t, "ahead")
+	w.send(t, "slow-a")
+	en.wait(t, "slow-a")
+	if _, err := other.SendText(context.Background(), w.b.Address, "slow-b"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 20*time.Second, func() bool { return len(messagesFrom(t, other, w.b.Address)) == 2 }, "the reply to slow-b")
+	if got := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "joined"}); got < 1 {
+		t.Fatalf("joined early attempts = %v, want at least 1 (slow-a)", got)
+	}
+	if m := most.Load(); m != 1 {
+		t.Fatalf("the target had %d calls at once, the limit is 1", m)
+	}
+}
+
+// TestEarlyAndUsualAttemptsKeepReplyOrder: in one conversation, a slow
+// usual attempt, then a slower early one, then a quick usual one: the
+// replies come in message order.
+func TestEarlyAndUsualAttemptsKeepReplyOrder(t *testing.T) {
+	t.Parallel()
+	w, counter := newEarlyWorld(t, nil, nil)
+	en := &entered{}
+	w.tg.SetStatus(func(text string) int {
+		en.mark(text)
+		switch text {
+		case "one":
+			time.Sleep(time.Second)
+		case "two":
+			time.Sleep(2500 * time.Millisecond)
+		}
+		return 200
+	})
+	// The first message of the bridge starts as usual: no record has read
+	// its secrets yet.
+	w.send(t, "one")
+	en.wait(t, "one")
+	w.send(t, "two") // early: one's record read the secrets just now
+	en.wait(t, "two")
+	time.Sleep(700 * time.Millisecond) // the secrets are too old now: three starts as usual
+	w.send(t, "three")
+	testkit.WaitFor(t, 30*time.Second, func() bool { return len(messagesFrom(t, w.c, w.b.Address)) == 3 }, "three replies")
+	if got := joined(messagesFrom(t, w.c, w.b.Address)); got != "[echo: one, echo: two, echo: three]" {
+		t.Fatalf("replies %s, want them in message order", got)
+	}
+	if got := counter("bridge_forward_early_attempts_total", map[string]string{"outcome": "joined"}); got != 1 {
+		t.Fatalf("joined early attempts = %v, want 1 (two)", got)
+	}
+	if got := counter("bridge_forward_attempt_starts_total", nil); got != 2 {
+		t.Fatalf("usual attempt starts = %v, want 2 (one and three)", got)
+	}
+}
+
+// TestHostileRepublishCallsOnce: a sender publishes again the very message
+// bytes the bridge recorded and answered, under another envelope
+// timestamp, once the identity's seen window has forgotten them, while
+// their signed sent time is still fresh; and does the same with a message
+// signed as sent in the future, published again once that time has come.
+// The endpoint, a real HTTP server that counts requests by webhook-id, is
+// called once for each.
+func TestHostileRepublishCallsOnce(t *testing.T) {
+	t.Parallel()
+	w, counter := newEarlyWorld(t, nil, func(c *Config) { c.seenSize = 2 })
+	en := &entered{}
+	w.tg.SetStatus(func(text string) int { en.mark(text); return 200 })
+	w.warm(t, "warm")
+	// forget pushes what the seen window holds out of it.
+	round := 0
+	forget := func() {
+		for i := 0; i < 2; i++ {
+			round++
+			text := "filler-" + string(rune('a'+round))
+			w.send(t, text)
+			en.wait(t, text)
+		}
+	}
+	again := func(env *messagev1.Envelope) {
+		cp := proto.Clone(env).(*messagev1.Envelope)
+		cp.TimestampNs += uint64(time.Millisecond)
+		w.publish(t, cp)
+	}
+
+	// Fresh: published again within earlyWindow of its sent time.
+	env := w.seal(t, "fresh", time.Now())
+	w.publish(t, env)
+	en.wait(t, "fresh")
+	forget()
+	before := counter("bridge_forward_early_attempts_total", nil)
+	w.ahead(t, "ahead")
+	again(env)
+	time.Sleep(time.Second)
+	if n := w.tg.IDs()[conversation.MessageID(env.Message)]; n != 1 {
+		t.Fatalf("the endpoint was called %d times for a message published again while fresh, want 1", n)
+	}
+
+	// Future: signed as sent 3 s ahead, published now, then again once
+	// that time has come.
+	sent := time.Now().Add(3 * time.Second)
+	fut := w.seal(t, "future", sent)
+	w.publish(t, fut)
+	en.wait(t, "future")
+	time.Sleep(time.Until(sent))
+	forget()
+	w.ahead(t, "ahead-2")
+	again(fut)
+	time.Sleep(time.Second)
+	if n := w.tg.IDs()[conversation.MessageID(fut.Message)]; n != 1 {
+		t.Fatalf("the endpoint was called %d times for a future message published again at its time, want 1", n)
+	}
+	t.Logf("early attempts during the test: %v (before the fresh re-publish: %v)", counter("bridge_forward_early_attempts_total", nil), before)
+}
