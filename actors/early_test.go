@@ -447,3 +447,61 @@ func TestHostileRepublishCallsOnce(t *testing.T) {
 	}
 	t.Logf("early attempts during the test: %v (before the fresh re-publish: %v)", counter("bridge_forward_early_attempts_total", nil), before)
 }
+
+// TestHostileRepublishAfterATakeoverCallsOnce: a message signed as sent in
+// the future, with an envelope timestamp 29 s old (so the next
+// activation's catch-up does not read it again), is recorded and answered
+// by one node's activation; another node takes the identity over, and
+// once the sent time has come the sender publishes the message bytes
+// again. The new activation, which never saw the message, reads its
+// bridge's latest recorded sent time before it calls anything early: the
+// endpoint is called once.
+func TestHostileRepublishAfterATakeoverCallsOnce(t *testing.T) {
+	t.Parallel()
+	tune := func(c *Config) { c.earlySettle = 300 * time.Millisecond }
+	w, _ := newEarlyWorld(t, nil, tune)
+	en := &entered{}
+	w.tg.SetStatus(func(text string) int { en.mark(text); return 200 })
+	w.warm(t, "warm")
+	sent := time.Now().Add(8 * time.Second)
+	fut := w.seal(t, "future", sent)
+	// Stamped as old as the node subscription still delivers live (its
+	// clock-skew allowance is 30 s), and followed 2 s later by a message
+	// that moves the topic's cursor: the next activation's catch-up, from
+	// the cursor less 30 s, does not read it again.
+	fut.TimestampNs = uint64(time.Now().Add(-29 * time.Second).UnixNano())
+	w.publish(t, fut)
+	en.wait(t, "future")
+	time.Sleep(2 * time.Second)
+	w.warm(t, "after")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.rt.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rt2, reg2 := w.e.runtime("n2", tune)
+	testkit.WaitFor(t, 20*time.Second, func() bool { _, ok := rt2.Status(w.b.ID); return ok }, "the bridge on the second node")
+	w.warm(t, "on-n2")
+	time.Sleep(time.Until(sent))
+	// The first messages after the settle read the gate.
+	for i := 0; i < 3; i++ {
+		w.ahead(t, "ahead-"+string(rune('a'+i)))
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.ahead(t, "ahead-last")
+	cp := proto.Clone(fut).(*messagev1.Envelope)
+	cp.TimestampNs = uint64(time.Now().UnixNano())
+	w.publish(t, cp)
+	time.Sleep(1500 * time.Millisecond)
+	if n := w.tg.IDs()[conversation.MessageID(fut.Message)]; n != 1 {
+		t.Fatalf("the endpoint was called %d times for the message published again after the takeover, want 1", n)
+	}
+	// Once the latest sent time is earlyWindow past, the gate opens.
+	time.Sleep(time.Until(sent.Add(earlyWindow + 100*time.Millisecond)))
+	for i := 0; i < 5 && counterValue(t, reg2, "bridge_forward_early_attempts_total", nil) == 0; i++ {
+		w.ahead(t, "open-"+string(rune('a'+i)))
+	}
+	if got := counterValue(t, reg2, "bridge_forward_early_attempts_total", nil); got == 0 {
+		t.Fatal("the second node never called early once the latest sent time had passed")
+	}
+}
