@@ -354,7 +354,7 @@ func (id *identity) earlyFor(msg *conversation.Message, payload []byte, clock *s
 	a := id.a
 	// An OnForward hook sees every delivery the forward child takes: an
 	// early attempt takes a message before it is one.
-	if !live || !fresh || id.rt.cfg.earlyOff || id.rt.cfg.OnForward != nil || !a.earlyOpen(time.Now()) {
+	if !live || !fresh || id.rt.cfg.earlyOff || id.rt.earlyPaused.Load() || id.rt.cfg.OnForward != nil || !a.earlyOpen(time.Now()) {
 		return nil
 	}
 	if r := id.rec(); r.sent[msg.Topic] > r.answered[msg.Topic] {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -55,6 +56,8 @@ type Runtime struct {
 	// (early.go).
 	fresh        earlyFresh
 	earlySecrets earlySecrets
+	// earlyPaused starts no call early while set; tests set it.
+	earlyPaused atomic.Bool
 	// starts reads what the node's attempts start from in batches
 	// (batcher.go).
 	starts *batcher[persistence.AttemptKey, persistence.AttemptStarted]
