@@ -250,8 +250,8 @@ func (a *activation) earlyOpen(now time.Time) bool {
 // earlyFresh is the node's set of fresh messages: those its identities
 // forwarded whose sent time was within earlyWindow of when they came, each
 // kept until its sent time is earlyWindow past. It never holds more than
-// maxEarlyFresh; nothing runs on a timer (full, it drops what has
-// expired, at most every 100 ms).
+// maxEarlyFresh; nothing runs on a timer: an insert drops what has expired
+// every 2 earlyWindow, or at most every 100 ms while the set is full.
 type earlyFresh struct {
 	mu    sync.Mutex
 	ids   map[earlyKey]int64
@@ -282,7 +282,7 @@ func (f *earlyFresh) note(bridge, message string, sent, now time.Time) (bool, in
 	if f.ids == nil {
 		f.ids = map[earlyKey]int64{}
 	}
-	if len(f.ids) >= maxEarlyFresh && now.Sub(f.swept) >= 100*time.Millisecond {
+	if since := now.Sub(f.swept); since >= 2*earlyWindow || len(f.ids) >= maxEarlyFresh && since >= 100*time.Millisecond {
 		f.swept = now
 		for id, until := range f.ids {
 			if until < n {

@@ -547,3 +547,36 @@ func TestHostileRepublishAfterATakeoverCallsOnce(t *testing.T) {
 		t.Fatal("the second node never called early once the latest sent time had passed")
 	}
 }
+
+// TestEarlyFreshSet: a message is fresh once while its sent time is within
+// earlyWindow; one sent further ahead closes the gate until its time is
+// earlyWindow past; what has expired is dropped as messages come, with no
+// timer.
+func TestEarlyFreshSet(t *testing.T) {
+	var f earlyFresh
+	now := time.Now()
+	if ok, until := f.note("b", "m1", now, now); !ok || until != 0 {
+		t.Fatalf("a new message sent now: fresh %v, gate closed until %d; want fresh", ok, until)
+	}
+	if ok, _ := f.note("b", "m1", now, now.Add(time.Second)); ok {
+		t.Fatal("the same message again within earlyWindow is fresh")
+	}
+	if ok, _ := f.note("other", "m1", now, now); !ok {
+		t.Fatal("the same message id for another bridge is not fresh")
+	}
+	ahead := now.Add(3 * earlyWindow)
+	if ok, until := f.note("b", "m2", ahead, now); ok || until != ahead.Add(earlyWindow).UnixNano() {
+		t.Fatalf("a message sent ahead: fresh %v, gate closed until %d; want not fresh, closed until %d", ok, until, ahead.Add(earlyWindow).UnixNano())
+	}
+	later := now.Add(earlyWindow + time.Millisecond)
+	if ok, until := f.note("b", "m1", now, later); ok || until != 0 {
+		t.Fatalf("the message once its sent time is earlyWindow past: fresh %v, until %d; want neither", ok, until)
+	}
+	f.note("b", "m3", now.Add(3*earlyWindow), now.Add(3*earlyWindow))
+	f.mu.Lock()
+	n := len(f.ids)
+	f.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the set holds %d messages after the others expired, want 1", n)
+	}
+}

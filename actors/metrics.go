@@ -185,7 +185,8 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			"open (the identity opens it and hands it to the committer), record (its delivery row's statement, with the wait for a batch), " +
 			"dispatch (from the record to its attempt starting: the identity's and the forward child's mailboxes), webhook (the owner's endpoint), " +
 			"seal (waiting for the conversation's older replies, and sealing the reply), complete (the completion's statement, with the wait for a batch), " +
-			"publish_queue (the reply waiting for the activation's publish in flight), publish (the XMTP node's publish call). Open is timed for every message the identity opens, dispatch and webhook for first attempts of new deliveries, the later stages for those with a reply: each stage counts its own set of messages.",
+			"publish_queue (the reply waiting for the activation's publish in flight), publish (the XMTP node's publish call). Open is timed for every message the identity opens, dispatch and webhook for first attempts of new deliveries, the later stages for those with a reply: each stage counts its own set of messages. " +
+			"A call started while its record commits (bridge_forward_early_attempts_total) has dispatch and webhook first, and record is what is left of the record's answer after the call.",
 		Buckets: stageBuckets,
 	}, []string{"stage"})
 	m.statements = prometheus.NewHistogramVec(prometheus.HistogramOpts{
