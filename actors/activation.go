@@ -46,6 +46,10 @@ type activation struct {
 	replies replyBatch
 	// own are the envelopes it sealed, passed over when they come back.
 	own conversation.OwnSent
+	// early is when it may start webhook calls early, and earlyMessages
+	// the messages whose early attempts run (early.go).
+	early         earlyGate
+	earlyMessages msgSet
 }
 
 // currentLease returns the lease the activation holds.

@@ -97,6 +97,9 @@ type deliveryRecorded struct {
 	at time.Time
 	// clock times the message's stages (stages.go).
 	clock *stageClock
+	// early is the message's early attempt, if one was asked for
+	// (early.go).
+	early *earlyAttempt
 }
 
 // recordState orders an identity's cursor writes after its deliveries.
@@ -178,13 +181,23 @@ func (r *recordState) ready(topic string) bool {
 }
 
 // recordDelivery hands nd to the committer; the answer arrives as a
-// *deliveryRecorded.
-func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, clock *stageClock, nd persistence.NewDelivery) {
+// *deliveryRecorded, and goes first to early, the message's early attempt
+// if not nil. The secrets a created row's statement read are kept for the
+// bridge's next early attempts (early.go).
+func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, clock *stageClock,
+	early *earlyAttempt, nd persistence.NewDelivery) {
 	a := id.a
-	self, root := ctx.Self(), id.rt.root
+	self, rt := ctx.Self(), id.rt
 	id.rec().submit(nd.Topic)
-	id.rt.commits.record(nd, func(res persistence.Recorded) {
-		root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, topic: nd.Topic, res: res, at: time.Now(), clock: clock})
+	rt.commits.record(nd, func(res persistence.Recorded) {
+		at := time.Now()
+		if res.Err == nil && res.Created && len(res.Secrets) > 0 {
+			rt.earlySecrets.put(nd.BridgeID, res.Secrets, at)
+		}
+		if early != nil {
+			early.recorded(res)
+		}
+		rt.root.Send(self, &deliveryRecorded{a: a, env: env, msg: msg, topic: nd.Topic, res: res, at: at, clock: clock, early: early})
 	})
 }
 
@@ -228,6 +241,9 @@ func (id *identity) delivered(ctx actor.Context, m *deliveryRecorded) {
 	delete(id.rec().failed, m.msg.ID) // recorded at last, if it had failed
 	id.saveCursor(m.env.ContentTopic, m.env.TimestampNs, m.env.Message)
 	d := m.res.Delivery
+	if m.res.Created && m.early.started() {
+		return // its early attempt has it (early.go)
+	}
 	if m.res.Created || d.Status == persistence.DeliveryPending || d.Status == persistence.DeliveryFailed {
 		task := &deliveryTask{delivery: d}
 		if m.res.Created && len(m.res.Secrets) > 0 {

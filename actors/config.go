@@ -98,11 +98,19 @@ type Config struct {
 	// OnForward, when set, is called by the forward child with each
 	// delivery it takes, on the child's goroutine, before the attempt.
 	// A panic in it is a failure of the child, handled by supervision.
-	// Tracing and fault-injection tests use it.
+	// Tracing and fault-injection tests use it. While it is set, no
+	// webhook call starts before its delivery is recorded (early.go).
 	OnForward func(persistence.Delivery)
 	// Listeners are the notification channels of other parts of the
 	// node, carried by the runtime's one LISTEN connection (events.go).
 	Listeners []Listener
+
+	// earlyOff starts no webhook call early (early.go); earlySettle
+	// replaces the package's earlySettle; seenSize is the size of an
+	// identity's seen window (8192 when 0). Tests set them.
+	earlyOff    bool
+	earlySettle time.Duration
+	seenSize    int
 
 	// The fields below configure the node's member of the cluster; New
 	// passes them on in a cluster.Config, which documents their defaults.
@@ -195,6 +203,12 @@ func (c *Config) defaults() error {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 15 * time.Second
+	}
+	if c.earlySettle <= 0 {
+		c.earlySettle = earlySettle
+	}
+	if c.seenSize <= 0 {
+		c.seenSize = 8192
 	}
 	// The membership fields take their defaults in cluster.Config.
 	return nil

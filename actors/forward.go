@@ -42,6 +42,10 @@ type forwarder struct {
 	// they are taken once it ends. It holds at most one per running
 	// attempt.
 	again map[int64]persistence.Delivery
+	// againEarly holds, by message id, the deliveries whose task came
+	// while the message's early attempt ran, before its row was known
+	// to it (early.go); they are taken once it ends.
+	againEarly map[string]persistence.Delivery
 	// more is set when the last sweep found a full page of due
 	// deliveries: the next page is loaded as soon as the queue drains
 	// (a recovery flush of a large backlog).
@@ -77,11 +81,22 @@ func (f *forwarder) Receive(ctx actor.Context) {
 			start, clock = nil, nil // read the row again: see maxStartAge, attempted
 		}
 		f.take(ctx, m.delivery, start, clock)
+	case *earlyTask:
+		f.startEarly(ctx, m.e) // early.go
 	case *attemptDone:
 		f.running--
-		f.a.running.remove(m.deliveryID)
-		f.noteAttempted(m.deliveryID)
-		if d, ok := f.again[m.deliveryID]; ok {
+		if m.deliveryID != 0 {
+			f.a.running.remove(m.deliveryID)
+			f.noteAttempted(m.deliveryID)
+		}
+		if m.early != "" {
+			f.a.earlyMessages.remove(m.early)
+			if d, ok := f.againEarly[m.early]; ok {
+				delete(f.againEarly, m.early)
+				f.take(ctx, d, nil, nil)
+			}
+		}
+		if d, ok := f.again[m.deliveryID]; ok && m.deliveryID != 0 {
 			delete(f.again, m.deliveryID)
 			f.take(ctx, d, nil, nil)
 		}
@@ -134,6 +149,15 @@ func (f *forwarder) wasAttempted(id int64) bool {
 // if not nil, is used only by an attempt that begins now, and so is clock,
 // which times its stages.
 func (f *forwarder) take(ctx actor.Context, d persistence.Delivery, start *persistence.AttemptStart, clock *stageClock) {
+	if f.a.earlyMessages.has(d.MessageID) {
+		// Its message's early attempt runs: once it ends, the row tells
+		// what is left to do.
+		if f.againEarly == nil {
+			f.againEarly = map[string]persistence.Delivery{}
+		}
+		f.againEarly[d.MessageID] = d
+		return
+	}
 	if f.a.running.has(d.ID) {
 		if f.again == nil {
 			f.again = map[int64]persistence.Delivery{}
@@ -169,10 +193,7 @@ func (f *forwarder) next(ctx actor.Context) {
 		f.queue, f.queued = nil, nil
 		return
 	}
-	limit := b.Forward.MaxConcurrency
-	if limit <= 0 {
-		limit = 64 // the API's default
-	}
+	limit := concurrency(b)
 	for f.running < limit && len(f.queue) > 0 {
 		d, start, clock := f.queue[0].d, f.queue[0].start, f.queue[0].clock
 		f.queue = f.queue[1:]

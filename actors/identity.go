@@ -117,7 +117,7 @@ func (id *identity) Receive(ctx actor.Context) {
 		}
 	case *inboundEnvelope:
 		if id.a != nil && !id.stale {
-			id.handleEnvelope(ctx, m.env)
+			id.handleEnvelope(ctx, m.env, m.live)
 		}
 	case *actorpb.SendRequest:
 		if id.a == nil || id.stale {
@@ -157,7 +157,9 @@ func (id *identity) Receive(ctx actor.Context) {
 // invitePrefix starts every invite topic (keys.InviteTopic).
 const invitePrefix = "/xmtp/0/invite-"
 
-func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
+// handleEnvelope handles an envelope of one of the identity's topics; live
+// says it came from the node subscription (early.go).
+func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope, live bool) {
 	a := id.a
 	taken := time.Now()
 	// The prefix first: the invite topic's checksummed address costs a
@@ -204,7 +206,7 @@ func (id *identity) handleEnvelope(ctx actor.Context, env *messagev1.Envelope) {
 		id.rt.metrics.messagesIn.WithLabelValues("reverse").Inc()
 		ctx.Send(id.reverseChild(ctx), task)
 	default:
-		id.forwardMessage(ctx, env, msg, taken)
+		id.forwardMessage(ctx, env, msg, taken, live)
 	}
 }
 
@@ -266,9 +268,10 @@ func (id *identity) readStarted(ctx actor.Context, conv *conversation.Conversati
 
 // forwardMessage records a delivery, then moves the cursor, then hands the
 // delivery to the forward child; the last two happen when the committer
-// has recorded it (commit.go). taken is when the identity took env, from
-// which its stages are timed (stages.go).
-func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, taken time.Time) {
+// has recorded it (commit.go). Its webhook call may start meanwhile
+// (early.go). taken is when the identity took env, from which its stages
+// are timed (stages.go); live says env came from the node subscription.
+func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, msg *conversation.Message, taken time.Time, live bool) {
 	a := id.a
 	b, ok := id.rt.bridgeConfig(a.ctx, a.bridgeID)
 	if !ok {
@@ -288,7 +291,18 @@ func (id *identity) forwardMessage(ctx actor.Context, env *messagev1.Envelope, m
 	lease := a.currentLease()
 	clock := newStageClock(id.rt.metrics, taken)
 	clock.mark(stageOpen)
-	id.recordDelivery(ctx, env, msg, clock, persistence.NewDelivery{
+	// Every forwarded message is remembered while it is fresh, however
+	// it came, so that it never starts early again (early.go).
+	fresh, closeUntil := id.rt.fresh.note(a.bridgeID, msg.ID, msg.Sent, time.Now())
+	if closeUntil != 0 {
+		a.early.close(closeUntil)
+	}
+	early := id.earlyFor(msg, payload, clock, live, fresh)
+	if early != nil {
+		// Before the record: the forward child decides before its answer.
+		ctx.Send(id.forwardChild(ctx), &earlyTask{e: early})
+	}
+	id.recordDelivery(ctx, env, msg, clock, early, persistence.NewDelivery{
 		BridgeID: a.bridgeID, MessageID: msg.ID, Topic: msg.Topic, SenderAddress: msg.Sender,
 		SentNs: sentNs(msg.Sent), Payload: payload, Lease: &lease,
 	})

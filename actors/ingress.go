@@ -63,6 +63,9 @@ type subscription interface {
 // inboundEnvelope is an envelope of one of the identity's topics.
 type inboundEnvelope struct {
 	env *messagev1.Envelope
+	// live says it came from the node subscription, not a record tried
+	// again (early.go).
+	live bool
 }
 
 func newIngress(sub subscription, root *actor.RootContext, log *slog.Logger, m *metrics) *ingress {
@@ -101,7 +104,7 @@ func (in *ingress) run() {
 		in.metrics.routed.Inc()
 		in.metrics.observeIngressLag(env.GetTimestampNs())
 		// Every holder gets the same envelope; none modifies it.
-		msg := &inboundEnvelope{env: env}
+		msg := &inboundEnvelope{env: env, live: true}
 		for _, pid := range pids {
 			in.root.Send(pid, msg)
 		}

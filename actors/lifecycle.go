@@ -27,7 +27,7 @@ func (id *identity) activate(ctx actor.Context, bridgeID string) error {
 	rt := id.rt
 	octx, cancel := context.WithTimeout(context.Background(), rt.cfg.ActivationTimeout)
 	defer cancel()
-	id.seen = newRecent(8192)
+	id.seen = newRecent(rt.cfg.seenSize)
 
 	if rt.isStopping() {
 		// The node is draining or stopping: the identity belongs on
@@ -221,7 +221,7 @@ func (id *identity) replay(actx actor.Context, ctx context.Context, topic string
 		return err
 	}
 	for _, env := range envs {
-		id.handleEnvelope(actx, env)
+		id.handleEnvelope(actx, env, false)
 	}
 	return nil
 }

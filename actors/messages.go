@@ -78,7 +78,10 @@ func (t *deliveryTask) Key() string { return "delivery:" + strconv.FormatInt(t.d
 
 // attemptDone tells the forward child that an attempt ended.
 type attemptDone struct {
+	// deliveryID is 0 for an early attempt whose result was dropped.
 	deliveryID int64
+	// early is the message id of an early attempt (early.go).
+	early string
 }
 
 // handlerTask is one decrypted message for the reverse or canary child.

@@ -41,7 +41,11 @@ type metrics struct {
 	// its two series.
 	attemptStarts                *prometheus.CounterVec
 	startedRead, startedRecorded prometheus.Counter
-	mailbox                      prometheus.GaugeFunc
+	// earlyAttempts counts the webhook calls started early, by outcome
+	// (early.go); earlyJoined and earlyDropped are its two series.
+	earlyAttempts             *prometheus.CounterVec
+	earlyJoined, earlyDropped prometheus.Counter
+	mailbox                   prometheus.GaugeFunc
 	// failingReply is the age of the node's oldest reply failing to publish.
 	failingReply   prometheus.GaugeFunc
 	connected      prometheus.GaugeFunc
@@ -150,6 +154,10 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			Name: "bridge_forward_attempt_starts_total",
 			Help: "Webhook attempts started, by what they started from: recorded (a new delivery's first attempt, with the row and the webhook secrets read in the round trip that recorded it), read (the attempt read them itself: retries, queued and swept deliveries).",
 		}, []string{"source"}),
+		earlyAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_forward_early_attempts_total",
+			Help: "Webhook calls of new messages started while their delivery row committed, by outcome: joined (the row was created, and the call's result finished its first attempt), dropped (the message had a row already, the record was fenced or failed, or its answer never came: the result was dropped, with no attempt recorded and no reply).",
+		}, []string{"outcome"}),
 		spawns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_actor_spawns_total",
 			Help: "Actors spawned on this node, by actor (identity: a bridge identity's grain; forward, reverse, canary: its children, spawned on first use). A restart by supervision is not a spawn (bridge_actor_restarts_total).",
@@ -177,7 +185,8 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 			"open (the identity opens it and hands it to the committer), record (its delivery row's statement, with the wait for a batch), " +
 			"dispatch (from the record to its attempt starting: the identity's and the forward child's mailboxes), webhook (the owner's endpoint), " +
 			"seal (waiting for the conversation's older replies, and sealing the reply), complete (the completion's statement, with the wait for a batch), " +
-			"publish_queue (the reply waiting for the activation's publish in flight), publish (the XMTP node's publish call). Open is timed for every message the identity opens, dispatch and webhook for first attempts of new deliveries, the later stages for those with a reply: each stage counts its own set of messages.",
+			"publish_queue (the reply waiting for the activation's publish in flight), publish (the XMTP node's publish call). Open is timed for every message the identity opens, dispatch and webhook for first attempts of new deliveries, the later stages for those with a reply: each stage counts its own set of messages. " +
+			"A call started while its record commits (bridge_forward_early_attempts_total) has dispatch and webhook first, and record is what is left of the record's answer after the call.",
 		Buckets: stageBuckets,
 	}, []string{"stage"})
 	m.statements = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -191,6 +200,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		m.stage[i] = m.stages.WithLabelValues(stageNames[i])
 	}
 	m.startedRead, m.startedRecorded = m.attemptStarts.WithLabelValues("read"), m.attemptStarts.WithLabelValues("recorded")
+	m.earlyJoined, m.earlyDropped = m.earlyAttempts.WithLabelValues("joined"), m.earlyAttempts.WithLabelValues("dropped")
 	m.mailbox = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bridge_ingress_backlog_envelopes",
 		Help: "Envelopes received by the node subscription and not yet routed.",
@@ -238,7 +248,7 @@ func newMetrics(reg prometheus.Registerer, g runtimeGauges) (*metrics, error) {
 		Help: "Proof envelopes the node subscription's streams brought back, each proving its topic set.",
 	}, proof(func(c api.ProofCounts) int64 { return c.Seen }))
 	for _, c := range []prometheus.Collector{m.proofsPublished, m.proofsFailed, m.proofsSeen, m.messagesIn, m.messagesOut, m.hosted, m.activations, m.stale, m.routed,
-		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.mailbox, m.failingReply, m.connected, m.catchUpFailing,
+		m.unroutable, m.ingressLag, m.topics, m.rejected, m.invitationsRejected, m.loopSuppressed, m.deadLetters, m.replies, m.repliesHeld, m.attemptStarts, m.earlyAttempts, m.mailbox, m.failingReply, m.connected, m.catchUpFailing,
 		m.spawns, m.stops, m.undelivered, m.panics, m.stages, m.statements} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register actor metrics: %w", err)

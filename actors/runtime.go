@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -50,6 +51,13 @@ type Runtime struct {
 	failing failingReplies
 	// commits writes the node's inbound deliveries in batches (commit.go).
 	commits *committer
+	// fresh and earlySecrets are the node's fresh messages and the
+	// webhook secrets its record statements read, for early attempts
+	// (early.go).
+	fresh        earlyFresh
+	earlySecrets earlySecrets
+	// earlyPaused starts no call early while set; tests set it.
+	earlyPaused atomic.Bool
 	// starts reads what the node's attempts start from in batches
 	// (batcher.go).
 	starts *batcher[persistence.AttemptKey, persistence.AttemptStarted]
@@ -590,6 +598,7 @@ func (rt *Runtime) forgetBridge(bridgeID string) {
 	defer rt.mu.Unlock()
 	delete(rt.bridges, bridgeID)
 	rt.bridgesGen[genBucket(bridgeID)]++
+	rt.earlySecrets.forget(bridgeID)
 }
 
 // forgetBridges drops every cached configuration.

@@ -236,8 +236,12 @@ func BenchmarkForwardGoals(b *testing.B) {
 	cpu1, pacedStart := cpuTime(b, pid), time.Now()
 	bridgeBusy := machineBusy(b)
 	stHalf0 := readStages(b, c.api)
+	early0 := metric(b, c.api, "bridge_forward_early_attempts_total{")
 	bridgeLat := toBridge.paced("bridge-half", half, total/2)
 	logStageHist(b, "bridge-half", stHalf0, readStages(b, c.api))
+	// Webhook calls started while their record committed (actors/early.go),
+	// counted since the node started: before and after the paced run.
+	b.Logf("bridge-half early attempts: before %v, after %v", early0, metric(b, c.api, "bridge_forward_early_attempts_total{"))
 	bridgeShare := bridgeBusy()
 	cpuPaced := float64((cpuTime(b, pid) - cpu1).Microseconds()) / 1000 / float64(total/2)
 	pgPaced1 := pg.read()

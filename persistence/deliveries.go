@@ -321,3 +321,20 @@ func (s *Store) ReplayDeadLetter(ctx context.Context, accountID, bridgeID string
 	}
 	return d, nil
 }
+
+// LatestSentNs returns the largest sent time (sent_ns) among a bridge's
+// deliveries, 0 when it has none. The node reads it once per activation
+// that forwards early (actors/early.go): a message recorded before the
+// activation, whose signed sent time a sender chose in the future, must
+// not look new to it when it is published again. It reads every delivery
+// of the bridge through deliveries_bridge_idx.
+func (s *Store) LatestSentNs(ctx context.Context, bridgeID string) (int64, error) {
+	if !validID(bridgeID) {
+		return 0, fmt.Errorf("latest sent time: %w", ErrNotFound)
+	}
+	var ns int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(sent_ns), 0) FROM deliveries WHERE bridge_id = $1`, bridgeID).Scan(&ns); err != nil {
+		return 0, fmt.Errorf("latest sent time: %w", mapError(err))
+	}
+	return ns, nil
+}

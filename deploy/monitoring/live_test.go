@@ -34,6 +34,7 @@ var keySeries = []string{
 	"bridge_actor_lease_renewal_errors_total",
 	"bridge_actor_stale_activations_total",
 	"bridge_forward_dead_letters_total",
+	`bridge_forward_early_attempts_total{outcome="joined"}`,
 	`bridge_internal_panics_total{where="attempt"}`,
 	"bridge_forward_deliveries_total",
 	"bridge_canary_failures_total",
