@@ -192,9 +192,10 @@ type earlyStore interface {
 // closed until opened.
 type earlyGate struct {
 	// from is when it opens (unix ns), 0 while unknown; asked is when it
-	// was last read.
-	from  atomic.Int64
-	asked atomic.Int64
+	// was last read, and failed how many reads in a row failed.
+	from   atomic.Int64
+	asked  atomic.Int64
+	failed atomic.Int32
 	// until is when the messages it could not remember stop being fresh
 	// (unix ns).
 	until atomic.Int64
@@ -232,7 +233,7 @@ func (a *activation) earlyOpen(now time.Time) bool {
 	if now.Sub(a.started) < a.rt.cfg.earlySettle {
 		return false
 	}
-	if last := g.asked.Load(); last != 0 && ns-last < int64(5*time.Second) || !g.asked.CompareAndSwap(last, ns) {
+	if last := g.asked.Load(); last != 0 && ns-last < int64(earlyRetry(g.failed.Load())) || !g.asked.CompareAndSwap(last, ns) {
 		return false
 	}
 	a.rt.workers.Go(func() {
@@ -240,11 +241,26 @@ func (a *activation) earlyOpen(now time.Time) bool {
 		defer cancel()
 		latest, err := st.LatestSentNs(ctx, a.bridgeID)
 		if err != nil {
-			return // asked again in a while
+			// The gate stays closed, and the read waits longer each time
+			// it fails: a read that times out on a bridge with very many
+			// deliveries must not run again every few seconds.
+			g.failed.Add(1)
+			return
 		}
 		g.from.Store(max(latest+int64(earlyWindow), 1))
 	})
 	return false
+}
+
+// earlyRetry is how long the early gate waits before it reads the latest
+// sent time again after failed reads in a row: 5 s, doubling, at most 10
+// minutes.
+func earlyRetry(failed int32) time.Duration {
+	d := 5 * time.Second
+	for i := int32(0); i < failed && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
 }
 
 // earlyFresh is the node's set of fresh messages: those its identities

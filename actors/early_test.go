@@ -594,3 +594,20 @@ func TestEarlyFreshSet(t *testing.T) {
 		t.Fatalf("the set holds %d messages after the others expired, want 1", n)
 	}
 }
+
+// TestEarlyGateReadBacksOff: after failed reads of the latest sent time,
+// the gate waits longer before it reads again, up to 10 minutes, so a read
+// that keeps timing out does not run every few seconds.
+func TestEarlyGateReadBacksOff(t *testing.T) {
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second}
+	for i, w := range want {
+		if got := earlyRetry(int32(i)); got != w {
+			t.Errorf("earlyRetry(%d) = %v, want %v", i, got, w)
+		}
+	}
+	for _, n := range []int32{8, 30, 1 << 20} {
+		if got := earlyRetry(n); got != 10*time.Minute {
+			t.Errorf("earlyRetry(%d) = %v, want 10m", n, got)
+		}
+	}
+}
