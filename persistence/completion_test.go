@@ -199,7 +199,7 @@ func TestCompletionLocksItsDeliveryOnlyByUpdatingIt(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
 	if _, err := s.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_walinspect`); err != nil {
-		t.Skipf("pg_walinspect is not available on this server: %v", err)
+		t.Fatalf("pg_walinspect (Postgres 15's contrib, in the postgresql-15 package) is needed to read the completion's WAL: %v", err)
 	}
 	a, _ := newAccount(t, s, "alice")
 	b, _ := newBridge(t, s, a.ID, []byte("bundle"))
