@@ -189,10 +189,13 @@ func (id *identity) recordDelivery(ctx actor.Context, env *messagev1.Envelope, m
 	a := id.a
 	self, rt := ctx.Self(), id.rt
 	id.rec().submit(nd.Topic)
+	sent, gen := time.Now(), rt.earlySecrets.generation()
 	rt.commits.record(nd, func(res persistence.Recorded) {
 		at := time.Now()
 		if res.Err == nil && res.Created && len(res.Secrets) > 0 {
-			rt.earlySecrets.put(nd.BridgeID, res.Secrets, at)
+			// Stamped when it was handed over, before the statement read
+			// them: an early call trusts them no longer than that allows.
+			rt.earlySecrets.put(nd.BridgeID, res.Secrets, sent, gen)
 		}
 		if early != nil {
 			early.recorded(res)

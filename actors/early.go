@@ -105,6 +105,10 @@ const (
 	earlyPending int32 = iota
 	earlyStarted
 	earlyDeclined
+	// earlyAbandoned: the attempt started but ended without the record's
+	// answer (it waited earlyJoinTimeout, or it panicked). A created row
+	// that comes later goes to the usual start.
+	earlyAbandoned
 )
 
 // earlyAttempt is one early webhook call and its join with the record.
@@ -116,7 +120,8 @@ type earlyAttempt struct {
 	auto  bool
 	clock *stageClock
 	// state moves once, from pending to started (the forward child) or
-	// to declined (the child, or the record's answer if it comes first).
+	// to declined (the child, or the record's answer if it comes first);
+	// a started attempt that ends unjoined moves on to abandoned.
 	state atomic.Int32
 
 	mu sync.Mutex
@@ -176,10 +181,35 @@ func (e *earlyAttempt) join() (persistence.Recorded, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.joined {
-		e.abandoned = true
+		e.abandonLocked()
 		return persistence.Recorded{}, false
 	}
 	return e.rec, true
+}
+
+// abandonLocked ends an attempt that was not joined: the record's answer,
+// when it comes, is the identity's to start as usual (started is false
+// from now). e.mu is held.
+func (e *earlyAttempt) abandonLocked() {
+	e.abandoned = true
+	e.state.Store(earlyAbandoned)
+}
+
+// settle ends the attempt however its call ended, a panic included: an
+// attempt not joined yet is abandoned, and the id of the row its record
+// created, if any, is returned, so that the row's running entry and its
+// place in the conversation's reply order are given back.
+func (e *earlyAttempt) settle() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.joined {
+		e.abandonLocked()
+		return 0
+	}
+	if e.rec.Err == nil && e.rec.Created {
+		return e.rec.Delivery.ID
+	}
+	return 0
 }
 
 // earlyStore is what the early gate needs of the store; a Store without it
@@ -196,6 +226,8 @@ type earlyGate struct {
 	from   atomic.Int64
 	asked  atomic.Int64
 	failed atomic.Int32
+	// reading is set while a read is under way: one at a time.
+	reading atomic.Bool
 	// until is when the messages it could not remember stop being fresh
 	// (unix ns).
 	until atomic.Int64
@@ -233,10 +265,12 @@ func (a *activation) earlyOpen(now time.Time) bool {
 	if now.Sub(a.started) < a.rt.cfg.earlySettle {
 		return false
 	}
-	if last := g.asked.Load(); last != 0 && ns-last < int64(earlyRetry(g.failed.Load())) || !g.asked.CompareAndSwap(last, ns) {
+	if last := g.asked.Load(); last != 0 && ns-last < int64(earlyRetry(g.failed.Load())) || !g.reading.CompareAndSwap(false, true) {
 		return false
 	}
+	g.asked.Store(ns)
 	a.rt.workers.Go(func() {
+		defer g.reading.Store(false)
 		ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
 		defer cancel()
 		latest, err := st.LatestSentNs(ctx, a.bridgeID)
@@ -319,6 +353,17 @@ func (f *earlyFresh) note(bridge, message string, sent, now time.Time) (bool, in
 type earlySecrets struct {
 	mu sync.Mutex
 	m  map[string]cachedSecrets
+	// gen counts forgets: a statement sent before a bridge was forgotten
+	// (its secrets rotated, say) may have read what the rotation
+	// replaced, and must not put it back.
+	gen uint64
+}
+
+// generation is what put must be given for a statement sent now.
+func (c *earlySecrets) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
 }
 
 type cachedSecrets struct {
@@ -326,9 +371,18 @@ type cachedSecrets struct {
 	at      time.Time
 }
 
-func (c *earlySecrets) put(bridge string, secrets []persistence.WebhookSecret, at time.Time) {
+// put keeps the secrets a statement read, sent at at in generation gen:
+// nothing if a bridge was forgotten since it was sent, or if a statement
+// sent later has put the bridge's secrets already.
+func (c *earlySecrets) put(bridge string, secrets []persistence.WebhookSecret, at time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if cur, ok := c.m[bridge]; ok && cur.at.After(at) {
+		return
+	}
 	if c.m == nil {
 		c.m = map[string]cachedSecrets{}
 	}
@@ -361,6 +415,7 @@ func (c *earlySecrets) forget(bridge string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, bridge)
+	c.gen++
 }
 
 // earlyFor returns the early attempt of a message the identity is about to
@@ -432,7 +487,10 @@ func (f *forwarder) startEarly(ctx actor.Context, e *earlyAttempt) {
 	a := f.a
 	b, ok := a.rt.cachedBridge(a.bridgeID)
 	now := time.Now()
-	if !ok || !earlyBridge(b) || len(f.queue) > 0 || f.running >= concurrency(b) || a.ctx.Err() != nil || !a.admitsEarly() {
+	// Nothing may wait to start before it, queued or parked behind an
+	// attempt in flight: it would seal its reply after this one's.
+	waiting := len(f.queue) > 0 || len(f.again) > 0 || len(f.againEarly) > 0
+	if !ok || !earlyBridge(b) || waiting || f.running >= concurrency(b) || a.ctx.Err() != nil || !a.admitsEarly() {
 		e.decline()
 		return
 	}
@@ -467,8 +525,11 @@ func (a *activation) runEarly(b persistence.Bridge, ep webhook.Endpoint, e *earl
 	defer a.attempts.Done()
 	defer func() { rt.root.Send(self, &attemptDone{deliveryID: deliveryID, early: e.msgID}) }()
 	defer func() {
-		if deliveryID != 0 {
-			rt.replyOrder.leave(a.bridgeID, e.topic, deliveryID)
+		// After the recover below, so that a panic in the call gives back
+		// what a joined row holds, as the end of any attempt does.
+		if id := e.settle(); id != 0 {
+			deliveryID = id
+			rt.replyOrder.leave(a.bridgeID, e.topic, id)
 		}
 	}()
 	defer func() {
@@ -488,16 +549,14 @@ func (a *activation) runEarly(b persistence.Bridge, ep webhook.Endpoint, e *earl
 	e.clock.mark(stageWebhook)
 	// A created row is this attempt's (recorded): it runs, and holds its
 	// conversation's younger replies back, until the attempt ends.
-	if rec, ok := e.join(); ok && rec.Err == nil && rec.Created {
-		deliveryID = rec.Delivery.ID
-	}
-	if deliveryID == 0 {
+	rec, ok := e.join()
+	if !ok || rec.Err != nil || !rec.Created {
 		rt.metrics.earlyDropped.Inc()
 		return
 	}
 	rt.metrics.earlyJoined.Inc()
 	e.clock.mark(stageRecord)
-	a.finish(b, e.rec.Delivery, res, e.auto, e.clock)
+	a.finish(b, rec.Delivery, res, e.auto, e.clock)
 }
 
 // msgSet is a set of message ids safe for concurrent use; the zero value

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	messagev1 "github.com/xmtp/proto/v3/go/message_api/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xmtpbridge/bridge/actors/webhook"
 	"github.com/xmtpbridge/bridge/actors/webhook/webhooktest"
 	"github.com/xmtpbridge/bridge/internal/testkit"
 	"github.com/xmtpbridge/bridge/persistence"
@@ -610,4 +612,67 @@ func TestEarlyGateReadBacksOff(t *testing.T) {
 			t.Errorf("earlyRetry(%d) = %v, want 10m", n, got)
 		}
 	}
+}
+
+// panicOnEarly is the node's real Deliverer, made to panic at the end of
+// the first early call of one message content.
+type panicOnEarly struct {
+	inner    Deliverer
+	content  string
+	panicked atomic.Bool
+}
+
+func (p *panicOnEarly) Deliver(ctx context.Context, ep webhook.Endpoint, m webhook.Message) webhook.Result {
+	res := p.inner.Deliver(ctx, ep, m)
+	// After the call, by when the record has answered (the target takes
+	// its time over this content).
+	if m.Content == p.content && strings.Contains(string(debug.Stack()), "runEarly") && p.panicked.CompareAndSwap(false, true) {
+		panic("the endpoint call of " + m.Content + " panicked")
+	}
+	return res
+}
+
+// TestEarlyAttemptPanicGivesItsRowBack: an early call that panics after
+// its record created the row gives the row back, as any attempt does: the
+// scheduler attempts it again and the sender gets its reply, and the
+// next message of the conversation is answered after it without waiting
+// for an attempt that will never end.
+func TestEarlyAttemptPanicGivesItsRowBack(t *testing.T) {
+	t.Parallel()
+	var pd *panicOnEarly
+	w, counter := newEarlyWorld(t, nil, func(c *Config) {
+		pd = &panicOnEarly{inner: c.Deliverer, content: "boom"}
+		c.Deliverer = pd
+	})
+	en := &entered{}
+	w.tg.SetStatus(func(text string) int {
+		en.mark(text)
+		if text == "boom" {
+			time.Sleep(200 * time.Millisecond) // the record answers during the call
+		}
+		return 200
+	})
+	w.warm(t, "warm")
+	// The message must start early: sent right after one whose record
+	// read the secrets; a loaded machine may need a few tries.
+	for i := 0; i < 20 && !pd.panicked.Load(); i++ {
+		w.ahead(t, "ahead-"+string(rune('a'+i)))
+		w.waitRecorded(t, w.send(t, "boom"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !pd.panicked.Load() {
+		t.Fatal("no call of boom started early")
+	}
+	if got := counter("bridge_internal_panics_total", map[string]string{"where": "attempt"}); got != 1 {
+		t.Fatalf("attempt panics = %v, want 1", got)
+	}
+	w.send(t, "after")
+	testkit.WaitFor(t, 20*time.Second, func() bool {
+		var boom, after bool
+		for _, r := range messagesFrom(t, w.c, w.b.Address) {
+			boom = boom || r == "echo: boom"
+			after = after || r == "echo: after"
+		}
+		return boom && after
+	}, "the replies to the message whose early call panicked, and to the next one")
 }

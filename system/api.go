@@ -106,6 +106,11 @@ func (a *apiServer) addr() string { return a.ln.Addr().String() }
 func (a *apiServer) shutdown(ctx context.Context) error {
 	a.stopping.Store(true)
 	err := a.server.Shutdown(ctx)
+	// A stop that comes just after the start can reach Shutdown before
+	// the serve loop has handed the listener to the server, which then
+	// serves it for ever: closing it ends such a loop too. After
+	// Shutdown it is already closed, and this does nothing.
+	_ = a.ln.Close()
 	if a.live != nil {
 		a.live.Stop()
 	}
