@@ -98,39 +98,45 @@ func (a *activation) status() Status {
 		Since: a.started, Topics: len(a.convs.topics()) + 1}
 }
 
-// idSet is a set of delivery ids safe for concurrent use. The zero value
-// is empty and holds no map until an id is added. Unlike a sync.Map, it
-// allocates nothing to add an id once its map has room: the forward path
-// adds and removes one for every attempt.
-type idSet struct {
+// keySet is a set safe for concurrent use. The zero value is empty and
+// holds no map until a key is added. Unlike a sync.Map, it allocates
+// nothing to add a key once its map has room: the forward path adds and
+// removes one for every attempt.
+type keySet[K comparable] struct {
 	mu  sync.Mutex
-	ids map[int64]struct{}
+	ids map[K]struct{}
 }
 
-func (s *idSet) add(id int64) {
+// idSet is a set of delivery ids; msgSet one of message ids.
+type (
+	idSet  = keySet[int64]
+	msgSet = keySet[string]
+)
+
+func (s *keySet[K]) add(id K) {
 	s.mu.Lock()
 	if s.ids == nil {
-		s.ids = make(map[int64]struct{})
+		s.ids = make(map[K]struct{})
 	}
 	s.ids[id] = struct{}{}
 	s.mu.Unlock()
 }
 
-func (s *idSet) remove(id int64) {
+func (s *keySet[K]) remove(id K) {
 	s.mu.Lock()
 	delete(s.ids, id)
 	s.mu.Unlock()
 }
 
-func (s *idSet) has(id int64) bool {
+func (s *keySet[K]) has(id K) bool {
 	s.mu.Lock()
 	_, ok := s.ids[id]
 	s.mu.Unlock()
 	return ok
 }
 
-// len returns how many ids the set holds.
-func (s *idSet) len() int {
+// len returns how many keys the set holds.
+func (s *keySet[K]) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.ids)

@@ -445,14 +445,7 @@ func (id *identity) earlyFor(msg *conversation.Message, payload []byte, clock *s
 	if err != nil || b.Subscriptions.Command(text) != 0 {
 		return nil
 	}
-	var convID string
-	if conv := a.convs.get(msg.Topic); conv != nil {
-		convID = conv.ID
-	}
-	m := webhook.Message{
-		ID: msg.ID, Bridge: a.address, Sender: msg.Sender, Topic: msg.Topic, ConversationID: convID,
-		ContentType: contentType, Content: text, SentAt: time.Unix(0, sentNs(msg.Sent)),
-	}
+	m := a.webhookMessage(msg.ID, msg.Sender, msg.Topic, contentType, text, sentNs(msg.Sent))
 	return newEarlyAttempt(a, msg.Topic, msg.ID, m, auto, clock)
 }
 
@@ -502,15 +495,7 @@ func (f *forwarder) startEarly(ctx actor.Context, e *earlyAttempt) {
 	if !e.start() {
 		return // its record was answered first
 	}
-	ep := webhook.Endpoint{
-		URL: b.Forward.URL, Format: webhook.Format(b.Forward.BodyFormat), Reply: b.Forward.ReplyMode == persistence.ReplyReply,
-		Headers: b.Forward.Headers, Timeout: b.Forward.Timeout,
-	}
-	for _, s := range secrets {
-		if sec, err := webhook.ParseSecret(s.Secret); err == nil {
-			ep.Secrets = append(ep.Secrets, sec)
-		}
-	}
+	ep := endpointOf(b, secrets)
 	f.running++
 	a.earlyMessages.add(e.msgID)
 	a.attempts.Add(1)
@@ -557,33 +542,4 @@ func (a *activation) runEarly(b persistence.Bridge, ep webhook.Endpoint, e *earl
 	rt.metrics.earlyJoined.Inc()
 	e.clock.mark(stageRecord)
 	a.finish(b, rec.Delivery, res, e.auto, e.clock)
-}
-
-// msgSet is a set of message ids safe for concurrent use; the zero value
-// is empty.
-type msgSet struct {
-	mu  sync.Mutex
-	ids map[string]struct{}
-}
-
-func (s *msgSet) add(id string) {
-	s.mu.Lock()
-	if s.ids == nil {
-		s.ids = make(map[string]struct{})
-	}
-	s.ids[id] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *msgSet) remove(id string) {
-	s.mu.Lock()
-	delete(s.ids, id)
-	s.mu.Unlock()
-}
-
-func (s *msgSet) has(id string) bool {
-	s.mu.Lock()
-	_, ok := s.ids[id]
-	s.mu.Unlock()
-	return ok
 }

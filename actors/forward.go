@@ -471,24 +471,8 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	if a.subscriptionCommand(b, d, text) { // broadcast.go
 		return
 	}
-	secrets := start.Secrets
-	ep := webhook.Endpoint{
-		URL: b.Forward.URL, Format: webhook.Format(b.Forward.BodyFormat), Reply: b.Forward.ReplyMode == persistence.ReplyReply,
-		Headers: b.Forward.Headers, Timeout: b.Forward.Timeout,
-	}
-	for _, s := range secrets {
-		if sec, err := webhook.ParseSecret(s.Secret); err == nil {
-			ep.Secrets = append(ep.Secrets, sec)
-		}
-	}
-	var convID string
-	if conv := a.convs.get(d.Topic); conv != nil {
-		convID = conv.ID
-	}
-	msg := webhook.Message{
-		ID: d.MessageID, Bridge: a.address, Sender: d.SenderAddress, Topic: d.Topic, ConversationID: convID,
-		ContentType: contentType, Content: text, SentAt: time.Unix(0, d.SentNs),
-	}
+	ep := endpointOf(b, start.Secrets)
+	msg := a.webhookMessage(d.MessageID, d.SenderAddress, d.Topic, contentType, text, d.SentNs)
 	if b.Delivery.Live() && (!a.handOverLive(b, d, msg) || !b.Delivery.Webhook()) {
 		return // live only, or not handed over yet: see live.go
 	}
@@ -501,6 +485,34 @@ func (a *activation) attempt(b persistence.Bridge, d persistence.Delivery, start
 	cancel()
 	clock.mark(stageWebhook)
 	a.finish(b, d, res, auto, clock)
+}
+
+// webhookMessage is what the owner's endpoint is sent of a message of the
+// activation's conversation topic.
+func (a *activation) webhookMessage(id, sender, topic, contentType, text string, sentNs int64) webhook.Message {
+	var convID string
+	if conv := a.convs.get(topic); conv != nil {
+		convID = conv.ID
+	}
+	return webhook.Message{
+		ID: id, Bridge: a.address, Sender: sender, Topic: topic, ConversationID: convID,
+		ContentType: contentType, Content: text, SentAt: time.Unix(0, sentNs),
+	}
+}
+
+// endpointOf is the webhook endpoint of b's forward handler, signing with
+// the secrets that parse.
+func endpointOf(b persistence.Bridge, secrets []persistence.WebhookSecret) webhook.Endpoint {
+	ep := webhook.Endpoint{
+		URL: b.Forward.URL, Format: webhook.Format(b.Forward.BodyFormat), Reply: b.Forward.ReplyMode == persistence.ReplyReply,
+		Headers: b.Forward.Headers, Timeout: b.Forward.Timeout,
+	}
+	for _, s := range secrets {
+		if sec, err := webhook.ParseSecret(s.Secret); err == nil {
+			ep.Secrets = append(ep.Secrets, sec)
+		}
+	}
+	return ep
 }
 
 // logAttempt writes the one line of an attempt: its delivery, number,
